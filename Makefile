@@ -1,0 +1,55 @@
+# dynapot: the two commands a new Debian machine needs, as root:
+#   make run    install everything, then run the main job (the lab demo unless NETWORK=CIDR is given)
+#   make test   install everything, then lint and run the whole test suite (SQLite and PostgreSQL)
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+APT_PACKAGES := nmap p0f iproute2 iputils-ping ethtool procps postgresql openssh-server vsftpd busybox tcpdump \
+                python3-venv python3-dev gcc make
+NETWORK ?=
+
+.PHONY: setup system-deps run demo test lint bench clean
+
+setup: system-deps $(VENV)/.installed
+
+# Debian packages: only those missing are installed, so a prepared machine is left alone.
+system-deps:
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null \
+	    | grep -q "install ok installed" || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	    echo "installing Debian packages:" $$missing; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+run: setup
+ifeq ($(strip $(NETWORK)),)
+	$(BIN)/dynapot demo
+else
+	$(BIN)/dynapot scan $(NETWORK)
+	$(BIN)/dynapot plan --network $(NETWORK)
+	$(BIN)/dynapot honeyd-config --network $(NETWORK) --apply -o honeyd.conf
+endif
+
+demo: run
+
+lint: setup
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+test: setup lint
+	$(BIN)/pytest
+
+bench: setup
+	$(BIN)/python bench/bench_planner.py
+	$(BIN)/python bench/bench_scan_plan.py
+
+clean:
+	rm -rf $(VENV) demo-output .pytest_cache

@@ -1,0 +1,5 @@
+"""`python -m dynapot` runs the command-line interface."""
+
+from dynapot.cli import main
+
+main()
