@@ -1,0 +1,225 @@
+"""Settings: one TOML file, validated with pydantic, overridable by environment and CLI.
+
+Precedence, highest first: CLI options (applied by the caller as `overrides`), the
+environment (`DYNAPOT_DB` for the database URL, `DYNAPOT_<SECTION>__<FIELD>` for the
+rest), the TOML file, the defaults below. An invalid value is refused with a
+`ConfigError` whose message names the field and the reason.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+DEFAULT_DB_PATH = Path("/var/lib/dynapot/dynapot.db")
+ENV_PREFIX = "DYNAPOT_"
+
+
+class ConfigError(ValueError):
+    """Settings that cannot be used; the message names the field and why."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class NetworkSettings(_Section):
+    """One network dynapot looks after."""
+
+    cidr: ipaddress.IPv4Network
+    gateway: ipaddress.IPv4Address | None = None
+    # Addresses or ranges never handed to honeypots: "198.18.0.200-198.18.0.254", a CIDR, or one address.
+    exclude: tuple[str, ...] = ()
+
+    @field_validator("cidr", mode="before")
+    @classmethod
+    def _strict_network(cls, value: Any) -> Any:
+        # "198.18.0.5/24" has host bits set: almost always a typo for the network, so refuse it.
+        try:
+            return ipaddress.IPv4Network(str(value), strict=True)
+        except ValueError as exc:
+            raise ValueError(f"{value!r} is not an IPv4 network ({exc})") from None
+
+    @field_validator("exclude")
+    @classmethod
+    def _valid_ranges(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for item in value:
+            parse_address_range(item)
+        return value
+
+    @model_validator(mode="after")
+    def _gateway_inside(self) -> NetworkSettings:
+        if self.gateway is not None and self.gateway not in self.cidr:
+            raise ValueError(f"gateway {self.gateway} is outside {self.cidr}")
+        return self
+
+
+class ActiveDiscoverySettings(_Section):
+    """The original design's knobs for nmap: N scans in parallel, D seconds between batches."""
+
+    parallel: int = Field(8, ge=1, le=256, description="N: nmap scans run at once")
+    interval: float = Field(0.0, ge=0, le=86_400, description="D: seconds to wait between batches")
+    polite: bool = Field(False, description="nmap's polite timing: probes serialised, 0.4 s apart")
+    host_timeout: float = Field(300.0, gt=0, le=86_400, description="give up on one host after this")
+    ports: str | None = Field(None, description="nmap -p syntax; default: nmap's top 100 ports")
+    os_detection: bool = True
+    version_detection: bool = True
+    nmap_path: str = "nmap"
+
+
+class DiscoverySettings(_Section):
+    mode: Literal["active", "passive", "hybrid"] = "active"
+    active: ActiveDiscoverySettings = ActiveDiscoverySettings()
+
+
+class PlannerSettings(_Section):
+    """Policy for filling free addresses."""
+
+    hold_off: float = Field(
+        3600.0, ge=0, description="seconds since an address was last seen before it counts as free"
+    )
+    fill_ratio: float = Field(1.0, ge=0, le=1, description="share of free addresses to fill (1 = all)")
+    unknown_os: Literal["group", "exclude"] = Field(
+        "group", description="hosts of unknown OS form their own group, or are left out of the ratio"
+    )
+    min_os_accuracy: int = Field(
+        0, ge=0, le=100, description="OS answers below this accuracy count as unknown"
+    )
+    default_tcp_action: Literal["reset", "block", "closed", "filtered"] = "reset"
+    default_udp_action: Literal["reset", "block", "closed", "filtered"] = "reset"
+
+
+class ExpirySettings(_Section):
+    """Age in days after which rows are deleted, per table; 0 keeps them forever."""
+
+    hosts: float = Field(30, ge=0)
+    ports: float = Field(30, ge=0)
+    honeypot_events: float = Field(90, ge=0)
+    sessions: float = Field(90, ge=0)
+
+
+class Settings(_Section):
+    database_url: str = Field(
+        default_factory=lambda: f"sqlite:///{DEFAULT_DB_PATH}",
+        description="SQLAlchemy URL; DYNAPOT_DB or --db override it",
+    )
+    networks: tuple[NetworkSettings, ...] = ()
+    discovery: DiscoverySettings = DiscoverySettings()
+    planner: PlannerSettings = PlannerSettings()
+    expiry: ExpirySettings = ExpirySettings()
+    nmap_os_db: Path = Path("/usr/share/nmap/nmap-os-db")
+    nmap_mac_prefixes: Path = Path("/usr/share/nmap/nmap-mac-prefixes")
+
+    def network_for(self, cidr: str) -> NetworkSettings:
+        """The configured network `cidr`, or a bare one when the config does not list it."""
+        wanted = parse_network(cidr)
+        for net in self.networks:
+            if net.cidr == wanted:
+                return net
+        return NetworkSettings(cidr=wanted)
+
+
+def parse_network(text: str) -> ipaddress.IPv4Network:
+    """A strict IPv4 network from user input, with an error that says what is wrong."""
+    try:
+        return ipaddress.IPv4Network(text, strict=True)
+    except ValueError as exc:
+        raise ConfigError(f"{text!r} is not an IPv4 network: {exc}") from None
+
+
+def parse_address_range(text: str) -> tuple[int, int]:
+    """`a.b.c.d`, `a.b.c.d-e.f.g.h` or a CIDR as an inclusive (first, last) integer pair."""
+    try:
+        if "-" in text:
+            first_text, last_text = text.split("-", 1)
+            first = int(ipaddress.IPv4Address(first_text.strip()))
+            last = int(ipaddress.IPv4Address(last_text.strip()))
+        elif "/" in text:
+            net = ipaddress.IPv4Network(text, strict=False)
+            first, last = int(net.network_address), int(net.broadcast_address)
+        else:
+            first = last = int(ipaddress.IPv4Address(text.strip()))
+    except ValueError as exc:
+        raise ValueError(f"{text!r} is not an address, range or network: {exc}") from None
+    if last < first:
+        raise ValueError(f"range {text!r} ends before it starts")
+    return first, last
+
+
+def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:
+    """DYNAPOT_SECTION__FIELD=value pairs as a nested dict (values parsed as TOML scalars)."""
+    result: dict[str, Any] = {}
+    for key, raw in environ.items():
+        if not key.startswith(ENV_PREFIX) or key == "DYNAPOT_DB" or "__" not in key:
+            continue
+        path = key[len(ENV_PREFIX) :].lower().split("__")
+        try:
+            value = tomllib.loads(f"v = {raw}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = raw  # a bare word: keep it as a string
+        node = result
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+        node[path[-1]] = value
+    return result
+
+
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _describe(error: ValidationError, source: str) -> str:
+    lines = [f"invalid settings in {source}:"]
+    for item in error.errors():
+        where = ".".join(str(p) for p in item["loc"]) or "(top level)"
+        reason = item["msg"].removeprefix("Value error, ")
+        lines.append(f"  {where}: {reason}")
+    return "\n".join(lines)
+
+
+def load_settings(
+    path: Path | str | None = None,
+    *,
+    overrides: dict[str, Any] | None = None,
+    environ: dict[str, str] | None = None,
+) -> Settings:
+    """Read, merge and validate the settings; raise ConfigError naming the bad field."""
+    environ = dict(os.environ if environ is None else environ)
+    data: dict[str, Any] = {}
+    source = "defaults"
+    config_path = path if path is not None else environ.get("DYNAPOT_CONFIG")
+    if config_path:
+        source = str(config_path)
+        try:
+            data = tomllib.loads(Path(config_path).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"settings file {config_path} does not exist") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"cannot read settings file {config_path}: {exc}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{config_path} is not valid TOML: {exc}") from None
+        # The file says [database] url = ...; the model keeps it flat.
+        database = data.pop("database", None)
+        if isinstance(database, dict) and "url" in database:
+            data["database_url"] = database.pop("url")
+            if database:
+                raise ConfigError(f"{config_path}: database: unknown keys {sorted(database)}")
+    data = _merge(data, _env_overrides(environ))
+    if environ.get("DYNAPOT_DB"):
+        data["database_url"] = environ["DYNAPOT_DB"]
+    data = _merge(data, overrides or {})
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, source)) from None

@@ -1,0 +1,87 @@
+from pathlib import Path
+
+import pytest
+
+from dynapot.config import ConfigError, load_settings, parse_address_range
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "dynapot.toml"
+    path.write_text(text)
+    return path
+
+
+def test_file_values_are_read(tmp_path):
+    path = write(
+        tmp_path,
+        """
+[database]
+url = "sqlite:////tmp/x.db"
+[[networks]]
+cidr = "198.18.0.0/24"
+gateway = "198.18.0.1"
+exclude = ["198.18.0.200-198.18.0.254"]
+[discovery.active]
+parallel = 70
+interval = 30
+polite = true
+[planner]
+fill_ratio = 0.5
+""",
+    )
+    settings = load_settings(path, environ={})
+    assert settings.database_url == "sqlite:////tmp/x.db"
+    assert settings.discovery.active.parallel == 70
+    assert settings.discovery.active.polite is True
+    assert settings.planner.fill_ratio == 0.5
+    assert str(settings.networks[0].gateway) == "198.18.0.1"
+
+
+def test_environment_overrides_file_and_cli_overrides_environment(tmp_path):
+    path = write(tmp_path, "[planner]\nfill_ratio = 0.5\n")
+    env = {"DYNAPOT_PLANNER__FILL_RATIO": "0.25", "DYNAPOT_DB": "sqlite:////tmp/env.db"}
+    settings = load_settings(path, environ=env)
+    assert settings.planner.fill_ratio == 0.25
+    assert settings.database_url == "sqlite:////tmp/env.db"
+    settings = load_settings(path, environ=env, overrides={"database_url": "sqlite:////tmp/cli.db"})
+    assert settings.database_url == "sqlite:////tmp/cli.db"
+
+
+@pytest.mark.parametrize(
+    ("text", "field", "reason"),
+    [
+        ("[planner]\nfill_ratio = 1.5\n", "planner.fill_ratio", "less than or equal to 1"),
+        ("[discovery.active]\nparallel = 0\n", "discovery.active.parallel", "greater than or equal to 1"),
+        ("[discovery]\nmode = 'loud'\n", "discovery.mode", "'active', 'passive' or 'hybrid'"),
+        ('[[networks]]\ncidr = "198.18.0.5/24"\n', "networks.0.cidr", "not an IPv4 network"),
+        ('[[networks]]\ncidr = "banana"\n', "networks.0.cidr", "not an IPv4 network"),
+        ('[[networks]]\ncidr = "198.18.0.0/24"\ngateway = "198.19.0.1"\n', "networks.0", "outside"),
+        (
+            '[[networks]]\ncidr = "198.18.0.0/24"\nexclude = ["198.18.0.9-198.18.0.1"]\n',
+            "exclude",
+            "ends before",
+        ),
+        ("[planner]\nhold_of = 3\n", "planner.hold_of", "Extra inputs are not permitted"),
+    ],
+)
+def test_invalid_settings_name_the_field_and_reason(tmp_path, text, field, reason):
+    with pytest.raises(ConfigError) as excinfo:
+        load_settings(write(tmp_path, text), environ={})
+    message = str(excinfo.value)
+    assert field in message
+    assert reason in message
+
+
+def test_broken_toml_and_missing_file_are_reported(tmp_path):
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_settings(write(tmp_path, "[planner\n"), environ={})
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_settings(tmp_path / "nope.toml", environ={})
+
+
+def test_address_ranges():
+    assert parse_address_range("198.18.0.5") == (0xC6120005, 0xC6120005)
+    assert parse_address_range("198.18.0.0/30") == (0xC6120000, 0xC6120003)
+    assert parse_address_range("198.18.0.1-198.18.0.3") == (0xC6120001, 0xC6120003)
+    with pytest.raises(ValueError):
+        parse_address_range("198.18.0.x")
