@@ -1,0 +1,200 @@
+"""The tables of the original design, under clear names.
+
+hosts (IP information), ports, operating_systems, service_scripts,
+honeypot_events (the honeyd log) and sessions (the Sebek log), plus
+host_os_guesses: every tool's own OS answer with its confidence, so that a
+later rule can fuse nmap's and p0f's opinions without losing either.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+# Explicit constraint names so that Alembic migrations are stable across backends.
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Timestamps stored as UTC and always read back timezone-aware.
+
+    SQLite has no time zones; without this, naive and aware datetimes mix and compare wrongly.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: object) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the database; use an aware UTC time")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: object) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class OperatingSystem(Base):
+    """One OS group ("Windows XP", "Linux 2.6.X"): the unit the planner balances."""
+
+    __tablename__ = "operating_systems"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    vendor: Mapped[str | None] = mapped_column(String(100))
+    family: Mapped[str | None] = mapped_column(String(100))
+    generation: Mapped[str | None] = mapped_column(String(100))
+    device_type: Mapped[str | None] = mapped_column(String(100))
+    description: Mapped[str | None] = mapped_column(Text)
+
+
+class Host(Base):
+    """IP information: who uses an address, with what OS, seen by which tool and how surely."""
+
+    __tablename__ = "hosts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ip: Mapped[str] = mapped_column(String(45), unique=True)
+    mac: Mapped[str | None] = mapped_column(String(17))
+    mac_vendor: Mapped[str | None] = mapped_column(String(100))
+    hostname: Mapped[str | None] = mapped_column(String(255))
+    os_id: Mapped[int | None] = mapped_column(ForeignKey("operating_systems.id", ondelete="SET NULL"))
+    os_detail: Mapped[str | None] = mapped_column(String(255))  # the tool's own label
+    is_virtual: Mapped[bool] = mapped_column(Boolean, default=False)
+    personality: Mapped[str | None] = mapped_column(String(255))  # nmap-os-db name, virtual hosts
+    tool: Mapped[str] = mapped_column(String(32))
+    reliability: Mapped[int | None] = mapped_column(Integer)  # the tool's confidence, 0..100
+    first_seen: Mapped[datetime] = mapped_column(UtcDateTime)
+    last_seen: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+
+    os: Mapped[OperatingSystem | None] = relationship(lazy="joined")
+    ports: Mapped[list[Port]] = relationship(
+        back_populates="host", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+
+class HostOsGuess(Base):
+    """One tool's latest OS answer for one host, kept beside the fused one in hosts."""
+
+    __tablename__ = "host_os_guesses"
+    __table_args__ = (UniqueConstraint("host_id", "tool", name="uq_host_os_guesses_host_tool"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    host_id: Mapped[int] = mapped_column(ForeignKey("hosts.id", ondelete="CASCADE"))
+    tool: Mapped[str] = mapped_column(String(32))
+    os_id: Mapped[int | None] = mapped_column(ForeignKey("operating_systems.id", ondelete="SET NULL"))
+    detail: Mapped[str] = mapped_column(String(255))
+    confidence: Mapped[int] = mapped_column(Integer)
+    seen_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class Port(Base):
+    """A port of a host: state and service as the last tool saw them."""
+
+    __tablename__ = "ports"
+    __table_args__ = (UniqueConstraint("host_id", "protocol", "port", name="uq_ports_host_proto_port"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    host_id: Mapped[int] = mapped_column(ForeignKey("hosts.id", ondelete="CASCADE"), index=True)
+    protocol: Mapped[str] = mapped_column(String(8))
+    port: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(32))
+    service: Mapped[str | None] = mapped_column(String(64))
+    product: Mapped[str | None] = mapped_column(String(255))
+    version: Mapped[str | None] = mapped_column(String(255))
+    extra_info: Mapped[str | None] = mapped_column(String(255))
+    tool: Mapped[str] = mapped_column(String(32))
+    seen_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+
+    host: Mapped[Host] = relationship(back_populates="ports")
+
+
+class ServiceScript(Base):
+    """Which honeyd script or built-in emulator imitates a service (the design's Services Scripts)."""
+
+    __tablename__ = "service_scripts"
+    __table_args__ = (UniqueConstraint("protocol", "service", name="uq_service_scripts_proto_service"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    protocol: Mapped[str] = mapped_column(String(8))
+    service: Mapped[str] = mapped_column(String(64))  # nmap's service name
+    script: Mapped[str] = mapped_column(String(255))  # built-in emulator name or a command
+    description: Mapped[str | None] = mapped_column(Text)
+
+
+class HoneypotEvent(Base):
+    """The honeyd log: one touch of a virtual honeypot."""
+
+    __tablename__ = "honeypot_events"
+    __table_args__ = (
+        Index("ix_honeypot_events_src_time", "src_ip", "time"),
+        Index("ix_honeypot_events_dst_time", "dst_ip", "time"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    time: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    protocol: Mapped[str] = mapped_column(String(8))
+    src_ip: Mapped[str] = mapped_column(String(45))
+    src_port: Mapped[int | None] = mapped_column(Integer)
+    dst_ip: Mapped[str] = mapped_column(String(45))
+    dst_port: Mapped[int | None] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(32))  # what happened: connect, probe, login, ...
+    detail: Mapped[str | None] = mapped_column(Text)
+    attacker_os: Mapped[str | None] = mapped_column(String(255))
+    scan_tool: Mapped[str | None] = mapped_column(String(64))
+    data: Mapped[dict | None] = mapped_column(JSON)
+
+
+class Session(Base):
+    """The Sebek log: keystrokes and reads recorded on a physical (high-interaction) honeypot."""
+
+    __tablename__ = "sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    time: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    honeypot_ip: Mapped[str] = mapped_column(String(45), index=True)
+    src_ip: Mapped[str | None] = mapped_column(String(45))
+    pid: Mapped[int | None] = mapped_column(Integer)
+    uid: Mapped[int | None] = mapped_column(Integer)
+    fd: Mapped[int | None] = mapped_column(Integer)
+    command: Mapped[str | None] = mapped_column(String(255))
+    data: Mapped[str | None] = mapped_column(Text)
+
+
+EXPIRABLE = {
+    "hosts": (Host, Host.last_seen),
+    "ports": (Port, Port.seen_at),
+    "honeypot_events": (HoneypotEvent, HoneypotEvent.time),
+    "sessions": (Session, Session.time),
+}
