@@ -1,0 +1,357 @@
+"""The planner: a pure function from the network picture to the virtual honeypots to deploy.
+
+Rules, from the original design and the issues:
+- The virtual OS mix mirrors the real one (largest-remainder apportionment): 2 Windows NT
+  and 3 Red Hat hosts with 10 free addresses give 4 virtual NT and 6 virtual Red Hat.
+- Each virtual host wears an nmap-os-db fingerprint of its group, a MAC with a vendor
+  prefix that fits, and the open ports of one real host of its group (so that hosts are
+  not clones and every port combination is one that really occurs).
+- Re-planning moves as few virtual hosts as possible: kept hosts keep address, MAC and
+  personality; choices are made by consistent hashing, so adding or removing one real
+  host changes the choice for only a small share of virtual hosts.
+
+No IO here: the caller supplies the picture, the policy, the current deployment and
+the personality catalog.
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+import ipaddress
+import socket
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Literal
+
+from dynapot.personality.catalog import GroupDescription, PersonalityCatalog, format_mac
+
+UNKNOWN_GROUP = "unknown"
+OPEN = "open"  # a port served without an emulator: accept and record what arrives
+MAX_FINGERPRINT_CHOICES = 8
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceSpec:
+    proto: str
+    port: int
+    service: str  # the emulator or script that serves it, or "open"
+
+
+@dataclass(frozen=True, slots=True)
+class OpenPort:
+    proto: str
+    port: int
+    service: str | None  # nmap's service name
+
+
+@dataclass(frozen=True, slots=True)
+class RealHost:
+    ip: str
+    group: GroupDescription | None  # None: OS unknown
+    mac: str | None = None
+    open_ports: tuple[OpenPort, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class NetworkPicture:
+    network: ipaddress.IPv4Network
+    real_hosts: tuple[RealHost, ...]
+    free_ips: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    fill_ratio: float = 1.0
+    unknown_os: Literal["group", "exclude"] = "group"
+    # (protocol, nmap service name) -> emulator/script; from the service_scripts table.
+    service_scripts: Mapping[tuple[str, str], str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class VirtualHost:
+    ip: str
+    mac: str
+    os: str
+    personality: str | None  # exact nmap-os-db Fingerprint name; None for the unknown group
+    services: tuple[ServiceSpec, ...]
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "ip": self.ip,
+            "mac": self.mac,
+            "os": self.os,
+            "personality": self.personality,
+            "services": [{"proto": s.proto, "port": s.port, "service": s.service} for s in self.services],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    virtual_hosts: tuple[VirtualHost, ...]
+    real_hosts: int
+    free_ips: int
+    quotas: dict[str, int]
+    added: tuple[str, ...]  # addresses newly taken
+    removed: tuple[str, ...]  # addresses given up
+    changed: tuple[str, ...]  # addresses kept whose services changed
+    warnings: tuple[str, ...] = ()
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "virtual_hosts": [vh.as_json() for vh in self.virtual_hosts],
+            "real_hosts": self.real_hosts,
+            "free_ips": self.free_ips,
+            "quotas": self.quotas,
+            "added": list(self.added),
+            "removed": list(self.removed),
+            "changed": list(self.changed),
+            "warnings": list(self.warnings),
+        }
+
+
+def _hash64(text: str) -> int:
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big")
+
+
+def ip_key(ip: str) -> int:
+    """Sort key for dotted-quad addresses, far cheaper than building IPv4Address objects."""
+    return int.from_bytes(socket.inet_aton(ip), "big")
+
+
+class _Ring:
+    """Consistent hashing: a key maps to the next member clockwise; few keys move when members change."""
+
+    REPLICAS = 3  # points per member, to even out the arcs
+
+    def __init__(self, members: Sequence[str], label: str) -> None:
+        points = sorted(
+            (_hash64(f"{label}:{replica}:{member}"), member)
+            for member in members
+            for replica in range(self.REPLICAS)
+        )
+        self._hashes = [h for h, _ in points]
+        self._members = [m for _, m in points]
+
+    def pick(self, point: int) -> str:
+        """The member owning `point` (a 64-bit hash of the key)."""
+        index = bisect.bisect(self._hashes, point) % len(self._hashes)
+        return self._members[index]
+
+
+class _Draws:
+    """Independent stable pseudo-random numbers for one address, from a single hash.
+
+    One digest per address instead of one per decision keeps planning a /16 well under a second.
+    """
+
+    __slots__ = ("mac_prefix", "mac_suffix", "personality", "slot", "template")
+
+    def __init__(self, ip: str) -> None:
+        digest = hashlib.blake2b(ip.encode(), digest_size=32, person=b"dynapot-plan").digest()
+        self.slot = int.from_bytes(digest[0:8], "big")
+        self.template = int.from_bytes(digest[8:16], "big")
+        self.personality = int.from_bytes(digest[16:24], "big")
+        self.mac_prefix = int.from_bytes(digest[24:29], "big")
+        self.mac_suffix = digest[29:32]
+
+
+def largest_remainder(counts: Mapping[str, int], seats: int) -> dict[str, int]:
+    """Apportion `seats` to groups in proportion to `counts` (Hamilton's method).
+
+    Ties in the remainder go to the larger group, then to the name that sorts first,
+    so the result is deterministic.
+    """
+    total = sum(counts.values())
+    if total == 0 or seats <= 0:
+        return dict.fromkeys(counts, 0)
+    exact = {name: Fraction(count * seats, total) for name, count in counts.items()}
+    quotas = {name: int(share) for name, share in exact.items()}
+    left = seats - sum(quotas.values())
+    order = sorted(counts, key=lambda n: (-(exact[n] - quotas[n]), -counts[n], n))
+    for name in order[:left]:
+        quotas[name] += 1
+    return quotas
+
+
+def free_addresses(
+    network: ipaddress.IPv4Network,
+    used: Iterable[int],
+    *,
+    gateway: ipaddress.IPv4Address | None = None,
+    excluded: Iterable[tuple[int, int]] = (),
+) -> list[int]:
+    """Addresses of `network` that nothing uses and that policy allows to fill, as integers.
+
+    Never free: the network and broadcast addresses (for prefixes shorter than /31),
+    the gateway, excluded ranges, and anything in `used`.
+    """
+    first, last = int(network.network_address), int(network.broadcast_address)
+    if network.prefixlen < 31:
+        first, last = first + 1, last - 1
+    taken = set(used)
+    if gateway is not None:
+        taken.add(int(gateway))
+    blocked = sorted(excluded)
+    result = []
+    block_index = 0
+    for address in range(first, last + 1):
+        while block_index < len(blocked) and blocked[block_index][1] < address:
+            block_index += 1
+        if block_index < len(blocked) and blocked[block_index][0] <= address:
+            continue
+        if address not in taken:
+            result.append(address)
+    return result
+
+
+def _group_name(host: RealHost) -> str:
+    return host.group.name if host.group is not None else UNKNOWN_GROUP
+
+
+def _services(host: RealHost | None, policy: Policy) -> tuple[ServiceSpec, ...]:
+    if host is None:
+        return ()
+    specs = {
+        (p.proto, p.port): ServiceSpec(
+            p.proto, p.port, policy.service_scripts.get((p.proto, p.service or ""), OPEN)
+        )
+        for p in host.open_ports
+    }
+    return tuple(specs[key] for key in sorted(specs))
+
+
+def _best_fingerprints(candidates: list[str], group: GroupDescription) -> list[str]:
+    """The few candidates that fit the group's own words best: no exotic appliances for a PC."""
+    if group.seen_names or len(candidates) <= MAX_FINGERPRINT_CHOICES:
+        return candidates
+    words = set(group.name.lower().split())
+    ranked = sorted(candidates, key=lambda n: (-len(words & set(n.lower().split())), len(n), n))
+    return ranked[:MAX_FINGERPRINT_CHOICES]
+
+
+@dataclass
+class _GroupPlan:
+    description: GroupDescription | None
+    members: list[RealHost]
+    fingerprints: list[str]
+    mac_prefixes: list[int]
+    templates: _Ring | None = None
+    personalities: _Ring | None = None
+    mac_ring: _Ring | None = None
+
+
+def plan(
+    picture: NetworkPicture,
+    policy: Policy,
+    current: Sequence[VirtualHost],
+    catalog: PersonalityCatalog,
+) -> Plan:
+    """The desired deployment: `current` changed as little as the new picture allows."""
+    warnings: list[str] = []
+    members: dict[str, list[RealHost]] = defaultdict(list)
+    for host in picture.real_hosts:
+        if host.group is None and policy.unknown_os == "exclude":
+            continue
+        members[_group_name(host)].append(host)
+
+    groups: dict[str, _GroupPlan] = {}
+    for name in sorted(members):
+        hosts = members[name]
+        description = hosts[0].group
+        if description is None:
+            fingerprints: list[str] = []
+            prefixes = catalog.mac_prefixes_for(GroupDescription(UNKNOWN_GROUP), [])
+        else:
+            seen = tuple(sorted({n for h in hosts if h.group for n in h.group.seen_names}))
+            description = GroupDescription(
+                name,
+                description.vendor,
+                description.family,
+                description.generation,
+                description.device_type,
+                seen,
+            )
+            fingerprints = _best_fingerprints(catalog.fingerprints_for(description), description)
+            if not fingerprints:
+                warnings.append(f"no nmap-os-db fingerprint fits OS group {name!r}; group left out")
+                continue
+            prefixes = catalog.mac_prefixes_for(description, [h.mac for h in hosts if h.mac])
+        group = _GroupPlan(description, sorted(hosts, key=lambda h: h.ip), fingerprints, prefixes)
+        group.templates = _Ring([h.ip for h in group.members], f"template:{name}")
+        if fingerprints:
+            group.personalities = _Ring(fingerprints, f"personality:{name}")
+        groups[name] = group
+
+    free = list(picture.free_ips)
+    seats = int(len(free) * policy.fill_ratio + 1e-9)
+    quotas = largest_remainder({name: len(g.members) for name, g in groups.items()}, seats)
+    by_ip = {h.ip: h for g in groups.values() for h in g.members}
+
+    service_cache: dict[str, tuple[ServiceSpec, ...]] = {}
+
+    def services_for(ip: str, group: _GroupPlan, draw: _Draws | None = None) -> tuple[ServiceSpec, ...]:
+        draw = draw or _Draws(ip)
+        template_ip = group.templates.pick(draw.template) if group.templates else ""
+        services = service_cache.get(template_ip)
+        if services is None:
+            services = service_cache[template_ip] = _services(by_ip.get(template_ip), policy)
+        return services
+
+    free_set = set(free)
+    kept: list[VirtualHost] = []
+    removed: list[str] = []
+    changed: list[str] = []
+    filled: Counter[str] = Counter()
+    # Keep current hosts in a stable order so that, when a group shrinks, the same ones go.
+    for vh in sorted(current, key=lambda v: _hash64(f"keep:{v.ip}")):
+        group = groups.get(vh.os)
+        valid_personality = group is not None and (
+            vh.personality in group.fingerprints if group.fingerprints else vh.personality is None
+        )
+        if vh.ip not in free_set or group is None or not valid_personality or filled[vh.os] >= quotas[vh.os]:
+            removed.append(vh.ip)
+            continue
+        filled[vh.os] += 1
+        services = services_for(vh.ip, group)
+        if services != vh.services:
+            changed.append(vh.ip)
+        kept.append(VirtualHost(vh.ip, vh.mac, vh.os, vh.personality, services))
+
+    taken = {vh.ip for vh in kept}
+    # Scatter new honeypots over the range (by hash) rather than packing them at its start.
+    draws = {ip: _Draws(ip) for ip in free if ip not in taken}
+    candidates = sorted(draws, key=lambda ip: draws[ip].slot)
+    deficits = [(name, quotas[name] - filled[name]) for name in sorted(groups)]
+    order: list[str] = []
+    # Interleave the groups so that no group sits in one block of addresses.
+    remaining = {name: count for name, count in deficits if count > 0}
+    while remaining:
+        for name in list(remaining):
+            order.append(name)
+            remaining[name] -= 1
+            if remaining[name] == 0:
+                del remaining[name]
+    added: list[str] = []
+    for ip, name in zip(candidates, order, strict=False):
+        group = groups[name]
+        draw = draws[ip]
+        personality = group.personalities.pick(draw.personality) if group.personalities else None
+        prefix = group.mac_prefixes[draw.mac_prefix % len(group.mac_prefixes)]
+        mac = format_mac(prefix, draw.mac_suffix)
+        kept.append(VirtualHost(ip, mac, name, personality, services_for(ip, group, draw)))
+        added.append(ip)
+
+    virtual_hosts = tuple(sorted(kept, key=lambda v: ip_key(v.ip)))
+    return Plan(
+        virtual_hosts=virtual_hosts,
+        real_hosts=len(picture.real_hosts),
+        free_ips=len(free),
+        quotas={name: quotas[name] for name in sorted(quotas)},
+        added=tuple(sorted(added, key=ip_key)),
+        removed=tuple(sorted(removed, key=ip_key)),
+        changed=tuple(sorted(changed, key=ip_key)),
+        warnings=tuple(warnings),
+    )
