@@ -1,0 +1,284 @@
+"""The inventory: observations in, network picture out, deployments and expiry.
+
+This is the only module that turns discovery results into rows and rows into the
+planner's inputs. Every write happens in one transaction: a failure leaves the
+database as it was.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session, selectinload
+
+from dynapot.config import ExpirySettings, NetworkSettings, PlannerSettings, parse_address_range
+from dynapot.db import Database
+from dynapot.db.models import (
+    EXPIRABLE,
+    Host,
+    HostOsGuess,
+    OperatingSystem,
+    Port,
+    ServiceScript,
+    utcnow,
+)
+from dynapot.discovery.observation import Observation, OsGuess
+from dynapot.personality.catalog import GroupDescription
+from dynapot.planner import NetworkPicture, OpenPort, Plan, RealHost, ServiceSpec, VirtualHost, free_addresses
+
+DEPLOY_TOOL = "dynapot"  # the tool name on rows of hosts and ports that we created ourselves
+
+
+@dataclass(frozen=True, slots=True)
+class RecordStats:
+    hosts_added: int = 0
+    hosts_updated: int = 0
+    ports: int = 0
+    reclaimed: tuple[str, ...] = ()  # virtual addresses a real host turned out to use
+
+
+def _os_row(session: Session, guess: OsGuess, cache: dict[str, OperatingSystem]) -> OperatingSystem:
+    name = guess.group
+    row = cache.get(name) or session.scalar(select(OperatingSystem).where(OperatingSystem.name == name))
+    if row is None:
+        row = OperatingSystem(
+            name=name,
+            vendor=guess.vendor,
+            family=guess.family,
+            generation=guess.generation,
+            device_type=guess.device_type,
+            description=guess.name,
+        )
+        session.add(row)
+        session.flush()
+    cache[name] = row
+    return row
+
+
+def _fuse_os(host: Host, guesses: Sequence[HostOsGuess]) -> None:
+    """The host's OS is the most confident tool's answer; the newest wins a tie."""
+    if not guesses:
+        return
+    best = max(guesses, key=lambda g: (g.confidence, g.seen_at))
+    host.os_id, host.os_detail, host.reliability = best.os_id, best.detail, best.confidence
+
+
+def _check(obs: Observation) -> None:
+    """Refuse an observation the database would store wrongly, before anything is written."""
+    try:
+        ipaddress.ip_address(obs.ip)
+    except ValueError:
+        raise ValueError(f"observation with bad address {obs.ip!r}") from None
+    if obs.seen_at.tzinfo is None:
+        raise ValueError(f"observation of {obs.ip}: seen_at has no time zone")
+    if not obs.tool:
+        raise ValueError(f"observation of {obs.ip}: no tool named")
+    for port in obs.ports:
+        if port.protocol not in ("tcp", "udp", "sctp") or not 0 <= port.port <= 65535:
+            raise ValueError(f"observation of {obs.ip}: bad port {port.protocol}/{port.port}")
+
+
+def record_observations(db: Database, observations: Iterable[Observation]) -> RecordStats:
+    """Merge observations into hosts, ports and OS guesses, all in one transaction."""
+    observations = list(observations)
+    for obs in observations:
+        _check(obs)
+    added = updated = port_count = 0
+    reclaimed: list[str] = []
+    os_cache: dict[str, OperatingSystem] = {}
+    with db.session() as session:
+        for obs in observations:
+            host = session.scalar(select(Host).where(Host.ip == obs.ip).options(selectinload(Host.ports)))
+            if not obs.alive:
+                continue  # a tool that found nothing there is no evidence that the address is free
+            if host is None:
+                host = Host(ip=obs.ip, tool=obs.tool, first_seen=obs.seen_at, last_seen=obs.seen_at)
+                session.add(host)
+                added += 1
+            else:
+                updated += 1
+                if host.is_virtual:
+                    # A real machine answers on an address we had taken: it is real now, ours goes.
+                    reclaimed.append(obs.ip)
+                    host.is_virtual = False
+                    host.personality = None
+                    host.os_id = host.os_detail = host.reliability = None
+                    host.ports.clear()
+                    host.first_seen = obs.seen_at
+                host.last_seen = max(host.last_seen, obs.seen_at)
+            host.tool = obs.tool
+            host.mac = obs.mac or host.mac
+            host.mac_vendor = obs.mac_vendor or host.mac_vendor
+            host.hostname = obs.hostname or host.hostname
+            session.flush()
+            if obs.os is not None:
+                os_row = _os_row(session, obs.os, os_cache)
+                guess = session.scalar(
+                    select(HostOsGuess).where(HostOsGuess.host_id == host.id, HostOsGuess.tool == obs.tool)
+                )
+                if guess is None:
+                    guess = HostOsGuess(host_id=host.id, tool=obs.tool)
+                    session.add(guess)
+                guess.os_id, guess.detail = os_row.id, obs.os.name
+                guess.confidence, guess.seen_at = obs.os.accuracy, obs.seen_at
+                session.flush()
+                _fuse_os(
+                    host, session.scalars(select(HostOsGuess).where(HostOsGuess.host_id == host.id)).all()
+                )
+            if obs.ports:
+                # A detailed scan states the ports as they are now; this tool's older rows are replaced.
+                existing = {(p.protocol, p.port): p for p in host.ports}
+                for stale in [p for p in host.ports if p.tool == obs.tool]:
+                    if not any((o.protocol, o.port) == (stale.protocol, stale.port) for o in obs.ports):
+                        host.ports.remove(stale)
+                for seen in obs.ports:
+                    row = existing.get((seen.protocol, seen.port))
+                    if row is None:
+                        row = Port(protocol=seen.protocol, port=seen.port)
+                        host.ports.append(row)
+                    row.state, row.service = seen.state, seen.service
+                    row.product, row.version, row.extra_info = seen.product, seen.version, seen.extra_info
+                    row.tool, row.seen_at = obs.tool, obs.seen_at
+                    port_count += 1
+    return RecordStats(added, updated, port_count, tuple(reclaimed))
+
+
+def _in_network(ip: str, network: ipaddress.IPv4Network) -> bool:
+    try:
+        return ipaddress.IPv4Address(ip) in network
+    except ValueError:
+        return False
+
+
+def network_picture(
+    db: Database,
+    network: NetworkSettings,
+    policy: PlannerSettings,
+    *,
+    now: datetime | None = None,
+) -> NetworkPicture:
+    """Real hosts seen within the hold-off time, and the addresses free for honeypots."""
+    now = now or utcnow()
+    cutoff = now - timedelta(seconds=policy.hold_off)
+    real: list[RealHost] = []
+    used: list[int] = []
+    with db.session() as session:
+        hosts = session.scalars(
+            select(Host)
+            .where(Host.is_virtual.is_(False), Host.last_seen >= cutoff)
+            .options(selectinload(Host.ports))
+        ).all()
+        for host in hosts:
+            if not _in_network(host.ip, network.cidr):
+                continue
+            used.append(int(ipaddress.IPv4Address(host.ip)))
+            group = None
+            if host.os is not None and (host.reliability or 0) >= policy.min_os_accuracy:
+                group = GroupDescription(
+                    name=host.os.name,
+                    vendor=host.os.vendor,
+                    family=host.os.family,
+                    generation=host.os.generation,
+                    device_type=host.os.device_type,
+                    seen_names=(host.os_detail,) if host.os_detail else (),
+                )
+            ports = tuple(
+                OpenPort(p.protocol, p.port, p.service)
+                for p in sorted(host.ports, key=lambda p: (p.protocol, p.port))
+                if p.state == "open"
+            )
+            real.append(RealHost(host.ip, group, host.mac, ports))
+    excluded = [parse_address_range(item) for item in network.exclude]
+    free = free_addresses(network.cidr, used, gateway=network.gateway, excluded=excluded)
+    return NetworkPicture(
+        network=network.cidr,
+        real_hosts=tuple(sorted(real, key=lambda h: ipaddress.IPv4Address(h.ip))),
+        free_ips=tuple(str(ipaddress.IPv4Address(address)) for address in free),
+    )
+
+
+def service_scripts(db: Database) -> dict[tuple[str, str], str]:
+    with db.session() as session:
+        return {(r.protocol, r.service): r.script for r in session.scalars(select(ServiceScript))}
+
+
+def current_deployment(db: Database, network: ipaddress.IPv4Network) -> list[VirtualHost]:
+    """The virtual hosts we deployed in `network`, as the planner describes them."""
+    result = []
+    with db.session() as session:
+        rows = session.scalars(
+            select(Host).where(Host.is_virtual.is_(True)).options(selectinload(Host.ports))
+        ).all()
+        for host in rows:
+            if not _in_network(host.ip, network):
+                continue
+            services = tuple(
+                ServiceSpec(p.protocol, p.port, p.service or "open")
+                for p in sorted(host.ports, key=lambda p: (p.protocol, p.port))
+            )
+            result.append(
+                VirtualHost(
+                    host.ip,
+                    host.mac or "",
+                    host.os.name if host.os else "unknown",
+                    host.personality,
+                    services,
+                )
+            )
+    return result
+
+
+def save_deployment(db: Database, plan: Plan, *, now: datetime | None = None) -> None:
+    """Make the stored deployment equal to `plan` (one transaction)."""
+    now = now or utcnow()
+    wanted = {vh.ip: vh for vh in plan.virtual_hosts}
+    with db.session() as session:
+        os_rows = {row.name: row for row in session.scalars(select(OperatingSystem))}
+        if plan.removed:
+            session.execute(delete(Host).where(Host.is_virtual.is_(True), Host.ip.in_(list(plan.removed))))
+        existing = {
+            h.ip: h
+            for h in session.scalars(
+                select(Host).where(Host.ip.in_(list(wanted))).options(selectinload(Host.ports))
+            )
+        }
+        for ip, vh in wanted.items():
+            host = existing.get(ip)
+            if host is not None and not host.is_virtual:
+                raise ValueError(f"refusing to deploy on {ip}: a real host uses it")
+            if host is None:
+                host = Host(ip=ip, is_virtual=True, tool=DEPLOY_TOOL, first_seen=now, last_seen=now)
+                session.add(host)
+            os_row = os_rows.get(vh.os)
+            host.os_id = os_row.id if os_row else None
+            host.mac, host.personality, host.last_seen = vh.mac, vh.personality, now
+            current = {(p.protocol, p.port): p for p in host.ports}
+            for key in set(current) - {(s.proto, s.port) for s in vh.services}:
+                host.ports.remove(current[key])
+            for spec in vh.services:
+                row = current.get((spec.proto, spec.port))
+                if row is None:
+                    row = Port(protocol=spec.proto, port=spec.port, state="open", tool=DEPLOY_TOOL)
+                    host.ports.append(row)
+                row.service, row.seen_at = spec.service, now
+
+
+def expire(db: Database, ages: ExpirySettings, *, now: datetime | None = None) -> dict[str, int]:
+    """Delete rows older than their table's configured age (0 = keep forever)."""
+    now = now or utcnow()
+    counts: dict[str, int] = {}
+    with db.session() as session:
+        for table, (model, column) in EXPIRABLE.items():
+            days = getattr(ages, table)
+            if not days:
+                counts[table] = 0
+                continue
+            statement = delete(model).where(column < now - timedelta(days=days))
+            if model is Host:
+                statement = statement.where(Host.is_virtual.is_(False))  # our deployment is not stale data
+            counts[table] = session.execute(statement).rowcount or 0
+    return counts

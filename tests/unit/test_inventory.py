@@ -1,0 +1,158 @@
+"""Inventory against a real database: SQLite and PostgreSQL (see tests/conftest.py)."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from dynapot.config import ExpirySettings, NetworkSettings, PlannerSettings
+from dynapot.db.models import HoneypotEvent, Host, HostOsGuess, OperatingSystem, Port, Session
+from dynapot.discovery.observation import Observation, OsGuess, PortObservation
+from dynapot.inventory import (
+    current_deployment,
+    expire,
+    network_picture,
+    record_observations,
+    save_deployment,
+    service_scripts,
+)
+from dynapot.planner import Policy, plan
+
+NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+NET = NetworkSettings(cidr="198.18.0.0/28", gateway="198.18.0.1")
+XP = OsGuess("Microsoft Windows XP SP3", 96, "Microsoft", "Windows", "XP", "general purpose")
+LINUX = OsGuess("Linux 2.6.32", 98, "Linux", "Linux", "2.6.X", "general purpose")
+
+
+def seen(ip, os=None, ports=(), tool="nmap", at=NOW, alive=True, mac=None):
+    return Observation(ip=ip, seen_at=at, tool=tool, alive=alive, os=os, ports=tuple(ports), mac=mac)
+
+
+def count(db, model):
+    with db.session() as s:
+        return s.scalar(select(func.count()).select_from(model))
+
+
+def test_observations_become_hosts_ports_and_os_rows(db):
+    stats = record_observations(
+        db,
+        [
+            seen(
+                "198.18.0.2",
+                XP,
+                [PortObservation("tcp", 445, "open", "microsoft-ds")],
+                mac="00:0c:29:01:02:03",
+            ),
+            seen("198.18.0.3", LINUX, [PortObservation("tcp", 22, "open", "ssh", "OpenSSH", "8.9p1")]),
+            seen("198.18.0.9", alive=False),
+        ],
+    )
+    assert (stats.hosts_added, stats.ports) == (2, 2)
+    with db.session() as s:
+        hosts = {h.ip: h for h in s.scalars(select(Host))}
+        assert set(hosts) == {"198.18.0.2", "198.18.0.3"}  # a down host is not evidence of use
+        assert hosts["198.18.0.2"].os.name == "Windows XP"
+        assert hosts["198.18.0.2"].reliability == 96
+        assert hosts["198.18.0.2"].mac == "00:0c:29:01:02:03"
+        assert hosts["198.18.0.3"].os_detail == "Linux 2.6.32"
+        assert s.scalar(select(Port.product).where(Port.port == 22)) == "OpenSSH"
+        assert {o.name for o in s.scalars(select(OperatingSystem))} == {"Windows XP", "Linux 2.6.X"}
+
+
+def test_rescan_replaces_a_tools_ports_and_keeps_first_seen(db):
+    record_observations(db, [seen("198.18.0.2", XP, [PortObservation("tcp", 80, "open", "http")])])
+    later = NOW + timedelta(minutes=5)
+    record_observations(db, [seen("198.18.0.2", XP, [PortObservation("tcp", 22, "open", "ssh")], at=later)])
+    with db.session() as s:
+        host = s.scalar(select(Host))
+        assert [p.port for p in host.ports] == [22]
+        assert host.first_seen == NOW and host.last_seen == later
+
+
+def test_most_confident_tool_decides_the_os(db):
+    record_observations(db, [seen("198.18.0.2", XP)])
+    record_observations(
+        db, [seen("198.18.0.2", OsGuess("Windows NT kernel", 60, family="Windows"), tool="p0f")]
+    )
+    with db.session() as s:
+        assert s.scalar(select(Host)).os.name == "Windows XP"
+        assert s.scalar(select(func.count()).select_from(HostOsGuess)) == 2
+
+
+def test_failed_batch_stores_nothing(db):
+    bad = Observation(ip="198.18.0.4", seen_at=datetime(2026, 1, 1), tool="nmap")  # naive time: refused
+    with pytest.raises(ValueError, match="no time zone"):
+        record_observations(db, [seen("198.18.0.2", XP), bad])
+    assert count(db, Host) == 0
+
+
+def test_picture_honours_hold_off_gateway_and_exclusions(db):
+    record_observations(db, [seen("198.18.0.2", XP), seen("198.18.0.3", LINUX, at=NOW - timedelta(hours=3))])
+    network = NetworkSettings(
+        cidr="198.18.0.0/28", gateway="198.18.0.1", exclude=("198.18.0.10-198.18.0.14",)
+    )
+    picture = network_picture(db, network, PlannerSettings(hold_off=3600), now=NOW)
+    assert [h.ip for h in picture.real_hosts] == ["198.18.0.2"]
+    # .0 network, .15 broadcast, .1 gateway, .2 in use, .10-.14 excluded; .3 was last seen too long ago
+    assert picture.free_ips == tuple(f"198.18.0.{n}" for n in (3, 4, 5, 6, 7, 8, 9))
+
+
+def test_deployment_round_trip_and_reclaim(db, catalog):
+    record_observations(
+        db,
+        [
+            seen("198.18.0.2", XP, [PortObservation("tcp", 445, "open", "microsoft-ds")]),
+            seen("198.18.0.3", LINUX, [PortObservation("tcp", 22, "open", "ssh")]),
+        ],
+    )
+    picture = network_picture(db, NET, PlannerSettings(), now=NOW)
+    first = plan(picture, Policy(service_scripts=service_scripts(db)), [], catalog)
+    save_deployment(db, first, now=NOW)
+    stored = current_deployment(db, NET.cidr)
+    assert sorted(stored, key=lambda v: v.ip) == sorted(first.virtual_hosts, key=lambda v: v.ip)
+    assert {s.service for vh in stored for s in vh.services} <= {"smb", "ssh"}
+
+    # A real host shows up on an address we hold: the host row turns real and the next plan avoids it.
+    taken = first.virtual_hosts[0].ip
+    stats = record_observations(db, [seen(taken, LINUX, at=NOW + timedelta(seconds=1))])
+    assert stats.reclaimed == (taken,)
+    picture = network_picture(db, NET, PlannerSettings(), now=NOW + timedelta(seconds=2))
+    second = plan(
+        picture, Policy(service_scripts=service_scripts(db)), current_deployment(db, NET.cidr), catalog
+    )
+    assert taken not in {vh.ip for vh in second.virtual_hosts}
+    save_deployment(db, second, now=NOW)
+    with db.session() as s:
+        assert s.scalar(select(Host.is_virtual).where(Host.ip == taken)) is False
+
+
+def test_save_refuses_a_real_address(db, catalog):
+    record_observations(db, [seen("198.18.0.2", XP)])
+    picture = network_picture(db, NET, PlannerSettings(), now=NOW)
+    result = plan(picture, Policy(), [], catalog)
+    record_observations(db, [seen(result.virtual_hosts[0].ip, XP)])
+    with pytest.raises(ValueError, match="real host"):
+        save_deployment(db, result, now=NOW)
+    assert count(db, Host) == 2  # nothing of the plan was written
+
+
+def test_expire_deletes_old_rows_per_table_but_not_our_deployment(db, catalog):
+    old = NOW - timedelta(days=40)
+    record_observations(db, [seen("198.18.0.2", XP, at=old), seen("198.18.0.3", LINUX)])
+    picture = network_picture(db, NET, PlannerSettings(hold_off=10**9), now=NOW)
+    save_deployment(db, plan(picture, Policy(), [], catalog), now=old)
+    with db.session() as s:
+        s.add(
+            HoneypotEvent(time=old, protocol="tcp", src_ip="198.18.0.99", dst_ip="198.18.0.5", kind="connect")
+        )
+        s.add(
+            HoneypotEvent(time=NOW, protocol="tcp", src_ip="198.18.0.99", dst_ip="198.18.0.5", kind="connect")
+        )
+        s.add(Session(time=old, honeypot_ip="198.18.0.7", data="ls"))
+    counts = expire(db, ExpirySettings(hosts=30, ports=30, honeypot_events=90, sessions=10), now=NOW)
+    assert counts["hosts"] == 1 and counts["sessions"] == 1 and counts["honeypot_events"] == 0
+    with db.session() as s:
+        assert s.scalar(select(func.count()).select_from(Host).where(Host.is_virtual.is_(False))) == 1
+        assert s.scalar(select(func.count()).select_from(Host).where(Host.is_virtual.is_(True))) > 0
+    counts = expire(db, ExpirySettings(honeypot_events=30), now=NOW)
+    assert counts["honeypot_events"] == 1
