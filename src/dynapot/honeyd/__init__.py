@@ -1,0 +1,49 @@
+"""honeyd's configuration language: a typed model, a parser and a renderer.
+
+dynapot's planner writes this language (`dynapot honeyd-config`), the sensor reads it, and honeyd
+users can bring their existing files. The supported statements are honeyd's everyday ones::
+
+    create windows
+    set windows personality "Microsoft Windows XP Professional SP1"
+    set windows ethernet "intel"
+    set windows default tcp action reset
+    add windows tcp port 21 "sh scripts/ftp.sh $ipsrc $sport"
+    add windows tcp port 22 "ssh"             # one of BUILTIN_SERVICES: our emulated service
+    add windows tcp port 8080 proxy 198.18.0.9:80
+    clone xp2 windows
+    bind 198.18.0.20 windows
+    set 198.18.0.20 ethernet "00:0c:29:12:34:56"   # only this host: a host template
+
+`route`, `include`, `dynamic`, `dhcp`, `delete` and similar are rejected with a clear error that
+names the line. `annotate` is parsed and kept (`HoneydConfig.annotations`) and rendered back.
+
+    parse_config(text, *, builtin_services=BUILTIN_SERVICES, source="<string>") -> HoneydConfig
+    load_config(path, *, builtin_services=BUILTIN_SERVICES) -> HoneydConfig
+    render_config(config, *, header=None, builtin_services=BUILTIN_SERVICES) -> str
+"""
+
+from dynapot.honeyd.config import (
+    BUILTIN_SERVICES,
+    Action,
+    Annotation,
+    HoneydConfig,
+    PortRule,
+    Subsystem,
+    Template,
+)
+from dynapot.honeyd.parser import HoneydConfigError, load_config, parse_config
+from dynapot.honeyd.render import render_config
+
+__all__ = [
+    "BUILTIN_SERVICES",
+    "Action",
+    "Annotation",
+    "HoneydConfig",
+    "HoneydConfigError",
+    "PortRule",
+    "Subsystem",
+    "Template",
+    "load_config",
+    "parse_config",
+    "render_config",
+]

@@ -1,0 +1,64 @@
+"""A plan as a honeyd configuration.
+
+One named template per (OS group, personality) carries the personality and the
+default actions; each virtual host is a host template on top of it (honeyd's
+`bind IP T` followed by `set IP ...` / `add IP ...`) with its own MAC, uptime and
+ports. The same text drives a real honeyd or dynapot's own sensor.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+from dynapot.config import PlannerSettings
+from dynapot.honeyd.config import BUILTIN_SERVICES, Action, HoneydConfig, Template
+from dynapot.planner import OPEN, Plan, ServiceSpec
+
+MIN_UPTIME = 3 * 3600  # a few hours to ...
+MAX_UPTIME = 90 * 86400  # ... three months: machines are rebooted for patches now and then
+
+
+def _template_name(group: str, index: int) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "-", group.lower()).strip("-") or "host"
+    return f"dp-{slug}" if index == 0 else f"dp-{slug}-{index + 1}"
+
+
+def host_uptime(ip: str) -> int:
+    """A stable uptime per host, so that virtual hosts do not all seem booted at the same moment."""
+    digest = int.from_bytes(hashlib.blake2b(f"uptime:{ip}".encode(), digest_size=8).digest(), "big")
+    return MIN_UPTIME + digest % (MAX_UPTIME - MIN_UPTIME)
+
+
+def _action(spec: ServiceSpec) -> Action:
+    if spec.service == OPEN:
+        return Action("open")
+    if spec.service in BUILTIN_SERVICES:
+        return Action("service", spec.service)
+    return Action("command", spec.service)  # an admin's honeyd script from service_scripts
+
+
+def plan_to_honeyd(plan: Plan, policy: PlannerSettings) -> HoneydConfig:
+    config = HoneydConfig()
+    names: dict[tuple[str, str | None], str] = {}
+    per_group: dict[str, int] = {}
+    for vh in plan.virtual_hosts:
+        key = (vh.os, vh.personality)
+        if key not in names:
+            index = per_group.get(vh.os, 0)
+            per_group[vh.os] = index + 1
+            name = names[key] = _template_name(vh.os, index)
+            base = Template(name=name, personality=vh.personality)
+            # Unknown OS: nmap could not fingerprint the real ones; silence is the closest match.
+            base.defaults["tcp"] = Action(policy.default_tcp_action if vh.personality else "block")
+            base.defaults["udp"] = Action(policy.default_udp_action if vh.personality else "block")
+            config.templates[name] = base
+        host = config.templates[names[key]].copy(vh.ip, base=names[key])
+        host.ethernet = vh.mac
+        host.uptime = host_uptime(vh.ip)
+        for spec in vh.services:
+            if spec.proto in ("tcp", "udp"):
+                host.ports[(spec.proto, spec.port)] = _action(spec)  # type: ignore[index]
+        config.templates[vh.ip] = host
+        config.binds[vh.ip] = vh.ip
+    return config

@@ -1,0 +1,192 @@
+"""Render a `HoneydConfig` as canonical honeyd configuration text.
+
+Layout: the header as `#` comments, then each named template (`default` first, then by name) as
+`create` followed by its `set` and `add` lines, then `annotate` lines, then the binds in address
+order. A host template (see `Template.base`) is written as `bind IP BASE` followed by only the
+statements that turn BASE into it, which is exactly what honeyd does with such lines. (A host
+template identical to its base therefore renders as a plain bind and reads back as one.)
+
+The output reads back through `parse_config` to an equal model. Strings are quoted with the
+minimum of escaping so that honeyd, which knows no escapes, reads the same text; only a string
+that contains a double quote cannot be expressed for honeyd itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+
+from dynapot.honeyd.config import (
+    BUILTIN_SERVICES,
+    PROTOS,
+    SIMPLE_ACTIONS,
+    Action,
+    HoneydConfig,
+    Subsystem,
+    Template,
+    canonical_mac,
+    ethernet_problem,
+    is_ipv4,
+    name_problem,
+)
+
+
+def quote(text: str) -> str:
+    """Double-quote `text`, escaping quotes and only the backslashes the parser would consume."""
+    if not text:
+        raise ValueError("cannot render an empty string")
+    if text.splitlines() != [text]:  # the parser reads one statement per (splitlines) line
+        raise ValueError(f"cannot render a string containing a line break: {text!r}")
+    out: list[str] = []
+    for i, ch in enumerate(text):
+        if ch == '"':
+            out.append('\\"')
+        elif ch == "\\" and (i + 1 == len(text) or text[i + 1] in '"\\'):
+            out.append("\\\\")
+        else:
+            out.append(ch)
+    return '"' + "".join(out) + '"'
+
+
+def render_action(action: Action, builtin_services: Collection[str] = BUILTIN_SERVICES) -> str:
+    """The honeyd text of one action."""
+    if action.kind in SIMPLE_ACTIONS:
+        return action.kind
+    target = action.target or ""
+    if action.kind == "proxy":
+        return f"proxy {target}"
+    if action.kind == "command" and target in builtin_services:
+        raise ValueError(f"command {target!r} would read back as the built-in service of that name")
+    if action.kind == "service" and target not in builtin_services:
+        raise ValueError(f"service {target!r} is not a built-in service and would read back as a command")
+    return quote(target)
+
+
+def _subsystem_line(name: str, sub: Subsystem) -> str:
+    flags = "".join(f" {flag}" for flag, on in (("shared", sub.shared), ("restart", sub.restart)) if on)
+    return f"add {name} subsystem {quote(sub.command)}{flags}"
+
+
+def _template_lines(
+    name: str, template: Template, base: Template | None, services: Collection[str]
+) -> list[str]:
+    """The set/add lines that make `template` out of `base` (out of an empty template if None)."""
+
+    def changed(attr: str) -> bool:
+        mine = getattr(template, attr)
+        theirs = getattr(base, attr) if base is not None else None
+        if mine is None and theirs is not None:
+            raise ValueError(f"host template {name}: {attr} cannot be unset from its base")
+        return mine is not None and mine != theirs
+
+    lines: list[str] = []
+    if changed("personality"):
+        lines.append(f"set {name} personality {quote(template.personality or '')}")
+    if changed("ethernet"):
+        ethernet = template.ethernet or ""
+        if problem := ethernet_problem(ethernet):
+            raise ValueError(f"template {name}: {problem}")
+        lines.append(f"set {name} ethernet {quote(canonical_mac(ethernet) or ethernet)}")
+    if changed("uptime"):
+        lines.append(f"set {name} uptime {_number(template.uptime, 'uptime', 0)}")
+    if changed("droprate"):
+        lines.append(f"set {name} droprate in {_number(template.droprate, 'droprate', 0, 100)}")
+    if changed("droprate_syn"):
+        lines.append(f"set {name} droprate syn {_number(template.droprate_syn, 'droprate', 0, 100)}")
+    uid_changed, gid_changed = changed("uid"), changed("gid")
+    if uid_changed or gid_changed:
+        if template.uid is None:
+            raise ValueError(f"template {name}: gid needs a uid (honeyd sets them together)")
+        line = f"set {name} uid {_number(template.uid, 'uid', 1)}"
+        if template.gid is not None:
+            line += f" gid {_number(template.gid, 'gid', 1)}"
+        lines.append(line)
+    if changed("maxfds"):
+        lines.append(f"set {name} maxfds {_number(template.maxfds, 'maxfds', 4)}")
+
+    base_defaults = base.defaults if base is not None else {}
+    for proto in PROTOS:
+        action = template.defaults.get(proto)
+        if action is None:
+            if proto in base_defaults:
+                raise ValueError(f"host template {name}: {proto} default cannot be unset from its base")
+            continue
+        if base_defaults.get(proto) == action:
+            continue
+        if proto == "icmp" and action.kind not in SIMPLE_ACTIONS:
+            raise ValueError(f"template {name}: icmp default must be a simple action, not {action.kind}")
+        lines.append(f"set {name} default {proto} action {render_action(action, services)}")
+
+    base_ports = base.ports if base is not None else {}
+    for key, action in base_ports.items():
+        if template.ports.get(key) != action:
+            # honeyd cannot re-add a port, so a host cannot differ from its base on one.
+            raise ValueError(f"host template {name}: {key[0]} port {key[1]} differs from its base")
+    for rule in template.port_rules():
+        if (rule.proto, rule.port) in base_ports:
+            continue
+        if not 1 <= rule.port <= 65535:
+            raise ValueError(f"template {name}: port {rule.port} out of range 1..65535")
+        lines.append(f"add {name} {rule.proto} port {rule.port} {render_action(rule.action, services)}")
+
+    base_subs = base.subsystems if base is not None else []
+    if template.subsystems[: len(base_subs)] != base_subs:
+        raise ValueError(f"host template {name}: subsystems must extend those of its base")
+    lines.extend(_subsystem_line(name, sub) for sub in template.subsystems[len(base_subs) :])
+    return lines
+
+
+def _number(value: int | None, what: str, low: int, high: int | None = None) -> int:
+    if value is None or value < low or (high is not None and value > high):
+        raise ValueError(f"{what} {value} out of range")
+    return value
+
+
+def render_config(
+    config: HoneydConfig,
+    *,
+    header: str | None = None,
+    builtin_services: Collection[str] = BUILTIN_SERVICES,
+) -> str:
+    """Canonical honeyd text for `config`; raises ValueError if the model cannot be expressed.
+
+    `builtin_services` must be the set the reader will parse with, so that service and command
+    actions read back as what they are.
+    """
+    out: list[str] = []
+    if header:
+        out.extend(f"# {line}".rstrip() for line in header.splitlines())
+        out.append("")
+
+    for template in config.named_templates():
+        if problem := name_problem(template.name):
+            raise ValueError(problem)
+        out.append(f"create {template.name}")
+        out.extend(_template_lines(template.name, template, None, builtin_services))
+        out.append("")
+
+    if config.annotations:
+        out.extend(f"annotate {quote(a.personality)} {a.setting}" for a in config.annotations)
+        out.append("")
+
+    for ip in config.bound_addresses():
+        if not is_ipv4(ip):
+            raise ValueError(f"bind address {ip!r} is not a canonical IPv4 address")
+        template = config.templates.get(config.binds[ip])
+        if template is None:
+            raise ValueError(f"{ip} is bound to unknown template {config.binds[ip]!r}")
+        if not template.is_host_template:
+            out.append(f"bind {ip} {template.name}")
+            continue
+        base = config.templates.get(template.base or "")
+        if template.name != ip or base is None or base.is_host_template:
+            raise ValueError(f"host template {template.name!r} must be bound to its own address")
+        out.append(f"bind {ip} {base.name}")
+        out.extend(_template_lines(ip, template, base, builtin_services))
+
+    orphans = [t.name for t in config.templates.values() if t.is_host_template and t.name not in config.binds]
+    if orphans:
+        raise ValueError(f"host templates without a bind: {', '.join(sorted(orphans))}")
+
+    while out and not out[-1]:
+        out.pop()
+    return "\n".join(out) + "\n"
