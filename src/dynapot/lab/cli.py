@@ -1,0 +1,83 @@
+"""``dynapot lab``: bring the lab network up, list it, tear it down."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from dynapot.lab.network import LabError, lab_down, lab_down_all, lab_up, list_labs
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _db_option(func: F) -> F:
+    """Every dynapot subcommand takes ``--db``; lab commands accept it and ignore it."""
+    return click.option(
+        "--db", "db", default=None, metavar="URL", help="accepted for consistency; unused here"
+    )(func)
+
+
+@click.group("lab")
+def lab() -> None:
+    """A throwaway test network of namespaces inside 198.18.0.0/15 (needs root)."""
+
+
+@lab.command("up")
+@click.option("--run-id", default=None, help="6 hex digits naming the lab (random by default)")
+@click.option("--json", "as_json", is_flag=True, help="print the lab's description as JSON")
+@_db_option
+def up(run_id: str | None, as_json: bool, db: str | None) -> None:
+    """Build the default lab; it stays up until `dynapot lab down RUN_ID`."""
+    try:
+        built = lab_up(run_id=run_id)
+    except LabError as exc:
+        raise click.ClickException(str(exc)) from exc
+    built.detach()  # this process exits now; the lab must not go with it
+    if as_json:
+        click.echo(json.dumps(built.to_dict(), indent=2))
+    else:
+        click.echo(built.describe())
+
+
+@lab.command("down")
+@click.argument("run_id", required=False)
+@click.option("--all", "down_all", is_flag=True, help="remove every dynapot lab and stray dp-* namespace")
+@_db_option
+def down(run_id: str | None, down_all: bool, db: str | None) -> None:
+    """Tear down lab RUN_ID, or all labs with --all."""
+    if bool(run_id) == down_all:
+        raise click.UsageError("give either RUN_ID or --all")
+    try:
+        if down_all:
+            removed = lab_down_all()
+            click.echo(f"removed {len(removed)} lab(s): {' '.join(removed) or '-'}")
+            return
+        assert run_id is not None
+        lab_down(run_id)
+    except LabError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"lab {run_id} is down")
+
+
+@lab.command("list")
+@click.option("--json", "as_json", is_flag=True, help="print the labs as JSON")
+@_db_option
+def list_(as_json: bool, db: str | None) -> None:
+    """List labs that have a state file."""
+    labs = list_labs()
+    if as_json:
+        click.echo(json.dumps(labs, indent=2))
+        return
+    if not labs:
+        click.echo("no labs")
+        return
+    for state in labs:
+        hosts = " ".join(f"{h['name']}={h['ip']}" for h in state.get("hosts", []))
+        present = len(state.get("namespaces_present", []))
+        click.echo(
+            f"{state['run_id']}  {state.get('status', '?'):<8} {state.get('network', '?'):<16} "
+            f"namespaces {present}/{len(state.get('namespaces', []))}  {hosts}"
+        )
