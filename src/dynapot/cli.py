@@ -25,6 +25,12 @@ F = TypeVar("F", bound=Callable[..., Any])
 err_console = Console(stderr=True)
 
 
+def _console() -> Console:
+    """Standard output; wide when it is a file or pipe, so that tables are not folded."""
+    console = Console()
+    return console if console.is_terminal else Console(width=200)
+
+
 class Context:
     """What every subcommand receives: settings, and the database opened on first use."""
 
@@ -263,7 +269,7 @@ def hosts_command(ctx: Context, as_json: bool) -> None:
             row["tool"],
             row["last_seen"][:19],
         )
-    Console().print(table)
+    _console().print(table)
 
 
 # --- planning -------------------------------------------------------------------------------
@@ -344,7 +350,7 @@ def plan_command(ctx: Context, as_json: bool, **kwargs: Any) -> None:
     for vh in result.virtual_hosts:
         services = ", ".join(f"{s.port}/{s.proto} {s.service}" for s in vh.services)
         table.add_row(vh.ip, vh.mac, vh.os, vh.personality or "(none)", services)
-    Console().print(table)
+    _console().print(table)
     click.echo(f"added {len(result.added)}, removed {len(result.removed)}, changed {len(result.changed)}")
 
 
