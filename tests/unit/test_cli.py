@@ -1,0 +1,122 @@
+"""The command line: clear errors, exit statuses, nothing half-stored."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from click.testing import CliRunner
+
+from dynapot.cli import main
+
+NMAP_XML_TEMPLATE = """<?xml version="1.0" encoding="UTF-8"?>
+<!DOCTYPE nmaprun>
+<nmaprun scanner="nmap" args="nmap -O -sV 198.18.0.0/28" start="{t0}" version="7.93">
+<host starttime="{t0}" endtime="{t0}"><status state="up" reason="arp-response"/>
+<address addr="198.18.0.2" addrtype="ipv4"/><address addr="00:0C:29:11:22:33" addrtype="mac" vendor="VMware"/>
+<hostnames/>
+<ports>
+<port protocol="tcp" portid="445"><state state="open" reason="syn-ack"/>
+<service name="microsoft-ds" product="Microsoft Windows XP microsoft-ds" method="probed" conf="10"/></port>
+<port protocol="tcp" portid="139"><state state="open" reason="syn-ack"/>
+<service name="netbios-ssn" method="probed" conf="10"/></port>
+</ports>
+<os><osmatch name="Microsoft Windows XP SP3" accuracy="96" line="1">
+<osclass type="general purpose" vendor="Microsoft" osfamily="Windows" osgen="XP" accuracy="96">
+<cpe>cpe:/o:microsoft:windows_xp::sp3</cpe></osclass>
+</osmatch></os>
+</host>
+<runstats><finished time="{t0}" timestr="x" elapsed="10" summary="x" exit="success"/>
+<hosts up="1" down="0" total="1"/></runstats>
+</nmaprun>
+"""
+NMAP_XML = NMAP_XML_TEMPLATE.replace("{t0}", str(int(time.time())))  # recent: within the hold-off
+
+
+@pytest.fixture
+def run(db_url):
+    runner = CliRunner()
+
+    def invoke(*args: str):
+        return runner.invoke(main, [*args, "--db", db_url], catch_exceptions=False)
+
+    return invoke
+
+
+def test_import_then_plan_json(run, tmp_path):
+    scan = tmp_path / "scan.xml"
+    scan.write_text(NMAP_XML)
+    result = run("import-nmap", str(scan))
+    assert result.exit_code == 0, result.output
+    assert "stored 1 new" in result.output
+    result = run("plan", "--network", "198.18.0.0/28", "--gateway", "198.18.0.1", "--json")
+    assert result.exit_code == 0, result.output
+    plan = json.loads(result.output)
+    assert plan["real_hosts"] == 1 and plan["free_ips"] == 12
+    assert len(plan["virtual_hosts"]) == 12
+    for vh in plan["virtual_hosts"]:
+        assert set(vh) == {"ip", "mac", "os", "personality", "services"}
+        assert vh["os"] == "Windows XP"  # the operating_systems row: family + generation
+        assert vh["personality"] == "Microsoft Windows XP SP3"
+        assert {(s["proto"], s["port"], s["service"]) for s in vh["services"]} == {
+            ("tcp", 139, "smb"),
+            ("tcp", 445, "smb"),
+        }
+
+
+def test_truncated_xml_is_refused_and_nothing_is_stored(run, tmp_path):
+    good, bad = tmp_path / "good.xml", tmp_path / "bad.xml"
+    good.write_text(NMAP_XML)
+    bad.write_text(NMAP_XML[: len(NMAP_XML) // 2])
+    result = run("import-nmap", str(good), str(bad))
+    assert result.exit_code == 1
+    assert "bad.xml" in result.output
+    hosts = json.loads(run("hosts", "--json").output)
+    assert hosts == []  # the good file was not stored either: all or nothing
+
+
+@pytest.mark.parametrize("network", ["198.18.0.5/24", "banana", "198.18.0.0/33"])
+def test_bad_network_is_a_clear_error(run, network):
+    result = run("plan", "--network", network)
+    assert result.exit_code == 1
+    assert "is not an IPv4 network" in result.output
+
+
+def test_database_that_does_not_answer(tmp_path):
+    url = f"postgresql+psycopg://nobody@/dynapot?host={tmp_path}"  # no server on this socket folder
+    result = CliRunner().invoke(main, ["hosts", "--db", url])
+    assert result.exit_code == 1
+    assert "does not answer" in result.output
+
+
+def test_bad_database_url():
+    result = CliRunner().invoke(main, ["hosts", "--db", "not a url"])
+    assert result.exit_code == 1
+    assert "is not a database URL" in result.output
+
+
+def test_password_in_url_is_never_printed(tmp_path):
+    url = f"postgresql+psycopg://user:s3cret-pw@/dynapot?host={tmp_path}"
+    result = CliRunner().invoke(main, ["hosts", "--db", url])
+    assert result.exit_code == 1
+    assert "s3cret-pw" not in result.output
+
+
+def test_every_subcommand_accepts_db():
+    def walk(group, prefix=()):
+        for name, command in group.commands.items():
+            if hasattr(command, "commands"):
+                yield from walk(command, (*prefix, name))
+            else:
+                yield (*prefix, name), command
+
+    for path, command in walk(main):
+        options = {opt for param in command.params for opt in getattr(param, "opts", [])}
+        assert "--db" in options, f"dynapot {' '.join(path)} lacks --db"
+
+
+def test_expire_reports_counts(run):
+    result = run("expire")
+    assert result.exit_code == 0
+    assert "honeypot_events: 0 expired" in result.output
