@@ -1,0 +1,179 @@
+"""From a honeyd configuration to the sensor's host definitions, refusing what cannot work.
+
+Checks beyond the grammar: every personality must be the exact name of a Fingerprint in
+the installed nmap-os-db (the closest names are suggested otherwise); an ethernet vendor
+name must exist in nmap-mac-prefixes; no MAC may be used twice; the sensor interface's
+own addresses may not be bound (the kernel owns them). Errors carry the line and reason.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import ipaddress
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dynapot.honeyd.config import Action, HoneydConfig, Template
+from dynapot.honeyd.parser import HoneydConfigError, parse_config
+from dynapot.personality.catalog import MacVendors, format_mac
+from dynapot.personality.osdb import Fingerprint
+
+DEFAULT_UPTIME_RANGE = (3 * 3600, 60 * 86400)
+CLOSED = Action("closed")
+OPEN = Action("open")
+
+
+@dataclass(slots=True)
+class HostDefinition:
+    """One bound address, with everything the sensor needs to answer for it."""
+
+    ip: int
+    address: str
+    mac: bytes
+    template: str
+    personality: Fingerprint | None
+    uptime: int
+    tcp: dict[int, Action] = field(default_factory=dict)
+    udp: dict[int, Action] = field(default_factory=dict)
+    default_tcp: Action = CLOSED
+    default_udp: Action = CLOSED
+    default_icmp: Action = OPEN
+    line: int = 0
+
+
+@dataclass(slots=True)
+class SensorConfig:
+    hosts: dict[int, HostDefinition]
+    source: str
+
+
+def _stable_int(text: str) -> int:
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big")
+
+
+class _Checker:
+    def __init__(self, text: str, source: str) -> None:
+        self.lines = text.splitlines()
+        self.source = source
+
+    def fail(self, line: int | None, reason: str) -> HoneydConfigError:
+        number = line or 0
+        text = self.lines[number - 1].strip() if 0 < number <= len(self.lines) else ""
+        return HoneydConfigError(self.source, number, text, reason)
+
+
+def _vendor_mac(vendor: str, ip: str, vendors: MacVendors) -> bytes | None:
+    wanted = vendor.strip().lower()
+    prefixes = vendors.prefixes_for(vendor)
+    if not prefixes:
+        # honeyd users write short names ("dell", "intel"): take vendors whose name starts so.
+        names = sorted(
+            {name for name in vendors.vendor_by_prefix.values() if name.lower().split()[0] == wanted}
+        )
+        prefixes = sorted(p for p, name in vendors.vendor_by_prefix.items() if name in names)
+    if not prefixes:
+        return None
+    prefix = prefixes[_stable_int(f"oui:{ip}") % len(prefixes)]
+    suffix = hashlib.blake2b(f"mac:{ip}".encode(), digest_size=3).digest()
+    return bytes.fromhex(format_mac(prefix, suffix).replace(":", ""))
+
+
+def _mac_of(template: Template, ip: str, vendors: MacVendors, check: _Checker, line: int) -> bytes:
+    value = template.ethernet
+    if value is None:
+        # No ethernet line: a stable MAC of a common NIC vendor, never a random one per start.
+        value = "Intel"
+    if ":" in value:
+        return bytes.fromhex(value.replace(":", ""))
+    mac = _vendor_mac(value, ip, vendors)
+    if mac is None:
+        raise check.fail(line, f"ethernet vendor {value!r} is not in nmap-mac-prefixes")
+    return mac
+
+
+def build_sensor_config(
+    config: HoneydConfig,
+    text: str,
+    *,
+    fingerprints: Iterable[Fingerprint],
+    mac_vendors: MacVendors,
+    own_addresses: Collection[str] = (),
+    source: str = "<string>",
+) -> SensorConfig:
+    check = _Checker(text, source)
+    by_name: dict[str, Fingerprint] = {}
+    for fp in fingerprints:
+        by_name.setdefault(fp.name, fp)
+    own = set(own_addresses)
+    hosts: dict[int, HostDefinition] = {}
+    macs: dict[bytes, str] = {}
+    for address in config.bound_addresses():
+        template = config.template_for(address)
+        assert template is not None  # the parser guarantees bound templates exist
+        line = config.bind_lines.get(address, template.line or 0)
+        if address in own:
+            raise check.fail(line, f"{address} belongs to the sensor interface itself; it cannot be virtual")
+        personality = None
+        if template.personality is not None:
+            personality = by_name.get(template.personality)
+            if personality is None:
+                close = difflib.get_close_matches(template.personality, list(by_name), n=3, cutoff=0.5)
+                hint = f"; closest: {', '.join(repr(c) for c in close)}" if close else ""
+                raise check.fail(
+                    template.line or line,
+                    f"personality {template.personality!r} is not in the installed nmap-os-db{hint}",
+                )
+        mac = _mac_of(template, address, mac_vendors, check, template.line or line)
+        if mac in macs:
+            raise check.fail(line, f"MAC {mac.hex(':')} is used by {macs[mac]} too")
+        if mac[0] & 1:
+            raise check.fail(template.line or line, f"MAC {mac.hex(':')} is a multicast address")
+        macs[mac] = address
+        low, high = DEFAULT_UPTIME_RANGE
+        uptime = (
+            template.uptime
+            if template.uptime is not None
+            else low + _stable_int(f"up:{address}") % (high - low)
+        )
+        host = HostDefinition(
+            ip=int(ipaddress.IPv4Address(address)),
+            address=address,
+            mac=mac,
+            template=template.base or template.name,
+            personality=personality,
+            uptime=uptime,
+            default_tcp=template.defaults.get("tcp", CLOSED),
+            default_udp=template.defaults.get("udp", CLOSED),
+            default_icmp=template.defaults.get("icmp", OPEN),
+            line=line,
+        )
+        for (proto, port), action in template.ports.items():
+            (host.tcp if proto == "tcp" else host.udp)[port] = action
+        hosts[host.ip] = host
+    return SensorConfig(hosts=hosts, source=source)
+
+
+def load_sensor_config(
+    path: Path,
+    *,
+    fingerprints: Iterable[Fingerprint],
+    mac_vendors: MacVendors,
+    own_addresses: Collection[str] = (),
+    builtin_services: Collection[str] | None = None,
+) -> SensorConfig:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise HoneydConfigError(str(path), 0, "", f"cannot read: {exc}") from None
+    kwargs = {"builtin_services": builtin_services} if builtin_services is not None else {}
+    config = parse_config(text, source=str(path), **kwargs)
+    return build_sensor_config(
+        config,
+        text,
+        fingerprints=fingerprints,
+        mac_vendors=mac_vendors,
+        own_addresses=own_addresses,
+        source=str(path),
+    )

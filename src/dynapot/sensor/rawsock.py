@@ -1,0 +1,110 @@
+"""The sensor's one raw socket: AF_PACKET on the sensor interface, promiscuous, non-blocking.
+
+Frames arrive at once (no pcap read time-out: honeyd's 30 ms buffering gives it away by
+latency). PACKET_AUXDATA tells whether the kernel left a checksum unfinished
+(TP_STATUS_CSUMNOTREADY: frames from another namespace on this machine with transmit
+offload on); such frames are valid and must not be dropped for a "bad" checksum.
+Our own outgoing frames are not looped back (PACKET_IGNORE_OUTGOING).
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import struct
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+ETH_P_ALL = 0x0003
+SOL_PACKET = 263
+PACKET_ADD_MEMBERSHIP = 1
+PACKET_MR_PROMISC = 1
+PACKET_AUXDATA = 8
+PACKET_IGNORE_OUTGOING = 23
+TP_STATUS_CSUMNOTREADY = 0x8
+_AUXDATA = struct.Struct("=IIIHHHH")
+_MREQ = struct.Struct("=iHH8s")
+MAX_FRAME = 65536
+DRAIN_LIMIT = 256  # frames per wake-up before yielding to timers and services
+
+
+class InterfaceError(OSError):
+    """The sensor interface is missing or unusable."""
+
+
+def interface_mac(ifname: str) -> bytes:
+    try:
+        text = Path(f"/sys/class/net/{ifname}/address").read_text().strip()
+    except OSError:
+        raise InterfaceError(f"network interface {ifname!r} does not exist") from None
+    return bytes.fromhex(text.replace(":", ""))
+
+
+def interface_addresses(ifname: str) -> list[str]:
+    """The IPv4 addresses the kernel owns on `ifname` (never to be bound to a virtual host)."""
+    command = ["ip", "-j", "-4", "addr", "show", "dev", ifname]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=10, check=False)
+    if result.returncode != 0:
+        raise InterfaceError(f"network interface {ifname!r}: {result.stderr.strip()}")
+    return [a["local"] for entry in json.loads(result.stdout or "[]") for a in entry.get("addr_info", [])]
+
+
+class RawSocket:
+    def __init__(self, ifname: str, *, rcvbuf: int = 8 << 20, sndbuf: int = 4 << 20) -> None:
+        self.ifname = ifname
+        self.mac = interface_mac(ifname)
+        try:
+            sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
+        except PermissionError:
+            raise InterfaceError("opening a raw socket needs root or CAP_NET_RAW") from None
+        try:
+            sock.bind((ifname, 0))
+            ifindex = socket.if_nametoindex(ifname)
+            sock.setsockopt(SOL_PACKET, PACKET_ADD_MEMBERSHIP, _MREQ.pack(ifindex, PACKET_MR_PROMISC, 0, b""))
+            sock.setsockopt(SOL_PACKET, PACKET_AUXDATA, 1)
+            sock.setsockopt(SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, sndbuf)
+            sock.setblocking(False)
+        except OSError as exc:
+            sock.close()
+            raise InterfaceError(f"cannot listen on {ifname!r}: {exc}") from None
+        self._sock = sock
+        self._anc_size = socket.CMSG_SPACE(_AUXDATA.size)
+        self.sent = 0
+        self.send_errors = 0
+
+    def fileno(self) -> int:
+        return self._sock.fileno()
+
+    def frames(self) -> Iterator[tuple[bytes, bool]]:
+        """Drain waiting frames: (frame, checksums_trustworthy). Stops at EAGAIN or DRAIN_LIMIT."""
+        recvmsg = self._sock.recvmsg
+        anc_size = self._anc_size
+        for _ in range(DRAIN_LIMIT):
+            try:
+                data, ancdata, _flags, _addr = recvmsg(MAX_FRAME, anc_size)
+            except (BlockingIOError, InterruptedError):
+                return
+            checksums_ok = True
+            for level, kind, value in ancdata:
+                if (
+                    level == SOL_PACKET
+                    and kind == PACKET_AUXDATA
+                    and len(value) >= _AUXDATA.size
+                    and _AUXDATA.unpack_from(value)[0] & TP_STATUS_CSUMNOTREADY
+                ):
+                    checksums_ok = False
+            yield data, checksums_ok
+
+    def send(self, frame: bytes) -> None:
+        try:
+            self._sock.send(frame)
+            self.sent += 1
+        except (BlockingIOError, OSError):
+            # A full transmit queue drops this frame; TCP retransmits, and the count is reported.
+            self.send_errors += 1
+
+    def close(self) -> None:
+        self._sock.close()
