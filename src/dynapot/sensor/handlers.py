@@ -1,0 +1,220 @@
+"""What happens to an accepted connection: record it, run a honeyd script, or proxy it.
+
+Handlers see only an asyncio StreamReader/StreamWriter pair and a `ConnectionInfo`, so
+they run the same over the sensor's userland TCP and over a kernel socket in tests.
+Everything is bounded: bytes kept, idle time, connection lifetime, concurrent scripts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import shlex
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+RECORD_LIMIT = 64 * 1024  # bytes read from an attacker before we stop listening
+EXCERPT_LIMIT = 4096  # bytes kept in the event
+IDLE_TIMEOUT = 30.0
+LIFETIME = 600.0
+MAX_SCRIPTS = 64
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionInfo:
+    proto: str
+    src: str
+    sport: int
+    dst: str
+    dport: int
+    personality: str | None
+    template: str
+
+
+# A sink for what handlers learn: kind ("data", "script", "proxy", ...), detail, data.
+Report = Callable[[str, str | None, dict[str, Any] | None], None]
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter, ConnectionInfo, Report], Awaitable[None]]
+
+
+def excerpt(data: bytes) -> str:
+    """A printable, bounded excerpt of attacker bytes for the event log."""
+    return data[:EXCERPT_LIMIT].decode("latin-1").encode("unicode_escape").decode("ascii")
+
+
+async def _read_bounded(reader: asyncio.StreamReader, limit: int, idle: float) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    while size < limit:
+        try:
+            chunk = await asyncio.wait_for(reader.read(min(65536, limit - size)), idle)
+        except TimeoutError:
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
+
+
+async def record(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, info: ConnectionInfo, report: Report
+) -> None:
+    """An open port with nothing behind it: accept, keep what arrives, close when idle."""
+    try:
+        data = await asyncio.wait_for(_read_bounded(reader, RECORD_LIMIT, IDLE_TIMEOUT), LIFETIME)
+    except TimeoutError:
+        data = b""
+    if data:
+        report("data", excerpt(data), {"bytes": len(data)})
+    writer.close()
+
+
+def substitute(command: str, info: ConnectionInfo) -> str:
+    """honeyd's variables in a script command line."""
+    values = {"$ipsrc": info.src, "$ipdst": info.dst, "$sport": str(info.sport), "$dport": str(info.dport)}
+    for name, value in values.items():
+        command = command.replace(name, shlex.quote(value))
+    return command
+
+
+class ScriptRunner:
+    """Runs honeyd scripts: the connection on stdin/stdout, HONEYD_* in the environment."""
+
+    def __init__(self, max_processes: int = MAX_SCRIPTS, *, cwd: str | None = None) -> None:
+        self._slots = asyncio.Semaphore(max_processes)
+        self._cwd = cwd
+
+    def handler(self, command: str) -> Handler:
+        async def run(
+            reader: asyncio.StreamReader, writer: asyncio.StreamWriter, info: ConnectionInfo, report: Report
+        ) -> None:
+            if self._slots.locked():
+                report("script-refused", "too many scripts running", {"command": command})
+                writer.close()
+                return
+            async with self._slots:
+                await self._run(command, reader, writer, info, report)
+
+        return run
+
+    async def _run(
+        self,
+        command: str,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        info: ConnectionInfo,
+        report: Report,
+    ) -> None:
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HONEYD_IP_SRC": info.src,
+            "HONEYD_IP_DST": info.dst,
+            "HONEYD_SRC_PORT": str(info.sport),
+            "HONEYD_DST_PORT": str(info.dport),
+            "HONEYD_PERSONALITY": info.personality or "",
+        }
+        line = substitute(command, info)
+        try:
+            process = await asyncio.create_subprocess_shell(
+                line,
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.DEVNULL,
+                env=env,
+                cwd=self._cwd,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            report("script-failed", str(exc), {"command": line})
+            writer.close()
+            return
+        report("script", line, {"pid": process.pid})
+        assert process.stdin is not None and process.stdout is not None
+        received = bytearray()
+
+        async def inbound() -> None:
+            while len(received) < RECORD_LIMIT:
+                chunk = await reader.read(65536)
+                if not chunk:
+                    break
+                received.extend(chunk)
+                process.stdin.write(chunk)
+                with contextlib.suppress(ConnectionError):
+                    await process.stdin.drain()
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                process.stdin.close()
+
+        async def outbound() -> None:
+            while True:
+                chunk = await process.stdout.read(65536)
+                if not chunk:
+                    break
+                writer.write(chunk)
+                await writer.drain()
+
+        tasks = [asyncio.ensure_future(inbound()), asyncio.ensure_future(outbound())]
+        try:
+            # The script's output ending ends the session, as in honeyd.
+            await asyncio.wait_for(tasks[1], LIFETIME)
+        except (TimeoutError, ConnectionError):
+            pass
+        finally:
+            for task in tasks:
+                task.cancel()
+            if process.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, 9)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(process.wait(), 5)
+            if received:
+                report("data", excerpt(bytes(received)), {"bytes": len(received)})
+            writer.close()
+
+
+def proxy(target: str) -> Handler:
+    """Relay the connection to a real machine (`HOST:PORT`; `$ipsrc` sends it back to the attacker)."""
+
+    async def run(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, info: ConnectionInfo, report: Report
+    ) -> None:
+        host, _, port_text = target.rpartition(":")
+        host = info.src if host == "$ipsrc" else host
+        port = (
+            info.sport if port_text == "$sport" else info.dport if port_text == "$dport" else int(port_text)
+        )
+        try:
+            up_reader, up_writer = await asyncio.wait_for(asyncio.open_connection(host, port), 10)
+        except (OSError, TimeoutError) as exc:
+            report("proxy-failed", f"{host}:{port}: {exc}", None)
+            writer.close()
+            return
+        report("proxy", f"{host}:{port}", None)
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> int:
+            total = 0
+            with contextlib.suppress(ConnectionError):
+                while chunk := await src.read(65536):
+                    total += len(chunk)
+                    dst.write(chunk)
+                    await dst.drain()
+            with contextlib.suppress(OSError, RuntimeError):
+                dst.write_eof() if dst.can_write_eof() else dst.close()
+            return total
+
+        try:
+            sent_up, sent_down = await asyncio.wait_for(
+                asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer)), LIFETIME
+            )
+            report("proxy-closed", f"{host}:{port}", {"bytes_in": sent_up, "bytes_out": sent_down})
+        except TimeoutError:
+            report("proxy-closed", f"{host}:{port}: lifetime exceeded", None)
+        finally:
+            up_writer.close()
+            writer.close()
+
+    return run
