@@ -118,6 +118,8 @@ def test_proxy_relays_both_ways():
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         writer.write(b"hello")
         answer = await asyncio.wait_for(reader.read(), 5)
+        writer.close()
+        await asyncio.sleep(0.2)  # let the proxy see both ends close
         server.close()
         real.close()
         await asyncio.sleep(0.1)
