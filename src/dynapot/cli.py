@@ -59,32 +59,39 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     return (ConfigError, DatabaseError, ActiveScanError, NmapXmlError, OsDbError, HoneydConfigError)
 
 
-def command_options(func: F) -> F:
-    """Add --db and --config, build the Context, and turn known errors into clean exits."""
+def command_options(func: F | None = None, *, settings_option: str = "--config") -> Any:
+    """Add --db and the settings-file option, build the Context, turn known errors into clean exits.
 
-    @click.option("--db", "db_url", metavar="URL", help="SQLAlchemy database URL (overrides DYNAPOT_DB).")
-    @click.option(
-        "--config",
-        "config_path",
-        type=click.Path(dir_okay=False, path_type=Path),
-        help="Settings file (TOML; overrides DYNAPOT_CONFIG).",
-    )
-    @functools.wraps(func)
-    def wrapper(*args: Any, db_url: str | None, config_path: Path | None, **kwargs: Any) -> Any:
-        context: Context | None = None
-        try:
-            overrides = {"database_url": db_url} if db_url else {}
-            context = Context(load_settings(config_path, overrides=overrides))
-            return func(context, *args, **kwargs)
-        except _user_errors() as exc:
-            raise click.ClickException(str(exc)) from None
-        except ValueError as exc:
-            raise click.ClickException(str(exc)) from None
-        finally:
-            if context is not None:
-                context.close()
+    The settings option is --config everywhere except where a command needs that name for its
+    own file (the sensor's honeyd configuration): there it is --settings.
+    """
 
-    return wrapper  # type: ignore[return-value]
+    def decorate(func: F) -> F:
+        @click.option("--db", "db_url", metavar="URL", help="SQLAlchemy database URL (overrides DYNAPOT_DB).")
+        @click.option(
+            settings_option,
+            "config_path",
+            type=click.Path(dir_okay=False, path_type=Path),
+            help="Settings file (TOML; overrides DYNAPOT_CONFIG).",
+        )
+        @functools.wraps(func)
+        def wrapper(*args: Any, db_url: str | None, config_path: Path | None, **kwargs: Any) -> Any:
+            context: Context | None = None
+            try:
+                overrides = {"database_url": db_url} if db_url else {}
+                context = Context(load_settings(config_path, overrides=overrides))
+                return func(context, *args, **kwargs)
+            except _user_errors() as exc:
+                raise click.ClickException(str(exc)) from None
+            except ValueError as exc:
+                raise click.ClickException(str(exc)) from None
+            finally:
+                if context is not None:
+                    context.close()
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate(func) if func is not None else decorate
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -377,6 +384,51 @@ def honeyd_config_command(ctx: Context, output: Path | None, **kwargs: Any) -> N
         tmp.write_text(text, encoding="utf-8")
         tmp.replace(output)  # atomic: a reader never sees half a file
         click.echo(f"wrote {len(result.virtual_hosts)} virtual hosts to {output}")
+
+
+# --- sensor ---------------------------------------------------------------------------------
+
+
+@main.command("sensor")
+@click.option("--interface", "-i", required=True, help="The interface the virtual hosts live on.")
+@click.option(
+    "--config",
+    "honeyd_config",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="honeyd configuration (as written by `dynapot honeyd-config`).",
+)
+@click.option(
+    "--log", "log_path", type=click.Path(dir_okay=False, path_type=Path), help="honeyd-format log file."
+)
+@click.option(
+    "--user", default="nobody", show_default=True, help="Drop root to this user once the socket is open."
+)
+@click.option("--no-db", is_flag=True, help="Log to --log only, not to the database.")
+@command_options(settings_option="--settings")
+def sensor_command(
+    ctx: Context, interface: str, honeyd_config: Path, log_path: Path | None, user: str, no_db: bool
+) -> None:
+    """Answer for the configured virtual hosts on INTERFACE until SIGINT/SIGTERM."""
+    import logging
+
+    from dynapot.sensor.main import run_sensor
+    from dynapot.sensor.rawsock import InterfaceError
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        summary = run_sensor(
+            interface=interface,
+            config_path=honeyd_config,
+            db=None if no_db else ctx.db,
+            log_path=log_path,
+            user=user,
+            osdb=ctx.settings.nmap_os_db,
+            mac_prefixes=ctx.settings.nmap_mac_prefixes,
+        )
+    except InterfaceError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(json.dumps(summary, sort_keys=True), err=True)
 
 
 # --- lab and demo ---------------------------------------------------------------------------

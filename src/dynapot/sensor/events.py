@@ -59,9 +59,11 @@ def honeyd_time(epoch: float) -> str:
 
 def honeyd_line(event: Event) -> str:
     """The event in honeyd's log format (honeyd(8), 'LOGGING')."""
+    stamp = honeyd_time(event.time)
+    if event.src == 0 and event.dst == 0:  # the sensor's own news (start, lost events): no flow
+        return f"{stamp} dynapot: {event.kind} {event.detail or ''}".rstrip()
     proto = f"{event.proto}({PROTO_NUMBERS.get(event.proto, 0)})"
     src, dst = IPv4Address(event.src), IPv4Address(event.dst)
-    stamp = honeyd_time(event.time)
     flow = f"{src} {event.sport} {dst} {event.dport}"
     if event.proto == "icmp":
         line = f"{stamp} {proto} - {src} {dst}: {event.detail or ''}"

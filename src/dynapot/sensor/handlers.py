@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import encodings.latin_1
+import encodings.unicode_escape
 import logging
 import os
 import shlex
@@ -17,6 +19,8 @@ from dataclasses import dataclass
 from typing import Any
 
 log = logging.getLogger(__name__)
+# Imported here, not on first use: after the sensor drops root it may no longer read the library.
+_CODECS = (encodings.latin_1, encodings.unicode_escape)
 
 RECORD_LIMIT = 64 * 1024  # bytes read from an attacker before we stop listening
 EXCERPT_LIMIT = 4096  # bytes kept in the event

@@ -1,0 +1,114 @@
+"""`dynapot sensor`: load and check the configuration, open the socket, drop root, run until told."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from dynapot.db import Database
+from dynapot.discovery.observation import Observation
+from dynapot.discovery.p0f import DEFAULT_DATABASE, P0fDatabase, P0fDatabaseError, P0fMatcher
+from dynapot.honeyd.config import BUILTIN_SERVICES
+from dynapot.inventory import record_observations
+from dynapot.personality.catalog import MacVendors
+from dynapot.personality.osdb import load_osdb
+from dynapot.sensor.config import SensorConfig, load_sensor_config
+from dynapot.sensor.events import Event, EventWriter
+from dynapot.sensor.handlers import ScriptRunner
+from dynapot.sensor.privileges import drop_privileges
+from dynapot.sensor.rawsock import RawSocket, interface_addresses
+from dynapot.sensor.runtime import Sensor
+from dynapot.services import REGISTRY
+
+log = logging.getLogger("dynapot.sensor")
+
+
+def load_config(path: Path, interface: str, osdb: Path, mac_prefixes: Path) -> SensorConfig:
+    return load_sensor_config(
+        path,
+        fingerprints=load_osdb(osdb),
+        mac_vendors=MacVendors.load(mac_prefixes),
+        own_addresses=interface_addresses(interface),
+        builtin_services=BUILTIN_SERVICES | set(REGISTRY),
+    )
+
+
+def _load_p0f(path: Path) -> P0fMatcher | None:
+    try:
+        return P0fMatcher(P0fDatabase.load(path))
+    except P0fDatabaseError as exc:
+        log.warning("attacker OS guessing is off: %s", exc)
+        return None
+
+
+def run_sensor(
+    *,
+    interface: str,
+    config_path: Path,
+    db: Database | None,
+    log_path: Path | None,
+    user: str,
+    osdb: Path,
+    mac_prefixes: Path,
+    p0f_path: Path = DEFAULT_DATABASE,
+    ready: asyncio.Event | None = None,
+) -> dict[str, int]:
+    config = load_config(config_path, interface, osdb, mac_prefixes)
+    raw = RawSocket(interface)
+    events = EventWriter(db, log_path)
+    # Write one event before dropping root: it opens the pooled database connection (and
+    # SQLite's files) and loads every module the write path needs while we still may.
+    events.submit(Event(time.time(), "tcp", 0, None, 0, None, "sensor-start", f"{len(config.hosts)} hosts"))
+    events.flush()
+    drop_privileges(user)
+    p0f = _load_p0f(p0f_path)
+
+    def on_conflict(address: str, mac: str) -> None:
+        if db is None:
+            return
+        seen = Observation(address, datetime.now(UTC), "sensor", mac=mac)
+
+        def store() -> None:
+            try:
+                record_observations(db, [seen])
+            except Exception:
+                log.exception("could not record %s as real", address)
+
+        loop.run_in_executor(None, store)
+
+    sensor = Sensor(
+        config, raw, events, p0f=p0f, services=dict(REGISTRY), scripts=ScriptRunner(), on_conflict=on_conflict
+    )
+    log.info("answering for %d addresses on %s", len(sensor.hosts), interface)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        if ready is not None:
+            ready.set()
+        await sensor.run(stop)
+
+    loop = asyncio.new_event_loop()
+    try:
+        loop.run_until_complete(main())
+        # let services notice their connections ended, then stop them
+        pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+        for task in pending:
+            task.cancel()
+        with contextlib.suppress(Exception):
+            loop.run_until_complete(asyncio.wait_for(asyncio.gather(*pending, return_exceptions=True), 5))
+    finally:
+        loop.close()
+        events.close()
+        raw.close()
+    summary = dict(sensor.counters)
+    summary["events written"] = events.written
+    summary["events lost"] = events.lost_total
+    summary["frames sent"] = raw.sent
+    return summary

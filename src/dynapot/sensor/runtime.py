@@ -1,0 +1,512 @@
+"""The running sensor: one raw socket, one host stack per bound address, services on asyncio.
+
+Packet path (kept short, it runs for every frame): parse Ethernet; ARP goes to the
+responder; IPv4 addressed to a bound address goes to that host's sans-IO stack; the
+outputs are frames to send (wrapped with the peer's MAC from the neighbour table) and
+events (logged, or fed to the connection's service). Connection timers of all hosts
+live in one heap (the stack's `StackContext`), driven by one asyncio timer handle.
+
+Never steal an address: ARP from another machine for a bound address, or IPv4 from a
+bound address with a foreign MAC, releases the address at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from collections import Counter, OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address
+
+from dynapot.discovery.p0f import P0fMatcher
+from dynapot.honeyd.config import Action
+from dynapot.netstack.arp import AddressConflict, ArpResponder, SendFrame
+from dynapot.netstack.events import (
+    ConnectionClosed,
+    ConnectionEstablished,
+    DatagramReceived,
+    DataReceived,
+    EchoRequest,
+    IcmpReceived,
+    Output,
+    PacketDropped,
+    PeerClosed,
+    SendPacket,
+    TcpProbe,
+    UdpProbe,
+)
+from dynapot.netstack.host import HostStack, StackContext, Verdict
+from dynapot.netstack.packets import Malformed, parse_arp, parse_ethernet, parse_ipv4, parse_tcp
+from dynapot.netstack.tcp import TcpConnection
+from dynapot.netstack.types import ETH_P_ARP, ETH_P_IP, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, IPv4, TcpFlags
+from dynapot.personality.engine import compile_personality
+from dynapot.personality.nmap_probes import classify_syn, classify_t, is_ecn_probe
+from dynapot.sensor.config import HostDefinition, SensorConfig
+from dynapot.sensor.events import Event, EventWriter
+from dynapot.sensor.handlers import ConnectionInfo, Handler, ScriptRunner, proxy, record
+from dynapot.sensor.rawsock import RawSocket
+from dynapot.sensor.streams import UserlandTransport, start_handler
+
+log = logging.getLogger(__name__)
+
+BROADCAST = b"\xff" * 6
+NEIGHBOUR_LIMIT = 65536
+SOURCE_MEMORY = 65536  # sources whose OS guess and scan tool we remember
+NMAP_MEMORY = 300.0  # seconds a source stays "an nmap OS scan" after its last OS probe
+NMAP_OS_SCAN = "nmap OS scan"
+_SYN = int(TcpFlags.SYN)
+_ACK = int(TcpFlags.ACK)
+_FLAG_LETTERS = "FSRPAUEC"
+
+
+def _verdict(action: Action) -> Verdict:
+    if action.kind in ("proxy", "service", "command", "open"):
+        return Verdict.OPEN
+    if action.kind in ("closed", "reset"):
+        return Verdict.CLOSED
+    return Verdict.BLOCK  # block, filtered: silence
+
+
+def flag_letters(flags: int) -> str:
+    return "".join(letter for bit, letter in enumerate(_FLAG_LETTERS) if flags >> bit & 1) or "-"
+
+
+class _Policy:
+    """The honeyd port actions of one host as the stack's (proto, port) -> Verdict callable."""
+
+    __slots__ = ("_defaults", "_table")
+
+    def __init__(self, host: HostDefinition) -> None:
+        table = {(IPPROTO_TCP, port): _verdict(a) for port, a in host.tcp.items()}
+        table.update({(IPPROTO_UDP, port): _verdict(a) for port, a in host.udp.items()})
+        icmp = _verdict(host.default_icmp)
+        table[(IPPROTO_ICMP, 8)] = Verdict.OPEN if icmp is Verdict.OPEN else Verdict.BLOCK
+        self._table = table
+        self._defaults = {
+            IPPROTO_TCP: _verdict(host.default_tcp),
+            IPPROTO_UDP: _verdict(host.default_udp),
+            IPPROTO_ICMP: Verdict.BLOCK,
+        }
+
+    def __call__(self, proto: int, port: int) -> Verdict:
+        verdict = self._table.get((proto, port))
+        return verdict if verdict is not None else self._defaults.get(proto, Verdict.BLOCK)
+
+
+@dataclass(slots=True)
+class _Flow:
+    """What the sensor keeps per live connection beside the stack's own state."""
+
+    transport: UserlandTransport | None = None
+    bytes_in: int = 0
+    bytes_out: int = 0
+    attacker_os: str | None = None
+    scan_tool: str | None = None
+
+
+@dataclass(slots=True)
+class _Host:
+    definition: HostDefinition
+    stack: HostStack
+    handlers: dict[int, Handler] = field(default_factory=dict)
+
+
+class _Ops:
+    """ConnectionOps for one connection: application calls go through the sensor."""
+
+    __slots__ = ("conn", "flow", "sensor")
+
+    def __init__(self, sensor: Sensor, conn: TcpConnection, flow: _Flow) -> None:
+        self.sensor, self.conn, self.flow = sensor, conn, flow
+
+    def send(self, data: bytes) -> None:
+        self.flow.bytes_out += len(data)
+        self.sensor._run(self.conn.send(data, time.monotonic()))
+
+    def finish(self) -> None:
+        self.sensor._run(self.conn.close(time.monotonic()))
+
+    def abort(self) -> None:
+        self.sensor._run(self.conn.abort(time.monotonic()))
+
+    def unsent(self) -> int:
+        return self.conn.send_buffered
+
+
+def host_seed(host: HostDefinition) -> bytes:
+    """Each host's own randomness (ISN, IP ID, clocks): stable across restarts, distinct per host."""
+    return hashlib.blake2b(f"{host.address}|{host.mac.hex()}".encode(), digest_size=16).digest()
+
+
+class Sensor:
+    def __init__(
+        self,
+        config: SensorConfig,
+        raw: RawSocket,
+        events: EventWriter,
+        *,
+        p0f: P0fMatcher | None = None,
+        services: dict[str, Handler] | None = None,
+        scripts: ScriptRunner | None = None,
+        on_conflict: Callable[[str, str], None] | None = None,
+    ) -> None:
+        self.raw = raw
+        self.events = events
+        self.p0f = p0f
+        self.services = services or {}
+        self.scripts = scripts
+        self.on_conflict = on_conflict
+        self.context = StackContext()
+        self.hosts: dict[int, _Host] = {}
+        self.arp = ArpResponder()
+        self.macs: set[bytes] = set()
+        self.neighbours: OrderedDict[int, bytes] = OrderedDict()
+        self.flows: dict[TcpConnection, _Flow] = {}
+        self.source_os: OrderedDict[int, str] = OrderedDict()
+        self.nmap_sources: OrderedDict[int, float] = OrderedDict()
+        self.counters: Counter[str] = Counter()
+        self.released: dict[str, str] = {}
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        now = time.monotonic()
+        for definition in config.hosts.values():
+            self._add_host(definition, now)
+
+    # ------------------------------------------------------------------ set-up
+
+    def _add_host(self, definition: HostDefinition, now: float) -> None:
+        personality = None
+        if definition.personality is not None:
+            personality = compile_personality(
+                definition.personality, seed=host_seed(definition), uptime=definition.uptime, now=now
+            )
+        stack = HostStack(definition.ip, definition.mac, personality, _Policy(definition), self.context)
+        host = _Host(definition, stack)
+        for port, action in definition.tcp.items():
+            handler = self._handler_for(action)
+            if handler is not None:
+                host.handlers[port] = handler
+        self.hosts[definition.ip] = host
+        self.arp.bind(definition.ip, definition.mac)
+        self.macs.add(definition.mac)
+
+    def _handler_for(self, action: Action) -> Handler | None:
+        if action.kind == "service":
+            return self.services.get(action.target or "", record)
+        if action.kind == "command" and self.scripts is not None and action.target:
+            return self.scripts.handler(action.target)
+        if action.kind == "proxy" and action.target:
+            return proxy(action.target)
+        if action.kind == "open":
+            return record
+        return None
+
+    # ------------------------------------------------------------------ packet path
+
+    def on_readable(self) -> None:
+        handle = self.handle_frame
+        for frame, checksums_ok in self.raw.frames():
+            try:
+                handle(frame, checksums_ok)
+            except Exception:  # a bug must cost one frame, never the sensor
+                self.counters["internal error"] += 1
+                log.exception("frame handling failed")
+        self._arm_timer()
+
+    def handle_frame(self, frame: bytes, checksums_ok: bool = True) -> None:
+        eth = parse_ethernet(frame)
+        if type(eth) is Malformed:
+            self.counters["ethernet: malformed"] += 1
+            return
+        ethertype = eth.ethertype
+        if ethertype == ETH_P_IP:
+            if eth.dst not in self.macs and eth.dst != BROADCAST:
+                return  # promiscuous mode shows other hosts' traffic: not ours to answer
+            ip = parse_ipv4(eth.payload, checksums_ok)
+            if type(ip) is Malformed:
+                self.counters[ip.reason] += 1
+                return
+            src_host = self.hosts.get(ip.src)
+            if src_host is not None and eth.src != src_host.definition.mac:
+                self._release(ip.src, eth.src, "IPv4 traffic from the address")
+                return
+            host = self.hosts.get(ip.dst)
+            if host is None:
+                return
+            self._remember_neighbour(ip.src, eth.src)
+            now = time.monotonic()
+            if ip.proto == IPPROTO_TCP and len(ip.payload) > 13 and ip.payload[13] & _SYN:
+                self._inspect_syn(ip, checksums_ok, now)
+            self._run(host.stack.receive(ip, now, checksums_ok), now)
+        elif ethertype == ETH_P_ARP:
+            arp = parse_arp(eth.payload)
+            if type(arp) is Malformed:
+                self.counters["arp: malformed"] += 1
+                return
+            result = self.arp.receive(eth, arp)
+            if type(result) is SendFrame:
+                self.raw.send(result.frame)
+            elif type(result) is AddressConflict:
+                why = "ARP probe for the address" if result.probe else "ARP from the address"
+                self._release(result.ip, result.mac, why)
+
+    def _remember_neighbour(self, ip: int, mac: bytes) -> None:
+        neighbours = self.neighbours
+        if neighbours.get(ip) != mac:
+            neighbours[ip] = mac
+            if len(neighbours) > NEIGHBOUR_LIMIT:
+                neighbours.popitem(last=False)
+
+    def _inspect_syn(self, ip: IPv4, checksums_ok: bool, now: float) -> None:
+        """Guess the attacker's OS from its SYN (p0f) and notice nmap's OS-detection probes."""
+        seg = parse_tcp(ip, checksums_ok)
+        if type(seg) is Malformed:
+            return
+        if classify_syn(seg) is not None or is_ecn_probe(seg) or classify_t(seg) is not None:
+            self._mark_nmap(ip.src, now)
+            return  # nmap's probes are crafted: p0f would only name the tool
+        if self.p0f is not None and ip.src not in self.source_os and not seg.flags & _ACK:
+            match = self.p0f.match_segment(seg)
+            if match is not None:
+                self.source_os[ip.src] = match.display
+                if len(self.source_os) > SOURCE_MEMORY:
+                    self.source_os.popitem(last=False)
+
+    def _mark_nmap(self, src: int, now: float) -> None:
+        first = src not in self.nmap_sources or self.nmap_sources[src] < now - NMAP_MEMORY
+        self.nmap_sources[src] = now
+        self.nmap_sources.move_to_end(src)
+        if len(self.nmap_sources) > SOURCE_MEMORY:
+            self.nmap_sources.popitem(last=False)
+        if first:
+            self._event("tcp", src, None, 0, None, "os-scan", "nmap OS detection probes", now)
+
+    def _scan_tool(self, src: int, now: float) -> str | None:
+        seen = self.nmap_sources.get(src)
+        return NMAP_OS_SCAN if seen is not None and seen >= now - NMAP_MEMORY else None
+
+    # ------------------------------------------------------------------ outputs
+
+    def _run(self, outputs: list[Output], now: float | None = None) -> None:
+        """Carry out what the stack returned: send packets, log events, drive services."""
+        if not outputs:
+            return
+        now = time.monotonic() if now is None else now
+        for out in outputs:
+            kind = type(out)
+            if kind is SendPacket:
+                self._send(out)
+            elif kind is DataReceived:
+                flow = self.flows.get(out.conn)
+                if flow is not None:
+                    flow.bytes_in += len(out.data)
+                    if flow.transport is not None:
+                        flow.transport.data_received(out.data)
+                self._run(out.conn.consume(len(out.data), now), now)
+            elif kind is TcpProbe:
+                self._on_probe(out, now)
+            elif kind is ConnectionEstablished:
+                self._on_established(out.conn, now)
+            elif kind is PeerClosed:
+                flow = self.flows.get(out.conn)
+                if flow is not None and flow.transport is not None:
+                    flow.transport.eof_received()
+            elif kind is ConnectionClosed:
+                self._on_closed(out, now)
+            elif kind is EchoRequest:
+                detail = f"8(0): {'replied' if out.replied else 'ignored'}"
+                self._event("icmp", out.peer_ip, None, out.local_ip, None, "echo", detail, now)
+            elif kind is DatagramReceived:
+                self._event(
+                    "udp",
+                    out.peer_ip,
+                    out.peer_port,
+                    out.local_ip,
+                    out.local_port,
+                    "datagram",
+                    f"{len(out.data)} bytes",
+                    now,
+                    data={"excerpt": out.data[:256].hex()},
+                )
+            elif kind is UdpProbe:
+                self._event(
+                    "udp",
+                    out.peer_ip,
+                    out.peer_port,
+                    out.local_ip,
+                    out.local_port,
+                    "probe",
+                    out.verdict,
+                    now,
+                )
+            elif kind is IcmpReceived:
+                self._event(
+                    "icmp", out.peer_ip, None, out.local_ip, None, "icmp", f"{out.type}({out.code})", now
+                )
+            elif kind is PacketDropped:
+                self.counters[out.reason] += 1
+        self._arm_timer()
+
+    def _send(self, out: SendPacket) -> None:
+        host = self.hosts.get(out.src)
+        mac = self.neighbours.get(out.dst)
+        if host is None or mac is None:
+            self.counters["send: no neighbour"] += 1
+            return
+        self.raw.send(mac + host.definition.mac + b"\x08\x00" + out.packet)
+
+    def _on_probe(self, probe: TcpProbe, now: float) -> None:
+        if probe.verdict == "open":
+            self._event(
+                "tcp", probe.peer_ip, probe.peer_port, probe.local_ip, probe.local_port, "connect", None, now
+            )
+        else:
+            self._event(
+                "tcp",
+                probe.peer_ip,
+                probe.peer_port,
+                probe.local_ip,
+                probe.local_port,
+                "probe",
+                f"{flag_letters(probe.flags)} {probe.verdict}",
+                now,
+            )
+
+    def _on_established(self, conn: TcpConnection, now: float) -> None:
+        host = self.hosts.get(conn.local_ip)
+        if host is None:
+            return
+        flow = _Flow(
+            attacker_os=self.source_os.get(conn.peer_ip), scan_tool=self._scan_tool(conn.peer_ip, now)
+        )
+        self.flows[conn] = flow
+        handler = host.handlers.get(conn.local_port, record)
+        definition = host.definition
+        info = ConnectionInfo(
+            "tcp",
+            str(IPv4Address(conn.peer_ip)),
+            conn.peer_port,
+            definition.address,
+            conn.local_port,
+            definition.personality.name if definition.personality else None,
+            definition.template,
+        )
+
+        def report(kind: str, detail: str | None, data: dict | None) -> None:
+            self._event(
+                "tcp",
+                conn.peer_ip,
+                conn.peer_port,
+                conn.local_ip,
+                conn.local_port,
+                kind,
+                detail,
+                time.monotonic(),
+                data=data,
+            )
+
+        flow.transport, _task = start_handler(_Ops(self, conn, flow), info, handler, report)
+
+    def _on_closed(self, closed: ConnectionClosed, now: float) -> None:
+        conn = closed.conn
+        flow = self.flows.pop(conn, None)
+        if flow is not None and flow.transport is not None:
+            flow.transport.connection_lost(
+                None if closed.reason == "closed" else ConnectionResetError(closed.reason)
+            )
+        if closed.established or flow is not None:
+            event = self._event(
+                "tcp",
+                conn.peer_ip,
+                conn.peer_port,
+                conn.local_ip,
+                conn.local_port,
+                "close",
+                closed.reason,
+                now,
+            )
+            if flow is not None:
+                event.bytes_in, event.bytes_out = flow.bytes_in, flow.bytes_out
+
+    def _event(
+        self,
+        proto: str,
+        src: int,
+        sport: int | None,
+        dst: int,
+        dport: int | None,
+        kind: str,
+        detail: str | None,
+        now: float,
+        *,
+        data: dict | None = None,
+    ) -> Event:
+        event = Event(
+            time.time(),
+            proto,
+            src,
+            sport,
+            dst,
+            dport,
+            kind,
+            detail,
+            self.source_os.get(src),
+            self._scan_tool(src, now),
+            data,
+        )
+        self.events.submit(event)
+        return event
+
+    # ------------------------------------------------------------------ timers
+
+    def _arm_timer(self) -> None:
+        deadline = self.context.next_deadline()
+        if deadline is None or self._loop is None:
+            return
+        if self._timer_at is not None and self._timer_at <= deadline:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer_at = deadline
+        self._timer = self._loop.call_at(deadline, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = self._timer_at = None
+        self._run(self.context.on_timer(time.monotonic()))
+        self._arm_timer()
+
+    # ------------------------------------------------------------------ address release
+
+    def _release(self, ip: int, mac: bytes, why: str) -> None:
+        """Another machine uses `ip`: stop answering for it at once, and say so."""
+        host = self.hosts.pop(ip, None)
+        if host is None:
+            return
+        self.arp.unbind(ip)
+        self.macs.discard(host.definition.mac)
+        self._run(host.stack.close_all(time.monotonic()))
+        address, mac_text = host.definition.address, mac.hex(":")
+        self.released[address] = mac_text
+        log.warning("released %s: %s (%s); recorded as a real host", address, why, mac_text)
+        self._event("arp", 0, None, ip, None, "conflict", f"{why} by {mac_text}: released", time.monotonic())
+        if self.on_conflict is not None:
+            self.on_conflict(address, mac_text)
+
+    # ------------------------------------------------------------------ running
+
+    async def run(self, stop: asyncio.Event) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._loop.add_reader(self.raw.fileno(), self.on_readable)
+        try:
+            await stop.wait()
+        finally:
+            self._loop.remove_reader(self.raw.fileno())
+            if self._timer is not None:
+                self._timer.cancel()
+            now = time.monotonic()
+            for host in list(self.hosts.values()):
+                self._run(host.stack.close_all(now), now)
