@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from dynapot.personality.osdb import Fingerprint
+from dynapot.personality.osdb import Fingerprint, fingerprints_by_name
 
 DEFAULT_MAC_PREFIXES = Path("/usr/share/nmap/nmap-mac-prefixes")
 
@@ -115,9 +115,7 @@ class PersonalityCatalog:
         self._by_family: dict[str, list[str]] = defaultdict(list)
         self._words: list[tuple[str, frozenset[str]]] = []
         self.device_type: dict[str, str] = {}
-        for fp in fingerprints:
-            if fp.name in self.names:
-                continue  # nmap-os-db repeats some names; one entry per name is enough to choose from
+        for fp in fingerprints_by_name(fingerprints).values():
             self.names.add(fp.name)
             class_words: set[str] = set()
             for cls in fp.classes:

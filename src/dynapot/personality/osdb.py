@@ -8,6 +8,8 @@ as raw strings per attribute here; the sensor's personality engine compiles them
 from __future__ import annotations
 
 import re
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -96,3 +98,48 @@ def load_osdb(path: Path | str = DEFAULT_OSDB) -> list[Fingerprint]:
     if not fingerprints:
         raise OsDbError(f"{path} has no Fingerprint entries")
     return fingerprints
+
+
+# Attributes whose most common value among same-named entries describes the typical machine.
+_TYPICAL = (
+    ("T1", "TG"),
+    ("T1", "DF"),
+    ("OPS", "O1"),
+    ("WIN", "W1"),
+    ("SEQ", "TI"),
+    ("SEQ", "TS"),
+    ("IE", "DFI"),
+)
+
+
+def fingerprints_by_name(fingerprints: Iterable[Fingerprint]) -> dict[str, Fingerprint]:
+    """One entry per name, the most typical one.
+
+    nmap-os-db repeats names (116 entries are called "Microsoft Windows XP SP3", one of them
+    with a TTL of 64 as seen behind some middlebox). Preferred, in order: a class that names
+    the OS in the title (so "Linux 2.6.32" is Linux, not an appliance built on it), a general
+    purpose device, and the entry agreeing most with the common values of its namesakes.
+    """
+    groups: dict[str, list[Fingerprint]] = {}
+    for fp in fingerprints:
+        groups.setdefault(fp.name, []).append(fp)
+    chosen: dict[str, Fingerprint] = {}
+    for name, entries in groups.items():
+        if len(entries) == 1:
+            chosen[name] = entries[0]
+            continue
+        common = [Counter(fp.tests.get(t, {}).get(a) for fp in entries) for t, a in _TYPICAL]
+        lowered = name.lower()
+
+        def fit(
+            fp: Fingerprint, lowered: str = lowered, common: list[Counter] = common
+        ) -> tuple[bool, bool, int]:
+            named_family = any(c.family.lower() in lowered for c in fp.classes if c.family)
+            general = any(c.device_type == "general purpose" for c in fp.classes)
+            typical = sum(
+                counts[fp.tests.get(t, {}).get(a)] for counts, (t, a) in zip(common, _TYPICAL, strict=True)
+            )
+            return named_family, general, typical
+
+        chosen[name] = max(entries, key=fit)  # max keeps the first of equals: file order
+    return chosen

@@ -18,7 +18,7 @@ from pathlib import Path
 from dynapot.honeyd.config import Action, HoneydConfig, Template
 from dynapot.honeyd.parser import HoneydConfigError, parse_config
 from dynapot.personality.catalog import MacVendors, format_mac
-from dynapot.personality.osdb import Fingerprint
+from dynapot.personality.osdb import Fingerprint, fingerprints_by_name
 
 DEFAULT_UPTIME_RANGE = (3 * 3600, 60 * 86400)
 CLOSED = Action("closed")
@@ -103,9 +103,7 @@ def build_sensor_config(
     source: str = "<string>",
 ) -> SensorConfig:
     check = _Checker(text, source)
-    by_name: dict[str, Fingerprint] = {}
-    for fp in fingerprints:
-        by_name.setdefault(fp.name, fp)
+    by_name = fingerprints_by_name(fingerprints)
     own = set(own_addresses)
     hosts: dict[int, HostDefinition] = {}
     macs: dict[bytes, str] = {}

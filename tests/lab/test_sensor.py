@@ -1,0 +1,298 @@
+"""The sensor on the wire: attacker namespace -> bridge -> sensor namespace, real nmap and p0f.
+
+Each test starts `dynapot sensor` in the lab's sensor namespace with its own honeyd
+configuration and stops it with SIGTERM (the same way an administrator would).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from dynapot.personality.osdb import fingerprints_by_name, load_osdb
+
+pytestmark = pytest.mark.lab
+
+PANEL = [
+    "Microsoft Windows XP SP3",
+    "Microsoft Windows 7 SP1",
+    "Microsoft Windows 10 1607",
+    "Microsoft Windows Server 2016",
+    "Linux 2.6.32",
+    "Linux 5.4",
+    "FreeBSD 11.2-RELEASE",
+    "OpenBSD 6.0",
+    "Cisco 1900-series router (IOS 15.4)",
+    "HP LaserJet 1320 printer",
+]
+FIRST = 60  # the panel lives on .60 - .69
+
+
+class RunningSensor:
+    def __init__(self, process: subprocess.Popen[str], db: Path, log: Path, output: Path) -> None:
+        self.process, self.db, self.log, self.output = process, db, log, output
+
+    def events(self, kind: str | None = None) -> list[dict]:
+        with contextlib.closing(sqlite3.connect(self.db)) as conn:
+            conn.row_factory = sqlite3.Row
+            query = "SELECT * FROM honeypot_events"
+            rows = conn.execute(query + (" WHERE kind = ?" if kind else ""), (kind,) if kind else ())
+            return [dict(r) for r in rows]
+
+
+@contextlib.contextmanager
+def running_sensor(lab, config: str, tmp_path: Path) -> Iterator[RunningSensor]:
+    conf, db, log, output = (tmp_path / n for n in ("honeyd.conf", "sensor.db", "sensor.log", "sensor.out"))
+    conf.write_text(config)
+    os.chmod(tmp_path, 0o755)  # the sensor drops root; let it read its files
+    command = [
+        sys.executable, "-m", "dynapot", "sensor", "-i", "eth0", "--config", str(conf),
+        "--db", f"sqlite:///{db}", "--log", str(log),
+    ]  # fmt: skip
+    with output.open("w") as out:
+        process = lab.popen(lab.sensor, command, stdout=out, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while "answering for" not in output.read_text():
+            assert process.poll() is None, f"sensor exited: {output.read_text()}"
+            assert time.monotonic() < deadline, f"sensor did not start: {output.read_text()}"
+            time.sleep(0.1)
+        yield RunningSensor(process, db, log, output)
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(5)
+
+
+def attacker(lab, *argv: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return lab.exec(lab.attacker, list(argv), timeout=timeout)
+
+
+def panel_config() -> str:
+    lines = []
+    for i, name in enumerate(PANEL):
+        template = f"p{i}"
+        lines += [
+            f"create {template}",
+            f'set {template} personality "{name}"',
+            f"set {template} default tcp action reset",
+            f"add {template} tcp port 80 open",
+            f"bind 198.18.0.{FIRST + i} {template}",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def test_nmap_names_the_configured_os(lab, tmp_path):
+    by_name = fingerprints_by_name(load_osdb())
+    with running_sensor(lab, panel_config(), tmp_path) as sensor:
+        targets = [f"198.18.0.{FIRST + i}" for i in range(len(PANEL))]
+        result = attacker(lab, "nmap", "-n", "-O", "-p", "80,1", "--max-os-tries", "2", "-oX", "-", *targets)
+        assert result.returncode == 0, result.stderr
+    root = ET.fromstring(result.stdout)
+    named = 0
+    report = {}
+    for host in root.iter("host"):
+        ip = host.find("address[@addrtype='ipv4']").get("addr")
+        configured = PANEL[int(ip.rsplit(".", 1)[1]) - FIRST]
+        matches = [(m.get("name"), int(m.get("accuracy")), m) for m in host.iter("osmatch")]
+        assert matches, f"{ip} ({configured}): nmap names no OS"
+        top_accuracy = matches[0][1]
+        # "OS details" lists every perfect match; else nmap's top guess counts.
+        details = {n for n, a, _ in matches if a == 100} or {matches[0][0]}
+        report[configured] = [f"{n} {a}%" for n, a, _ in matches[:3]]
+        if configured in details or matches[0][0] == configured:
+            named += 1
+        families = {c.family for c in by_name[configured].classes}
+        best_families = {c.get("osfamily") for c in matches[0][2].iter("osclass")}
+        if top_accuracy == 100:
+            best_families |= {c.get("osfamily") for _, a, m in matches if a == 100 for c in m.iter("osclass")}
+        assert families & best_families, (
+            f"{ip}: configured {configured} {families}, nmap says {report[configured]}"
+        )
+    print(json.dumps(report, indent=1))
+    assert named >= 9, report
+    # nmap's OS detection was recognised as such.
+    assert sensor.events("os-scan")
+    assert any(e["scan_tool"] == "nmap OS scan" for e in sensor.events("probe"))
+
+
+def test_p0f_sees_the_configured_family_in_syn_acks(lab, tmp_path):
+    """p0f 3 in the attacker namespace labels the sensor's SYN+ACKs (where its database can)."""
+    expected = {  # p0f has SYN+ACK signatures for these families only
+        "Microsoft Windows XP SP3": "Windows",
+        "Microsoft Windows 7 SP1": "Windows",
+        "Linux 2.6.32": "Linux",
+        "FreeBSD 11.2-RELEASE": "FreeBSD",
+        "OpenBSD 6.0": "OpenBSD",
+    }
+    p0f_log = tmp_path / "p0f.log"
+    with running_sensor(lab, panel_config(), tmp_path):
+        p0f = lab.popen(lab.attacker, ["p0f", "-i", "eth0", "-o", str(p0f_log)], stdout=subprocess.DEVNULL,
+                        stderr=subprocess.DEVNULL)  # fmt: skip
+        try:
+            time.sleep(1.0)
+            for i, name in enumerate(PANEL):
+                if name in expected:
+                    script = (
+                        f"import socket; socket.create_connection(('198.18.0.{FIRST + i}', 80), 3).close()"
+                    )
+                    assert attacker(lab, sys.executable, "-c", script, timeout=20).returncode == 0
+            time.sleep(1.0)
+        finally:
+            p0f.terminate()
+            p0f.wait(10)
+    seen: dict[str, str] = {}
+    for line in p0f_log.read_text().splitlines():
+        if "subj=srv" in line and "mod=syn+ack" in line:
+            fields = dict(part.split("=", 1) for part in line.split("|")[1:] if "=" in part)
+            server = fields["srv"].split("/")[0]
+            seen[server] = fields.get("os", "???")
+    for i, name in enumerate(PANEL):
+        if name in expected:
+            label = seen.get(f"198.18.0.{FIRST + i}")
+            assert label is not None, f"p0f saw no SYN+ACK from {name}"
+            if label != "???":  # p0f matched something: it must be the right family
+                assert expected[name] in label, f"{name}: p0f says {label}"
+    labelled = [seen.get(f"198.18.0.{FIRST + i}") for i, n in enumerate(PANEL) if n in expected]
+    assert sum(1 for label in labelled if label and label != "???") >= 3, seen
+
+
+def test_hosts_with_one_personality_are_not_clones(lab, tmp_path):
+    # Windows 7: incremental IP IDs and a 100 Hz timestamp clock (Linux sends IP ID 0 everywhere).
+    config = """
+create twin
+set twin personality "Microsoft Windows 7 SP1"
+add twin tcp port 22 open
+bind 198.18.0.80 twin
+bind 198.18.0.81 twin
+"""
+    probe = r"""
+import json
+from scapy.all import IP, TCP, RandShort, conf, sr1
+conf.verb = 0
+out = {}
+for ip in ("198.18.0.80", "198.18.0.81"):
+    answers = []
+    for _ in range(3):
+        syn = TCP(sport=RandShort(), dport=22, flags="S", options=[("Timestamp", (1, 0))])
+        r = sr1(IP(dst=ip) / syn, timeout=2)
+        answers.append({"id": r[IP].id, "ts": dict(r[TCP].options)["Timestamp"][0], "seq": r[TCP].seq})
+    out[ip] = answers
+print(json.dumps(out))
+"""
+    with running_sensor(lab, config, tmp_path):
+        result = attacker(lab, sys.executable, "-c", probe, timeout=60)
+        assert result.returncode == 0, result.stderr
+        neigh = attacker(lab, "ip", "-j", "neigh", "show", "dev", "eth0").stdout
+    answers = json.loads(result.stdout.strip().splitlines()[-1])
+    a, b = answers["198.18.0.80"], answers["198.18.0.81"]
+    macs = {n["dst"]: n.get("lladdr") for n in json.loads(neigh)}
+    assert macs["198.18.0.80"] != macs["198.18.0.81"]
+    # Timestamp clocks: each host's own uptime, so the values differ by far more than the probe spacing.
+    assert abs(a[0]["ts"] - b[0]["ts"]) > 1000
+    assert a[1]["ts"] >= a[0]["ts"] and b[1]["ts"] >= b[0]["ts"]  # and each clock runs forward
+    # IP ID sequences: not one shared counter.
+    ids_a, ids_b = [x["id"] for x in a], [x["id"] for x in b]
+    assert ids_a != ids_b
+    assert {x["seq"] for x in a}.isdisjoint({x["seq"] for x in b})
+
+
+def test_a_real_host_claiming_an_address_gets_it_back(lab, tmp_path):
+    config = """
+create box
+set box personality "Linux 2.6.32"
+add box tcp port 22 open
+bind 198.18.0.90 box
+bind 198.18.0.91 box
+"""
+    real = lab.real_hosts[0]
+    with running_sensor(lab, config, tmp_path) as sensor:
+        assert attacker(lab, "busybox", "ping", "-c", "1", "-W", "2", "198.18.0.90").returncode == 0
+        lab.exec(real, ["ip", "addr", "add", "198.18.0.90/24", "dev", "eth0"], check=True)
+        try:
+            # The real host announces itself (gratuitous ARP), as a machine joining a network does.
+            lab.exec(
+                real, ["busybox", "arping", "-U", "-c", "2", "-I", "eth0", "-s", "198.18.0.90", "198.18.0.90"]
+            )
+            deadline = time.monotonic() + 10
+            while not sensor.events("conflict") and time.monotonic() < deadline:
+                time.sleep(0.1)
+            conflicts = sensor.events("conflict")
+            assert conflicts and conflicts[0]["dst_ip"] == "198.18.0.90"
+            # From now on only the real host answers: its MAC, its kernel's TTL.
+            attacker(lab, "ip", "neigh", "flush", "dev", "eth0")
+            ping = attacker(lab, "busybox", "ping", "-c", "3", "-W", "2", "198.18.0.90")
+            assert ping.returncode == 0
+            neigh = json.loads(attacker(lab, "ip", "-j", "neigh", "show", "198.18.0.90").stdout)
+            assert neigh[0]["lladdr"] == real.mac
+            # The other address is still served.
+            assert attacker(lab, "busybox", "ping", "-c", "1", "-W", "2", "198.18.0.91").returncode == 0
+        finally:
+            lab.exec(real, ["ip", "addr", "del", "198.18.0.90/24", "dev", "eth0"])
+    log = sensor.log.read_text()
+    assert "conflict" in log
+
+
+def test_bad_configurations_are_refused_with_line_and_reason(lab, tmp_path):
+    cases = {
+        'create a\nset a personality "Windows XP SP9000"\nbind 198.18.0.95 a\n': "closest",
+        "create a\nbind 198.18.0.2 a\n": "belongs to the sensor interface",
+        "create a\nbind 198.18.0.95 nosuch\n": "nosuch",
+        "create a\nbind 198.18.0.95 a\nbind 198.18.0.95 a\n": "198.18.0.95",
+    }
+    for text, reason in cases.items():
+        conf = tmp_path / "bad.conf"
+        conf.write_text(text)
+        result = lab.exec(
+            lab.sensor,
+            [sys.executable, "-m", "dynapot", "sensor", "-i", "eth0", "--config", str(conf), "--no-db"],
+            timeout=60,
+        )
+        assert result.returncode == 1, result.stdout + result.stderr
+        assert reason in result.stderr and "bad.conf:" in result.stderr, result.stderr
+
+
+def test_every_touch_is_logged_and_flushed_at_shutdown(lab, tmp_path):
+    config = """
+create web
+set web personality "Linux 5.4"
+add web tcp port 80 open
+add web udp port 161 open
+bind 198.18.0.96 web
+"""
+    script = (
+        "import socket\n"
+        "for _ in range(20):\n"
+        "    s = socket.create_connection(('198.18.0.96', 80), 3); s.sendall(b'hello'); s.close()\n"
+        "u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.sendto(b'public', ('198.18.0.96', 161))\n"
+        "u.sendto(b'x', ('198.18.0.96', 9999))\n"
+    )
+    with running_sensor(lab, config, tmp_path) as sensor:
+        assert attacker(lab, sys.executable, "-c", script, timeout=60).returncode == 0
+        attacker(lab, "busybox", "ping", "-c", "2", "198.18.0.96")
+        time.sleep(1)
+    # after SIGTERM: everything written, in the database and in honeyd's log format
+    assert sensor.process.returncode == 0
+    assert len(sensor.events("connect")) == 20
+    assert len(sensor.events("close")) == 20
+    assert len(sensor.events("datagram")) == 1
+    assert len(sensor.events("echo")) == 2
+    assert any(e["detail"] == "closed" for e in sensor.events("probe") if e["protocol"] == "udp")
+    lines = sensor.log.read_text().splitlines()
+    assert sum(1 for line in lines if " tcp(6) S 198.18.0.3 " in line) == 20
+    assert sum(1 for line in lines if " tcp(6) E 198.18.0.3 " in line and ": 5 0" in line) == 20
