@@ -6,20 +6,15 @@ configuration and stops it with SIGTERM (the same way an administrator would).
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import signal
-import sqlite3
 import subprocess
 import sys
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
+from dynapot.lab.sensor import running_sensor
 from dynapot.personality.osdb import fingerprints_by_name, load_osdb
 
 pytestmark = pytest.mark.lab
@@ -37,46 +32,6 @@ PANEL = [
     "HP LaserJet 1320 printer",
 ]
 FIRST = 60  # the panel lives on .60 - .69
-
-
-class RunningSensor:
-    def __init__(self, process: subprocess.Popen[str], db: Path, log: Path, output: Path) -> None:
-        self.process, self.db, self.log, self.output = process, db, log, output
-
-    def events(self, kind: str | None = None) -> list[dict]:
-        with contextlib.closing(sqlite3.connect(self.db)) as conn:
-            conn.row_factory = sqlite3.Row
-            query = "SELECT * FROM honeypot_events"
-            rows = conn.execute(query + (" WHERE kind = ?" if kind else ""), (kind,) if kind else ())
-            return [dict(r) for r in rows]
-
-
-@contextlib.contextmanager
-def running_sensor(lab, config: str, tmp_path: Path) -> Iterator[RunningSensor]:
-    conf, db, log, output = (tmp_path / n for n in ("honeyd.conf", "sensor.db", "sensor.log", "sensor.out"))
-    conf.write_text(config)
-    os.chmod(tmp_path, 0o755)  # the sensor drops root; let it read its files
-    command = [
-        sys.executable, "-m", "dynapot", "sensor", "-i", "eth0", "--config", str(conf),
-        "--db", f"sqlite:///{db}", "--log", str(log),
-    ]  # fmt: skip
-    with output.open("w") as out:
-        process = lab.popen(lab.sensor, command, stdout=out, stderr=subprocess.STDOUT, text=True)
-    try:
-        deadline = time.monotonic() + 30
-        while "answering for" not in output.read_text():
-            assert process.poll() is None, f"sensor exited: {output.read_text()}"
-            assert time.monotonic() < deadline, f"sensor did not start: {output.read_text()}"
-            time.sleep(0.1)
-        yield RunningSensor(process, db, log, output)
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(5)
 
 
 def attacker(lab, *argv: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:

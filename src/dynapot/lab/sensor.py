@@ -1,0 +1,84 @@
+"""Run `dynapot sensor` inside a lab's sensor namespace: for tests, benchmarks and the demo."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from dynapot.lab.network import Lab
+
+START_TIMEOUT = 120.0  # a /16 of bound addresses takes a while to set up
+STOP_TIMEOUT = 60.0
+
+
+class RunningSensor:
+    """A sensor process and its files: database, honeyd-format log, console output."""
+
+    def __init__(self, process: subprocess.Popen[str], db: Path | None, log: Path, output: Path) -> None:
+        self.process, self.db, self.log, self.output = process, db, log, output
+        self.started_in: float = 0.0
+
+    def events(self, kind: str | None = None) -> list[dict[str, Any]]:
+        assert self.db is not None, "this sensor runs without a database"
+        with contextlib.closing(sqlite3.connect(self.db)) as conn:
+            conn.row_factory = sqlite3.Row
+            if kind is None:
+                rows = conn.execute("SELECT * FROM honeypot_events")
+            else:
+                rows = conn.execute("SELECT * FROM honeypot_events WHERE kind = ?", (kind,))
+            return [dict(r) for r in rows]
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+        return self.process.returncode
+
+
+@contextlib.contextmanager
+def running_sensor(lab: Lab, config: str, workdir: Path, *, database: bool = True) -> Iterator[RunningSensor]:
+    """Start a sensor with `config` (honeyd language) and stop it with SIGTERM, whatever happens."""
+    conf, db, log, output = (workdir / n for n in ("honeyd.conf", "sensor.db", "sensor.log", "sensor.out"))
+    conf.write_text(config)
+    os.chmod(workdir, 0o755)  # noqa: S103 - the sensor drops root and must still reach its files
+    command = [
+        sys.executable,
+        "-m",
+        "dynapot",
+        "sensor",
+        "-i",
+        "eth0",
+        "--config",
+        str(conf),
+        "--log",
+        str(log),
+    ]
+    command += ["--db", f"sqlite:///{db}"] if database else ["--no-db"]
+    started = time.monotonic()
+    with output.open("w") as out:
+        process = lab.popen(lab.sensor, command, stdout=out, stderr=subprocess.STDOUT, text=True)
+    sensor = RunningSensor(process, db if database else None, log, output)
+    try:
+        deadline = started + START_TIMEOUT
+        while "answering for" not in output.read_text():
+            if process.poll() is not None:
+                raise RuntimeError(f"sensor exited: {output.read_text()}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"sensor did not start: {output.read_text()}")
+            time.sleep(0.05)
+        sensor.started_in = time.monotonic() - started
+        yield sensor
+    finally:
+        sensor.stop()
