@@ -124,6 +124,10 @@ def build_sensor_config(
                     f"personality {template.personality!r} is not in the installed nmap-os-db{hint}",
                 )
         mac = _mac_of(template, address, mac_vendors, check, template.line or line)
+        explicit = template.ethernet is not None and ":" in template.ethernet
+        while mac in macs and not explicit:
+            # Two derived MACs collided (24 random bits per vendor prefix): step to the next one.
+            mac = mac[:3] + ((int.from_bytes(mac[3:], "big") + 1) % (1 << 24)).to_bytes(3, "big")
         if mac in macs:
             raise check.fail(line, f"MAC {mac.hex(':')} is used by {macs[mac]} too")
         if mac[0] & 1:

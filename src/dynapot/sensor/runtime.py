@@ -110,7 +110,7 @@ class _Flow:
 @dataclass(slots=True)
 class _Host:
     definition: HostDefinition
-    stack: HostStack
+    stack: HostStack | None = None  # built on the first packet: a /16 of idle hosts stays cheap
     handlers: dict[int, Handler] = field(default_factory=dict)
 
 
@@ -173,19 +173,29 @@ class Sensor:
         self._timer_at: float | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         now = time.monotonic()
+        self._started = now
+        self._handlers: dict[Action, Handler | None] = {}
         for definition in config.hosts.values():
             self._add_host(definition, now)
+
+    def _stack(self, host: _Host) -> HostStack:
+        """The host's stack, built when it is first needed (personality clocks start at launch)."""
+        definition = host.definition
+        personality = None
+        if definition.personality is not None:
+            personality = compile_personality(
+                definition.personality,
+                seed=host_seed(definition),
+                uptime=definition.uptime,
+                now=self._started,
+            )
+        host.stack = HostStack(definition.ip, definition.mac, personality, _Policy(definition), self.context)
+        return host.stack
 
     # ------------------------------------------------------------------ set-up
 
     def _add_host(self, definition: HostDefinition, now: float) -> None:
-        personality = None
-        if definition.personality is not None:
-            personality = compile_personality(
-                definition.personality, seed=host_seed(definition), uptime=definition.uptime, now=now
-            )
-        stack = HostStack(definition.ip, definition.mac, personality, _Policy(definition), self.context)
-        host = _Host(definition, stack)
+        host = _Host(definition)
         for port, action in definition.tcp.items():
             handler = self._handler_for(action)
             if handler is not None:
@@ -195,6 +205,12 @@ class Sensor:
         self.macs.add(definition.mac)
 
     def _handler_for(self, action: Action) -> Handler | None:
+        """The handler serving `action`, one per distinct action (a /16 shares a handful)."""
+        if action not in self._handlers:
+            self._handlers[action] = self._make_handler(action)
+        return self._handlers[action]
+
+    def _make_handler(self, action: Action) -> Handler | None:
         if action.kind == "service":
             return self.services.get(action.target or "", record)
         if action.kind == "command" and self.scripts is not None and action.target:
@@ -241,7 +257,8 @@ class Sensor:
             now = time.monotonic()
             if ip.proto == IPPROTO_TCP and len(ip.payload) > 13 and ip.payload[13] & _SYN:
                 self._inspect_syn(ip, checksums_ok, now)
-            self._run(host.stack.receive(ip, now, checksums_ok), now)
+            stack = host.stack or self._stack(host)
+            self._run(stack.receive(ip, now, checksums_ok), now)
         elif ethertype == ETH_P_ARP:
             arp = parse_arp(eth.payload)
             if type(arp) is Malformed:
@@ -488,7 +505,8 @@ class Sensor:
             return
         self.arp.unbind(ip)
         self.macs.discard(host.definition.mac)
-        self._run(host.stack.close_all(time.monotonic()))
+        if host.stack is not None:
+            self._run(host.stack.close_all(time.monotonic()))
         address, mac_text = host.definition.address, mac.hex(":")
         self.released[address] = mac_text
         log.warning("released %s: %s (%s); recorded as a real host", address, why, mac_text)
@@ -509,4 +527,5 @@ class Sensor:
                 self._timer.cancel()
             now = time.monotonic()
             for host in list(self.hosts.values()):
-                self._run(host.stack.close_all(now), now)
+                if host.stack is not None:
+                    self._run(host.stack.close_all(now), now)
