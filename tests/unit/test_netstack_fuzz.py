@@ -237,7 +237,7 @@ def test_random_segment_sequences_with_timers(seq_list, app_sends) -> None:
         check(host, c.conn.send(b"y" * 10_000, now))
     for flags, dseq, dack, window, payload, options, step in seq_list:
         now += step
-        options = options[: len(options) - len(options) % 4]
+        options = options[: min(40, len(options) - len(options) % 4)]  # the option space is 40 bytes
         pkt = build_tcp_packet(
             CLI,
             SRV,

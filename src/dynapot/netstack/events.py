@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from dynapot.netstack.tcp import TcpConnection
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class SendPacket:
     """An IPv4 packet from virtual host `src` to `dst`, checksums done."""
 
@@ -32,14 +32,14 @@ class SendPacket:
 # ----------------------------------------------------------------- TCP connection events
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ConnectionEstablished:
     """The three-way handshake completed; the application may now `send` on `conn`."""
 
     conn: TcpConnection
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class DataReceived:
     """In-order bytes from the peer."""
 
@@ -47,14 +47,14 @@ class DataReceived:
     data: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class PeerClosed:
     """The peer sent FIN: no more data will come (we may still send until we `close`)."""
 
     conn: TcpConnection
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ConnectionClosed:
     """The connection is over (reported once).
 
@@ -72,7 +72,7 @@ class ConnectionClosed:
 # ----------------------------------------------------------------- host-level observations
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class TcpProbe:
     """A TCP segment that belongs to no connection: a SYN, a scan probe, a stray ACK...
 
@@ -91,7 +91,7 @@ class TcpProbe:
     replied: bool
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class DatagramReceived:
     """A UDP datagram to an open port: the service answers with `HostStack.send_udp`."""
 
@@ -102,7 +102,7 @@ class DatagramReceived:
     data: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class UdpProbe:
     """A UDP datagram to a closed or blocked port (`verdict` "closed" or "blocked")."""
 
@@ -115,7 +115,7 @@ class UdpProbe:
     data: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class EchoRequest:
     """An ICMP echo request (a ping); `replied` is False when policy or personality kept silent."""
 
@@ -126,7 +126,7 @@ class EchoRequest:
     replied: bool
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class IcmpReceived:
     """Any other ICMP message (unreachables, timestamp requests...): recorded, never answered."""
 
@@ -136,7 +136,7 @@ class IcmpReceived:
     code: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class PacketDropped:
     """A packet for this host that was discarded: malformed, a fragment, a spoofed source...
 

@@ -385,6 +385,8 @@ def build_tcp_packet(
     if olen & 3:
         options += bytes(4 - (olen & 3))
         olen = len(options)
+    if olen > 40:
+        raise ValueError(f"TCP options of {olen} bytes do not fit the 40-byte option space")
     plen = len(payload)
     tcp_len = 20 + olen + plen
     offb = ((20 + olen) << 2) | (reserved & 0x0F)

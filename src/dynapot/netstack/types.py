@@ -1,5 +1,8 @@
 """Parsed views of frames, shared by the stack, the personality engine and the sensor.
 
+Treat them as immutable. They are not frozen dataclasses because frozen construction costs
+~2.6 µs against ~0.4 µs, several times per packet on the hot path.
+
 Addresses are ints (IPv4) and 6-byte values (MAC) because they are compared and hashed
 on the hot path; render them with `ipaddress.IPv4Address(n)` only for humans.
 """
@@ -27,7 +30,7 @@ class TcpFlags(IntFlag):
     CWR = 0x80
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Ethernet:
     dst: bytes  # 6 bytes
     src: bytes  # 6 bytes
@@ -35,7 +38,7 @@ class Ethernet:
     payload: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Arp:
     op: int  # 1 request, 2 reply
     sender_mac: bytes
@@ -44,7 +47,7 @@ class Arp:
     target_ip: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class IPv4:
     src: int
     dst: int
@@ -60,7 +63,7 @@ class IPv4:
     payload: bytes  # exactly total_length - header length bytes
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class TcpOptions:
     """What a TCP options field said, in order; `kinds` keeps the order nmap's probes differ by."""
 
@@ -71,7 +74,7 @@ class TcpOptions:
     timestamp: tuple[int, int] | None = None  # (TSval, TSecr)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class TcpSegment:
     ip: IPv4
     sport: int
@@ -87,7 +90,7 @@ class TcpSegment:
     payload: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class UdpDatagram:
     ip: IPv4
     sport: int
@@ -96,7 +99,7 @@ class UdpDatagram:
     payload: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class IcmpMessage:
     ip: IPv4
     type: int

@@ -16,7 +16,7 @@ from typing import Protocol
 from dynapot.netstack.types import IcmpMessage, TcpSegment, UdpDatagram
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class TcpReply:
     """The shape of one TCP segment the host sends. The stack fills addresses and checksums.
 
@@ -37,7 +37,7 @@ class TcpReply:
     payload: bytes = b""  # data in a RST (RD)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class SegmentShape:
     """IP and TCP details of an ordinary segment on an established connection."""
 
@@ -47,7 +47,7 @@ class SegmentShape:
     options: bytes  # a timestamp option when the peer negotiated timestamps, else b""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class IpReply:
     """An ICMP message or other IP payload the host sends: the stack wraps it in IPv4 + Ethernet."""
 
