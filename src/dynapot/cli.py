@@ -421,6 +421,7 @@ def sensor_command(
             interface=interface,
             config_path=honeyd_config,
             db=None if no_db else ctx.db,
+            db_url=None if no_db else ctx.settings.database_url,
             log_path=log_path,
             user=user,
             osdb=ctx.settings.nmap_os_db,

@@ -44,6 +44,9 @@ U1_PAYLOAD: Final = b"C" * 300
 U1_IP_ID: Final = 0x1042
 IE_PROBES: Final = {1: (9, 120, 0, True), 2: (0, 150, 4, False)}  # probe: (code, data length, tos, DF)
 
+# Every window size nmap's OS probes use: a two-byte test before any parsing on the hot path.
+PROBE_WINDOWS: Final = frozenset(SEQ_WINDOWS) | {ECN_WINDOW} | {w for _f, w, *_rest in T_PROBES.values()}
+
 TName = Literal["T2", "T3", "T4", "T5", "T6", "T7"]
 
 _SEQ_BY_SHAPE: Final = {(w, o): i + 1 for i, (w, o) in enumerate(zip(SEQ_WINDOWS, SEQ_OPTIONS, strict=True))}

@@ -1,15 +1,22 @@
 """Every touch of a honeypot becomes an event: batched into honeypot_events, never lost silently.
 
-The packet loop only appends to a bounded queue (cheap); a writer thread turns queued
-events into multi-row INSERTs (one transaction per batch) and, with a log file, lines
-in honeyd's log format. A database that is down is retried with back-off while events
-wait in memory; if the queue overflows, the count of lost events is itself recorded as
-an event and logged, so that loss is never silent. `close()` flushes everything.
+The packet loop only appends to a bounded queue (cheap). A thread hands batches to an
+`EventSink` that turns them into multi-row INSERTs (one transaction per batch) and, with
+a log file, lines in honeyd's log format. The sensor runs the sink in a child process
+(`python -m dynapot.sensor.eventsink`) so that database work never holds the packet
+loop's GIL; tests may run it in-process. A database that is down is retried with
+back-off while events wait; if the queue overflows, the count of lost events is itself
+recorded as an event and logged, so that loss is never silent. `close()` flushes everything.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import pickle
+import struct
+import subprocess
+import sys
 import threading
 import time
 from collections import deque
@@ -99,20 +106,113 @@ def _row(event: Event) -> dict[str, Any]:
     }
 
 
+def as_tuple(event: Event) -> tuple[Any, ...]:
+    e = event
+    return (
+        e.time, e.proto, e.src, e.sport, e.dst, e.dport, e.kind, e.detail,
+        e.attacker_os, e.scan_tool, e.data, e.bytes_in, e.bytes_out,
+    )  # fmt: skip
+
+
+class EventSink:
+    """Writes batches to the database and the honeyd log; retries a database that is down."""
+
+    def __init__(self, db: Database | None, log_path: Path | None) -> None:
+        self.db = db
+        self._log_file: TextIO | None = open(log_path, "a", encoding="utf-8") if log_path else None  # noqa: SIM115
+        self.stopping = False
+        self.given_up = 0
+
+    def write(self, batch: list[Event]) -> None:
+        delay = 0.5
+        while self.db is not None:
+            try:
+                with self.db.engine.begin() as connection:
+                    connection.execute(insert(HoneypotEvent), [_row(e) for e in batch])
+                break
+            except SQLAlchemyError as exc:
+                # Keep the batch and try again: a database restart must not lose events.
+                log.warning("writing %d events failed, retrying in %.1fs: %s", len(batch), delay, exc)
+                if self.stopping and delay > 8:
+                    log.error("giving up on %d events at shutdown", len(batch))
+                    self.given_up += len(batch)
+                    break
+                time.sleep(delay)
+                delay = min(delay * 2, 30)
+        if self._log_file is not None:
+            self._log_file.write("".join(honeyd_line(e) + "\n" for e in batch))
+            self._log_file.flush()
+
+    def close(self) -> None:
+        if self._log_file is not None:
+            self._log_file.close()
+
+
+_LENGTH = struct.Struct("!I")
+
+
+def _read_exact(stream: Any, size: int) -> bytes | None:
+    data = b""
+    while len(data) < size:
+        chunk = stream.read(size - len(data))
+        if not chunk:
+            return None
+        data += chunk
+    return data
+
+
+class _ChildSink:
+    """The sink in a child process: batches go down a pipe, acknowledgements come back."""
+
+    def __init__(self, db_url: str | None, log_path: Path | None, user: str | None) -> None:
+        command = [sys.executable, "-m", "dynapot.sensor.eventsink"]
+        if log_path is not None:
+            command += ["--log", str(log_path)]
+        if user is not None:
+            command += ["--user", user]
+        env = dict(os.environ)
+        env.pop("DYNAPOT_DB", None)
+        if db_url is not None:
+            env["DYNAPOT_DB"] = db_url  # not on the command line, where `ps` would show a password
+        self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
+        ready = _read_exact(self.process.stdout, _LENGTH.size)
+        if ready is None:
+            raise RuntimeError("the event writer process did not start (see its messages above)")
+
+    def write(self, batch: list[Event]) -> None:
+        assert self.process.stdin is not None and self.process.stdout is not None
+        payload = pickle.dumps([as_tuple(e) for e in batch], protocol=pickle.HIGHEST_PROTOCOL)
+        self.process.stdin.write(_LENGTH.pack(len(payload)) + payload)
+        self.process.stdin.flush()
+        if _read_exact(self.process.stdout, _LENGTH.size) is None:
+            raise BrokenPipeError("the event writer process ended")
+
+    def close(self) -> None:
+        if self.process.stdin is not None:
+            self.process.stdin.close()
+        try:
+            self.process.wait(60)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+
 class EventWriter:
-    """Queue in the packet loop, write in a thread. Thread-safe `submit`."""
+    """Queue in the packet loop, write from a thread (to a child process with `db_url`)."""
 
     def __init__(
         self,
         db: Database | None,
         log_path: Path | None = None,
         *,
+        child: bool = False,
+        db_url: str | None = None,
+        user: str | None = None,
         batch_size: int = 2000,
-        interval: float = 0.25,
+        interval: float = 0.1,
         max_queued: int = 1_000_000,
     ) -> None:
-        self._db = db
-        self._log_file: TextIO | None = open(log_path, "a", encoding="utf-8") if log_path else None  # noqa: SIM115
+        self._sink: EventSink | _ChildSink
+        self._sink = _ChildSink(db_url, log_path, user) if child else EventSink(db, log_path)
         self._queue: deque[Event] = deque()
         self._batch_size = batch_size
         self._interval = interval
@@ -121,7 +221,7 @@ class EventWriter:
         self._wake = threading.Event()
         self._stopping = False
         self.accepted = 0  # submitted and queued (one producer thread: the packet loop)
-        self.written = 0  # written to every sink, or given up on at shutdown
+        self.written = 0  # handed to every sink, or given up on at shutdown
         self.lost_total = 0
         self._thread = threading.Thread(target=self._run, name="dynapot-events", daemon=True)
         self._thread.start()
@@ -152,29 +252,6 @@ class EventWriter:
         log.error("event queue full: %d events lost", lost)
         return [Event(time.time(), "tcp", 0, None, 0, None, "events-lost", f"{lost} events lost: queue full")]
 
-    def _write(self, batch: list[Event]) -> None:
-        rows = [_row(e) for e in batch]
-        delay = 0.5
-        while self._db is not None:
-            try:
-                with self._db.engine.begin() as connection:
-                    connection.execute(insert(HoneypotEvent), rows)
-                break
-            except SQLAlchemyError as exc:
-                # Keep the batch and try again: a database restart must not lose events.
-                log.warning("writing %d events failed, retrying in %.1fs: %s", len(rows), delay, exc)
-                if self._stopping and delay > 8:
-                    log.error("giving up on %d events at shutdown", len(rows))
-                    self.lost_total += len(rows)
-                    self.written += len(batch)
-                    return
-                time.sleep(delay)
-                delay = min(delay * 2, 30)
-        if self._log_file is not None:
-            self._log_file.write("".join(honeyd_line(e) + "\n" for e in batch))
-            self._log_file.flush()
-        self.written += len(batch)
-
     def _run(self) -> None:
         while True:
             self._wake.wait(self._interval)
@@ -183,7 +260,12 @@ class EventWriter:
                 batch = self._report_loss() + self._take()
                 if not batch:
                     break
-                self._write(batch)
+                try:
+                    self._sink.write(batch)
+                except (OSError, ValueError) as exc:
+                    log.error("event writer failed, %d events lost: %s", len(batch), exc)
+                    self.lost_total += len(batch)
+                self.written += len(batch)
             if self._stopping and not self._queue:
                 return
 
@@ -200,5 +282,6 @@ class EventWriter:
         self._stopping = True
         self._wake.set()
         self._thread.join(timeout)
-        if self._log_file is not None:
-            self._log_file.close()
+        if isinstance(self._sink, EventSink):
+            self._sink.stopping = True
+        self._sink.close()

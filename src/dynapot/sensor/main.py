@@ -51,6 +51,7 @@ def run_sensor(
     interface: str,
     config_path: Path,
     db: Database | None,
+    db_url: str | None,
     log_path: Path | None,
     user: str,
     osdb: Path,
@@ -60,11 +61,14 @@ def run_sensor(
 ) -> dict[str, int]:
     config = load_config(config_path, interface, osdb, mac_prefixes)
     raw = RawSocket(interface)
-    events = EventWriter(db, log_path)
-    # Write one event before dropping root: it opens the pooled database connection (and
-    # SQLite's files) and loads every module the write path needs while we still may.
+    # Events are written by a child process (its own GIL); it opens the database and the log,
+    # then drops root itself.
+    events = EventWriter(None, log_path, child=True, db_url=db_url if db is not None else None, user=user)
     events.submit(Event(time.time(), "tcp", 0, None, 0, None, "sensor-start", f"{len(config.hosts)} hosts"))
     events.flush()
+    if db is not None:
+        with db.engine.connect():
+            pass  # our own connection (address conflicts are recorded as real hosts) opened as root
     drop_privileges(user)
     p0f = _load_p0f(p0f_path)
 
@@ -94,7 +98,7 @@ def run_sensor(
             ready.set()
         await sensor.run(stop)
 
-    loop = asyncio.new_event_loop()
+    loop = _new_loop()
     try:
         loop.run_until_complete(main())
         # let services notice their connections ended, then stop them
@@ -112,3 +116,12 @@ def run_sensor(
     summary["events lost"] = events.lost_total
     summary["frames sent"] = raw.sent
     return summary
+
+
+def _new_loop() -> asyncio.AbstractEventLoop:
+    """uvloop when installed: its reader callbacks wake faster, which is latency on every packet."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()

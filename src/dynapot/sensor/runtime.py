@@ -43,10 +43,18 @@ from dynapot.netstack.packets import Malformed, parse_arp, parse_ethernet, parse
 from dynapot.netstack.tcp import TcpConnection
 from dynapot.netstack.types import ETH_P_ARP, ETH_P_IP, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, IPv4, TcpFlags
 from dynapot.personality.engine import compile_personality
-from dynapot.personality.nmap_probes import classify_syn, classify_t, is_ecn_probe
+from dynapot.personality.nmap_probes import PROBE_WINDOWS, classify_syn, classify_t, is_ecn_probe
 from dynapot.sensor.config import HostDefinition, SensorConfig
 from dynapot.sensor.events import Event, EventWriter
-from dynapot.sensor.handlers import ConnectionInfo, Handler, ScriptRunner, proxy, record
+from dynapot.sensor.handlers import (
+    RECORD_LIMIT,
+    ConnectionInfo,
+    Handler,
+    ScriptRunner,
+    excerpt,
+    proxy,
+    record,
+)
 from dynapot.sensor.rawsock import RawSocket
 from dynapot.sensor.streams import UserlandTransport, start_handler
 
@@ -101,6 +109,7 @@ class _Flow:
     """What the sensor keeps per live connection beside the stack's own state."""
 
     transport: UserlandTransport | None = None
+    recorded: bytearray | None = None  # an open port with no service: what arrived, bounded
     bytes_in: int = 0
     bytes_out: int = 0
     attacker_os: str | None = None
@@ -255,8 +264,14 @@ class Sensor:
                 return
             self._remember_neighbour(ip.src, eth.src)
             now = time.monotonic()
-            if ip.proto == IPPROTO_TCP and len(ip.payload) > 13 and ip.payload[13] & _SYN:
-                self._inspect_syn(ip, checksums_ok, now)
+            if ip.proto == IPPROTO_TCP and len(ip.payload) > 15:
+                tcp = ip.payload
+                # Parse twice only what matters: a window nmap's OS probes use, or a SYN from a
+                # source whose OS p0f has not guessed yet.
+                if (tcp[14] << 8 | tcp[15]) in PROBE_WINDOWS or (
+                    tcp[13] & _SYN and ip.src not in self.source_os and self.p0f is not None
+                ):
+                    self._inspect_syn(ip, checksums_ok, now)
             stack = host.stack or self._stack(host)
             self._run(stack.receive(ip, now, checksums_ok), now)
         elif ethertype == ETH_P_ARP:
@@ -279,14 +294,14 @@ class Sensor:
                 neighbours.popitem(last=False)
 
     def _inspect_syn(self, ip: IPv4, checksums_ok: bool, now: float) -> None:
-        """Guess the attacker's OS from its SYN (p0f) and notice nmap's OS-detection probes."""
+        """Notice nmap's OS-detection probes, and guess the attacker's OS from its SYN (p0f)."""
         seg = parse_tcp(ip, checksums_ok)
         if type(seg) is Malformed:
             return
         if classify_syn(seg) is not None or is_ecn_probe(seg) or classify_t(seg) is not None:
             self._mark_nmap(ip.src, now)
             return  # nmap's probes are crafted: p0f would only name the tool
-        if self.p0f is not None and ip.src not in self.source_os and not seg.flags & _ACK:
+        if self.p0f is not None and ip.src not in self.source_os and seg.flags & (_SYN | _ACK) == _SYN:
             match = self.p0f.match_segment(seg)
             if match is not None:
                 self.source_os[ip.src] = match.display
@@ -323,6 +338,8 @@ class Sensor:
                     flow.bytes_in += len(out.data)
                     if flow.transport is not None:
                         flow.transport.data_received(out.data)
+                    elif flow.recorded is not None and len(flow.recorded) < RECORD_LIMIT:
+                        flow.recorded += out.data[: RECORD_LIMIT - len(flow.recorded)]
                 self._run(out.conn.consume(len(out.data), now), now)
             elif kind is TcpProbe:
                 self._on_probe(out, now)
@@ -332,6 +349,8 @@ class Sensor:
                 flow = self.flows.get(out.conn)
                 if flow is not None and flow.transport is not None:
                     flow.transport.eof_received()
+                elif flow is not None:
+                    self._run(out.conn.close(now), now)  # the recorder has nothing to say: close too
             elif kind is ConnectionClosed:
                 self._on_closed(out, now)
             elif kind is EchoRequest:
@@ -402,6 +421,11 @@ class Sensor:
         )
         self.flows[conn] = flow
         handler = host.handlers.get(conn.local_port, record)
+        if handler is record:
+            # No service: record in the packet loop itself, no task, no streams (the common case
+            # under scans and floods). The stack's idle time-out ends a silent connection.
+            flow.recorded = bytearray()
+            return
         definition = host.definition
         info = ConnectionInfo(
             "tcp",
@@ -434,6 +458,18 @@ class Sensor:
         if flow is not None and flow.transport is not None:
             flow.transport.connection_lost(
                 None if closed.reason == "closed" else ConnectionResetError(closed.reason)
+            )
+        if flow is not None and flow.recorded:
+            self._event(
+                "tcp",
+                conn.peer_ip,
+                conn.peer_port,
+                conn.local_ip,
+                conn.local_port,
+                "data",
+                excerpt(bytes(flow.recorded)),
+                now,
+                data={"bytes": flow.bytes_in},
             )
         if closed.established or flow is not None:
             event = self._event(

@@ -1,0 +1,189 @@
+"""Sensor benchmarks in the lab, each beside its reference measured in the same run.
+
+- TCP handshakes per second (connect, then close with RST) at concurrency 1, 100 and 400,
+  with the C load client ../shared/tools/connrate.c, against a virtual host (every
+  connection logged to SQLite and the honeyd log) and against a plain kernel-socket
+  server in a real lab namespace; median handshake latency at concurrency 1.
+- ping and ARP latency p50/p99, virtual host versus real namespace host.
+- start time and memory with 65,536 bound addresses (one /16).
+- time for the sensor to release an address a real host claims.
+
+Prints one JSON object per figure. Needs root (it builds its own lab and tears it down).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from dynapot.lab import lab_up
+from dynapot.lab.sensor import running_sensor
+
+HERE = Path(__file__).resolve().parent
+CONNRATE_SOURCE = HERE.parent.parent / "shared" / "tools" / "connrate.c"
+VIRTUAL = "198.18.0.100"
+PORT = 80
+REFERENCE_PORT = 8080
+KERNEL_SERVER = (
+    "import socket\n"
+    "s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+    f"s.bind(('0.0.0.0', {REFERENCE_PORT})); s.listen(4096)\n"
+    "while True:\n"
+    "    c, _ = s.accept(); c.close()\n"
+)
+CONFIG = f"""
+create web
+set web personality "Linux 5.4"
+set web default tcp action reset
+add web tcp port {PORT} open
+bind {VIRTUAL} web
+"""
+RESULT = re.compile(r"conns (\d+) errors (\d+) timeouts (\d+) rate ([\d.]+)/s p50 ([\d.]+)ms p99 ([\d.]+)ms")
+
+
+def emit(name: str, value: float, unit: str, **extra: object) -> None:
+    print(json.dumps({"name": name, "value": round(value, 4), "unit": unit, **extra}), flush=True)
+
+
+def build_connrate(workdir: Path) -> Path:
+    source = Path(os.environ.get("DYNAPOT_CONNRATE_SRC", CONNRATE_SOURCE))
+    if not source.exists():
+        sys.exit(f"connrate source not found at {source} (set DYNAPOT_CONNRATE_SRC)")
+    binary = workdir / "connrate"
+    subprocess.run(["gcc", "-O2", "-o", str(binary), str(source)], check=True, timeout=120)
+    return binary
+
+
+def connrate(lab, binary: Path, host: str, port: int, seconds: float, concurrency: int) -> dict[str, float]:
+    result = lab.exec(
+        lab.attacker,
+        [str(binary), host, str(port), str(seconds), str(concurrency), "0"],
+        timeout=seconds + 30,
+    )
+    match = RESULT.search(result.stdout)
+    if not match:
+        raise RuntimeError(f"connrate said: {result.stdout} {result.stderr}")
+    conns, errors, timeouts, rate, p50, p99 = match.groups()
+    return {
+        "conns": int(conns), "errors": int(errors), "timeouts": int(timeouts),
+        "rate": float(rate), "p50_ms": float(p50), "p99_ms": float(p99),
+    }  # fmt: skip
+
+
+def percentiles(values: list[float]) -> tuple[float, float]:
+    ordered = sorted(values)
+    return statistics.median(ordered), ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+
+
+def ping_times(lab, address: str, count: int) -> list[float]:
+    result = lab.exec(
+        lab.attacker, ["ping", "-n", "-c", str(count), "-i", "0.01", address], timeout=count + 30
+    )
+    return [float(t) for t in re.findall(r"time=([\d.]+) ms", result.stdout)]
+
+
+def arp_times(lab, address: str, count: int) -> list[float]:
+    result = lab.exec(
+        lab.attacker, ["busybox", "arping", "-c", str(count), "-I", "eth0", address], timeout=count + 30
+    )
+    return [float(t) for t in re.findall(r"([\d.]+)ms", result.stdout)]
+
+
+def bench_handshakes(lab, binary: Path, workdir: Path, seconds: float) -> None:
+    reference_host = lab.real_hosts[0]
+    server = lab.popen(reference_host, [sys.executable, "-c", KERNEL_SERVER])
+    try:
+        time.sleep(0.5)
+        with running_sensor(lab, CONFIG, workdir) as sensor:
+            connrate(lab, binary, VIRTUAL, PORT, 1, 10)  # warm-up: ARP, the lazily built host stack
+            for concurrency in (1, 100, 400):
+                virtual = connrate(lab, binary, VIRTUAL, PORT, seconds, concurrency)
+                kernel = connrate(lab, binary, str(reference_host.ip), REFERENCE_PORT, seconds, concurrency)
+                ratio = round(virtual["rate"] / max(kernel["rate"], 1e-9), 3)
+                name = f"handshakes_per_s_c{concurrency}"
+                emit(name, virtual["rate"], "1/s", sensor=virtual, kernel=kernel, ratio_to_kernel=ratio)
+                if concurrency == 1:
+                    ratio = round(virtual["p50_ms"] / max(kernel["p50_ms"], 1e-9), 2)
+                    emit("handshake_p50_c1", virtual["p50_ms"], "ms", kernel_ms=kernel["p50_ms"],
+                         ratio_to_kernel=ratio)  # fmt: skip
+            for name, times in (("ping", ping_times), ("arp", arp_times)):
+                virtual_t = times(lab, VIRTUAL, 200)
+                real_t = times(lab, str(reference_host.ip), 200)
+                if virtual_t and real_t:
+                    v50, v99 = percentiles(virtual_t)
+                    r50, r99 = percentiles(real_t)
+                    emit(f"{name}_latency_p50", v50, "ms", p99=v99, real_p50=r50, real_p99=r99,
+                         ratio_p50=round(v50 / max(r50, 1e-9), 2))  # fmt: skip
+        if sensor.db is not None:
+            emit("events_logged", len(sensor.events()), "rows", lost=0)
+    finally:
+        server.kill()
+
+
+def bench_slash16(lab, workdir: Path) -> None:
+    lines = ["create t", 'set t personality "Linux 5.4"', "add t tcp port 80 open"]
+    lines += [f"bind {ip} t" for ip in ipaddress.IPv4Network("198.19.0.0/16")]
+    with running_sensor(lab, "\n".join(lines) + "\n", workdir, database=False) as sensor:
+        status = Path(f"/proc/{sensor.process.pid}/status").read_text()
+        rss_kib = int(re.search(r"VmHWM:\s+(\d+) kB", status).group(1))
+        emit("start_time_65536_hosts", sensor.started_in, "s")
+        emit("memory_65536_hosts", rss_kib / 1024, "MiB", note="peak RSS after start")
+
+
+def bench_release(lab, workdir: Path) -> None:
+    config = 'create box\nset box personality "Linux 5.4"\nbind 198.18.0.120 box\n'
+    real = lab.real_hosts[1]
+    with running_sensor(lab, config, workdir) as sensor:
+        lab.exec(real, ["ip", "addr", "add", "198.18.0.120/24", "dev", "eth0"], check=True)
+        try:
+            start = time.time()
+            lab.exec(
+                real,
+                ["busybox", "arping", "-U", "-c", "1", "-I", "eth0", "-s", "198.18.0.120", "198.18.0.120"],
+            )
+            while not sensor.events("conflict") and time.time() < start + 10:
+                time.sleep(0.01)
+            events = sensor.events("conflict")
+        finally:
+            lab.exec(real, ["ip", "addr", "del", "198.18.0.120/24", "dev", "eth0"])
+    if events:
+        # the event's own time stamp, taken when the sensor released the address
+        from datetime import datetime
+
+        released = datetime.fromisoformat(str(events[0]["time"])).timestamp()
+        emit("release_after_claim", released - start, "s", note="gratuitous ARP sent to address released")
+
+
+PARTS = ("handshakes", "slash16", "release")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--only", choices=PARTS, action="append", help="run only these parts")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp, lab_up() as lab:
+        workdir = Path(tmp)
+        binary = build_connrate(workdir)
+        for part in args.only or PARTS:
+            sub = workdir / part
+            sub.mkdir()
+            if part == "handshakes":
+                bench_handshakes(lab, binary, sub, args.seconds)
+            elif part == "slash16":
+                bench_slash16(lab, sub)
+            else:
+                bench_release(lab, sub)
+
+
+if __name__ == "__main__":
+    main()
