@@ -48,8 +48,13 @@ class RunningSensor:
 
 
 @contextlib.contextmanager
-def running_sensor(lab: Lab, config: str, workdir: Path, *, database: bool = True) -> Iterator[RunningSensor]:
-    """Start a sensor with `config` (honeyd language) and stop it with SIGTERM, whatever happens."""
+def running_sensor(
+    lab: Lab, config: str, workdir: Path, *, database: bool = True, db_url: str | None = None
+) -> Iterator[RunningSensor]:
+    """Start a sensor with `config` (honeyd language) and stop it with SIGTERM, whatever happens.
+
+    Events go to `db_url`, else to a fresh SQLite file in `workdir` (or nowhere without `database`).
+    """
     conf, db, log, output = (workdir / n for n in ("honeyd.conf", "sensor.db", "sensor.log", "sensor.out"))
     conf.write_text(config)
     os.chmod(workdir, 0o755)  # noqa: S103 - the sensor drops root and must still reach its files
@@ -65,11 +70,11 @@ def running_sensor(lab: Lab, config: str, workdir: Path, *, database: bool = Tru
         "--log",
         str(log),
     ]
-    command += ["--db", f"sqlite:///{db}"] if database else ["--no-db"]
+    command += ["--db", db_url or f"sqlite:///{db}"] if database else ["--no-db"]
     started = time.monotonic()
     with output.open("w") as out:
         process = lab.popen(lab.sensor, command, stdout=out, stderr=subprocess.STDOUT, text=True)
-    sensor = RunningSensor(process, db if database else None, log, output)
+    sensor = RunningSensor(process, db if database and not db_url else None, log, output)
     try:
         deadline = started + START_TIMEOUT
         while "answering for" not in output.read_text():
