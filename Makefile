@@ -50,6 +50,10 @@ test: setup lint
 bench: setup
 	$(BIN)/python bench/bench_planner.py
 	$(BIN)/python bench/bench_scan_plan.py
+	$(BIN)/python bench/bench_p0f.py
+	$(BIN)/python bench/bench_personality.py
+	$(BIN)/python bench/bench_netstack.py
+	$(BIN)/python bench/bench_sensor.py
 
 clean:
 	rm -rf $(VENV) demo-output .pytest_cache
