@@ -49,13 +49,12 @@ from dynapot.netstack.neutral import NeutralPersonality
 from dynapot.netstack.packets import (
     Malformed,
     build_ipv4,
-    build_tcp_packet,
     build_udp_packet,
     parse_icmp,
     parse_tcp,
     parse_udp,
 )
-from dynapot.netstack.tcp import DEFAULT_CONFIG, TcpConfig, TcpConnection, TcpState
+from dynapot.netstack.tcp import DEFAULT_CONFIG, TcpConfig, TcpConnection, TcpState, reply_packet
 from dynapot.netstack.types import IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, IPv4, TcpFlags, TcpSegment
 from dynapot.personality.api import Personality, TcpReply
 
@@ -289,23 +288,7 @@ class HostStack:
             ack = reply.ack
         else:
             ack = seg.seq + len(seg.payload) + (1 if flags & _SYN else 0) + (1 if flags & _FIN else 0)
-        return build_tcp_packet(
-            self.ip,
-            seg.ip.src,
-            seg.dport,
-            seg.sport,
-            seq,
-            ack,
-            reply.flags,
-            reply.window,
-            reply.ttl,
-            reply.ip_id,
-            reply.df,
-            reply.options,
-            reply.payload,
-            reply.urgent,
-            reply.reserved,
-        )
+        return reply_packet(reply, self.ip, seg.ip.src, seg.dport, seg.sport, seq, ack)
 
     def _accept(self, seg: TcpSegment, key: int, now: float, out: list[Output]) -> None:
         ctx = self.context

@@ -182,6 +182,14 @@ class TcpConfig:
 DEFAULT_CONFIG = TcpConfig()
 
 
+def reply_packet(reply: TcpReply, src: int, dst: int, sport: int, dport: int, seq: int, ack: int) -> bytes:
+    """The IPv4 + TCP packet a personality's reply describes, between the given endpoints."""
+    return build_tcp_packet(
+        src, dst, sport, dport, seq, ack, reply.flags, reply.window, reply.ttl, reply.ip_id, reply.df,
+        reply.options, reply.payload, reply.urgent, reply.reserved,
+    )  # fmt: skip
+
+
 class TcpConnection:
     """One server-side connection, created by the host stack for an accepted SYN.
 
@@ -790,23 +798,7 @@ class TcpConnection:
                 return
         seq = self.iss if reply.seq is None else reply.seq
         ack = self.rcv_nxt if reply.ack is None else reply.ack
-        packet = build_tcp_packet(
-            self.local_ip,
-            self.peer_ip,
-            self.local_port,
-            self.peer_port,
-            seq,
-            ack,
-            reply.flags,
-            reply.window,
-            reply.ttl,
-            reply.ip_id,
-            reply.df,
-            reply.options,
-            reply.payload,
-            reply.urgent,
-            reply.reserved,
-        )
+        packet = reply_packet(reply, self.local_ip, self.peer_ip, self.local_port, self.peer_port, seq, ack)
         out.append(SendPacket(self.local_ip, self.peer_ip, packet))
 
     def _report(self, reason: str, out: list[Output]) -> None:
