@@ -249,15 +249,20 @@ class Sensor:
             return
         ethertype = eth.ethertype
         if ethertype == ETH_P_IP:
+            payload = eth.payload
+            # Another machine sending from a bound address, to anyone (promiscuous mode shows it):
+            # the address is taken. Checked on two bytes first; parsed only when it matters.
+            src_host = self.hosts.get(int.from_bytes(payload[12:16], "big")) if len(payload) >= 20 else None
+            if src_host is not None and eth.src != src_host.definition.mac:
+                claimed = parse_ipv4(payload, checksums_ok)
+                if type(claimed) is not Malformed:
+                    self._release(claimed.src, eth.src, "IPv4 traffic from the address")
+                return
             if eth.dst not in self.macs and eth.dst != BROADCAST:
-                return  # promiscuous mode shows other hosts' traffic: not ours to answer
-            ip = parse_ipv4(eth.payload, checksums_ok)
+                return  # other hosts' traffic: not ours to answer
+            ip = parse_ipv4(payload, checksums_ok)
             if type(ip) is Malformed:
                 self.counters[ip.reason] += 1
-                return
-            src_host = self.hosts.get(ip.src)
-            if src_host is not None and eth.src != src_host.definition.mac:
-                self._release(ip.src, eth.src, "IPv4 traffic from the address")
                 return
             host = self.hosts.get(ip.dst)
             if host is None:
@@ -328,6 +333,7 @@ class Sensor:
         if not outputs:
             return
         now = time.monotonic() if now is None else now
+        closing: list[TcpConnection] = []
         for out in outputs:
             kind = type(out)
             if kind is SendPacket:
@@ -350,7 +356,7 @@ class Sensor:
                 if flow is not None and flow.transport is not None:
                     flow.transport.eof_received()
                 elif flow is not None:
-                    self._run(out.conn.close(now), now)  # the recorder has nothing to say: close too
+                    closing.append(out.conn)  # the recorder has nothing to say: close too, after the ACK
             elif kind is ConnectionClosed:
                 self._on_closed(out, now)
             elif kind is EchoRequest:
@@ -385,6 +391,8 @@ class Sensor:
                 )
             elif kind is PacketDropped:
                 self.counters[out.reason] += 1
+        for conn in closing:
+            self._run(conn.close(now), now)
         self._arm_timer()
 
     def _send(self, out: SendPacket) -> None:
