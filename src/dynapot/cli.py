@@ -20,6 +20,7 @@ from rich.table import Table
 
 from dynapot.config import ConfigError, Settings, load_settings, parse_network
 from dynapot.db import Database, DatabaseError, open_database
+from dynapot.discovery.cli import register as register_passive
 
 F = TypeVar("F", bound=Callable[..., Any])
 err_console = Console(stderr=True)
@@ -160,7 +161,7 @@ def scan_command(ctx: Context, targets: tuple[str, ...], as_json: bool, **knobs:
         nmap_path=active.nmap_path,
     )
     result = _scan_with_progress(run_scan, list(targets), options)
-    stats = record_observations(ctx.db, result.observations)
+    stats = record_observations(ctx.db, result.observations, ctx.settings.discovery.fusion.rule())
     for ip in result.timed_out:
         err_console.print(f"[yellow]timed out:[/] {ip}")
     for ip, error in result.errors.items():
@@ -214,7 +215,8 @@ def import_nmap(ctx: Context, files: tuple[Path, ...]) -> None:
             runs.append(parse_nmap_xml(path.read_bytes()))
         except NmapXmlError as exc:
             raise NmapXmlError(f"{path}: {exc}") from None
-    stats = record_observations(ctx.db, [obs for run in runs for obs in run.observations])
+    observations = [obs for run in runs for obs in run.observations]
+    stats = record_observations(ctx.db, observations, ctx.settings.discovery.fusion.rule())
     click.echo(f"stored {stats.hosts_added} new and {stats.hosts_updated} known hosts, {stats.ports} ports")
 
 
@@ -442,6 +444,7 @@ def _attach_lab() -> None:
 
 
 _attach_lab()
+register_passive(main, command_options)
 
 
 @main.command("demo")

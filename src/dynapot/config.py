@@ -16,6 +16,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from dynapot.discovery.fusion import FusionRule
+
 DEFAULT_DB_PATH = Path("/var/lib/dynapot/dynapot.db")
 ENV_PREFIX = "DYNAPOT_"
 
@@ -72,9 +74,27 @@ class ActiveDiscoverySettings(_Section):
     nmap_path: str = "nmap"
 
 
+class FusionSettings(_Section):
+    """[discovery.fusion]: whose OS answer a host gets when tools disagree (see discovery.fusion)."""
+
+    nmap_threshold: int = Field(85, ge=0, le=100, description="nmap's answer wins outright at this accuracy")
+    tool_order: tuple[str, ...] = Field(("nmap", "p0f", "passive"), description="tie-break order of tools")
+
+    @field_validator("tool_order")
+    @classmethod
+    def _distinct_tools(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value or any(not tool for tool in value) or len(set(value)) != len(value):
+            raise ValueError("tool_order must list distinct, non-empty tool names")
+        return value
+
+    def rule(self) -> FusionRule:
+        return FusionRule(self.nmap_threshold, self.tool_order)
+
+
 class DiscoverySettings(_Section):
     mode: Literal["active", "passive", "hybrid"] = "active"
     active: ActiveDiscoverySettings = ActiveDiscoverySettings()
+    fusion: FusionSettings = FusionSettings()
 
 
 class PlannerSettings(_Section):

@@ -11,6 +11,7 @@ import ipaddress
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import cast
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, selectinload
@@ -26,6 +27,7 @@ from dynapot.db.models import (
     ServiceScript,
     utcnow,
 )
+from dynapot.discovery.fusion import DEFAULT_RULE, FusionRule, ToolGuess, fuse
 from dynapot.discovery.observation import Observation, OsGuess
 from dynapot.personality.catalog import GroupDescription
 from dynapot.planner import NetworkPicture, OpenPort, Plan, RealHost, ServiceSpec, VirtualHost, free_addresses
@@ -59,12 +61,13 @@ def _os_row(session: Session, guess: OsGuess, cache: dict[str, OperatingSystem])
     return row
 
 
-def _fuse_os(host: Host, guesses: Sequence[HostOsGuess]) -> None:
-    """The host's OS is the most confident tool's answer; the newest wins a tie."""
-    if not guesses:
+def _fuse_os(host: Host, guesses: Sequence[HostOsGuess], rule: FusionRule = DEFAULT_RULE) -> None:
+    """The host's OS is the answer the fusion rule picks (discovery.fusion); none leaves it alone."""
+    best = fuse([ToolGuess(g.tool, g.confidence, g.seen_at, g.detail, g) for g in guesses], rule)
+    if best is None:
         return
-    best = max(guesses, key=lambda g: (g.confidence, g.seen_at))
-    host.os_id, host.os_detail, host.reliability = best.os_id, best.detail, best.confidence
+    row = cast(HostOsGuess, best.ref)
+    host.os_id, host.os_detail, host.reliability = row.os_id, row.detail, row.confidence
 
 
 def _check(obs: Observation) -> None:
@@ -82,8 +85,13 @@ def _check(obs: Observation) -> None:
             raise ValueError(f"observation of {obs.ip}: bad port {port.protocol}/{port.port}")
 
 
-def record_observations(db: Database, observations: Iterable[Observation]) -> RecordStats:
-    """Merge observations into hosts, ports and OS guesses, all in one transaction."""
+def record_observations(
+    db: Database, observations: Iterable[Observation], fusion: FusionRule = DEFAULT_RULE
+) -> RecordStats:
+    """Merge observations into hosts, ports and OS guesses, all in one transaction.
+
+    `fusion` decides the host's OS when tools disagree (config: [discovery.fusion]).
+    """
     observations = list(observations)
     for obs in observations:
         _check(obs)
@@ -127,7 +135,9 @@ def record_observations(db: Database, observations: Iterable[Observation]) -> Re
                 guess.confidence, guess.seen_at = obs.os.accuracy, obs.seen_at
                 session.flush()
                 _fuse_os(
-                    host, session.scalars(select(HostOsGuess).where(HostOsGuess.host_id == host.id)).all()
+                    host,
+                    session.scalars(select(HostOsGuess).where(HostOsGuess.host_id == host.id)).all(),
+                    fusion,
                 )
             if obs.ports:
                 # A detailed scan states the ports as they are now; this tool's older rows are replaced.
