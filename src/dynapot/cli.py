@@ -407,9 +407,18 @@ def honeyd_config_command(ctx: Context, output: Path | None, **kwargs: Any) -> N
     "--user", default="nobody", show_default=True, help="Drop root to this user once the socket is open."
 )
 @click.option("--no-db", is_flag=True, help="Log to --log only, not to the database.")
+@click.option(
+    "--no-probe", is_flag=True, help="Answer at once, without first ARP-probing each address (RFC 5227)."
+)
 @command_options(settings_option="--settings")
 def sensor_command(
-    ctx: Context, interface: str, honeyd_config: Path, log_path: Path | None, user: str, no_db: bool
+    ctx: Context,
+    interface: str,
+    honeyd_config: Path,
+    log_path: Path | None,
+    user: str,
+    no_db: bool,
+    no_probe: bool,
 ) -> None:
     """Answer for the configured virtual hosts on INTERFACE until SIGINT/SIGTERM."""
     import logging
@@ -428,6 +437,7 @@ def sensor_command(
             user=user,
             osdb=ctx.settings.nmap_os_db,
             mac_prefixes=ctx.settings.nmap_mac_prefixes,
+            probe_first=not no_probe,
         )
     except InterfaceError as exc:
         raise click.ClickException(str(exc)) from None

@@ -203,6 +203,28 @@ bind 198.18.0.91 box
     assert "conflict" in log
 
 
+def test_an_address_a_real_host_uses_is_never_claimed(lab, tmp_path):
+    """A stale plan binds a real host's address: the start-up ARP probe finds it, so we keep off."""
+    real = lab.real_hosts[0]
+    config = f"""
+create box
+set box personality "Linux 5.4"
+add box tcp port 22 open
+bind {real.ip} box
+bind 198.18.0.97 box
+"""
+    with running_sensor(lab, config, tmp_path) as sensor:
+        assert "claimed 1 of 2 addresses" in sensor.output.read_text()
+        conflicts = sensor.events("conflict")
+        assert [c["dst_ip"] for c in conflicts] == [str(real.ip)]
+        replies = attacker(lab, "busybox", "arping", "-c", "3", "-I", "eth0", str(real.ip)).stdout.lower()
+        assert real.mac.lower() in replies
+        assert str(real.ip) in replies and all(
+            real.mac.lower() in line for line in replies.splitlines() if "reply" in line
+        ), replies
+        assert attacker(lab, "busybox", "ping", "-c", "1", "-W", "2", "198.18.0.97").returncode == 0
+
+
 def test_bad_configurations_are_refused_with_line_and_reason(lab, tmp_path):
     cases = {
         'create a\nset a personality "Windows XP SP9000"\nbind 198.18.0.95 a\n': "closest",

@@ -178,3 +178,29 @@ def test_garbage_never_crashes_the_sensor(catalog, payload, ethertype):
     sensor.handle_frame(payload)
     assert sensor.counters["internal error"] == 0
     assert len(sensor.hosts) == 2 or any(e for e in sensor.released)
+
+
+def test_addresses_are_claimed_only_after_an_unanswered_arp_probe(catalog):
+    config = build_sensor_config(
+        parse_config(CONFIG), CONFIG, fingerprints=fingerprints(), mac_vendors=catalog.mac_vendors
+    )
+    raw, events = FakeRaw(), Events()
+    sensor = Sensor(config, raw, events, probe_first=True)
+    assert set(sensor.pending) == {VIP, VIP + 1} and sensor.arp.bindings == {}
+
+    async def main():
+        sensor._loop = asyncio.get_running_loop()
+        task = asyncio.ensure_future(sensor.probe_addresses(wait=0.2))
+        await asyncio.sleep(0.05)
+        # Before the wait is over nobody gets an answer for either address ...
+        sensor.handle_frame(build_arp_frame(BROADCAST, 1, ATTACKER_MAC, ATTACKER_IP, bytes(6), VIP + 1))
+        assert not any(parse_ethernet(f).dst == ATTACKER_MAC for f in raw.sent)
+        # ... and a machine that answers the probe for .100 keeps it.
+        sensor.handle_frame(build_arp_frame(vmac(sensor), 2, OTHER_MAC, VIP, vmac(sensor), VIP))
+        await asyncio.wait_for(task, 5)
+
+    asyncio.run(main())
+    probes = [parse_ethernet(f) for f in raw.sent]
+    assert len(probes) == 2 and all(p.dst == BROADCAST and p.ethertype == 0x0806 for p in probes)
+    assert VIP not in sensor.hosts and "conflict" in events.kinds()
+    assert set(sensor.arp.bindings) == {VIP + 1} and sensor.probing_done.is_set()

@@ -24,7 +24,8 @@ class RunningSensor:
 
     def __init__(self, process: subprocess.Popen[str], db: Path | None, log: Path, output: Path) -> None:
         self.process, self.db, self.log, self.output = process, db, log, output
-        self.started_in: float = 0.0
+        self.listening_in: float = 0.0  # until the raw socket is open and the loop runs
+        self.started_in: float = 0.0  # until every address is probed and answered for
 
     def events(self, kind: str | None = None) -> list[dict[str, Any]]:
         assert self.db is not None, "this sensor runs without a database"
@@ -77,7 +78,9 @@ def running_sensor(
     sensor = RunningSensor(process, db if database and not db_url else None, log, output)
     try:
         deadline = started + START_TIMEOUT
-        while "answering for" not in output.read_text():
+        while "claimed " not in (text := output.read_text()):  # every address ARP-probed, then claimed
+            if not sensor.listening_in and "answering for" in text:
+                sensor.listening_in = time.monotonic() - started
             if process.poll() is not None:
                 raise RuntimeError(f"sensor exited: {output.read_text()}")
             if time.monotonic() > deadline:

@@ -57,6 +57,7 @@ def run_sensor(
     osdb: Path,
     mac_prefixes: Path,
     p0f_path: Path = DEFAULT_DATABASE,
+    probe_first: bool = True,
     ready: asyncio.Event | None = None,
 ) -> dict[str, int]:
     config = load_config(config_path, interface, osdb, mac_prefixes)
@@ -86,7 +87,14 @@ def run_sensor(
         loop.run_in_executor(None, store)
 
     sensor = Sensor(
-        config, raw, events, p0f=p0f, services=dict(REGISTRY), scripts=ScriptRunner(), on_conflict=on_conflict
+        config,
+        raw,
+        events,
+        p0f=p0f,
+        services=dict(REGISTRY),
+        scripts=ScriptRunner(),
+        on_conflict=on_conflict,
+        probe_first=probe_first,
     )
     log.info("answering for %d addresses on %s", len(sensor.hosts), interface)
 
@@ -96,6 +104,16 @@ def run_sensor(
             loop.add_signal_handler(sig, stop.set)
         if ready is not None:
             ready.set()
+        if sensor.probing_done is not None:
+            total = len(sensor.hosts)
+
+            async def report_claims() -> None:
+                await sensor.probing_done.wait()
+                log.info("claimed %d of %d addresses after ARP probes", len(sensor.hosts), total)
+
+            loop.create_task(report_claims())
+        else:
+            log.info("claimed %d of %d addresses", len(sensor.hosts), len(sensor.hosts))
         await sensor.run(stop)
 
     loop = _new_loop()

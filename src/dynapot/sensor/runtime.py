@@ -16,14 +16,14 @@ import asyncio
 import hashlib
 import logging
 import time
-from collections import Counter, OrderedDict
+from collections import Counter, OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 
 from dynapot.discovery.p0f import P0fMatcher
 from dynapot.honeyd.config import Action
-from dynapot.netstack.arp import AddressConflict, ArpResponder, SendFrame
+from dynapot.netstack.arp import AddressConflict, ArpResponder, SendFrame, build_probe
 from dynapot.netstack.events import (
     ConnectionClosed,
     ConnectionEstablished,
@@ -65,6 +65,8 @@ NEIGHBOUR_LIMIT = 65536
 SOURCE_MEMORY = 65536  # sources whose OS guess and scan tool we remember
 NMAP_MEMORY = 300.0  # seconds a source stays "an nmap OS scan" after its last OS probe
 NMAP_OS_SCAN = "nmap OS scan"
+PROBE_RATE = 5000.0  # ARP probes per second at start-up
+PROBE_WAIT = 1.0  # seconds an address must stay unanswered before we claim it (RFC 5227 waits 1-2 s)
 _SYN = int(TcpFlags.SYN)
 _ACK = int(TcpFlags.ACK)
 _FLAG_LETTERS = "FSRPAUEC"
@@ -161,6 +163,7 @@ class Sensor:
         services: dict[str, Handler] | None = None,
         scripts: ScriptRunner | None = None,
         on_conflict: Callable[[str, str], None] | None = None,
+        probe_first: bool = False,
     ) -> None:
         self.raw = raw
         self.events = events
@@ -184,6 +187,11 @@ class Sensor:
         now = time.monotonic()
         self._started = now
         self._handlers: dict[Action, Handler | None] = {}
+        # RFC 5227: with probe_first, an address is answered for only after an ARP probe for it
+        # went unanswered; until then it waits here (address -> our MAC for it).
+        self.probe_first = probe_first
+        self.pending: dict[int, bytes] = {}
+        self.probing_done = asyncio.Event() if probe_first else None
         for definition in config.hosts.values():
             self._add_host(definition, now)
 
@@ -210,8 +218,16 @@ class Sensor:
             if handler is not None:
                 host.handlers[port] = handler
         self.hosts[definition.ip] = host
-        self.arp.bind(definition.ip, definition.mac)
-        self.macs.add(definition.mac)
+        if self.probe_first:
+            self.pending[definition.ip] = definition.mac
+        else:
+            self._claim(definition.ip, definition.mac)
+
+    def _claim(self, ip: int, mac: bytes) -> None:
+        """Start answering for `ip`: ARP, and frames to its MAC."""
+        if ip in self.hosts:
+            self.arp.bind(ip, mac)
+            self.macs.add(mac)
 
     def _handler_for(self, action: Action) -> Handler | None:
         """The handler serving `action`, one per distinct action (a /16 shares a handful)."""
@@ -283,6 +299,13 @@ class Sensor:
             arp = parse_arp(eth.payload)
             if type(arp) is Malformed:
                 self.counters["arp: malformed"] += 1
+                return
+            if (
+                self.pending
+                and arp.sender_ip in self.pending
+                and arp.sender_mac != self.pending[arp.sender_ip]
+            ):
+                self._release(arp.sender_ip, arp.sender_mac, "answer to our ARP probe")
                 return
             result = self.arp.receive(eth, arp)
             if type(result) is SendFrame:
@@ -547,6 +570,7 @@ class Sensor:
         host = self.hosts.pop(ip, None)
         if host is None:
             return
+        self.pending.pop(ip, None)
         self.arp.unbind(ip)
         self.macs.discard(host.definition.mac)
         if host.stack is not None:
@@ -560,12 +584,39 @@ class Sensor:
 
     # ------------------------------------------------------------------ running
 
+    async def probe_addresses(self, rate: float = PROBE_RATE, wait: float = PROBE_WAIT) -> None:
+        """Send an ARP probe for every pending address, then claim those nobody answered for."""
+        batch = max(1, int(rate / 20))
+        sent: deque[tuple[float, int]] = deque()
+        for count, (ip, mac) in enumerate(list(self.pending.items()), start=1):
+            self.raw.send(build_probe(mac, ip))
+            sent.append((time.monotonic() + wait, ip))
+            if count % batch == 0:
+                await asyncio.sleep(0.05)  # paced: a /16 of probes must not be a broadcast storm
+                self._claim_due(sent)
+        while sent:
+            await asyncio.sleep(max(0.0, sent[0][0] - time.monotonic()))
+            self._claim_due(sent)
+        if self.probing_done is not None:
+            self.probing_done.set()
+
+    def _claim_due(self, sent: deque[tuple[float, int]]) -> None:
+        now = time.monotonic()
+        while sent and sent[0][0] <= now:
+            _, ip = sent.popleft()
+            mac = self.pending.pop(ip, None)
+            if mac is not None:  # not released meanwhile
+                self._claim(ip, mac)
+
     async def run(self, stop: asyncio.Event) -> None:
         self._loop = asyncio.get_running_loop()
         self._loop.add_reader(self.raw.fileno(), self.on_readable)
+        prober = self._loop.create_task(self.probe_addresses()) if self.pending else None
         try:
             await stop.wait()
         finally:
+            if prober is not None:
+                prober.cancel()
             self._loop.remove_reader(self.raw.fileno())
             if self._timer is not None:
                 self._timer.cancel()
