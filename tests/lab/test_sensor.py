@@ -225,6 +225,46 @@ bind 198.18.0.97 box
         assert attacker(lab, "busybox", "ping", "-c", "1", "-W", "2", "198.18.0.97").returncode == 0
 
 
+def test_a_service_answers_over_the_sensors_own_tcp(lab, tmp_path):
+    """curl against the HTTP emulator on a virtual Windows host: IIS headers, the request logged."""
+    config = """
+create win
+set win personality "Microsoft Windows Server 2016"
+add win tcp port 80 "http"
+bind 198.18.0.98 win
+"""
+    with running_sensor(lab, config, tmp_path) as sensor:
+        result = attacker(lab, "python3", "-c", (
+            "import urllib.request as u; r = u.urlopen('http://198.18.0.98/', timeout=5);"
+            "print(r.headers['Server']); print(r.read().decode())"
+        ), timeout=30)  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.startswith("Microsoft-IIS/10.0")
+        assert "IIS Windows Server" in result.stdout
+        deadline = time.monotonic() + 5
+        while not sensor.events("request") and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert sensor.events("request")[0]["detail"] == "GET /"
+
+
+def test_ssh_keyscan_sees_a_key_per_virtual_host(lab, tmp_path):
+    config = """
+create box
+set box personality "Linux 5.4"
+add box tcp port 22 "ssh"
+bind 198.18.0.110 box
+bind 198.18.0.111 box
+"""
+    with running_sensor(lab, config, tmp_path):
+        result = attacker(
+            lab, "ssh-keyscan", "-T", "10", "-t", "ed25519", "198.18.0.110", "198.18.0.111", timeout=60
+        )
+    keys = {line.split()[0]: line.split()[2] for line in result.stdout.splitlines() if "ssh-ed25519" in line}
+    assert set(keys) == {"198.18.0.110", "198.18.0.111"}, result.stdout + result.stderr
+    assert keys["198.18.0.110"] != keys["198.18.0.111"]
+    assert "OpenSSH_8.9p1 Ubuntu" in result.stdout + result.stderr
+
+
 def test_bad_configurations_are_refused_with_line_and_reason(lab, tmp_path):
     cases = {
         'create a\nset a personality "Windows XP SP9000"\nbind 198.18.0.95 a\n': "closest",

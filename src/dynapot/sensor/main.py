@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import pwd
 import signal
 import time
 from datetime import UTC, datetime
@@ -24,6 +26,8 @@ from dynapot.sensor.privileges import drop_privileges
 from dynapot.sensor.rawsock import RawSocket, interface_addresses
 from dynapot.sensor.runtime import Sensor
 from dynapot.services import REGISTRY
+from dynapot.services import preload as preload_services
+from dynapot.services.ssh import DEFAULT_KEY_DIR
 
 log = logging.getLogger("dynapot.sensor")
 
@@ -70,6 +74,8 @@ def run_sensor(
     if db is not None:
         with db.engine.connect():
             pass  # our own connection (address conflicts are recorded as real hosts) opened as root
+    _prepare_key_dir(user)
+    preload_services()
     drop_privileges(user)
     p0f = _load_p0f(p0f_path)
 
@@ -143,3 +149,15 @@ def _new_loop() -> asyncio.AbstractEventLoop:
     except ImportError:
         return asyncio.new_event_loop()
     return uvloop.new_event_loop()
+
+
+def _prepare_key_dir(user: str) -> None:
+    """The SSH host-key folder must stay writable after root is gone: keys outlive restarts."""
+    if os.geteuid() != 0:
+        return
+    try:
+        entry = pwd.getpwnam(user)
+        DEFAULT_KEY_DIR.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chown(DEFAULT_KEY_DIR, entry.pw_uid, entry.pw_gid)
+    except (KeyError, OSError) as exc:
+        log.warning("SSH host keys will not persist: %s", exc)

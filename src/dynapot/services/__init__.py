@@ -10,5 +10,25 @@ yet is served by the recorder (accept, keep what arrives).
 from __future__ import annotations
 
 from dynapot.sensor.handlers import Handler
+from dynapot.services import http, ssh
 
 REGISTRY: dict[str, Handler] = {}
+http.register(REGISTRY)
+ssh.register(REGISTRY)
+
+
+# Standard-library modules that asyncio and the services import on first use only.
+LAZY_STDLIB = ("concurrent.futures.thread", "concurrent.futures.process", "encodings.idna", "hmac", "secrets")
+
+
+def preload() -> None:
+    """Load everything the services import lazily, while the sensor still runs as root.
+
+    After root is dropped the Python installation may not be readable (an interpreter under
+    /root, for one), and a module imported then fails in the middle of an attacker's session.
+    """
+    import importlib
+
+    for name in LAZY_STDLIB:
+        importlib.import_module(name)
+    ssh.preload()

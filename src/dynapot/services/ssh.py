@@ -1,0 +1,407 @@
+"""SSH emulator: a real SSH-2 server (asyncssh) in front of a fake shell.
+
+What an attacker sees per virtual host: a configurable OpenSSH version banner, a stable
+ed25519 host key of its own (generated on first contact with that address, kept in
+`key_dir`), password/public-key authentication, and after a "successful" login a small
+fake bash (`dynapot.services.shell.FakeShell`) for interactive sessions and exec requests.
+Port/agent/X11 forwarding, SFTP and SCP are refused.
+
+Reported events (`report(kind, detail, data)`), never logged anywhere else:
+  login      "user:password"  {"user", "password", "accepted"}
+  login-key  "user:SHA256:.." {"user", "key_type", "fingerprint", "accepted"}
+  command    the command line  None    (interactive lines and exec requests alike)
+
+Why a socketpair: services receive an asyncio StreamReader/StreamWriter pair, which may be
+the sensor's userland TCP rather than a kernel socket. asyncssh's only public entry point
+for serving one already-accepted connection is `asyncssh.run_server(sock)`, which needs a
+real socket (it calls `loop.create_connection(sock=...)`); driving `SSHServerConnection`
+by hand over a custom transport would depend on asyncssh internals. So each connection
+gets a `socket.socketpair()`: asyncssh serves one end, and two bounded byte pumps copy
+between the other end and the stream pair. Cost: two fds and one copy per byte.
+
+Bounds: authentication attempts per connection (`max_auth_attempts`, then disconnect
+"Too many authentication failures" like OpenSSH), `login_timeout`, whole-connection
+`lifetime`, sessions per connection, input line length, output per command.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import logging
+import os
+import re
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import asyncssh
+
+from dynapot.sensor.handlers import ConnectionInfo, Handler, Report
+from dynapot.services.shell import FakeShell
+
+log = logging.getLogger(__name__)
+
+DEFAULT_KEY_DIR = Path("/var/lib/dynapot/ssh-keys")
+DEFAULT_VERSION = "SSH-2.0-OpenSSH_8.9p1 Ubuntu-3ubuntu0.6"
+
+# The default accept policy: a few of the pairs every SSH brute-forcer tries first, so bots
+# that get in show us their next step. Anything else is refused.
+WEAK_PAIRS: frozenset[tuple[str, str]] = frozenset(
+    {
+        ("root", "123456"),
+        ("root", "password"),
+        ("root", "root"),
+        ("root", "toor"),
+        ("root", "admin"),
+        ("admin", "admin"),
+        ("admin", "123456"),
+        ("ubuntu", "ubuntu"),
+        ("pi", "raspberry"),
+        ("test", "test"),
+        ("user", "user"),
+    }
+)
+
+AcceptPolicy = Literal["none", "all"] | frozenset[tuple[str, str]]
+
+FIELD_LIMIT = 256  # bytes of attacker-chosen user/password kept in a report
+MAX_SESSIONS = 10  # concurrent session channels per connection (OpenSSH's MaxSessions)
+MAX_SESSIONS_TOTAL = 64  # session channels over a connection's life
+_BUFSIZE = 16 * 1024
+_MOTD = (
+    "Welcome to Ubuntu 22.04.3 LTS (GNU/Linux 5.15.0-91-generic x86_64)\r\n\r\n"
+    " * Documentation:  https://help.ubuntu.com\r\n"
+    " * Management:     https://landscape.canonical.com\r\n"
+    " * Support:        https://ubuntu.com/advantage\r\n\r\n"
+)
+
+
+@dataclass(frozen=True)
+class SSHConfig:
+    key_dir: Path = DEFAULT_KEY_DIR
+    server_version: str = DEFAULT_VERSION  # full identification string, "SSH-2.0-..."
+    accept: AcceptPolicy = WEAK_PAIRS  # for passwords; public keys are accepted only with "all"
+    hostname: str | None = None  # shell hostname; default: the template name if it fits, else "ubuntu"
+    max_auth_attempts: int = 6
+    login_timeout: float = 60.0
+    lifetime: float = 600.0
+    max_line: int = 1024
+    extra: dict[str, Any] = field(default_factory=dict)  # further asyncssh server options
+
+
+# -- host keys ------------------------------------------------------------------------------------------
+
+
+class HostKeys:
+    """One ed25519 key per virtual host address, created on first use, kept in `key_dir` (0600)."""
+
+    def __init__(self, key_dir: Path) -> None:
+        self.key_dir = Path(key_dir)
+        self._cache: dict[str, asyncssh.SSHKey] = {}
+
+    @staticmethod
+    def _name(address: str) -> str:
+        try:
+            text = str(ipaddress.ip_address(address))
+        except ValueError:
+            text = "host-" + re.sub(r"[^A-Za-z0-9.-]", "_", address)[:64]
+        return "ssh_host_ed25519_key-" + text.replace(":", "_")
+
+    def get(self, address: str) -> asyncssh.SSHKey:
+        key = self._cache.get(address)
+        if key is None:
+            key = self._cache[address] = self._load_or_create(self.key_dir / self._name(address))
+        return key
+
+    def _load_or_create(self, path: Path) -> asyncssh.SSHKey:
+        try:
+            return asyncssh.read_private_key(path)
+        except FileNotFoundError:
+            pass
+        except (OSError, asyncssh.KeyImportError) as exc:
+            log.warning("ssh host key %s unusable (%s); using a temporary key", path, exc)
+            return asyncssh.generate_private_key("ssh-ed25519")
+        key = asyncssh.generate_private_key("ssh-ed25519")
+        try:
+            self.key_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            # Write aside, then link into place: a concurrent creator never sees a partial file.
+            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+            try:
+                with os.fdopen(fd, "wb") as f:
+                    f.write(key.export_private_key())
+                os.link(tmp, path)
+            except FileExistsError:
+                return asyncssh.read_private_key(path)
+            finally:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+        except OSError as exc:
+            log.warning("cannot store ssh host key %s (%s); it will change on restart", path, exc)
+        return key
+
+
+# -- authentication -------------------------------------------------------------------------------------
+
+
+def _clip(text: str) -> str:
+    return text[:FIELD_LIMIT]
+
+
+def _safe(report: Report) -> Report:
+    def call(kind: str, detail: str | None, data: dict[str, Any] | None) -> None:
+        try:
+            report(kind, detail, data)
+        except Exception:
+            log.exception("ssh: report sink failed")
+
+    return call
+
+
+class _Server(asyncssh.SSHServer):
+    """Per-connection authentication policy: report every attempt, bound their number."""
+
+    def __init__(self, config: SSHConfig, report: Report) -> None:
+        self._config = config
+        self._report = report
+        self._attempts = 0
+        self._keys_seen: set[tuple[str, str]] = set()
+        self._conn: asyncssh.SSHServerConnection | None = None
+
+    def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
+        self._conn = conn
+
+    def begin_auth(self, username: str) -> bool:
+        return True
+
+    def password_auth_supported(self) -> bool:
+        return True
+
+    def public_key_auth_supported(self) -> bool:
+        return True
+
+    def _count(self) -> None:
+        self._attempts += 1
+        if self._attempts >= self._config.max_auth_attempts and self._conn is not None:
+            conn = self._conn
+            asyncio.get_running_loop().call_soon(
+                conn.disconnect,
+                asyncssh.DISC_NO_MORE_AUTH_METHODS_AVAILABLE,
+                "Too many authentication failures",
+            )
+
+    def validate_password(self, username: str, password: str) -> bool:
+        if self._attempts >= self._config.max_auth_attempts:
+            return False
+        policy = self._config.accept
+        accepted = policy == "all" or (not isinstance(policy, str) and (username, password) in policy)
+        user, pw = _clip(username), _clip(password)
+        self._report("login", f"{user}:{pw}", {"user": user, "password": pw, "accepted": accepted})
+        if not accepted:
+            self._count()
+        return accepted
+
+    def validate_public_key(self, username: str, key: asyncssh.SSHKey) -> bool:
+        accepted = self._config.accept == "all"
+        fingerprint = key.get_fingerprint()
+        # asyncssh asks once for the key query and once for the signed request: report once.
+        if (username, fingerprint) not in self._keys_seen:
+            if self._attempts >= self._config.max_auth_attempts:
+                return False
+            self._keys_seen.add((username, fingerprint))
+            user = _clip(username)
+            self._report(
+                "login-key",
+                f"{user}:{fingerprint}",
+                {
+                    "user": user,
+                    "key_type": key.get_algorithm(),
+                    "fingerprint": fingerprint,
+                    "accepted": accepted,
+                },
+            )
+            if not accepted:
+                self._count()
+        return accepted
+
+
+# -- shell ----------------------------------------------------------------------------------------------
+
+
+_HOSTNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,62}")
+
+
+def _hostname(config: SSHConfig, info: ConnectionInfo) -> str:
+    if config.hostname:
+        return config.hostname
+    return info.template if _HOSTNAME.fullmatch(info.template or "") else "ubuntu"
+
+
+async def _lines(stdin: asyncssh.SSHReader, max_line: int):
+    """Yield input lines, each at most `max_line` characters; excess of a line is dropped."""
+    buf = ""
+    while True:
+        try:
+            chunk = await stdin.read(_BUFSIZE)
+        except (asyncssh.BreakReceived, asyncssh.SignalReceived, asyncssh.TerminalSizeChanged):
+            continue
+        if not chunk:
+            if buf.strip():
+                yield buf[:max_line]
+            return
+        buf += chunk.replace("\r\n", "\n").replace("\r", "\n")
+        *lines, buf = buf.split("\n")
+        for line in lines:
+            yield line[:max_line]
+        buf = buf[:max_line]
+
+
+def _make_process_factory(config: SSHConfig, info: ConnectionInfo, report: Report):
+    sessions = total = 0
+    hostname = _hostname(config, info)
+
+    async def process_factory(process: asyncssh.SSHServerProcess) -> None:
+        nonlocal sessions, total
+        total += 1
+        if sessions >= MAX_SESSIONS or total > MAX_SESSIONS_TOTAL or process.subsystem:
+            process.exit(1)
+            return
+        sessions += 1
+        try:
+            await _session(process, config, hostname, report)
+        finally:
+            sessions -= 1
+
+    return process_factory
+
+
+async def _session(
+    process: asyncssh.SSHServerProcess, config: SSHConfig, hostname: str, report: Report
+) -> None:
+    user = process.get_extra_info("username") or "root"
+    shell = FakeShell(hostname, user)
+    crlf = process.get_terminal_type() is not None
+
+    def out(text: str) -> None:
+        process.stdout.write(text.replace("\n", "\r\n") if crlf else text)
+
+    try:
+        if process.command is not None:
+            line = process.command[: config.max_line]
+            report("command", line, None)
+            out(shell.execute(line))
+            process.exit(shell.status)
+            return
+        if crlf:
+            process.stdout.write(_MOTD)
+        out(shell.prompt())
+        async for line in _lines(process.stdin, config.max_line):
+            if line.strip():
+                report("command", line, None)
+                out(shell.execute(line))
+            if shell.exited:
+                out("logout\n")
+                break
+            out(shell.prompt())
+        process.exit(0)
+    except (asyncssh.Error, OSError, ConnectionError):
+        process.close()
+
+
+# -- the service ----------------------------------------------------------------------------------------
+
+
+async def _pump(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+    try:
+        while chunk := await src.read(_BUFSIZE):
+            dst.write(chunk)
+            await dst.drain()
+        if dst.can_write_eof():
+            dst.write_eof()
+    except (OSError, ConnectionError, RuntimeError):
+        pass
+
+
+def make_ssh_handler(config: SSHConfig | None = None) -> Handler:
+    """A service handler `(reader, writer, info, report)` serving SSH with `config`."""
+    config = config or SSHConfig()
+    host_keys = HostKeys(config.key_dir)
+    version = config.server_version.removeprefix("SSH-2.0-")
+
+    async def handle_ssh(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, info: ConnectionInfo, report: Report
+    ) -> None:
+        sink = _safe(report)
+        key = host_keys.get(info.dst)
+        ours, theirs = socket.socketpair()
+        conn: asyncssh.SSHServerConnection | None = None
+
+        async def serve() -> None:
+            nonlocal conn
+            try:
+                conn = await asyncssh.run_server(
+                    theirs,
+                    server_factory=lambda: _Server(config, sink),
+                    server_host_keys=[key],
+                    server_version=version,
+                    process_factory=_make_process_factory(config, info, sink),
+                    login_timeout=config.login_timeout,
+                    agent_forwarding=False,
+                    x11_forwarding=False,
+                    allow_scp=False,
+                    max_line_length=config.max_line,
+                    **config.extra,
+                )
+                await conn.wait_closed()
+            except (asyncssh.Error, OSError, ConnectionError, TimeoutError):
+                pass  # refused logins, protocol errors, peers going away
+            except Exception:
+                log.exception("ssh: serving %s -> %s failed", info.src, info.dst)  # a bug: say so
+
+        bridge_r, bridge_w = await asyncio.open_connection(sock=ours)
+        tasks = [
+            asyncio.create_task(serve()),
+            asyncio.create_task(_pump(reader, bridge_w)),
+        ]
+        try:
+            # Everything ends with asyncssh closing its end of the pair.
+            await asyncio.wait_for(_pump(bridge_r, writer), config.lifetime)
+        except TimeoutError:
+            sink("timeout", None, {"lifetime": config.lifetime})
+        finally:
+            if conn is not None:
+                conn.abort()
+            bridge_w.close()  # asyncssh sees EOF and lets go of its socket
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(tasks[0]), 5.0)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            if tasks[0].cancelled() and conn is None:
+                theirs.close()
+            writer.close()
+
+    return handle_ssh
+
+
+def preload() -> None:
+    """Import every asyncssh module now: it loads algorithms lazily, and after the sensor drops
+    root the Python installation may no longer be readable (a per-user interpreter, for one)."""
+    import importlib
+    import pkgutil
+
+    for module in pkgutil.walk_packages(asyncssh.__path__, "asyncssh."):
+        try:
+            importlib.import_module(module.name)
+        except Exception:  # noqa: S112 - optional back-ends (GSSAPI, PKCS#11...) may be missing
+            continue
+
+
+def register(registry: dict[str, Handler], config: SSHConfig | None = None) -> None:
+    registry["ssh"] = make_ssh_handler(config)
+
+
+__all__ = ["DEFAULT_VERSION", "WEAK_PAIRS", "SSHConfig", "make_ssh_handler", "register"]

@@ -1,0 +1,261 @@
+"""The SSH emulator over a loopback kernel socket, driven by asyncssh's client (and OpenSSH's)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+import stat
+import subprocess
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncssh
+import pytest
+
+from dynapot.sensor.handlers import ConnectionInfo
+from dynapot.services import ssh as ssh_service
+from dynapot.services.shell import FakeShell
+from dynapot.services.ssh import DEFAULT_VERSION, SSHConfig, make_ssh_handler
+
+pytestmark = pytest.mark.timeout(30)
+
+CLIENT = {"known_hosts": None, "client_keys": None, "agent_path": None, "config": None}
+
+
+@contextlib.asynccontextmanager
+async def serve(config: SSHConfig, dst: str = "10.0.0.5") -> AsyncIterator[tuple[int, list]]:
+    handler = make_ssh_handler(config)
+    reports: list[tuple[str, str | None, dict | None]] = []
+    tasks: set[asyncio.Task] = set()
+
+    async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peer = writer.get_extra_info("peername")
+        info = ConnectionInfo("tcp", peer[0], peer[1], dst, 22, None, "web01")
+        task = asyncio.current_task()
+        assert task is not None
+        tasks.add(task)
+        await handler(reader, writer, info, lambda k, d, x: reports.append((k, d, x)))
+
+    server = await asyncio.start_server(on_connect, "127.0.0.1", 0)
+    try:
+        yield server.sockets[0].getsockname()[1], reports
+    finally:
+        server.close()
+        await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 5)
+        await server.wait_closed()
+
+
+def run(coro):
+    return asyncio.run(asyncio.wait_for(coro, 20))
+
+
+def test_wrong_password_refused_and_reported(tmp_path: Path) -> None:
+    async def main():
+        async with serve(SSHConfig(key_dir=tmp_path)) as (port, reports):
+            with pytest.raises(asyncssh.PermissionDenied):
+                await asyncssh.connect(
+                    "127.0.0.1",
+                    port,
+                    username="root",
+                    password="hunter2",
+                    preferred_auth="password",
+                    **CLIENT,
+                )
+        return reports
+
+    reports = run(main())
+    logins = [r for r in reports if r[0] == "login"]
+    assert logins[0] == ("login", "root:hunter2", {"user": "root", "password": "hunter2", "accepted": False})
+    assert all(not r[2]["accepted"] for r in logins)
+
+
+class _Guesser(asyncssh.SSHClient):
+    """A brute-forcer: one password after another on the same connection."""
+
+    def __init__(self) -> None:
+        self.guesses = iter(f"guess{i}" for i in range(20))
+
+    def password_auth_requested(self) -> str | None:
+        return next(self.guesses, None)
+
+
+def test_banner_and_attempts_bounded(tmp_path: Path) -> None:
+    async def main():
+        async with serve(SSHConfig(key_dir=tmp_path, max_auth_attempts=3)) as (port, reports):
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            banner = await asyncio.wait_for(reader.readline(), 5)
+            writer.close()
+            with pytest.raises((asyncssh.PermissionDenied, asyncssh.DisconnectError)):
+                await asyncssh.connect(
+                    "127.0.0.1",
+                    port,
+                    username="root",
+                    client_factory=_Guesser,
+                    preferred_auth="password",
+                    **CLIENT,
+                )
+        return banner, reports
+
+    banner, reports = run(main())
+    assert banner == DEFAULT_VERSION.encode() + b"\r\n"
+    assert [r[1] for r in reports if r[0] == "login"] == ["root:guess0", "root:guess1", "root:guess2"]
+
+
+def test_accepted_login_exec_and_shell(tmp_path: Path) -> None:
+    async def main():
+        async with (
+            serve(SSHConfig(key_dir=tmp_path)) as (port, reports),
+            asyncssh.connect("127.0.0.1", port, username="root", password="123456", **CLIENT) as conn,
+        ):
+            assert conn.get_extra_info("server_version") == DEFAULT_VERSION
+            uname = await conn.run("uname -a", timeout=5)
+            who = await conn.run("whoami", timeout=5)
+            missing = await conn.run("wget http://x/y", timeout=5)
+            shell = await conn.run(input="uname -a\nwhoami\ncd /etc\npwd\nexit\n", timeout=5)
+            tty = await conn.create_process(term_type="xterm")
+            tty.stdin.write("id\r")
+            tty_out = await asyncio.wait_for(tty.stdout.readuntil("root@web01:~# "), 5)
+            tty_out += await asyncio.wait_for(tty.stdout.readuntil("root@web01:~# "), 5)
+            tty.stdin.write("exit\r")
+            await asyncio.wait_for(tty.wait_closed(), 5)
+        return reports, uname, who, missing, shell, tty_out
+
+    reports, uname, who, missing, shell, tty_out = run(main())
+    assert uname.stdout.startswith("Linux web01 5.15.0-91-generic ") and uname.exit_status == 0
+    assert who.stdout == "root\n"
+    assert missing.stdout == "bash: wget: command not found\n" and missing.exit_status == 127
+    assert "# Linux web01 " in shell.stdout and "# root\n" in shell.stdout and "/etc# /etc\n" in shell.stdout
+    assert shell.stdout.startswith("root@web01:~# ")
+    assert "uid=0(root) gid=0(root)" in tty_out and "Welcome to Ubuntu" in tty_out
+    commands = [r[1] for r in reports if r[0] == "command"]
+    exec_and_shell = ["uname -a", "whoami", "wget http://x/y", "uname -a", "whoami", "cd /etc", "pwd", "exit"]
+    assert commands == [*exec_and_shell, "id", "exit"]
+
+
+def test_public_key_reported_and_refused(tmp_path: Path) -> None:
+    client_key = asyncssh.generate_private_key("ssh-ed25519")
+
+    async def main():
+        async with serve(SSHConfig(key_dir=tmp_path)) as (port, reports):
+            with pytest.raises(asyncssh.PermissionDenied):
+                await asyncssh.connect(
+                    "127.0.0.1",
+                    port,
+                    username="admin",
+                    known_hosts=None,
+                    client_keys=[client_key],
+                    agent_path=None,
+                    config=None,
+                    preferred_auth="publickey",
+                )
+        return reports
+
+    reports = run(main())
+    keys = [r for r in reports if r[0] == "login-key"]
+    assert len(keys) == 1
+    assert keys[0][2] == {
+        "user": "admin",
+        "key_type": "ssh-ed25519",
+        "fingerprint": client_key.get_fingerprint(),
+        "accepted": False,
+    }
+
+
+async def _host_key(config: SSHConfig, dst: str) -> str:
+    async with (
+        serve(config, dst) as (port, _),
+        asyncssh.connect("127.0.0.1", port, username="root", password="123456", **CLIENT) as conn,
+    ):
+        return conn.get_server_host_key().get_fingerprint()
+
+
+def test_host_key_per_address_and_persistent(tmp_path: Path) -> None:
+    async def main():
+        a1 = await _host_key(SSHConfig(key_dir=tmp_path), "10.0.0.5")
+        b = await _host_key(SSHConfig(key_dir=tmp_path), "10.0.0.6")
+        a2 = await _host_key(SSHConfig(key_dir=tmp_path), "10.0.0.5")  # a new handler instance
+        return a1, a2, b
+
+    a1, a2, b = run(main())
+    assert a1 == a2 and a1 != b
+    files = sorted(p.name for p in tmp_path.iterdir())
+    assert files == ["ssh_host_ed25519_key-10.0.0.5", "ssh_host_ed25519_key-10.0.0.6"]
+    for p in tmp_path.iterdir():
+        assert stat.S_IMODE(p.stat().st_mode) == 0o600
+
+
+def test_register(tmp_path: Path) -> None:
+    registry: dict = {}
+    ssh_service.register(registry, SSHConfig(key_dir=tmp_path))
+    assert callable(registry["ssh"])
+
+
+def test_fake_shell() -> None:
+    sh = FakeShell("web01", "admin")
+    assert sh.prompt() == "admin@web01:~$ "
+    assert sh.execute("pwd") == "/home/admin\n"
+    assert sh.execute("cd /var/log; pwd") == "/var/log\n"
+    assert sh.prompt() == "admin@web01:/var/log$ "
+    assert "auth.log" in sh.execute("ls")
+    assert sh.execute("cat /etc/passwd").startswith("root:x:0:0:root:/root:/bin/bash\n")
+    assert sh.execute("echo 'a  b' c") == "a  b c\n"
+    assert sh.execute("nope --x") == "bash: nope: command not found\n"
+    assert sh.execute("__init__") == "bash: __init__: command not found\n"
+    assert sh.execute("cd /nonexistent").startswith("bash: cd: /nonexistent:")
+    assert sh.execute("echo 'unterminated").startswith("bash: syntax error")
+    sh.execute("exit")
+    assert sh.exited
+
+
+@pytest.mark.skipif(not shutil.which("ssh"), reason="OpenSSH client not installed")
+def test_openssh_client_sees_banner_and_key(tmp_path: Path) -> None:
+    async def main():
+        async with serve(SSHConfig(key_dir=tmp_path)) as (port, _):
+            proc = await asyncio.create_subprocess_exec(
+                "ssh",
+                "-vv",
+                "-F",
+                "/dev/null",
+                "-p",
+                str(port),
+                "-o",
+                "BatchMode=yes",
+                "-o",
+                "StrictHostKeyChecking=no",
+                "-o",
+                f"UserKnownHostsFile={tmp_path / 'known_hosts'}",
+                "-o",
+                "ConnectTimeout=5",
+                "root@127.0.0.1",
+                "true",
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
+            _, err = await asyncio.wait_for(proc.communicate(), 10)
+        return proc.returncode, err.decode(errors="replace")
+
+    rc, err = run(main())
+    assert rc != 0  # BatchMode: no password prompt, so the login fails after key exchange
+    assert "Remote protocol version 2.0, remote software version OpenSSH_8.9p1 Ubuntu-3ubuntu0.6" in err
+    key = (tmp_path / "ssh_host_ed25519_key-10.0.0.5").read_bytes()
+    public = asyncssh.import_private_key(key).export_public_key().decode().split()[1]
+    assert public in (tmp_path / "known_hosts").read_text()
+
+
+def test_lifetime_and_garbage_end_the_connection(tmp_path: Path) -> None:
+    async def main():
+        async with serve(SSHConfig(key_dir=tmp_path, lifetime=0.5)) as (port, reports):
+            idle_r, idle_w = await asyncio.open_connection("127.0.0.1", port)
+            junk_r, junk_w = await asyncio.open_connection("127.0.0.1", port)
+            junk_w.write(b"GET / HTTP/1.0\r\n\r\n" + b"x" * 100_000)
+            junk = await asyncio.wait_for(junk_r.read(), 5)
+            idle = await asyncio.wait_for(idle_r.read(), 5)
+            idle_w.close()
+            junk_w.close()
+        return reports, idle, junk
+
+    reports, idle, junk = run(main())
+    assert idle.startswith(b"SSH-2.0-OpenSSH_8.9p1") and junk.startswith(b"SSH-2.0-OpenSSH_8.9p1")
+    assert ("timeout", None, {"lifetime": 0.5}) in reports
