@@ -4,9 +4,7 @@ the real nmap (loopback only) and of fake nmap scripts that fail, hang or log th
 from __future__ import annotations
 
 import os
-import shutil
 import signal
-import socket
 import stat
 import threading
 import time
@@ -14,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from loopback import needs_nmap, tcp_server
 
 from dynapot.discovery.active import (
     MAX_ADDRESSES,
@@ -207,45 +206,14 @@ def test_run_scan_validates_targets_before_running_anything(tmp_path: Path) -> N
 
 # --- the real nmap, on loopback only -----------------------------------------------------------
 
-needs_nmap = pytest.mark.skipif(
-    shutil.which("nmap") is None and not os.environ.get("CI"),
-    reason="nmap is not installed (set CI=1 to make this a failure)",
-)
 
 SSH_BANNER = b"SSH-2.0-OpenSSH_8.9p1 Ubuntu-3\r\n"
 
 
 @pytest.fixture
 def ssh_like_server() -> Iterator[int]:
-    """A TCP server on 127.0.0.1 that greets every connection with an SSH banner."""
-    server = socket.create_server(("127.0.0.1", 0))
-    server.settimeout(0.2)
-    stop = threading.Event()
-
-    def serve() -> None:
-        while not stop.is_set():
-            try:
-                conn, _ = server.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            with conn:
-                try:
-                    conn.sendall(SSH_BANNER)
-                    conn.settimeout(2)
-                    conn.recv(1024)  # let nmap read the banner and hang up first
-                except OSError:
-                    pass
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
-        yield server.getsockname()[1]
-    finally:
-        stop.set()
-        thread.join(timeout=5)
-        server.close()
+    with tcp_server(SSH_BANNER) as port:
+        yield port
 
 
 @needs_nmap

@@ -3,15 +3,12 @@ broken documents that must be refused, and one run of the real nmap against loop
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
 import subprocess
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
+from loopback import needs_nmap, tcp_server
 
 from dynapot.discovery.nmap_xml import NmapRun, NmapXmlError, parse_nmap_xml
 from dynapot.discovery.observation import OsGuess, PortObservation
@@ -337,37 +334,12 @@ def test_entities_are_refused() -> None:
 # --- the real nmap ---------------------------------------------------------------------------
 
 # Skip only on a developer machine without nmap; in CI a missing nmap must fail the test.
-needs_nmap = pytest.mark.skipif(
-    shutil.which("nmap") is None and not os.environ.get("CI"),
-    reason="nmap is not installed (set CI=1 to make this a failure)",
-)
 
 
 @pytest.fixture
 def loopback_listener() -> Iterator[int]:
-    """A TCP server on 127.0.0.1 that accepts and closes connections; yields its port."""
-    server = socket.create_server(("127.0.0.1", 0))
-    server.settimeout(0.2)
-    stop = threading.Event()
-
-    def serve() -> None:
-        while not stop.is_set():
-            try:
-                conn, _ = server.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            conn.close()
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
-        yield server.getsockname()[1]
-    finally:
-        stop.set()
-        thread.join(timeout=5)
-        server.close()
+    with tcp_server(b"") as port:
+        yield port
 
 
 @needs_nmap
