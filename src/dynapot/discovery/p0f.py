@@ -1008,18 +1008,7 @@ class P0fMatcher:
     def match_syn(self, ip_and_tcp: bytes | memoryview) -> P0fMatch | None:
         """Match a SYN given as IP header + TCP header (+ payload). None: no match / not a SYN."""
         f = _extract(ip_and_tcp, _TCP_SYN, self.p0f_ack_bug)
-        if f is None:
-            return None
-        cache = self._syn_cache
-        try:
-            return cache[f]
-        except KeyError:
-            pass
-        result = self._find(True, f, 0)
-        if len(cache) >= self.cache_size:
-            cache.clear()
-        cache[f] = result
-        return result
+        return None if f is None else self._match_syn_features(f)
 
     def match_synack(self, ip_and_tcp: bytes | memoryview, syn_mss: int = 0) -> P0fMatch | None:
         """Match a SYN+ACK; `syn_mss` is the MSS of the SYN it answers, if it was seen."""
@@ -1031,7 +1020,7 @@ class P0fMatcher:
     def match_features(self, features: TcpFeatures, syn_mss: int = 0) -> P0fMatch | None:
         if features.synack:
             return self._match_synack_features(features._key(), syn_mss)
-        return self._find(True, features._key(), 0)
+        return self._match_syn_features(features._key())
 
     def match_segment(self, seg: TcpSegment, syn_mss: int = 0) -> P0fMatch | None:
         """Match a parsed IPv4 SYN or SYN+ACK from the sensor's stack, without re-parsing it."""
@@ -1040,6 +1029,10 @@ class P0fMatcher:
             return None
         if seg.flags & _TCP_ACK:
             return self._match_synack_features(f, syn_mss)
+        return self._match_syn_features(f)
+
+    def _match_syn_features(self, f: _Feat) -> P0fMatch | None:
+        """A SYN's match, cached by its feature tuple (attackers repeat the same SYN shape)."""
         cache = self._syn_cache
         try:
             return cache[f]

@@ -238,6 +238,14 @@ def parse_tcp_options(raw: bytes) -> TcpOptions:
     return TcpOptions(tuple(kinds), mss, wscale, sack, ts)
 
 
+def _pseudo_checksum_ok(data: bytes, src: int, dst: int, proto: int) -> bool:
+    """TCP/UDP checksum over `data` and the IPv4 pseudo-header (sum mod 0xFFFF, see `checksum`)."""
+    x = _from_bytes(data, "big")
+    if len(data) & 1:
+        x <<= 8
+    return not (x + src + dst + proto + len(data)) % 0xFFFF
+
+
 def parse_tcp(ip: IPv4, verify_checksums: bool = True) -> TcpSegment | Malformed:
     """The TCP segment in `ip` (not a fragment), checksum checked against the pseudo-header."""
     if ip.proto != IPPROTO_TCP:
@@ -252,12 +260,8 @@ def parse_tcp(ip: IPv4, verify_checksums: bool = True) -> TcpSegment | Malformed
     off = (offb >> 4) << 2
     if off < 20 or off > n:
         return TCP_BAD_OFFSET
-    if verify_checksums:
-        x = _from_bytes(p, "big")
-        if n & 1:
-            x <<= 8
-        if (x + ip.src + ip.dst + IPPROTO_TCP + n) % 0xFFFF:
-            return TCP_BAD_CHECKSUM
+    if verify_checksums and not _pseudo_checksum_ok(p, ip.src, ip.dst, IPPROTO_TCP):
+        return TCP_BAD_CHECKSUM
     if off > 20:
         raw = p[20:off]
         options = parse_tcp_options(raw)
@@ -281,10 +285,7 @@ def parse_udp(ip: IPv4, verify_checksums: bool = True) -> UdpDatagram | Malforme
         return UDP_BAD_LENGTH
     if csum and verify_checksums:
         body = p[:length] if length != len(p) else p
-        x = _from_bytes(body, "big")
-        if length & 1:
-            x <<= 8
-        if (x + ip.src + ip.dst + IPPROTO_UDP + length) % 0xFFFF:
+        if not _pseudo_checksum_ok(body, ip.src, ip.dst, IPPROTO_UDP):
             return UDP_BAD_CHECKSUM
     return UdpDatagram(ip, sport, dport, csum, p[8:length])
 
