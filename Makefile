@@ -7,6 +7,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 APT_PACKAGES := nmap p0f iproute2 iputils-ping ethtool procps postgresql openssh-server vsftpd busybox tcpdump \
+                curl ftp telnet sshpass mariadb-client snmp apache2-utils smbclient \
                 python3-venv python3-dev gcc make
 NETWORK ?=
 

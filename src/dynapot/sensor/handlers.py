@@ -38,11 +38,17 @@ class ConnectionInfo:
     dport: int
     personality: str | None
     template: str
+    # What the service should claim to be: nmap -sV's product and version for the real hosts
+    # this virtual host imitates ("OpenSSH", "8.9p1 Ubuntu 3ubuntu0.10"), when known.
+    product: str | None = None
+    version: str | None = None
 
 
 # A sink for what handlers learn: kind ("data", "script", "proxy", ...), detail, data.
 Report = Callable[[str, str | None, dict[str, Any] | None], None]
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter, ConnectionInfo, Report], Awaitable[None]]
+# A UDP service is sans-IO: one datagram in, at most one datagram out (None: stay silent).
+DatagramService = Callable[[bytes, ConnectionInfo, Report], bytes | None]
 
 
 def excerpt(data: bytes) -> str:
