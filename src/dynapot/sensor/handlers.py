@@ -16,7 +16,7 @@ import os
 import shlex
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 log = logging.getLogger(__name__)
 # Imported here, not on first use: after the sensor drops root it may no longer read the library.
@@ -27,6 +27,30 @@ EXCERPT_LIMIT = 4096  # bytes kept in the event
 IDLE_TIMEOUT = 30.0
 LIFETIME = 600.0
 MAX_SCRIPTS = 64
+
+
+class PassiveListener(Protocol):
+    """A data port opened for one expected connection (FTP PASV)."""
+
+    port: int
+
+    async def accept(self, timeout: float) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """The next connection to `port`; TimeoutError when none comes in time."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class DataPorts(Protocol):
+    """Second connections a service may open on its host: a kernel socket's or the sensor's."""
+
+    async def listen(self) -> PassiveListener: ...
+
+    async def connect(
+        self, host: str, port: int, timeout: float
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """An outgoing connection (FTP PORT); OSError when the host cannot make one."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +66,8 @@ class ConnectionInfo:
     # this virtual host imitates ("OpenSSH", "8.9p1 Ubuntu 3ubuntu0.10"), when known.
     product: str | None = None
     version: str | None = None
+    # How to open second connections (FTP data); None where the transport offers none.
+    data_ports: DataPorts | None = None
 
 
 # A sink for what handlers learn: kind ("data", "script", "proxy", ...), detail, data.
