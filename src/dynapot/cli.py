@@ -410,6 +410,12 @@ def honeyd_config_command(ctx: Context, output: Path | None, **kwargs: Any) -> N
 @click.option(
     "--no-probe", is_flag=True, help="Answer at once, without first ARP-probing each address (RFC 5227)."
 )
+@click.option(
+    "--status",
+    "status_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the sensor's health here as JSON every few seconds.",
+)
 @command_options(settings_option="--settings")
 def sensor_command(
     ctx: Context,
@@ -419,8 +425,12 @@ def sensor_command(
     user: str,
     no_db: bool,
     no_probe: bool,
+    status_path: Path | None,
 ) -> None:
-    """Answer for the configured virtual hosts on INTERFACE until SIGINT/SIGTERM."""
+    """Answer for the configured virtual hosts on INTERFACE until SIGINT/SIGTERM.
+
+    SIGHUP re-reads the configuration and applies only what changed.
+    """
     import logging
 
     from dynapot.sensor.main import run_sensor
@@ -438,6 +448,7 @@ def sensor_command(
             osdb=ctx.settings.nmap_os_db,
             mac_prefixes=ctx.settings.nmap_mac_prefixes,
             probe_first=not no_probe,
+            status_path=status_path,
         )
     except InterfaceError as exc:
         raise click.ClickException(str(exc)) from None

@@ -197,7 +197,7 @@ def network_picture(
                     seen_names=(host.os_detail,) if host.os_detail else (),
                 )
             ports = tuple(
-                OpenPort(p.protocol, p.port, p.service)
+                OpenPort(p.protocol, p.port, p.service, p.product, p.version)
                 for p in sorted(host.ports, key=lambda p: (p.protocol, p.port))
                 if p.state == "open"
             )
@@ -227,7 +227,7 @@ def current_deployment(db: Database, network: ipaddress.IPv4Network) -> list[Vir
             if not _in_network(host.ip, network):
                 continue
             services = tuple(
-                ServiceSpec(p.protocol, p.port, p.service or "open")
+                ServiceSpec(p.protocol, p.port, p.service or "open", p.product, p.version)
                 for p in sorted(host.ports, key=lambda p: (p.protocol, p.port))
             )
             result.append(
@@ -274,7 +274,12 @@ def save_deployment(db: Database, plan: Plan, *, now: datetime | None = None) ->
                 if row is None:
                     row = Port(protocol=spec.proto, port=spec.port, state="open", tool=DEPLOY_TOOL)
                     host.ports.append(row)
-                row.service, row.seen_at = spec.service, now
+                row.service, row.product, row.version, row.seen_at = (
+                    spec.service,
+                    spec.product,
+                    spec.version,
+                    now,
+                )
 
 
 def expire(db: Database, ages: ExpirySettings, *, now: datetime | None = None) -> dict[str, int]:

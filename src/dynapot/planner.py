@@ -38,6 +38,10 @@ class ServiceSpec:
     proto: str
     port: int
     service: str  # the emulator or script that serves it, or "open"
+    # What nmap -sV named on the real host copied ("OpenSSH", "8.9p1 Ubuntu 3ubuntu0.10"): the
+    # emulator says the same, so that virtual hosts run what real hosts of their OS run.
+    product: str | None = None
+    version: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +49,8 @@ class OpenPort:
     proto: str
     port: int
     service: str | None  # nmap's service name
+    product: str | None = None
+    version: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +90,16 @@ class VirtualHost:
             "mac": self.mac,
             "os": self.os,
             "personality": self.personality,
-            "services": [{"proto": s.proto, "port": s.port, "service": s.service} for s in self.services],
+            "services": [
+                {
+                    "proto": s.proto,
+                    "port": s.port,
+                    "service": s.service,
+                    "product": s.product,
+                    "version": s.version,
+                }
+                for s in self.services
+            ],
         }
 
 
@@ -211,13 +226,17 @@ def _group_name(host: RealHost) -> str:
     return host.group.name if host.group is not None else UNKNOWN_GROUP
 
 
+def _service_spec(port: OpenPort, service: str) -> ServiceSpec:
+    if service == OPEN:  # nothing behind the port speaks, so nothing can claim a product
+        return ServiceSpec(port.proto, port.port, service)
+    return ServiceSpec(port.proto, port.port, service, port.product, port.version)
+
+
 def _services(host: RealHost | None, policy: Policy) -> tuple[ServiceSpec, ...]:
     if host is None:
         return ()
     specs = {
-        (p.proto, p.port): ServiceSpec(
-            p.proto, p.port, policy.service_scripts.get((p.proto, p.service or ""), OPEN)
-        )
+        (p.proto, p.port): _service_spec(p, policy.service_scripts.get((p.proto, p.service or ""), OPEN))
         for p in host.open_ports
     }
     return tuple(specs[key] for key in sorted(specs))

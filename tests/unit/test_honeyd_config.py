@@ -375,6 +375,26 @@ def test_action_invariants() -> None:
         Action("service", "two words")
     with pytest.raises(ValueError):
         Action("teleport")  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        Action("open", product="OpenSSH")
+    with pytest.raises(ValueError):
+        Action("service", "ssh", None, "8.9p1")  # a version of nothing
+    with pytest.raises(ValueError):
+        Action("service", "ssh", "Open|SSH")
+
+
+def test_service_imitation_reads_and_renders() -> None:
+    config = parse_config(
+        'create t\nadd t tcp port 22 "ssh OpenSSH|8.9p1 Ubuntu 3ubuntu0.10"\n'
+        'add t tcp port 80 "http Apache httpd"\nadd t tcp port 21 "ftp"\n'
+    )
+    ports = config.templates["t"].ports
+    assert ports[("tcp", 22)] == Action("service", "ssh", "OpenSSH", "8.9p1 Ubuntu 3ubuntu0.10")
+    assert ports[("tcp", 80)] == Action("service", "http", "Apache httpd")
+    assert ports[("tcp", 21)] == Action("service", "ftp")
+    assert parse_config(render_config(config)) == config
+    with pytest.raises(HoneydConfigError, match="needs a product"):
+        parse_config('create t\nadd t tcp port 22 "ssh |8.9"\n')
 
 
 # --- property test: any valid model survives render -> parse ---------------------------------------
@@ -391,6 +411,7 @@ _text = st.text(
     min_size=1,
     max_size=30,
 )
+_words = _text.filter(lambda s: s.isprintable() and s == s.strip() and s != "")
 _macs = st.lists(st.integers(0, 255), min_size=6, max_size=6).map(lambda bs: ":".join(f"{b:02x}" for b in bs))
 _vendor = _text.filter(lambda s: ":" not in s and s.strip() != "")
 _ips = st.integers(0, 2**32 - 1).map(lambda n: str(ipaddress.IPv4Address(n)))
@@ -401,7 +422,15 @@ _actions = st.one_of(
     _simple,
     st.builds(lambda h, p: Action("proxy", f"{h}:{p}"), _proxy_hosts, _proxy_ports),
     st.sampled_from(sorted(BUILTIN_SERVICES)).map(lambda s: Action("service", s)),
-    _text.filter(lambda s: s not in BUILTIN_SERVICES).map(lambda s: Action("command", s)),
+    st.builds(
+        lambda s, p, v: Action("service", s, p, v if p else None),
+        st.sampled_from(sorted(BUILTIN_SERVICES)),
+        st.none() | _words.filter(lambda p: "|" not in p),
+        st.none() | _words,
+    ),
+    _text.filter(lambda s: s.strip().partition(" ")[0] not in BUILTIN_SERVICES).map(
+        lambda s: Action("command", s)
+    ),
 )
 _ports = st.dictionaries(
     st.tuples(st.sampled_from(["tcp", "udp"]), st.integers(1, 65535)), _actions, max_size=6

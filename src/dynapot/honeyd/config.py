@@ -114,12 +114,18 @@ class Action:
 
     `target` is the HOST:PORT for `proxy`, the service name for `service`, the command line for
     `command` (a honeyd script such as ``sh scripts/ftp.sh $ipsrc $sport``), and None otherwise.
+    A service may imitate a `product` and `version` (nmap -sV's words); in the configuration they
+    follow the name: ``"ssh OpenSSH|8.9p1 Ubuntu 3ubuntu0.10"``.
     """
 
     kind: ActionKind
     target: str | None = None
+    product: str | None = None
+    version: str | None = None
 
     def __post_init__(self) -> None:
+        if self.kind != "service" and (self.product or self.version):
+            raise ValueError(f"action {self.kind!r} takes no product or version")
         if self.kind in SIMPLE_ACTIONS:
             if self.target is not None:
                 raise ValueError(f"action {self.kind!r} takes no target")
@@ -132,6 +138,28 @@ class Action:
             raise ValueError(problem)
         if self.kind == "service" and not _SERVICE_RE.fullmatch(self.target):
             raise ValueError(f"service name {self.target!r} must be a single word")
+        if self.version and not self.product:
+            raise ValueError("a service version needs a product")
+        for label, text in (("product", self.product), ("version", self.version)):
+            if text is not None and (not text.strip() or not text.isprintable() or text != text.strip()):
+                raise ValueError(f"service {label} {text!r} must be printable text without outer spaces")
+        if self.product and "|" in self.product:
+            raise ValueError(f"service product {self.product!r} must not contain '|'")
+
+    def imitation(self) -> str:
+        """The text after a service's name in the configuration: PRODUCT or PRODUCT|VERSION."""
+        if not self.product:
+            return ""
+        return f"{self.product}|{self.version}" if self.version else self.product
+
+
+def service_action(text: str, services: frozenset[str] | set[str]) -> Action | None:
+    """The service action a quoted honeyd action names (`NAME [PRODUCT[|VERSION]]`), or None."""
+    name, _, rest = text.strip().partition(" ")
+    if name not in services:
+        return None
+    product, _, version = rest.strip().partition("|")
+    return Action("service", name, product.strip() or None, version.strip() or None)
 
 
 @dataclass(frozen=True, slots=True)

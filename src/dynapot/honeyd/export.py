@@ -30,11 +30,20 @@ def host_uptime(ip: str) -> int:
     return MIN_UPTIME + digest % (MAX_UPTIME - MIN_UPTIME)
 
 
+def _clean(text: str | None, limit: int = 120) -> str | None:
+    """nmap's product words are what a remote host said: keep them printable, short and '|'-free."""
+    if not text:
+        return None
+    cleaned = "".join(ch if ch.isprintable() else " " for ch in text).replace("|", "/")
+    return " ".join(cleaned.split())[:limit].strip() or None
+
+
 def _action(spec: ServiceSpec) -> Action:
     if spec.service == OPEN:
         return Action("open")
     if spec.service in BUILTIN_SERVICES:
-        return Action("service", spec.service)
+        product = _clean(spec.product)
+        return Action("service", spec.service, product, _clean(spec.version) if product else None)
     return Action("command", spec.service)  # an admin's honeyd script from service_scripts
 
 

@@ -42,6 +42,7 @@ from dynapot.honeyd.config import (
     is_ipv4,
     name_problem,
     proxy_target_problem,
+    service_action,
 )
 
 # honeyd statements we recognise but do not implement: a clear refusal beats "unknown statement".
@@ -335,9 +336,11 @@ class _Parser:
         if first.quoted:
             if len(tokens) != 1:
                 _fail("unexpected words after the quoted action")
-            if first.value in self.services:
-                return Action("service", first.value)
-            return Action("command", first.value)
+            try:
+                service = service_action(first.value, self.services)
+            except ValueError as exc:
+                _fail(str(exc))
+            return service or Action("command", first.value)
         word = first.value
         if word in SIMPLE_ACTIONS:
             if len(tokens) != 1:

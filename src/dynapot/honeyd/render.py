@@ -54,10 +54,13 @@ def render_action(action: Action, builtin_services: Collection[str] = BUILTIN_SE
     target = action.target or ""
     if action.kind == "proxy":
         return f"proxy {target}"
-    if action.kind == "command" and target in builtin_services:
+    if action.kind == "command" and target.strip().partition(" ")[0] in builtin_services:
         raise ValueError(f"command {target!r} would read back as the built-in service of that name")
-    if action.kind == "service" and target not in builtin_services:
-        raise ValueError(f"service {target!r} is not a built-in service and would read back as a command")
+    if action.kind == "service":
+        if target not in builtin_services:
+            raise ValueError(f"service {target!r} is not a built-in service and would read back as a command")
+        imitation = action.imitation()
+        return quote(f"{target} {imitation}" if imitation else target)
     return quote(target)
 
 

@@ -40,7 +40,7 @@ class HostDefinition:
     default_tcp: Action = CLOSED
     default_udp: Action = CLOSED
     default_icmp: Action = OPEN
-    line: int = 0
+    line: int = field(default=0, compare=False)  # where it was defined; not part of what it is
 
 
 @dataclass(slots=True)

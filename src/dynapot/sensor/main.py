@@ -1,9 +1,15 @@
-"""`dynapot sensor`: load and check the configuration, open the socket, drop root, run until told."""
+"""`dynapot sensor`: load and check the configuration, open the socket, drop root, run until told.
+
+SIGHUP re-reads the configuration and applies the difference to the running sensor (hosts
+that did not change keep their connections); a configuration that does not load is logged
+and the running one stays. With a status file, the sensor writes its health there as JSON.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import pwd
@@ -16,6 +22,7 @@ from dynapot.db import Database
 from dynapot.discovery.observation import Observation
 from dynapot.discovery.p0f import DEFAULT_DATABASE, P0fDatabase, P0fDatabaseError, P0fMatcher
 from dynapot.honeyd.config import BUILTIN_SERVICES
+from dynapot.honeyd.parser import HoneydConfigError
 from dynapot.inventory import record_observations
 from dynapot.personality.catalog import MacVendors
 from dynapot.personality.osdb import load_osdb
@@ -25,21 +32,58 @@ from dynapot.sensor.handlers import ScriptRunner
 from dynapot.sensor.privileges import drop_privileges
 from dynapot.sensor.rawsock import RawSocket, interface_addresses
 from dynapot.sensor.runtime import Sensor
-from dynapot.services import REGISTRY
+from dynapot.services import REGISTRY, UDP_REGISTRY
 from dynapot.services import preload as preload_services
 from dynapot.services.ssh import DEFAULT_KEY_DIR
 
 log = logging.getLogger("dynapot.sensor")
 
 
+STATUS_INTERVAL = 5.0
+
+
+class ConfigLoader:
+    """Reads the honeyd configuration; the nmap databases are read once, while still root."""
+
+    def __init__(self, path: Path, interface: str, osdb: Path, mac_prefixes: Path) -> None:
+        self.path, self.interface = path, interface
+        self.fingerprints = load_osdb(osdb)
+        self.vendors = MacVendors.load(mac_prefixes)
+
+    def load(self) -> SensorConfig:
+        return load_sensor_config(
+            self.path,
+            fingerprints=self.fingerprints,
+            mac_vendors=self.vendors,
+            own_addresses=interface_addresses(self.interface),
+            builtin_services=BUILTIN_SERVICES | set(REGISTRY) | set(UDP_REGISTRY),
+        )
+
+
 def load_config(path: Path, interface: str, osdb: Path, mac_prefixes: Path) -> SensorConfig:
-    return load_sensor_config(
-        path,
-        fingerprints=load_osdb(osdb),
-        mac_vendors=MacVendors.load(mac_prefixes),
-        own_addresses=interface_addresses(interface),
-        builtin_services=BUILTIN_SERVICES | set(REGISTRY),
-    )
+    return ConfigLoader(path, interface, osdb, mac_prefixes).load()
+
+
+def write_status(path: Path, sensor: Sensor, events: EventWriter, applied: dict[str, int] | None) -> None:
+    """The sensor's health for `dynapot status`, replaced atomically."""
+    status = {
+        "time": time.time(),
+        "pid": os.getpid(),
+        "hosts": len(sensor.hosts),
+        "pending": len(sensor.pending),
+        "released": sensor.released,
+        "flows": len(sensor.flows),
+        "counters": dict(sensor.counters),
+        "events_written": events.written,
+        "events_lost": events.lost_total,
+        "last_apply": applied,
+    }
+    tmp = path.with_suffix(".tmp")
+    try:
+        tmp.write_text(json.dumps(status))
+        tmp.replace(path)
+    except OSError as exc:
+        log.warning("cannot write status %s: %s", path, exc)
 
 
 def _load_p0f(path: Path) -> P0fMatcher | None:
@@ -63,8 +107,10 @@ def run_sensor(
     p0f_path: Path = DEFAULT_DATABASE,
     probe_first: bool = True,
     ready: asyncio.Event | None = None,
+    status_path: Path | None = None,
 ) -> dict[str, int]:
-    config = load_config(config_path, interface, osdb, mac_prefixes)
+    loader = ConfigLoader(config_path, interface, osdb, mac_prefixes)
+    config = loader.load()
     raw = RawSocket(interface)
     # Events are written by a child process (its own GIL); it opens the database and the log,
     # then drops root itself.
@@ -75,6 +121,8 @@ def run_sensor(
         with db.engine.connect():
             pass  # our own connection (address conflicts are recorded as real hosts) opened as root
     _prepare_key_dir(user)
+    if status_path is not None:
+        _prepare_dir(status_path.parent, user)
     preload_services()
     drop_privileges(user)
     p0f = _load_p0f(p0f_path)
@@ -98,6 +146,7 @@ def run_sensor(
         events,
         p0f=p0f,
         services=dict(REGISTRY),
+        udp_services=dict(UDP_REGISTRY),
         scripts=ScriptRunner(),
         on_conflict=on_conflict,
         probe_first=probe_first,
@@ -108,6 +157,32 @@ def run_sensor(
         stop = asyncio.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
+        applied: dict[str, int] | None = None
+
+        def reload() -> None:
+            nonlocal applied
+            try:
+                new = loader.load()
+            except (HoneydConfigError, OSError) as exc:
+                log.error("configuration not applied, the running one stays: %s", exc)
+                return
+            applied = sensor.apply(new)
+            log.info("applied %s: %s", config_path, applied)
+            sensor.events.submit(
+                Event(time.time(), "tcp", 0, None, 0, None, "sensor-reload", json.dumps(applied))
+            )
+            if status_path is not None:
+                write_status(status_path, sensor, events, applied)
+
+        loop.add_signal_handler(signal.SIGHUP, reload)
+        if status_path is not None:
+
+            async def report_status() -> None:
+                while True:
+                    write_status(status_path, sensor, events, applied)
+                    await asyncio.sleep(STATUS_INTERVAL)
+
+            loop.create_task(report_status())
         if ready is not None:
             ready.set()
         if sensor.probing_done is not None:
@@ -149,6 +224,18 @@ def _new_loop() -> asyncio.AbstractEventLoop:
     except ImportError:
         return asyncio.new_event_loop()
     return uvloop.new_event_loop()
+
+
+def _prepare_dir(path: Path, user: str) -> None:
+    """A folder the sensor may still write to once it runs as `user`."""
+    if os.geteuid() != 0:
+        return
+    try:
+        entry = pwd.getpwnam(user)
+        path.mkdir(parents=True, exist_ok=True, mode=0o755)
+        os.chown(path, entry.pw_uid, entry.pw_gid)
+    except (KeyError, OSError) as exc:
+        log.warning("cannot prepare %s: %s", path, exc)
 
 
 def _prepare_key_dir(user: str) -> None:

@@ -45,10 +45,12 @@ from dynapot.netstack.types import ETH_P_ARP, ETH_P_IP, IPPROTO_ICMP, IPPROTO_TC
 from dynapot.personality.engine import compile_personality
 from dynapot.personality.nmap_probes import PROBE_WINDOWS, classify_syn, classify_t, is_ecn_probe
 from dynapot.sensor.config import HostDefinition, SensorConfig
+from dynapot.sensor.dataports import DataListener, SensorDataPorts, UdpBudget
 from dynapot.sensor.events import Event, EventWriter
 from dynapot.sensor.handlers import (
     RECORD_LIMIT,
     ConnectionInfo,
+    DatagramService,
     Handler,
     ScriptRunner,
     excerpt,
@@ -66,6 +68,7 @@ SOURCE_MEMORY = 65536  # sources whose OS guess and scan tool we remember
 NMAP_MEMORY = 300.0  # seconds a source stays "an nmap OS scan" after its last OS probe
 NMAP_OS_SCAN = "nmap OS scan"
 PROBE_RATE = 5000.0  # ARP probes per second at start-up
+RELEASE_MEMORY = 300.0  # seconds an address given back to a real host is not claimed again
 PROBE_WAIT = 1.0  # seconds an address must stay unanswered before we claim it (RFC 5227 waits 1-2 s)
 _SYN = int(TcpFlags.SYN)
 _ACK = int(TcpFlags.ACK)
@@ -78,6 +81,11 @@ def _verdict(action: Action) -> Verdict:
     if action.kind in ("closed", "reset"):
         return Verdict.CLOSED
     return Verdict.BLOCK  # block, filtered: silence
+
+
+def _identity(host: HostDefinition) -> tuple:
+    """What makes a host the same machine to an observer: changing any of it is a new host."""
+    return (host.mac, host.personality.name if host.personality else None, host.uptime)
 
 
 def flag_letters(flags: int) -> str:
@@ -104,6 +112,18 @@ class _Policy:
     def __call__(self, proto: int, port: int) -> Verdict:
         verdict = self._table.get((proto, port))
         return verdict if verdict is not None else self._defaults.get(proto, Verdict.BLOCK)
+
+    def open_tcp(self, port: int) -> Verdict | None:
+        """Open a data port (FTP PASV) for a while; returns what it was, for `restore`."""
+        before = self._table.get((IPPROTO_TCP, port))
+        self._table[(IPPROTO_TCP, port)] = Verdict.OPEN
+        return before
+
+    def restore_tcp(self, port: int, before: Verdict | None) -> None:
+        if before is None:
+            self._table.pop((IPPROTO_TCP, port), None)
+        else:
+            self._table[(IPPROTO_TCP, port)] = before
 
 
 @dataclass(slots=True)
@@ -162,6 +182,7 @@ class Sensor:
         p0f: P0fMatcher | None = None,
         services: dict[str, Handler] | None = None,
         scripts: ScriptRunner | None = None,
+        udp_services: dict[str, DatagramService] | None = None,
         on_conflict: Callable[[str, str], None] | None = None,
         probe_first: bool = False,
     ) -> None:
@@ -169,6 +190,9 @@ class Sensor:
         self.events = events
         self.p0f = p0f
         self.services = services or {}
+        self.udp_services = udp_services or {}
+        self.udp_budget = UdpBudget()
+        self.data_listeners: dict[tuple[int, int], DataListener] = {}
         self.scripts = scripts
         self.on_conflict = on_conflict
         self.context = StackContext()
@@ -180,7 +204,8 @@ class Sensor:
         self.source_os: OrderedDict[int, str] = OrderedDict()
         self.nmap_sources: OrderedDict[int, float] = OrderedDict()
         self.counters: Counter[str] = Counter()
-        self.released: dict[str, str] = {}
+        self.released: dict[str, str] = {}  # address -> the MAC of the real host that took it back
+        self._released_at: dict[int, float] = {}
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -386,6 +411,7 @@ class Sensor:
                 detail = f"8(0): {'replied' if out.replied else 'ignored'}"
                 self._event("icmp", out.peer_ip, None, out.local_ip, None, "echo", detail, now)
             elif kind is DatagramReceived:
+                self._on_datagram(out, now)
                 self._event(
                     "udp",
                     out.peer_ip,
@@ -451,6 +477,12 @@ class Sensor:
             attacker_os=self.source_os.get(conn.peer_ip), scan_tool=self._scan_tool(conn.peer_ip, now)
         )
         self.flows[conn] = flow
+        listener = self.data_listeners.pop((conn.local_ip, conn.local_port), None)
+        if listener is not None:
+            if listener.peer_ip == conn.peer_ip:  # a data connection a service asked for
+                flow.transport = listener.attach(_Ops(self, conn, flow))
+                return
+            listener.close()  # someone else raced for the port: the service gets a time-out
         handler = host.handlers.get(conn.local_port, record)
         if handler is record:
             # No service: record in the packet loop itself, no task, no streams (the common case
@@ -458,6 +490,7 @@ class Sensor:
             flow.recorded = bytearray()
             return
         definition = host.definition
+        action = definition.tcp.get(conn.local_port)
         info = ConnectionInfo(
             "tcp",
             str(IPv4Address(conn.peer_ip)),
@@ -466,6 +499,9 @@ class Sensor:
             conn.local_port,
             definition.personality.name if definition.personality else None,
             definition.template,
+            action.product if action is not None else None,
+            action.version if action is not None else None,
+            SensorDataPorts(self, conn.local_ip, conn.peer_ip),
         )
 
         def report(kind: str, detail: str | None, data: dict | None) -> None:
@@ -482,6 +518,57 @@ class Sensor:
             )
 
         flow.transport, _task = start_handler(_Ops(self, conn, flow), info, handler, report)
+
+    def _on_datagram(self, datagram: DatagramReceived, now: float) -> None:
+        """A UDP service answers at most one bounded datagram, and only within the source's budget."""
+        host = self.hosts.get(datagram.local_ip)
+        if host is None or host.stack is None:
+            return
+        definition = host.definition
+        action = definition.udp.get(datagram.local_port)
+        if action is None or action.kind != "service":
+            return
+        service = self.udp_services.get(action.target or "")
+        if service is None:
+            return
+        info = ConnectionInfo(
+            "udp",
+            str(IPv4Address(datagram.peer_ip)),
+            datagram.peer_port,
+            definition.address,
+            datagram.local_port,
+            definition.personality.name if definition.personality else None,
+            definition.template,
+            action.product,
+            action.version,
+        )
+
+        def report(kind: str, detail: str | None, data: dict | None) -> None:
+            self._event(
+                "udp",
+                datagram.peer_ip,
+                datagram.peer_port,
+                datagram.local_ip,
+                datagram.local_port,
+                kind,
+                detail,
+                now,
+                data=data,
+            )
+
+        try:
+            reply = service(datagram.data, info, report)
+        except Exception:  # a broken emulator costs one datagram
+            self.counters["udp service error"] += 1
+            log.exception("UDP service %s failed", action.target)
+            return
+        if reply and self.udp_budget.allow(datagram.peer_ip, len(datagram.data), len(reply), now):
+            self._run(
+                host.stack.send_udp(datagram.peer_ip, datagram.peer_port, datagram.local_port, reply, now),
+                now,
+            )
+        elif reply:
+            self.counters["udp reply refused (amplification budget)"] += 1
 
     def _on_closed(self, closed: ConnectionClosed, now: float) -> None:
         conn = closed.conn
@@ -563,6 +650,70 @@ class Sensor:
         self._run(self.context.on_timer(time.monotonic()))
         self._arm_timer()
 
+    # ------------------------------------------------------------------ live reconfiguration
+
+    def apply(self, config: SensorConfig) -> dict[str, int]:
+        """Answer for exactly the hosts of `config`, touching only those that differ.
+
+        A host whose identity (MAC, personality, uptime) is unchanged keeps its stack and its
+        connections: only its port table and handlers are replaced. An address given back to a
+        real host recently is not taken again, whatever the configuration says.
+        """
+        now = time.monotonic()
+        counts: Counter[str] = Counter()
+        wanted = config.hosts
+        for ip in [ip for ip in self.hosts if ip not in wanted]:
+            self._retire(ip, now)
+            counts["removed"] += 1
+        fresh: list[tuple[int, bytes]] = []
+        for ip, definition in wanted.items():
+            host = self.hosts.get(ip)
+            if host is None:
+                if now - self._released_at.get(ip, -RELEASE_MEMORY) < RELEASE_MEMORY:
+                    counts["refused (a real host took it back)"] += 1
+                    continue
+                self._add_host(definition, now)
+                if ip in self.pending:
+                    fresh.append((ip, definition.mac))
+                counts["added"] += 1
+            elif host.definition == definition:
+                counts["kept"] += 1
+            elif _identity(host.definition) != _identity(definition):
+                self._retire(ip, now)
+                self._add_host(definition, now)
+                if ip in self.pending:
+                    fresh.append((ip, definition.mac))
+                counts["replaced"] += 1
+            else:
+                self._update_ports(host, definition)
+                counts["changed"] += 1
+        if fresh and self._loop is not None:
+            self._loop.create_task(self.probe_addresses(fresh))
+        return dict(counts)
+
+    def _update_ports(self, host: _Host, definition: HostDefinition) -> None:
+        host.definition = definition
+        host.handlers = {}
+        for port, action in definition.tcp.items():
+            handler = self._handler_for(action)
+            if handler is not None:
+                host.handlers[port] = handler
+        if host.stack is not None:
+            host.stack.policy = _Policy(definition)  # live connections keep their services
+
+    def _retire(self, ip: int, now: float) -> None:
+        """Stop answering for `ip` because the plan no longer wants it."""
+        host = self.hosts.pop(ip, None)
+        if host is None:
+            return
+        self.pending.pop(ip, None)
+        self.arp.unbind(ip)
+        self.macs.discard(host.definition.mac)
+        for key in [key for key in self.data_listeners if key[0] == ip]:
+            self.data_listeners[key].close()
+        if host.stack is not None:
+            self._run(host.stack.close_all(now), now)
+
     # ------------------------------------------------------------------ address release
 
     def _release(self, ip: int, mac: bytes, why: str) -> None:
@@ -577,6 +728,7 @@ class Sensor:
             self._run(host.stack.close_all(time.monotonic()))
         address, mac_text = host.definition.address, mac.hex(":")
         self.released[address] = mac_text
+        self._released_at[ip] = time.monotonic()
         log.warning("released %s: %s (%s); recorded as a real host", address, why, mac_text)
         self._event("arp", 0, None, ip, None, "conflict", f"{why} by {mac_text}: released", time.monotonic())
         if self.on_conflict is not None:
@@ -584,11 +736,17 @@ class Sensor:
 
     # ------------------------------------------------------------------ running
 
-    async def probe_addresses(self, rate: float = PROBE_RATE, wait: float = PROBE_WAIT) -> None:
+    async def probe_addresses(
+        self,
+        addresses: list[tuple[int, bytes]] | None = None,
+        rate: float = PROBE_RATE,
+        wait: float = PROBE_WAIT,
+    ) -> None:
         """Send an ARP probe for every pending address, then claim those nobody answered for."""
         batch = max(1, int(rate / 20))
         sent: deque[tuple[float, int]] = deque()
-        for count, (ip, mac) in enumerate(list(self.pending.items()), start=1):
+        todo = list(self.pending.items()) if addresses is None else addresses
+        for count, (ip, mac) in enumerate(todo, start=1):
             self.raw.send(build_probe(mac, ip))
             sent.append((time.monotonic() + wait, ip))
             if count % batch == 0:
@@ -605,7 +763,7 @@ class Sensor:
         while sent and sent[0][0] <= now:
             _, ip = sent.popleft()
             mac = self.pending.pop(ip, None)
-            if mac is not None:  # not released meanwhile
+            if mac is not None:  # not released or retired meanwhile
                 self._claim(ip, mac)
 
     async def run(self, stop: asyncio.Event) -> None:

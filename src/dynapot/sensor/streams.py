@@ -117,17 +117,25 @@ class UserlandTransport(asyncio.Transport):
             self._protocol.pause_writing()
 
 
-def start_handler(
-    ops: ConnectionOps, info: ConnectionInfo, handler: Handler, report: Report
-) -> tuple[UserlandTransport, asyncio.Task[None]]:
-    """Wire a new connection to `handler` with StreamReader/StreamWriter; returns the transport."""
+def open_streams(
+    ops: ConnectionOps, info: ConnectionInfo
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, UserlandTransport]:
+    """A StreamReader/StreamWriter pair over one userland connection."""
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader(limit=64 * 1024, loop=loop)
     protocol = asyncio.StreamReaderProtocol(reader, loop=loop)
     transport = UserlandTransport(ops, info)
     transport.set_protocol(protocol)
     protocol.connection_made(transport)
-    writer = asyncio.StreamWriter(transport, protocol, reader, loop)
+    return reader, asyncio.StreamWriter(transport, protocol, reader, loop), transport
+
+
+def start_handler(
+    ops: ConnectionOps, info: ConnectionInfo, handler: Handler, report: Report
+) -> tuple[UserlandTransport, asyncio.Task[None]]:
+    """Wire a new connection to `handler` with StreamReader/StreamWriter; returns the transport."""
+    loop = asyncio.get_running_loop()
+    reader, writer, transport = open_streams(ops, info)
 
     async def run() -> None:
         try:

@@ -9,10 +9,11 @@ yet is served by the recorder (accept, keep what arrives).
 
 from __future__ import annotations
 
-from dynapot.sensor.handlers import Handler
+from dynapot.sensor.handlers import DatagramService, Handler
 from dynapot.services import http, ssh
 
 REGISTRY: dict[str, Handler] = {}
+UDP_REGISTRY: dict[str, DatagramService] = {}
 http.register(REGISTRY)
 ssh.register(REGISTRY)
 
