@@ -22,11 +22,11 @@ from dynapot.db import Database
 from dynapot.discovery.observation import Observation
 from dynapot.discovery.p0f import DEFAULT_DATABASE, P0fDatabase, P0fDatabaseError, P0fMatcher
 from dynapot.honeyd.config import BUILTIN_SERVICES
-from dynapot.honeyd.parser import HoneydConfigError
+from dynapot.honeyd.parser import HoneydConfigError, parse_config
 from dynapot.inventory import record_observations
 from dynapot.personality.catalog import MacVendors
 from dynapot.personality.osdb import load_osdb
-from dynapot.sensor.config import SensorConfig, load_sensor_config
+from dynapot.sensor.config import SensorConfig, build_sensor_config
 from dynapot.sensor.events import Event, EventWriter
 from dynapot.sensor.handlers import ScriptRunner
 from dynapot.sensor.privileges import drop_privileges
@@ -34,6 +34,7 @@ from dynapot.sensor.rawsock import RawSocket, interface_addresses
 from dynapot.sensor.runtime import Sensor
 from dynapot.services import REGISTRY, UDP_REGISTRY
 from dynapot.services import preload as preload_services
+from dynapot.services.ftp import DEFAULT_UPLOAD_DIR
 from dynapot.services.ssh import DEFAULT_KEY_DIR
 
 log = logging.getLogger("dynapot.sensor")
@@ -42,21 +43,44 @@ log = logging.getLogger("dynapot.sensor")
 STATUS_INTERVAL = 5.0
 
 
+def _read_at(dir_fd: int, name: str, limit: int = 256 << 20) -> str:
+    fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW, dir_fd=dir_fd)
+    with os.fdopen(fd, "rb") as handle:
+        return handle.read(limit).decode("utf-8")
+
+
 class ConfigLoader:
-    """Reads the honeyd configuration; the nmap databases are read once, while still root."""
+    """Reads the honeyd configuration; the nmap databases are read once, while still root.
+
+    The configuration's folder is opened once, as root: re-reading on SIGHUP as an unprivileged
+    user then needs no search right on the folders above it (/root/..., a private /tmp/...).
+    """
 
     def __init__(self, path: Path, interface: str, osdb: Path, mac_prefixes: Path) -> None:
         self.path, self.interface = path, interface
         self.fingerprints = load_osdb(osdb)
         self.vendors = MacVendors.load(mac_prefixes)
+        try:
+            self.dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+        except OSError as exc:
+            raise HoneydConfigError(str(path), 0, "", f"cannot open its folder: {exc}") from None
 
     def load(self) -> SensorConfig:
-        return load_sensor_config(
-            self.path,
+        try:
+            text = _read_at(self.dir_fd, self.path.name)
+        except (OSError, UnicodeDecodeError) as exc:
+            raise HoneydConfigError(str(self.path), 0, "", f"cannot read: {exc}") from None
+        return build_sensor_config(
+            parse_config(
+                text,
+                source=str(self.path),
+                builtin_services=BUILTIN_SERVICES | set(REGISTRY) | set(UDP_REGISTRY),
+            ),
+            text,
             fingerprints=self.fingerprints,
             mac_vendors=self.vendors,
             own_addresses=interface_addresses(self.interface),
-            builtin_services=BUILTIN_SERVICES | set(REGISTRY) | set(UDP_REGISTRY),
+            source=str(self.path),
         )
 
 
@@ -64,7 +88,24 @@ def load_config(path: Path, interface: str, osdb: Path, mac_prefixes: Path) -> S
     return ConfigLoader(path, interface, osdb, mac_prefixes).load()
 
 
-def write_status(path: Path, sensor: Sensor, events: EventWriter, applied: dict[str, int] | None) -> None:
+class StatusFile:
+    """Where the sensor reports its health; its folder is opened while still root (see ConfigLoader)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+
+    def write(self, text: str) -> None:
+        tmp = self.path.name + ".tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644, dir_fd=self.dir_fd)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        os.replace(tmp, self.path.name, src_dir_fd=self.dir_fd, dst_dir_fd=self.dir_fd)
+
+
+def write_status(
+    target: StatusFile, sensor: Sensor, events: EventWriter, applied: dict[str, int] | None
+) -> None:
     """The sensor's health for `dynapot status`, replaced atomically."""
     status = {
         "time": time.time(),
@@ -78,12 +119,10 @@ def write_status(path: Path, sensor: Sensor, events: EventWriter, applied: dict[
         "events_lost": events.lost_total,
         "last_apply": applied,
     }
-    tmp = path.with_suffix(".tmp")
     try:
-        tmp.write_text(json.dumps(status))
-        tmp.replace(path)
+        target.write(json.dumps(status))
     except OSError as exc:
-        log.warning("cannot write status %s: %s", path, exc)
+        log.warning("cannot write status %s: %s", target.path, exc)
 
 
 def _load_p0f(path: Path) -> P0fMatcher | None:
@@ -121,8 +160,11 @@ def run_sensor(
         with db.engine.connect():
             pass  # our own connection (address conflicts are recorded as real hosts) opened as root
     _prepare_key_dir(user)
+    _prepare_dir(DEFAULT_UPLOAD_DIR, user, mode=0o700)  # FTP uploads are kept there
+    status_file = None
     if status_path is not None:
         _prepare_dir(status_path.parent, user)
+        status_file = StatusFile(status_path)
     preload_services()
     drop_privileges(user)
     p0f = _load_p0f(p0f_path)
@@ -171,15 +213,15 @@ def run_sensor(
             sensor.events.submit(
                 Event(time.time(), "tcp", 0, None, 0, None, "sensor-reload", json.dumps(applied))
             )
-            if status_path is not None:
-                write_status(status_path, sensor, events, applied)
+            if status_file is not None:
+                write_status(status_file, sensor, events, applied)
 
         loop.add_signal_handler(signal.SIGHUP, reload)
-        if status_path is not None:
+        if status_file is not None:
 
             async def report_status() -> None:
                 while True:
-                    write_status(status_path, sensor, events, applied)
+                    write_status(status_file, sensor, events, applied)
                     await asyncio.sleep(STATUS_INTERVAL)
 
             loop.create_task(report_status())
@@ -226,13 +268,13 @@ def _new_loop() -> asyncio.AbstractEventLoop:
     return uvloop.new_event_loop()
 
 
-def _prepare_dir(path: Path, user: str) -> None:
+def _prepare_dir(path: Path, user: str, mode: int = 0o755) -> None:
     """A folder the sensor may still write to once it runs as `user`."""
     if os.geteuid() != 0:
         return
     try:
         entry = pwd.getpwnam(user)
-        path.mkdir(parents=True, exist_ok=True, mode=0o755)
+        path.mkdir(parents=True, exist_ok=True, mode=mode)
         os.chown(path, entry.pw_uid, entry.pw_gid)
     except (KeyError, OSError) as exc:
         log.warning("cannot prepare %s: %s", path, exc)

@@ -4,18 +4,20 @@ A service is an async function `(reader, writer, info, report)`: it receives an 
 stream pair and a `dynapot.sensor.handlers.ConnectionInfo`, knows nothing of packets, and
 reports what the attacker does through `report`. `REGISTRY` maps the names used in
 honeyd configurations (`add T tcp port 21 "ftp"`) to them; a name without an emulator
-yet is served by the recorder (accept, keep what arrives).
+yet is served by the recorder (accept, keep what arrives). UDP services (SNMP) are sans-IO
+functions, datagram in and datagram out, in `UDP_REGISTRY`.
 """
 
 from __future__ import annotations
 
 from dynapot.sensor.handlers import DatagramService, Handler
-from dynapot.services import http, ssh
+from dynapot.services import banner, ftp, http, mysql, smtp, snmp, ssh, telnet
 
 REGISTRY: dict[str, Handler] = {}
 UDP_REGISTRY: dict[str, DatagramService] = {}
-http.register(REGISTRY)
-ssh.register(REGISTRY)
+for _service in (banner, ftp, http, mysql, smtp, ssh, telnet):
+    _service.register(REGISTRY)
+snmp.register_udp(UDP_REGISTRY)
 
 
 # Standard-library modules that asyncio and the services import on first use only.

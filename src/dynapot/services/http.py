@@ -56,6 +56,26 @@ def flavour_for(personality: str | None) -> Flavour:
     return Flavour("Apache/2.4.52 (Ubuntu)", "Apache2 Ubuntu Default Page: It works", "Not Found")
 
 
+def imitate(flavour: Flavour, product: str | None, version: str | None) -> Flavour:
+    """The Server header of the product nmap found on the real hosts, in that product's own form."""
+    name, number = (product or "").lower(), (version or "").split(" ")[0][:40]
+    if not number or not number.replace(".", "").replace("-", "").isalnum():
+        return flavour
+    # The OS comment the flavour's server carries ("(Ubuntu)", "(FreeBSD)"), if any.
+    comment = flavour.server[flavour.server.find(" (") :] if " (" in flavour.server else ""
+    if "iis" in name:
+        server = f"Microsoft-IIS/{number}"
+    elif "apache" in name and "tomcat" not in name:
+        server = f"Apache/{number}{comment or ' (Unix)'}"
+    elif "nginx" in name:
+        server = f"nginx/{number}{comment}"
+    elif "lighttpd" in name:
+        server = f"lighttpd/{number}"
+    else:
+        return flavour
+    return Flavour(server, flavour.title, flavour.not_found)
+
+
 def _host_name(info: ConnectionInfo) -> str:
     """A stable, per-host name for page content, so that virtual hosts are not clones."""
     digest = hashlib.blake2b(info.dst.encode(), digest_size=2).hexdigest()
@@ -88,7 +108,7 @@ def _response(status: int, flavour: Flavour, body: bytes, *, keep_alive: bool) -
 async def serve_http(
     reader: asyncio.StreamReader, writer: asyncio.StreamWriter, info: ConnectionInfo, report: Report
 ) -> None:
-    flavour = flavour_for(info.personality)
+    flavour = imitate(flavour_for(info.personality), info.product, info.version)
     conn = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_REQUEST)
     try:
         await _exchange(conn, reader, writer, info, report, flavour)

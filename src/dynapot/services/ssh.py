@@ -40,6 +40,7 @@ from typing import Any, Literal
 import asyncssh
 
 from dynapot.sensor.handlers import ConnectionInfo, Handler, Report
+from dynapot.services.banner import banner_for
 from dynapot.services.shell import FakeShell
 
 log = logging.getLogger(__name__)
@@ -325,6 +326,16 @@ async def _pump(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
         pass
 
 
+def _imitated_version(info: ConnectionInfo) -> str | None:
+    """The software part of the identification string the real hosts sent ("OpenSSH_8.9p1 Ubuntu-3")."""
+    if not info.product or not info.product.lower().startswith(("openssh", "dropbear")):
+        return None
+    line = banner_for(info).decode("latin-1").strip()
+    version = line.removeprefix("SSH-2.0-")
+    # RFC 4253: printable US-ASCII, no '-' is fine inside softwareversion but no spaces before comments.
+    return version if version != line and version.isprintable() and len(version) < 200 else None
+
+
 def make_ssh_handler(config: SSHConfig | None = None) -> Handler:
     """A service handler `(reader, writer, info, report)` serving SSH with `config`."""
     config = config or SSHConfig()
@@ -346,7 +357,7 @@ def make_ssh_handler(config: SSHConfig | None = None) -> Handler:
                     theirs,
                     server_factory=lambda: _Server(config, sink),
                     server_host_keys=[key],
-                    server_version=version,
+                    server_version=_imitated_version(info) or version,
                     process_factory=_make_process_factory(config, info, sink),
                     login_timeout=config.login_timeout,
                     agent_forwarding=False,

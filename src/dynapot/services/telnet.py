@@ -1,0 +1,896 @@
+"""Telnet emulator: real option negotiation, an OS-fitting login, then a fake shell.
+
+Two sans-IO layers do the work: `TelnetOptions` speaks the telnet protocol (RFC 854/855 option
+negotiation, subnegotiation, IAC escaping; fed bytes, it returns the user's data and the replies
+owed), and `TelnetSession` is the terminal a user sees (echo, line editing, login prompts, the
+shell), fed bytes and returning an `Output`. `serve_telnet` is the thin IO loop around them.
+
+What an attacker sees per virtual host: the negotiation and login screens of the telnet server
+its OS runs (Linux telnetd with Ubuntu's issue, a Cisco IOS router, Microsoft Telnet Service,
+BusyBox), the host's own name, and after a "successful" login a shell of the same kind (bash
+from `dynapot.services.shell`, a small IOS exec, a small cmd.exe). Reported events:
+  login     "user:password"  {"user", "password", "accepted"}
+  command   the command line
+  terminal  the terminal type {"type"}       environ  variables sent {"vars"} (NEW-ENVIRON)
+  timeout   None              {"seconds"}
+Bounds: login attempts (then hang up), subnegotiation size, line length, login time, idle
+time, connection lifetime; output per command is bounded by the shells.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import ipaddress
+import logging
+import random
+import re
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from dynapot.sensor.handlers import ConnectionInfo, Handler, Report
+from dynapot.services.shell import FakeShell
+from dynapot.services.ssh import WEAK_PAIRS, AcceptPolicy
+
+log = logging.getLogger(__name__)
+
+# Telnet commands (RFC 854) and the options we deal with.
+SE, NOP, DM, BRK, IP, AO, AYT, EC, EL, GA, SB = 240, 241, 242, 243, 244, 245, 246, 247, 248, 249, 250
+WILL, WONT, DO, DONT, IAC = 251, 252, 253, 254, 255
+BINARY, ECHO, SGA, STATUS, TTYPE, NAWS = 0, 1, 3, 5, 24, 31
+TSPEED, LFLOW, XDISPLOC, AUTHENTICATION, NEW_ENVIRON = 32, 33, 35, 37, 39
+_IS, _SEND, _INFO = 0, 1, 2
+_VAR, _VALUE, _ESC, _USERVAR = 0, 1, 2, 3
+
+SB_LIMIT = 512  # bytes of one subnegotiation kept; the rest is dropped
+FIELD_LIMIT = 256  # characters of attacker-chosen strings kept in reports
+MAX_ENV = 32  # environment variables kept from one client
+
+# What Mirai-style bots try on telnet first, on top of SSH's weak pairs.
+TELNET_PAIRS: frozenset[tuple[str, str]] = WEAK_PAIRS | frozenset(
+    {
+        ("root", "xc3511"),
+        ("root", "vizxv"),
+        ("root", "888888"),
+        ("root", "default"),
+        ("admin", "password"),
+        ("support", "support"),
+        ("cisco", "cisco"),
+    }
+)
+
+
+@dataclass(frozen=True)
+class TelnetConfig:
+    accept: AcceptPolicy = TELNET_PAIRS
+    max_attempts: int = 3  # failed logins, then hang up
+    fail_delay: float = 2.0  # before "Login incorrect", as login(1) waits
+    negotiation_wait: float | None = None  # how long to wait for option answers; None: the OS's own
+    login_timeout: float = 60.0  # login(1)'s LOGIN_TIMEOUT
+    idle_timeout: float = 300.0
+    lifetime: float = 900.0
+    max_line: int = 1024
+    write_timeout: float = 30.0
+
+
+def _clip(text: str) -> str:
+    return text[:FIELD_LIMIT]
+
+
+Event = tuple[str, str | None, dict[str, Any] | None]
+
+
+# -- the telnet protocol --------------------------------------------------------------------------------
+
+
+class TelnetOptions:
+    """Option negotiation and IAC parsing, sans-IO: `feed(bytes) -> (data, replies)`.
+
+    `ours` are the options we agree to perform (WILL), `theirs` those we let the client perform
+    (DO). Requests we make are tracked so that the client's answer is not answered again (no
+    negotiation loops, RFC 1143's rule in small); anything else is refused once per request.
+    """
+
+    _DATA, _IAC, _VERB, _SB, _SB_IAC, _CR = range(6)
+
+    def __init__(self, ours: Iterable[int], theirs: Iterable[int]) -> None:
+        self._ours = frozenset(ours)
+        self._theirs = frozenset(theirs)
+        self.local: dict[int, str] = {}  # option -> "yes" | "no" | "want": our side
+        self.remote: dict[int, str] = {}  # option -> "yes" | "no" | "want": the client's side
+        self._awaiting: set[int] = set()  # subnegotiation answers we asked for (SEND)
+        self._state = self._DATA
+        self._verb = 0
+        self._sb = bytearray()
+        self.terminal: str | None = None
+        self.window: tuple[int, int] | None = None
+        self.environ: dict[str, str] = {}
+        self.events: list[Event] = []  # what the client told us, for the session to report
+
+    # requests we make ---------------------------------------------------------------------------------
+
+    def will(self, option: int) -> bytes:
+        self.local[option] = "want"
+        return bytes((IAC, WILL, option))
+
+    def do(self, option: int) -> bytes:
+        self.remote[option] = "want"
+        return bytes((IAC, DO, option))
+
+    @property
+    def pending(self) -> bool:
+        """Whether answers we asked for are still outstanding."""
+        return bool(self._awaiting) or "want" in self.local.values() or "want" in self.remote.values()
+
+    @property
+    def echoing(self) -> bool:
+        """Whether we echo: yes unless the client refused it (it then echoes itself)."""
+        return self.local.get(ECHO) != "no"
+
+    # parsing -----------------------------------------------------------------------------------------
+
+    def feed(self, data: bytes) -> tuple[bytes, bytes]:
+        """The user's bytes in `data` (IAC sequences removed, CR NUL made CR) and our replies."""
+        if self._state == self._DATA and IAC not in data and b"\r" not in data:
+            return data, b""
+        out = bytearray()
+        replies = bytearray()
+        for byte in data:
+            state = self._state
+            if state == self._DATA or state == self._CR:
+                self._state = self._DATA
+                if byte == IAC:
+                    self._state = self._IAC
+                elif state == self._CR and byte == 0:
+                    pass  # CR NUL is a bare carriage return
+                else:
+                    out.append(byte)
+                    if byte == 13:
+                        self._state = self._CR
+            elif state == self._IAC:
+                self._state = self._DATA
+                if byte == IAC:
+                    out.append(IAC)
+                elif byte in (WILL, WONT, DO, DONT):
+                    self._verb = byte
+                    self._state = self._VERB
+                elif byte == SB:
+                    self._sb.clear()
+                    self._state = self._SB
+                elif byte == AYT:
+                    replies += b"\r\n[Yes]\r\n"
+                elif byte == IP:
+                    out.append(3)  # an interrupt is ^C to the terminal
+                elif byte == EC:
+                    out.append(0x7F)
+                elif byte == EL:
+                    out.append(0x15)
+                # NOP, DM, BRK, AO, GA, SE out of place: nothing to do
+            elif state == self._VERB:
+                self._state = self._DATA
+                replies += self._negotiate(self._verb, byte)
+            elif state == self._SB:
+                if byte == IAC:
+                    self._state = self._SB_IAC
+                elif len(self._sb) < SB_LIMIT:
+                    self._sb.append(byte)
+            else:  # _SB_IAC
+                if byte == SE:
+                    self._state = self._DATA
+                    self._subnegotiation(bytes(self._sb))
+                elif byte == IAC:
+                    self._state = self._SB
+                    if len(self._sb) < SB_LIMIT:
+                        self._sb.append(IAC)
+                else:
+                    self._state = self._SB  # a stray IAC inside SB: keep going, bounded by SB_LIMIT
+        return bytes(out), bytes(replies)
+
+    def _negotiate(self, verb: int, option: int) -> bytes:
+        if verb in (DO, DONT):
+            table, supported, yes, no = self.local, self._ours, WILL, WONT
+        else:
+            table, supported, yes, no = self.remote, self._theirs, DO, DONT
+        state = table.get(option, "no")
+        if verb in (DO, WILL):
+            if state == "yes":
+                return b""
+            if option in supported:
+                table[option] = "yes"
+                reply = b"" if state == "want" else bytes((IAC, yes, option))
+                return reply + self._enabled(verb, option)
+            table[option] = "no"
+            # Refused, or asked for only to look like the real server (Windows' AUTHENTICATION): say no.
+            return bytes((IAC, no, option))
+        # DONT / WONT
+        table[option] = "no"
+        self._awaiting.discard(option)
+        return bytes((IAC, no, option)) if state == "yes" else b""
+
+    def _enabled(self, verb: int, option: int) -> bytes:
+        """Ask for what a newly enabled client option can tell us."""
+        if verb == WILL and option in (TTYPE, NEW_ENVIRON):
+            self._awaiting.add(option)
+            return bytes((IAC, SB, option, _SEND, IAC, SE))
+        return b""
+
+    def _subnegotiation(self, sb: bytes) -> None:
+        if not sb:
+            return
+        option, body = sb[0], sb[1:]
+        if option == TTYPE and body[:1] == bytes((_IS,)):
+            self._awaiting.discard(TTYPE)
+            name = body[1:65].decode("ascii", "replace")
+            if self.terminal is None:
+                self.terminal = name
+                self.events.append(("terminal", _clip(name), {"type": _clip(name)}))
+        elif option == NAWS and len(body) >= 4:
+            self.window = (body[0] << 8 | body[1], body[2] << 8 | body[3])
+        elif option == NEW_ENVIRON and body[:1] in (bytes((_IS,)), bytes((_INFO,))):
+            self._awaiting.discard(NEW_ENVIRON)
+            found = _parse_environ(body[1:])
+            for name, value in found.items():
+                if len(self.environ) < MAX_ENV or name in self.environ:
+                    self.environ[name] = value
+            if found:
+                self.events.append(("environ", ", ".join(found)[:FIELD_LIMIT], {"vars": dict(found)}))
+
+
+def _parse_environ(body: bytes) -> dict[str, str]:
+    """NEW-ENVIRON's VAR/USERVAR name VALUE value list (RFC 1572), ESC honoured."""
+    found: dict[str, str] = {}
+    name: bytearray | None = None
+    value: bytearray | None = None
+    escaped = False
+
+    def flush() -> None:
+        if name is not None and len(found) < MAX_ENV:
+            key = _clip(name.decode("latin-1"))
+            found[key] = _clip((value or b"").decode("latin-1"))
+
+    for byte in body:
+        if escaped:
+            escaped = False
+        elif byte == _ESC:
+            escaped = True
+            continue
+        elif byte in (_VAR, _USERVAR):
+            flush()
+            name, value = bytearray(), None
+            continue
+        elif byte == _VALUE:
+            value = bytearray()
+            continue
+        target = value if value is not None else name
+        if target is not None:
+            target.append(byte)
+    flush()
+    return found
+
+
+# -- flavours: what each kind of host shows -------------------------------------------------------------
+
+
+class Shell(Protocol):
+    exited: bool
+
+    def prompt(self) -> str: ...
+
+    def execute(self, line: str) -> str: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Flavour:
+    kind: str  # "linux", "busybox", "bsd", "cisco", "windows"
+    ours: frozenset[int]  # options we perform
+    theirs: frozenset[int]  # options we let the client perform
+    opening: tuple[tuple[int, int], ...]  # the requests we send first, (WILL|DO, option)
+    later: tuple[tuple[int, int], ...]  # requests sent along with the banner
+    wait: float  # seconds to wait for answers before showing the banner
+
+
+_LINUX = Flavour(
+    "linux",
+    frozenset({ECHO, SGA, STATUS}),
+    frozenset({TTYPE, TSPEED, XDISPLOC, NEW_ENVIRON, NAWS, LFLOW, BINARY}),
+    # What Linux telnetd sends first (nmap's "Linux telnetd" signature), then after the answers:
+    ((DO, TTYPE), (DO, TSPEED), (DO, XDISPLOC), (DO, NEW_ENVIRON)),
+    ((WILL, SGA), (WILL, ECHO), (DO, NAWS)),
+    8.0,
+)
+_BSD = Flavour("bsd", _LINUX.ours, _LINUX.theirs, _LINUX.opening, _LINUX.later, 8.0)
+_BUSYBOX = Flavour(
+    "busybox",
+    frozenset({ECHO, SGA}),
+    frozenset({NAWS, LFLOW, TTYPE}),
+    ((DO, NAWS), (DO, LFLOW), (WILL, ECHO), (WILL, SGA)),
+    (),
+    0.0,
+)
+_CISCO = Flavour(
+    "cisco",
+    frozenset({ECHO, SGA}),
+    frozenset({TTYPE, NAWS}),
+    ((WILL, ECHO), (WILL, SGA), (DO, TTYPE), (DO, NAWS)),
+    (),
+    0.0,
+)
+_WINDOWS = Flavour(
+    "windows",
+    frozenset({ECHO, SGA, BINARY}),
+    frozenset({NEW_ENVIRON, NAWS, BINARY, TTYPE}),
+    # NTLM AUTHENTICATION is asked for as Windows does (nmap's signature), and declined if offered.
+    (
+        (DO, AUTHENTICATION),
+        (WILL, ECHO),
+        (WILL, SGA),
+        (DO, NEW_ENVIRON),
+        (DO, NAWS),
+        (DO, BINARY),
+        (WILL, BINARY),
+    ),
+    (),
+    1.0,
+)
+
+
+def flavour_for(personality: str | None, product: str | None = None) -> Flavour:
+    """The telnet server a host of this OS (or nmap product) plausibly runs."""
+    name = f"{product or ''} {personality or ''}".lower()
+    if "windows" in name or "microsoft" in name:
+        return _WINDOWS
+    if re.search(r"\b(cisco|ios|router|switch)\b", name) and "apple" not in name:
+        return _CISCO
+    if "busybox" in name or "openwrt" in name or "embedded" in name:
+        return _BUSYBOX
+    if "bsd" in name:
+        return _BSD
+    return _LINUX
+
+
+def host_name(info: ConnectionInfo, kind: str) -> str:
+    """The host's stable name: the one http.py shows for Unix hosts, Windows- and IOS-style otherwise."""
+    digest = hashlib.blake2b(info.dst.encode(), digest_size=2).hexdigest()
+    if kind == "windows":
+        letters = hashlib.sha256(info.dst.encode()).hexdigest().upper()
+        return f"WIN-{letters[:11]}"
+    if kind == "cisco":
+        return f"gw-{digest}"
+    return f"srv-{digest}"
+
+
+def _windows_version(personality: str | None) -> tuple[str, str]:
+    """(cmd.exe banner, home directory root) for the Windows release named."""
+    name = (personality or "").lower()
+    if "xp" in name or "2003" in name:
+        return "Microsoft Windows XP [Version 5.1.2600]", "C:\\Documents and Settings"
+    if "windows 7" in name or "2008 r2" in name:
+        return "Microsoft Windows [Version 6.1.7601]", "C:\\Users"
+    if "2012" in name or "windows 8" in name:
+        return "Microsoft Windows [Version 6.3.9600]", "C:\\Users"
+    return "Microsoft Windows [Version 10.0.17763.1]", "C:\\Users"
+
+
+class IosShell:
+    """A Cisco IOS user-EXEC prompt, enough for a bot's first look around."""
+
+    def __init__(self, hostname: str, seed: int) -> None:
+        self.hostname = hostname
+        self.exited = False
+        self._serial = f"FTX{seed % 10**8:08d}"
+
+    def prompt(self) -> str:
+        return f"{self.hostname}>"
+
+    def execute(self, line: str) -> str:
+        words = line.split()
+        if not words:
+            return ""
+        command = words[0].lower()
+        rest = " ".join(words[1:]).lower()
+        if command in ("exit", "logout", "quit", "disconnect"):
+            self.exited = True
+            return ""
+        if command in ("en", "ena", "enable"):
+            return "% No password set\n"
+        if command in ("terminal", "term") and rest.startswith(("length", "len", "width")):
+            return ""
+        if command in ("sh", "show") and rest.startswith(("ver", "version")):
+            return (
+                "Cisco IOS Software, C2900 Software (C2900-UNIVERSALK9-M), Version 15.4(3)M3,"
+                " RELEASE SOFTWARE (fc2)\nTechnical Support: http://www.cisco.com/techsupport\n"
+                "Copyright (c) 1986-2015 by Cisco Systems, Inc.\n\n"
+                f"ROM: System Bootstrap, Version 15.0(1r)M16, RELEASE SOFTWARE (fc1)\n\n"
+                f"{self.hostname} uptime is 23 weeks, 4 days, 2 hours, 11 minutes\n"
+                'System image file is "flash0:c2900-universalk9-mz.SPA.154-3.M3.bin"\n\n'
+                f"Cisco CISCO2911/K9 (revision 1.0) with 487424K/36864K bytes of memory.\n"
+                f"Processor board ID {self._serial}\n"
+                "3 Gigabit Ethernet interfaces\n255K bytes of non-volatile configuration memory.\n\n"
+                "Configuration register is 0x2102\n"
+            )
+        if command == "?":
+            return (
+                "Exec commands:\n  connect     Open a terminal connection\n  disable     Turn off "
+                "privileged commands\n  enable      Turn on privileged commands\n  exit        Exit from "
+                "the EXEC\n  ping        Send echo messages\n  show        Show running system "
+                "information\n  telnet      Open a telnet connection\n  traceroute  Trace route to "
+                "destination\n"
+            )
+        if len(words) == 1 and command not in ("sh", "show", "ping", "telnet", "traceroute"):
+            # IOS takes a lone unknown word for a host to telnet to.
+            return (
+                f'Translating "{_clip(words[0])}"...domain server (255.255.255.255)\n'
+                "% Unknown command or computer name, or unable to find computer address\n"
+            )
+        marker = " " * len(self.prompt()) + "^"
+        return f"{marker}\n% Invalid input detected at '^' marker.\n\n"
+
+
+class CmdShell:
+    """A cmd.exe look-alike for Windows hosts: a few harmless built-ins, the usual errors."""
+
+    def __init__(self, hostname: str, user: str, address: str, personality: str | None, seed: int) -> None:
+        self.hostname = hostname
+        self.user = user
+        self.exited = False
+        self.banner, users = _windows_version(personality)
+        self.home = f"{users}\\{user}"
+        self.cwd = self.home
+        self.address = address
+        self._serial = f"{seed & 0xFFFF:04X}-{(seed >> 16) & 0xFFFF:04X}"
+
+    def prompt(self) -> str:
+        return f"{self.cwd}>"
+
+    def _cd(self, target: str) -> str:
+        target = target.strip().strip('"')
+        if not target:
+            return f"{self.cwd}\n\n"
+        if target.lower() in ("\\", "c:\\"):
+            self.cwd = "C:\\"
+        elif target == "..":
+            self.cwd = self.cwd.rsplit("\\", 1)[0] if self.cwd.count("\\") > 1 else "C:\\"
+        elif self.cwd == self.home and target.lower() in ("desktop", "documents", "downloads"):
+            self.cwd = f"{self.home}\\{target.capitalize()}"
+        else:
+            return "The system cannot find the path specified.\n\n"
+        return "\n"
+
+    def execute(self, line: str) -> str:
+        line = line.strip()
+        command, _, arg = line.partition(" ")
+        name = command.lower()
+        arg = arg.strip()
+        if not name:
+            return ""
+        if name == "exit":
+            self.exited = True
+            return ""
+        if name == "whoami":
+            return f"{self.hostname.lower()}\\{self.user.lower()}\n\n"
+        if name == "hostname":
+            return f"{self.hostname}\n\n"
+        if name == "ver":
+            return f"\n{self.banner}\n\n"
+        if name == "echo":
+            return f"{arg or 'ECHO is on.'}\n\n"
+        if name in ("cls", "rem"):
+            return ""
+        if name in ("cd", "chdir", "cd..", "cd\\"):
+            return self._cd(arg or name[2:])
+        if name == "dir":
+            return (
+                f" Volume in drive C has no label.\n Volume Serial Number is {self._serial}\n\n"
+                f" Directory of {self.cwd}\n\n"
+                "01/14/2023  09:12 AM    <DIR>          .\n"
+                "01/14/2023  09:12 AM    <DIR>          ..\n"
+                "01/14/2023  09:15 AM    <DIR>          Desktop\n"
+                "01/14/2023  09:15 AM    <DIR>          Documents\n"
+                "01/14/2023  09:15 AM    <DIR>          Downloads\n"
+                "               0 File(s)              0 bytes\n"
+                "               5 Dir(s)  41,237,913,600 bytes free\n\n"
+            )
+        if name == "ipconfig":
+            return (
+                "\nWindows IP Configuration\n\n\nEthernet adapter Local Area Connection:\n\n"
+                "   Connection-specific DNS Suffix  . : \n"
+                f"   IPv4 Address. . . . . . . . . . . : {self.address}\n"
+                "   Subnet Mask . . . . . . . . . . . : 255.255.255.0\n\n"
+            )
+        if name == "type":
+            return "The system cannot find the file specified.\n\n"
+        return (
+            f"'{_clip(command)}' is not recognized as an internal or external command,\n"
+            "operable program or batch file.\n\n"
+        )
+
+
+# -- the session: what the user's terminal shows --------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Output:
+    send: bytes = b""
+    events: list[Event] = field(default_factory=list)
+    close: bool = False
+    delay: float = 0.0  # then send `later`
+    later: bytes = b""
+
+    def add(self, data: bytes | str) -> None:
+        if self.delay:
+            self.later += _wire(data)
+        else:
+            self.send += _wire(data)
+
+
+def _wire(data: bytes | str) -> bytes:
+    if isinstance(data, bytes):
+        return data
+    # Terminal output: LF becomes CR LF, and a 0xFF in text must be doubled on a telnet stream.
+    raw = data.replace("\r\n", "\n").replace("\n", "\r\n").encode("utf-8", "replace")
+    return raw.replace(b"\xff", b"\xff\xff")
+
+
+_NEGOTIATING, _USER, _PASSWORD, _SHELL, _CLOSED = "negotiating", "user", "password", "shell", "closed"
+
+
+class TelnetSession:
+    """One telnet login and shell, sans-IO: `start()`, then `receive(bytes)`, each -> Output."""
+
+    def __init__(self, info: ConnectionInfo, config: TelnetConfig | None = None) -> None:
+        self.config = config or TelnetConfig()
+        self.info = info
+        self.flavour = flavour_for(info.personality, info.product)
+        self.hostname = host_name(info, self.flavour.kind)
+        self._seed = int.from_bytes(hashlib.sha256(info.dst.encode()).digest()[:8], "big")
+        self.options = TelnetOptions(self.flavour.ours, self.flavour.theirs)
+        self.state = _NEGOTIATING
+        self.user = ""
+        self.failures = 0
+        self.shell: Shell | None = None
+        self._line = bytearray()
+        self._esc = 0  # 0: none, 1: after ESC, 2: inside a CSI/SS3 sequence
+        self._cr = False
+
+    @property
+    def wait(self) -> float:
+        wait = self.config.negotiation_wait
+        return self.flavour.wait if wait is None else wait
+
+    @property
+    def negotiating(self) -> bool:
+        return self.state == _NEGOTIATING
+
+    @property
+    def authenticated(self) -> bool:
+        return self.state == _SHELL
+
+    # entry points ------------------------------------------------------------------------------------
+
+    def start(self) -> Output:
+        out = Output()
+        for verb, option in self.flavour.opening:
+            out.add(self.options.will(option) if verb == WILL else self.options.do(option))
+        if self.wait <= 0:
+            self._banner(out)
+        return out
+
+    def settle(self) -> Output:
+        """The negotiation wait is over: show the login screen with what we know."""
+        out = Output()
+        if self.state == _NEGOTIATING:
+            self._banner(out)
+        return out
+
+    def receive(self, data: bytes) -> Output:
+        clean, replies = self.options.feed(data)
+        out = Output(send=replies)
+        out.events.extend(self.options.events)
+        self.options.events.clear()
+        if self.state == _NEGOTIATING and (clean or not self.options.pending):
+            self._banner(out)  # all answered, or the user types already
+        for byte in clean:
+            if self.state == _CLOSED:
+                break
+            self._key(byte, out)
+        return out
+
+    def timed_out(self) -> Output:
+        """No input for too long (login time in the login dialogue, idle time in the shell)."""
+        out = Output(close=True)
+        self.state = _CLOSED
+        seconds = self.config.idle_timeout if self.shell else self.config.login_timeout
+        out.events.append(("timeout", None, {"seconds": seconds}))
+        kind = self.flavour.kind
+        if self.shell is not None:
+            if kind in ("linux", "bsd", "busybox"):
+                out.add("\ntimed out waiting for input: auto-logout\n")
+        elif kind in ("linux", "bsd"):
+            out.add(f"\nLogin timed out after {int(seconds)} seconds.\n")
+        elif kind == "cisco":
+            out.add("\n% Username:  timeout expired!\n")
+        return out
+
+    # screens ------------------------------------------------------------------------------------------
+
+    def _banner(self, out: Output) -> None:
+        for verb, option in self.flavour.later:
+            out.add(self.options.will(option) if verb == WILL else self.options.do(option))
+        kind = self.flavour.kind
+        if kind == "linux":
+            out.add("Ubuntu 22.04.3 LTS\n")
+        elif kind == "bsd":
+            out.add(f"\nFreeBSD/amd64 ({self.hostname}) (pts/0)\n\n")
+        elif kind == "cisco":
+            out.add("\n\nUser Access Verification\n\n")
+        elif kind == "windows":
+            out.add("Welcome to Microsoft Telnet Service \n\n")
+        elif kind == "busybox":
+            out.add("\r\n")
+        # `telnet -l user` sends USER in the environment: login then asks only for the password.
+        preset = self.options.environ.get("USER", "").strip()
+        if preset and kind in ("linux", "bsd", "windows"):
+            self.user = _clip(preset)
+            self.state = _PASSWORD
+            out.add(self._password_prompt())
+        else:
+            self.state = _USER
+            out.add(self._login_prompt())
+
+    def _login_prompt(self) -> str:
+        kind = self.flavour.kind
+        if kind == "cisco":
+            return "Username: "
+        if kind in ("windows", "bsd"):
+            return "login: "
+        return f"{self.hostname} login: "
+
+    def _password_prompt(self) -> str:
+        return "password: " if self.flavour.kind == "windows" else "Password: "
+
+    def _welcome(self) -> str:
+        kind = self.flavour.kind
+        if kind == "windows":
+            line = "*" + "=" * 63
+            return f"\n{line}\nMicrosoft Telnet Server.\n{line}\n"
+        if kind == "cisco":
+            return "\n"
+        if kind == "busybox":
+            return "\n\nBusyBox v1.31.1 () built-in shell (ash)\n\n"
+        rng = random.Random(self._seed)
+        when = time.gmtime(time.time() - rng.randrange(3600, 30 * 86400))
+        stamp = time.asctime(when)  # "Mon Nov  6 17:09:48 2023", as login(1) shows it
+        source = _neighbour(self.info.dst, rng)
+        return (
+            "Welcome to Ubuntu 22.04.3 LTS (GNU/Linux 5.15.0-91-generic x86_64)\n\n"
+            " * Documentation:  https://help.ubuntu.com\n"
+            " * Management:     https://landscape.canonical.com\n"
+            " * Support:        https://ubuntu.com/advantage\n\n"
+            f"Last login: {stamp} from {source}\n"
+        )
+
+    def _failed(self, last: bool) -> str:
+        kind = self.flavour.kind
+        if kind == "cisco":
+            return "% Login invalid\n\n" + ("" if last else self._login_prompt())
+        if kind == "windows":
+            tail = "Telnet Server has closed the connection\n" if last else self._login_prompt()
+            return "The handle is invalid.\n\nLogin Failed\n\n" + tail
+        return "\nLogin incorrect\n" + ("" if last else self._login_prompt())
+
+    def _new_shell(self) -> Shell:
+        kind = self.flavour.kind
+        if kind == "cisco":
+            return IosShell(self.hostname, self._seed)
+        if kind == "windows":
+            return CmdShell(self.hostname, self.user, self.info.dst, self.info.personality, self._seed)
+        return FakeShell(self.hostname, self.user)
+
+    # the terminal -------------------------------------------------------------------------------------
+
+    def _echo(self, out: Output, data: bytes) -> None:
+        if self.state != _PASSWORD and self.options.echoing:
+            out.add(data.replace(b"\xff", b"\xff\xff"))
+
+    def _key(self, byte: int, out: Output) -> None:
+        if self._esc:
+            # Cursor keys and the like (ESC [ ... final, ESC O x): swallowed, as readline would.
+            if self._esc == 1:
+                self._esc = 2 if byte in (0x5B, 0x4F) else 0
+            elif 0x40 <= byte <= 0x7E:
+                self._esc = 0
+            return
+        if byte in (13, 10):
+            if byte == 10 and self._cr:
+                self._cr = False
+                return  # the LF of a CR LF
+            self._cr = byte == 13
+            if self.options.echoing or self.state == _PASSWORD:
+                out.add(b"\r\n")  # the echoed line end, or login's own newline after a hidden password
+            line = bytes(self._line).decode("utf-8", "replace")
+            self._line.clear()
+            self._enter(line, out)
+            return
+        self._cr = False
+        if byte == 0x1B:
+            self._esc = 1
+        elif byte in (0x7F, 0x08):
+            if self._line:
+                self._line.pop()
+                self._echo(out, b"\b \b")
+        elif byte == 0x15:  # ^U: kill the line
+            self._echo(out, b"\b \b" * len(self._line))
+            self._line.clear()
+        elif byte == 0x03:  # ^C
+            self._line.clear()
+            if self.state in (_SHELL, _USER):
+                out.add("^C\n")
+                out.add(self.shell.prompt() if self.shell else self._login_prompt())
+        elif byte == 0x04:  # ^D on an empty line ends the session
+            if not self._line:
+                if self.shell is not None and self.flavour.kind in ("linux", "bsd", "busybox"):
+                    out.add("logout\n")
+                self.state = _CLOSED
+                out.close = True
+        elif (byte >= 0x20 or byte == 0x09) and len(self._line) < self.config.max_line:
+            self._line.append(byte)
+            self._echo(out, bytes((byte,)))
+
+    def _enter(self, line: str, out: Output) -> None:
+        if self.state == _USER:
+            name = line.strip()
+            if not name:
+                out.add(self._login_prompt())
+                return
+            self.user = _clip(name)
+            self.state = _PASSWORD
+            out.add(self._password_prompt())
+        elif self.state == _PASSWORD:
+            self._login(line, out)
+        elif self.state == _SHELL and self.shell is not None:
+            if line.strip():
+                out.events.append(("command", _clip(line), None))
+                out.add(self.shell.execute(line))
+            if self.shell.exited:
+                if self.flavour.kind in ("linux", "bsd", "busybox"):
+                    out.add("logout\n")
+                self.state = _CLOSED
+                out.close = True
+                return
+            out.add(self.shell.prompt())
+
+    def _login(self, password: str, out: Output) -> None:
+        policy = self.config.accept
+        accepted = policy == "all" or (not isinstance(policy, str) and (self.user, password) in policy)
+        pw = _clip(password)
+        out.events.append(
+            ("login", f"{self.user}:{pw}", {"user": self.user, "password": pw, "accepted": accepted})
+        )
+        if accepted:
+            self.state = _SHELL
+            self.shell = self._new_shell()
+            out.add(self._welcome())
+            out.add(self.shell.prompt())
+            return
+        self.failures += 1
+        last = self.failures >= self.config.max_attempts
+        out.delay = self.config.fail_delay
+        out.add(self._failed(last))
+        if last:
+            self.state = _CLOSED
+            out.close = True
+        else:
+            self.state = _USER
+
+
+def _neighbour(address: str, rng: random.Random) -> str:
+    """A plausible earlier login source: another address in the host's own /24."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return "10.0.0.23"
+    if ip.version != 4:
+        return str(ip)
+    base = int(ip) & ~0xFF
+    return str(ipaddress.IPv4Address(base | rng.randrange(2, 254)))
+
+
+# -- the IO loop ----------------------------------------------------------------------------------------
+
+
+def _safe(report: Report) -> Report:
+    def call(kind: str, detail: str | None, data: dict[str, Any] | None) -> None:
+        try:
+            report(kind, detail, data)
+        except Exception:
+            log.exception("telnet: report sink failed")
+
+    return call
+
+
+async def _emit(writer: asyncio.StreamWriter, out: Output, report: Report, timeout: float) -> None:
+    for kind, detail, data in out.events:
+        report(kind, detail, data)
+    if out.send:
+        writer.write(out.send)
+        await asyncio.wait_for(writer.drain(), timeout)
+    if out.delay > 0:
+        await asyncio.sleep(out.delay)
+    if out.later:
+        writer.write(out.later)
+        await asyncio.wait_for(writer.drain(), timeout)
+
+
+def make_telnet_handler(config: TelnetConfig | None = None) -> Handler:
+    """A service handler `(reader, writer, info, report)` serving telnet with `config`."""
+    config = config or TelnetConfig()
+
+    async def serve_telnet(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, info: ConnectionInfo, report: Report
+    ) -> None:
+        sink = _safe(report)
+        session = TelnetSession(info, config)
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        end = start + config.lifetime
+        try:
+            await _emit(writer, session.start(), sink, config.write_timeout)
+            while True:
+                now = loop.time()
+                if session.negotiating:
+                    deadline = start + session.wait
+                elif session.authenticated:
+                    deadline = now + config.idle_timeout
+                else:
+                    deadline = start + config.login_timeout
+                if now >= end:
+                    sink("timeout", None, {"lifetime": config.lifetime})
+                    break
+                try:
+                    data = await asyncio.wait_for(reader.read(4096), max(0.0, min(deadline, end) - now))
+                except TimeoutError:
+                    if loop.time() >= end:
+                        continue  # reported above
+                    out = session.settle() if session.negotiating else session.timed_out()
+                else:
+                    if not data:
+                        break
+                    out = session.receive(data)
+                await _emit(writer, out, sink, config.write_timeout)
+                if out.close:
+                    break
+        except (OSError, ConnectionError, TimeoutError):
+            pass  # the client went away, or stopped reading
+        except Exception:
+            log.exception("telnet: serving %s -> %s failed", info.src, info.dst)  # a bug: say so
+        finally:
+            writer.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(writer.wait_closed(), 2.0)
+
+    return serve_telnet
+
+
+serve_telnet = make_telnet_handler()
+
+
+def register(registry: dict[str, Handler], config: TelnetConfig | None = None) -> None:
+    registry["telnet"] = make_telnet_handler(config) if config else serve_telnet
+
+
+__all__ = [
+    "TELNET_PAIRS",
+    "CmdShell",
+    "IosShell",
+    "Output",
+    "TelnetConfig",
+    "TelnetOptions",
+    "TelnetSession",
+    "flavour_for",
+    "make_telnet_handler",
+    "register",
+    "serve_telnet",
+]

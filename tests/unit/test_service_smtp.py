@@ -1,0 +1,372 @@
+"""The SMTP emulator: smtplib and nmap over loopback, and the sans-IO session fed byte by byte."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import smtplib
+import socket
+import subprocess
+import threading
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from loopback import needs_nmap
+
+from dynapot.sensor.handlers import ConnectionInfo
+from dynapot.services import http, smtp
+from dynapot.services.smtp import HARD_ERROR_LIMIT, MAX_LINE, SmtpSession, flavour_for, host_name, serve_smtp
+
+pytestmark = pytest.mark.timeout(30)
+
+
+def info(personality: str | None = "Linux 5.4", product: str | None = None, version: str | None = None):
+    return ConnectionInfo("tcp", "127.0.0.1", 40000, "198.18.0.40", 25, personality, "t", product, version)
+
+
+class Server:
+    """serve_smtp behind a loopback listener, in a thread with its own loop."""
+
+    def __init__(self, conn_info: ConnectionInfo) -> None:
+        self.reports: list[tuple] = []
+        self.loop = asyncio.new_event_loop()
+        ready = threading.Event()
+
+        async def start() -> None:
+            async def handle(reader, writer):
+                await serve_smtp(reader, writer, conn_info, lambda *r: self.reports.append(r))
+
+            self.server = await asyncio.start_server(handle, "127.0.0.1", 0)
+            self.port = self.server.sockets[0].getsockname()[1]
+            ready.set()
+
+        self.thread = threading.Thread(
+            target=lambda: (self.loop.run_until_complete(start()), self.loop.run_forever()), daemon=True
+        )
+        self.thread.start()
+        assert ready.wait(5)
+
+    def close(self) -> None:
+        async def shutdown() -> None:
+            self.server.close()
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        asyncio.run_coroutine_threadsafe(shutdown(), self.loop).result(5)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+        self.loop.close()
+
+    def kinds(self, kind: str) -> list[tuple]:
+        return [r for r in self.reports if r[0] == kind]
+
+
+@pytest.fixture
+def postfix():
+    s = Server(info())
+    yield s
+    s.close()
+
+
+# -- a real client --------------------------------------------------------------------------------------
+
+
+def test_banner_and_ehlo_look_like_postfix(postfix):
+    with smtplib.SMTP("127.0.0.1", postfix.port, timeout=5) as client:
+        code, _ = client.ehlo("attacker.example")
+        assert code == 250
+        assert client.has_extn("pipelining") and client.has_extn("8bitmime")
+        assert client.esmtp_features["size"] == str(smtp.MESSAGE_LIMIT)
+        assert client.esmtp_features["auth"].split() == ["PLAIN", "LOGIN"]
+        assert not client.has_extn("starttls")
+        with pytest.raises(smtplib.SMTPNotSupportedError):
+            client.starttls()
+    with socket.create_connection(("127.0.0.1", postfix.port), timeout=5) as raw:
+        greeting = raw.recv(1024)
+    assert re.fullmatch(rb"220 srv-[0-9a-f]{4} ESMTP Postfix \(Ubuntu\)\r\n", greeting)
+
+
+def test_login_attempts_are_recorded_and_refused(postfix):
+    with smtplib.SMTP("127.0.0.1", postfix.port, timeout=5) as client:
+        client.ehlo("x")
+        with pytest.raises(smtplib.SMTPAuthenticationError) as error:
+            client.login("webmaster", "s3cret!")
+        assert error.value.smtp_code == 535
+    logins = postfix.kinds("login")
+    # smtplib tries every offered mechanism in turn: both attempts are recorded.
+    assert [r[2]["mechanism"] for r in logins] == ["PLAIN", "LOGIN"]
+    for record in logins:
+        assert record[1] == "webmaster:s3cret!"
+        assert record[2] | {"mechanism": None} == {
+            "user": "webmaster",
+            "password": "s3cret!",
+            "accepted": False,
+            "mechanism": None,
+        }
+
+
+def test_mail_is_accepted_and_kept(postfix):
+    message = (
+        b"From: a@spam.example\r\nSubject: You have\r\n won!\r\n\r\n"
+        b".leading dot\r\nclick http://x.example/\r\n" + b"x" * 200_000 + b"\r\n"
+    )
+    with smtplib.SMTP("127.0.0.1", postfix.port, timeout=5) as client:
+        client.ehlo("spammer")
+        assert client.sendmail("a@spam.example", ["v1@corp.example", "v2@corp.example"], message) == {}
+        assert client.noop()[0] == 250
+    event = postfix.kinds("message")[0]
+    data = event[2]
+    assert event[1] == "a@spam.example -> v1@corp.example, v2@corp.example"
+    assert data["from"] == "a@spam.example" and data["to"] == ["v1@corp.example", "v2@corp.example"]
+    assert data["subject"] == "You have won!" and data["helo"] == "spammer"
+    assert data["size"] == len(message) and re.fullmatch(r"[0-9A-F]{11}", data["id"])
+    assert (
+        data["excerpt"].startswith("From: a@spam.example\\r\\n") and "\\r\\n.leading dot" in data["excerpt"]
+    )
+    assert len(data["excerpt"]) < 20_000
+    commands = [r[1] for r in postfix.kinds("command")]
+    assert commands[:2] == ["ehlo spammer", f"mail FROM:<a@spam.example> size={len(message)}"]
+
+
+@pytest.mark.parametrize(
+    ("personality", "product", "version", "banner"),
+    [
+        (
+            "Microsoft Windows 7 SP1",
+            None,
+            None,
+            rb"220 srv-[0-9a-f]{4} Microsoft ESMTP MAIL Service, Version: 7\.5\.7601\.17514 ready at  "
+            rb"\w{3}, \d\d \w{3} \d{4} [\d:]{8} \+0000\r\n",
+        ),
+        ("Linux 4.15", "Exim smtpd", "4.96", rb"220 srv-[0-9a-f]{4} ESMTP Exim 4\.96 Ubuntu \w{3}, .*\r\n"),
+        ("FreeBSD 13.1", None, None, rb"220 srv-[0-9a-f]{4} ESMTP Postfix\r\n"),
+    ],
+)
+def test_other_servers(personality, product, version, banner):
+    s = Server(info(personality, product, version))
+    try:
+        with socket.create_connection(("127.0.0.1", s.port), timeout=5) as raw:
+            assert re.fullmatch(banner, raw.recv(1024))
+        with smtplib.SMTP("127.0.0.1", s.port, timeout=5) as client:
+            client.ehlo("x")
+            assert "LOGIN" in client.esmtp_features["auth"]
+            with pytest.raises(smtplib.SMTPAuthenticationError):
+                client.login("admin", "admin")
+            assert client.sendmail("a@b.example", ["c@d.example"], b"Subject: t\r\n\r\nhi\r\n") == {}
+    finally:
+        s.close()
+    assert s.kinds("login")[0][1] == "admin:admin" and s.kinds("message")[0][2]["subject"] == "t"
+
+
+def test_idle_client_gets_421(monkeypatch):
+    monkeypatch.setattr(smtp, "IDLE", 0.3)
+    s = Server(info())
+    try:
+        with socket.create_connection(("127.0.0.1", s.port), timeout=5) as raw:
+            raw.recv(1024)
+            raw.sendall(b"EHLO slow")  # slowloris: never a line end
+            data = b""
+            while chunk := raw.recv(1024):
+                data += chunk
+    finally:
+        s.close()
+    assert data.endswith(b"421 4.4.2 " + host_name(info()).encode() + b" Error: timeout exceeded\r\n")
+
+
+@needs_nmap
+def test_nmap_names_the_servers():
+    servers = [
+        Server(info()),
+        Server(info("Microsoft Windows Server 2008 R2")),
+        Server(info(product="Exim smtpd", version="4.96")),
+    ]
+    try:
+        ports = ",".join(str(s.port) for s in servers)
+        result = subprocess.run(
+            ["nmap", "-sT", "-sV", "-Pn", "-n", "-p", ports, "127.0.0.1"],
+            capture_output=True,
+            text=True,
+            timeout=25,
+        )
+    finally:
+        for s in servers:
+            s.close()
+    lines = {line.split("/")[0]: line for line in result.stdout.splitlines() if "/tcp" in line}
+    assert "smtp" in lines[str(servers[0].port)] and "Postfix smtpd" in lines[str(servers[0].port)]
+    assert "Microsoft ESMTP 7.5.7601.17514" in lines[str(servers[1].port)]
+    assert "Exim smtpd 4.96" in lines[str(servers[2].port)]
+
+
+# -- the session, without IO ----------------------------------------------------------------------------
+
+
+def session(personality: str | None = "Linux 5.4") -> tuple[SmtpSession, list[tuple]]:
+    reports: list[tuple] = []
+    conn = info(personality)
+    return SmtpSession(flavour_for(conn), host_name(conn), conn.src, lambda *r: reports.append(r)), reports
+
+
+def replies(output: bytes) -> list[str]:
+    return output.decode().split("\r\n")[:-1]
+
+
+def test_inventory_strings_cannot_break_the_banner():
+    conn = info(product="Exim smtpd", version="4.9{x} }{date")
+    s = SmtpSession(flavour_for(conn), host_name(conn), conn.src, lambda *r: None)
+    assert s.greeting().startswith(f"220 {s.host} ESMTP Exim 4.9x Ubuntu ".encode())
+
+
+def test_host_name_is_the_web_servers():
+    conn = info()
+    assert host_name(conn) == http._host_name(conn)
+
+
+PIPELINED = (
+    b"HELO x\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nRCPT TO:<e@f>\r\nDATA\r\n"
+    b"Subject: hi\r\n\r\n..x\r\n.\r\nRSET\r\nNOOP\r\nVRFY root\r\nQUIT\r\nNOOP\r\n"
+)
+
+
+def test_pipelined_whole_or_byte_by_byte():
+    whole, reports = session()
+    out_whole = whole.feed(PIPELINED)
+    drip, drip_reports = session()
+    out_drip = b"".join(drip.feed(PIPELINED[i : i + 1]) for i in range(len(PIPELINED)))
+    assert replies(out_whole)[:5] == [
+        "250 " + whole.host,
+        "250 2.1.0 Ok",
+        "250 2.1.5 Ok",
+        "250 2.1.5 Ok",
+        "354 End data with <CR><LF>.<CR><LF>",
+    ]
+    assert re.fullmatch(r"250 2\.0\.0 Ok: queued as [0-9A-F]{11}", replies(out_whole)[5])
+    assert replies(out_whole)[6:] == ["250 2.0.0 Ok", "250 2.0.0 Ok", "252 2.0.0 root", "221 2.0.0 Bye"]
+    assert whole.closed and drip.closed
+    # Queue ids are random; everything else is the same whichever way the bytes arrive.
+    assert replies(out_drip)[:5] == replies(out_whole)[:5] and replies(out_drip)[6:] == replies(out_whole)[6:]
+    message = next(r for r in reports if r[0] == "message")
+    assert message[2]["excerpt"] == "Subject: hi\\r\\n\\r\\n.x\\r\\n" and message[2]["to"] == ["c@d", "e@f"]
+    assert [r[0] for r in drip_reports] == [r[0] for r in reports]
+
+
+@pytest.mark.parametrize(
+    ("lines", "expected"),
+    [
+        (b"MAIL FROM:<a@b>\r\n", "503 5.5.1 Error: send HELO/EHLO first"),
+        (b"EHLO x\r\nRCPT TO:<a@b>\r\n", "503 5.5.1 Error: need MAIL command"),
+        (b"EHLO x\r\nMAIL FROM:<a@b>\r\nDATA\r\n", "503 5.5.1 Error: need RCPT command"),
+        (b"EHLO x\r\nMAIL FROM:<a@b>\r\nMAIL FROM:<a@b>\r\n", "503 5.5.1 Error: nested MAIL command"),
+        (b"EHLO x\r\nMAIL FROM:a@b SIZE=999999999\r\n", "552 5.3.4 Message size exceeds fixed limit"),
+        (b"EHLO x\r\nMAIL TO:<a@b>\r\n", "501 5.5.4 Syntax: MAIL FROM:<address>"),
+        (b"HELO\r\n", "501 Syntax: HELO hostname"),
+        (b"XYZZY\r\n", "502 5.5.2 Error: command not recognized"),
+        (b"STARTTLS\r\n", "502 5.5.1 Error: command not implemented"),
+        (b"\r\n", "500 5.5.2 Error: bad syntax"),
+        (
+            b"EHLO x\r\nAUTH CRAM-MD5\r\n",
+            "535 5.7.8 Error: authentication failed: Invalid authentication mechanism",
+        ),
+        (b"EHLO x\r\nAUTH LOGIN\r\n!!!\r\n", "501 5.5.2 Cannot decode response"),
+        (b"EHLO x\r\nAUTH PLAIN\r\n*\r\n", "501 5.7.0 Authentication aborted"),
+        (b"AUTH PLAIN AGEAYg==\r\n", "503 5.5.1 Error: send HELO/EHLO first"),
+        (b"X" * (MAX_LINE + 10) + b"\r\n", "500 5.5.2 Error: line too long"),
+    ],
+)
+def test_errors(lines, expected):
+    s, _ = session()
+    assert replies(s.feed(lines))[-1] == expected and not s.closed
+
+
+def test_http_request_makes_postfix_hang_up():
+    s, reports = session()
+    assert replies(s.feed(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")) == [
+        "221 2.7.0 Error: I can break rules, too. Goodbye."
+    ]
+    assert s.closed and reports[0][:2] == ("bad-request", "GET / HTTP/1.1")
+    assert s.feed(b"EHLO x\r\n") == b""
+
+
+def test_too_many_errors_closes():
+    s, _ = session()
+    out = replies(s.feed(b"BOGUS\r\n" * (HARD_ERROR_LIMIT + 5)))
+    assert len(out) == HARD_ERROR_LIMIT + 1 and s.closed
+    assert out[-1] == f"421 4.7.0 {s.host} Error: too many errors"
+
+
+def test_auth_plain_with_initial_response_and_login_dialogue():
+    s, reports = session()
+    s.feed(b"EHLO x\r\n")
+    assert s.feed(b"AUTH PLAIN AGFkbWluAHBhc3N3b3Jk\r\n").startswith(b"535 ")
+    assert s.feed(b"AUTH LOGIN\r\n") == b"334 VXNlcm5hbWU6\r\n"
+    assert s.feed(b"cm9vdA==\r\n") == b"334 UGFzc3dvcmQ6\r\n"
+    assert s.feed(b"dG9vcgo=\r\n").startswith(b"535 ")
+    logins = [r for r in reports if r[0] == "login"]
+    assert [r[1] for r in logins] == ["admin:password", "root:toor\\n"]  # control characters escaped
+
+
+def test_windows_replies():
+    s, _ = session("Microsoft Windows Server 2012")
+    out = replies(s.feed(b"EHLO x\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nFOO\r\nQUIT\r\n"))
+    assert out[0] == f"250-{s.host} Hello [127.0.0.1]" and "250-AUTH LOGIN" in out
+    assert out[-4:] == [
+        "250 2.1.0 a@b....Sender OK",
+        "250 2.1.5 c@d ",
+        "500 5.3.3 Unrecognized command",
+        f"221 2.0.0 {s.host} Service closing transmission channel",
+    ]
+
+
+def test_oversized_message_is_refused_after_data(monkeypatch):
+    monkeypatch.setattr(smtp, "MESSAGE_LIMIT", 1000)
+    s, reports = session()
+    s.feed(b"EHLO x\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\n")
+    out = s.feed(b"y" * 5000 + b"\r\n" + b"z" * 10 + b"\r\n.\r\n")
+    assert replies(out) == ["552 5.3.4 Message size exceeds fixed limit"]
+    assert not any(r[0] == "message" for r in reports)
+    assert replies(s.feed(b"MAIL FROM:<a@b>\r\n")) == ["250 2.1.0 Ok"]  # the transaction was reset
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.binary(max_size=200), max_size=20))
+def test_garbage_never_raises(chunks):
+    s, _ = session()
+    s.greeting()
+    for chunk in chunks:
+        assert isinstance(s.feed(chunk), bytes)
+    assert len(s._buf) <= MAX_LINE + 200
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from(
+            [
+                b"EHLO a",
+                b"HELO b",
+                b"MAIL FROM:<x@y>",
+                b"RCPT TO:<z@w>",
+                b"DATA",
+                b".",
+                b"RSET",
+                b"AUTH LOGIN",
+                b"AUTH PLAIN",
+                b"dXNlcg==",
+                b"*",
+                b"=",
+                b"QUIT",
+                b"NOOP",
+                b"VRFY",
+                b"",
+                b"\x00\xff",
+            ]
+        ),
+        max_size=40,
+    )
+)
+def test_command_soup_never_raises(lines):
+    s, _ = session()
+    for line in lines:
+        assert isinstance(s.feed(line + b"\r\n"), bytes)
