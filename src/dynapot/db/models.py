@@ -192,9 +192,51 @@ class Session(Base):
     data: Mapped[str | None] = mapped_column(Text)
 
 
+class Finding(Base):
+    """A correlated attack (scan, brute force, worm): its risk and the events behind it.
+
+    `key` is the correlator's stable identity of the attack; rows are upserted by it.
+    """
+
+    __tablename__ = "findings"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), unique=True, index=True)
+    kind: Mapped[str] = mapped_column(String(32), index=True)
+    risk: Mapped[str] = mapped_column(String(16))
+    first_seen: Mapped[datetime] = mapped_column(UtcDateTime)
+    last_seen: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    summary: Mapped[str] = mapped_column(Text)
+    sources: Mapped[list] = mapped_column(JSON)
+    targets: Mapped[list] = mapped_column(JSON)
+    ports: Mapped[list] = mapped_column(JSON)
+    event_count: Mapped[int] = mapped_column(Integer)
+    event_ids: Mapped[list] = mapped_column(JSON)  # a capped sample, oldest first
+    details: Mapped[dict | None] = mapped_column(JSON)  # counts and flags: os_scan, accepted, users...
+
+
+class Alert(Base):
+    """One notification about a finding, sent or not (rate limits, digests, failures)."""
+
+    __tablename__ = "alerts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    finding_id: Mapped[int | None] = mapped_column(ForeignKey("findings.id", ondelete="SET NULL"), index=True)
+    time: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    channel: Mapped[str] = mapped_column(String(255))  # e.g. "mailto://...", secrets redacted
+    status: Mapped[str] = mapped_column(String(16), index=True)  # sent, failed, pending, suppressed, digest
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    message: Mapped[str] = mapped_column(Text)
+
+    finding: Mapped[Finding | None] = relationship()
+
+
 EXPIRABLE = {
     "hosts": (Host, Host.last_seen),
     "ports": (Port, Port.seen_at),
     "honeypot_events": (HoneypotEvent, HoneypotEvent.time),
     "sessions": (Session, Session.time),
+    "findings": (Finding, Finding.last_seen),
+    "alerts": (Alert, Alert.time),
 }

@@ -1,0 +1,466 @@
+"""The report's queries: aggregated in SQL over honeypot_events, hosts, findings and alerts.
+
+Every section is a list of flat rows (str, int, bool, None, or a list of str), so that
+each renderer can print them without knowing the database. Lists of single events
+(credentials, commands) and top-N lists are capped; the totals stay exact.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import BigInteger, Integer, and_, case, cast, distinct, func, select
+from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
+
+from dynapot.db import Database
+from dynapot.db.models import Alert, Finding, HoneypotEvent, Host, OperatingSystem, Port
+
+# Report sections in the order every renderer shows them.
+SECTIONS = (
+    "honeypots",
+    "sources",
+    "ports",
+    "credentials",
+    "commands",
+    "findings",
+    "alerts",
+    "timeline",
+    "os_mix",
+)
+LOGIN_KINDS = ("login", "login-key")
+COMMAND_KINDS = ("command", "request")
+NO_ADDRESS = "0.0.0.0"  # noqa: S104 - the source of the sensor's own news (lost events, ARP conflicts)
+BUCKETS = (60, 300, 900, 3600, 6 * 3600, 86_400, 7 * 86_400)
+MAX_BUCKETS = 240
+PORTS_PER_HONEYPOT = 10
+TEXT_LIMIT = 500  # characters of an attacker string kept in a report row
+
+
+@dataclass
+class ReportData:
+    """A report: the period, the totals and the sections' rows."""
+
+    since: datetime
+    until: datetime
+    generated_at: datetime
+    bucket_seconds: int
+    totals: dict[str, int]
+    sections: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "period": {
+                "since": _iso(self.since),
+                "until": _iso(self.until),
+                "generated_at": _iso(self.generated_at),
+                "bucket_seconds": self.bucket_seconds,
+            },
+            "totals": dict(self.totals),
+            **{name: self.sections.get(name, []) for name in SECTIONS},
+        }
+
+
+def _iso(moment: datetime | None) -> str | None:
+    if moment is None:
+        return None
+    return moment.astimezone(UTC).isoformat(timespec="seconds")
+
+
+def _clip(text: Any) -> str | None:
+    """An attacker string, bounded and encodable (JSON can hand back lone surrogates)."""
+    if text is None:
+        return None
+    return str(text)[:TEXT_LIMIT].encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def bucket_size(since: datetime, until: datetime) -> int:
+    """Timeline bucket: the smallest of BUCKETS giving at most MAX_BUCKETS points."""
+    span = max((until - since).total_seconds(), 1.0)
+    for size in BUCKETS:
+        if span / size <= MAX_BUCKETS:
+            return size
+    return BUCKETS[-1]
+
+
+def _epoch_seconds(column: Any, dialect: str) -> ColumnElement[Any] | None:
+    # Bucketing in SQL keeps the timeline a GROUP BY; each backend spells epoch seconds its own way.
+    if dialect == "sqlite":
+        return cast(func.strftime("%s", column), Integer)
+    if dialect == "postgresql":
+        return cast(func.floor(func.extract("epoch", column)), BigInteger)
+    return None
+
+
+def _service_names(session: Session) -> dict[tuple[str, int], str]:
+    """(protocol, port) -> the service name the inventory most often gives it."""
+    votes: dict[tuple[str, int], tuple[int, str]] = {}
+    rows = session.execute(
+        select(Port.protocol, Port.port, Port.service, func.count())
+        .where(Port.service.is_not(None))
+        .group_by(Port.protocol, Port.port, Port.service)
+    )
+    for proto, port, service, count in rows:
+        key = (proto, port)
+        if key not in votes or count > votes[key][0]:
+            votes[key] = (count, service)
+    return {key: service for key, (_, service) in votes.items()}
+
+
+def _service(names: dict[tuple[str, int], str], proto: str | None, port: int | None) -> str | None:
+    if port is None or proto is None:
+        return None
+    known = names.get((proto, port))
+    if known:
+        return known
+    try:
+        return socket.getservbyport(port, proto)
+    except (OSError, OverflowError):
+        return None
+
+
+def _secret(kind: str, data: dict[str, Any]) -> str | None:
+    if kind == "login-key":
+        return _clip(data.get("fingerprint") or data.get("key_type"))
+    value = data.get("password")
+    return None if value is None else _clip(value)
+
+
+class _Query:
+    """The report's queries over one period, sharing the base filter and the service names."""
+
+    def __init__(self, session: Session, since: datetime, until: datetime, limit: int, rows: int) -> None:
+        self.session = session
+        self.since, self.until = since, until
+        self.limit, self.rows = limit, rows
+        e = HoneypotEvent
+        self.where = and_(e.time >= since, e.time < until, e.src_ip != NO_ADDRESS)
+        self.services = _service_names(session)
+        self.dialect = session.get_bind().dialect.name
+
+    def totals(self) -> dict[str, int]:
+        e = HoneypotEvent
+        events, sources = self.session.execute(
+            select(func.count(), func.count(distinct(e.src_ip))).where(self.where)
+        ).one()
+        honeypots = self.session.scalar(
+            select(func.count(distinct(e.dst_ip))).where(self.where, e.dst_ip != NO_ADDRESS)
+        )
+        by_kind = dict(
+            self.session.execute(
+                select(e.kind, func.count())
+                .where(self.where, e.kind.in_((*LOGIN_KINDS, *COMMAND_KINDS)))
+                .group_by(e.kind)
+            ).all()
+        )
+        notices = self.session.scalar(
+            select(func.count()).where(e.time >= self.since, e.time < self.until, e.src_ip == NO_ADDRESS)
+        )
+        findings = self.session.scalar(
+            select(func.count())
+            .select_from(Finding)
+            .where(Finding.last_seen >= self.since, Finding.first_seen < self.until)
+        )
+        alerts = self.session.scalar(
+            select(func.count()).select_from(Alert).where(Alert.time >= self.since, Alert.time < self.until)
+        )
+        return {
+            "events": events or 0,
+            "sources": sources or 0,
+            "honeypots": honeypots or 0,
+            "logins": sum(by_kind.get(k, 0) for k in LOGIN_KINDS),
+            "commands": by_kind.get("command", 0),
+            "requests": by_kind.get("request", 0),
+            "sensor_notices": notices or 0,
+            "findings": findings or 0,
+            "alerts": alerts or 0,
+        }
+
+    def honeypots(self) -> list[dict[str, Any]]:
+        e = HoneypotEvent
+        events = func.count().label("events")
+        rows = self.session.execute(
+            select(
+                e.dst_ip,
+                events,
+                func.count(distinct(e.src_ip)),
+                func.min(e.time),
+                func.max(e.time),
+            )
+            .where(self.where, e.dst_ip != NO_ADDRESS)
+            .group_by(e.dst_ip)
+            .order_by(events.desc(), e.dst_ip)
+            .limit(self.limit)
+        ).all()
+        addresses = [row[0] for row in rows]
+        hosts = (
+            {h.ip: h for h in self.session.scalars(select(Host).where(Host.ip.in_(addresses)))}
+            if addresses
+            else {}
+        )
+        ports: dict[str, list[tuple[int, str]]] = defaultdict(list)
+        if addresses:
+            for dst, proto, port, count in self.session.execute(
+                select(e.dst_ip, e.protocol, e.dst_port, func.count())
+                .where(self.where, e.dst_ip.in_(addresses), e.dst_port.is_not(None))
+                .group_by(e.dst_ip, e.protocol, e.dst_port)
+            ):
+                ports[dst].append((-count, f"{port}/{proto}"))
+        result = []
+        for dst, count, sources, first, last in rows:
+            host = hosts.get(dst)
+            os_name = None
+            if host is not None:
+                os_name = host.os.name if host.os else (host.personality or host.os_detail)
+            result.append(
+                {
+                    "address": dst,
+                    "virtual": None if host is None else host.is_virtual,
+                    "os": os_name,
+                    "events": count,
+                    "source_count": sources,
+                    "ports": [label for _, label in sorted(ports[dst])[:PORTS_PER_HONEYPOT]],
+                    "first_seen": _iso(first),
+                    "last_seen": _iso(last),
+                }
+            )
+        return result
+
+    def sources(self) -> list[dict[str, Any]]:
+        e = HoneypotEvent
+        events = func.count().label("events")
+        logins = func.sum(case((e.kind.in_(LOGIN_KINDS), 1), else_=0))
+        rows = self.session.execute(
+            select(
+                e.src_ip,
+                events,
+                func.count(distinct(case((e.dst_ip != NO_ADDRESS, e.dst_ip)))),  # not the sensor's 0.0.0.0
+                func.count(distinct(e.dst_port)),
+                logins,
+                func.max(e.attacker_os),  # the sensor's p0f guess, one per source
+                func.max(e.scan_tool),
+                func.min(e.time),
+                func.max(e.time),
+            )
+            .where(self.where)
+            .group_by(e.src_ip)
+            .order_by(events.desc(), e.src_ip)
+            .limit(self.limit)
+        ).all()
+        return [
+            {
+                "address": src,
+                "os": _clip(os_guess),
+                "tool": _clip(tool),
+                "events": count,
+                "honeypot_count": honeypots,
+                "port_count": port_count,
+                "login_count": int(login_count or 0),
+                "first_seen": _iso(first),
+                "last_seen": _iso(last),
+            }
+            for src, count, honeypots, port_count, login_count, os_guess, tool, first, last in rows
+        ]
+
+    def ports(self) -> list[dict[str, Any]]:
+        e = HoneypotEvent
+        events = func.count().label("events")
+        rows = self.session.execute(
+            select(
+                e.protocol,
+                e.dst_port,
+                events,
+                func.count(distinct(e.src_ip)),
+                func.count(distinct(e.dst_ip)),
+            )
+            .where(self.where, e.dst_port.is_not(None))
+            .group_by(e.protocol, e.dst_port)
+            .order_by(events.desc(), e.dst_port)
+            .limit(self.limit)
+        ).all()
+        return [
+            {
+                "protocol": proto,
+                "port": port,
+                "service": _service(self.services, proto, port),
+                "events": count,
+                "source_count": sources,
+                "honeypot_count": honeypots,
+            }
+            for proto, port, count, sources, honeypots in rows
+        ]
+
+    def _latest(self, kinds: tuple[str, ...]) -> list[HoneypotEvent]:
+        e = HoneypotEvent
+        rows = self.session.scalars(
+            select(e)
+            .where(self.where, e.kind.in_(kinds))
+            .order_by(e.time.desc(), e.id.desc())
+            .limit(self.rows)
+        ).all()
+        return list(reversed(rows))  # the most recent N, shown oldest first
+
+    def credentials(self) -> list[dict[str, Any]]:
+        result = []
+        for ev in self._latest(LOGIN_KINDS):
+            data = ev.data if isinstance(ev.data, dict) else {}
+            user = data.get("user")
+            if user is None and ev.detail and ":" in ev.detail:
+                user = ev.detail.split(":", 1)[0]
+            result.append(
+                {
+                    "time": _iso(ev.time),
+                    "src": ev.src_ip,
+                    "dst": ev.dst_ip,
+                    "port": ev.dst_port,
+                    "service": _service(self.services, ev.protocol, ev.dst_port),
+                    "kind": ev.kind,
+                    "user": _clip(user),
+                    "secret": _secret(ev.kind, data),
+                    "accepted": data.get("accepted") is True,
+                }
+            )
+        return result
+
+    def commands(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "time": _iso(ev.time),
+                "src": ev.src_ip,
+                "dst": ev.dst_ip,
+                "port": ev.dst_port,
+                "service": _service(self.services, ev.protocol, ev.dst_port),
+                "kind": ev.kind,
+                "command": _clip(ev.detail),
+            }
+            for ev in self._latest(COMMAND_KINDS)
+        ]
+
+    def findings(self) -> list[dict[str, Any]]:
+        f = Finding
+        rows = self.session.scalars(
+            select(f)
+            .where(f.last_seen >= self.since, f.first_seen < self.until)
+            .order_by(f.first_seen, f.id)
+            .limit(self.rows)
+        ).all()
+        return [
+            {
+                "key": row.key,
+                "kind": row.kind,
+                "risk": row.risk,
+                "first_seen": _iso(row.first_seen),
+                "last_seen": _iso(row.last_seen),
+                "sources": [str(x) for x in (row.sources or [])],
+                "targets": [str(x) for x in (row.targets or [])],
+                "ports": [str(x) for x in (row.ports or [])],
+                "event_count": row.event_count,
+                "summary": _clip(row.summary),
+            }
+            for row in rows
+        ]
+
+    def alerts(self) -> list[dict[str, Any]]:
+        rows = self.session.execute(
+            select(Alert, Finding.key)
+            .outerjoin(Finding, Alert.finding_id == Finding.id)
+            .where(Alert.time >= self.since, Alert.time < self.until)
+            .order_by(Alert.time, Alert.id)
+            .limit(self.rows)
+        ).all()
+        return [
+            {
+                "time": _iso(alert.time),
+                "status": alert.status,
+                "channel": _clip(alert.channel),
+                "attempts": alert.attempts,
+                "finding": key,
+                "message": _clip(alert.message),
+                "last_error": _clip(alert.last_error),
+            }
+            for alert, key in rows
+        ]
+
+    def timeline(self, size: int) -> list[dict[str, Any]]:
+        e = HoneypotEvent
+        start = int(self.since.timestamp()) // size * size
+        counts: dict[int, tuple[int, int]] = {}
+        epoch = _epoch_seconds(e.time, self.dialect)
+        if epoch is not None:
+            bucket = (epoch - epoch % size).label("bucket")
+            for key, count, sources in self.session.execute(
+                select(bucket, func.count(), func.count(distinct(e.src_ip)))
+                .where(self.where)
+                .group_by(bucket)
+            ):
+                counts[int(key)] = (count, sources)
+        else:  # another backend: bucket in Python, reading only the two columns
+            seen: dict[int, set[str]] = defaultdict(set)
+            totals: dict[int, int] = defaultdict(int)
+            for moment, src in self.session.execute(select(e.time, e.src_ip).where(self.where)):
+                key = int(moment.timestamp()) // size * size
+                totals[key] += 1
+                seen[key].add(src)
+            counts = {key: (totals[key], len(seen[key])) for key in totals}
+        end = int(self.until.timestamp())
+        result = []
+        for key in range(start, end, size):
+            count, sources = counts.get(key, (0, 0))
+            result.append(
+                {"start": _iso(datetime.fromtimestamp(key, UTC)), "events": count, "source_count": sources}
+            )
+        return result
+
+    def os_mix(self) -> list[dict[str, Any]]:
+        rows = self.session.execute(
+            select(Host.is_virtual, OperatingSystem.name, func.count())
+            .outerjoin(OperatingSystem, Host.os_id == OperatingSystem.id)
+            .group_by(Host.is_virtual, OperatingSystem.name)
+        ).all()
+        merged: dict[tuple[bool, str], int] = defaultdict(int)
+        for virtual, name, count in rows:
+            merged[(bool(virtual), name or "unknown")] += count
+        return [
+            {"virtual": virtual, "os": name, "hosts": count}
+            for (virtual, name), count in sorted(merged.items(), key=lambda kv: (kv[0][0], -kv[1], kv[0][1]))
+        ]
+
+
+def build_report(
+    db: Database,
+    since: datetime,
+    until: datetime | None = None,
+    *,
+    limit: int = 50,
+    rows: int = 500,
+    now: datetime | None = None,
+) -> ReportData:
+    """Everything the report shows for [since, until): `limit` rows per top list, `rows` per event list."""
+    now = now or datetime.now(UTC)
+    until = until or now
+    if since.tzinfo is None or until.tzinfo is None:
+        raise ValueError("report times must be timezone-aware")
+    if until <= since:
+        raise ValueError(f"the report period is empty: {_iso(since)} is not before {_iso(until)}")
+    if until - since > timedelta(days=3660):
+        raise ValueError("the report period is longer than ten years")
+    size = bucket_size(since, until)
+    with db.session() as session:
+        query = _Query(session, since, until, limit, rows)
+        data = ReportData(since, until, now, size, query.totals())
+        data.sections = {
+            "honeypots": query.honeypots(),
+            "sources": query.sources(),
+            "ports": query.ports(),
+            "credentials": query.credentials(),
+            "commands": query.commands(),
+            "findings": query.findings(),
+            "alerts": query.alerts(),
+            "timeline": query.timeline(size),
+            "os_mix": query.os_mix(),
+        }
+    return data
