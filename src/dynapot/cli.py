@@ -19,8 +19,10 @@ from rich.console import Console
 from rich.table import Table
 
 from dynapot.config import ConfigError, Settings, load_settings, parse_network
+from dynapot.daemon.cli import register as register_daemon
 from dynapot.db import Database, DatabaseError, open_database
 from dynapot.discovery.cli import register as register_passive
+from dynapot.report_cli import register as register_reports
 
 F = TypeVar("F", bound=Callable[..., Any])
 err_console = Console(stderr=True)
@@ -35,8 +37,9 @@ def _console() -> Console:
 class Context:
     """What every subcommand receives: settings, and the database opened on first use."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, settings_path: Path | None = None) -> None:
         self.settings = settings
+        self.settings_path = settings_path
         self._db: Database | None = None
 
     @property
@@ -80,7 +83,7 @@ def command_options(func: F | None = None, *, settings_option: str = "--config")
             context: Context | None = None
             try:
                 overrides = {"database_url": db_url} if db_url else {}
-                context = Context(load_settings(config_path, overrides=overrides))
+                context = Context(load_settings(config_path, overrides=overrides), config_path)
                 return func(context, *args, **kwargs)
             except _user_errors() as exc:
                 raise click.ClickException(str(exc)) from None
@@ -303,10 +306,8 @@ def _make_plan(
     ctx: Context, cidr: str, gateway: str | None, exclude: tuple[str, ...], apply: bool, **policy: Any
 ):
     from dynapot.config import NetworkSettings
-    from dynapot.inventory import current_deployment, network_picture, save_deployment, service_scripts
-    from dynapot.personality.catalog import MacVendors, PersonalityCatalog
-    from dynapot.personality.osdb import load_osdb
-    from dynapot.planner import Policy, plan
+    from dynapot.deploy import Deployer, load_catalog
+    from dynapot.inventory import save_deployment
 
     configured = ctx.settings.network_for(str(parse_network(cidr)))
     network = NetworkSettings(
@@ -317,29 +318,13 @@ def _make_plan(
     planner_settings = ctx.settings.planner.model_copy(
         update={key: value for key, value in policy.items() if value is not None}
     )
-    try:
-        mac_vendors = MacVendors.load(ctx.settings.nmap_mac_prefixes)
-    except OSError as exc:
-        raise ConfigError(
-            f"cannot read {ctx.settings.nmap_mac_prefixes}: {exc} (is nmap installed?)"
-        ) from None
-    catalog = PersonalityCatalog(load_osdb(ctx.settings.nmap_os_db), mac_vendors)
-    picture = network_picture(ctx.db, network, planner_settings)
-    result = plan(
-        picture,
-        Policy(
-            fill_ratio=planner_settings.fill_ratio,
-            unknown_os=planner_settings.unknown_os,
-            service_scripts=service_scripts(ctx.db),
-        ),
-        current_deployment(ctx.db, network.cidr),
-        catalog,
-    )
+    deployer = Deployer(ctx.db, network, planner_settings, load_catalog(ctx.settings))
+    result = deployer.plan()
     for warning in result.warnings:
         err_console.print(f"[yellow]warning:[/] {warning}")
     if apply:
         save_deployment(ctx.db, result)
-    return result, planner_settings
+    return result, deployer
 
 
 @main.command("plan")
@@ -371,20 +356,14 @@ def plan_command(ctx: Context, as_json: bool, **kwargs: Any) -> None:
 @command_options
 def honeyd_config_command(ctx: Context, output: Path | None, **kwargs: Any) -> None:
     """Write the plan in honeyd's configuration language."""
-    from dynapot.honeyd.export import plan_to_honeyd
-    from dynapot.honeyd.render import render_config
+    from dynapot.deploy import write_atomically
 
-    result, planner_settings = _make_plan(ctx, **kwargs)
-    text = render_config(
-        plan_to_honeyd(result, planner_settings),
-        header=f"dynapot plan for {kwargs['cidr']}: {len(result.virtual_hosts)} virtual hosts",
-    )
+    result, deployer = _make_plan(ctx, **kwargs)
+    text = deployer.render(result)
     if output is None:
         sys.stdout.write(text)
     else:
-        tmp = output.with_name(output.name + ".tmp")
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(output)  # atomic: a reader never sees half a file
+        write_atomically(output, text)
         click.echo(f"wrote {len(result.virtual_hosts)} virtual hosts to {output}")
 
 
@@ -466,6 +445,8 @@ def _attach_lab() -> None:
 
 _attach_lab()
 register_passive(main, command_options)
+register_daemon(main, command_options)
+register_reports(main, command_options)
 
 
 @main.command("demo")

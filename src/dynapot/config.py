@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from dynapot.correlate import CorrelationSettings
 from dynapot.discovery.fusion import FusionRule
 
 DEFAULT_DB_PATH = Path("/var/lib/dynapot/dynapot.db")
@@ -121,6 +122,57 @@ class ExpirySettings(_Section):
     ports: float = Field(30, ge=0)
     honeypot_events: float = Field(90, ge=0)
     sessions: float = Field(90, ge=0)
+    findings: float = Field(365, ge=0)
+    alerts: float = Field(365, ge=0)
+
+
+class DaemonSettings(_Section):
+    """`dynapot run`: how the daemon keeps the honeypots in step with the network."""
+
+    interface: str | None = Field(None, description="the interface the sensor and the sniffer use")
+    state_dir: Path = Field(Path("/var/lib/dynapot/run"), description="honeyd.conf, sensor status, logs")
+    sensor_user: str = Field("nobody", description="the sensor drops root to this user")
+    replan_interval: float = Field(
+        2.0,
+        gt=0,
+        le=3600,
+        description="seconds between looks at the network picture (a re-plan when it moved)",
+    )
+    scan_interval: float = Field(3600.0, gt=0, description="seconds between active scans (active, hybrid)")
+    liveness_interval: float = Field(
+        30.0,
+        ge=0,
+        description="seconds between ARP sweeps of the known real hosts (active, hybrid); 0 = never",
+    )
+    liveness_rate: float = Field(200.0, gt=0, le=10000, description="ARP requests per second in a sweep")
+    expire_interval: float = Field(3600.0, gt=0, description="seconds between expiry runs")
+    correlate_interval: float = Field(1.0, gt=0, le=60, description="seconds between reads of new events")
+    warmup: float = Field(
+        60.0,
+        ge=0,
+        description="passive mode: seconds of listening before the first plan (active and hybrid wait "
+        "for the first scan); a plan made on half a picture would move most honeypots soon after",
+    )
+
+
+class AlertSettings(_Section):
+    """Where findings are sent. `urls` are apprise URLs (mailto://, slack://, json://, syslog://, ...)."""
+
+    urls: tuple[str, ...] = ()
+    min_risk: Literal["low", "medium", "high", "critical"] = "high"
+    window: float = Field(600.0, gt=0, description="seconds in which one finding key alerts once")
+    max_per_window: int = Field(10, ge=1, description="messages per window; the rest go into a digest")
+    retries: int = Field(3, ge=0, le=20, description="delivery attempts after the first")
+    retry_delay: float = Field(5.0, ge=0, description="seconds before the first retry (doubles each time)")
+    timeout: float = Field(20.0, gt=0, le=300, description="seconds one delivery may take")
+
+    @field_validator("urls")
+    @classmethod
+    def _known_schemes(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for number, url in enumerate(value, start=1):
+            if "://" not in url:  # the URL itself is not echoed: it may hold a password
+                raise ValueError(f"entry {number} is not an apprise URL (scheme://...)")
+        return value
 
 
 class Settings(_Section):
@@ -132,6 +184,9 @@ class Settings(_Section):
     discovery: DiscoverySettings = DiscoverySettings()
     planner: PlannerSettings = PlannerSettings()
     expiry: ExpirySettings = ExpirySettings()
+    daemon: DaemonSettings = DaemonSettings()
+    alerts: AlertSettings = AlertSettings()
+    correlation: CorrelationSettings = CorrelationSettings()
     nmap_os_db: Path = Path("/usr/share/nmap/nmap-os-db")
     nmap_mac_prefixes: Path = Path("/usr/share/nmap/nmap-mac-prefixes")
 

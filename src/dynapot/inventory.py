@@ -242,8 +242,14 @@ def current_deployment(db: Database, network: ipaddress.IPv4Network) -> list[Vir
     return result
 
 
-def save_deployment(db: Database, plan: Plan, *, now: datetime | None = None) -> None:
-    """Make the stored deployment equal to `plan` (one transaction)."""
+def save_deployment(
+    db: Database, plan: Plan, *, now: datetime | None = None, gone_before: datetime | None = None
+) -> None:
+    """Make the stored deployment equal to `plan` (one transaction).
+
+    A real host's address is taken only when the host was last seen before `gone_before` (it
+    left the network: the planner's hold-off passed); its row then becomes the virtual host's.
+    """
     now = now or utcnow()
     wanted = {vh.ip: vh for vh in plan.virtual_hosts}
     with db.session() as session:
@@ -259,7 +265,12 @@ def save_deployment(db: Database, plan: Plan, *, now: datetime | None = None) ->
         for ip, vh in wanted.items():
             host = existing.get(ip)
             if host is not None and not host.is_virtual:
-                raise ValueError(f"refusing to deploy on {ip}: a real host uses it")
+                if gone_before is None or host.last_seen >= gone_before:
+                    raise ValueError(f"refusing to deploy on {ip}: a real host uses it")
+                host.is_virtual, host.tool, host.first_seen = True, DEPLOY_TOOL, now
+                host.os_detail = host.reliability = host.hostname = host.mac_vendor = None
+                host.ports.clear()
+                session.execute(delete(HostOsGuess).where(HostOsGuess.host_id == host.id))
             if host is None:
                 host = Host(ip=ip, is_virtual=True, tool=DEPLOY_TOOL, first_seen=now, last_seen=now)
                 session.add(host)

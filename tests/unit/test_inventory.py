@@ -136,6 +136,22 @@ def test_save_refuses_a_real_address(db, catalog):
     assert count(db, Host) == 2  # nothing of the plan was written
 
 
+def test_a_real_host_gone_for_the_hold_off_gives_its_address_to_a_honeypot(db, catalog):
+    record_observations(db, [seen("198.18.0.2", XP)])
+    result = plan(network_picture(db, NET, PlannerSettings(), now=NOW), Policy(), [], catalog)
+    left = result.virtual_hosts[0].ip
+    record_observations(db, [seen(left, LINUX, [PortObservation("tcp", 22, "open", "ssh")])])
+    with pytest.raises(ValueError, match="real host"):  # still within the hold-off
+        save_deployment(db, result, now=NOW, gone_before=NOW - timedelta(hours=1))
+    save_deployment(db, result, now=NOW, gone_before=NOW + timedelta(seconds=1))
+    with db.session() as s:
+        host = s.scalar(select(Host).where(Host.ip == left))
+        assert host.is_virtual and host.personality == result.virtual_hosts[0].personality
+        assert s.scalars(select(HostOsGuess).where(HostOsGuess.host_id == host.id)).all() == []
+        assert host.ports == [] or {p.tool for p in host.ports} == {"dynapot"}
+    assert left in {vh.ip for vh in current_deployment(db, NET.cidr)}
+
+
 def test_expire_deletes_old_rows_per_table_but_not_our_deployment(db, catalog):
     old = NOW - timedelta(days=40)
     record_observations(db, [seen("198.18.0.2", XP, at=old), seen("198.18.0.3", LINUX)])

@@ -121,6 +121,9 @@ class ScanOptions:
     extra_args: tuple[str, ...] = ()
     interface: str | None = None
     max_addresses: int = MAX_ADDRESSES
+    # Our own virtual hosts: address -> MAC. The sweep finds them alive, but only an answer from
+    # another MAC (a real machine that took the address) is kept; none is scanned in detail.
+    virtual: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not _is_int(self.parallel) or not 1 <= self.parallel <= MAX_PARALLEL:
@@ -326,7 +329,8 @@ def _sweep(
         if outcome.timed_out:
             raise SweepTimeoutError(f"the ping sweep took longer than {deadline:.0f} s and was killed")
         for obs in _parse_output(outcome, cmd).observations:
-            if obs.alive:
+            ours = options.virtual.get(obs.ip)
+            if obs.alive and not (ours is not None and (obs.mac or "").lower() in (ours.lower(), "")):
                 live[obs.ip] = obs
         report(ScanProgress("sweep", done, len(groups)))
     return live

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import dataclasses
 import ipaddress
 import json
 import os
@@ -290,6 +291,24 @@ def _run(argv: Sequence[str], *, timeout: float = CMD_TIMEOUT, check: bool = Tru
     return proc.stdout
 
 
+def _plug(switch: str, ns: str, name: str, ip: ipaddress.IPv4Address, prefixlen: int) -> HostInfo:
+    """Cable namespace `ns` to the lab's bridge as `eth0` with address `ip`."""
+    peer = f"v-{name}"[:15]
+    # Created inside the switch namespace, the peer goes straight into the host namespace:
+    # nothing ever appears in the root namespace.
+    veth = ["type", "veth", "peer", "name", HOST_IFNAME, "netns", ns]
+    _run(["ip", "-n", switch, "link", "add", peer, *veth])
+    _run(["ip", "-n", switch, "link", "set", peer, "master", BRIDGE])
+    # Finished checksums on the wire, as a raw-socket sensor expects from a real link.
+    _run(["ip", "netns", "exec", switch, "ethtool", "-K", peer, "tx", "off"])
+    _run(["ip", "netns", "exec", ns, "ethtool", "-K", HOST_IFNAME, "tx", "off"])
+    _run(["ip", "-n", ns, "addr", "add", f"{ip}/{prefixlen}", "dev", HOST_IFNAME])
+    _run(["ip", "-n", switch, "link", "set", peer, "up"])
+    _run(["ip", "-n", ns, "link", "set", HOST_IFNAME, "up"])
+    link = json.loads(_run(["ip", "-n", ns, "-j", "link", "show", HOST_IFNAME]))
+    return HostInfo(name=name, netns=ns, ip=ip, mac=link[0]["address"], peer_ifname=peer)
+
+
 def _netns(run_id: str, name: str) -> str:
     return f"dp-{run_id}-{name}"
 
@@ -516,6 +535,46 @@ class Lab:
         """
         return subprocess.Popen(["ip", "netns", "exec", self._netns_of(host), *argv], **kwargs)
 
+    # ----- machines joining and leaving
+
+    def join(self, name: str, offset: int) -> HostInfo:
+        """Plug a new bare machine (no services) into the running lab at network address + `offset`."""
+        ip = self.network.network_address + offset
+        if (
+            not _HOST_NAME_RE.match(name)
+            or name in _RESERVED_NAMES
+            or any(h.name == name for h in self.hosts)
+        ):
+            raise LabError(f"bad or taken host name {name!r}")
+        if ip not in self.network or ip in (self.gateway, *(h.ip for h in self.hosts)):
+            raise LabError(f"address {ip} is not free in {self.network}")
+        ns = _netns(self.run_id, name)
+        state = _read_state(self.run_id) or {"run_id": self.run_id, "namespaces": [], "hosts": []}
+        state["namespaces"].append(ns)  # recorded first: teardown finds it even if plugging fails
+        _write_state(state)
+        _run(["ip", "netns", "add", ns])
+        _run(["ip", "-n", ns, "link", "set", "lo", "up"])
+        _run(["ip", "netns", "exec", ns, "sysctl", "-q", "-w", "net.ipv6.conf.all.disable_ipv6=1"])
+        info = _plug(self.switch_netns, ns, name, ip, self.network.prefixlen)
+        state["hosts"].append(info.to_dict())
+        _write_state(state)
+        self.real_hosts.append(info)
+        return info
+
+    def leave(self, host: HostInfo | str) -> None:
+        """Unplug a machine: kill what runs in it and delete its namespace (the veth goes with it)."""
+        info = self.host(host)
+        if info in (self.sensor, self.attacker):
+            raise LabError("the sensor and the attacker stay")
+        _kill_pids(sorted(set(_netns_pids(info.netns)) - {os.getpid()}))
+        _run(["ip", "netns", "del", info.netns], check=False)
+        self.real_hosts.remove(info)
+        state = _read_state(self.run_id)
+        if state is not None:
+            state["namespaces"] = [ns for ns in state.get("namespaces", []) if ns != info.netns]
+            state["hosts"] = [h for h in state.get("hosts", []) if h.get("netns") != info.netns]
+            _write_state(state)
+
     # ----- description
 
     def to_dict(self) -> dict[str, Any]:
@@ -683,29 +742,8 @@ class _Builder:
         sysctls = dict(sysctls or {})
         # Before any socket exists, so every service inherits the stack's look.
         self._sysctl(ns, sysctls)
-        peer = f"v-{name}"[:15]
-        ip = self.net.network_address + offset
-        # Created inside the switch namespace, the peer goes straight into the host namespace:
-        # nothing ever appears in the root namespace.
-        veth = ["type", "veth", "peer", "name", HOST_IFNAME, "netns", ns]
-        _run(["ip", "-n", self.switch, "link", "add", peer, *veth])
-        _run(["ip", "-n", self.switch, "link", "set", peer, "master", BRIDGE])
-        # Finished checksums on the wire, as a raw-socket sensor expects from a real link.
-        _run(["ip", "netns", "exec", self.switch, "ethtool", "-K", peer, "tx", "off"])
-        _run(["ip", "netns", "exec", ns, "ethtool", "-K", HOST_IFNAME, "tx", "off"])
-        _run(["ip", "-n", ns, "addr", "add", f"{ip}/{self.net.prefixlen}", "dev", HOST_IFNAME])
-        _run(["ip", "-n", self.switch, "link", "set", peer, "up"])
-        _run(["ip", "-n", ns, "link", "set", HOST_IFNAME, "up"])
-        link = json.loads(_run(["ip", "-n", ns, "-j", "link", "show", HOST_IFNAME]))
-        info = HostInfo(
-            name=name,
-            netns=ns,
-            ip=ip,
-            mac=link[0]["address"],
-            peer_ifname=peer,
-            services=services,
-            sysctls=sysctls,
-        )
+        info = _plug(self.switch, ns, name, self.net.network_address + offset, self.net.prefixlen)
+        info = dataclasses.replace(info, services=services, sysctls=sysctls)
         self.state["hosts"].append(info.to_dict())
         _write_state(self.state)
         return info

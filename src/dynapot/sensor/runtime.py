@@ -657,7 +657,8 @@ class Sensor:
 
         A host whose identity (MAC, personality, uptime) is unchanged keeps its stack and its
         connections: only its port table and handlers are replaced. An address given back to a
-        real host recently is not taken again, whatever the configuration says.
+        real host recently is taken again only through an ARP probe (with `probe_first`), or not at
+        all: a stale plan must not steal it back.
         """
         now = time.monotonic()
         counts: Counter[str] = Counter()
@@ -669,7 +670,8 @@ class Sensor:
         for ip, definition in wanted.items():
             host = self.hosts.get(ip)
             if host is None:
-                if now - self._released_at.get(ip, -RELEASE_MEMORY) < RELEASE_MEMORY:
+                recent = now - self._released_at.get(ip, -RELEASE_MEMORY) < RELEASE_MEMORY
+                if recent and not self.probe_first:
                     counts["refused (a real host took it back)"] += 1
                     continue
                 self._add_host(definition, now)

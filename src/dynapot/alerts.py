@@ -1,0 +1,220 @@
+"""Alerts: findings at or above a risk sent through apprise, deduplicated, rate-limited, retried.
+
+One scan must not send a thousand messages: a finding key alerts once per window (a higher
+risk for the same key alerts again), at most `max_per_window` messages leave per window and
+the rest wait for one digest. A delivery that fails is retried with a doubling delay; after
+the last attempt it is logged and stored as failed, never dropped silently. Every alert is a
+row of the alerts table, its channel with secrets masked (apprise's privacy form).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import apprise
+
+from dynapot.config import AlertSettings
+from dynapot.correlate import RISK_RANK, Finding
+from dynapot.db import Database
+from dynapot.db.models import Alert, utcnow
+
+log = logging.getLogger(__name__)
+DEDUP_LIMIT = 100_000  # finding keys remembered for deduplication
+DIGEST_LINES = 50
+
+
+class Channel:
+    """One apprise URL; `name` is its masked form, safe to log and store."""
+
+    def __init__(self, url: str) -> None:
+        plugin = apprise.Apprise.instantiate(url)
+        if plugin is None:
+            raise ValueError("an alerts URL is not understood by apprise (see `apprise --details`)")
+        self.name: str = plugin.url(privacy=True)
+        self._apprise = apprise.Apprise()
+        self._apprise.add(plugin)
+
+    def send(self, title: str, body: str) -> None:
+        """Deliver once; raises on failure (apprise logs the reason at warning level)."""
+        if not self._apprise.notify(body=body, title=title):
+            raise OSError(f"delivery through {self.name.split('://')[0]} failed")
+
+
+@dataclass(slots=True)
+class _Message:
+    title: str
+    body: str
+    finding_id: int | None
+    rows: dict[str, int] = field(default_factory=dict)  # channel name -> alert row id
+
+
+def describe(finding: Finding) -> tuple[str, str]:
+    """Title and body of the message for one finding."""
+    who = ", ".join(finding.sources[:5]) + (" ..." if len(finding.sources) > 5 else "")
+    title = f"dynapot: {finding.risk.upper()} {finding.kind} from {who or 'unknown'}"
+    lines = [
+        finding.summary,
+        "",
+        f"first seen: {finding.first_seen.isoformat()}",
+        f"last seen:  {finding.last_seen.isoformat()}",
+        f"sources:    {', '.join(finding.sources[:20])}",
+        f"honeypots:  {', '.join(finding.targets[:20])}",
+        f"ports:      {', '.join(finding.ports[:20])}",
+        f"events:     {finding.event_count}",
+    ]
+    return title, "\n".join(lines)
+
+
+class Alerter:
+    """Decides which findings become messages, and delivers them in the background."""
+
+    def __init__(
+        self,
+        settings: AlertSettings,
+        db: Database | None,
+        *,
+        channels: list[Channel] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.settings = settings
+        self.db = db
+        self.channels = channels if channels is not None else [Channel(url) for url in settings.urls]
+        self.clock = clock
+        self._alerted: OrderedDict[str, tuple[float, int]] = OrderedDict()  # key -> (when, risk rank)
+        self._sent_times: deque[float] = deque()
+        self._digest: list[str] = []
+        self._queue: asyncio.Queue[_Message] | None = None
+        self.counts: dict[str, int] = {"sent": 0, "failed": 0, "suppressed": 0, "digested": 0}
+
+    # ------------------------------------------------------------------ deciding
+
+    def consider(self, finding: Finding, finding_id: int | None = None) -> str:
+        """What happens to a new or escalated finding: ignored, suppressed, digest or queued."""
+        rank = RISK_RANK.get(finding.risk, 0)
+        if rank < RISK_RANK[self.settings.min_risk]:
+            return "ignored"
+        now = self.clock()
+        seen = self._alerted.get(finding.key)
+        if seen is not None and now - seen[0] < self.settings.window and rank <= seen[1]:
+            self.counts["suppressed"] += 1
+            return "suppressed"
+        self._alerted[finding.key] = (now, rank)
+        self._alerted.move_to_end(finding.key)
+        if len(self._alerted) > DEDUP_LIMIT:
+            self._alerted.popitem(last=False)
+        if not self._room(now):
+            title, _ = describe(finding)
+            self._digest.append(f"{finding.last_seen.isoformat()} {title.removeprefix('dynapot: ')}")
+            self.counts["digested"] += 1
+            return "digest"
+        self._sent_times.append(now)
+        self._enqueue(*describe(finding), finding_id)
+        return "queued"
+
+    def _room(self, now: float) -> bool:
+        while self._sent_times and now - self._sent_times[0] >= self.settings.window:
+            self._sent_times.popleft()
+        return len(self._sent_times) < self.settings.max_per_window
+
+    def flush_digest(self) -> bool:
+        """Send the waiting digest as one message once the window has room for it."""
+        now = self.clock()
+        if not self._digest or not self._room(now):
+            return False
+        lines = self._digest[:DIGEST_LINES]
+        more = len(self._digest) - len(lines)
+        body = "\n".join(lines) + (f"\n... and {more} more" if more else "")
+        self._sent_times.append(now)
+        self._enqueue(f"dynapot: digest of {len(self._digest)} more findings", body, None)
+        self._digest = []
+        return True
+
+    def _enqueue(self, title: str, body: str, finding_id: int | None) -> None:
+        message = _Message(title, body, finding_id)
+        for channel in self.channels:
+            message.rows[channel.name] = self._store(channel.name, "pending", message, None, 0)
+        if self._queue is None:
+            self._queue = asyncio.Queue()
+        self._queue.put_nowait(message)
+
+    # ------------------------------------------------------------------ delivering
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Deliver queued messages until `stop`, then deliver what is left (bounded)."""
+        if self._queue is None:
+            self._queue = asyncio.Queue()
+        while not stop.is_set():
+            self.flush_digest()
+            try:
+                message = await asyncio.wait_for(self._queue.get(), 1.0)
+            except TimeoutError:
+                continue
+            await self._deliver(message)
+        while not self._queue.empty():
+            await self._deliver(self._queue.get_nowait())
+
+    async def drain(self, timeout: float = 60.0) -> None:
+        """Deliver everything queued now (tests, one-shot commands)."""
+        self.flush_digest()
+        if self._queue is None:
+            return
+        async with asyncio.timeout(timeout):
+            while not self._queue.empty():
+                await self._deliver(self._queue.get_nowait())
+
+    async def _deliver(self, message: _Message) -> None:
+        await asyncio.gather(*(self._deliver_to(channel, message) for channel in self.channels))
+
+    async def _deliver_to(self, channel: Channel, message: _Message) -> None:
+        delay = self.settings.retry_delay
+        error = ""
+        for attempt in range(1, self.settings.retries + 2):
+            try:
+                await asyncio.wait_for(
+                    asyncio.to_thread(channel.send, message.title, message.body), self.settings.timeout
+                )
+            except Exception as exc:  # any failure of a plugin is one failed attempt
+                error = f"{type(exc).__name__}: {exc}"[:500]
+                log.warning("alert via %s failed (attempt %d): %s", channel.name, attempt, error)
+                if attempt <= self.settings.retries:
+                    await asyncio.sleep(delay)
+                    delay *= 2
+                continue
+            self.counts["sent"] += 1
+            self._update(message.rows.get(channel.name), "sent", attempt, None)
+            return
+        self.counts["failed"] += 1
+        log.error("alert %r via %s not delivered: %s", message.title, channel.name, error)
+        self._update(message.rows.get(channel.name), "failed", self.settings.retries + 1, error)
+
+    # ------------------------------------------------------------------ storing
+
+    def _store(self, channel: str, status: str, message: _Message, error: str | None, attempts: int) -> int:
+        if self.db is None:
+            return 0
+        with self.db.session() as session:
+            row = Alert(
+                finding_id=message.finding_id,
+                time=utcnow(),
+                channel=channel[:255],
+                status=status,
+                attempts=attempts,
+                last_error=error,
+                message=f"{message.title}\n\n{message.body}",
+            )
+            session.add(row)
+            session.flush()
+            return row.id
+
+    def _update(self, row_id: int | None, status: str, attempts: int, error: str | None) -> None:
+        if self.db is None or not row_id:
+            return
+        with self.db.session() as session:
+            row = session.get(Alert, row_id)
+            if row is not None:
+                row.status, row.attempts, row.last_error = status, attempts, error

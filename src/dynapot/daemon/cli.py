@@ -1,0 +1,129 @@
+"""`dynapot run` (the daemon) and `dynapot status` (what it and the sensor are doing)."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import json
+import logging
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+from sqlalchemy import func, select
+
+__all__ = ["gather_status", "register"]
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def gather_status(ctx: Any) -> dict[str, Any]:
+    """Real and virtual hosts, free addresses, last scan and the health of daemon and sensor."""
+    from dynapot.db.models import Finding, HoneypotEvent, Host
+
+    settings = ctx.settings
+    state_dir = settings.daemon.state_dir
+    daemon = _read_json(state_dir / "daemon-status.json")
+    sensor = _read_json(state_dir / "sensor" / "status.json")
+    now = time.time()
+    with ctx.db.session() as session:
+        hosts = session.scalars(select(Host).order_by(Host.ip)).all()
+        real = [
+            {
+                "ip": h.ip,
+                "mac": h.mac,
+                "os": h.os.name if h.os else None,
+                "tool": h.tool,
+                "last_seen": h.last_seen.isoformat(),
+            }
+            for h in hosts
+            if not h.is_virtual
+        ]
+        virtual = [{"ip": h.ip, "mac": h.mac, "personality": h.personality} for h in hosts if h.is_virtual]
+        events = session.scalar(select(func.count()).select_from(HoneypotEvent)) or 0
+        findings = session.scalar(select(func.count()).select_from(Finding)) or 0
+    free = None
+    if settings.networks:
+        net = settings.networks[0].cidr
+        free = net.num_addresses - 2 - sum(1 for h in hosts if ipaddress.IPv4Address(h.ip) in net)
+    return {
+        "real_hosts": real,
+        "virtual_hosts": virtual,
+        "free_addresses": free,
+        "events": events,
+        "findings": findings,
+        "daemon": daemon and {**daemon, "age": round(now - daemon.get("time", 0), 1)},
+        "sensor": sensor and {**sensor, "age": round(now - sensor.get("time", 0), 1)},
+    }
+
+
+def register(main: click.Group, command_options: Any) -> None:
+    @main.command("run")
+    @click.option("--interface", "-i", help="Overrides daemon.interface.")
+    @click.option("--seconds", type=click.FloatRange(min=0, min_open=True), help="Stop after this long.")
+    @command_options
+    def run_command(ctx: Any, interface: str | None, seconds: float | None) -> None:
+        """Run the dynamic honeypot: discover, plan, deploy, correlate, alert; until SIGTERM."""
+        from dynapot.daemon.engine import Daemon
+
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+        settings = ctx.settings
+        if interface:
+            settings = settings.model_copy(
+                update={"daemon": settings.daemon.model_copy(update={"interface": interface})}
+            )
+        daemon = Daemon(settings, ctx.db, settings_path=ctx.settings_path)
+
+        async def main_loop() -> None:
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, stop.set)
+            if seconds is not None:
+                loop.call_later(seconds, stop.set)
+            await daemon.run(stop)
+
+        asyncio.run(main_loop())
+
+    @main.command("status")
+    @click.option("--json", "as_json", is_flag=True, help="Print everything as one JSON object.")
+    @command_options
+    def status_command(ctx: Any, as_json: bool) -> None:
+        """Real hosts, virtual hosts, free addresses, last scan, daemon and sensor health."""
+        status = gather_status(ctx)
+        if as_json:
+            click.echo(json.dumps(status, indent=2, sort_keys=True))
+            return
+        daemon, sensor = status["daemon"], status["sensor"]
+        click.echo(
+            f"{len(status['real_hosts'])} real hosts, {len(status['virtual_hosts'])} virtual hosts, "
+            f"{status['free_addresses']} addresses neither; {status['events']} events, "
+            f"{status['findings']} findings"
+        )
+        if daemon is None:
+            click.echo("daemon: no status (not running here?)")
+        else:
+            last_scan = daemon.get("last_scan")
+            scan = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(last_scan)) if last_scan else "never"
+            click.echo(
+                f"daemon: {daemon['mode']} on {daemon['network']}, status {daemon['age']} s old; "
+                f"last scan {scan}; {daemon['replans']} re-plans; alerts {daemon.get('alerts')}"
+            )
+            for error in daemon.get("errors", []):
+                click.echo(f"  error: {error}")
+        if sensor is None:
+            click.echo("sensor: no status")
+        else:
+            click.echo(
+                f"sensor: pid {sensor['pid']}, {sensor['hosts']} hosts answered, "
+                f"{sensor['pending']} pending, {len(sensor['released'])} given back, "
+                f"{sensor['events_lost']} events lost, "
+                f"status {sensor['age']} s old"
+            )

@@ -1,0 +1,398 @@
+"""The daemon's loops: sniff, scan, sweep, re-plan and apply, correlate and alert, expire.
+
+Everything blocking (nmap, the planner, database writes) runs in worker threads so that
+the sniffer keeps up; every loop is paced by the settings and ends when `stop` is set.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from dynapot.alerts import Alerter
+from dynapot.config import ConfigError, NetworkSettings, Settings
+from dynapot.correlate import Correlator, Finding, store_findings
+from dynapot.daemon.liveness import arp_requests, sweep
+from dynapot.daemon.sensor_process import SensorProcess
+from dynapot.db import Database
+from dynapot.db.models import Finding as FindingRow
+from dynapot.db.models import HoneypotEvent, Host
+from dynapot.deploy import Deployer, load_catalog
+from dynapot.discovery.active import ScanOptions, run_scan
+from dynapot.discovery.p0f import DEFAULT_DATABASE, P0fDatabase, P0fMatcher
+from dynapot.discovery.passive import PassiveObserver
+from dynapot.inventory import expire, record_observations
+from dynapot.sensor.rawsock import RawSocket, interface_addresses
+
+log = logging.getLogger("dynapot.daemon")
+ETH_P_ARP = b"\x08\x06"
+EVENT_BATCH = 20_000  # events read per correlation round
+STATUS_INTERVAL = 2.0
+
+
+@dataclass(slots=True)
+class DaemonStatus:
+    started: float = field(default_factory=time.time)
+    mode: str = ""
+    network: str = ""
+    last_scan: float | None = None
+    last_scan_hosts: int | None = None
+    last_replan: float | None = None
+    last_apply: float | None = None
+    replans: int = 0
+    virtual_hosts: int = 0
+    real_hosts: int = 0
+    free_addresses: int = 0
+    events_correlated: int = 0
+    findings: int = 0
+    last_event_id: int = 0
+    alerts: dict[str, int] = field(default_factory=dict)
+    frames_sniffed: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+class Daemon:
+    def __init__(self, settings: Settings, db: Database, *, settings_path: Path | None = None) -> None:
+        daemon = settings.daemon
+        if not daemon.interface:
+            raise ConfigError("daemon.interface: the interface to watch and serve is required")
+        if len(settings.networks) != 1:
+            raise ConfigError("networks: `dynapot run` looks after exactly one network (one [[networks]])")
+        self.settings, self.db = settings, db
+        self.interface = daemon.interface
+        self.mode = settings.discovery.mode
+        self.state_dir = daemon.state_dir
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.state_dir.chmod(0o755)  # the sensor reads its configuration here after dropping root
+        self.config_path = self.state_dir / "honeyd.conf"
+        self.own_addresses = interface_addresses(self.interface)
+        configured = settings.networks[0]
+        own = tuple(a for a in self.own_addresses if ipaddress.IPv4Address(a) in configured.cidr)
+        # The sensor's own address is never a honeypot, whatever the database says.
+        self.network = NetworkSettings(
+            cidr=configured.cidr, gateway=configured.gateway, exclude=(*configured.exclude, *own)
+        )
+        self.deployer = Deployer(db, self.network, settings.planner, load_catalog(settings))
+        self.sensor = SensorProcess(
+            interface=self.interface,
+            config_path=self.config_path,
+            state_dir=self.state_dir,
+            db_url=settings.database_url,
+            user=daemon.sensor_user,
+            settings_path=settings_path,
+        )
+        self.alerter = Alerter(settings.alerts, db)
+        self.correlator = Correlator(settings.correlation)
+        self.status = DaemonStatus(mode=self.mode, network=str(self.network.cidr))
+        self.virtual: dict[str, str] = {}  # deployed address -> MAC
+        self._virtual_macs: set[bytes] = set()
+        self._replan = asyncio.Event()
+        self._raw: RawSocket | None = None
+        self._observer: PassiveObserver | None = None
+        self._cursor_path = self.state_dir / "correlator.json"
+        self._resumed = False
+
+    # ------------------------------------------------------------------ running
+
+    async def run(self, stop: asyncio.Event) -> None:
+        self._raw = RawSocket(self.interface)
+        self._observer = PassiveObserver(_p0f())
+        self.status.last_event_id = self._load_cursor()
+        # Resume what is deployed; the first new plan waits for a full picture (see _may_plan).
+        self._deployed(await asyncio.to_thread(self.deployer.write_current, self.config_path))
+        self._resumed = bool(self.virtual)
+        self.sensor.start()
+        loop = asyncio.get_running_loop()
+        loop.add_reader(self._raw.fileno(), self._on_frames)
+        tasks = [
+            asyncio.create_task(self._flush_loop(stop), name="sniffer"),
+            asyncio.create_task(self._replan_loop(stop), name="replan"),
+            asyncio.create_task(self._correlate_loop(stop), name="correlate"),
+            asyncio.create_task(self._expire_loop(stop), name="expire"),
+            asyncio.create_task(self._status_loop(stop), name="status"),
+            asyncio.create_task(self.alerter.run(stop), name="alerts"),
+        ]
+        if self.mode in ("active", "hybrid"):
+            tasks.append(asyncio.create_task(self._scan_loop(stop), name="scan"))
+            if self.settings.daemon.liveness_interval > 0:
+                tasks.append(asyncio.create_task(self._liveness_loop(stop), name="liveness"))
+        log.info("running: %s mode on %s (%s)", self.mode, self.interface, self.network.cidr)
+        try:
+            await stop.wait()
+        finally:
+            loop.remove_reader(self._raw.fileno())
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.to_thread(self.sensor.stop)
+            self._raw.close()
+            self._write_status()
+
+    async def _every(self, stop: asyncio.Event, seconds: float) -> bool:
+        """Sleep `seconds` unless stopped first; True means go on."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), seconds)
+        return not stop.is_set()
+
+    def _error(self, what: str, exc: BaseException) -> None:
+        log.exception("%s failed", what)
+        self.status.errors = [*self.status.errors[-9:], f"{time.strftime('%H:%M:%S')} {what}: {exc}"]
+
+    # ------------------------------------------------------------------ discovery
+
+    def _on_frames(self) -> None:
+        assert self._raw is not None and self._observer is not None
+        own, virtual, passive = self._raw.mac, self._virtual_macs, self.mode != "active"
+        feed = self._observer.feed
+        now = time.time()
+        for frame, checksums_ok in self._raw.frames():
+            source = frame[6:12]
+            if source == own or source in virtual:
+                continue  # our own frames and the sensor's say nothing about the real network
+            if not passive and frame[12:14] != ETH_P_ARP:
+                continue  # active mode listens to ARP only: liveness and address conflicts
+            self.status.frames_sniffed += 1
+            try:
+                feed(frame, now, checksums_ok)
+            except Exception as exc:  # a frame must never stop discovery
+                self._error("passive observer", exc)
+
+    async def _flush_loop(self, stop: asyncio.Event) -> None:
+        assert self._observer is not None
+        while await self._every(stop, 1.0):
+            observations = [o for o in self._observer.observations(time.time()) if self._is_real(o.ip, o.mac)]
+            if not observations:
+                continue
+            try:
+                stats = await asyncio.to_thread(
+                    record_observations, self.db, observations, self.settings.discovery.fusion.rule()
+                )
+            except Exception as exc:
+                self._error("recording observations", exc)
+                continue
+            if stats.hosts_added or stats.reclaimed or any(o.os or o.ports for o in observations):
+                self._replan.set()
+
+    def _is_real(self, ip: str, mac: str | None) -> bool:
+        ours = self.virtual.get(ip)
+        return ours is None or (mac is not None and mac.lower() != ours.lower())
+
+    async def _scan_loop(self, stop: asyncio.Event) -> None:
+        active = self.settings.discovery.active
+        while True:
+            options = ScanOptions(
+                parallel=active.parallel,
+                interval=active.interval,
+                polite=active.polite,
+                host_timeout=active.host_timeout,
+                ports=active.ports,
+                os_detection=active.os_detection,
+                version_detection=active.version_detection,
+                nmap_path=active.nmap_path,
+                interface=self.interface,
+                virtual=dict(self.virtual),
+            )
+            try:
+                result = await asyncio.to_thread(run_scan, [str(self.network.cidr)], options)
+                observations = [o for o in result.observations if o.ip not in self.own_addresses]
+                await asyncio.to_thread(
+                    record_observations, self.db, observations, self.settings.discovery.fusion.rule()
+                )
+                self.status.last_scan, self.status.last_scan_hosts = time.time(), len(observations)
+                self._replan.set()
+            except Exception as exc:
+                self._error("active scan", exc)
+            if not await self._every(stop, self.settings.daemon.scan_interval):
+                return
+
+    async def _liveness_loop(self, stop: asyncio.Event) -> None:
+        """ARP-ask every real host we know and every free address nobody holds."""
+        assert self._raw is not None
+        daemon = self.settings.daemon
+        while await self._every(stop, daemon.liveness_interval):
+            try:
+                targets = await asyncio.to_thread(self._liveness_targets)
+                frames = arp_requests(self._raw.mac, self._own_ip(), targets)
+                await sweep(self._raw.send, frames, daemon.liveness_rate)
+            except Exception as exc:
+                self._error("liveness sweep", exc)
+
+    def _own_ip(self) -> str:
+        inside = [a for a in self.own_addresses if ipaddress.IPv4Address(a) in self.network.cidr]
+        if not inside:
+            raise ConfigError(f"{self.interface} has no address in {self.network.cidr} to ask ARP from")
+        return inside[0]
+
+    def _liveness_targets(self) -> list[str]:
+        cidr = self.network.cidr
+        with self.db.session() as session:
+            real = [
+                ip
+                for ip in session.scalars(select(Host.ip).where(Host.is_virtual.is_(False)))
+                if ipaddress.IPv4Address(ip) in cidr
+            ]
+        own = set(self.own_addresses)
+        return [ip for ip in real if ip not in own and ip not in self.virtual]
+
+    # ------------------------------------------------------------------ planning
+
+    async def _replan_loop(self, stop: asyncio.Event) -> None:
+        interval = self.settings.daemon.replan_interval
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._replan.wait(), interval)
+            self._replan.clear()
+            self.sensor.check()
+            if not self._may_plan():
+                continue
+            try:
+                deployment = await asyncio.to_thread(self.deployer.deploy, self.config_path)
+            except Exception as exc:
+                self._error("re-plan", exc)
+                continue
+            self.status.last_replan = time.time()
+            if deployment.moved:
+                self._deployed(deployment.plan)
+                self.sensor.reload()
+                self.status.replans += 1
+                self.status.last_apply = time.time()
+                plan = deployment.plan
+                log.info(
+                    "re-planned: +%d -%d ~%d (%d virtual hosts)",
+                    len(plan.added),
+                    len(plan.removed),
+                    len(plan.changed),
+                    len(plan.virtual_hosts),
+                )
+            else:
+                self._counts(deployment.plan)
+
+    def _may_plan(self) -> bool:
+        """Plan only on a full picture: after the first scan, or the passive warm-up, or a restart."""
+        if self._resumed:
+            return True
+        if self.mode == "passive":
+            return time.time() - self.status.started >= self.settings.daemon.warmup
+        return self.status.last_scan is not None
+
+    def _deployed(self, plan: Any) -> None:
+        self.virtual = {vh.ip: vh.mac for vh in plan.virtual_hosts}
+        self._virtual_macs = {bytes.fromhex(mac.replace(":", "")) for mac in self.virtual.values() if mac}
+        self._counts(plan)
+
+    def _counts(self, plan: Any) -> None:
+        self.status.virtual_hosts = len(plan.virtual_hosts)
+        self.status.real_hosts = plan.real_hosts
+        self.status.free_addresses = plan.free_ips
+
+    # ------------------------------------------------------------------ correlation and alerts
+
+    async def _correlate_loop(self, stop: asyncio.Event) -> None:
+        while await self._every(stop, self.settings.daemon.correlate_interval):
+            try:
+                while await asyncio.to_thread(self.correlate_once):
+                    pass  # a full batch: there may be more waiting
+            except Exception as exc:
+                self._error("correlation", exc)
+
+    def correlate_once(self) -> bool:
+        """Correlate the next batch of stored events; True when the batch was full."""
+        rows = self._new_events(self.status.last_event_id)
+        found: list[Finding] = []
+        for row in rows:
+            found += self.correlator.feed(row)
+        if len(rows) < EVENT_BATCH:
+            # Caught up: the clock may close idle attacks. Mid-backlog it would close live ones.
+            self.correlator.expire(time.time())
+        updates = self.correlator.updates()
+        if updates:
+            store_findings(self.db, updates)
+        if found:
+            ids = self._finding_ids([f.key for f in found])
+            for finding in found:
+                verdict = self.alerter.consider(finding, ids.get(finding.key))
+                log.info("finding %s (%s): %s -> %s", finding.kind, finding.risk, finding.summary, verdict)
+            self.status.findings += len(found)
+        if rows:
+            self.status.last_event_id = rows[-1].id
+            self.status.events_correlated += len(rows)
+            self._save_cursor(self.status.last_event_id)
+        return len(rows) == EVENT_BATCH
+
+    def _new_events(self, after: int) -> list[Any]:
+        e = HoneypotEvent
+        statement = (
+            select(e.id, e.time, e.protocol, e.src_ip, e.dst_ip, e.dst_port, e.kind, e.scan_tool, e.data)
+            .where(e.id > after)
+            .order_by(e.id)
+            .limit(EVENT_BATCH)
+        )
+        with self.db.engine.connect() as connection:
+            return list(connection.execute(statement))
+
+    def _finding_ids(self, keys: list[str]) -> dict[str, int]:
+        with self.db.session() as session:
+            rows = session.execute(select(FindingRow.key, FindingRow.id).where(FindingRow.key.in_(keys)))
+            return {key: row_id for key, row_id in rows}
+
+    def _load_cursor(self) -> int:
+        """Where correlation stopped before a restart; new events only after a fresh start."""
+        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+            return int(json.loads(self._cursor_path.read_text())["last_event_id"])
+        with self.db.engine.connect() as connection:
+            return connection.scalar(select(HoneypotEvent.id).order_by(HoneypotEvent.id.desc()).limit(1)) or 0
+
+    def _save_cursor(self, last_id: int) -> None:
+        tmp = self._cursor_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"last_event_id": last_id}))
+        tmp.replace(self._cursor_path)
+
+    # ------------------------------------------------------------------ upkeep
+
+    async def _expire_loop(self, stop: asyncio.Event) -> None:
+        while True:
+            try:
+                counts = await asyncio.to_thread(expire, self.db, self.settings.expiry)
+                if any(counts.values()):
+                    log.info("expired: %s", counts)
+            except Exception as exc:
+                self._error("expiry", exc)
+            if not await self._every(stop, self.settings.daemon.expire_interval):
+                return
+
+    async def _status_loop(self, stop: asyncio.Event) -> None:
+        while await self._every(stop, STATUS_INTERVAL):
+            self.sensor.check()
+            self._write_status()
+
+    def _write_status(self) -> None:
+        self.status.alerts = dict(self.alerter.counts)
+        data = {
+            **{name: getattr(self.status, name) for name in DaemonStatus.__slots__},
+            "time": time.time(),
+            "sensor_running": self.sensor.running,
+            "sensor_starts": self.sensor.starts,
+        }
+        tmp = self.state_dir / "daemon-status.tmp"
+        try:
+            tmp.write_text(json.dumps(data))
+            tmp.replace(self.state_dir / "daemon-status.json")
+        except OSError as exc:
+            log.warning("cannot write status: %s", exc)
+
+
+def _p0f() -> P0fMatcher | None:
+    try:
+        return P0fMatcher(P0fDatabase.load(DEFAULT_DATABASE))
+    except Exception as exc:  # passive OS guesses are a bonus; discovery goes on without them
+        log.warning("p0f signatures not loaded: %s", exc)
+        return None

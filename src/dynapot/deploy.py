@@ -1,0 +1,99 @@
+"""From the stored network picture to a deployed honeyd configuration.
+
+`Deployer` plans one network against the current deployment (so that hosts move as
+little as possible), records the plan, and renders and writes the honeyd configuration the
+sensor reads. The nmap databases are loaded once: the daemon re-plans every few seconds.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+from dynapot.config import ConfigError, NetworkSettings, PlannerSettings, Settings
+from dynapot.db import Database
+from dynapot.db.models import utcnow
+from dynapot.honeyd.export import plan_to_honeyd
+from dynapot.honeyd.render import render_config
+from dynapot.inventory import current_deployment, network_picture, save_deployment, service_scripts
+from dynapot.personality.catalog import MacVendors, PersonalityCatalog
+from dynapot.personality.osdb import load_osdb
+from dynapot.planner import Plan, Policy, plan
+
+
+@dataclass(frozen=True, slots=True)
+class Deployment:
+    plan: Plan
+    moved: bool  # hosts were added, removed or changed
+
+
+def load_catalog(settings: Settings) -> PersonalityCatalog:
+    try:
+        mac_vendors = MacVendors.load(settings.nmap_mac_prefixes)
+        fingerprints = load_osdb(settings.nmap_os_db)
+    except OSError as exc:
+        raise ConfigError(f"cannot read the nmap databases: {exc} (is nmap installed?)") from None
+    return PersonalityCatalog(fingerprints, mac_vendors)
+
+
+class Deployer:
+    def __init__(
+        self,
+        db: Database,
+        network: NetworkSettings,
+        planner: PlannerSettings,
+        catalog: PersonalityCatalog,
+    ) -> None:
+        self.db, self.network, self.planner, self.catalog = db, network, planner, catalog
+
+    def plan(self) -> Plan:
+        """The plan for the network as the database sees it now, relative to what is deployed."""
+        picture = network_picture(self.db, self.network, self.planner)
+        return plan(
+            picture,
+            Policy(
+                fill_ratio=self.planner.fill_ratio,
+                unknown_os=self.planner.unknown_os,
+                service_scripts=service_scripts(self.db),
+            ),
+            current_deployment(self.db, self.network.cidr),
+            self.catalog,
+        )
+
+    def current(self) -> Plan:
+        """What is deployed now, as a plan that moves nothing (a restart resumes it)."""
+        hosts = tuple(current_deployment(self.db, self.network.cidr))
+        return Plan(hosts, 0, 0, {}, (), (), ())
+
+    def write_current(self, config_path: Path) -> Plan:
+        result = self.current()
+        write_atomically(config_path, self.render(result))
+        return result
+
+    def deploy(self, config_path: Path, *, force: bool = False) -> Deployment:
+        """Plan, record and write the configuration; a plan that moves nothing writes nothing."""
+        result = self.plan()
+        moved = bool(result.added or result.removed or result.changed)
+        if moved or force or not config_path.exists():
+            now = utcnow()
+            save_deployment(
+                self.db, result, now=now, gone_before=now - timedelta(seconds=self.planner.hold_off)
+            )
+            write_atomically(config_path, self.render(result))
+        return Deployment(result, moved)
+
+    def render(self, result: Plan) -> str:
+        return render_config(
+            plan_to_honeyd(result, self.planner),
+            header=f"dynapot plan for {self.network.cidr}: {len(result.virtual_hosts)} virtual hosts",
+        )
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write via a temporary file and rename: a reader (the sensor on SIGHUP) never sees half a file."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.chmod(tmp, 0o644)  # the sensor reads it after dropping root
+    tmp.replace(path)

@@ -1,0 +1,291 @@
+"""`dynapot run` on the lab: discovery, re-planning, address conflicts, findings and alerts.
+
+The daemon runs in the sensor namespace (as an administrator would run it on the sensor
+machine), with its own SQLite database and state folder; an SMTP server (aiosmtpd) and a
+webhook receiver run beside it on that namespace's loopback. Machines join and leave the lab
+network while it runs; the attacker namespace scans, guesses passwords and sweeps a port.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from dynapot.honeyd import parse_config
+
+pytestmark = pytest.mark.lab
+
+RECEIVERS = Path(__file__).parent.parent / "receivers.py"
+WORM_SOURCES = ("198.18.0.5", "198.18.0.6", "198.18.0.7")
+HOLD_OFF = 10.0
+
+
+def wait_for(predicate, timeout: float, step: float = 0.2):
+    """Poll until `predicate()` is truthy (returned) or `timeout` passes (None); always bounded."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(step)
+
+
+class Running:
+    def __init__(self, lab, workdir: Path, process: subprocess.Popen, mailbox: Path) -> None:
+        self.lab, self.workdir, self.process, self.mailbox = lab, workdir, process, mailbox
+        self.state = workdir / "state"
+        self.db = workdir / "dynapot.db"
+
+    def query(self, sql: str, *args) -> list[tuple]:
+        with contextlib.closing(sqlite3.connect(self.db, timeout=10)) as conn:
+            return conn.execute(sql, args).fetchall()
+
+    def status(self, name: str = "daemon") -> dict:
+        try:
+            path = self.state / ("sensor/status.json" if name == "sensor" else "daemon-status.json")
+            return json.loads(path.read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def plan(self) -> dict[str, dict]:
+        """The deployed honeyd configuration: address -> its ports."""
+        config = parse_config((self.state / "honeyd.conf").read_text())
+        return {ip: config.templates[ip].ports for ip in config.bound_addresses()}
+
+    def real(self, ip: str) -> bool:
+        return bool(self.query("SELECT 1 FROM hosts WHERE ip = ? AND is_virtual = 0", ip))
+
+    def mails(self) -> list[str]:
+        return sorted(p.read_text(errors="replace") for p in self.mailbox.glob("mail-*.eml"))
+
+    def hooks(self) -> list[dict]:
+        return [json.loads(p.read_text()) for p in sorted(self.mailbox.glob("hook-*.json"))]
+
+    def output(self) -> str:
+        return (self.workdir / "daemon.out").read_text(errors="replace")[-4000:]
+
+
+def settings_text(workdir: Path, urls: dict) -> str:
+    return f"""
+[database]
+url = "sqlite:///{workdir / "dynapot.db"}"
+
+[[networks]]
+cidr = "198.18.0.0/24"
+gateway = "198.18.0.1"
+exclude = ["198.18.0.3-198.18.0.9"]  # the attacker's addresses
+
+[discovery]
+mode = "hybrid"
+
+[discovery.active]
+ports = "21,22,80"
+host_timeout = 60
+
+[planner]
+hold_off = {HOLD_OFF}
+
+[daemon]
+interface = "eth0"
+state_dir = "{workdir / "state"}"
+replan_interval = 1
+liveness_interval = 2
+scan_interval = 3600
+
+[alerts]
+urls = ["{urls["smtp"]}", "{urls["webhook"]}"]
+min_risk = "medium"
+retry_delay = 0.5
+
+[correlation]
+window = 120
+"""
+
+
+@pytest.fixture(scope="module")
+def running(lab, tmp_path_factory) -> Iterator[Running]:
+    workdir = tmp_path_factory.mktemp("daemon")
+    workdir.chmod(0o755)  # the sensor reads its state folder after dropping root
+    mailbox = workdir / "mailbox"
+    mailbox.mkdir()
+    receivers = lab.popen(
+        lab.sensor,
+        [sys.executable, str(RECEIVERS), str(mailbox), "900"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    daemon = None
+    try:
+        urls = json.loads(receivers.stdout.readline())
+        settings = workdir / "dynapot.toml"
+        settings.write_text(settings_text(workdir, urls))
+        with (workdir / "daemon.out").open("w") as out:
+            daemon = lab.popen(
+                lab.sensor,
+                [sys.executable, "-m", "dynapot", "run", "--config", str(settings)],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        handle = Running(lab, workdir, daemon, mailbox)
+        # Deployed: the first scan is done and the sensor answers for the planned hosts.
+        ready = wait_for(
+            lambda: (
+                handle.status().get("last_scan")
+                and handle.status("sensor").get("hosts", 0) > 200
+                and handle.status("sensor").get("pending") == 0
+            ),
+            timeout=180,
+        )
+        assert ready, handle.output()
+        yield handle
+    finally:
+        for process in (daemon, receivers):
+            if process is not None and process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                try:
+                    process.wait(60)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait(10)
+
+
+def test_the_free_addresses_are_filled_and_real_ones_left_alone(running, lab):
+    plan = running.plan()
+    real = {str(h.ip) for h in lab.real_hosts}
+    assert real and not real & set(plan)
+    assert not {"198.18.0.1", "198.18.0.2", *WORM_SOURCES} & set(plan)
+    assert all(running.real(ip) for ip in real)
+    # 254 addresses - gateway - sensor - 7 reserved for the attacker - the real hosts
+    assert len(plan) == 254 - 2 - 7 - len(real)
+    status = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "dynapot",
+            "status",
+            "--json",
+            "--config",
+            str(running.workdir / "dynapot.toml"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    shown = json.loads(status.stdout)
+    assert len(shown["virtual_hosts"]) == len(plan) and shown["sensor"]["hosts"] == len(plan)
+    assert shown["daemon"]["last_scan"]
+
+
+def test_a_machine_on_a_virtual_address_gets_it_back_and_leaving_frees_it_again(running, lab):
+    plan = running.plan()
+    address = sorted(plan, key=lambda ip: int(ip.rsplit(".", 1)[1]))[-1]
+    offset = int(address.rsplit(".", 1)[1])
+    replans = running.status().get("replans", 0)
+    joined = lab.join("joiner", offset)
+    try:
+        # Its first ARP (to reach the sensor's address) is a conflict: the sensor lets go.
+        lab.exec(joined, ["ping", "-c", "2", "-i", "0.2", "-W", "1", "198.18.0.2"], timeout=30)
+        assert wait_for(lambda: address in running.status("sensor").get("released", {}), 10)
+        assert wait_for(lambda: running.real(address) and address not in running.plan(), 15), running.output()
+        assert wait_for(lambda: running.status().get("replans", 0) > replans, 10)
+        # From now on only the machine answers for the address.
+        capture = lab.popen(
+            lab.attacker,
+            ["timeout", "8", "tcpdump", "-i", "eth0", "-e", "-n", "-l", f"src host {address} or arp"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        time.sleep(1.0)
+        lab.exec(lab.attacker, ["ip", "neigh", "flush", "dev", "eth0"])
+        pinged = lab.exec(lab.attacker, ["ping", "-c", "3", "-i", "0.2", "-W", "1", address], timeout=30)
+        assert pinged.returncode == 0
+        lines, _ = capture.communicate(timeout=30)
+        answers = [
+            line
+            for line in lines.splitlines()
+            if f"{address} " in line and ("is-at" in line or "ICMP" in line)
+        ]
+        assert answers, lines
+        assert all(joined.mac in line.split(">")[0] for line in answers), lines
+    finally:
+        lab.leave("joiner")
+    # Gone: after the hold-off its address is free again and a virtual host takes it.
+    assert wait_for(lambda: address in running.plan(), HOLD_OFF + 30), running.output()
+    assert wait_for(
+        lambda: lab.exec(lab.attacker, ["ping", "-c", "1", "-W", "1", address], timeout=10).returncode == 0,
+        20,
+    )
+
+
+def test_scan_brute_force_and_worm_raise_three_findings_and_alerts(running, lab):
+    plan = running.plan()
+    ssh_hosts = sorted(ip for ip, ports in plan.items() if ("tcp", 22) in ports)
+    web_hosts = sorted(ip for ip, ports in plan.items() if ("tcp", 80) in ports)
+    assert ssh_hosts and len(web_hosts) >= 8
+    findings_before = running.query("SELECT count(*) FROM findings")[0][0]
+    # 1. An nmap scan with OS detection of twelve honeypots.
+    scan = ["nmap", "-n", "-Pn", "-O", "--max-os-tries", "1", "-p", "21,22,80,443", *web_hosts[:12]]
+    assert lab.exec(lab.attacker, scan, timeout=300).returncode == 0
+    # 2. Twelve SSH password guesses against one honeypot.
+    for attempt in range(12):
+        lab.exec(
+            lab.attacker,
+            [
+                "sshpass", "-p", f"guess-{attempt}", "ssh", "-o", "StrictHostKeyChecking=no",
+                "-o", "UserKnownHostsFile=/dev/null", "-o", "PubkeyAuthentication=no",
+                "-o", "NumberOfPasswordPrompts=1", "-o", "ConnectTimeout=5", f"root@{ssh_hosts[0]}", "true",
+            ],
+            timeout=30,
+        )  # fmt: skip
+    # 3. A worm: three sources, one port, the same honeypots.
+    for source in WORM_SOURCES:
+        lab.exec(lab.attacker, ["ip", "addr", "add", f"{source}/24", "dev", "eth0"], check=True)
+    try:
+        sweep = (
+            "import socket, sys\n"
+            "for target in sys.argv[2:]:\n"
+            "    for source in sys.argv[1].split(','):\n"
+            "        s = socket.socket(); s.settimeout(2); s.bind((source, 0))\n"
+            "        try: s.connect((target, 80))\n"
+            "        except OSError: pass\n"
+            "        s.close()\n"
+        )
+        worm = [sys.executable, "-c", sweep, ",".join(WORM_SOURCES), *web_hosts[-8:]]
+        assert lab.exec(lab.attacker, worm, timeout=120).returncode == 0
+    finally:
+        for source in WORM_SOURCES:
+            lab.exec(lab.attacker, ["ip", "addr", "del", f"{source}/24", "dev", "eth0"])
+
+    def kinds() -> list[str]:
+        rows = running.query("SELECT kind FROM findings ORDER BY kind")
+        return [kind for (kind,) in rows]
+
+    assert findings_before == 0
+    assert wait_for(lambda: len(kinds()) >= 3, 30), (kinds(), running.output())
+    time.sleep(3)  # nothing more may come
+    assert kinds() == ["brute-force", "scan", "worm"]
+    assert wait_for(lambda: len(running.mails()) >= 3 and len(running.hooks()) >= 3, 30), running.output()
+    mails = running.mails()
+    assert len(mails) == 3 and len(running.hooks()) == 3
+    assert any("scan from 198.18.0.3" in m for m in mails)
+    assert any("brute-force from 198.18.0.3" in m for m in mails)
+    assert any("worm from" in m for m in mails)
+    # The same scan again, within the window: the finding grows, nobody is told twice.
+    assert lab.exec(lab.attacker, scan, timeout=300).returncode == 0
+    time.sleep(4)
+    assert kinds() == ["brute-force", "scan", "worm"]
+    assert len(running.mails()) == 3 and len(running.hooks()) == 3
+    sent = running.query("SELECT status, count(*) FROM alerts GROUP BY status")
+    assert dict(sent) == {"sent": 6}
