@@ -68,6 +68,7 @@ class ConnectionInfo:
     version: str | None = None
     # How to open second connections (FTP data); None where the transport offers none.
     data_ports: DataPorts | None = None
+    mac: bytes | None = None  # the virtual host's MAC (NetBIOS node status tells it)
 
 
 # A sink for what handlers learn: kind ("data", "script", "proxy", ...), detail, data.

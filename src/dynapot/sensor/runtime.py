@@ -502,6 +502,7 @@ class Sensor:
             action.product if action is not None else None,
             action.version if action is not None else None,
             SensorDataPorts(self, conn.local_ip, conn.peer_ip),
+            definition.mac,
         )
 
         def report(kind: str, detail: str | None, data: dict | None) -> None:
@@ -541,6 +542,8 @@ class Sensor:
             definition.template,
             action.product,
             action.version,
+            None,
+            definition.mac,
         )
 
         def report(kind: str, detail: str | None, data: dict | None) -> None:

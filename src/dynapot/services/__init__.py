@@ -11,13 +11,14 @@ functions, datagram in and datagram out, in `UDP_REGISTRY`.
 from __future__ import annotations
 
 from dynapot.sensor.handlers import DatagramService, Handler
-from dynapot.services import banner, ftp, http, mysql, smtp, snmp, ssh, telnet
+from dynapot.services import banner, ftp, http, mysql, netbios_ns, rdp, smb, smtp, snmp, ssh, telnet
 
 REGISTRY: dict[str, Handler] = {}
 UDP_REGISTRY: dict[str, DatagramService] = {}
-for _service in (banner, ftp, http, mysql, smtp, ssh, telnet):
+for _service in (banner, ftp, http, mysql, rdp, smb, smtp, ssh, telnet):
     _service.register(REGISTRY)
 snmp.register_udp(UDP_REGISTRY)
+netbios_ns.register_udp(UDP_REGISTRY)
 
 
 # Standard-library modules that asyncio and the services import on first use only.
@@ -35,3 +36,4 @@ def preload() -> None:
     for name in LAZY_STDLIB:
         importlib.import_module(name)
     ssh.preload()
+    rdp.preload()
