@@ -91,6 +91,11 @@ class Alerter:
         self._queue: asyncio.Queue[_Message] | None = None
         self.counts: dict[str, int] = {"sent": 0, "failed": 0, "suppressed": 0, "digested": 0}
 
+    def reconfigure(self, settings: AlertSettings, channels: list[Channel] | None = None) -> None:
+        """New channels and limits; what was alerted, and the digest, are kept."""
+        self.channels = channels if channels is not None else [Channel(url) for url in settings.urls]
+        self.settings = settings
+
     # ------------------------------------------------------------------ deciding
 
     def consider(self, finding: Finding, finding_id: int | None = None) -> str:

@@ -223,10 +223,16 @@ def test_a_machine_on_a_virtual_address_gets_it_back_and_leaving_frees_it_again(
         lab.leave("joiner")
     # Gone: after the hold-off its address is free again and a virtual host takes it.
     assert wait_for(lambda: address in running.plan(), HOLD_OFF + 30), running.output()
-    assert wait_for(
-        lambda: lab.exec(lab.attacker, ["ping", "-c", "1", "-W", "1", address], timeout=10).returncode == 0,
-        20,
-    )
+    # ... and the sensor answers ARP for it again (a silent unknown-OS host does not answer ping).
+    joined_mac = joined.mac
+
+    def answered_by_sensor() -> bool:
+        lab.exec(lab.attacker, ["ip", "neigh", "flush", "to", address])
+        lab.exec(lab.attacker, ["ping", "-c", "1", "-W", "1", address], timeout=10)
+        shown = lab.exec(lab.attacker, ["ip", "neigh", "show", "to", address]).stdout
+        return "lladdr" in shown and joined_mac not in shown
+
+    assert wait_for(answered_by_sensor, 20)
 
 
 def test_scan_brute_force_and_worm_raise_three_findings_and_alerts(running, lab):
@@ -289,3 +295,18 @@ def test_scan_brute_force_and_worm_raise_three_findings_and_alerts(running, lab)
     assert len(running.mails()) == 3 and len(running.hooks()) == 3
     sent = running.query("SELECT status, count(*) FROM alerts GROUP BY status")
     assert dict(sent) == {"sent": 6}
+
+
+def test_a_new_policy_is_applied_to_the_running_sensor(running):
+    settings = running.workdir / "dynapot.toml"
+    before = len(running.plan())
+    pid = running.status("sensor")["pid"]
+    text = settings.read_text()
+    settings.write_text(text.replace(f"hold_off = {HOLD_OFF}", f"hold_off = {HOLD_OFF}\nfill_ratio = 0.5"))
+    try:
+        assert wait_for(lambda: abs(len(running.plan()) - before / 2) <= 1, 20), running.output()
+        assert wait_for(lambda: running.status("sensor").get("hosts") == len(running.plan()), 20)
+        assert running.status("sensor")["pid"] == pid  # applied by the running sensor, not a new one
+    finally:
+        settings.write_text(text)
+    assert wait_for(lambda: len(running.plan()) == before, 20)

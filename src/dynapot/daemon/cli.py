@@ -70,7 +70,11 @@ def register(main: click.Group, command_options: Any) -> None:
     @click.option("--seconds", type=click.FloatRange(min=0, min_open=True), help="Stop after this long.")
     @command_options
     def run_command(ctx: Any, interface: str | None, seconds: float | None) -> None:
-        """Run the dynamic honeypot: discover, plan, deploy, correlate, alert; until SIGTERM."""
+        """Run the dynamic honeypot: discover, plan, deploy, correlate, alert; until SIGTERM.
+
+        The planner, alert and correlation policy is re-read when the settings file changes, or
+        on SIGHUP; the new plan is applied at once.
+        """
         from dynapot.daemon.engine import Daemon
 
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
@@ -86,6 +90,7 @@ def register(main: click.Group, command_options: Any) -> None:
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, stop.set)
+            loop.add_signal_handler(signal.SIGHUP, lambda: daemon.reload_policy(force=True))
             if seconds is not None:
                 loop.call_later(seconds, stop.set)
             await daemon.run(stop)

@@ -18,8 +18,8 @@ from typing import Any
 
 from sqlalchemy import select
 
-from dynapot.alerts import Alerter
-from dynapot.config import ConfigError, NetworkSettings, Settings
+from dynapot.alerts import Alerter, Channel
+from dynapot.config import ConfigError, NetworkSettings, Settings, load_settings
 from dynapot.correlate import Correlator, Finding, store_findings
 from dynapot.daemon.liveness import arp_requests, sweep
 from dynapot.daemon.sensor_process import SensorProcess
@@ -100,6 +100,8 @@ class Daemon:
         self._observer: PassiveObserver | None = None
         self._cursor_path = self.state_dir / "correlator.json"
         self._resumed = False
+        self.settings_path = settings_path
+        self._settings_mtime = _mtime(settings_path)
 
     # ------------------------------------------------------------------ running
 
@@ -252,6 +254,7 @@ class Daemon:
                 await asyncio.wait_for(self._replan.wait(), interval)
             self._replan.clear()
             self.sensor.check()
+            self.reload_policy()
             if not self._may_plan():
                 continue
             try:
@@ -275,6 +278,44 @@ class Daemon:
                 )
             else:
                 self._counts(deployment.plan)
+
+    def reload_policy(self, *, force: bool = False) -> bool:
+        """Take the admin's new planner, alert and correlation policy from the settings file.
+
+        Read when the file changes (or on SIGHUP with `force`); a file that does not validate
+        is logged and the running policy stays. Network, database and daemon settings need a
+        restart: they decide what the daemon is, not how it plans.
+        """
+        if self.settings_path is None:
+            return False
+        mtime = _mtime(self.settings_path)
+        if not force and mtime == self._settings_mtime:
+            return False
+        self._settings_mtime = mtime
+        try:
+            new = load_settings(self.settings_path)
+            channels = [Channel(url) for url in new.alerts.urls]  # an unknown URL refuses it all
+        except ValueError as exc:
+            self._error("settings reload (the running policy stays)", exc)
+            return False
+        changed = []
+        if new.planner != self.settings.planner:
+            self.deployer.planner = new.planner
+            changed.append("planner")
+        if new.alerts != self.settings.alerts:
+            self.alerter.reconfigure(new.alerts, channels)
+            changed.append("alerts")
+        if new.correlation != self.settings.correlation:
+            # New thresholds, new correlator: attacks in progress are counted afresh.
+            self.correlator = Correlator(new.correlation)
+            changed.append("correlation")
+        self.settings = self.settings.model_copy(
+            update={"planner": new.planner, "alerts": new.alerts, "correlation": new.correlation}
+        )
+        if changed:
+            log.info("new policy from %s: %s", self.settings_path, ", ".join(changed))
+            self._replan.set()
+        return bool(changed)
 
     def _may_plan(self) -> bool:
         """Plan only on a full picture: after the first scan, or the passive warm-up, or a restart."""
@@ -388,6 +429,13 @@ class Daemon:
             tmp.replace(self.state_dir / "daemon-status.json")
         except OSError as exc:
             log.warning("cannot write status: %s", exc)
+
+
+def _mtime(path: Path | None) -> float | None:
+    try:
+        return path.stat().st_mtime if path is not None else None
+    except OSError:
+        return None
 
 
 def _p0f() -> P0fMatcher | None:
