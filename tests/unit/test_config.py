@@ -85,3 +85,14 @@ def test_address_ranges():
     assert parse_address_range("198.18.0.1-198.18.0.3") == (0xC6120001, 0xC6120003)
     with pytest.raises(ValueError):
         parse_address_range("198.18.0.x")
+
+
+def test_the_readme_settings_example_is_valid(tmp_path):
+    """The settings documented in the README load as written (docs that drift fail here)."""
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    example = readme.split("### Settings", 1)[1].split("```toml", 1)[1].split("```", 1)[0]
+    path = tmp_path / "dynapot.toml"
+    path.write_text(example)
+    settings = load_settings(path, environ={})
+    assert settings.daemon.interface == "eth1" and settings.alerts.min_risk == "high"
+    assert settings.correlation.worm.sources == 3 and settings.planner.hold_off == 3600
