@@ -55,6 +55,9 @@ bench: setup
 	$(BIN)/python bench/bench_personality.py
 	$(BIN)/python bench/bench_netstack.py
 	$(BIN)/python bench/bench_sensor.py
+	$(BIN)/python bench/bench_correlate.py
+	$(BIN)/python bench/bench_services.py
+	$(BIN)/python bench/bench_daemon.py
 
 clean:
 	rm -rf $(VENV) demo-output .pytest_cache

@@ -4,7 +4,11 @@
   with the C load client ../shared/tools/connrate.c, against a virtual host (every
   connection logged to SQLite and the honeyd log) and against a plain kernel-socket
   server in a real lab namespace; median handshake latency at concurrency 1.
-- ping and ARP latency p50/p99, virtual host versus real namespace host.
+- ping, ARP and SYN -> SYN+ACK (nping) latency p50/p99, virtual host versus real namespace host;
+  the handshake at concurrency 1 and these latencies again with `dynapot sensor --busy-poll`.
+  (connrate's kernel figure is not a round trip: a kernel in another namespace on the same machine
+  completes the handshake inside connect(), in about a microsecond, which no process can match;
+  nping's SYN round trip is the comparable figure.)
 - start time and memory with 65,536 bound addresses (one /16).
 - time for the sensor to release an address a real host claims.
 
@@ -91,6 +95,20 @@ def ping_times(lab, address: str, count: int) -> list[float]:
     return [float(t) for t in re.findall(r"time=([\d.]+) ms", result.stdout)]
 
 
+def syn_rtt_times(lab, address: str, count: int, port: int = PORT) -> list[float]:
+    """SYN -> SYN+ACK round trips (the handshake's first half) as nping measures them, one probe per
+    run so that each sample has its own microsecond figure; the same tool for both targets."""
+    times = []
+    for _ in range(count):
+        result = lab.exec(
+            lab.attacker,
+            ["nping", "--tcp", "-p", str(port), "--flags", "syn", "-c", "1", address],
+            timeout=30,
+        )
+        times += [float(t) for t in re.findall(r"Avg rtt: ([\d.]+)ms", result.stdout)]
+    return times
+
+
 def arp_times(lab, address: str, count: int) -> list[float]:
     result = lab.exec(
         lab.attacker, ["busybox", "arping", "-c", str(count), "-I", "eth0", address], timeout=count + 30
@@ -98,9 +116,25 @@ def arp_times(lab, address: str, count: int) -> list[float]:
     return [float(t) for t in re.findall(r"([\d.]+)ms", result.stdout)]
 
 
+def latencies(lab, reference_host, prefix: str) -> None:
+    """ping, ARP and SYN round trips (p50/p99), virtual host beside the real namespace host."""
+    reference = str(reference_host.ip)
+    for name, virtual_t, real_t in (
+        ("ping", ping_times(lab, VIRTUAL, 200), ping_times(lab, reference, 200)),
+        ("arp", arp_times(lab, VIRTUAL, 200), arp_times(lab, reference, 200)),
+        ("syn_rtt", syn_rtt_times(lab, VIRTUAL, 60), syn_rtt_times(lab, reference, 60, REFERENCE_PORT)),
+    ):
+        if virtual_t and real_t:
+            v50, v99 = percentiles(virtual_t)
+            r50, r99 = percentiles(real_t)
+            emit(f"{prefix}{name}_latency_p50", v50, "ms", p99=v99, real_p50=r50, real_p99=r99,
+                 ratio_p50=round(v50 / max(r50, 1e-9), 2))  # fmt: skip
+
+
 def bench_handshakes(lab, binary: Path, workdir: Path, seconds: float) -> None:
     reference_host = lab.real_hosts[0]
     server = lab.popen(reference_host, [sys.executable, "-c", KERNEL_SERVER])
+
     try:
         time.sleep(0.5)
         with running_sensor(lab, CONFIG, workdir) as sensor:
@@ -115,16 +149,19 @@ def bench_handshakes(lab, binary: Path, workdir: Path, seconds: float) -> None:
                     ratio = round(virtual["p50_ms"] / max(kernel["p50_ms"], 1e-9), 2)
                     emit("handshake_p50_c1", virtual["p50_ms"], "ms", kernel_ms=kernel["p50_ms"],
                          ratio_to_kernel=ratio)  # fmt: skip
-            for name, times in (("ping", ping_times), ("arp", arp_times)):
-                virtual_t = times(lab, VIRTUAL, 200)
-                real_t = times(lab, str(reference_host.ip), 200)
-                if virtual_t and real_t:
-                    v50, v99 = percentiles(virtual_t)
-                    r50, r99 = percentiles(real_t)
-                    emit(f"{name}_latency_p50", v50, "ms", p99=v99, real_p50=r50, real_p99=r99,
-                         ratio_p50=round(v50 / max(r50, 1e-9), 2))  # fmt: skip
+            latencies(lab, reference_host, "")
         if sensor.db is not None:
             emit("events_logged", len(sensor.events()), "rows", lost=0)
+        # The same replies from a sensor that polls its socket instead of sleeping on it.
+        (workdir / "busy").mkdir(exist_ok=True)
+        with running_sensor(lab, CONFIG, workdir / "busy", extra_args=("--busy-poll",)):
+            connrate(lab, binary, VIRTUAL, PORT, 1, 10)
+            virtual = connrate(lab, binary, VIRTUAL, PORT, seconds, 1)
+            kernel = connrate(lab, binary, str(reference_host.ip), REFERENCE_PORT, seconds, 1)
+            emit("busy_poll_handshake_p50_c1", virtual["p50_ms"], "ms", kernel_ms=kernel["p50_ms"],
+                 ratio_to_kernel=round(virtual["p50_ms"] / max(kernel["p50_ms"], 1e-9), 2))  # fmt: skip
+            emit("busy_poll_handshakes_per_s_c1", virtual["rate"], "1/s", kernel=kernel["rate"])
+            latencies(lab, reference_host, "busy_poll_")
     finally:
         server.kill()
 

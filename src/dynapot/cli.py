@@ -395,6 +395,11 @@ def honeyd_config_command(ctx: Context, output: Path | None, **kwargs: Any) -> N
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write the sensor's health here as JSON every few seconds.",
 )
+@click.option(
+    "--busy-poll",
+    is_flag=True,
+    help="Read the socket on every loop turn: about half the reply latency, one CPU core busy.",
+)
 @command_options(settings_option="--settings")
 def sensor_command(
     ctx: Context,
@@ -405,6 +410,7 @@ def sensor_command(
     no_db: bool,
     no_probe: bool,
     status_path: Path | None,
+    busy_poll: bool,
 ) -> None:
     """Answer for the configured virtual hosts on INTERFACE until SIGINT/SIGTERM.
 
@@ -428,6 +434,7 @@ def sensor_command(
             mac_prefixes=ctx.settings.nmap_mac_prefixes,
             probe_first=not no_probe,
             status_path=status_path,
+            busy_poll=busy_poll,
         )
     except InterfaceError as exc:
         raise click.ClickException(str(exc)) from None

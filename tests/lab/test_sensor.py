@@ -313,3 +313,15 @@ bind 198.18.0.96 web
     lines = sensor.log.read_text().splitlines()
     assert sum(1 for line in lines if " tcp(6) S 198.18.0.3 " in line) == 20
     assert sum(1 for line in lines if " tcp(6) E 198.18.0.3 " in line and ": 5 0" in line) == 20
+
+
+def test_a_busy_polling_sensor_answers_the_same(lab, tmp_path):
+    config = 'create t\nset t personality "Linux 5.4"\nadd t tcp port 80 open\nbind 198.18.0.140 t\n'
+    with running_sensor(lab, config, tmp_path, extra_args=("--busy-poll",)) as sensor:
+        assert attacker(lab, "ping", "-c", "3", "-i", "0.2", "-W", "2", "198.18.0.140").returncode == 0
+        scan = attacker(lab, "nmap", "-n", "-Pn", "-p", "80,81", "-oX", "-", "198.18.0.140")
+        states = {
+            p.get("portid"): p.find("state").get("state") for p in ET.fromstring(scan.stdout).iter("port")
+        }
+        assert states == {"80": "open", "81": "closed"}
+    assert sensor.process.returncode == 0

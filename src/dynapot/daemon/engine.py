@@ -12,15 +12,16 @@ import ipaddress
 import json
 import logging
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import JSON, case, null, select, type_coerce
 
 from dynapot.alerts import Alerter, Channel
 from dynapot.config import ConfigError, NetworkSettings, Settings, load_settings
-from dynapot.correlate import Correlator, Finding, store_findings
+from dynapot.correlate import LOGIN_KINDS, Correlator, Finding, store_findings
 from dynapot.daemon.liveness import arp_requests, sweep
 from dynapot.daemon.sensor_process import SensorProcess
 from dynapot.db import Database
@@ -37,6 +38,7 @@ log = logging.getLogger("dynapot.daemon")
 ETH_P_ARP = b"\x08\x06"
 EVENT_BATCH = 20_000  # events read per correlation round
 STATUS_INTERVAL = 2.0
+FLUSH_INTERVAL = 0.25  # seconds between database writes of what the sniffer learned
 
 
 @dataclass(slots=True)
@@ -100,6 +102,7 @@ class Daemon:
         self._observer: PassiveObserver | None = None
         self._cursor_path = self.state_dir / "correlator.json"
         self._resumed = False
+        self._found: deque[tuple[Finding, int | None]] = deque()  # from the worker thread to the loop
         self.settings_path = settings_path
         self._settings_mtime = _mtime(settings_path)
 
@@ -170,7 +173,8 @@ class Daemon:
 
     async def _flush_loop(self, stop: asyncio.Event) -> None:
         assert self._observer is not None
-        while await self._every(stop, 1.0):
+        # A few times a second: a machine taking a honeypot's address should be re-planned for soon.
+        while await self._every(stop, FLUSH_INTERVAL):
             observations = [o for o in self._observer.observations(time.time()) if self._is_real(o.ip, o.mac)]
             if not observations:
                 continue
@@ -340,10 +344,19 @@ class Daemon:
     async def _correlate_loop(self, stop: asyncio.Event) -> None:
         while await self._every(stop, self.settings.daemon.correlate_interval):
             try:
-                while await asyncio.to_thread(self.correlate_once):
-                    pass  # a full batch: there may be more waiting
+                full = True
+                while full:  # a full batch: there may be more waiting
+                    full = await asyncio.to_thread(self.correlate_once)
+                    self._alert_found()
             except Exception as exc:
                 self._error("correlation", exc)
+
+    def _alert_found(self) -> None:
+        """Hand new findings to the alerter, in the event loop's thread (its queue is asyncio's)."""
+        while self._found:
+            finding, finding_id = self._found.popleft()
+            verdict = self.alerter.consider(finding, finding_id)
+            log.info("finding %s (%s): %s -> %s", finding.kind, finding.risk, finding.summary, verdict)
 
     def correlate_once(self) -> bool:
         """Correlate the next batch of stored events; True when the batch was full."""
@@ -359,9 +372,7 @@ class Daemon:
             store_findings(self.db, updates)
         if found:
             ids = self._finding_ids([f.key for f in found])
-            for finding in found:
-                verdict = self.alerter.consider(finding, ids.get(finding.key))
-                log.info("finding %s (%s): %s -> %s", finding.kind, finding.risk, finding.summary, verdict)
+            self._found.extend((finding, ids.get(finding.key)) for finding in found)
             self.status.findings += len(found)
         if rows:
             self.status.last_event_id = rows[-1].id
@@ -371,8 +382,10 @@ class Daemon:
 
     def _new_events(self, after: int) -> list[Any]:
         e = HoneypotEvent
+        # Only logins need their JSON decoded (accepted or not); the rest skip the parsing.
+        data = type_coerce(case((e.kind.in_(sorted(LOGIN_KINDS)), e.data), else_=null()), JSON).label("data")
         statement = (
-            select(e.id, e.time, e.protocol, e.src_ip, e.dst_ip, e.dst_port, e.kind, e.scan_tool, e.data)
+            select(e.id, e.time, e.protocol, e.src_ip, e.dst_ip, e.dst_port, e.kind, e.scan_tool, data)
             .where(e.id > after)
             .order_by(e.id)
             .limit(EVENT_BATCH)

@@ -173,7 +173,7 @@ class HoneypotEvent(Base):
     detail: Mapped[str | None] = mapped_column(Text)
     attacker_os: Mapped[str | None] = mapped_column(String(255))
     scan_tool: Mapped[str | None] = mapped_column(String(64))
-    data: Mapped[dict | None] = mapped_column(JSON)
+    data: Mapped[dict | None] = mapped_column(JSON(none_as_null=True))  # no data is SQL NULL, not 'null'
 
 
 class Session(Base):

@@ -50,7 +50,13 @@ class RunningSensor:
 
 @contextlib.contextmanager
 def running_sensor(
-    lab: Lab, config: str, workdir: Path, *, database: bool = True, db_url: str | None = None
+    lab: Lab,
+    config: str,
+    workdir: Path,
+    *,
+    database: bool = True,
+    db_url: str | None = None,
+    extra_args: tuple[str, ...] = (),
 ) -> Iterator[RunningSensor]:
     """Start a sensor with `config` (honeyd language) and stop it with SIGTERM, whatever happens.
 
@@ -72,6 +78,7 @@ def running_sensor(
         str(log),
     ]
     command += ["--db", db_url or f"sqlite:///{db}"] if database else ["--no-db"]
+    command += list(extra_args)
     started = time.monotonic()
     with output.open("w") as out:
         process = lab.popen(lab.sensor, command, stdout=out, stderr=subprocess.STDOUT, text=True)

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from ipaddress import IPv4Address
 from pathlib import Path
+from socket import inet_ntoa
 from typing import Any, TextIO
 
 from sqlalchemy import insert
@@ -87,6 +88,11 @@ def honeyd_line(event: Event) -> str:
     return line
 
 
+def _ip_text(address: int) -> str:
+    # inet_ntoa: a fifth of str(IPv4Address(...))'s cost, paid twice for every event stored.
+    return inet_ntoa(address.to_bytes(4, "big"))
+
+
 def _row(event: Event) -> dict[str, Any]:
     data = dict(event.data) if event.data else {}
     if event.bytes_in or event.bytes_out:
@@ -94,9 +100,9 @@ def _row(event: Event) -> dict[str, Any]:
     return {
         "time": datetime.fromtimestamp(event.time, UTC),
         "protocol": event.proto,
-        "src_ip": str(IPv4Address(event.src)),
+        "src_ip": _ip_text(event.src),
         "src_port": event.sport,
-        "dst_ip": str(IPv4Address(event.dst)),
+        "dst_ip": _ip_text(event.dst),
         "dst_port": event.dport,
         "kind": event.kind,
         "detail": event.detail,

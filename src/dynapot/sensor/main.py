@@ -147,6 +147,7 @@ def run_sensor(
     probe_first: bool = True,
     ready: asyncio.Event | None = None,
     status_path: Path | None = None,
+    busy_poll: bool = False,
 ) -> dict[str, int]:
     loader = ConfigLoader(config_path, interface, osdb, mac_prefixes)
     config = loader.load()
@@ -237,7 +238,7 @@ def run_sensor(
             loop.create_task(report_claims())
         else:
             log.info("claimed %d of %d addresses", len(sensor.hosts), len(sensor.hosts))
-        await sensor.run(stop)
+        await sensor.run(stop, busy_poll=busy_poll)
 
     loop = _new_loop()
     try:
