@@ -147,22 +147,13 @@ def expire_command(ctx: Context) -> None:
 @command_options
 def scan_command(ctx: Context, targets: tuple[str, ...], as_json: bool, **knobs: Any) -> None:
     """Probe TARGETS (addresses or CIDR networks) with nmap and store what it finds."""
-    from dynapot.discovery.active import ScanOptions, run_scan
+    from dynapot.discovery.active import run_scan, scan_options
     from dynapot.inventory import record_observations
 
     active = ctx.settings.discovery.active.model_copy(
         update={key: value for key, value in knobs.items() if value is not None}
     )
-    options = ScanOptions(
-        parallel=active.parallel,
-        interval=active.interval,
-        polite=active.polite,
-        host_timeout=active.host_timeout,
-        ports=active.ports,
-        os_detection=active.os_detection,
-        version_detection=active.version_detection,
-        nmap_path=active.nmap_path,
-    )
+    options = scan_options(active)
     result = _scan_with_progress(run_scan, list(targets), options)
     stats = record_observations(ctx.db, result.observations, ctx.settings.discovery.fusion.rule())
     for ip in result.timed_out:

@@ -28,7 +28,7 @@ from dynapot.db import Database
 from dynapot.db.models import Finding as FindingRow
 from dynapot.db.models import HoneypotEvent, Host
 from dynapot.deploy import Deployer, load_catalog
-from dynapot.discovery.active import ScanOptions, run_scan
+from dynapot.discovery.active import run_scan, scan_options
 from dynapot.discovery.p0f import DEFAULT_DATABASE, P0fDatabase, P0fMatcher
 from dynapot.discovery.passive import PassiveObserver
 from dynapot.inventory import expire, record_observations
@@ -195,18 +195,7 @@ class Daemon:
     async def _scan_loop(self, stop: asyncio.Event) -> None:
         active = self.settings.discovery.active
         while True:
-            options = ScanOptions(
-                parallel=active.parallel,
-                interval=active.interval,
-                polite=active.polite,
-                host_timeout=active.host_timeout,
-                ports=active.ports,
-                os_detection=active.os_detection,
-                version_detection=active.version_detection,
-                nmap_path=active.nmap_path,
-                interface=self.interface,
-                virtual=dict(self.virtual),
-            )
+            options = scan_options(active, interface=self.interface, virtual=dict(self.virtual))
             try:
                 result = await asyncio.to_thread(run_scan, [str(self.network.cidr)], options)
                 observations = [o for o in result.observations if o.ip not in self.own_addresses]

@@ -27,7 +27,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Literal
+from typing import Any, Literal
 
 from dynapot.discovery.nmap_xml import NmapRun, NmapXmlError, parse_nmap_xml
 from dynapot.discovery.observation import Observation
@@ -200,6 +200,12 @@ class ScanResult:
     live_hosts: tuple[str, ...] = ()
     timed_out: tuple[str, ...] = ()
     errors: Mapping[str, ActiveScanError] = field(default_factory=lambda: MappingProxyType({}))
+
+
+def scan_options(active: Any, **extra: Any) -> ScanOptions:
+    """ScanOptions from the `[discovery.active]` settings (N, D, polite, ...) plus `extra` fields."""
+    knobs = ("parallel", "interval", "polite", "host_timeout", "ports", "os_detection", "version_detection")
+    return ScanOptions(**{name: getattr(active, name) for name in (*knobs, "nmap_path")}, **extra)
 
 
 def parse_targets(targets: Sequence[str], max_addresses: int = MAX_ADDRESSES) -> tuple[Network, ...]:
