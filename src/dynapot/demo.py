@@ -3,25 +3,29 @@
 It builds the lab network (namespaces and a bridge in 198.18.0.0/24, real hosts
 running sshd, HTTP and FTP), runs `dynapot scan` with the real nmap from the
 attacker namespace, plans virtual honeypots for the free addresses and writes
-them as honeyd.conf, starts dynapot's sensor with that file in the sensor namespace,
-lets nmap -O from the attacker namespace look at a few virtual hosts, shows what the
-sensor logged, then tears the lab down. Each step is the CLI command an administrator
+them as honeyd.conf, then starts the engine (`dynapot run`) in the sensor namespace, which
+resumes that deployment with its sensor and keeps it in step. From the attacker namespace
+nmap -O looks at a few virtual hosts and a loop guesses SSH passwords; the engine
+correlates this into findings, and `dynapot report` shows who did what (also written as
+report.html). Then the lab is torn down. Each step is the CLI command an administrator
 would type, printed before it runs.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shlex
+import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import click
-from sqlalchemy import create_engine, text
 
 from dynapot.lab import Lab, lab_up
-from dynapot.lab.sensor import running_sensor
 
 DEMO_PORTS = "21,22,23,25,80,110,139,143,443,445,3306,3389,8080"
 STEP_TIMEOUT = 900  # seconds; the lab scan takes well under a minute
@@ -66,6 +70,7 @@ def run_demo(out_dir: Path, *, db_url: str | None = None) -> None:
         _deceive(lab, config, plan_json, out_dir, db_url)
     click.secho("\nlab torn down.", bold=True)
     click.echo(f"inventory: {db_url}\nplan:      {plan_json}\nhoneyd:    {config}")
+    click.echo(f"report:    {out_dir / 'report.html'}\nengine:    {out_dir / 'engine.out'}")
 
 
 def _show_targets(plan_json: Path, count: int = 4) -> list[dict]:
@@ -78,28 +83,103 @@ def _show_targets(plan_json: Path, count: int = 4) -> list[dict]:
     return list(chosen.values())[:count]
 
 
+def _engine_settings(lab: Lab, out_dir: Path, db_url: str) -> Path:
+    state = out_dir / "engine"
+    state.mkdir(exist_ok=True)
+    settings = out_dir / "dynapot.toml"
+    settings.write_text(
+        f"""# written by the demo: dynapot run on the lab network
+[database]
+url = "{db_url}"
+
+[[networks]]
+cidr = "{lab.network}"
+gateway = "{lab.gateway}"
+exclude = ["{lab.attacker.ip}"]
+
+[discovery]
+mode = "passive"        # the demo scanned already; the engine listens and re-plans
+
+[daemon]
+interface = "eth0"
+state_dir = "{state.resolve()}"
+replan_interval = 1
+
+[alerts]
+urls = []               # e.g. ["mailto://...", "json://hooks.example/dynapot"]
+"""
+    )
+    return settings
+
+
+def _wait_deployed(state: Path, count: int, daemon: subprocess.Popen, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if daemon.poll() is not None:
+            raise click.ClickException("dynapot run exited; see demo-output/engine.out")
+        with contextlib.suppress(OSError, ValueError):
+            status = json.loads((state / "sensor" / "status.json").read_text())
+            if status.get("hosts") == count and status.get("pending") == 0:
+                return
+        time.sleep(0.5)
+    raise click.ClickException("the sensor did not answer for the planned hosts in time")
+
+
 def _deceive(lab: Lab, config: Path, plan_json: Path, out_dir: Path, db_url: str) -> None:
-    workdir = out_dir / "sensor"
-    workdir.mkdir(exist_ok=True)
+    """Run the engine on the lab, attack a few honeypots, show the findings and the report."""
     targets = _show_targets(plan_json)
-    click.secho(f"\nstarting dynapot's sensor in {lab.sensor.netns} with {config} ...", bold=True)
-    with running_sensor(lab, config.read_text(), workdir, db_url=db_url):
+    planned = len(json.loads(plan_json.read_text())["virtual_hosts"])
+    settings = _engine_settings(lab, out_dir, db_url)
+    dynapot = [sys.executable, "-m", "dynapot"]
+    click.secho(f"\n$ ip netns exec {lab.sensor.netns} dynapot run --config {settings}  &", bold=True)
+    with (out_dir / "engine.out").open("w") as out:
+        daemon = lab.popen(lab.sensor, [*dynapot, "run", "--config", str(settings)], stdout=out, stderr=out)
+    try:
+        _wait_deployed(out_dir / "engine", planned, daemon)
+        _step([*dynapot, "status", "--config", str(settings)])
         for host in targets:
             click.echo(f"  {host['ip']} should look like: {host['personality']}")
         ports = sorted({s["port"] for h in targets for s in h["services"]} | {1})
         port_list = ",".join(str(p) for p in ports)
         _step(["nmap", "-n", "-O", "-p", port_list, *(h["ip"] for h in targets)], netns=lab.attacker.netns)
-    click.secho("\nwhat the sensor logged (honeypot_events):", bold=True)
-    engine = create_engine(db_url)
-    try:
-        with engine.connect() as connection:
-            rows = connection.execute(
-                text(
-                    "SELECT kind, scan_tool, COUNT(*) FROM honeypot_events"
-                    " GROUP BY kind, scan_tool ORDER BY 3 DESC"
+        ssh = [h["ip"] for h in targets if any(s["port"] == 22 for s in h["services"])]
+        if ssh and shutil.which("sshpass"):
+            click.secho(f"\n$ for i in $(seq 12); do sshpass -p guess-$i ssh root@{ssh[0]}; done", bold=True)
+            for attempt in range(12):
+                lab.exec(
+                    lab.attacker,
+                    ["sshpass", "-p", f"guess-{attempt}", "ssh", *_SSH_OPTIONS, f"root@{ssh[0]}", "true"],
+                    timeout=30,
                 )
-            ).all()
+        time.sleep(3)  # the engine correlates every second
+        report = out_dir / "report.html"
+        _step(
+            [*dynapot, "report", "--since", "1h", "--config", str(settings), "--limit", "10", "--rows", "20"]
+        )
+        _step(
+            [
+                *dynapot,
+                "report",
+                "--since",
+                "1h",
+                "--config",
+                str(settings),
+                "--format",
+                "html",
+                "-o",
+                str(report),
+            ]
+        )
     finally:
-        engine.dispose()
-    for kind, tool, count in rows:
-        click.echo(f"  {count:6d}  {kind}" + (f"  ({tool})" if tool else ""))
+        daemon.send_signal(signal.SIGTERM)
+        try:
+            daemon.wait(60)
+        except subprocess.TimeoutExpired:
+            daemon.kill()
+            daemon.wait(10)
+
+
+_SSH_OPTIONS = (
+    "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "PubkeyAuthentication=no",
+    "-o", "NumberOfPasswordPrompts=1", "-o", "ConnectTimeout=5",
+)  # fmt: skip

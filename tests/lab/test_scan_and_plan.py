@@ -116,3 +116,9 @@ def test_honeyd_config_of_the_lab_plan_parses(lab, scanned, tmp_path):
         base = config.templates[template.base] if template.base else template
         assert base.personality == vh["personality"]
         assert template.ethernet == vh["mac"]
+    # The services say what nmap -sV found on the real hosts they copy (the lab runs OpenSSH, vsftpd).
+    ssh = [t.ports[("tcp", 22)] for t in config.templates.values() if ("tcp", 22) in t.ports]
+    ftp = [t.ports[("tcp", 21)] for t in config.templates.values() if ("tcp", 21) in t.ports]
+    assert ssh and all(a.kind == "service" and a.target == "ssh" and a.product == "OpenSSH" for a in ssh)
+    assert all(a.version for a in ssh)
+    assert ftp and all(a.target == "ftp" and a.product == "vsftpd" for a in ftp)
