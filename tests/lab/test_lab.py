@@ -304,3 +304,26 @@ def test_stray_run_ids_only_match_the_lab_pattern() -> None:
         "dp-0011223-r1",
     ]
     assert labnet._stray_run_ids(names, {"def456"}) == ["abc123"]
+
+
+def test_a_process_killed_with_sigterm_takes_its_lab_down(tmp_path: Path) -> None:
+    script = (
+        "import time\n"
+        "from dynapot.lab import LabSpec, lab_up\n"
+        "with lab_up(LabSpec(hosts=())) as lab:\n"
+        "    print(lab.run_id, flush=True)\n"
+        "    time.sleep(300)\n"
+    )
+    process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        run_id = process.stdout.readline().strip()
+        assert re.fullmatch(r"[0-9a-f]{6}", run_id)
+        assert any(ns.startswith(f"dp-{run_id}-") for ns in labnet._list_netns())
+        process.terminate()
+        process.wait(60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
+    assert not [ns for ns in labnet._list_netns() if ns.startswith(f"dp-{run_id}-")]
+    assert run_id not in {entry["run_id"] for entry in list_labs()}

@@ -823,6 +823,19 @@ class _Builder:
             _reap(p for _, p in probes if p.poll() is None)
 
 
+def _exit_on_sigterm() -> None:
+    """A SIGTERM (a killed benchmark, `timeout`) must unwind like an exception, so that `with`
+    blocks and atexit take the lab down; the default action would exit with namespaces left."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+
+        def on_sigterm(signum: int, frame: object) -> None:
+            raise SystemExit(128 + signum)
+
+        signal.signal(signal.SIGTERM, on_sigterm)
+
+
 def lab_up(spec: LabSpec | None = None, *, run_id: str | None = None) -> Lab:
     """Build a lab and return it once every service accepts connections.
 
@@ -831,6 +844,7 @@ def lab_up(spec: LabSpec | None = None, *, run_id: str | None = None) -> Lab:
     spec = spec if spec is not None else default_spec()
     run_id = run_id or secrets.token_hex(3)
     _check_prerequisites()
+    _exit_on_sigterm()
     _validate(spec, run_id)
     prefix = f"dp-{run_id}-"
     if _state_path(run_id).exists() or any(ns.startswith(prefix) for ns in _list_netns()):
