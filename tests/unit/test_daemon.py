@@ -1,0 +1,113 @@
+"""The daemon's decisions without a network: policy reloads, correlation rounds, restarts.
+
+The daemon is built on the loopback interface (nothing is opened or sent until `run`).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from dynapot.config import load_settings
+from dynapot.daemon.engine import Daemon
+from dynapot.db.models import Finding, HoneypotEvent
+
+SETTINGS = """
+[[networks]]
+cidr = "198.18.0.0/24"
+
+[discovery]
+mode = "{mode}"
+
+[planner]
+fill_ratio = 1.0
+
+[daemon]
+interface = "lo"
+state_dir = "{state}"
+warmup = 30
+
+[correlation]
+window = 300
+"""
+
+
+@pytest.fixture
+def make_daemon(tmp_path, db):
+    def make(mode: str = "hybrid") -> Daemon:
+        path = tmp_path / "dynapot.toml"
+        if not path.exists():
+            path.write_text(SETTINGS.format(mode=mode, state=tmp_path / "state"))
+        return Daemon(load_settings(path, environ={}), db, settings_path=path)
+
+    return make
+
+
+def scan_events(db, source: str = "198.18.0.3", hosts: int = 12) -> None:
+    start = datetime.now(UTC) - timedelta(seconds=30)
+    with db.session() as session:
+        for i in range(hosts):
+            session.add(
+                HoneypotEvent(
+                    time=start + timedelta(seconds=i),
+                    protocol="tcp",
+                    src_ip=source,
+                    src_port=40000 + i,
+                    dst_ip=f"198.18.0.{100 + i}",
+                    dst_port=22,
+                    kind="probe",
+                    detail="S open",
+                )
+            )
+
+
+def test_a_changed_settings_file_changes_the_policy_and_a_bad_one_changes_nothing(make_daemon, tmp_path):
+    daemon = make_daemon()
+    path = tmp_path / "dynapot.toml"
+    assert daemon.reload_policy() is False  # unchanged file
+    path.write_text(path.read_text().replace("fill_ratio = 1.0", "fill_ratio = 0.5"))
+    assert daemon.reload_policy(force=True) is True
+    assert daemon.deployer.planner.fill_ratio == 0.5 and daemon._replan.is_set()
+    path.write_text(path.read_text().replace("fill_ratio = 0.5", "fill_ratio = 7"))
+    assert daemon.reload_policy(force=True) is False
+    assert daemon.deployer.planner.fill_ratio == 0.5
+    assert "fill_ratio" in daemon.status.errors[-1]
+
+
+def test_the_first_plan_waits_for_a_full_picture(make_daemon):
+    hybrid = make_daemon("hybrid")
+    assert not hybrid._may_plan()
+    hybrid.status.last_scan = 1.0
+    assert hybrid._may_plan()
+
+
+def test_passive_mode_plans_after_the_warm_up(make_daemon):
+    passive = make_daemon("passive")
+    assert not passive._may_plan()
+    passive.status.started -= 31
+    assert passive._may_plan()
+
+
+def test_correlation_rounds_store_findings_and_a_restart_resumes_after_the_last_event(make_daemon, db):
+    daemon = make_daemon()
+    daemon.status.last_event_id = daemon._load_cursor()  # as run() does: a fresh start skips the past
+    scan_events(db)
+    assert daemon.correlate_once() is False  # one batch, not full
+    assert [f.kind for f, _ in daemon._found] == ["scan"]
+    with db.session() as session:
+        assert session.scalar(select(func.count()).select_from(Finding)) == 1
+    again = make_daemon()
+    assert again._load_cursor() == daemon.status.last_event_id == 12
+    again.status.last_event_id = again._load_cursor()
+    assert again.correlate_once() is False and not again._found  # nothing is correlated twice
+
+
+def test_only_another_mac_on_a_deployed_address_is_a_real_host(make_daemon):
+    daemon = make_daemon()
+    daemon.virtual = {"198.18.0.50": "00:20:7b:00:00:01"}
+    assert daemon._is_real("198.18.0.51", None)
+    assert not daemon._is_real("198.18.0.50", "00:20:7B:00:00:01")
+    assert not daemon._is_real("198.18.0.50", None)
+    assert daemon._is_real("198.18.0.50", "02:00:00:00:00:09")
