@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import socket
-import subprocess
-import threading
-import time
 
 import pytest
-from loopback import needs_nmap
+from loopback import ServiceServer, needs_nmap, nmap_service_scan
 
 from dynapot.sensor import handlers
 from dynapot.sensor.handlers import ConnectionInfo
@@ -21,49 +17,6 @@ pytestmark = pytest.mark.timeout(30)
 
 def info(product: str | None, version: str | None = None, personality: str | None = "Linux 5.4"):
     return ConnectionInfo("tcp", "127.0.0.1", 40000, "198.18.0.50", 2121, personality, "t", product, version)
-
-
-class Server:
-    """serve_banner behind a loopback listener, in a thread with its own loop."""
-
-    def __init__(self, conn_info: ConnectionInfo) -> None:
-        self.reports: list[tuple] = []
-        self.loop = asyncio.new_event_loop()
-        ready = threading.Event()
-
-        async def start() -> None:
-            async def handle(reader, writer):
-                await serve_banner(reader, writer, conn_info, lambda *r: self.reports.append(r))
-
-            self.server = await asyncio.start_server(handle, "127.0.0.1", 0)
-            self.port = self.server.sockets[0].getsockname()[1]
-            ready.set()
-
-        self.thread = threading.Thread(
-            target=lambda: (self.loop.run_until_complete(start()), self.loop.run_forever()), daemon=True
-        )
-        self.thread.start()
-        assert ready.wait(5)
-
-    def close(self) -> None:
-        async def shutdown() -> None:
-            self.server.close()
-            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-
-        asyncio.run_coroutine_threadsafe(shutdown(), self.loop).result(5)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(5)
-        self.loop.close()
-
-    def wait_for_report(self, timeout: float = 5.0) -> tuple:
-        deadline = time.monotonic() + timeout
-        while not self.reports and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert self.reports, "nothing was reported"
-        return self.reports[0]
 
 
 @pytest.mark.parametrize(
@@ -87,7 +40,7 @@ def test_banner_for(product, version, banner):
 
 
 def test_banner_then_what_arrives_is_recorded():
-    s = Server(info("vsftpd", "3.0.3"))
+    s = ServiceServer(serve_banner, info("vsftpd", "3.0.3"))
     try:
         with socket.create_connection(("127.0.0.1", s.port), timeout=5) as sock:
             assert sock.recv(1024) == b"220 (vsFTPd 3.0.3)\r\n"
@@ -99,7 +52,7 @@ def test_banner_then_what_arrives_is_recorded():
 
 
 def test_no_product_no_banner_but_still_recorded():
-    s = Server(info(None))
+    s = ServiceServer(serve_banner, info(None))
     try:
         with socket.create_connection(("127.0.0.1", s.port), timeout=5) as sock:
             sock.settimeout(0.3)
@@ -113,7 +66,7 @@ def test_no_product_no_banner_but_still_recorded():
 
 def test_recording_is_bounded(monkeypatch):
     monkeypatch.setattr(handlers, "RECORD_LIMIT", 1000)
-    s = Server(info("Dovecot pop3d"))
+    s = ServiceServer(serve_banner, info("Dovecot pop3d"))
     try:
         with socket.create_connection(("127.0.0.1", s.port), timeout=5) as sock:
             sock.recv(1024)
@@ -131,18 +84,10 @@ def test_recording_is_bounded(monkeypatch):
 
 @needs_nmap
 def test_nmap_believes_the_banner():
-    servers = [Server(info("vsftpd", "3.0.3")), Server(info("OpenSSH", "8.9p1 Ubuntu 3ubuntu0.10"))]
-    try:
-        ports = ",".join(str(s.port) for s in servers)
-        result = subprocess.run(
-            ["nmap", "-sT", "-sV", "-Pn", "-n", "-p", ports, "127.0.0.1"],
-            capture_output=True,
-            text=True,
-            timeout=25,
-        )
-    finally:
-        for s in servers:
-            s.close()
-    lines = {line.split("/")[0]: line for line in result.stdout.splitlines() if "/tcp" in line}
-    assert "ftp" in lines[str(servers[0].port)] and "vsftpd 3.0.3" in lines[str(servers[0].port)]
-    assert "OpenSSH 8.9p1 Ubuntu 3ubuntu0.10" in lines[str(servers[1].port)]
+    with (
+        ServiceServer(serve_banner, info("vsftpd", "3.0.3")) as ftp,
+        ServiceServer(serve_banner, info("OpenSSH", "8.9p1 Ubuntu 3ubuntu0.10")) as ssh,
+    ):
+        lines = nmap_service_scan([ftp.port, ssh.port]).ports
+    assert "ftp" in lines[ftp.port] and "vsftpd 3.0.3" in lines[ftp.port]
+    assert "OpenSSH 8.9p1 Ubuntu 3ubuntu0.10" in lines[ssh.port]

@@ -3,35 +3,31 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ftplib
 import hashlib
 import io
 import os
-import shutil
 import socket
 import stat
 import subprocess
-import threading
 from pathlib import Path
 
 import pytest
+from loopback import ServiceServer, needs
 
 from dynapot.sensor.handlers import ConnectionInfo
 from dynapot.services import ftp as ftp_service
 from dynapot.services.dataports import KernelDataPorts
 from dynapot.services.ftp import FileTree, FtpConfig, FtpSession, OpenPassive, make_ftp_handler
+from dynapot.services.identity import host_name
 
 pytestmark = pytest.mark.timeout(30)
 
-needs_ftp_client = pytest.mark.skipif(
-    shutil.which("ftp") is None and not os.environ.get("CI"),
-    reason="the ftp client is not installed (set CI=1 to make this a failure)",
-)
+needs_ftp_client = needs("ftp", "the ftp client")
 
 
-class Server:
-    """The FTP handler behind a loopback listener, in a thread with its own event loop."""
+class Server(ServiceServer):
+    """The FTP handler on a loopback port; each connection gets its own kernel data ports."""
 
     def __init__(
         self,
@@ -43,50 +39,16 @@ class Server:
         version: str | None = None,
         data_ports: bool = True,
     ) -> None:
-        self.reports: list[tuple] = []
-        self.loop = asyncio.new_event_loop()
-        handler = make_ftp_handler(config)
-        ready = threading.Event()
+        def connection(peer: tuple[str, int]) -> ConnectionInfo:
+            ports = KernelDataPorts("127.0.0.1") if data_ports else None
+            return ConnectionInfo("tcp", peer[0], peer[1], dst, 21, personality, "t", product, version, ports)
 
-        async def start() -> None:
-            async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-                peer = writer.get_extra_info("peername")
-                ports = KernelDataPorts("127.0.0.1") if data_ports else None
-                info = ConnectionInfo(
-                    "tcp", peer[0], peer[1], dst, 21, personality, "t", product, version, ports
-                )
-                with contextlib.suppress(asyncio.CancelledError):  # cancelled when the test ends
-                    await handler(reader, writer, info, lambda *r: self.reports.append(r))
-
-            self.server = await asyncio.start_server(on_connect, "127.0.0.1", 0)
-            self.port = self.server.sockets[0].getsockname()[1]
-            ready.set()
-
-        self.thread = threading.Thread(
-            target=lambda: (self.loop.run_until_complete(start()), self.loop.run_forever()), daemon=True
-        )
-        self.thread.start()
-        assert ready.wait(5)
+        super().__init__(make_ftp_handler(config), connection)
 
     def client(self) -> ftplib.FTP:
         client = ftplib.FTP()
         client.connect("127.0.0.1", self.port, timeout=5)
         return client
-
-    def kinds(self, kind: str) -> list[tuple]:
-        return [r for r in list(self.reports) if r[0] == kind]
-
-    def close(self) -> None:
-        async def stop() -> None:
-            self.server.close()
-            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-
-        asyncio.run_coroutine_threadsafe(stop(), self.loop).result(5)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(5)
 
 
 @pytest.fixture
@@ -96,9 +58,8 @@ def config(tmp_path: Path) -> FtpConfig:
 
 @pytest.fixture
 def server(config: FtpConfig):
-    server = Server(config)
-    yield server
-    server.close()
+    with Server(config) as server:
+        yield server
 
 
 def info(**kw) -> ConnectionInfo:
@@ -125,7 +86,7 @@ def info(**kw) -> ConnectionInfo:
 )
 def test_greeting_fits_product_and_os(personality, product, version, greeting) -> None:
     session = FtpSession(info(personality=personality, product=product, version=version))
-    host = ftp_service.host_name(session.info).removeprefix("srv-")
+    host = host_name(session.info).removeprefix("srv-")
     assert session.greeting().lines == [greeting.format(h=host)]
 
 

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
-import shutil
 import socket
 import subprocess
-import threading
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from loopback import needs_nmap
+from loopback import ServiceServer, needs, needs_nmap, nmap_service_scan
 
 from dynapot.sensor.handlers import ConnectionInfo
 from dynapot.services import mysql
@@ -29,60 +25,17 @@ from dynapot.services.mysql import (
 
 pytestmark = pytest.mark.timeout(30)
 
-needs_mariadb = pytest.mark.skipif(
-    shutil.which("mariadb") is None and not os.environ.get("CI"),
-    reason="the mariadb client is not installed (set CI=1 to make this a failure)",
-)
+needs_mariadb = needs("mariadb", "the mariadb client")
 
 
 def info(personality: str | None = "Linux 5.4", product: str | None = None, version: str | None = None):
     return ConnectionInfo("tcp", "127.0.0.1", 40000, "198.18.0.30", 3306, personality, "t", product, version)
 
 
-class Server:
-    """serve_mysql behind a loopback listener, in a thread with its own loop."""
-
-    def __init__(self, conn_info: ConnectionInfo) -> None:
-        self.reports: list[tuple] = []
-        self.loop = asyncio.new_event_loop()
-        ready = threading.Event()
-
-        async def start() -> None:
-            async def handle(reader, writer):
-                await serve_mysql(reader, writer, conn_info, lambda *r: self.reports.append(r))
-
-            self.server = await asyncio.start_server(handle, "127.0.0.1", 0)
-            self.port = self.server.sockets[0].getsockname()[1]
-            ready.set()
-
-        self.thread = threading.Thread(
-            target=lambda: (self.loop.run_until_complete(start()), self.loop.run_forever()), daemon=True
-        )
-        self.thread.start()
-        assert ready.wait(5)
-
-    def close(self) -> None:
-        async def shutdown() -> None:
-            self.server.close()
-            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-
-        asyncio.run_coroutine_threadsafe(shutdown(), self.loop).result(5)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(5)
-        self.loop.close()
-
-    def connect(self) -> socket.socket:
-        return socket.create_connection(("127.0.0.1", self.port), timeout=5)
-
-
 @pytest.fixture
 def server():
-    s = Server(info())
-    yield s
-    s.close()
+    with ServiceServer(serve_mysql, info()) as s:
+        yield s
 
 
 def read_packet(sock: socket.socket) -> tuple[int, bytes]:
@@ -260,7 +213,7 @@ def test_http_and_garbage_get_bad_handshake(server):
 
 def test_silent_client_is_dropped(monkeypatch):
     monkeypatch.setattr(mysql, "CONNECT_TIMEOUT", 0.3)
-    s = Server(info())
+    s = ServiceServer(serve_mysql, info())
     try:
         with s.connect() as sock:
             read_packet(sock)
@@ -302,17 +255,8 @@ def test_server_version(personality, product, version, expected):
     ],
 )
 def test_nmap_sees_the_imitated_server(product, version, expected):
-    s = Server(info("Linux 5.4", product, version))
-    try:
-        result = subprocess.run(
-            ["nmap", "-sT", "-sV", "-Pn", "-n", "-p", str(s.port), "127.0.0.1"],
-            capture_output=True,
-            text=True,
-            timeout=25,
-        )
-    finally:
-        s.close()
-    line = next(line for line in result.stdout.splitlines() if line.startswith(f"{s.port}/tcp"))
+    with ServiceServer(serve_mysql, info("Linux 5.4", product, version)) as s:
+        line = nmap_service_scan([s.port]).ports[s.port]
     assert "mysql" in line and expected in line
 
 

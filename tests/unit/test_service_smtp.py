@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
 import smtplib
 import socket
-import subprocess
-import threading
+import urllib.request
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from loopback import needs_nmap
+from loopback import ServiceServer, needs_nmap, nmap_service_scan
 
 from dynapot.sensor.handlers import ConnectionInfo
 from dynapot.services import http, smtp
-from dynapot.services.smtp import HARD_ERROR_LIMIT, MAX_LINE, SmtpSession, flavour_for, host_name, serve_smtp
+from dynapot.services.identity import host_name
+from dynapot.services.smtp import HARD_ERROR_LIMIT, MAX_LINE, SmtpSession, flavour_for, serve_smtp
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -25,50 +24,10 @@ def info(personality: str | None = "Linux 5.4", product: str | None = None, vers
     return ConnectionInfo("tcp", "127.0.0.1", 40000, "198.18.0.40", 25, personality, "t", product, version)
 
 
-class Server:
-    """serve_smtp behind a loopback listener, in a thread with its own loop."""
-
-    def __init__(self, conn_info: ConnectionInfo) -> None:
-        self.reports: list[tuple] = []
-        self.loop = asyncio.new_event_loop()
-        ready = threading.Event()
-
-        async def start() -> None:
-            async def handle(reader, writer):
-                await serve_smtp(reader, writer, conn_info, lambda *r: self.reports.append(r))
-
-            self.server = await asyncio.start_server(handle, "127.0.0.1", 0)
-            self.port = self.server.sockets[0].getsockname()[1]
-            ready.set()
-
-        self.thread = threading.Thread(
-            target=lambda: (self.loop.run_until_complete(start()), self.loop.run_forever()), daemon=True
-        )
-        self.thread.start()
-        assert ready.wait(5)
-
-    def close(self) -> None:
-        async def shutdown() -> None:
-            self.server.close()
-            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-
-        asyncio.run_coroutine_threadsafe(shutdown(), self.loop).result(5)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(5)
-        self.loop.close()
-
-    def kinds(self, kind: str) -> list[tuple]:
-        return [r for r in self.reports if r[0] == kind]
-
-
 @pytest.fixture
 def postfix():
-    s = Server(info())
-    yield s
-    s.close()
+    with ServiceServer(serve_smtp, info()) as s:
+        yield s
 
 
 # -- a real client --------------------------------------------------------------------------------------
@@ -146,7 +105,7 @@ def test_mail_is_accepted_and_kept(postfix):
     ],
 )
 def test_other_servers(personality, product, version, banner):
-    s = Server(info(personality, product, version))
+    s = ServiceServer(serve_smtp, info(personality, product, version))
     try:
         with socket.create_connection(("127.0.0.1", s.port), timeout=5) as raw:
             assert re.fullmatch(banner, raw.recv(1024))
@@ -163,7 +122,7 @@ def test_other_servers(personality, product, version, banner):
 
 def test_idle_client_gets_421(monkeypatch):
     monkeypatch.setattr(smtp, "IDLE", 0.3)
-    s = Server(info())
+    s = ServiceServer(serve_smtp, info())
     try:
         with socket.create_connection(("127.0.0.1", s.port), timeout=5) as raw:
             raw.recv(1024)
@@ -178,26 +137,15 @@ def test_idle_client_gets_421(monkeypatch):
 
 @needs_nmap
 def test_nmap_names_the_servers():
-    servers = [
-        Server(info()),
-        Server(info("Microsoft Windows Server 2008 R2")),
-        Server(info(product="Exim smtpd", version="4.96")),
-    ]
-    try:
-        ports = ",".join(str(s.port) for s in servers)
-        result = subprocess.run(
-            ["nmap", "-sT", "-sV", "-Pn", "-n", "-p", ports, "127.0.0.1"],
-            capture_output=True,
-            text=True,
-            timeout=25,
-        )
-    finally:
-        for s in servers:
-            s.close()
-    lines = {line.split("/")[0]: line for line in result.stdout.splitlines() if "/tcp" in line}
-    assert "smtp" in lines[str(servers[0].port)] and "Postfix smtpd" in lines[str(servers[0].port)]
-    assert "Microsoft ESMTP 7.5.7601.17514" in lines[str(servers[1].port)]
-    assert "Exim smtpd 4.96" in lines[str(servers[2].port)]
+    with (
+        ServiceServer(serve_smtp, info()) as postfix,
+        ServiceServer(serve_smtp, info("Microsoft Windows Server 2008 R2")) as iis,
+        ServiceServer(serve_smtp, info(product="Exim smtpd", version="4.96")) as exim,
+    ):
+        lines = nmap_service_scan([postfix.port, iis.port, exim.port]).ports
+    assert "smtp" in lines[postfix.port] and "Postfix smtpd" in lines[postfix.port]
+    assert "Microsoft ESMTP 7.5.7601.17514" in lines[iis.port]
+    assert "Exim smtpd 4.96" in lines[exim.port]
 
 
 # -- the session, without IO ----------------------------------------------------------------------------
@@ -220,8 +168,15 @@ def test_inventory_strings_cannot_break_the_banner():
 
 
 def test_host_name_is_the_web_servers():
-    conn = info()
-    assert host_name(conn) == http._host_name(conn)
+    # An attacker who reads both sees one host, under a name it has always had.
+    with ServiceServer(http.serve_http, info()) as web, ServiceServer(serve_smtp, info()) as mail:
+        no_proxy = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        with no_proxy.open(f"http://127.0.0.1:{web.port}/", timeout=5) as response:
+            page = response.read().decode()
+        with mail.connect() as raw:
+            name = raw.recv(1024).decode().split()[1]
+    assert name == host_name(info()) == "srv-143f"
+    assert f"<p>{name}</p>" in page
 
 
 PIPELINED = (

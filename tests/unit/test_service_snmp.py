@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import re
-import shutil
 import subprocess
-import threading
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from loopback import needs_nmap
+from loopback import DatagramServer, needs, needs_nmap, nmap_service_scan
 
 from dynapot.sensor.handlers import ConnectionInfo
-from dynapot.services import http
+from dynapot.services.identity import host_name
 from dynapot.services.snmp import (
     COUNTER32,
     GET,
@@ -44,10 +41,7 @@ from dynapot.services.snmp import (
 
 pytestmark = pytest.mark.timeout(30)
 
-needs_snmp_tools = pytest.mark.skipif(
-    shutil.which("snmpget") is None and not os.environ.get("CI"),
-    reason="the snmp client tools are not installed (set CI=1 to make this a failure)",
-)
+needs_snmp_tools = needs("snmpget", "the snmp client tools")
 
 SYS_DESCR = "1.3.6.1.2.1.1.1.0"
 SYS_NAME = "1.3.6.1.2.1.1.5.0"
@@ -57,45 +51,13 @@ def info(personality: str | None = "Linux 4.15 - 5.8", dst: str = "198.18.0.60",
     return ConnectionInfo("udp", "127.0.0.1", 40000, dst, port, personality, "t")
 
 
-class Agent:
-    """The SNMP service behind a loopback UDP socket: a DatagramProtocol in a thread with its own loop."""
-
-    def __init__(self, personality: str | None = "Linux 4.15 - 5.8", port: int = 0) -> None:
-        self.reports: list[tuple] = []
-        self.loop = asyncio.new_event_loop()
-        service = make_agent()
-        ready = threading.Event()
-        outer = self
-
-        class Protocol(asyncio.DatagramProtocol):
-            def connection_made(self, transport):
-                self.transport = transport
-
-            def datagram_received(self, data, addr):
-                conn = ConnectionInfo("udp", addr[0], addr[1], "198.18.0.60", 161, personality, "t")
-                reply = service(data, conn, lambda *r: outer.reports.append(r))
-                if reply is not None:
-                    self.transport.sendto(reply, addr)
-
-        async def start() -> None:
-            self.transport, _ = await self.loop.create_datagram_endpoint(
-                Protocol, local_addr=("127.0.0.1", port)
-            )
-            self.port = self.transport.get_extra_info("sockname")[1]
-
-        self.loop.run_until_complete(start())  # binding errors surface here, in the caller
-        self.thread = threading.Thread(target=lambda: (ready.set(), self.loop.run_forever()), daemon=True)
-        self.thread.start()
-        assert ready.wait(5)
-
-    def close(self) -> None:
-        self.loop.call_soon_threadsafe(self.transport.close)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(5)
-        self.loop.close()
-
-    def kinds(self, kind: str) -> list[tuple]:
-        return [r for r in self.reports if r[0] == kind]
+def start_agent(personality: str | None = "Linux 4.15 - 5.8", port: int = 0) -> DatagramServer:
+    """The SNMP service on a loopback UDP port; each datagram's info names its real sender."""
+    return DatagramServer(
+        make_agent(),
+        lambda peer: ConnectionInfo("udp", peer[0], peer[1], "198.18.0.60", 161, personality, "t"),
+        port=port,
+    )
 
 
 @pytest.fixture
@@ -106,12 +68,13 @@ def tools_env(tmp_path):
 
 @pytest.fixture
 def linux():
-    agent = Agent()
-    yield agent
-    agent.close()
+    with start_agent() as agent:
+        yield agent
 
 
-def run(tool: str, agent: Agent, env: dict, options: str, *operands: str) -> subprocess.CompletedProcess:
+def run(
+    tool: str, agent: DatagramServer, env: dict, options: str, *operands: str
+) -> subprocess.CompletedProcess:
     """`tool -On -t 1 -r 0 OPTIONS 127.0.0.1:PORT OPERANDS...` (options: space-separated)."""
     return subprocess.run(
         [tool, "-On", "-t", "1", "-r", "0", *options.split(), f"127.0.0.1:{agent.port}", *operands],
@@ -138,7 +101,7 @@ def values(output: str) -> dict[str, str]:
 def test_snmpwalk_v2c_system_group(linux, tools_env):
     result = run("snmpwalk", linux, tools_env, "-v2c -c public", "1.3.6.1.2.1.1")
     rows = values(result.stdout)
-    name = http._host_name(info())
+    name = host_name(info())
     assert result.returncode == 0
     assert rows[SYS_DESCR].startswith(f'STRING: "Linux {name} 4.15.0-213-generic #224-Ubuntu SMP')
     assert rows["1.3.6.1.2.1.1.2.0"] == "OID: .1.3.6.1.4.1.8072.3.2.10"
@@ -189,7 +152,7 @@ def test_snmpwalk_v1_and_bulkwalk_agree(linux, tools_env):
     ],
 )
 def test_sysdescr_fits_the_os(personality, descr, object_id, tools_env):
-    agent = Agent(personality)
+    agent = start_agent(personality)
     try:
         rows = values(
             run("snmpget", agent, tools_env, "-v1 -c public", SYS_DESCR, "1.3.6.1.2.1.1.2.0").stdout
@@ -239,7 +202,7 @@ def test_snmpv3_user_is_reported_and_refused(linux, tools_env):
 
 @needs_snmp_tools
 def test_windows_has_no_snmpv3(tools_env):
-    agent = Agent("Microsoft Windows 10")
+    agent = start_agent("Microsoft Windows 10")
     try:
         result = run("snmpget", agent, tools_env, "-v3 -l noAuthNoPriv -u x", SYS_NAME)
     finally:
@@ -252,22 +215,15 @@ def test_windows_has_no_snmpv3(tools_env):
 def test_nmap_service_scan_on_port_161():
     if os.geteuid() != 0 and not os.environ.get("CI"):
         pytest.skip("nmap's UDP scan needs root")
-    try:
-        agent = Agent(port=161)  # the probes nmap sends to port 161 only; elsewhere the scan takes ~45 s
+    try:  # nmap sends the SNMP probes to port 161 only; elsewhere the scan takes ~45 s
+        agent = start_agent(port=161)
     except OSError as exc:
         pytest.skip(f"cannot bind 127.0.0.1:161 ({exc})")
-    try:
-        result = subprocess.run(
-            ["nmap", "-sU", "-sV", "-Pn", "-n", "-p", "161", "127.0.0.1"],
-            capture_output=True,
-            text=True,
-            timeout=25,
-        )
-    finally:
-        agent.close()
-    line = next(line for line in result.stdout.splitlines() if line.startswith("161/udp"))
+    with agent:
+        scan = nmap_service_scan([161], udp=True)
+    line = scan.ports[161]
     assert "open" in line and "snmp" in line and "net-snmp" in line and "public" in line
-    assert f"Host: {http._host_name(info())}" in result.stdout
+    assert f"Host: {host_name(info())}" in scan.output
 
 
 # -- the agent, without IO ------------------------------------------------------------------------------

@@ -3,19 +3,16 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import os
 import pty
 import select
-import shutil
 import socket
 import subprocess
-import threading
 import time
 import warnings
 
 import pytest
+from loopback import ServiceServer, needs
 
 from dynapot.sensor.handlers import ConnectionInfo
 from dynapot.services.telnet import (
@@ -44,10 +41,7 @@ with warnings.catch_warnings():
 
 pytestmark = pytest.mark.timeout(30)
 
-needs_telnet = pytest.mark.skipif(
-    shutil.which("telnet") is None and not os.environ.get("CI"),
-    reason="the telnet client is not installed (set CI=1 to make this a failure)",
-)
+needs_telnet = needs("telnet", "the telnet client")
 
 FAST = TelnetConfig(fail_delay=0.0, negotiation_wait=2.0)
 
@@ -56,53 +50,18 @@ def info(personality: str | None = "Linux 5.4", dst: str = "198.18.0.20", produc
     return ConnectionInfo("tcp", "198.18.0.3", 40000, dst, 23, personality, "t", product)
 
 
-class Server:
-    """The telnet handler behind a loopback listener, in a thread with its own event loop."""
-
-    def __init__(self, config: TelnetConfig = FAST, personality: str | None = "Linux 5.4") -> None:
-        self.reports: list[tuple] = []
-        self.loop = asyncio.new_event_loop()
-        handler = make_telnet_handler(config)
-        ready = threading.Event()
-
-        async def start() -> None:
-            async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-                peer = writer.get_extra_info("peername")
-                connection = ConnectionInfo("tcp", peer[0], peer[1], "198.18.0.20", 23, personality, "t")
-                with contextlib.suppress(asyncio.CancelledError):  # cancelled when the test ends
-                    await handler(reader, writer, connection, lambda *r: self.reports.append(r))
-
-            self.server = await asyncio.start_server(on_connect, "127.0.0.1", 0)
-            self.port = self.server.sockets[0].getsockname()[1]
-            ready.set()
-
-        self.thread = threading.Thread(
-            target=lambda: (self.loop.run_until_complete(start()), self.loop.run_forever()), daemon=True
-        )
-        self.thread.start()
-        assert ready.wait(5)
-
-    def kinds(self, kind: str) -> list[tuple]:
-        return [r for r in list(self.reports) if r[0] == kind]
-
-    def close(self) -> None:
-        async def stop() -> None:
-            self.server.close()
-            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-
-        asyncio.run_coroutine_threadsafe(stop(), self.loop).result(5)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(5)
+def telnet_server(config: TelnetConfig = FAST, personality: str | None = "Linux 5.4") -> ServiceServer:
+    """The telnet handler on a loopback port; each connection's info names its real client."""
+    return ServiceServer(
+        make_telnet_handler(config),
+        lambda peer: ConnectionInfo("tcp", peer[0], peer[1], "198.18.0.20", 23, personality, "t"),
+    )
 
 
 @pytest.fixture
 def linux():
-    server = Server()
-    yield server
-    server.close()
+    with telnet_server() as server:
+        yield server
 
 
 class RawClient:
@@ -320,7 +279,7 @@ def test_hosts_are_not_clones() -> None:
 # -- real clients on loopback -----------------------------------------------------------------------
 
 
-def test_raw_client_logs_in_and_runs_commands(linux: Server) -> None:
+def test_raw_client_logs_in_and_runs_commands(linux: ServiceServer) -> None:
     client = RawClient(linux.port)
     try:
         screen = client.expect(b" login: ")
@@ -344,7 +303,7 @@ def test_raw_client_logs_in_and_runs_commands(linux: Server) -> None:
     assert [r[1] for r in linux.kinds("command")] == ["id; uname -a", "exit"]
 
 
-def test_three_failures_and_the_server_hangs_up(linux: Server) -> None:
+def test_three_failures_and_the_server_hangs_up(linux: ServiceServer) -> None:
     client = RawClient(linux.port)
     try:
         client.expect(b" login: ")
@@ -364,7 +323,7 @@ def test_three_failures_and_the_server_hangs_up(linux: Server) -> None:
 
 
 def test_bot_that_ignores_options_still_gets_a_prompt() -> None:
-    server = Server(TelnetConfig(fail_delay=0, negotiation_wait=0.3))
+    server = telnet_server(TelnetConfig(fail_delay=0, negotiation_wait=0.3))
     client = RawClient(server.port, answer=False)
     try:
         started = time.monotonic()
@@ -375,7 +334,7 @@ def test_bot_that_ignores_options_still_gets_a_prompt() -> None:
         server.close()
 
 
-def test_garbage_and_huge_lines_neither_crash_nor_hang(linux: Server) -> None:
+def test_garbage_and_huge_lines_neither_crash_nor_hang(linux: ServiceServer) -> None:
     client = RawClient(linux.port)
     try:
         client.expect(b" login: ")
@@ -392,7 +351,7 @@ def test_garbage_and_huge_lines_neither_crash_nor_hang(linux: Server) -> None:
 
 
 def test_login_timeout() -> None:
-    server = Server(TelnetConfig(fail_delay=0, negotiation_wait=0.0, login_timeout=0.4))
+    server = telnet_server(TelnetConfig(fail_delay=0, negotiation_wait=0.0, login_timeout=0.4))
     client = RawClient(server.port)
     try:
         client.expect(b" login: ")
@@ -405,7 +364,7 @@ def test_login_timeout() -> None:
 
 
 def test_telnetlib_windows_host() -> None:
-    server = Server(personality="Microsoft Windows Server 2008 R2")
+    server = telnet_server(personality="Microsoft Windows Server 2008 R2")
     try:
         with telnetlib.Telnet("127.0.0.1", server.port, timeout=5) as client:
             screen = client.read_until(b"login: ", 5)
@@ -433,7 +392,7 @@ def test_telnetlib_windows_host() -> None:
 
 
 def test_cisco_exec() -> None:
-    server = Server(personality="Cisco 2911 router (IOS 15.4)")
+    server = telnet_server(personality="Cisco 2911 router (IOS 15.4)")
     client = RawClient(server.port)
     try:
         client.expect(b"Username: ")
@@ -484,7 +443,7 @@ def _expect(controller: int, marker: bytes, timeout: float = 5.0) -> bytes:
 
 
 @needs_telnet
-def test_debian_telnet_client(linux: Server) -> None:
+def test_debian_telnet_client(linux: ServiceServer) -> None:
     process, controller = _pty_client(linux.port)
     try:
         _expect(controller, b" login: ")
@@ -506,7 +465,7 @@ def test_debian_telnet_client(linux: Server) -> None:
 
 
 @needs_telnet
-def test_debian_telnet_with_user_name(linux: Server) -> None:
+def test_debian_telnet_with_user_name(linux: ServiceServer) -> None:
     # `telnet -l` sends USER through NEW-ENVIRON: login asks for the password only, as Linux does.
     process, controller = _pty_client(linux.port, "-l", "root")
     try:

@@ -15,6 +15,7 @@ import io
 import json
 from typing import Any
 
+from dynapot.report.common import plain
 from dynapot.report.queries import SECTIONS, ReportData
 
 # The union of the sections' fields, in the order a reader expects them.
@@ -68,13 +69,7 @@ def render_json(data: ReportData) -> str:
 
 
 def _cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, list | tuple):
-        value = " ".join(str(item) for item in value)
-    text = str(value)
+    text = plain(value, yes="true", no="false", sep=" ")
     if text.startswith(_FORMULA_STARTS) and not isinstance(value, int | float):
         return "'" + text
     return text

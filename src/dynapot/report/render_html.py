@@ -12,8 +12,9 @@ import html
 from collections.abc import Sequence
 from typing import Any
 
+from dynapot.report import common
+from dynapot.report.common import Table, clean, when
 from dynapot.report.queries import ReportData
-from dynapot.report.render_text import clean
 
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
 BAR = "#3b6ea8"
@@ -81,8 +82,8 @@ def activity_chart(timeline: list[dict[str, Any]], width: int = 760, height: int
             x, anchor = left, "start"
         elif i == last and last:
             x, anchor = left + plot_w, "end"
-        when = (timeline[i]["start"] or "").replace("T", " ").replace("+00:00", "Z")
-        body.append(f'<text x="{_num(x)}" y="{height - 12}" text-anchor="{anchor}">{esc(when)}</text>')
+        start = when(timeline[i]["start"])
+        body.append(f'<text x="{_num(x)}" y="{height - 12}" text-anchor="{anchor}">{esc(start)}</text>')
     if not peak:
         body.append(
             f'<text x="{left + plot_w / 2}" y="{top + plot_h / 2}" text-anchor="middle">no events</text>'
@@ -143,12 +144,14 @@ def os_mix_chart(os_mix: list[dict[str, Any]], width: int = 370) -> str:
     return _svg(width, height, "Real and virtual hosts by OS", body)
 
 
-def _table(columns: Sequence[str], rows: list[list[Any]], row_class: list[str] | None = None) -> str:
-    if not rows:
-        return "<p>none</p>"
-    head = "".join(f"<th>{esc(c)}</th>" for c in columns)
+def _table(table: Table, row_class: list[str] | None = None) -> str:
+    """The table under its heading."""
+    heading = f"<h2>{esc(table.title)}</h2>\n"
+    if not table.rows:
+        return heading + "<p>none</p>"
+    head = "".join(f"<th>{esc(c)}</th>" for c in table.columns)
     lines = []
-    for i, cells in enumerate(rows):
+    for i, cells in enumerate(table.rows):
         klass = f' class="{esc(row_class[i])}"' if row_class else ""
         tds = "".join(
             f'<td class="n">{esc(c)}</td>'
@@ -157,21 +160,17 @@ def _table(columns: Sequence[str], rows: list[list[Any]], row_class: list[str] |
             for c in cells
         )
         lines.append(f"<tr{klass}>{tds}</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(lines)}</tbody></table>"
+    return heading + f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(lines)}</tbody></table>"
 
 
 def _chart(caption: str, svg: str) -> str:
     return f'<figure class="chart">{svg}<figcaption>{esc(caption)}</figcaption></figure>'
 
 
-def _when(value: str | None) -> str:
-    return (value or "").replace("T", " ").replace("+00:00", "Z")
-
-
 def render_html(data: ReportData) -> str:
     s, t = data.sections, data.totals
     period = data.as_dict()["period"]
-    title = f"dynapot report {_when(period['since'])} to {_when(period['until'])}"
+    title = f"dynapot report {when(period['since'])} to {when(period['until'])}"
     top_sources = [(r["address"], r["events"]) for r in s["sources"][:10]]
     top_ports = [
         (f"{p['port']}/{p['protocol']}" + (f" {p['service']}" if p["service"] else ""), p["events"])
@@ -184,7 +183,7 @@ def render_html(data: ReportData) -> str:
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>{esc(title)}</title><style>{STYLE}</style></head><body>",
         f"<h1>{esc(title)}</h1>",
-        f"<p>generated {esc(_when(period['generated_at']))}</p>",
+        f"<p>generated {esc(when(period['generated_at']))}</p>",
         '<p class="totals">'
         + "".join(f"<span>{esc(name.replace('_', ' '))}: <b>{value}</b></span>" for name, value in t.items())
         + "</p>",
@@ -194,134 +193,62 @@ def render_html(data: ReportData) -> str:
         _chart("Top ports by events", bar_chart("Top ports by events", top_ports)),
         _chart("Real and virtual hosts by OS", os_mix_chart(s["os_mix"])),
         "</div>",
-        "<h2>Findings</h2>",
         _table(
-            ["risk", "kind", "first seen", "last seen", "sources", "targets", "ports", "events", "summary"],
-            [
+            Table(
+                "Findings",
                 [
-                    f["risk"],
-                    f["kind"],
-                    _when(f["first_seen"]),
-                    _when(f["last_seen"]),
-                    " ".join(f["sources"][:10]),
-                    " ".join(f["targets"][:10]) + (" ..." if len(f["targets"]) > 10 else ""),
-                    " ".join(f["ports"][:10]) + (" ..." if len(f["ports"]) > 10 else ""),
-                    f["event_count"],
-                    f["summary"],
-                ]
-                for f in s["findings"]
-            ],
+                    "risk",
+                    "kind",
+                    "first seen",
+                    "last seen",
+                    "sources",
+                    "targets",
+                    "ports",
+                    "events",
+                    "summary",
+                ],
+                [
+                    [
+                        f["risk"],
+                        f["kind"],
+                        when(f["first_seen"]),
+                        when(f["last_seen"]),
+                        " ".join(f["sources"][:10]),
+                        " ".join(f["targets"][:10]) + (" ..." if len(f["targets"]) > 10 else ""),
+                        " ".join(f["ports"][:10]) + (" ..." if len(f["ports"]) > 10 else ""),
+                        f["event_count"],
+                        f["summary"],
+                    ]
+                    for f in s["findings"]
+                ],
+            ),
             [f"risk-{f['risk']}" for f in s["findings"]],
         ),
-        "<h2>Alerts</h2>",
         _table(
-            ["time", "status", "channel", "attempts", "finding", "message", "last error"],
-            [
+            Table(
+                "Alerts",
+                ["time", "status", "channel", "attempts", "finding", "message", "last error"],
                 [
-                    _when(a["time"]),
-                    a["status"],
-                    a["channel"],
-                    a["attempts"],
-                    a["finding"],
-                    a["message"],
-                    a["last_error"],
-                ]
-                for a in s["alerts"]
-            ],
+                    [
+                        when(a["time"]),
+                        a["status"],
+                        a["channel"],
+                        a["attempts"],
+                        a["finding"],
+                        a["message"],
+                        a["last_error"],
+                    ]
+                    for a in s["alerts"]
+                ],
+            )
         ),
-        "<h2>Honeypots touched</h2>",
-        _table(
-            ["address", "kind", "OS", "events", "sources", "ports", "first seen", "last seen"],
-            [
-                [
-                    h["address"],
-                    {True: "virtual", False: "real", None: "?"}[h["virtual"]],
-                    h["os"],
-                    h["events"],
-                    h["source_count"],
-                    " ".join(h["ports"]),
-                    _when(h["first_seen"]),
-                    _when(h["last_seen"]),
-                ]
-                for h in s["honeypots"]
-            ],
-        ),
-        "<h2>Sources</h2>",
-        _table(
-            [
-                "address",
-                "guessed OS",
-                "tool",
-                "events",
-                "honeypots",
-                "ports",
-                "logins",
-                "first seen",
-                "last seen",
-            ],
-            [
-                [
-                    r["address"],
-                    r["os"],
-                    r["tool"],
-                    r["events"],
-                    r["honeypot_count"],
-                    r["port_count"],
-                    r["login_count"],
-                    _when(r["first_seen"]),
-                    _when(r["last_seen"]),
-                ]
-                for r in s["sources"]
-            ],
-        ),
-        "<h2>Ports and services</h2>",
-        _table(
-            ["port", "service", "events", "sources", "honeypots"],
-            [
-                [
-                    f"{p['port']}/{p['protocol']}",
-                    p["service"],
-                    p["events"],
-                    p["source_count"],
-                    p["honeypot_count"],
-                ]
-                for p in s["ports"]
-            ],
-        ),
-        "<h2>Credentials</h2>",
-        _table(
-            ["time", "source", "honeypot", "service", "user", "password / key", "accepted"],
-            [
-                [
-                    _when(c["time"]),
-                    c["src"],
-                    c["dst"],
-                    c["service"] or c["port"],
-                    c["user"],
-                    c["secret"],
-                    c["accepted"],
-                ]
-                for c in s["credentials"]
-            ],
-        ),
-        "<h2>Commands and requests</h2>",
-        _table(
-            ["time", "source", "honeypot", "service", "kind", "command"],
-            [
-                [_when(c["time"]), c["src"], c["dst"], c["service"] or c["port"], c["kind"], c["command"]]
-                for c in s["commands"]
-            ],
-        ),
-        f"<h2>Timeline ({data.bucket_seconds} s buckets, non-empty only)</h2>",
-        _table(
-            ["start", "events", "sources"],
-            [[_when(b["start"]), b["events"], b["source_count"]] for b in s["timeline"] if b["events"]],
-        ),
-        "<h2>Hosts by OS, real and virtual</h2>",
-        _table(
-            ["kind", "OS", "hosts"],
-            [["virtual" if o["virtual"] else "real", o["os"], o["hosts"]] for o in s["os_mix"]],
-        ),
+        _table(common.honeypots(data, " ".join)),
+        _table(common.sources(data)),
+        _table(common.ports(data)),
+        _table(common.credentials(data)),
+        _table(common.commands(data)),
+        _table(common.timeline(data)),
+        _table(common.os_mix(data)),
         "</body></html>",
     ]
     return "\n".join(parts) + "\n"

@@ -12,7 +12,7 @@ import asyncio
 import time
 
 from dynapot.sensor.handlers import ConnectionInfo, Report, record
-from dynapot.services.smtp import host_name
+from dynapot.services.identity import host_name
 
 # (lower-case product substring, banner template, version when nmap found none).
 # Templates take {v} (version), {ssh} (version in SSH's form), {rfb}, {host}, {dst}, {date}.

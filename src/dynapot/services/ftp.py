@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from dynapot.sensor.handlers import ConnectionInfo, Handler, PassiveListener, Report
+from dynapot.services.identity import host_name
 from dynapot.services.ssh import WEAK_PAIRS, AcceptPolicy
 
 log = logging.getLogger(__name__)
@@ -286,11 +287,6 @@ def flavour_for(info: ConnectionInfo, host: str) -> Flavour:
     if "vsftpd" in product and re.fullmatch(r"[0-9][0-9A-Za-z.\-]{0,15}", version):
         return Flavour("vsftpd", f"220 (vsFTPd {version})", False)
     return Flavour("vsftpd", "220 (vsFTPd 3.0.3)", False)
-
-
-def host_name(info: ConnectionInfo) -> str:
-    """The host's stable name (the same one http.py shows), so its services agree with each other."""
-    return f"srv-{hashlib.blake2b(info.dst.encode(), digest_size=2).hexdigest()}"
 
 
 # -- the fake file tree --------------------------------------------------------------------------------

@@ -9,7 +9,6 @@ per connection, idle time.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import html
 from dataclasses import dataclass
 from email.utils import formatdate
@@ -18,6 +17,7 @@ from urllib.parse import parse_qs
 import h11
 
 from dynapot.sensor.handlers import ConnectionInfo, Report
+from dynapot.services.identity import host_name
 
 MAX_REQUEST = 16 * 1024  # bytes of request line, headers and body kept
 MAX_REQUESTS = 20  # per connection
@@ -76,14 +76,8 @@ def imitate(flavour: Flavour, product: str | None, version: str | None) -> Flavo
     return Flavour(server, flavour.title, flavour.not_found)
 
 
-def _host_name(info: ConnectionInfo) -> str:
-    """A stable, per-host name for page content, so that virtual hosts are not clones."""
-    digest = hashlib.blake2b(info.dst.encode(), digest_size=2).hexdigest()
-    return f"srv-{digest}"
-
-
 def _page(flavour: Flavour, info: ConnectionInfo) -> bytes:
-    name = html.escape(_host_name(info))
+    name = html.escape(host_name(info))
     body = (
         f"<!DOCTYPE html><html><head><title>{html.escape(flavour.title)} - {name}</title></head><body>"
         f"<h1>{html.escape(flavour.title)}</h1><p>{name}</p>"

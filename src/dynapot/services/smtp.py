@@ -22,13 +22,13 @@ from __future__ import annotations
 
 import asyncio
 import binascii
-import hashlib
 import random
 import re
 import time
 from dataclasses import dataclass
 
 from dynapot.sensor.handlers import ConnectionInfo, Report, excerpt
+from dynapot.services.identity import host_name
 
 MAX_LINE = 2048  # Postfix's line_length_limit
 MAX_RECIPIENTS = 100
@@ -244,11 +244,6 @@ def flavour_for(info: ConnectionInfo) -> Flavour:
         POSTFIX_REPLIES,
         forbid_http=True,
     )
-
-
-def host_name(info: ConnectionInfo) -> str:
-    """The host's name: the same per-address name the web pages show (http.py `_host_name`)."""
-    return "srv-" + hashlib.blake2b(info.dst.encode(), digest_size=2).hexdigest()
 
 
 def _clip(text: str) -> str:

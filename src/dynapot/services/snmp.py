@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from dynapot.sensor.handlers import ConnectionInfo, DatagramService, Report, excerpt
-from dynapot.services.smtp import host_name
+from dynapot.services.identity import host_name
 
 log = logging.getLogger(__name__)
 

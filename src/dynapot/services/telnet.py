@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from dynapot.sensor.handlers import ConnectionInfo, Handler, Report
+from dynapot.services import identity
 from dynapot.services.shell import FakeShell
 from dynapot.services.ssh import WEAK_PAIRS, AcceptPolicy
 
@@ -352,14 +353,13 @@ def flavour_for(personality: str | None, product: str | None = None) -> Flavour:
 
 
 def host_name(info: ConnectionInfo, kind: str) -> str:
-    """The host's stable name: the one http.py shows for Unix hosts, Windows- and IOS-style otherwise."""
-    digest = hashlib.blake2b(info.dst.encode(), digest_size=2).hexdigest()
+    """The host's stable name: the shared one (identity.py) on Unix hosts, else in Windows or IOS style."""
     if kind == "windows":
         letters = hashlib.sha256(info.dst.encode()).hexdigest().upper()
         return f"WIN-{letters[:11]}"
     if kind == "cisco":
-        return f"gw-{digest}"
-    return f"srv-{digest}"
+        return f"gw-{identity.host_tag(info)}"
+    return identity.host_name(info)
 
 
 def _windows_version(personality: str | None) -> tuple[str, str]:
