@@ -135,7 +135,6 @@ def latencies(lab, reference_host, prefix: str) -> None:
 def bench_handshakes(lab, binary: Path, workdir: Path, seconds: float) -> None:
     reference_host = lab.real_hosts[0]
     server = lab.popen(reference_host, [sys.executable, "-c", KERNEL_SERVER])
-
     try:
         time.sleep(0.5)
         with running_sensor(lab, CONFIG, workdir) as sensor:
@@ -150,10 +149,21 @@ def bench_handshakes(lab, binary: Path, workdir: Path, seconds: float) -> None:
                     ratio = round(virtual["p50_ms"] / max(kernel["p50_ms"], 1e-9), 2)
                     emit("handshake_p50_c1", virtual["p50_ms"], "ms", kernel_ms=kernel["p50_ms"],
                          ratio_to_kernel=ratio)  # fmt: skip
-            latencies(lab, reference_host, "")
         if sensor.db is not None:
             emit("events_logged", len(sensor.events()), "rows", lost=0)
-        # The same replies from a sensor that polls its socket instead of sleeping on it.
+    finally:
+        server.kill()
+
+
+def bench_latency(lab, binary: Path, workdir: Path, seconds: float) -> None:
+    """Round trips, from the sensor as it runs by default and from one that busy-polls its socket."""
+    reference_host = lab.real_hosts[0]
+    server = lab.popen(reference_host, [sys.executable, "-c", KERNEL_SERVER])
+    try:
+        time.sleep(0.5)
+        with running_sensor(lab, CONFIG, workdir):
+            connrate(lab, binary, VIRTUAL, PORT, 1, 10)
+            latencies(lab, reference_host, "")
         (workdir / "busy").mkdir(exist_ok=True)
         with running_sensor(lab, CONFIG, workdir / "busy", extra_args=("--busy-poll",)):
             connrate(lab, binary, VIRTUAL, PORT, 1, 10)
@@ -202,7 +212,7 @@ def bench_release(lab, workdir: Path) -> None:
         emit("release_after_claim", released - start, "s", note="gratuitous ARP sent to address released")
 
 
-PARTS = ("handshakes", "slash16", "release")
+PARTS = ("handshakes", "latency", "slash16", "release")
 
 
 def main() -> None:
@@ -218,6 +228,8 @@ def main() -> None:
             sub.mkdir()
             if part == "handshakes":
                 bench_handshakes(lab, binary, sub, args.seconds)
+            elif part == "latency":
+                bench_latency(lab, binary, sub, args.seconds)
             elif part == "slash16":
                 bench_slash16(lab, sub)
             else:
