@@ -120,3 +120,26 @@ def test_expire_reports_counts(run):
     result = run("expire")
     assert result.exit_code == 0
     assert "honeypot_events: 0 expired" in result.output
+
+
+def test_run_refuses_settings_it_cannot_run_with(tmp_path):
+    db = f"sqlite:///{tmp_path / 'd.db'}"
+    settings = tmp_path / "dynapot.toml"
+    settings.write_text(f'[daemon]\nstate_dir = "{tmp_path / "state"}"\n')
+    result = CliRunner().invoke(main, ["run", "--db", db, "--config", str(settings)])
+    assert result.exit_code == 1 and "daemon.interface" in result.output
+    settings.write_text(
+        f'[[networks]]\ncidr = "198.18.0.0/24"\n[daemon]\ninterface = "nosuchif0"\nstate_dir = "{tmp_path}"\n'
+    )
+    result = CliRunner().invoke(main, ["run", "--db", db, "--config", str(settings)])
+    assert result.exit_code == 1 and "nosuchif0" in result.output and "Traceback" not in result.output
+
+
+def test_status_without_a_running_daemon(tmp_path):
+    settings = tmp_path / "dynapot.toml"
+    settings.write_text(f'[daemon]\nstate_dir = "{tmp_path / "state"}"\n')
+    db = f"sqlite:///{tmp_path / 'd.db'}"
+    result = CliRunner().invoke(main, ["status", "--json", "--db", db, "--config", str(settings)])
+    assert result.exit_code == 0, result.output
+    status = json.loads(result.output)
+    assert status["daemon"] is None and status["sensor"] is None and status["virtual_hosts"] == []

@@ -76,6 +76,7 @@ def register(main: click.Group, command_options: Any) -> None:
         on SIGHUP; the new plan is applied at once.
         """
         from dynapot.daemon.engine import Daemon
+        from dynapot.sensor.rawsock import InterfaceError
 
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
         settings = ctx.settings
@@ -83,7 +84,10 @@ def register(main: click.Group, command_options: Any) -> None:
             settings = settings.model_copy(
                 update={"daemon": settings.daemon.model_copy(update={"interface": interface})}
             )
-        daemon = Daemon(settings, ctx.db, settings_path=ctx.settings_path)
+        try:
+            daemon = Daemon(settings, ctx.db, settings_path=ctx.settings_path)
+        except InterfaceError as exc:
+            raise click.ClickException(str(exc)) from None
 
         async def main_loop() -> None:
             stop = asyncio.Event()
@@ -95,7 +99,10 @@ def register(main: click.Group, command_options: Any) -> None:
                 loop.call_later(seconds, stop.set)
             await daemon.run(stop)
 
-        asyncio.run(main_loop())
+        try:
+            asyncio.run(main_loop())
+        except InterfaceError as exc:  # the raw socket is opened when the daemon starts running
+            raise click.ClickException(str(exc)) from None
 
     @main.command("status")
     @click.option("--json", "as_json", is_flag=True, help="Print everything as one JSON object.")

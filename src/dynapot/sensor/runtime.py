@@ -69,6 +69,7 @@ NMAP_MEMORY = 300.0  # seconds a source stays "an nmap OS scan" after its last O
 NMAP_OS_SCAN = "nmap OS scan"
 PROBE_RATE = 5000.0  # ARP probes per second at start-up
 RELEASE_MEMORY = 300.0  # seconds an address given back to a real host is not claimed again
+TIMER_SLACK = 0.005  # seconds a connection timer may fire late
 PROBE_WAIT = 1.0  # seconds an address must stay unanswered before we claim it (RFC 5227 waits 1-2 s)
 _SYN = int(TcpFlags.SYN)
 _ACK = int(TcpFlags.ACK)
@@ -88,8 +89,15 @@ def _identity(host: HostDefinition) -> tuple:
     return (host.mac, host.personality.name if host.personality else None, host.uptime)
 
 
+_FLAG_TEXT = tuple(
+    "".join(letter for bit, letter in enumerate(_FLAG_LETTERS) if flags >> bit & 1) or "-"
+    for flags in range(256)
+)
+
+
 def flag_letters(flags: int) -> str:
-    return "".join(letter for bit, letter in enumerate(_FLAG_LETTERS) if flags >> bit & 1) or "-"
+    """tcpdump-style flag letters; a table, since every probe event needs them."""
+    return _FLAG_TEXT[flags & 0xFF]
 
 
 class _Policy:
@@ -641,7 +649,9 @@ class Sensor:
         deadline = self.context.next_deadline()
         if deadline is None or self._loop is None:
             return
-        if self._timer_at is not None and self._timer_at <= deadline:
+        # Keep an armed timer that fires at most TIMER_SLACK late: TCP's timers are hundreds of
+        # milliseconds, and re-arming on every earlier deadline costs a handle per connection.
+        if self._timer_at is not None and self._timer_at <= deadline + TIMER_SLACK:
             return
         if self._timer is not None:
             self._timer.cancel()
