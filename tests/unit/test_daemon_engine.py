@@ -111,3 +111,10 @@ def test_only_another_mac_on_a_deployed_address_is_a_real_host(make_daemon):
     assert not daemon._is_real("198.18.0.50", "00:20:7B:00:00:01")
     assert not daemon._is_real("198.18.0.50", None)
     assert daemon._is_real("198.18.0.50", "02:00:00:00:00:09")
+
+
+def test_the_sensor_gets_the_database_url_outside_its_command_line(make_daemon):
+    daemon = make_daemon()
+    sensor = daemon.sensor
+    assert daemon.settings.database_url not in " ".join(sensor.command)
+    assert sensor.environment["DYNAPOT_DB"] == daemon.settings.database_url

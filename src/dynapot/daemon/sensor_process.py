@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -46,9 +47,9 @@ class SensorProcess:
             str(self.status_path),
             "--user",
             user,
-            "--db",
-            db_url,
         ]
+        # The database URL may hold a password: the environment, not the command line (ps shows that).
+        self.environment = {**os.environ, "DYNAPOT_DB": db_url}
         if settings_path is not None:
             self.command += ["--settings", str(settings_path)]
         self.process: subprocess.Popen[bytes] | None = None
@@ -65,7 +66,11 @@ class SensorProcess:
         self._reload_pending = False
         with self.output_path.open("ab") as out:
             self.process = subprocess.Popen(
-                self.command, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT
+                self.command,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=self.environment,
             )
         self.starts += 1
         log.info("sensor started (pid %d)", self.process.pid)
