@@ -52,6 +52,7 @@ from dynapot.sensor.handlers import (
     ConnectionInfo,
     DatagramService,
     Handler,
+    Report,
     ScriptRunner,
     excerpt,
     proxy,
@@ -93,6 +94,31 @@ _FLAG_TEXT = tuple(
     "".join(letter for bit, letter in enumerate(_FLAG_LETTERS) if flags >> bit & 1) or "-"
     for flags in range(256)
 )
+
+
+def _connection_info(
+    proto: str,
+    definition: HostDefinition,
+    peer_ip: int,
+    peer_port: int,
+    local_port: int,
+    action: Action | None,
+    data_ports: SensorDataPorts | None,
+) -> ConnectionInfo:
+    """What a service learns of its connection: the peer, the virtual host, what it imitates."""
+    return ConnectionInfo(
+        proto,
+        str(IPv4Address(peer_ip)),
+        peer_port,
+        definition.address,
+        local_port,
+        definition.personality.name if definition.personality else None,
+        definition.template,
+        action.product if action is not None else None,
+        action.version if action is not None else None,
+        data_ports,
+        definition.mac,
+    )
 
 
 def flag_letters(flags: int) -> str:
@@ -498,35 +524,27 @@ class Sensor:
             flow.recorded = bytearray()
             return
         definition = host.definition
-        action = definition.tcp.get(conn.local_port)
-        info = ConnectionInfo(
+        info = _connection_info(
             "tcp",
-            str(IPv4Address(conn.peer_ip)),
+            definition,
+            conn.peer_ip,
             conn.peer_port,
-            definition.address,
             conn.local_port,
-            definition.personality.name if definition.personality else None,
-            definition.template,
-            action.product if action is not None else None,
-            action.version if action is not None else None,
+            definition.tcp.get(conn.local_port),
             SensorDataPorts(self, conn.local_ip, conn.peer_ip),
-            definition.mac,
         )
+        report = self._reporter("tcp", conn.peer_ip, conn.peer_port, conn.local_ip, conn.local_port)
+        flow.transport, _task = start_handler(_Ops(self, conn, flow), info, handler, report)
+
+    def _reporter(self, proto: str, peer_ip: int, peer_port: int, local_ip: int, local_port: int) -> Report:
+        """What a service reports about one connection or datagram becomes that flow's events."""
 
         def report(kind: str, detail: str | None, data: dict | None) -> None:
             self._event(
-                "tcp",
-                conn.peer_ip,
-                conn.peer_port,
-                conn.local_ip,
-                conn.local_port,
-                kind,
-                detail,
-                time.monotonic(),
-                data=data,
+                proto, peer_ip, peer_port, local_ip, local_port, kind, detail, time.monotonic(), data=data
             )
 
-        flow.transport, _task = start_handler(_Ops(self, conn, flow), info, handler, report)
+        return report
 
     def _on_datagram(self, datagram: DatagramReceived, now: float) -> None:
         """A UDP service answers at most one bounded datagram, and only within the source's budget."""
@@ -540,32 +558,12 @@ class Sensor:
         service = self.udp_services.get(action.target or "")
         if service is None:
             return
-        info = ConnectionInfo(
-            "udp",
-            str(IPv4Address(datagram.peer_ip)),
-            datagram.peer_port,
-            definition.address,
-            datagram.local_port,
-            definition.personality.name if definition.personality else None,
-            definition.template,
-            action.product,
-            action.version,
-            None,
-            definition.mac,
+        info = _connection_info(
+            "udp", definition, datagram.peer_ip, datagram.peer_port, datagram.local_port, action, None
         )
-
-        def report(kind: str, detail: str | None, data: dict | None) -> None:
-            self._event(
-                "udp",
-                datagram.peer_ip,
-                datagram.peer_port,
-                datagram.local_ip,
-                datagram.local_port,
-                kind,
-                detail,
-                now,
-                data=data,
-            )
+        report = self._reporter(
+            "udp", datagram.peer_ip, datagram.peer_port, datagram.local_ip, datagram.local_port
+        )
 
         try:
             reply = service(datagram.data, info, report)
