@@ -85,6 +85,10 @@ def _check(obs: Observation) -> None:
             raise ValueError(f"observation of {obs.ip}: bad port {port.protocol}/{port.port}")
 
 
+# Tools whose port answers (service, product, version) are the detailed ones.
+DETAILED_PORT_TOOLS = frozenset({"nmap"})
+
+
 def record_observations(
     db: Database, observations: Iterable[Observation], fusion: FusionRule = DEFAULT_RULE
 ) -> RecordStats:
@@ -150,9 +154,19 @@ def record_observations(
                     if row is None:
                         row = Port(protocol=seen.protocol, port=seen.port)
                         host.ports.append(row)
-                    row.state, row.service = seen.state, seen.service
-                    row.product, row.version, row.extra_info = seen.product, seen.version, seen.extra_info
-                    row.tool, row.seen_at = obs.tool, obs.seen_at
+                    if row.tool in DETAILED_PORT_TOOLS and obs.tool not in DETAILED_PORT_TOOLS:
+                        # A banner heard in passing ("vsFTPd 3.0.3") is vaguer than nmap -sV's
+                        # answer ("vsftpd", "3.0.3"): it refreshes the port, fills gaps, replaces nothing.
+                        row.service = row.service or seen.service
+                        row.product = row.product or seen.product
+                        row.version = row.version or seen.version
+                        row.extra_info = row.extra_info or seen.extra_info
+                        row.seen_at = max(row.seen_at, obs.seen_at)
+                    else:
+                        row.state, row.service = seen.state, seen.service
+                        row.product, row.version = seen.product, seen.version
+                        row.extra_info = seen.extra_info
+                        row.tool, row.seen_at = obs.tool, obs.seen_at
                     port_count += 1
     return RecordStats(added, updated, port_count, tuple(reclaimed))
 

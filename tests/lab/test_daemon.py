@@ -40,10 +40,24 @@ def wait_for(predicate, timeout: float, step: float = 0.2):
 
 
 class Running:
-    def __init__(self, lab, workdir: Path, process: subprocess.Popen, mailbox: Path) -> None:
-        self.lab, self.workdir, self.process, self.mailbox = lab, workdir, process, mailbox
+    def __init__(self, lab, workdir: Path, mailbox: Path) -> None:
+        self.lab, self.workdir, self.mailbox = lab, workdir, mailbox
+        self.process: subprocess.Popen | None = None
         self.state = workdir / "state"
         self.db = workdir / "dynapot.db"
+
+    def start(self) -> None:
+        settings = self.workdir / "dynapot.toml"
+        with (self.workdir / "daemon.out").open("a") as out:
+            self.process = self.lab.popen(
+                self.lab.sensor,
+                [sys.executable, "-m", "dynapot", "run", "--config", str(settings)],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+
+    def stop(self) -> None:
+        stop(self.process)
 
     def query(self, sql: str, *args) -> list[tuple]:
         with contextlib.closing(sqlite3.connect(self.db, timeout=10)) as conn:
@@ -124,19 +138,11 @@ def running(lab, tmp_path_factory) -> Iterator[Running]:
         stderr=subprocess.DEVNULL,
         text=True,
     )
-    daemon = None
+    handle = Running(lab, workdir, mailbox)
     try:
         urls = json.loads(receivers.stdout.readline())
-        settings = workdir / "dynapot.toml"
-        settings.write_text(settings_text(workdir, urls))
-        with (workdir / "daemon.out").open("w") as out:
-            daemon = lab.popen(
-                lab.sensor,
-                [sys.executable, "-m", "dynapot", "run", "--config", str(settings)],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-        handle = Running(lab, workdir, daemon, mailbox)
+        (workdir / "dynapot.toml").write_text(settings_text(workdir, urls))
+        handle.start()
         # Deployed: the first scan is done and the sensor answers for the planned hosts.
         ready = wait_for(
             lambda: (
@@ -149,14 +155,19 @@ def running(lab, tmp_path_factory) -> Iterator[Running]:
         assert ready, handle.output()
         yield handle
     finally:
-        for process in (daemon, receivers):
-            if process is not None and process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-                try:
-                    process.wait(60)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait(10)
+        handle.stop()
+        stop(receivers)
+
+
+def stop(process: subprocess.Popen | None) -> None:
+    """SIGTERM, as an administrator would; killed if it does not end in time."""
+    if process is not None and process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
 
 
 def test_the_free_addresses_are_filled_and_real_ones_left_alone(running, lab):
@@ -310,3 +321,20 @@ def test_a_new_policy_is_applied_to_the_running_sensor(running):
     finally:
         settings.write_text(text)
     assert wait_for(lambda: len(running.plan()) == before, 20)
+
+
+def test_a_restart_resumes_the_same_deployment(running):
+    before = running.plan()
+    old_sensor = running.status("sensor")["pid"]
+    running.stop()
+    assert running.process.returncode == 0, running.output()
+    running.start()
+    assert wait_for(
+        lambda: (
+            running.status("sensor").get("pid") not in (None, old_sensor)
+            and running.status("sensor").get("hosts") == len(before)
+            and running.status("sensor").get("pending") == 0
+        ),
+        60,
+    ), running.output()
+    assert running.plan() == before  # the same addresses and ports

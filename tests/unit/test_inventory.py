@@ -172,3 +172,29 @@ def test_expire_deletes_old_rows_per_table_but_not_our_deployment(db, catalog):
         assert s.scalar(select(func.count()).select_from(Host).where(Host.is_virtual.is_(True))) > 0
     counts = expire(db, ExpirySettings(honeypot_events=30), now=NOW)
     assert counts["honeypot_events"] == 1
+
+
+def test_a_banner_heard_in_passing_does_not_replace_nmaps_product(db):
+    nmap_port = PortObservation("tcp", 21, "open", "ftp", product="vsftpd", version="3.0.3")
+    heard = PortObservation("tcp", 21, "open", "ftp", product="vsFTPd", version="3.0.3")
+    ssh_heard = PortObservation("tcp", 22, "open", "ssh", product="OpenSSH", version="9.2p1")
+    record_observations(db, [seen("198.18.0.10", ports=[nmap_port])])
+    later = NOW + timedelta(minutes=5)
+    record_observations(db, [seen("198.18.0.10", ports=[heard, ssh_heard], tool="passive", at=later)])
+    with db.session() as s:
+        ports = {p.port: p for p in s.scalars(select(Port))}
+        assert (ports[21].product, ports[21].tool) == ("vsftpd", "nmap")
+        assert ports[21].seen_at == later  # still refreshed: the port is alive
+        assert (ports[22].product, ports[22].version, ports[22].tool) == ("OpenSSH", "9.2p1", "passive")
+    # nmap's next answer replaces a passive one
+    record_observations(
+        db,
+        [
+            seen(
+                "198.18.0.10",
+                ports=[nmap_port, PortObservation("tcp", 22, "open", "ssh", "OpenSSH", "9.2p1 Debian")],
+            )
+        ],
+    )
+    with db.session() as s:
+        assert s.scalar(select(Port.version).where(Port.port == 22)) == "9.2p1 Debian"
