@@ -15,6 +15,7 @@ import pytest
 
 from dynapot.sensor.handlers import ConnectionInfo
 from dynapot.services import ssh as ssh_service
+from dynapot.services.identity import host_name
 from dynapot.services.shell import FakeShell
 from dynapot.services.ssh import DEFAULT_VERSION, SSHConfig, make_ssh_handler
 
@@ -23,8 +24,12 @@ pytestmark = pytest.mark.timeout(30)
 CLIENT = {"known_hosts": None, "client_keys": None, "agent_path": None, "config": None}
 
 
+# The shell says the host's own name, the one its other services carry.
+NAME = host_name(ConnectionInfo("tcp", "198.18.0.3", 40000, "198.18.0.5", 22, None, "web01"))
+
+
 @contextlib.asynccontextmanager
-async def serve(config: SSHConfig, dst: str = "10.0.0.5") -> AsyncIterator[tuple[int, list]]:
+async def serve(config: SSHConfig, dst: str = "198.18.0.5") -> AsyncIterator[tuple[int, list]]:
     handler = make_ssh_handler(config)
     reports: list[tuple[str, str | None, dict | None]] = []
     tasks: set[asyncio.Task] = set()
@@ -115,18 +120,19 @@ def test_accepted_login_exec_and_shell(tmp_path: Path) -> None:
             shell = await conn.run(input="uname -a\nwhoami\ncd /etc\npwd\nexit\n", timeout=5)
             tty = await conn.create_process(term_type="xterm")
             tty.stdin.write("id\r")
-            tty_out = await asyncio.wait_for(tty.stdout.readuntil("root@web01:~# "), 5)
-            tty_out += await asyncio.wait_for(tty.stdout.readuntil("root@web01:~# "), 5)
+            tty_out = await asyncio.wait_for(tty.stdout.readuntil(f"root@{NAME}:~# "), 5)
+            tty_out += await asyncio.wait_for(tty.stdout.readuntil(f"root@{NAME}:~# "), 5)
             tty.stdin.write("exit\r")
             await asyncio.wait_for(tty.wait_closed(), 5)
         return reports, uname, who, missing, shell, tty_out
 
     reports, uname, who, missing, shell, tty_out = run(main())
-    assert uname.stdout.startswith("Linux web01 5.15.0-91-generic ") and uname.exit_status == 0
+    assert uname.stdout.startswith(f"Linux {NAME} 5.15.0-91-generic ") and uname.exit_status == 0
     assert who.stdout == "root\n"
     assert missing.stdout == "bash: wget: command not found\n" and missing.exit_status == 127
-    assert "# Linux web01 " in shell.stdout and "# root\n" in shell.stdout and "/etc# /etc\n" in shell.stdout
-    assert shell.stdout.startswith("root@web01:~# ")
+    assert f"# Linux {NAME} " in shell.stdout and "# root\n" in shell.stdout
+    assert "/etc# /etc\n" in shell.stdout
+    assert shell.stdout.startswith(f"root@{NAME}:~# ")
     assert "uid=0(root) gid=0(root)" in tty_out and "Welcome to Ubuntu" in tty_out
     commands = [r[1] for r in reports if r[0] == "command"]
     exec_and_shell = ["uname -a", "whoami", "wget http://x/y", "uname -a", "whoami", "cd /etc", "pwd", "exit"]
@@ -172,15 +178,15 @@ async def _host_key(config: SSHConfig, dst: str) -> str:
 
 def test_host_key_per_address_and_persistent(tmp_path: Path) -> None:
     async def main():
-        a1 = await _host_key(SSHConfig(key_dir=tmp_path), "10.0.0.5")
-        b = await _host_key(SSHConfig(key_dir=tmp_path), "10.0.0.6")
-        a2 = await _host_key(SSHConfig(key_dir=tmp_path), "10.0.0.5")  # a new handler instance
+        a1 = await _host_key(SSHConfig(key_dir=tmp_path), "198.18.0.5")
+        b = await _host_key(SSHConfig(key_dir=tmp_path), "198.18.0.6")
+        a2 = await _host_key(SSHConfig(key_dir=tmp_path), "198.18.0.5")  # a new handler instance
         return a1, a2, b
 
     a1, a2, b = run(main())
     assert a1 == a2 and a1 != b
     files = sorted(p.name for p in tmp_path.iterdir())
-    assert files == ["ssh_host_ed25519_key-10.0.0.5", "ssh_host_ed25519_key-10.0.0.6"]
+    assert files == ["ssh_host_ed25519_key-198.18.0.5", "ssh_host_ed25519_key-198.18.0.6"]
     for p in tmp_path.iterdir():
         assert stat.S_IMODE(p.stat().st_mode) == 0o600
 
@@ -239,7 +245,7 @@ def test_openssh_client_sees_banner_and_key(tmp_path: Path) -> None:
     rc, err = run(main())
     assert rc != 0  # BatchMode: no password prompt, so the login fails after key exchange
     assert "Remote protocol version 2.0, remote software version OpenSSH_8.9p1 Ubuntu-3ubuntu0.6" in err
-    key = (tmp_path / "ssh_host_ed25519_key-10.0.0.5").read_bytes()
+    key = (tmp_path / "ssh_host_ed25519_key-198.18.0.5").read_bytes()
     public = asyncssh.import_private_key(key).export_public_key().decode().split()[1]
     assert public in (tmp_path / "known_hosts").read_text()
 
@@ -259,3 +265,10 @@ def test_lifetime_and_garbage_end_the_connection(tmp_path: Path) -> None:
     reports, idle, junk = run(main())
     assert idle.startswith(b"SSH-2.0-OpenSSH_8.9p1") and junk.startswith(b"SSH-2.0-OpenSSH_8.9p1")
     assert ("timeout", None, {"lifetime": 0.5}) in reports
+
+
+def test_busybox_probes_get_busybox_answers():
+    sh = FakeShell("web01", "root")
+    assert sh.execute("/bin/busybox MIRAI") == "MIRAI: applet not found\n" and sh.status == 127
+    assert sh.execute("/bin/busybox echo hi") == "hi\n" and sh.status == 0
+    assert sh.execute("busybox").startswith("BusyBox v1.30.1")

@@ -139,6 +139,17 @@ class FakeShell:
             return f"bash: {cmd}: command not found\n"
         return handler(args)
 
+    def _cmd_busybox(self, args: list[str]) -> str:
+        # Mirai-style bots probe with `/bin/busybox WORD` and read "applet not found" as "a shell
+        # worth infecting"; "command not found" would end their session before the payload.
+        if not args:
+            return "BusyBox v1.30.1 (Ubuntu 1:1.30.1-7ubuntu3) multi-call binary.\n"
+        handler = getattr(self, "_cmd_" + args[0], None) if args[0].isidentifier() else None
+        if handler is not None:
+            return handler(args[1:])
+        self.status = 127
+        return f"{args[0]}: applet not found\n"
+
     def _cmd_pwd(self, args: list[str]) -> str:
         return self.cwd + "\n"
 

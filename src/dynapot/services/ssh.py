@@ -41,6 +41,7 @@ import asyncssh
 
 from dynapot.sensor.handlers import ConnectionInfo, Handler, Report
 from dynapot.services.banner import banner_for
+from dynapot.services.identity import host_name
 from dynapot.services.shell import FakeShell
 
 log = logging.getLogger(__name__)
@@ -85,7 +86,7 @@ class SSHConfig:
     key_dir: Path = DEFAULT_KEY_DIR
     server_version: str = DEFAULT_VERSION  # full identification string, "SSH-2.0-..."
     accept: AcceptPolicy = WEAK_PAIRS  # for passwords; public keys are accepted only with "all"
-    hostname: str | None = None  # shell hostname; default: the template name if it fits, else "ubuntu"
+    hostname: str | None = None  # shell hostname; default: the host's name, as its other services say it
     max_auth_attempts: int = 6
     login_timeout: float = 60.0
     lifetime: float = 600.0
@@ -232,13 +233,10 @@ class _Server(asyncssh.SSHServer):
 # -- shell ----------------------------------------------------------------------------------------------
 
 
-_HOSTNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,62}")
-
-
 def _hostname(config: SSHConfig, info: ConnectionInfo) -> str:
     if config.hostname:
         return config.hostname
-    return info.template if _HOSTNAME.fullmatch(info.template or "") else "ubuntu"
+    return host_name(info)  # the name the host's web page, SMTP banner and SNMP sysName carry
 
 
 async def _lines(stdin: asyncssh.SSHReader, max_line: int):
