@@ -17,7 +17,6 @@ import contextlib
 import json
 import shlex
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -26,6 +25,7 @@ from pathlib import Path
 import click
 
 from dynapot.lab import Lab, lab_up
+from dynapot.processes import terminate
 
 DEMO_PORTS = "21,22,23,25,80,110,139,143,443,445,3306,3389,8080"
 STEP_TIMEOUT = 900  # seconds; the lab scan takes well under a minute
@@ -171,12 +171,7 @@ def _deceive(lab: Lab, config: Path, plan_json: Path, out_dir: Path, db_url: str
             ]
         )
     finally:
-        daemon.send_signal(signal.SIGTERM)
-        try:
-            daemon.wait(60)
-        except subprocess.TimeoutExpired:
-            daemon.kill()
-            daemon.wait(10)
+        terminate(daemon, 60)
 
 
 _SSH_OPTIONS = (

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -21,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from dynapot.honeyd import parse_config
+from dynapot.processes import terminate
 
 pytestmark = pytest.mark.lab
 
@@ -160,14 +160,7 @@ def running(lab, tmp_path_factory) -> Iterator[Running]:
 
 
 def stop(process: subprocess.Popen | None) -> None:
-    """SIGTERM, as an administrator would; killed if it does not end in time."""
-    if process is not None and process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
+    terminate(process, 60)
 
 
 def test_the_free_addresses_are_filled_and_real_ones_left_alone(running, lab):

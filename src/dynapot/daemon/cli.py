@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import json
 import logging
 import signal
@@ -27,6 +26,7 @@ def _read_json(path: Path) -> dict[str, Any] | None:
 def gather_status(ctx: Any) -> dict[str, Any]:
     """Real and virtual hosts, free addresses, last scan and the health of daemon and sensor."""
     from dynapot.db.models import Finding, HoneypotEvent, Host
+    from dynapot.inventory import network_picture
 
     settings = ctx.settings
     state_dir = settings.daemon.state_dir
@@ -51,8 +51,9 @@ def gather_status(ctx: Any) -> dict[str, Any]:
         findings = session.scalar(select(func.count()).select_from(Finding)) or 0
     free = None
     if settings.networks:
-        net = settings.networks[0].cidr
-        free = net.num_addresses - 2 - sum(1 for h in hosts if ipaddress.IPv4Address(h.ip) in net)
+        # The planner's own free addresses (hold-off, gateway, exclusions), less those we fill.
+        picture = network_picture(ctx.db, settings.networks[0], settings.planner)
+        free = len(set(picture.free_ips) - {h["ip"] for h in virtual})
     return {
         "real_hosts": real,
         "virtual_hosts": virtual,

@@ -27,7 +27,7 @@ from dynapot.daemon.sensor_process import SensorProcess
 from dynapot.db import Database
 from dynapot.db.models import Finding as FindingRow
 from dynapot.db.models import HoneypotEvent, Host
-from dynapot.deploy import Deployer, load_catalog
+from dynapot.deploy import Deployer, load_catalog, write_atomically
 from dynapot.discovery.active import run_scan, scan_options
 from dynapot.discovery.p0f import DEFAULT_DATABASE, P0fDatabase, P0fMatcher
 from dynapot.discovery.passive import PassiveObserver
@@ -395,9 +395,7 @@ class Daemon:
             return connection.scalar(select(HoneypotEvent.id).order_by(HoneypotEvent.id.desc()).limit(1)) or 0
 
     def _save_cursor(self, last_id: int) -> None:
-        tmp = self._cursor_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"last_event_id": last_id}))
-        tmp.replace(self._cursor_path)
+        write_atomically(self._cursor_path, json.dumps({"last_event_id": last_id}))
 
     # ------------------------------------------------------------------ upkeep
 
@@ -425,10 +423,8 @@ class Daemon:
             "sensor_running": self.sensor.running,
             "sensor_starts": self.sensor.starts,
         }
-        tmp = self.state_dir / "daemon-status.tmp"
         try:
-            tmp.write_text(json.dumps(data))
-            tmp.replace(self.state_dir / "daemon-status.json")
+            write_atomically(self.state_dir / "daemon-status.json", json.dumps(data))
         except OSError as exc:
             log.warning("cannot write status: %s", exc)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
@@ -11,6 +10,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+from dynapot.processes import terminate
 
 log = logging.getLogger(__name__)
 STOP_TIMEOUT = 30.0
@@ -117,13 +118,4 @@ class SensorProcess:
         return True
 
     def stop(self) -> None:
-        if self.process is None:
-            return
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    self.process.wait(10)
+        terminate(self.process, STOP_TIMEOUT)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -14,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from dynapot.lab.network import Lab
+from dynapot.processes import terminate
 
 START_TIMEOUT = 120.0  # a /16 of bound addresses takes a while to set up
 STOP_TIMEOUT = 60.0
@@ -37,15 +37,8 @@ class RunningSensor:
                 rows = conn.execute("SELECT * FROM honeypot_events WHERE kind = ?", (kind,))
             return [dict(r) for r in rows]
 
-    def stop(self) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
-        return self.process.returncode
+    def stop(self) -> int | None:
+        return terminate(self.process, STOP_TIMEOUT)
 
 
 @contextlib.contextmanager

@@ -13,7 +13,6 @@ import hashlib
 import ipaddress
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from dynapot.honeyd.config import Action, HoneydConfig, Template
 from dynapot.honeyd.parser import HoneydConfigError, parse_config
@@ -157,25 +156,22 @@ def build_sensor_config(
     return SensorConfig(hosts=hosts, source=source)
 
 
-def load_sensor_config(
-    path: Path,
+def parse_sensor_config(
+    text: str,
     *,
+    source: str,
     fingerprints: Iterable[Fingerprint],
     mac_vendors: MacVendors,
     own_addresses: Collection[str] = (),
     builtin_services: Collection[str] | None = None,
 ) -> SensorConfig:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise HoneydConfigError(str(path), 0, "", f"cannot read: {exc}") from None
+    """A honeyd configuration's text as the sensor's hosts (parsed, then checked against the databases)."""
     kwargs = {"builtin_services": builtin_services} if builtin_services is not None else {}
-    config = parse_config(text, source=str(path), **kwargs)
     return build_sensor_config(
-        config,
+        parse_config(text, source=source, **kwargs),
         text,
         fingerprints=fingerprints,
         mac_vendors=mac_vendors,
         own_addresses=own_addresses,
-        source=str(path),
+        source=source,
     )

@@ -22,11 +22,11 @@ from dynapot.db import Database
 from dynapot.discovery.observation import Observation
 from dynapot.discovery.p0f import DEFAULT_DATABASE, P0fDatabase, P0fDatabaseError, P0fMatcher
 from dynapot.honeyd.config import BUILTIN_SERVICES
-from dynapot.honeyd.parser import HoneydConfigError, parse_config
+from dynapot.honeyd.parser import HoneydConfigError
 from dynapot.inventory import record_observations
 from dynapot.personality.catalog import MacVendors
 from dynapot.personality.osdb import load_osdb
-from dynapot.sensor.config import SensorConfig, build_sensor_config
+from dynapot.sensor.config import SensorConfig, parse_sensor_config
 from dynapot.sensor.events import Event, EventWriter
 from dynapot.sensor.handlers import ScriptRunner
 from dynapot.sensor.privileges import drop_privileges
@@ -70,22 +70,14 @@ class ConfigLoader:
             text = _read_at(self.dir_fd, self.path.name)
         except (OSError, UnicodeDecodeError) as exc:
             raise HoneydConfigError(str(self.path), 0, "", f"cannot read: {exc}") from None
-        return build_sensor_config(
-            parse_config(
-                text,
-                source=str(self.path),
-                builtin_services=BUILTIN_SERVICES | set(REGISTRY) | set(UDP_REGISTRY),
-            ),
+        return parse_sensor_config(
             text,
+            source=str(self.path),
             fingerprints=self.fingerprints,
             mac_vendors=self.vendors,
             own_addresses=interface_addresses(self.interface),
-            source=str(self.path),
+            builtin_services=BUILTIN_SERVICES | set(REGISTRY) | set(UDP_REGISTRY),
         )
-
-
-def load_config(path: Path, interface: str, osdb: Path, mac_prefixes: Path) -> SensorConfig:
-    return ConfigLoader(path, interface, osdb, mac_prefixes).load()
 
 
 class StatusFile:
@@ -160,7 +152,7 @@ def run_sensor(
     if db is not None:
         with db.engine.connect():
             pass  # our own connection (address conflicts are recorded as real hosts) opened as root
-    _prepare_key_dir(user)
+    _prepare_dir(DEFAULT_KEY_DIR, user, mode=0o700)  # SSH host keys outlive restarts
     _prepare_dir(DEFAULT_UPLOAD_DIR, user, mode=0o700)  # FTP uploads are kept there
     status_file = None
     if status_path is not None:
@@ -279,15 +271,3 @@ def _prepare_dir(path: Path, user: str, mode: int = 0o755) -> None:
         os.chown(path, entry.pw_uid, entry.pw_gid)
     except (KeyError, OSError) as exc:
         log.warning("cannot prepare %s: %s", path, exc)
-
-
-def _prepare_key_dir(user: str) -> None:
-    """The SSH host-key folder must stay writable after root is gone: keys outlive restarts."""
-    if os.geteuid() != 0:
-        return
-    try:
-        entry = pwd.getpwnam(user)
-        DEFAULT_KEY_DIR.mkdir(parents=True, exist_ok=True, mode=0o700)
-        os.chown(DEFAULT_KEY_DIR, entry.pw_uid, entry.pw_gid)
-    except (KeyError, OSError) as exc:
-        log.warning("SSH host keys will not persist: %s", exc)

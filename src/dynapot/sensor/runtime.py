@@ -511,7 +511,10 @@ class Sensor:
             attacker_os=self.source_os.get(conn.peer_ip), scan_tool=self._scan_tool(conn.peer_ip, now)
         )
         self.flows[conn] = flow
-        listener = self.data_listeners.pop((conn.local_ip, conn.local_port), None)
+        # Almost always empty: no tuple, no lookup on the packet path unless an FTP data port is open.
+        listener = (
+            self.data_listeners.pop((conn.local_ip, conn.local_port), None) if self.data_listeners else None
+        )
         if listener is not None:
             if listener.peer_ip == conn.peer_ip:  # a data connection a service asked for
                 flow.transport = listener.attach(_Ops(self, conn, flow))
