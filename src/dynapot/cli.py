@@ -391,6 +391,12 @@ def honeyd_config_command(ctx: Context, output: Path | None, **kwargs: Any) -> N
     is_flag=True,
     help="Read the socket on every loop turn: about half the reply latency, one CPU core busy.",
 )
+@click.option(
+    "--no-fastpath",
+    is_flag=True,
+    help="Read the socket from Python, without the C receive thread that answers ARP and pings "
+    "(slower; for comparison).",
+)
 @command_options(settings_option="--settings")
 def sensor_command(
     ctx: Context,
@@ -402,6 +408,7 @@ def sensor_command(
     no_probe: bool,
     status_path: Path | None,
     busy_poll: bool,
+    no_fastpath: bool,
 ) -> None:
     """Answer for the configured virtual hosts on INTERFACE until SIGINT/SIGTERM.
 
@@ -426,6 +433,7 @@ def sensor_command(
             probe_first=not no_probe,
             status_path=status_path,
             busy_poll=busy_poll,
+            fastpath=not no_fastpath,
         )
     except InterfaceError as exc:
         raise click.ClickException(str(exc)) from None

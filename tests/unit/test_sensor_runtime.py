@@ -52,6 +52,9 @@ class FakeRaw:
     def frames(self):
         return iter(())
 
+    def start(self) -> None:
+        pass
+
     def fileno(self) -> int:
         return -1
 

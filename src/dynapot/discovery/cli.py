@@ -198,7 +198,7 @@ def register(main: click.Group, command_options: Any) -> None:
                     continue
                 if readable:
                     ts = time.time()
-                    for frame, checksums_ok in sock.frames():
+                    for frame, checksums_ok, _ in sock.frames():
                         observer.feed(frame, ts, checksums_ok)
                 if time.monotonic() >= next_flush:
                     flush()

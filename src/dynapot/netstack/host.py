@@ -192,8 +192,11 @@ class HostStack:
 
     # ------------------------------------------------------------------ entry points
 
-    def receive(self, ip: IPv4, now: float, verify_checksums: bool = True) -> list[Output]:
-        """Handle one IPv4 packet for this host (fragments and spoofed sources are dropped)."""
+    def receive(
+        self, ip: IPv4, now: float, verify_checksums: bool = True, answered: bool = False
+    ) -> list[Output]:
+        """Handle one IPv4 packet for this host (fragments and spoofed sources are dropped).
+        `answered`: an echo request the sensor's receive thread has already replied to."""
         src = ip.src
         if ip.mf or ip.frag_offset:
             return [PacketDropped(self.ip, src, ip.proto, _FRAGMENT)]
@@ -209,7 +212,7 @@ class HostStack:
         if proto == IPPROTO_UDP:
             return self._receive_udp(ip, now, verify_checksums)
         if proto == IPPROTO_ICMP:
-            return self._receive_icmp(ip, now, verify_checksums)
+            return self._receive_icmp(ip, now, verify_checksums, answered)
         return [PacketDropped(self.ip, src, proto, "unsupported protocol")]
 
     def on_timer(self, now: float) -> list[Output]:
@@ -378,13 +381,15 @@ class HostStack:
         )
         return out
 
-    def _receive_icmp(self, ip: IPv4, now: float, verify: bool) -> list[Output]:
+    def _receive_icmp(self, ip: IPv4, now: float, verify: bool, answered: bool = False) -> list[Output]:
         msg = parse_icmp(ip, verify)
         if type(msg) is Malformed:
             return [PacketDropped(self.ip, ip.src, IPPROTO_ICMP, str(msg))]
         assert not isinstance(msg, Malformed)
         if msg.type != 8:
             return [IcmpReceived(self.ip, ip.src, msg.type, msg.code)]
+        if answered:
+            return [EchoRequest(self.ip, ip.src, msg.ident, msg.seq, True)]
         out: list[Output] = []
         replied = False
         if self.policy(IPPROTO_ICMP, 8) == Verdict.OPEN:

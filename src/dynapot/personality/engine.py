@@ -247,14 +247,37 @@ class _Options:
 # --- counters and clocks -----------------------------------------------------------------
 
 
-class _Counter:
-    __slots__ = ("value",)
+class _PyCounter:
+    """An IP ID counter (the C one below is shared with the sensor's receive thread)."""
 
-    def __init__(self, value: int) -> None:
-        self.value = value
+    __slots__ = ("_value",)
+
+    def __init__(self, value: int = 0) -> None:
+        self._value = value & 0xFFFF
+
+    @property
+    def value(self) -> int:
+        return self._value
+
+    @value.setter
+    def value(self, value: int) -> None:
+        self._value = value & 0xFFFF
+
+    def advance(self, step: int) -> int:
+        """Move on by `step`; the value before."""
+        before = self._value
+        self._value = (before + step) & 0xFFFF
+        return before
+
+
+try:  # the receive thread answers pings in C and numbers them from the same counters
+    from dynapot._fastpath import Counter as _Counter
+except ImportError:  # pragma: no cover - the set-up builds the extension
+    _Counter = _PyCounter  # type: ignore[assignment,misc]
 
 
 _Z, _CONST, _RD, _INC = 0, 1, 2, 3
+_DF_MODES = {"N": 0, "Y": 1, "S": 2, "O": 3}  # IE's DFI, as _fastpath numbers it
 
 
 class _IpId:
@@ -276,13 +299,11 @@ class _IpId:
             # The packet takes the next number and the counter then moves on by the whole
             # step: whichever kind of reply follows is numbered right after this one, which
             # is what nmap's SS (shared sequence) test looks for.
-            value = (self.counter.value + 1) & 0xFFFF
-            self.counter.value = (self.counter.value + step) & 0xFFFF
-            return value
+            return (self.counter.advance(step) + 1) & 0xFFFF
         if kind == _RD:
             # every step > 20000 (as nmap's unsigned difference): nmap calls it random
-            value = self.counter.value = (self.counter.value + self.rng.randint(20001, 45535)) & 0xFFFF
-            return value
+            jump = self.rng.randint(20001, 45535)
+            return (self.counter.advance(jump) + jump) & 0xFFFF
         return self.counter.value  # Z (value 0) or a constant
 
 
@@ -705,6 +726,25 @@ class HostPersonality:
         cd = ie.pick("CD")
         code = -1 if cd == "S" else -2 if cd == "O" else 0 if cd == "Z" else int(cd, 16)
         return self._ttl_of["IE"], dfi, code
+
+    def echo_recipe(self) -> tuple | None:
+        """How this host answers a ping, for the C receive thread (`_fastpath.Responder.set_echo`):
+        (ttl, DF mode, code, IP ID kind, constant IP ID, step low, step high, counter), with the
+        same rules and the same IP ID counter as `echo_reply`; None when it does not answer."""
+        if self._ie is None:
+            return None
+        ttl, dfi, code = self._ie
+        ii = self._ii
+        return (
+            ttl,
+            _DF_MODES.get(dfi, 0),
+            code,
+            ii.kind,
+            ii.counter.value,
+            ii.step_low,
+            ii.step_high,
+            ii.counter,
+        )
 
     # --- the Personality protocol --------------------------------------------------------
 

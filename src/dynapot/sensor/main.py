@@ -140,10 +140,11 @@ def run_sensor(
     ready: asyncio.Event | None = None,
     status_path: Path | None = None,
     busy_poll: bool = False,
+    fastpath: bool = True,
 ) -> dict[str, int]:
     loader = ConfigLoader(config_path, interface, osdb, mac_prefixes)
     config = loader.load()
-    raw = RawSocket(interface)
+    raw = RawSocket(interface, fast=fastpath)
     # Events are written by a child process (its own GIL); it opens the database and the log,
     # then drops root itself.
     events = EventWriter(None, log_path, child=True, db_url=db_url if db is not None else None, user=user)

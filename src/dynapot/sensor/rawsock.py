@@ -5,6 +5,10 @@ latency). PACKET_AUXDATA tells whether the kernel left a checksum unfinished
 (TP_STATUS_CSUMNOTREADY: frames from another namespace on this machine with transmit
 offload on); such frames are valid and must not be dropped for a "bad" checksum.
 Our own outgoing frames are not looped back (PACKET_IGNORE_OUTGOING).
+
+With `fast=True` (the sensor) a C thread (dynapot._fastpath) reads the socket instead of
+Python: it answers ARP and pings for the hosts the sensor registers there at once, and
+hands every frame on with an `answered` flag; the event loop then waits on its eventfd.
 """
 
 from __future__ import annotations
@@ -15,6 +19,11 @@ import struct
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+
+try:
+    from dynapot._fastpath import Responder
+except ImportError:  # pragma: no cover - the set-up builds the extension
+    Responder = None
 
 ETH_P_ALL = 0x0003
 SOL_PACKET = 263
@@ -51,7 +60,9 @@ def interface_addresses(ifname: str) -> list[str]:
 
 
 class RawSocket:
-    def __init__(self, ifname: str, *, rcvbuf: int = 8 << 20, sndbuf: int = 4 << 20) -> None:
+    def __init__(
+        self, ifname: str, *, rcvbuf: int = 8 << 20, sndbuf: int = 4 << 20, fast: bool = False
+    ) -> None:
         self.ifname = ifname
         self.mac = interface_mac(ifname)
         try:
@@ -74,12 +85,29 @@ class RawSocket:
         self._anc_size = socket.CMSG_SPACE(_AUXDATA.size)
         self.sent = 0
         self.send_errors = 0
+        self.responder = None
+        if fast:
+            if Responder is None:
+                raise InterfaceError("dynapot._fastpath is not built: reinstall dynapot (make setup)")
+            # The thread's reads block (it wakes every 0.1 s to check for stop); sends never do.
+            sock.setblocking(True)
+            self.responder = Responder(sock.fileno())
+
+    def start(self) -> None:
+        """Start the receive thread (fast mode); frames wait in the socket until then."""
+        if self.responder is not None:
+            self.responder.start()
 
     def fileno(self) -> int:
-        return self._sock.fileno()
+        """What the event loop waits on: the socket, or the receive thread's eventfd."""
+        return self._sock.fileno() if self.responder is None else self.responder.event_fd()
 
-    def frames(self) -> Iterator[tuple[bytes, bool]]:
-        """Drain waiting frames: (frame, checksums_trustworthy). Stops at EAGAIN or DRAIN_LIMIT."""
+    def frames(self) -> Iterator[tuple[bytes, bool, bool]]:
+        """Drain waiting frames: (frame, checksums_trustworthy, answered_by_the_thread).
+        Stops at EAGAIN or DRAIN_LIMIT."""
+        if self.responder is not None:
+            yield from self.responder.take(DRAIN_LIMIT)
+            return
         recvmsg = self._sock.recvmsg
         anc_size = self._anc_size
         for _ in range(DRAIN_LIMIT):
@@ -96,15 +124,17 @@ class RawSocket:
                     and _AUXDATA.unpack_from(value)[0] & TP_STATUS_CSUMNOTREADY
                 ):
                     checksums_ok = False
-            yield data, checksums_ok
+            yield data, checksums_ok, False
 
     def send(self, frame: bytes) -> None:
         try:
-            self._sock.send(frame)
+            self._sock.send(frame, socket.MSG_DONTWAIT)
             self.sent += 1
         except (BlockingIOError, OSError):
             # A full transmit queue drops this frame; TCP retransmits, and the count is reported.
             self.send_errors += 1
 
     def close(self) -> None:
+        if self.responder is not None:
+            self.responder.stop()
         self._sock.close()

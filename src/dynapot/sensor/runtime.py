@@ -221,6 +221,9 @@ class Sensor:
         probe_first: bool = False,
     ) -> None:
         self.raw = raw
+        # The C receive thread (when the raw socket has one): it answers ARP and pings for the
+        # addresses registered with it; every frame still comes here, flagged when answered.
+        self.fast = getattr(raw, "responder", None)
         self.events = events
         self.p0f = p0f
         self.services = services or {}
@@ -266,7 +269,19 @@ class Sensor:
                 now=self._started,
             )
         host.stack = HostStack(definition.ip, definition.mac, personality, _Policy(definition), self.context)
+        self._register_echo(host)
         return host.stack
+
+    def _register_echo(self, host: _Host) -> None:
+        """Let the receive thread answer this host's pings, if it answers them at all and its
+        address is claimed (the first ping, which builds the stack, is answered here)."""
+        fast, stack = self.fast, host.stack
+        if fast is None or stack is None or host.definition.ip not in self.arp.bindings:
+            return
+        recipe = None
+        if stack.policy(IPPROTO_ICMP, 8) is Verdict.OPEN and hasattr(stack.personality, "echo_recipe"):
+            recipe = stack.personality.echo_recipe()
+        fast.set_echo(host.definition.ip, recipe)
 
     # ------------------------------------------------------------------ set-up
 
@@ -284,9 +299,13 @@ class Sensor:
 
     def _claim(self, ip: int, mac: bytes) -> None:
         """Start answering for `ip`: ARP, and frames to its MAC."""
-        if ip in self.hosts:
+        host = self.hosts.get(ip)
+        if host is not None:
             self.arp.bind(ip, mac)
             self.macs.add(mac)
+            if self.fast is not None:
+                self.fast.bind(ip, mac)
+                self._register_echo(host)
 
     def _handler_for(self, action: Action) -> Handler | None:
         """The handler serving `action`, one per distinct action (a /16 shares a handful)."""
@@ -309,15 +328,17 @@ class Sensor:
 
     def on_readable(self) -> None:
         handle = self.handle_frame
-        for frame, checksums_ok in self.raw.frames():
+        for frame, checksums_ok, answered in self.raw.frames():
             try:
-                handle(frame, checksums_ok)
+                handle(frame, checksums_ok, answered)
             except Exception:  # a bug must cost one frame, never the sensor
                 self.counters["internal error"] += 1
                 log.exception("frame handling failed")
         self._arm_timer()
 
-    def handle_frame(self, frame: bytes, checksums_ok: bool = True) -> None:
+    def handle_frame(self, frame: bytes, checksums_ok: bool = True, answered: bool = False) -> None:
+        """One frame from the wire; `answered`: the receive thread already sent its reply (ARP or
+        echo), so this only records it and watches for conflicts."""
         eth = parse_ethernet(frame)
         if type(eth) is Malformed:
             self.counters["ethernet: malformed"] += 1
@@ -353,7 +374,7 @@ class Sensor:
                 ):
                     self._inspect_syn(ip, checksums_ok, now)
             stack = host.stack or self._stack(host)
-            self._run(stack.receive(ip, now, checksums_ok), now)
+            self._run(stack.receive(ip, now, checksums_ok, answered), now)
         elif ethertype == ETH_P_ARP:
             arp = parse_arp(eth.payload)
             if type(arp) is Malformed:
@@ -367,7 +388,7 @@ class Sensor:
                 self._release(arp.sender_ip, arp.sender_mac, "answer to our ARP probe")
                 return
             result = self.arp.receive(eth, arp)
-            if type(result) is SendFrame:
+            if type(result) is SendFrame and not answered:
                 self.raw.send(result.frame)
             elif type(result) is AddressConflict:
                 why = "ARP probe for the address" if result.probe else "ARP from the address"
@@ -716,6 +737,7 @@ class Sensor:
                 host.handlers[port] = handler
         if host.stack is not None:
             host.stack.policy = _Policy(definition)  # live connections keep their services
+            self._register_echo(host)
 
     def _retire(self, ip: int, now: float) -> None:
         """Stop answering for `ip` because the plan no longer wants it."""
@@ -724,6 +746,8 @@ class Sensor:
             return
         self.pending.pop(ip, None)
         self.arp.unbind(ip)
+        if self.fast is not None:
+            self.fast.unbind(ip)
         self.macs.discard(host.definition.mac)
         for key in [key for key in self.data_listeners if key[0] == ip]:
             self.data_listeners[key].close()
@@ -739,6 +763,8 @@ class Sensor:
             return
         self.pending.pop(ip, None)
         self.arp.unbind(ip)
+        if self.fast is not None:
+            self.fast.unbind(ip)
         self.macs.discard(host.definition.mac)
         if host.stack is not None:
             self._run(host.stack.close_all(time.monotonic()))
@@ -787,6 +813,7 @@ class Sensor:
         when the kernel wakes us: one CPU core spent for about half the reply latency (the wake-up
         of an idle process is most of a Python responder's time)."""
         self._loop = loop = asyncio.get_running_loop()
+        self.raw.start()
         poller: asyncio.Handle | None = None
         if busy_poll:
 
