@@ -5,7 +5,8 @@
   connection logged to SQLite and the honeyd log) and against a plain kernel-socket
   server in a real lab namespace; median handshake latency at concurrency 1.
 - ping, ARP and SYN -> SYN+ACK (nping) latency p50/p99, virtual host versus real namespace host;
-  the handshake at concurrency 1 and these latencies again with `dynapot sensor --busy-poll`.
+  the same with the Python-only receive path (`--no-fastpath`: no C thread answering ARP and
+  pings), and the handshake at concurrency 1 and these latencies with `--busy-poll`.
   (connrate's kernel figure is not a round trip: a kernel in another namespace on the same machine
   completes the handshake inside connect(), in about a microsecond, which no process can match;
   nping's SYN round trip is the comparable figure.)
@@ -151,6 +152,13 @@ def bench_handshakes(lab, binary: Path, workdir: Path, seconds: float) -> None:
                          ratio_to_kernel=ratio)  # fmt: skip
         if sensor.db is not None:
             emit("events_logged", len(sensor.events()), "rows", lost=0)
+        # the same sensor reading its socket from Python (no C receive thread), for comparison
+        (workdir / "python").mkdir(exist_ok=True)
+        with running_sensor(lab, CONFIG, workdir / "python", extra_args=("--no-fastpath",)):
+            connrate(lab, binary, VIRTUAL, PORT, 1, 10)
+            for concurrency in (1, 400):
+                virtual = connrate(lab, binary, VIRTUAL, PORT, seconds, concurrency)
+                emit(f"python_only_handshakes_per_s_c{concurrency}", virtual["rate"], "1/s", sensor=virtual)
     finally:
         server.kill()
 
@@ -164,6 +172,10 @@ def bench_latency(lab, binary: Path, workdir: Path, seconds: float) -> None:
         with running_sensor(lab, CONFIG, workdir):
             connrate(lab, binary, VIRTUAL, PORT, 1, 10)
             latencies(lab, reference_host, "")
+        (workdir / "python").mkdir(exist_ok=True)
+        with running_sensor(lab, CONFIG, workdir / "python", extra_args=("--no-fastpath",)):
+            connrate(lab, binary, VIRTUAL, PORT, 1, 10)
+            latencies(lab, reference_host, "python_only_")
         (workdir / "busy").mkdir(exist_ok=True)
         with running_sensor(lab, CONFIG, workdir / "busy", extra_args=("--busy-poll",)):
             connrate(lab, binary, VIRTUAL, PORT, 1, 10)

@@ -100,7 +100,7 @@ enum { DF_NO = 0, DF_YES = 1, DF_SAME = 2, DF_OPPOSITE = 3 };
 typedef struct {
     uint32_t ip;     /* 0: empty slot; TOMBSTONE: deleted */
     uint8_t mac[6];
-    uint8_t bound;   /* answer ARP */
+    uint8_t bound;   /* claimed: answer ARP (an unbound entry is an address still being probed) */
     uint8_t echo;    /* answer echo requests with the recipe below */
     uint8_t ttl, df_mode, ipid_kind;
     int16_t code;    /* >= 0: this code; -1: the request's; -2: the request's + 1 */
@@ -244,7 +244,7 @@ static size_t decide_arp(Table *t, const uint8_t *f, size_t n, uint8_t *out) {
     if (op != 1) return 0;                                      /* replies only ever tell us things */
     if ((sha[0] & 1) || memcmp(sha, ZERO_MAC, 6) == 0) return 0; /* bogus sender */
     Host *sender = table_find(t, spa);
-    if (sender && sender->bound) return 0;   /* a bound address speaking: Python decides */
+    if (sender) return 0; /* one of our addresses (claimed or still probed) speaking: Python decides */
     Host *h = table_find(t, tpa);
     if (!h || !h->bound) return 0;
     if (spa == 0 || bad_sender_ip(spa)) return 0;               /* probes are never answered */
@@ -277,7 +277,7 @@ static size_t decide_echo(Table *t, const uint8_t *f, size_t n, uint8_t *out) {
     Host *h = table_find(t, dst);
     if (!h || !h->bound || !h->echo || memcmp(f, h->mac, 6) != 0) return 0;
     Host *sender = table_find(t, src);
-    if (sender && sender->bound) return 0; /* a bound address as source: Python decides */
+    if (sender) return 0; /* one of our addresses as the source: Python decides */
     uint32_t top = src >> 24;
     if (top == 0 || top == 127 || top >= 224 || src == dst) return 0;
     const uint8_t *icmp = ip + hl;
@@ -521,6 +521,22 @@ static PyObject *Responder_bind(ResponderObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* reserve(ip): an address of ours not yet claimed (ARP-probed first): never answered for, but
+ * frames from it are left to Python, which watches for conflicts. */
+static PyObject *Responder_reserve(ResponderObject *self, PyObject *arg) {
+    unsigned long ip = PyLong_AsUnsignedLongMask(arg);
+    if (PyErr_Occurred()) return NULL;
+    if (ip == 0 || ip >= TOMBSTONE) {
+        PyErr_SetString(PyExc_ValueError, "not a host address");
+        return NULL;
+    }
+    pthread_mutex_lock(&self->lock);
+    Host *h = table_insert(&self->table, (uint32_t)ip);
+    pthread_mutex_unlock(&self->lock);
+    if (!h) return PyErr_NoMemory();
+    Py_RETURN_NONE;
+}
+
 /* unbind(ip): forget the address altogether (ARP and echo). */
 static PyObject *Responder_unbind(ResponderObject *self, PyObject *arg) {
     unsigned long ip = PyLong_AsUnsignedLongMask(arg);
@@ -546,6 +562,10 @@ static PyObject *Responder_set_echo(ResponderObject *self, PyObject *args) {
     int ttl = 0, df_mode = 0, code = 0, kind = 0, const_id = 0, low = 0, high = 0;
     PyObject *counter = Py_None;
     if (recipe != Py_None) {
+        if (!PyTuple_Check(recipe)) {
+            PyErr_SetString(PyExc_TypeError, "an echo recipe is a tuple or None");
+            return NULL;
+        }
         if (!PyArg_ParseTuple(recipe, "iiiiiiiO", &ttl, &df_mode, &code, &kind, &const_id, &low, &high,
                               &counter))
             return NULL;
@@ -644,6 +664,8 @@ static PyMethodDef Responder_methods[] = {
     {"take", (PyCFunction)Responder_take, METH_VARARGS,
      "take([limit]) -> [(frame, checksums_ok, answered)], oldest first"},
     {"bind", (PyCFunction)Responder_bind, METH_VARARGS, "bind(ip, mac): answer ARP for ip"},
+    {"reserve", (PyCFunction)Responder_reserve, METH_O,
+     "reserve(ip): an address of ours still being probed (not answered; its frames go to Python)"},
     {"unbind", (PyCFunction)Responder_unbind, METH_O, "unbind(ip): forget ip"},
     {"set_echo", (PyCFunction)Responder_set_echo, METH_VARARGS,
      "set_echo(ip, recipe or None): answer (or stop answering) echo requests for a bound ip"},

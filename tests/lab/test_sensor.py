@@ -6,6 +6,7 @@ configuration and stops it with SIGTERM (the same way an administrator would).
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import sys
@@ -325,3 +326,47 @@ def test_a_busy_polling_sensor_answers_the_same(lab, tmp_path):
         }
         assert states == {"80": "open", "81": "closed"}
     assert sensor.process.returncode == 0
+
+
+@pytest.mark.parametrize("fastpath", [True, False], ids=["receive-thread", "python-only"])
+def test_pings_share_the_ip_id_counter_and_are_logged(lab, tmp_path, fastpath):
+    # Windows 7 numbers ICMP and TCP replies from one incremental counter (nmap's SS=S). With the
+    # C receive thread answering the pings and Python the SYNs, the wire must still show one sequence.
+    config = """
+create win
+set win personality "Microsoft Windows 7 SP1"
+add win tcp port 445 open
+bind 198.18.0.150 win
+"""
+    probe = r"""
+import json
+from scapy.all import ICMP, IP, TCP, conf, sr1
+conf.verb = 0
+ids = []
+for i in range(4):
+    ids.append(sr1(IP(dst="198.18.0.150") / ICMP(id=7, seq=i), timeout=2)[IP].id)
+ids.append(sr1(IP(dst="198.18.0.150") / TCP(sport=40000, dport=445, flags="S"), timeout=2)[IP].id)
+ids.append(sr1(IP(dst="198.18.0.150") / ICMP(id=7, seq=9), timeout=2)[IP].id)
+print(json.dumps(ids))
+"""
+    status = tmp_path / "status.json"
+    extra = ("--status", str(status)) + (() if fastpath else ("--no-fastpath",))
+    with running_sensor(lab, config, tmp_path, extra_args=extra) as sensor:
+        result = attacker(lab, sys.executable, "-c", probe, timeout=60)
+        assert result.returncode == 0, result.stderr
+        deadline = time.monotonic() + 15  # the status file is rewritten every 5 s
+        while time.monotonic() < deadline:
+            fast = json.loads(status.read_text()).get("fastpath") if status.exists() else None
+            if not fastpath or (fast and fast["answered_echo"] >= 4):
+                break
+            time.sleep(0.5)
+    ids = json.loads(result.stdout.strip().splitlines()[-1])
+    steps = [(b - a) % 65536 for a, b in itertools.pairwise(ids)]
+    assert all(1 <= step <= 5 for step in steps), ids  # one counter, whoever answered
+    echoes = sensor.events("echo")
+    assert len(echoes) == 5 and all("replied" in e["detail"] for e in echoes)
+    if fastpath:
+        # the first ping builds the host's stack in Python; the thread answers the rest
+        assert fast is not None and fast["answered_echo"] == 4 and fast["dropped"] == 0, fast
+    else:
+        assert json.loads(status.read_text())["fastpath"] is None

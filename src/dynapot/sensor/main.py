@@ -110,6 +110,8 @@ def write_status(
         "events_written": events.written,
         "events_lost": events.lost_total,
         "last_apply": applied,
+        # the C receive thread: frames read, ARP and pings it answered, frames dropped (queue full)
+        "fastpath": sensor.fast.stats() if sensor.fast is not None else None,
     }
     try:
         target.write(json.dumps(status))

@@ -294,6 +294,8 @@ class Sensor:
         self.hosts[definition.ip] = host
         if self.probe_first:
             self.pending[definition.ip] = definition.mac
+            if self.fast is not None:
+                self.fast.reserve(definition.ip)  # frames from it stay Python's to judge
         else:
             self._claim(definition.ip, definition.mac)
 
