@@ -14,7 +14,7 @@ setup(
                 "-Wno-unused-parameter",
                 "-Wno-missing-field-initializers",
             ],
-            libraries=["pthread"],
+            libraries=["pthread", "m"],
         )
     ]
 )

@@ -4,12 +4,14 @@
   with the C load client ../shared/tools/connrate.c, against a virtual host (every
   connection logged to SQLite and the honeyd log) and against a plain kernel-socket
   server in a real lab namespace; median handshake latency at concurrency 1.
-- ping, ARP and SYN -> SYN+ACK (nping) latency p50/p99, virtual host versus real namespace host;
+- ping, ARP and SYN -> SYN+ACK latency p50/p99 (SYNs from bench/synrtt.c, timed as ping times
+  its echoes: from before the send to the reply's kernel receive time), virtual host versus
+  real namespace host;
   the same with the Python-only receive path (`--no-fastpath`: no C thread answering ARP and
   pings), and the handshake at concurrency 1 and these latencies with `--busy-poll`.
   (connrate's kernel figure is not a round trip: a kernel in another namespace on the same machine
   completes the handshake inside connect(), in about a microsecond, which no process can match;
-  nping's SYN round trip is the comparable figure.)
+  the SYN round trip is the comparable figure.)
 - start time and memory with 65,536 bound addresses (one /16).
 - time for the sensor to release an address a real host claims.
 
@@ -35,6 +37,7 @@ from dynapot.lab.sensor import running_sensor
 
 HERE = Path(__file__).resolve().parent
 CONNRATE_SOURCE = HERE.parent.parent / "shared" / "tools" / "connrate.c"
+SYNRTT_SOURCE = HERE / "synrtt.c"
 VIRTUAL = "198.18.0.100"
 PORT = 80
 REFERENCE_PORT = 8080
@@ -60,11 +63,13 @@ def emit(name: str, value: float, unit: str, **extra: object) -> None:
 
 
 def build_connrate(workdir: Path) -> Path:
+    """connrate (and synrtt beside it, in the same folder)."""
     source = Path(os.environ.get("DYNAPOT_CONNRATE_SRC", CONNRATE_SOURCE))
     if not source.exists():
         sys.exit(f"connrate source not found at {source} (set DYNAPOT_CONNRATE_SRC)")
     binary = workdir / "connrate"
     subprocess.run(["gcc", "-O2", "-o", str(binary), str(source)], check=True, timeout=120)
+    subprocess.run(["gcc", "-O2", "-o", str(workdir / "synrtt"), str(SYNRTT_SOURCE)], check=True, timeout=120)
     return binary
 
 
@@ -96,18 +101,11 @@ def ping_times(lab, address: str, count: int) -> list[float]:
     return [float(t) for t in re.findall(r"time=([\d.]+) ms", result.stdout)]
 
 
-def syn_rtt_times(lab, address: str, count: int, port: int = PORT) -> list[float]:
-    """SYN -> SYN+ACK round trips (the handshake's first half) as nping measures them, one probe per
-    run so that each sample has its own microsecond figure; the same tool for both targets."""
-    times = []
-    for _ in range(count):
-        result = lab.exec(
-            lab.attacker,
-            ["nping", "--tcp", "-p", str(port), "--flags", "syn", "-c", "1", address],
-            timeout=30,
-        )
-        times += [float(t) for t in re.findall(r"Avg rtt: ([\d.]+)ms", result.stdout)]
-    return times
+def syn_rtt_times(lab, synrtt: Path, address: str, count: int, port: int = PORT) -> list[float]:
+    """SYN -> SYN+ACK round trips in ms (the handshake's first half, which is when connect()
+    returns), the same tool and timing for both targets; timeouts are left out and counted."""
+    result = lab.exec(lab.attacker, [str(synrtt), address, str(port), str(count), "10"], timeout=count + 30)
+    return [float(t) / 1000 for t in result.stdout.split() if t != "timeout"]
 
 
 def arp_times(lab, address: str, count: int) -> list[float]:
@@ -117,14 +115,18 @@ def arp_times(lab, address: str, count: int) -> list[float]:
     return [float(t) for t in re.findall(r"([\d.]+)ms", result.stdout)]
 
 
-def latencies(lab, reference_host, prefix: str) -> None:
+def latencies(lab, reference_host, prefix: str, synrtt: Path) -> None:
     """ping, ARP and SYN round trips (p50/p99), virtual host beside the real namespace host."""
     reference = str(reference_host.ip)
     for name, virtual_t, real_t in (
         ("ping", ping_times(lab, VIRTUAL, 200), ping_times(lab, reference, 200)),
-        # busybox arping sends one request a second, nping waits a second after its probe: fewer samples.
+        # busybox arping sends one request a second: fewer samples.
         ("arp", arp_times(lab, VIRTUAL, 40), arp_times(lab, reference, 40)),
-        ("syn_rtt", syn_rtt_times(lab, VIRTUAL, 40), syn_rtt_times(lab, reference, 40, REFERENCE_PORT)),
+        (
+            "syn_rtt",
+            syn_rtt_times(lab, synrtt, VIRTUAL, 200),
+            syn_rtt_times(lab, synrtt, reference, 200, REFERENCE_PORT),
+        ),
     ):
         if virtual_t and real_t:
             v50, v99 = percentiles(virtual_t)
@@ -171,11 +173,11 @@ def bench_latency(lab, binary: Path, workdir: Path, seconds: float) -> None:
         time.sleep(0.5)
         with running_sensor(lab, CONFIG, workdir):
             connrate(lab, binary, VIRTUAL, PORT, 1, 10)
-            latencies(lab, reference_host, "")
+            latencies(lab, reference_host, "", binary.parent / "synrtt")
         (workdir / "python").mkdir(exist_ok=True)
         with running_sensor(lab, CONFIG, workdir / "python", extra_args=("--no-fastpath",)):
             connrate(lab, binary, VIRTUAL, PORT, 1, 10)
-            latencies(lab, reference_host, "python_only_")
+            latencies(lab, reference_host, "python_only_", binary.parent / "synrtt")
         (workdir / "busy").mkdir(exist_ok=True)
         with running_sensor(lab, CONFIG, workdir / "busy", extra_args=("--busy-poll",)):
             connrate(lab, binary, VIRTUAL, PORT, 1, 10)
@@ -184,7 +186,7 @@ def bench_latency(lab, binary: Path, workdir: Path, seconds: float) -> None:
             emit("busy_poll_handshake_p50_c1", virtual["p50_ms"], "ms", kernel_ms=kernel["p50_ms"],
                  ratio_to_kernel=round(virtual["p50_ms"] / max(kernel["p50_ms"], 1e-9), 2))  # fmt: skip
             emit("busy_poll_handshakes_per_s_c1", virtual["rate"], "1/s", kernel=kernel["rate"])
-            latencies(lab, reference_host, "busy_poll_")
+            latencies(lab, reference_host, "busy_poll_", binary.parent / "synrtt")
     finally:
         server.kill()
 

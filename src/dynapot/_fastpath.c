@@ -5,29 +5,33 @@
  * Python loop with nothing else in it still took 2.8x; the same loop in C, 1.1-1.4x).
  * So one native thread, which never takes the GIL, reads the raw socket:
  *
- *   - it answers ARP requests and ICMP echo requests for the hosts Python registered,
- *     by the same rules as dynapot.netstack.arp and the personality's echo_reply
- *     (tests/unit/test_fastpath.py checks the two byte for byte);
+ *   - it answers ARP requests, ICMP echo requests and ordinary SYNs to open ports for the
+ *     hosts Python registered, by the same rules as dynapot.netstack.arp and the
+ *     personality's echo_reply and SYN/ACK (tests/unit/test_fastpath.py checks C against
+ *     Python byte for byte); nmap's probes, repeated SYNs and anything unusual are left to
+ *     Python, which adopts the connections of the SYNs answered here;
  *   - it queues every frame, answered or not, for Python, which logs it, detects address
  *     conflicts and runs TCP, UDP and everything else. A frame's `answered` flag is the
  *     thread's decision, so exactly one of the two ever replies.
  *
  * The queue is bounded (frames and bytes); a full queue drops and counts, as a full
  * socket buffer would. An eventfd tells Python's event loop that frames wait.
- * IP ID counters a host shares between ICMP (here) and TCP (in Python) are `Counter`
- * objects with atomic updates.
+ * IP ID counters and ISN generators, which Python uses too, are `Counter` (atomic) and
+ * `Isn` (locked) objects.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <errno.h>
 #include <linux/filter.h>
 #include <linux/if_packet.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #define MAX_FRAME 65536
@@ -92,20 +96,148 @@ static PyTypeObject CounterType = {
     .tp_getset = Counter_getset,
 };
 
+/* ------------------------------------------------------------------ Isn */
+
+#define MAX_PATTERN 64
+
+/* The personality engine's ISN generator (engine._PyIsn, same arithmetic): grows by g * n_k
+ * per 100 ms, n_k cycling through a pattern. Shared by Python and the thread, so locked. */
+typedef struct {
+    PyObject_HEAD
+    pthread_mutex_t lock;
+    uint64_t g;
+    uint32_t value;
+    double last;
+    int k, n;
+    int64_t pattern[MAX_PATTERN];
+} IsnObject;
+
+static uint32_t isn_next(IsnObject *o, double now) {
+    pthread_mutex_lock(&o->lock);
+    double dt = now - o->last;
+    o->last = now;
+    int64_t n = o->pattern[o->k];
+    o->k = (o->k + 1) % o->n;
+    if (n) {
+        /* Python's round(): ties to even, which nearbyint does in the default rounding mode */
+        int64_t units = dt > 0 ? (int64_t)nearbyint((double)n * dt * 10.0) : n;
+        o->value = (uint32_t)(o->value + o->g * (uint64_t)(units > 0 ? units : 1));
+    }
+    uint32_t value = o->value;
+    pthread_mutex_unlock(&o->lock);
+    return value;
+}
+
+static int Isn_init(IsnObject *self, PyObject *args, PyObject *kw) {
+    unsigned long long g, start;
+    PyObject *pattern;
+    double now;
+    static char *names[] = {"g", "pattern", "start", "now", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "KOKd", names, &g, &pattern, &start, &now)) return -1;
+    PyObject *seq = PySequence_Fast(pattern, "pattern must be a sequence");
+    if (!seq) return -1;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    if (n < 1 || n > MAX_PATTERN) {
+        Py_DECREF(seq);
+        PyErr_SetString(PyExc_ValueError, "pattern must have 1 to 64 entries");
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        long long v = PyLong_AsLongLong(PySequence_Fast_GET_ITEM(seq, i));
+        if (v == -1 && PyErr_Occurred()) {
+            Py_DECREF(seq);
+            return -1;
+        }
+        self->pattern[i] = v;
+    }
+    Py_DECREF(seq);
+    pthread_mutex_init(&self->lock, NULL);
+    self->g = g, self->value = (uint32_t)start, self->last = now, self->k = 0, self->n = (int)n;
+    return 0;
+}
+
+static PyObject *Isn_next(IsnObject *self, PyObject *arg) {
+    double now = PyFloat_AsDouble(arg);
+    if (now == -1.0 && PyErr_Occurred()) return NULL;
+    return PyLong_FromUnsignedLong(isn_next(self, now));
+}
+
+static PyObject *Isn_get_value(IsnObject *self, void *closure) {
+    pthread_mutex_lock(&self->lock);
+    uint32_t value = self->value;
+    pthread_mutex_unlock(&self->lock);
+    return PyLong_FromUnsignedLong(value);
+}
+
+static int Isn_set_value(IsnObject *self, PyObject *arg, void *closure) {
+    if (arg == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "value cannot be deleted");
+        return -1;
+    }
+    unsigned long value = PyLong_AsUnsignedLongMask(arg);
+    if (value == (unsigned long)-1 && PyErr_Occurred()) return -1;
+    pthread_mutex_lock(&self->lock);
+    self->value = (uint32_t)value;
+    pthread_mutex_unlock(&self->lock);
+    return 0;
+}
+
+static PyMethodDef Isn_methods[] = {
+    {"next", (PyCFunction)Isn_next, METH_O, "next(now) -> the ISN for a SYN answered at monotonic time now"},
+    {NULL}};
+static PyGetSetDef Isn_getset[] = {
+    {"value", (getter)Isn_get_value, (setter)Isn_set_value, "the last ISN", NULL}, {NULL}};
+
+static PyTypeObject IsnType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "dynapot._fastpath.Isn",
+    .tp_doc = "Isn(g, pattern, start, now): an ISN generator shared by Python and the receive thread.",
+    .tp_basicsize = sizeof(IsnObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)Isn_init,
+    .tp_methods = Isn_methods,
+    .tp_getset = Isn_getset,
+};
+
 /* ------------------------------------------------------------------ host table */
 
 enum { IPID_CONST = 1, IPID_RD = 2, IPID_INC = 3 };  /* as the personality engine numbers them */
 enum { DF_NO = 0, DF_YES = 1, DF_SAME = 2, DF_OPPOSITE = 3 };
+
+/* One IP ID sequence class (engine._IpId): a constant, RD jumps, or steps on a counter. */
+typedef struct {
+    uint8_t kind;
+    uint16_t const_id, low, high;
+    CounterObject *counter; /* strong reference, or NULL for a constant */
+} IpIdRule;
+
+/* The SYN/ACK for an ordinary SYN offering one set of options (engine._build_ordinary). */
+typedef struct {
+    uint8_t present, flags, ttl, df, has_ts, ts_val, ts_ecr, olen, ts_at;
+    uint16_t window;
+    uint8_t opts[40]; /* padded; the 8 timestamp bytes at ts_at are filled per packet */
+} SynTemplate;
+
+typedef struct {
+    SynTemplate tpl[8]; /* by key: timestamps | window scale << 1 | SACK << 2 */
+    IpIdRule id;
+    IsnObject *isn;     /* strong reference */
+    double hz;          /* timestamp clock rate; < 0: the host sends no timestamps */
+    uint64_t ts_base;
+    double epoch;
+    size_t nports;
+    uint16_t ports[];   /* open TCP ports, sorted */
+} TcpRecipe;
 
 typedef struct {
     uint32_t ip;     /* 0: empty slot; TOMBSTONE: deleted */
     uint8_t mac[6];
     uint8_t bound;   /* claimed: answer ARP (an unbound entry is an address still being probed) */
     uint8_t echo;    /* answer echo requests with the recipe below */
-    uint8_t ttl, df_mode, ipid_kind;
+    uint8_t ttl, df_mode;
     int16_t code;    /* >= 0: this code; -1: the request's; -2: the request's + 1 */
-    uint16_t const_id, step_low, step_high;
-    CounterObject *counter; /* strong reference, or NULL */
+    IpIdRule echo_id;
+    TcpRecipe *tcp;  /* answer ordinary SYNs to open ports, or NULL */
     uint64_t rng;
 } Host;
 
@@ -169,8 +301,8 @@ static Host *table_insert(Table *t, uint32_t ip) {
 
 typedef struct Item {
     struct Item *next;
-    uint32_t len;
-    uint8_t checksums_ok, answered;
+    uint32_t len, reply_len; /* the frame, then the reply sent for it (reply_len 0: none) */
+    uint8_t checksums_ok;
     uint8_t data[];
 } Item;
 
@@ -184,8 +316,19 @@ typedef struct {
     Table table;
     Item *head, *tail;
     size_t queued, queued_bytes, max_frames, max_bytes;
-    uint64_t received, answered_arp, answered_echo, dropped, send_errors, recv_errors;
+    uint64_t received, answered_arp, answered_echo, answered_syn, silenced, dropped, send_errors, recv_errors;
+    struct Recent *recent;    /* SYNs seen lately, by 4-tuple: a repeat is Python's to answer */
+    uint16_t probe_windows[32];
+    int nprobe_windows;
 } ResponderObject;
+
+/* A SYN seen lately. A retransmitted SYN, or a new one on a 4-tuple Python may still hold,
+ * must be answered from the connection Python has, never with a fresh ISN from here. */
+typedef struct Recent {
+    uint32_t src, dst, ports, when_ms;
+} Recent;
+#define RECENT_SLOTS (1u << 18)
+#define RECENT_MS 120000u /* longer than Python keeps a half-open connection */
 
 /* ------------------------------------------------------------------ decisions (pure) */
 
@@ -212,20 +355,35 @@ static uint64_t xorshift(uint64_t *state) {
     return *state = x;
 }
 
-static uint16_t next_ip_id(Host *h) {
-    if (h->ipid_kind == IPID_INC && h->counter) {
-        uint32_t step = h->step_low;
-        if (h->step_high != step) {
-            step += (uint32_t)(xorshift(&h->rng) % (uint32_t)(h->step_high - h->step_low + 1));
+static uint16_t next_ip_id(IpIdRule *r, uint64_t *rng) {
+    if (r->kind == IPID_INC && r->counter) {
+        uint32_t step = r->low;
+        if (r->high != step) {
+            step += (uint32_t)(xorshift(rng) % (uint32_t)(r->high - r->low + 1));
             if (step % 256 == 0) step += 1; /* nmap reads multiples of 256 as broken increments */
         }
-        return (uint16_t)(counter_advance(h->counter, step) + 1);
+        return (uint16_t)(counter_advance(r->counter, step) + 1);
     }
-    if (h->ipid_kind == IPID_RD && h->counter) {
-        uint32_t jump = 20001 + (uint32_t)(xorshift(&h->rng) % 25535);
-        return (uint16_t)(counter_advance(h->counter, jump) + jump);
+    if (r->kind == IPID_RD && r->counter) {
+        uint32_t jump = 20001 + (uint32_t)(xorshift(rng) % 25535);
+        return (uint16_t)(counter_advance(r->counter, jump) + jump);
     }
-    return h->const_id;
+    return r->const_id;
+}
+
+static void host_clear(Host *h, CounterObject **counters, PyObject **isn, TcpRecipe **tcp) {
+    /* detach what needs the GIL to release; the caller frees it after unlocking */
+    counters[0] = h->echo_id.counter, h->echo_id.counter = NULL;
+    counters[1] = h->tcp ? h->tcp->id.counter : NULL;
+    *isn = h->tcp ? (PyObject *)h->tcp->isn : NULL;
+    *tcp = h->tcp, h->tcp = NULL;
+}
+
+static void release_detached(CounterObject **counters, PyObject *isn, TcpRecipe *tcp) {
+    Py_XDECREF(counters[0]);
+    Py_XDECREF(counters[1]);
+    Py_XDECREF(isn);
+    free(tcp);
 }
 
 static int bad_sender_ip(uint32_t ip) { return ip == 0 || ip == 0xFFFFFFFFu || (ip >> 28) == 0xE; }
@@ -301,7 +459,7 @@ static size_t decide_echo(Table *t, const uint8_t *f, size_t n, uint8_t *out) {
     /* IPv4 without options, checksummed as build_ipv4 does */
     oip[0] = 0x45, oip[1] = ip[1];
     put16(oip + 2, (uint16_t)out_total);
-    put16(oip + 4, next_ip_id(h));
+    put16(oip + 4, next_ip_id(&h->echo_id, &h->rng));
     put16(oip + 6, df ? 0x4000 : 0);
     oip[8] = h->ttl, oip[9] = 1, oip[10] = oip[11] = 0;
     put32(oip + 12, dst);
@@ -311,34 +469,197 @@ static size_t decide_echo(Table *t, const uint8_t *f, size_t n, uint8_t *out) {
     return 14 + out_total;
 }
 
-static size_t decide(Table *t, const uint8_t *f, size_t n, int checksums_ok, uint8_t *out) {
-    if (n < 14) return 0;
+static double monotonic_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts); /* the clock of Python's time.monotonic() */
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static int port_open(const TcpRecipe *tcp, uint16_t port) {
+    size_t lo = 0, hi = tcp->nports;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (tcp->ports[mid] == port) return 1;
+        if (tcp->ports[mid] < port) lo = mid + 1; else hi = mid;
+    }
+    return 0;
+}
+
+/* The options an ordinary SYN offers, read as packets.parse_tcp_options reads them. */
+typedef struct {
+    int ts, ws, sack;
+    uint32_t tsval;
+} Offered;
+
+static void parse_offered(const uint8_t *o, size_t n, Offered *out) {
+    memset(out, 0, sizeof *out);
+    size_t i = 0;
+    while (i < n) {
+        uint8_t kind = o[i];
+        if (kind == 0) break;
+        if (kind == 1) {
+            i++;
+            continue;
+        }
+        if (i + 1 >= n) break;
+        size_t len = o[i + 1];
+        if (len < 2 || i + len > n) break;
+        if (kind == 3 && len == 3) out->ws = 1;
+        else if (kind == 4 && len == 2) out->sack = 1;
+        else if (kind == 8 && len == 10) out->ts = 1, out->tsval = be32(o + i + 2);
+        i += len;
+    }
+}
+
+static Recent *recent_slot(ResponderObject *r, uint32_t src, uint32_t dst, uint32_t ports) {
+    return &r->recent[mix64(((uint64_t)src << 32 | dst) ^ mix64(ports)) & (RECENT_SLOTS - 1)];
+}
+
+/* A SYN/ACK for an ordinary SYN to an open port, by the personality's rules; its length, or 0.
+ * Lock held. */
+static size_t decide_syn(ResponderObject *r, const uint8_t *f, size_t n, int ok, uint8_t *out, double now) {
+    Table *t = &r->table;
+    if (n < 14 + 40) return 0;
+    const uint8_t *ip = f + 14;
+    size_t avail = n - 14, hl = (size_t)(ip[0] & 0x0F) * 4;
+    if (ip[0] >> 4 != 4 || hl < 20 || hl > avail || ip[9] != 6) return 0;
+    size_t total = be16(ip + 2);
+    if (total < hl + 20 || total > avail) return 0;
+    if (be16(ip + 6) & 0x3FFF) return 0;
+    if (ok && sum16(ip, hl) % 0xFFFF) return 0;
+    const uint8_t *tcp = ip + hl;
+    if (!(tcp[13] & 0x02)) return 0; /* not a SYN: Python's */
+    uint32_t src = be32(ip + 12), dst = be32(ip + 16);
+    Host *h = table_find(t, dst);
+    if (!h || !h->bound || !h->tcp || memcmp(f, h->mac, 6) != 0) return 0;
+    /* every SYN to a host of ours is remembered: a repeat goes to Python, which knows the flow */
+    uint32_t ports = be32(tcp), now_ms = (uint32_t)(uint64_t)(now * 1000.0);
+    Recent *seen = recent_slot(r, src, dst, ports);
+    int repeat = seen->src == src && seen->dst == dst && seen->ports == ports &&
+                 (uint32_t)(now_ms - seen->when_ms) < RECENT_MS;
+    seen->src = src, seen->dst = dst, seen->ports = ports, seen->when_ms = now_ms;
+    if (repeat) return 0;
+    if (table_find(t, src)) return 0;
+    uint32_t top = src >> 24;
+    if (top == 0 || top == 127 || top >= 224 || src == dst) return 0;
+    size_t tlen = total - hl, off = (size_t)(tcp[12] >> 4) * 4;
+    if (off < 20 || off != tlen) return 0;                   /* no data on the SYN */
+    if (tcp[13] != 0x02 || (tcp[12] & 0x0F) || be16(tcp + 18)) return 0; /* plain SYN only */
+    uint16_t window = be16(tcp + 14);
+    for (int i = 0; i < r->nprobe_windows; i++)
+        if (window == r->probe_windows[i]) return 0;         /* nmap's OS probes are Python's */
+    if (ok && (sum16(tcp, tlen) + (src >> 16) + (src & 0xFFFF) + (dst >> 16) + (dst & 0xFFFF) + 6 + tlen) %
+                  0xFFFF)
+        return 0;
+    TcpRecipe *rec = h->tcp;
+    uint16_t sport = be16(tcp), dport = be16(tcp + 2);
+    if (!port_open(rec, dport)) return 0;
+    Offered offered;
+    parse_offered(tcp + 20, off - 20, &offered);
+    int key = (offered.ts && rec->hz >= 0) | offered.ws << 1 | offered.sack << 2;
+    const SynTemplate *tpl = &rec->tpl[key];
+    if (!tpl->present) return 0;
+
+    /* as engine.HostPersonality: the ISN first, then the timestamp clock and the IP ID */
+    uint32_t isn = isn_next(rec->isn, now);
+    uint32_t tsval = rec->hz > 0 ? (uint32_t)(rec->ts_base + (uint64_t)(int64_t)((now - rec->epoch) * rec->hz)) : 0;
+    uint8_t *oip = out + 14, *otcp = oip + 20;
+    size_t tcp_len = 20 + tpl->olen, out_total = 20 + tcp_len;
+    memcpy(out, f + 6, 6);
+    memcpy(out + 6, h->mac, 6);
+    out[12] = 0x08, out[13] = 0x00;
+    put16(otcp, dport);
+    put16(otcp + 2, sport);
+    put32(otcp + 4, isn);
+    put32(otcp + 8, be32(tcp + 4) + 1);
+    otcp[12] = (uint8_t)(tcp_len << 2), otcp[13] = tpl->flags;
+    put16(otcp + 14, tpl->window);
+    otcp[16] = otcp[17] = otcp[18] = otcp[19] = 0;
+    memcpy(otcp + 20, tpl->opts, tpl->olen);
+    if (tpl->has_ts) {
+        put32(otcp + 20 + tpl->ts_at, tpl->ts_val ? (tsval ? tsval : 1) : 0);
+        put32(otcp + 24 + tpl->ts_at, tpl->ts_ecr ? (offered.ts ? offered.tsval : (tsval ? tsval : 1)) : 0);
+    }
+    oip[0] = 0x45, oip[1] = 0;
+    put16(oip + 2, (uint16_t)out_total);
+    put16(oip + 4, next_ip_id(&rec->id, &h->rng));
+    put16(oip + 6, tpl->df ? 0x4000 : 0);
+    oip[8] = tpl->ttl, oip[9] = 6, oip[10] = oip[11] = 0;
+    put32(oip + 12, dst);
+    put32(oip + 16, src);
+    uint64_t hs = sum16(oip, 20) % 0xFFFF;
+    put16(oip + 10, hs ? (uint16_t)(0xFFFF - hs) : 0);
+    uint64_t ts = (sum16(otcp, tcp_len) + (dst >> 16) + (dst & 0xFFFF) + (src >> 16) + (src & 0xFFFF) + 6 +
+                   tcp_len) % 0xFFFF;
+    put16(otcp + 16, ts ? (uint16_t)(0xFFFF - ts) : 0);
+    return 14 + out_total;
+}
+
+/* Another machine uses or wants one of our claimed addresses (the evidence Sensor._release acts
+ * on): stop answering for it here at once, before Python, perhaps busy with a backlog, gets to
+ * the frame and releases the address for good. Lock held; returns 1 when it silenced one. */
+static int silence_on_conflict(Table *t, const uint8_t *f, size_t n, int ok) {
     uint16_t type = be16(f + 12);
-    if (type == 0x0806) return decide_arp(t, f, n, out);
-    if (type == 0x0800 && checksums_ok) return decide_echo(t, f, n, out);
+    Host *h = NULL;
+    if (type == 0x0806 && n >= 14 + 28 && memcmp(f + 14, ARP_HEAD, 6) == 0) {
+        const uint8_t *a = f + 14, *sha = a + 8;
+        uint16_t op = be16(a + 6);
+        if ((op != 1 && op != 2) || (sha[0] & 1) || memcmp(sha, ZERO_MAC, 6) == 0) return 0;
+        h = table_find(t, be32(a + 14));
+        if (!(h && h->bound && memcmp(h->mac, sha, 6) != 0)) {
+            h = op == 1 && be32(a + 14) == 0 ? table_find(t, be32(a + 24)) : NULL; /* a probe for it */
+            if (!(h && h->bound && memcmp(h->mac, sha, 6) != 0)) return 0;
+        }
+    } else if (type == 0x0800 && n >= 14 + 20) {
+        const uint8_t *ip = f + 14;
+        size_t avail = n - 14, hl = (size_t)(ip[0] & 0x0F) * 4, total = be16(ip + 2);
+        if (ip[0] >> 4 != 4 || hl < 20 || hl > avail || total < hl || total > avail) return 0;
+        if (ok && sum16(ip, hl) % 0xFFFF) return 0;
+        h = table_find(t, be32(ip + 12));
+        if (!(h && h->bound && memcmp(h->mac, f + 6, 6) != 0)) return 0;
+    } else {
+        return 0;
+    }
+    h->bound = 0; /* the entry stays: frames from and to it are Python's until it unbinds */
+    return 1;
+}
+
+static size_t decide(ResponderObject *r, const uint8_t *f, size_t n, int checksums_ok, uint8_t *out,
+                     double now) {
+    if (n < 14) return 0;
+    if (silence_on_conflict(&r->table, f, n, checksums_ok)) {
+        r->silenced++;
+        return 0;
+    }
+    uint16_t type = be16(f + 12);
+    if (type == 0x0806) return decide_arp(&r->table, f, n, out);
+    if (type != 0x0800 || n < 34) return 0;
+    if (f[14 + 9] == 6) return decide_syn(r, f, n, checksums_ok, out, now);
+    if (checksums_ok) return decide_echo(&r->table, f, n, out);
     return 0;
 }
 
 /* ------------------------------------------------------------------ the thread */
 
-static void enqueue(ResponderObject *r, const uint8_t *f, size_t n, int ok, int answered) {
+static void enqueue(ResponderObject *r, const uint8_t *f, size_t n, int ok, const uint8_t *reply, size_t m) {
     /* lock held */
-    if (r->queued >= r->max_frames || r->queued_bytes + n > r->max_bytes) {
+    if (r->queued >= r->max_frames || r->queued_bytes + n + m > r->max_bytes) {
         r->dropped++;
         return;
     }
-    Item *item = malloc(sizeof(Item) + n);
+    Item *item = malloc(sizeof(Item) + n + m);
     if (!item) {
         r->dropped++;
         return;
     }
-    item->next = NULL, item->len = (uint32_t)n, item->checksums_ok = (uint8_t)ok;
-    item->answered = (uint8_t)answered;
+    item->next = NULL, item->len = (uint32_t)n, item->reply_len = (uint32_t)m;
+    item->checksums_ok = (uint8_t)ok;
     memcpy(item->data, f, n);
+    if (m) memcpy(item->data + n, reply, m);
     int was_empty = r->head == NULL;
     if (r->tail) r->tail->next = item; else r->head = item;
     r->tail = item;
-    r->queued++, r->queued_bytes += n;
+    r->queued++, r->queued_bytes += n + m;
     if (was_empty) {
         uint64_t one = 1;
         ssize_t w = write(r->event_fd, &one, sizeof one);
@@ -378,8 +699,9 @@ static void *run(void *arg) {
                 if (aux.tp_status & TP_STATUS_CSUMNOTREADY) ok = 0;
             }
         }
+        double now = monotonic_now();
         pthread_mutex_lock(&r->lock);
-        size_t m = decide(&r->table, frame, (size_t)n, ok, reply);
+        size_t m = decide(r, frame, (size_t)n, ok, reply, now);
         pthread_mutex_unlock(&r->lock);
         /* sent outside the lock: the send carries the frame across the bridge, tens of us */
         int answered = m && send(r->fd, reply, m, MSG_DONTWAIT) == (ssize_t)m;
@@ -387,8 +709,11 @@ static void *run(void *arg) {
         r->received++;
         if (m && !answered) r->send_errors++;
         else if (answered && be16(frame + 12) == 0x0806) r->answered_arp++;
+        else if (answered && frame[14 + 9] == 6) r->answered_syn++;
         else if (answered) r->answered_echo++;
-        enqueue(r, frame, (size_t)n, ok, answered);
+        /* a SYN/ACK that could not be sent is still handed on: Python adopts the connection and
+         * its retransmission timer sends the SYN/ACK again, as after any lost segment */
+        enqueue(r, frame, (size_t)n, ok, reply, m && (answered || frame[14 + 9] == 6) ? m : 0);
         pthread_mutex_unlock(&r->lock);
     }
     free(frame), free(reply);
@@ -409,6 +734,11 @@ static int Responder_init(ResponderObject *self, PyObject *args, PyObject *kw) {
     self->fd = fd, self->event_fd = -1;
     self->max_frames = (size_t)max_frames, self->max_bytes = (size_t)max_bytes;
     pthread_mutex_init(&self->lock, NULL);
+    self->recent = calloc(RECENT_SLOTS, sizeof(Recent));
+    if (!self->recent) {
+        PyErr_NoMemory();
+        return -1;
+    }
     self->event_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (self->event_fd < 0) {
         PyErr_SetFromErrno(PyExc_OSError);
@@ -423,13 +753,11 @@ static PyObject *Responder_start(ResponderObject *self, PyObject *unused) {
         PyErr_SetString(PyExc_ValueError, "no socket: this responder only decides (answer())");
         return NULL;
     }
-    {
-        struct timeval tv = {0, RECV_TIMEOUT_US};
-        int one = 1;
-        if (setsockopt(self->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) < 0 ||
-            setsockopt(self->fd, SOL_PACKET, PACKET_AUXDATA, &one, sizeof one) < 0)
-            return PyErr_SetFromErrno(PyExc_OSError);
-    }
+    struct timeval tv = {0, RECV_TIMEOUT_US};
+    int one = 1;
+    if (setsockopt(self->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) < 0 ||
+        setsockopt(self->fd, SOL_PACKET, PACKET_AUXDATA, &one, sizeof one) < 0)
+        return PyErr_SetFromErrno(PyExc_OSError);
     __atomic_store_n(&self->stop, 0, __ATOMIC_RELAXED);
     int err = pthread_create(&self->thread, NULL, run, self);
     if (err) {
@@ -466,7 +794,7 @@ static PyObject *Responder_take(ResponderObject *self, PyObject *args) {
         if (!self->head) self->tail = NULL;
         last->next = NULL;
         self->queued -= (size_t)count;
-        for (Item *i = items; i; i = i->next) self->queued_bytes -= i->len;
+        for (Item *i = items; i; i = i->next) self->queued_bytes -= i->len + i->reply_len;
     }
     int more = self->head != NULL;
     pthread_mutex_unlock(&self->lock);
@@ -480,9 +808,12 @@ static PyObject *Responder_take(ResponderObject *self, PyObject *args) {
     for (Item *i = items; k < count;) {
         Item *next = i->next;
         if (list) {
-            PyObject *t = Py_BuildValue("(y#OO)", (const char *)i->data, (Py_ssize_t)i->len,
-                                        i->checksums_ok ? Py_True : Py_False,
-                                        i->answered ? Py_True : Py_False);
+            PyObject *reply = i->reply_len
+                                  ? PyBytes_FromStringAndSize((char *)i->data + i->len, i->reply_len)
+                                  : Py_NewRef(Py_None);
+            PyObject *t = reply ? Py_BuildValue("(y#ON)", (const char *)i->data, (Py_ssize_t)i->len,
+                                                i->checksums_ok ? Py_True : Py_False, reply)
+                                : NULL;
             if (!t) Py_CLEAR(list);
             else PyList_SET_ITEM(list, k, t);
         }
@@ -537,21 +868,40 @@ static PyObject *Responder_reserve(ResponderObject *self, PyObject *arg) {
     Py_RETURN_NONE;
 }
 
-/* unbind(ip): forget the address altogether (ARP and echo). */
+/* unbind(ip): forget the address altogether (ARP, echo and SYN). */
 static PyObject *Responder_unbind(ResponderObject *self, PyObject *arg) {
     unsigned long ip = PyLong_AsUnsignedLongMask(arg);
     if (PyErr_Occurred()) return NULL;
-    CounterObject *counter = NULL;
+    CounterObject *counters[2] = {NULL, NULL};
+    PyObject *isn = NULL;
+    TcpRecipe *tcp = NULL;
     pthread_mutex_lock(&self->lock);
     Host *h = table_find(&self->table, (uint32_t)ip);
     if (h) {
-        counter = h->counter;
+        host_clear(h, counters, &isn, &tcp);
         memset(h, 0, sizeof *h);
         h->ip = TOMBSTONE;
     }
     pthread_mutex_unlock(&self->lock);
-    Py_XDECREF(counter);
+    release_detached(counters, isn, tcp);
     Py_RETURN_NONE;
+}
+
+static int parse_ip_id(PyObject *kind_obj, PyObject *const_obj, PyObject *low_obj, PyObject *high_obj,
+                       PyObject *counter, IpIdRule *out) {
+    long kind = PyLong_AsLong(kind_obj), const_id = PyLong_AsLong(const_obj);
+    long low = PyLong_AsLong(low_obj), high = PyLong_AsLong(high_obj);
+    if (PyErr_Occurred()) return -1;
+    if ((kind != IPID_CONST && kind != IPID_RD && kind != IPID_INC) || const_id < 0 || const_id > 0xFFFF ||
+        low < 0 || high < low || high > 0xFFFF ||
+        (kind != IPID_CONST && !PyObject_TypeCheck(counter, &CounterType))) {
+        PyErr_SetString(PyExc_ValueError, "bad IP ID rule");
+        return -1;
+    }
+    out->kind = (uint8_t)kind, out->const_id = (uint16_t)const_id;
+    out->low = (uint16_t)low, out->high = (uint16_t)high;
+    out->counter = kind != IPID_CONST ? (CounterObject *)counter : NULL; /* borrowed until stored */
+    return 0;
 }
 
 /* set_echo(ip, recipe or None); recipe = (ttl, df_mode, code, ipid_kind, const_id, low, high, counter) */
@@ -559,21 +909,26 @@ static PyObject *Responder_set_echo(ResponderObject *self, PyObject *args) {
     unsigned long ip;
     PyObject *recipe;
     if (!PyArg_ParseTuple(args, "kO", &ip, &recipe)) return NULL;
-    int ttl = 0, df_mode = 0, code = 0, kind = 0, const_id = 0, low = 0, high = 0;
-    PyObject *counter = Py_None;
+    int ttl = 0, df_mode = 0, code = 0;
+    IpIdRule id = {0};
     if (recipe != Py_None) {
+        PyObject *kind, *const_id, *low, *high, *counter;
         if (!PyTuple_Check(recipe)) {
             PyErr_SetString(PyExc_TypeError, "an echo recipe is a tuple or None");
             return NULL;
         }
-        if (!PyArg_ParseTuple(recipe, "iiiiiiiO", &ttl, &df_mode, &code, &kind, &const_id, &low, &high,
+        if (!PyArg_ParseTuple(recipe, "iiiOOOOO", &ttl, &df_mode, &code, &kind, &const_id, &low, &high,
                               &counter))
             return NULL;
-        if (ttl < 1 || ttl > 255 || df_mode < 0 || df_mode > 3 || code < -2 || code > 255 ||
-            (kind != IPID_CONST && kind != IPID_RD && kind != IPID_INC) || const_id < 0 ||
-            const_id > 0xFFFF || low < 0 || high < low || high > 0xFFFF ||
-            (kind != IPID_CONST && !PyObject_TypeCheck(counter, &CounterType))) {
+        if (ttl < 1 || ttl > 255 || df_mode < 0 || df_mode > 3 || code < -2 || code > 255) {
             PyErr_SetString(PyExc_ValueError, "bad echo recipe");
+            return NULL;
+        }
+        if (parse_ip_id(kind, const_id, low, high, counter, &id) < 0) {
+            if (PyErr_ExceptionMatches(PyExc_ValueError)) {
+                PyErr_Clear();
+                PyErr_SetString(PyExc_ValueError, "bad echo recipe");
+            }
             return NULL;
         }
     }
@@ -581,17 +936,13 @@ static PyObject *Responder_set_echo(ResponderObject *self, PyObject *args) {
     pthread_mutex_lock(&self->lock);
     Host *h = table_find(&self->table, (uint32_t)ip);
     if (h) {
-        old = h->counter;
-        h->counter = NULL;
+        old = h->echo_id.counter;
+        h->echo_id.counter = NULL;
         h->echo = recipe != Py_None;
         if (h->echo) {
             h->ttl = (uint8_t)ttl, h->df_mode = (uint8_t)df_mode, h->code = (int16_t)code;
-            h->ipid_kind = (uint8_t)kind, h->const_id = (uint16_t)const_id;
-            h->step_low = (uint16_t)low, h->step_high = (uint16_t)high;
-            if (kind != IPID_CONST) {
-                Py_INCREF(counter);
-                h->counter = (CounterObject *)counter;
-            }
+            Py_XINCREF(id.counter);
+            h->echo_id = id;
         }
     }
     pthread_mutex_unlock(&self->lock);
@@ -603,20 +954,190 @@ static PyObject *Responder_set_echo(ResponderObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
-/* answer(frame, checksums_ok=True): the thread's decision for one frame, without IO (for tests). */
-static PyObject *Responder_answer(ResponderObject *self, PyObject *args) {
+static int parse_template(PyObject *obj, SynTemplate *tpl) {
+    /* (flags, window, ttl, df, prefix, suffix, has_ts, ts_val, ts_ecr) or None */
+    memset(tpl, 0, sizeof *tpl);
+    if (obj == Py_None) return 0;
+    int flags, window, ttl, df, has_ts, ts_val, ts_ecr;
+    Py_buffer prefix, suffix;
+    if (!PyTuple_Check(obj) || !PyArg_ParseTuple(obj, "iiipy*y*ppp", &flags, &window, &ttl, &df, &prefix,
+                                                 &suffix, &has_ts, &ts_val, &ts_ecr)) {
+        if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "a SYN/ACK template is a tuple or None");
+        return -1;
+    }
+    size_t olen = (size_t)prefix.len + (has_ts ? 8 : 0) + (size_t)suffix.len;
+    int bad = flags < 0 || flags > 255 || !(flags & 0x02) || window < 0 || window > 0xFFFF || ttl < 1 ||
+              ttl > 255 || olen > 40 || olen % 4 || (!has_ts && suffix.len);
+    if (!bad) {
+        tpl->present = 1, tpl->flags = (uint8_t)flags, tpl->window = (uint16_t)window;
+        tpl->ttl = (uint8_t)ttl, tpl->df = (uint8_t)df, tpl->has_ts = (uint8_t)has_ts;
+        tpl->ts_val = (uint8_t)ts_val, tpl->ts_ecr = (uint8_t)ts_ecr;
+        tpl->olen = (uint8_t)olen, tpl->ts_at = (uint8_t)prefix.len;
+        memcpy(tpl->opts, prefix.buf, (size_t)prefix.len);
+        if (has_ts) memcpy(tpl->opts + prefix.len + 8, suffix.buf, (size_t)suffix.len);
+    }
+    PyBuffer_Release(&prefix);
+    PyBuffer_Release(&suffix);
+    if (bad) {
+        PyErr_SetString(PyExc_ValueError, "bad SYN/ACK template");
+        return -1;
+    }
+    return 0;
+}
+
+/* set_tcp(ip, recipe or None): answer ordinary SYNs to the open ports.
+ * recipe = (templates (8, by key), (ipid_kind, const_id, low, high, counter), isn, hz (< 0: no
+ * timestamps), ts_base, epoch, open ports) */
+static PyObject *Responder_set_tcp(ResponderObject *self, PyObject *args) {
+    unsigned long ip;
+    PyObject *recipe;
+    if (!PyArg_ParseTuple(args, "kO", &ip, &recipe)) return NULL;
+    TcpRecipe *rec = NULL;
+    if (recipe != Py_None) {
+        PyObject *templates, *id_rule, *isn, *ports;
+        double hz, epoch;
+        unsigned long long ts_base;
+        if (!PyTuple_Check(recipe)) {
+            PyErr_SetString(PyExc_TypeError, "a TCP recipe is a tuple or None");
+            return NULL;
+        }
+        if (!PyArg_ParseTuple(recipe, "O!O!O!dKdO", &PyTuple_Type, &templates, &PyTuple_Type, &id_rule,
+                              &IsnType, &isn, &hz, &ts_base, &epoch, &ports))
+            return NULL;
+        PyObject *port_seq = PySequence_Fast(ports, "open ports must be a sequence");
+        if (!port_seq) return NULL;
+        Py_ssize_t nports = PySequence_Fast_GET_SIZE(port_seq);
+        if (PyTuple_GET_SIZE(templates) != 8 || PyTuple_GET_SIZE(id_rule) != 5 || nports > 65536) {
+            Py_DECREF(port_seq);
+            PyErr_SetString(PyExc_ValueError, "bad TCP recipe");
+            return NULL;
+        }
+        rec = calloc(1, sizeof(TcpRecipe) + (size_t)nports * sizeof(uint16_t));
+        if (!rec) {
+            Py_DECREF(port_seq);
+            return PyErr_NoMemory();
+        }
+        int failed = 0;
+        for (Py_ssize_t i = 0; i < nports && !failed; i++) {
+            long port = PyLong_AsLong(PySequence_Fast_GET_ITEM(port_seq, i));
+            if (port < 0 || port > 0xFFFF) {
+                if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "bad port");
+                failed = 1;
+            } else {
+                rec->ports[i] = (uint16_t)port;
+            }
+        }
+        Py_DECREF(port_seq);
+        for (int i = 0; i < 8 && !failed; i++) failed = parse_template(PyTuple_GET_ITEM(templates, i), &rec->tpl[i]) < 0;
+        if (!failed)
+            failed = parse_ip_id(PyTuple_GET_ITEM(id_rule, 0), PyTuple_GET_ITEM(id_rule, 1),
+                                 PyTuple_GET_ITEM(id_rule, 2), PyTuple_GET_ITEM(id_rule, 3),
+                                 PyTuple_GET_ITEM(id_rule, 4), &rec->id) < 0;
+        if (failed) {
+            free(rec);
+            return NULL;
+        }
+        /* sorted for the binary search */
+        for (Py_ssize_t i = 1; i < nports; i++)
+            for (Py_ssize_t j = i; j > 0 && rec->ports[j - 1] > rec->ports[j]; j--) {
+                uint16_t x = rec->ports[j];
+                rec->ports[j] = rec->ports[j - 1], rec->ports[j - 1] = x;
+            }
+        rec->nports = (size_t)nports;
+        rec->hz = hz, rec->ts_base = ts_base, rec->epoch = epoch;
+        Py_INCREF(isn);
+        rec->isn = (IsnObject *)isn;
+        Py_XINCREF(rec->id.counter);
+    }
+    CounterObject *counters[2] = {NULL, NULL};
+    PyObject *old_isn = NULL;
+    TcpRecipe *old = NULL;
+    pthread_mutex_lock(&self->lock);
+    Host *h = table_find(&self->table, (uint32_t)ip);
+    if (h) {
+        old = h->tcp;
+        counters[1] = old ? old->id.counter : NULL;
+        old_isn = old ? (PyObject *)old->isn : NULL;
+        h->tcp = rec;
+    }
+    pthread_mutex_unlock(&self->lock);
+    release_detached(counters, old_isn, old);
+    if (!h) {
+        if (rec) {
+            Py_XDECREF(rec->id.counter);
+            Py_DECREF(rec->isn);
+            free(rec);
+        }
+        PyErr_SetString(PyExc_KeyError, "address not bound");
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+/* forget(src, sport, dst, dport): Python closed that connection; a new SYN on it is C's again. */
+static PyObject *Responder_forget(ResponderObject *self, PyObject *args) {
+    unsigned long src, dst;
+    unsigned int sport, dport;
+    if (!PyArg_ParseTuple(args, "kIkI", &src, &sport, &dst, &dport)) return NULL;
+    uint32_t ports = (uint32_t)(sport & 0xFFFF) << 16 | (dport & 0xFFFF);
+    pthread_mutex_lock(&self->lock);
+    Recent *seen = recent_slot(self, (uint32_t)src, (uint32_t)dst, ports);
+    if (seen->src == (uint32_t)src && seen->dst == (uint32_t)dst && seen->ports == ports) seen->when_ms -= RECENT_MS;
+    pthread_mutex_unlock(&self->lock);
+    Py_RETURN_NONE;
+}
+
+/* set_probe_windows(windows): SYNs with these windows (nmap's OS probes) are always Python's. */
+static PyObject *Responder_set_probe_windows(ResponderObject *self, PyObject *arg) {
+    PyObject *seq = PySequence_Fast(arg, "windows must be a sequence");
+    if (!seq) return NULL;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    uint16_t windows[32];
+    if (n > 32) {
+        Py_DECREF(seq);
+        PyErr_SetString(PyExc_ValueError, "at most 32 probe windows");
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        long w = PyLong_AsLong(PySequence_Fast_GET_ITEM(seq, i));
+        if (w < 0 || w > 0xFFFF) {
+            Py_DECREF(seq);
+            if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "bad window");
+            return NULL;
+        }
+        windows[i] = (uint16_t)w;
+    }
+    Py_DECREF(seq);
+    pthread_mutex_lock(&self->lock);
+    memcpy(self->probe_windows, windows, sizeof windows);
+    self->nprobe_windows = (int)n;
+    pthread_mutex_unlock(&self->lock);
+    Py_RETURN_NONE;
+}
+
+/* answer(frame, checksums_ok=True, now=None): the thread's decision for one frame, without IO
+ * (for tests; `now` stands for the monotonic clock). It has the thread's side effects: IP IDs,
+ * ISNs and the memory of SYNs seen move on. */
+static PyObject *Responder_answer(ResponderObject *self, PyObject *args, PyObject *kw) {
     Py_buffer frame;
     int ok = 1;
-    if (!PyArg_ParseTuple(args, "y*|p", &frame, &ok)) return NULL;
+    PyObject *now_obj = Py_None;
+    static char *names[] = {"frame", "checksums_ok", "now", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "y*|pO", names, &frame, &ok, &now_obj)) return NULL;
+    double now = now_obj == Py_None ? monotonic_now() : PyFloat_AsDouble(now_obj);
+    if (now == -1.0 && PyErr_Occurred()) {
+        PyBuffer_Release(&frame);
+        return NULL;
+    }
     uint8_t *out = malloc(MAX_FRAME + 64);
     if (!out) {
         PyBuffer_Release(&frame);
         return PyErr_NoMemory();
     }
-    size_t n = frame.len > MAX_FRAME ? 0 : 1;
-    if (n) {
+    size_t n = 0;
+    if (frame.len <= MAX_FRAME) {
         pthread_mutex_lock(&self->lock);
-        n = decide(&self->table, frame.buf, (size_t)frame.len, ok, out);
+        n = decide(self, frame.buf, (size_t)frame.len, ok, out, now);
         pthread_mutex_unlock(&self->lock);
     }
     PyBuffer_Release(&frame);
@@ -628,9 +1149,11 @@ static PyObject *Responder_answer(ResponderObject *self, PyObject *args) {
 static PyObject *Responder_stats(ResponderObject *self, PyObject *unused) {
     pthread_mutex_lock(&self->lock);
     PyObject *d = Py_BuildValue(
-        "{sKsKsKsKsKsKsnsn}", "received", (unsigned long long)self->received, "answered_arp",
+        "{sKsKsKsKsKsKsKsKsnsn}", "received", (unsigned long long)self->received, "silenced",
+        (unsigned long long)self->silenced, "answered_arp",
         (unsigned long long)self->answered_arp, "answered_echo", (unsigned long long)self->answered_echo,
-        "dropped", (unsigned long long)self->dropped, "send_errors", (unsigned long long)self->send_errors,
+        "answered_syn", (unsigned long long)self->answered_syn, "dropped",
+        (unsigned long long)self->dropped, "send_errors", (unsigned long long)self->send_errors,
         "recv_errors", (unsigned long long)self->recv_errors, "queued", (Py_ssize_t)self->queued,
         "queued_bytes", (Py_ssize_t)self->queued_bytes);
     pthread_mutex_unlock(&self->lock);
@@ -644,10 +1167,19 @@ static PyObject *Responder_event_fd(ResponderObject *self, PyObject *unused) {
 static void Responder_dealloc(ResponderObject *self) {
     if (self->running) {
         __atomic_store_n(&self->stop, 1, __ATOMIC_RELAXED);
+        Py_BEGIN_ALLOW_THREADS
         pthread_join(self->thread, NULL);
+        Py_END_ALLOW_THREADS
     }
-    for (size_t i = 0; i < self->table.capacity; i++) Py_XDECREF(self->table.slots[i].counter);
+    for (size_t i = 0; i < self->table.capacity; i++) {
+        CounterObject *counters[2];
+        PyObject *isn;
+        TcpRecipe *tcp;
+        host_clear(&self->table.slots[i], counters, &isn, &tcp);
+        release_detached(counters, isn, tcp);
+    }
     free(self->table.slots);
+    free(self->recent);
     for (Item *i = self->head; i;) {
         Item *next = i->next;
         free(i);
@@ -662,15 +1194,21 @@ static PyMethodDef Responder_methods[] = {
     {"start", (PyCFunction)Responder_start, METH_NOARGS, "start the receive thread"},
     {"stop", (PyCFunction)Responder_stop, METH_NOARGS, "stop the thread (returns within 0.1 s)"},
     {"take", (PyCFunction)Responder_take, METH_VARARGS,
-     "take([limit]) -> [(frame, checksums_ok, answered)], oldest first"},
+     "take([limit]) -> [(frame, checksums_ok, reply sent or None)], oldest first"},
     {"bind", (PyCFunction)Responder_bind, METH_VARARGS, "bind(ip, mac): answer ARP for ip"},
     {"reserve", (PyCFunction)Responder_reserve, METH_O,
      "reserve(ip): an address of ours still being probed (not answered; its frames go to Python)"},
     {"unbind", (PyCFunction)Responder_unbind, METH_O, "unbind(ip): forget ip"},
     {"set_echo", (PyCFunction)Responder_set_echo, METH_VARARGS,
      "set_echo(ip, recipe or None): answer (or stop answering) echo requests for a bound ip"},
-    {"answer", (PyCFunction)Responder_answer, METH_VARARGS,
-     "answer(frame, checksums_ok=True) -> reply frame or None (the thread's rule, no IO)"},
+    {"set_tcp", (PyCFunction)Responder_set_tcp, METH_VARARGS,
+     "set_tcp(ip, recipe or None): answer (or stop answering) ordinary SYNs to a bound ip's open ports"},
+    {"forget", (PyCFunction)Responder_forget, METH_VARARGS,
+     "forget(src, sport, dst, dport): a closed connection; a new SYN on it may be answered here"},
+    {"set_probe_windows", (PyCFunction)Responder_set_probe_windows, METH_O,
+     "set_probe_windows(windows): SYNs with these windows are left to Python"},
+    {"answer", (PyCFunction)(void (*)(void))Responder_answer, METH_VARARGS | METH_KEYWORDS,
+     "answer(frame, checksums_ok=True, now=None) -> reply frame or None (the thread's rule, no IO)"},
     {"stats", (PyCFunction)Responder_stats, METH_NOARGS, "counters"},
     {"event_fd", (PyCFunction)Responder_event_fd, METH_NOARGS,
      "an eventfd that is readable while frames wait"},
@@ -690,15 +1228,18 @@ static PyTypeObject ResponderType = {
 
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "dynapot._fastpath",
-    "The sensor's receive thread in C: ARP and ICMP echo answered without waking Python.", -1, NULL};
+    "The sensor's receive thread in C: ARP, pings and SYNs answered without waking Python.", -1, NULL};
 
 PyMODINIT_FUNC PyInit__fastpath(void) {
-    if (PyType_Ready(&CounterType) < 0 || PyType_Ready(&ResponderType) < 0) return NULL;
+    if (PyType_Ready(&CounterType) < 0 || PyType_Ready(&IsnType) < 0 || PyType_Ready(&ResponderType) < 0)
+        return NULL;
     PyObject *m = PyModule_Create(&module);
     if (!m) return NULL;
     Py_INCREF(&CounterType);
+    Py_INCREF(&IsnType);
     Py_INCREF(&ResponderType);
     if (PyModule_AddObject(m, "Counter", (PyObject *)&CounterType) < 0 ||
+        PyModule_AddObject(m, "Isn", (PyObject *)&IsnType) < 0 ||
         PyModule_AddObject(m, "Responder", (PyObject *)&ResponderType) < 0) {
         Py_DECREF(m);
         return NULL;

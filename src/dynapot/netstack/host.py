@@ -51,6 +51,7 @@ from dynapot.netstack.packets import (
     build_ipv4,
     build_udp_packet,
     parse_icmp,
+    parse_ipv4,
     parse_tcp,
     parse_udp,
 )
@@ -69,6 +70,20 @@ _TIME_WAIT = TcpState.TIME_WAIT
 _CLOSED = TcpState.CLOSED
 _BAD_SOURCE = "bad source"
 _FRAGMENT = "ip: fragment"
+
+
+def _sent_syn_ack(frame: bytes) -> tuple[int, TcpReply] | None:
+    """The ISN and shape of a SYN/ACK the sensor's receive thread sent (a whole Ethernet frame)."""
+    ip = parse_ipv4(frame[14:], False)
+    if type(ip) is Malformed:
+        return None
+    seg = parse_tcp(ip, False)
+    if type(seg) is Malformed:
+        return None
+    return seg.seq, TcpReply(
+        seg.flags, seg.window, seg.options_raw, seg.seq, seg.ack, ip.ttl, ip.df, ip.ident,
+        seg.urgent, seg.reserved, seg.payload,
+    )  # fmt: skip
 
 
 class Verdict(StrEnum):
@@ -193,10 +208,11 @@ class HostStack:
     # ------------------------------------------------------------------ entry points
 
     def receive(
-        self, ip: IPv4, now: float, verify_checksums: bool = True, answered: bool = False
+        self, ip: IPv4, now: float, verify_checksums: bool = True, answered: bytes | None = None
     ) -> list[Output]:
         """Handle one IPv4 packet for this host (fragments and spoofed sources are dropped).
-        `answered`: an echo request the sensor's receive thread has already replied to."""
+        `answered`: the frame the sensor's receive thread already sent in reply (an echo reply,
+        or a SYN/ACK whose connection this stack then adopts)."""
         src = ip.src
         if ip.mf or ip.frag_offset:
             return [PacketDropped(self.ip, src, ip.proto, _FRAGMENT)]
@@ -208,7 +224,7 @@ class HostStack:
             return [PacketDropped(self.ip, src, ip.proto, _BAD_SOURCE)]
         proto = ip.proto
         if proto == IPPROTO_TCP:
-            return self._receive_tcp(ip, now, verify_checksums)
+            return self._receive_tcp(ip, now, verify_checksums, answered)
         if proto == IPPROTO_UDP:
             return self._receive_udp(ip, now, verify_checksums)
         if proto == IPPROTO_ICMP:
@@ -245,7 +261,7 @@ class HostStack:
 
     # ------------------------------------------------------------------ TCP
 
-    def _receive_tcp(self, ip: IPv4, now: float, verify: bool) -> list[Output]:
+    def _receive_tcp(self, ip: IPv4, now: float, verify: bool, answered: bytes | None = None) -> list[Output]:
         seg = parse_tcp(ip, verify)
         if type(seg) is Malformed:
             return [PacketDropped(self.ip, ip.src, IPPROTO_TCP, str(seg))]
@@ -253,7 +269,15 @@ class HostStack:
         key = ip.src << 32 | seg.sport << 16 | seg.dport
         flags = seg.flags
         conn = self.flows.get(key)
-        if conn is not None:
+        if answered is not None and conn is not None:
+            # The thread answered a SYN for a flow we still hold (it had forgotten that 4-tuple):
+            # the peer now has the thread's SYN/ACK, so the old flow ends and this one starts.
+            old = conn.state
+            out = conn.evict(now)
+            self._track(conn, old, now)
+            conn = None
+            out = [o for o in out if type(o) is not SendPacket]
+        elif conn is not None:
             old = conn.state
             if not (old is _TIME_WAIT and flags & (_SYN | _ACK | _RST) == _SYN):
                 out = conn.receive_segment(seg, now)
@@ -267,7 +291,7 @@ class HostStack:
         verdict = self.policy(IPPROTO_TCP, seg.dport)
         if verdict == Verdict.OPEN:
             if flags & (_SYN | _ACK | _RST | _FIN) == _SYN:
-                self._accept(seg, key, now, out)
+                self._accept(seg, key, now, out, answered)
                 return out
             reply = None if flags & _RST else self.personality.open_port_stray(seg, now)
             kind = "stray"
@@ -293,7 +317,9 @@ class HostStack:
             ack = seg.seq + len(seg.payload) + (1 if flags & _SYN else 0) + (1 if flags & _FIN else 0)
         return reply_packet(reply, self.ip, seg.ip.src, seg.dport, seg.sport, seq, ack)
 
-    def _accept(self, seg: TcpSegment, key: int, now: float, out: list[Output]) -> None:
+    def _accept(
+        self, seg: TcpSegment, key: int, now: float, out: list[Output], answered: bytes | None = None
+    ) -> None:
         ctx = self.context
         limits = ctx.limits
         if len(self.half_open) >= limits.max_half_open_per_host:
@@ -311,14 +337,19 @@ class HostStack:
                 return
             owner._evict(victim, now, out)
         p = self.personality
-        isn = p.isn(now)
-        reply = p.syn_ack(seg, isn, now)
+        sent = _sent_syn_ack(answered) if answered is not None else None
+        if sent is not None:
+            isn, reply = sent  # the receive thread's SYN/ACK, already on the wire
+        else:
+            isn = p.isn(now)
+            reply = p.syn_ack(seg, isn, now)
         if reply is None:
             out.append(TcpProbe(self.ip, seg.dport, seg.ip.src, seg.sport, seg.flags, "silent", False))
             return
         conn = TcpConnection(self.ip, seg.dport, seg.ip.src, seg.sport, p, ctx.tcp_config)
         conn.owner = self
-        out += conn.open(seg, isn, reply, now)
+        opened = conn.open(seg, isn, reply, now)
+        out += opened if sent is None else [o for o in opened if type(o) is not SendPacket]
         self.flows[key] = conn
         self.half_open[key] = conn
         ctx.half_open[conn] = self
@@ -381,14 +412,16 @@ class HostStack:
         )
         return out
 
-    def _receive_icmp(self, ip: IPv4, now: float, verify: bool, answered: bool = False) -> list[Output]:
+    def _receive_icmp(
+        self, ip: IPv4, now: float, verify: bool, answered: bytes | None = None
+    ) -> list[Output]:
         msg = parse_icmp(ip, verify)
         if type(msg) is Malformed:
             return [PacketDropped(self.ip, ip.src, IPPROTO_ICMP, str(msg))]
         assert not isinstance(msg, Malformed)
         if msg.type != 8:
             return [IcmpReceived(self.ip, ip.src, msg.type, msg.code)]
-        if answered:
+        if answered is not None:
             return [EchoRequest(self.ip, ip.src, msg.ident, msg.seq, True)]
         out: list[Output] = []
         replied = False

@@ -321,7 +321,7 @@ def _ipid_class(choice: str, counter: _Counter, rng: random.Random) -> _IpId:
     return _IpId(_CONST, _Counter(int(choice, 16) & 0xFFFF), rng)
 
 
-class _Isn:
+class _PyIsn:
     """ISN generator: grows by `g * n_k` per 100 ms, n_k cycling through a planned pattern.
 
     The increment scales with the time since the previous ISN, so nmap's rate (increment
@@ -342,6 +342,12 @@ class _Isn:
             units = round(n * dt * 10.0) if dt > 0 else n
             self.value = (self.value + self.g * (units if units > 0 else 1)) & _MASK32
         return self.value
+
+
+try:  # the receive thread answers ordinary SYNs in C and draws their ISNs from the same generator
+    from dynapot._fastpath import Isn as _Isn
+except ImportError:  # pragma: no cover - the set-up builds the extension
+    _Isn = _PyIsn  # type: ignore[assignment,misc]
 
 
 def _nmap_isn_stats(incs: Sequence[int]) -> tuple[int, int, int]:
@@ -746,6 +752,30 @@ class HostPersonality:
             ii.counter,
         )
 
+    def syn_recipe(self) -> tuple | None:
+        """How this host answers an ordinary SYN, for the C receive thread (`_fastpath.Responder.
+        set_tcp`, which adds the open ports): the SYN/ACK per offered-options key (timestamps |
+        window scale << 1 | SACK << 2; ECN SYNs stay Python's), the IP ID rule, the shared ISN
+        generator and the timestamp clock; None when the C thread cannot give the same answer."""
+        if _Isn is _PyIsn:
+            return None
+        templates = []
+        for key in range(8):
+            tpl = self._ordinary_template_for(key)
+            simple = (
+                tpl.seq_rule == 3 and tpl.ack_rule == 2 and tpl.flags & _SYN and not tpl.urgent
+                and not tpl.reserved and not tpl.payload
+            )  # fmt: skip
+            opts = tpl.options
+            templates.append(
+                (tpl.flags, tpl.window, tpl.ttl, tpl.df, opts.prefix, opts.suffix, opts.has_ts,
+                 opts.ts_val, opts.ts_ecr) if simple else None
+            )  # fmt: skip
+        ti = self._ti
+        rule = (ti.kind, ti.counter.value, ti.step_low, ti.step_high, ti.counter)
+        hz = -1.0 if self._ts_hz is None else float(self._ts_hz)
+        return tuple(templates), rule, self._isn, hz, self._ts_base, self._epoch
+
     # --- the Personality protocol --------------------------------------------------------
 
     @property
@@ -902,6 +932,9 @@ class HostPersonality:
             | offered.sack_permitted << 2
             | ecn << 3
         )
+        return self._ordinary_template_for(key)
+
+    def _ordinary_template_for(self, key: int) -> _TcpTemplate:
         tpl = self._ordinary.get(key)
         if tpl is None:
             tpl = self._ordinary[key] = self._build_ordinary(key)

@@ -7,8 +7,8 @@ offload on); such frames are valid and must not be dropped for a "bad" checksum.
 Our own outgoing frames are not looped back (PACKET_IGNORE_OUTGOING).
 
 With `fast=True` (the sensor) a C thread (dynapot._fastpath) reads the socket instead of
-Python: it answers ARP and pings for the hosts the sensor registers there at once, and
-hands every frame on with an `answered` flag; the event loop then waits on its eventfd.
+Python: it answers ARP, pings and ordinary SYNs for the hosts the sensor registers there at
+once, and hands every frame on with the reply it sent; the event loop waits on its eventfd.
 """
 
 from __future__ import annotations
@@ -102,8 +102,8 @@ class RawSocket:
         """What the event loop waits on: the socket, or the receive thread's eventfd."""
         return self._sock.fileno() if self.responder is None else self.responder.event_fd()
 
-    def frames(self) -> Iterator[tuple[bytes, bool, bool]]:
-        """Drain waiting frames: (frame, checksums_trustworthy, answered_by_the_thread).
+    def frames(self) -> Iterator[tuple[bytes, bool, bytes | None]]:
+        """Drain waiting frames: (frame, checksums_trustworthy, the reply the thread sent or None).
         Stops at EAGAIN or DRAIN_LIMIT."""
         if self.responder is not None:
             yield from self.responder.take(DRAIN_LIMIT)
@@ -124,7 +124,7 @@ class RawSocket:
                     and _AUXDATA.unpack_from(value)[0] & TP_STATUS_CSUMNOTREADY
                 ):
                     checksums_ok = False
-            yield data, checksums_ok, False
+            yield data, checksums_ok, None
 
     def send(self, frame: bytes) -> None:
         try:

@@ -224,6 +224,8 @@ class Sensor:
         # The C receive thread (when the raw socket has one): it answers ARP and pings for the
         # addresses registered with it; every frame still comes here, flagged when answered.
         self.fast = getattr(raw, "responder", None)
+        if self.fast is not None:
+            self.fast.set_probe_windows(sorted(PROBE_WINDOWS))  # nmap's OS probes stay Python's
         self.events = events
         self.p0f = p0f
         self.services = services or {}
@@ -269,19 +271,26 @@ class Sensor:
                 now=self._started,
             )
         host.stack = HostStack(definition.ip, definition.mac, personality, _Policy(definition), self.context)
-        self._register_echo(host)
+        self._register_fast(host)
         return host.stack
 
-    def _register_echo(self, host: _Host) -> None:
-        """Let the receive thread answer this host's pings, if it answers them at all and its
-        address is claimed (the first ping, which builds the stack, is answered here)."""
-        fast, stack = self.fast, host.stack
-        if fast is None or stack is None or host.definition.ip not in self.arp.bindings:
+    def _register_fast(self, host: _Host) -> None:
+        """Let the receive thread answer this host's pings and ordinary SYNs to its open ports, as
+        its personality would, once its address is claimed and its stack built (the first packet,
+        which builds the stack, is answered here)."""
+        fast, stack, definition = self.fast, host.stack, host.definition
+        if fast is None or stack is None or definition.ip not in self.arp.bindings:
             return
-        recipe = None
-        if stack.policy(IPPROTO_ICMP, 8) is Verdict.OPEN and hasattr(stack.personality, "echo_recipe"):
-            recipe = stack.personality.echo_recipe()
-        fast.set_echo(host.definition.ip, recipe)
+        personality = stack.personality
+        echo = tcp = None
+        if stack.policy(IPPROTO_ICMP, 8) is Verdict.OPEN and hasattr(personality, "echo_recipe"):
+            echo = personality.echo_recipe()
+        ports = tuple(port for port, action in definition.tcp.items() if _verdict(action) is Verdict.OPEN)
+        if ports and hasattr(personality, "syn_recipe"):
+            recipe = personality.syn_recipe()
+            tcp = None if recipe is None else (*recipe, ports)
+        fast.set_echo(definition.ip, echo)
+        fast.set_tcp(definition.ip, tcp)
 
     # ------------------------------------------------------------------ set-up
 
@@ -307,7 +316,7 @@ class Sensor:
             self.macs.add(mac)
             if self.fast is not None:
                 self.fast.bind(ip, mac)
-                self._register_echo(host)
+                self._register_fast(host)
 
     def _handler_for(self, action: Action) -> Handler | None:
         """The handler serving `action`, one per distinct action (a /16 shares a handful)."""
@@ -338,9 +347,9 @@ class Sensor:
                 log.exception("frame handling failed")
         self._arm_timer()
 
-    def handle_frame(self, frame: bytes, checksums_ok: bool = True, answered: bool = False) -> None:
-        """One frame from the wire; `answered`: the receive thread already sent its reply (ARP or
-        echo), so this only records it and watches for conflicts."""
+    def handle_frame(self, frame: bytes, checksums_ok: bool = True, answered: bytes | None = None) -> None:
+        """One frame from the wire; `answered`: the reply the receive thread already sent (ARP,
+        echo or SYN/ACK): this records it, watches for conflicts and adopts the connection."""
         eth = parse_ethernet(frame)
         if type(eth) is Malformed:
             self.counters["ethernet: malformed"] += 1
@@ -390,7 +399,7 @@ class Sensor:
                 self._release(arp.sender_ip, arp.sender_mac, "answer to our ARP probe")
                 return
             result = self.arp.receive(eth, arp)
-            if type(result) is SendFrame and not answered:
+            if type(result) is SendFrame and answered is None:
                 self.raw.send(result.frame)
             elif type(result) is AddressConflict:
                 why = "ARP probe for the address" if result.probe else "ARP from the address"
@@ -607,6 +616,8 @@ class Sensor:
 
     def _on_closed(self, closed: ConnectionClosed, now: float) -> None:
         conn = closed.conn
+        if self.fast is not None:  # a new SYN on this 4-tuple may be answered in C again
+            self.fast.forget(conn.peer_ip, conn.peer_port, conn.local_ip, conn.local_port)
         flow = self.flows.pop(conn, None)
         if flow is not None and flow.transport is not None:
             flow.transport.connection_lost(
@@ -739,7 +750,7 @@ class Sensor:
                 host.handlers[port] = handler
         if host.stack is not None:
             host.stack.policy = _Policy(definition)  # live connections keep their services
-            self._register_echo(host)
+            self._register_fast(host)
 
     def _retire(self, ip: int, now: float) -> None:
         """Stop answering for `ip` because the plan no longer wants it."""
