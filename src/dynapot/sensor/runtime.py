@@ -221,8 +221,8 @@ class Sensor:
         probe_first: bool = False,
     ) -> None:
         self.raw = raw
-        # The C receive thread (when the raw socket has one): it answers ARP and pings for the
-        # addresses registered with it; every frame still comes here, flagged when answered.
+        # The C receive thread (when the raw socket has one): it answers ARP, pings and ordinary
+        # SYNs for the hosts registered with it; every frame still comes here, with its reply.
         self.fast = getattr(raw, "responder", None)
         if self.fast is not None:
             self.fast.set_probe_windows(sorted(PROBE_WINDOWS))  # nmap's OS probes stay Python's
