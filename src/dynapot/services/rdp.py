@@ -394,7 +394,9 @@ class _Session:
 
     async def run(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            packet = await _read_tpkt(reader, tls_ok=self.profile.nt6)
+            # Windows 8 and later go along with TLS straight away; Windows 7 and 2008 want X.224
+            # first (nmap then names them by its TerminalServer probe, "Microsoft Terminal Service").
+            packet = await _read_tpkt(reader, tls_ok=self.profile.version[:2] >= (6, 2))
         except _TlsHello as hello:
             await self._bare_tls(reader, writer, hello.head)
             return
