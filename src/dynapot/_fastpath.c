@@ -531,14 +531,15 @@ static size_t decide_syn(ResponderObject *r, const uint8_t *f, size_t n, int ok,
     if (!(tcp[13] & 0x02)) return 0; /* not a SYN: Python's */
     uint32_t src = be32(ip + 12), dst = be32(ip + 16);
     Host *h = table_find(t, dst);
-    if (!h || !h->bound || !h->tcp || memcmp(f, h->mac, 6) != 0) return 0;
-    /* every SYN to a host of ours is remembered: a repeat goes to Python, which knows the flow */
+    if (!h) return 0;
+    /* Every SYN to an address of ours is remembered, whoever answers it (Python answers a host's
+     * first SYN, before its recipe exists): a repeat goes to Python, which knows the flow. */
     uint32_t ports = be32(tcp), now_ms = (uint32_t)(uint64_t)(now * 1000.0);
     Recent *seen = recent_slot(r, src, dst, ports);
     int repeat = seen->src == src && seen->dst == dst && seen->ports == ports &&
                  (uint32_t)(now_ms - seen->when_ms) < RECENT_MS;
     seen->src = src, seen->dst = dst, seen->ports = ports, seen->when_ms = now_ms;
-    if (repeat) return 0;
+    if (repeat || !h->bound || !h->tcp || memcmp(f, h->mac, 6) != 0) return 0;
     if (table_find(t, src)) return 0;
     uint32_t top = src >> 24;
     if (top == 0 || top == 127 || top >= 224 || src == dst) return 0;

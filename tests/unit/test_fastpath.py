@@ -1,61 +1,79 @@
 """dynapot._fastpath (the C receive thread) against the Python stack it stands in for.
 
-The thread answers ARP requests and ICMP echo requests without waking Python, and every
-frame still reaches Python flagged `answered`, so exactly one of the two replies.  An
-observer must not be able to tell which one did: whenever C answers, its reply has to be
-byte for byte the frame Python would have sent (`dynapot.netstack.arp` for ARP, the host
-stack and the personality's `echo_reply` for pings, with the same IP ID counters).  C may
+The thread answers ARP requests, ICMP echo requests and ordinary SYNs to open ports without
+waking Python, and every frame still reaches Python with the reply C sent (or None), so
+exactly one of the two replies.  An observer must not be able to tell which one did:
+whenever C answers, its reply has to be byte for byte the frame Python would have sent
+(`dynapot.netstack.arp` for ARP, the host stack and the personality's `echo_reply` and
+`syn_ack` otherwise, with the same IP ID counters, ISN generator and timestamp clock).  C may
 decline frames Python answers (Python then answers them), never the other way round.
 
-Everything here goes through `Responder.answer()`, the thread's decision without IO, so no
-socket, root or sleep is needed.  Checked:
+Everything here goes through `Responder.answer()`, the thread's decision without IO (its
+`now` standing for the monotonic clock), so no socket, root or sleep is needed.  Checked:
 
-- `Counter`: the atomic IP ID counter, against the engine's pure-Python counter;
+- `Counter` and `Isn`: the atomic IP ID counter and the locked ISN generator, against the
+  engine's pure-Python ones;
 - ARP: generated frames give exactly `ArpResponder.receive`'s reply (or none), and the
   address table survives bind/unbind churn;
-- echo: real nmap-os-db personalities (and variants for values the database lacks)
-  compiled twice with the same seed, one feeding C its `echo_recipe()`, the other a real
-  `HostStack`; replies must be equal, IP IDs included where they are deterministic;
-- the frames C declines, the recipes and arguments it refuses;
-- the sensor wired to a Responder: nothing is answered twice, and a released address is
-  answered by neither.
+- echo and SYN: real nmap-os-db personalities (and variants for values the database lacks)
+  compiled twice with the same seed, one feeding C its `echo_recipe()`/`syn_recipe()`, the
+  other a real `HostStack`; replies must be equal, IP IDs included where they are
+  deterministic;
+- the frames C declines (each differing from an answered one in one respect), repeated SYNs,
+  the recipes and arguments it refuses;
+- the sensor wired to a Responder: nothing is answered twice, a released address is answered
+  by neither, and Python adopts the connections of the SYNs C answered.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import itertools
 import os
 import struct
+import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from dynapot._fastpath import Counter, Responder
+from dynapot._fastpath import Counter, Isn, Responder
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dynapot.honeyd import parse_config
 from dynapot.netstack.arp import ArpResponder, SendFrame
 from dynapot.netstack.events import SendPacket
-from dynapot.netstack.host import HostStack
+from dynapot.netstack.host import HostStack, PortPolicy
 from dynapot.netstack.packets import (
     BROADCAST_MAC,
     Malformed,
     build_arp_frame,
     build_icmp,
     build_ipv4,
+    build_tcp_packet,
     checksum,
     parse_arp,
     parse_ethernet,
     parse_ipv4,
+    parse_tcp,
 )
-from dynapot.netstack.types import ETH_P_ARP, IPPROTO_ICMP
+from dynapot.netstack.types import ETH_P_ARP, IPPROTO_ICMP, IPPROTO_TCP, TcpSegment
 from dynapot.personality.catalog import PersonalityCatalog
-from dynapot.personality.engine import HostPersonality, _PyCounter, compile_personality
+from dynapot.personality.engine import HostPersonality, _PyCounter, _PyIsn, compile_personality
+from dynapot.personality.nmap_probes import (
+    ECN_OPTIONS,
+    ECN_URGENT,
+    ECN_WINDOW,
+    PROBE_WINDOWS,
+    SEQ_OPTIONS,
+    SEQ_WINDOWS,
+    T_PROBES,
+)
 from dynapot.personality.osdb import Fingerprint, fingerprints_by_name, load_osdb
 from dynapot.sensor.config import build_sensor_config
 from dynapot.sensor.events import Event, EventWriter
@@ -84,7 +102,9 @@ STATS_KEYS = {
     "received",
     "answered_arp",
     "answered_echo",
+    "answered_syn",
     "dropped",
+    "silenced",
     "send_errors",
     "recv_errors",
     "queued",
@@ -110,6 +130,28 @@ VARIANTS = {
     "Linux 5.4 [II=RD, CD=O]": ("Linux 5.4", {"SEQ": {"II": "RD"}, "IE": {"CD": "O"}}),
     "Microsoft Windows 10 [DFI=Y, CD=A5]": ("Microsoft Windows 10", {"IE": {"DFI": "Y", "CD": "A5"}}),
 }
+# More real fingerprints for the SYN/ACK, each picked for how it answers an ordinary SYN (the IP ID
+# rule is SEQ.TI, the timestamp clock SEQ.TS, the shape T1 and OPS/WIN).
+SYN_PANEL = {
+    "FreeBSD 10.3-RELEASE": "TS=22: a 2^34 Hz clock (the 64-bit arithmetic), DF",
+    "FreeBSD 11.3-RELEASE": "TS=20, TI=Z, MSS 16344",
+    "Nokia S60 mobile phone (Symbian OS 9.3)": "TS=14 (1 MHz), TTL 69, long option suffixes",
+    "Aastra RFP L32 IP DECT WAP": "TS=8 (250 Hz), TI=Z",
+    "Apple AirPort Express WAP": "TS=0: TSval zero (sent as 1), TSecr echoed",
+    "Cisco C7200 router (IOS 15)": "TS=0 with both timestamp fields zero",
+    "cab A4+/300 label printer": "TSecr zero, TTL 32, WS without NOPs",
+    "Digi One SP serial-to-Ethernet bridge": "TI=1: a constant IP ID other than zero",
+    "APC 7940 or 7723 Network Management Card (AOS 3.7.3 - 3.7.4)": "TI=RI, no options at all without TS",
+    "Netgear PS105 print server": "T1 F=APS: a SYN/ACK with PSH",
+    "3Com 3016 router": "TS=1 (2 Hz), no DF",
+}
+SYN_VARIANTS = {
+    "Linux 5.4 [TI=RI, TS=8]": ("Linux 5.4", {"SEQ": {"TI": "RI", "TS": "8"}}),
+    "Microsoft Windows 10 [TI=BI, TS=U, T1.DF=N]": (
+        "Microsoft Windows 10",
+        {"SEQ": {"TI": "BI", "TS": "U"}, "T1": {"DF": "N"}},
+    ),
+}
 
 
 # --------------------------------------------------------------------------- helpers
@@ -126,9 +168,10 @@ def osdb() -> dict[str, Fingerprint]:
 
 def fingerprint(name: str) -> Fingerprint:
     """A panel fingerprint, or a variant of one with some attributes replaced."""
-    if name not in VARIANTS:
+    variants = {**VARIANTS, **SYN_VARIANTS}
+    if name not in variants:
         return osdb()[name]
-    base_name, changes = VARIANTS[name]
+    base_name, changes = variants[name]
     base = osdb()[base_name]
     tests = {test: dict(attrs) for test, attrs in base.tests.items()}
     for test, attrs in changes.items():
@@ -256,6 +299,7 @@ def python_arp(frame: bytes, bindings: dict[int, bytes] = BINDINGS) -> bytes | N
 
 
 u16 = st.integers(0, 0xFFFF)
+u32 = st.integers(0, 0xFFFFFFFF)
 macs = st.binary(min_size=6, max_size=6)
 peer_ips = st.integers(0x01000000, 0xDFFFFFFF).filter(lambda ip: ip >> 24 != 127 and ip not in BINDINGS)
 pings = st.builds(
@@ -336,6 +380,102 @@ def test_counter_advances_are_atomic_across_threads() -> None:
     assert c.value == (123 + 40000) & 0xFFFF
     values = [v for out in seen for v in out]
     assert len(set(values)) == 40000  # no number was handed out twice
+
+
+# --------------------------------------------------------------------------- Isn
+
+# Times as the monotonic clock gives them, and multiples of 1/8 s: exact in binary, so that
+# n * dt * 10 lands exactly on .5 (round-half-even) as often as it can.
+times = st.one_of(
+    st.integers(-8000, 800000).map(lambda k: k / 8),
+    st.integers(-1000, 100000).map(lambda k: k / 10),
+    st.floats(-1e4, 1e6, allow_nan=False),
+)
+
+
+def test_isn_rounds_half_to_even_like_python() -> None:
+    """n * dt * 10 = 2.5 rounds to 2, 7.5 to 8 (Python's round); below 1 unit still moves on by one."""
+    for isn in (Isn(1, [1], 0, 0.0), _PyIsn(1, [1], 0, 0.0)):
+        assert [isn.next(t) for t in (0.25, 1.0, 1.125, 1.175, 1.175, 0.0)] == [2, 10, 11, 12, 13, 14]
+    for isn in (Isn(3, [3, 0], 100, 0.0), _PyIsn(3, [3, 0], 100, 0.0)):
+        assert [isn.next(t) for t in (0.25, 0.5, 1.0)] == [100 + 3 * 8, 124, 124 + 3 * 15]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    g=st.one_of(st.integers(0, 16), st.integers(0, 2**32), st.integers(0, 2**64 - 1)),
+    pattern=st.lists(st.one_of(st.integers(-3, 40), st.integers(0, 2**20)), min_size=1, max_size=64),
+    start=u32,
+    origin=times,
+    ops=st.lists(st.one_of(times, st.tuples(u32)), max_size=40),
+)
+def test_isn_behaves_as_the_engines_python_isn(
+    g: int, pattern: list[int], start: int, origin: float, ops: list[float | tuple[int]]
+) -> None:
+    """The same numbers for the same calls: times equal, decreasing, far apart; value assignments."""
+    c, model = Isn(g, pattern, start, origin), _PyIsn(g, pattern, start, origin)
+    assert c.value == model.value == start
+    for op in ops:
+        if isinstance(op, tuple):
+            c.value = model.value = op[0]
+        else:
+            assert c.next(op) == model.next(op)
+        assert c.value == model.value
+
+
+def test_isn_value_setter_and_arguments() -> None:
+    isn = Isn(1, [0], 5, 0.0)
+    assert isn.value == 5 and isn.next(1.0) == 5  # n = 0: the ISN stands still
+    isn.value = 2**32 + 7
+    assert isn.value == 7 and isn.next(2.0) == 7
+    isn.value = -1
+    assert isn.value == 0xFFFFFFFF
+    with pytest.raises(AttributeError):
+        del isn.value
+    with pytest.raises(TypeError):
+        isn.value = "1"  # type: ignore[assignment]
+    with pytest.raises(TypeError):
+        isn.next("1.0")  # type: ignore[arg-type]
+    assert Isn(1, [1], 2**32 + 3, 0.0).value == 3
+    assert Isn(1, range(64), 0, 0.0).next(0.0) == 0  # 64 entries; the first is 0
+    for args, error in (
+        ((1, [], 0, 0.0), ValueError),
+        ((1, [1] * 65, 0, 0.0), ValueError),
+        ((1, 5, 0, 0.0), TypeError),
+        ((1, ["1"], 0, 0.0), TypeError),
+        ((1, [1], 0, "now"), TypeError),
+    ):
+        with pytest.raises(error):
+            Isn(*args)
+
+
+def test_isn_is_atomic_across_threads() -> None:
+    """Python's threads and the receive thread draw ISNs from one generator: none is lost."""
+    isn = Isn(3, [1, 2, 3], 0, 1.0)
+    seen: list[list[int]] = [[] for _ in range(4)]
+    barrier = threading.Barrier(len(seen))
+
+    def work(out: list[int]) -> None:
+        barrier.wait()
+        draw = isn.next
+        for _ in range(5000):
+            out.append(draw(1.0))  # dt = 0: each call moves on by g * n_k
+
+    threads = [threading.Thread(target=work, args=(out,)) for out in seen]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert isn.value == 3 * (6666 * 6 + 1 + 2)  # 20000 draws through the pattern 1, 2, 3
+    values = [v for out in seen for v in out]
+    assert len(set(values)) == 20000
+
+
+def test_the_engine_uses_the_shared_isn() -> None:
+    a, _ = twins(fingerprint("Linux 5.4"), 3)
+    recipe = tcp_recipe(a)
+    assert type(recipe[2]) is Isn and recipe[2] is a.syn_recipe()[2]
+    assert a.isn(5.0) == recipe[2].value  # the personality draws from the object C holds
 
 
 # --------------------------------------------------------------------------- ARP
@@ -577,7 +717,7 @@ BOTH_SILENT: dict[str, bytes] = {
     "source 127.x": Ping(src=0x7F000001).frame(),
     "source multicast": Ping(src=0xE0000001).frame(),
     "source broadcast": Ping(src=0xFFFFFFFF).frame(),
-    "source the host itself": Ping(src=HOST_IP).frame(),
+    "source the host itself": Ping(src=HOST_IP, src_mac=HOST_MAC).frame(),  # (another MAC: a conflict)
 }
 # Frames C leaves to Python although Python answers them (documented in _fastpath.c).
 C_DECLINES: dict[str, tuple[bytes, bool]] = {
@@ -771,7 +911,7 @@ class FastRaw:
     def send(self, frame: bytes) -> None:
         self.sent.append(frame)
 
-    def frames(self) -> Iterator[tuple[bytes, bool, bool]]:  # nothing arrives on its own
+    def frames(self) -> Iterator[tuple[bytes, bool, bytes | None]]:  # nothing arrives on its own
         return iter(())
 
     def start(self) -> None:
@@ -826,7 +966,7 @@ def test_the_sensor_never_answers_twice(catalog: PersonalityCatalog) -> None:
     assert reply is not None and reply[:14] == ATTACKER_MAC + vmac + b"\x08\x00"
     assert ip_id(reply) == (ip_id(first) + 1) & 0xFFFF  # Linux 5.4: II=I
     # ... and Python, told so, logs the ping without replying again.
-    sensor.handle_frame(second, True, answered=True)
+    sensor.handle_frame(second, True, answered=reply)
     assert len(raw.sent) == 1 and events.echoes() == ["8(0): replied"] * 2
     # Had Python answered the same ping instead, it would have sent C's frame (with the next IP ID).
     sensor.handle_frame(second)
@@ -839,7 +979,7 @@ def test_the_sensor_never_answers_twice(catalog: PersonalityCatalog) -> None:
     assert arp_reply is not None and arp_reply == build_arp_frame(
         ATTACKER_MAC, 2, vmac, VIP, ATTACKER_MAC, ATTACKER_IP
     )
-    sensor.handle_frame(request, True, answered=True)
+    sensor.handle_frame(request, True, answered=arp_reply)
     assert len(raw.sent) == 2
     sensor.handle_frame(request)
     assert raw.sent[2:] == [arp_reply]
@@ -893,3 +1033,885 @@ def test_traffic_from_a_pending_address(catalog: PersonalityCatalog, kind: str) 
     sensor.handle_frame(frame)  # what Python alone does with it
     assert VIP not in sensor.hosts  # released
     assert fast_reply is None and raw.sent == []
+
+
+# --------------------------------------------------------------------------- SYN
+
+OPEN_PORTS = (22, 80, 443, 65535)
+RESERVED_IP = 0xC6120067  # an address of ours still being probed (Responder.reserve)
+SYN_PROBE_WINDOWS = sorted(PROBE_WINDOWS)
+T0 = 1000.0  # a monotonic time after the twins' compilation (at 0.0)
+
+MSS = b"\x02\x04\x05\xb4"
+SACK_PERM = b"\x04\x02"
+NOP, EOL = b"\x01", b"\x00"
+
+
+def ts_option(tsval: int, tsecr: int = 0) -> bytes:
+    return b"\x08\x0a" + struct.pack("!II", tsval, tsecr)
+
+
+def ws_option(shift: int) -> bytes:
+    return bytes((3, 3, shift))
+
+
+def linux_options(tsval: int = 0x01020304, shift: int = 7, mss: int = 1460) -> bytes:
+    """MSS, SACK permitted, TS, NOP, WS: a Linux SYN."""
+    return struct.pack("!BBH", 2, 4, mss) + SACK_PERM + ts_option(tsval) + NOP + ws_option(shift)
+
+
+def windows_options(shift: int = 8, mss: int = 1460) -> bytes:
+    """MSS, NOP, WS, NOP, NOP, SACK permitted: a Windows SYN."""
+    return struct.pack("!BBH", 2, 4, mss) + NOP + ws_option(shift) + NOP + NOP + SACK_PERM
+
+
+@dataclass(frozen=True)
+class Syn:
+    """A TCP segment (by default an ordinary Linux SYN to an open port), every field a test may vary."""
+
+    src: int = PEER_IP
+    src_mac: bytes = PEER_MAC
+    dst: int = HOST_IP
+    dst_mac: bytes = HOST_MAC
+    sport: int = 40000
+    dport: int = 80
+    seq: int = 0x11223344
+    ack: int = 0
+    flags: int = 0x02
+    window: int = 64240
+    urgent: int = 0
+    reserved: int = 0
+    options: bytes = linux_options()
+    payload: bytes = b""
+    df: bool = True
+    tos: int = 0
+    ttl: int = 64
+    ip_ident: int = 1
+    ip_options: bytes = b""
+    padding: bytes = b""
+
+    def packet(self) -> bytes:
+        segment = build_tcp_packet(
+            self.src, self.dst, self.sport, self.dport, self.seq, self.ack, self.flags, self.window,
+            64, 0, False, self.options, self.payload, self.urgent, self.reserved,
+        )[20:]  # fmt: skip
+        return build_ipv4(
+            self.src, self.dst, IPPROTO_TCP, segment, self.ttl, self.ip_ident, self.df, self.tos,
+            self.ip_options,
+        )  # fmt: skip
+
+    def frame(self) -> bytes:
+        return self.dst_mac + self.src_mac + b"\x08\x00" + self.packet() + self.padding
+
+
+def tcp_recipe(personality: HostPersonality, ports: tuple[int, ...] = OPEN_PORTS) -> tuple:
+    """What the sensor passes to set_tcp (Sensor._register_fast)."""
+    recipe = personality.syn_recipe()
+    assert recipe is not None
+    return (*recipe, ports)
+
+
+def syn_responder(personality: HostPersonality | None = None) -> Responder:
+    """A Responder with BINDINGS bound, RESERVED_IP reserved, nmap's probe windows and (given a
+    personality) its SYN recipe for HOST_IP."""
+    r = responder()
+    r.reserve(RESERVED_IP)
+    r.set_probe_windows(SYN_PROBE_WINDOWS)
+    if personality is not None:
+        r.set_tcp(HOST_IP, tcp_recipe(personality))
+    return r
+
+
+def syn_stack(personality: HostPersonality) -> HostStack:
+    return HostStack(HOST_IP, HOST_MAC, personality, PortPolicy.open_tcp(*OPEN_PORTS))
+
+
+def syn_pair(name: str = "Linux 5.4", seed: int = 3) -> tuple[Responder, HostStack]:
+    """C and Python in the same state: twin personalities, one in a Responder, one in a HostStack."""
+    a, b = twins(fingerprint(name), seed)
+    return syn_responder(a), syn_stack(b)
+
+
+def python_syn(stack: HostStack, frame: bytes, now: float, checksums_ok: bool = True) -> bytes | None:
+    """The frame Python sends for `frame` at `now` (the sensor's IPv4 path for one host), or None."""
+    ip = parse_ipv4(frame[14:], checksums_ok)
+    if type(ip) is Malformed or ip.dst != stack.ip:
+        return None
+    packets = [out.packet for out in stack.receive(ip, now, checksums_ok) if type(out) is SendPacket]
+    assert len(packets) <= 1
+    return frame[6:12] + stack.mac + b"\x08\x00" + packets[0] if packets else None
+
+
+def tcp_of(frame: bytes) -> TcpSegment:
+    """The TCP segment in an Ethernet frame (which must hold a well-formed one)."""
+    ip = parse_ipv4(frame[14:])
+    assert not isinstance(ip, Malformed)
+    seg = parse_tcp(ip)
+    assert not isinstance(seg, Malformed)
+    return seg
+
+
+def tcp_fields(frame: bytes) -> tuple[int, int, int, int]:
+    """(seq, ack, flags, window) of the TCP segment in an Ethernet frame."""
+    seg = tcp_of(frame)
+    return seg.seq, seg.ack, seg.flags, seg.window
+
+
+tsvals = st.one_of(st.sampled_from([0, 1, 0xFFFFFFFF]), u32)
+shifts = st.one_of(st.integers(0, 14), st.integers(0, 255))
+mss_values = st.one_of(st.sampled_from([1460, 1380, 536, 0, 0xFFFF]), u16)
+OPTION_PARTS = {
+    "M": st.builds(lambda m: struct.pack("!BBH", 2, 4, m), mss_values),
+    "W": st.builds(ws_option, shifts),
+    "S": st.just(SACK_PERM),
+    "T": st.builds(ts_option, tsvals, tsvals),
+}
+MALFORMED_TAILS = [
+    b"\x08",  # a kind without its length
+    b"\x03",
+    b"\x03\x01",  # length below 2
+    b"\x08\x00\x01\x02",
+    b"\x08\x0a\x00\x00\x00",  # a TS cut short
+    b"\x02\x04\x05",
+    b"\x08\x08" + bytes(6),  # TS of the wrong length
+    b"\x03\x04\x07\x00",  # WS of the wrong length
+    b"\x04\x03\x00",  # SACK permitted of the wrong length
+    b"\x02\x03\x05",  # MSS of the wrong length
+    EOL + ts_option(7, 0),  # options after EOL are not read
+    EOL + ws_option(7) + SACK_PERM,
+    b"\x13\x12" + bytes(16),  # an unknown kind (MD5) skipped
+    b"\xfe\x05\x00\x00\x00",
+]
+
+
+@st.composite
+def ordered_options(draw: st.DrawFn) -> bytes:
+    """Some of MSS, WS, SACK permitted and TS in any order, NOPs between them, maybe EOL and padding."""
+    kinds = draw(st.permutations(list(OPTION_PARTS)))[: draw(st.integers(0, 4))]
+    out = b""
+    for kind in kinds:
+        out += NOP * draw(st.integers(0, 2)) + draw(OPTION_PARTS[kind])
+    if draw(st.booleans()):
+        out += EOL + draw(st.binary(max_size=6))
+    return out
+
+
+syn_options = st.one_of(
+    st.just(b""),
+    OPTION_PARTS["M"],
+    st.builds(linux_options, tsvals, shifts, mss_values),
+    st.builds(windows_options, shifts, mss_values),
+    st.builds(lambda m, t: m + NOP + NOP + t, OPTION_PARTS["M"], OPTION_PARTS["T"]),  # TS without WS
+    st.builds(lambda t: SACK_PERM + t, OPTION_PARTS["T"]),
+    ordered_options(),
+    st.builds(lambda head, tail: head + tail, ordered_options(), st.sampled_from(MALFORMED_TAILS)),
+    st.builds(lambda head, tail: head + tail, ordered_options(), st.binary(max_size=12)),
+    st.binary(max_size=40),
+).map(lambda options: options[:40])
+ordinary_windows = st.one_of(
+    st.sampled_from([64240, 65160, 29200, 8192, 5840, 0, 2]), u16.filter(lambda w: w not in PROBE_WINDOWS)
+)
+ip_option_bytes = st.one_of(st.just(b""), st.just(b""), st.binary(max_size=40))
+dts = st.one_of(
+    st.sampled_from([0.0, 0.05, 0.1, 0.125, 0.25, 0.75, 1.0, 119.9]), st.floats(0.0, 400.0, allow_nan=False)
+)
+
+
+Arrival = tuple[Syn, float, bool]  # a frame, its time and whether its checksums were verifiable
+
+
+@st.composite
+def syn_sequences(draw: st.DrawFn) -> list[Arrival]:
+    """Ordinary SYNs on distinct 4-tuples, each with its (non-decreasing) arrival time and whether
+    its checksums could be verified."""
+    sports = draw(st.lists(st.integers(1, 0xFFFF), min_size=1, max_size=6, unique=True))
+    now = draw(st.one_of(st.floats(0.0, 1e5, allow_nan=False), st.integers(0, 800000).map(lambda k: k / 8)))
+    out = []
+    for sport in sports:
+        syn = Syn(
+            src=draw(st.one_of(st.just(PEER_IP), peer_ips.filter(lambda ip: ip != RESERVED_IP))),
+            src_mac=draw(st.one_of(st.just(PEER_MAC), macs)),
+            sport=sport,
+            dport=draw(st.sampled_from(OPEN_PORTS)),
+            seq=draw(u32),
+            ack=draw(st.one_of(st.just(0), u32)),
+            window=draw(ordinary_windows),
+            options=draw(syn_options),
+            df=draw(st.booleans()),
+            tos=draw(st.integers(0, 255)),
+            ttl=draw(st.integers(1, 255)),
+            ip_ident=draw(u16),
+            ip_options=draw(ip_option_bytes),
+            padding=draw(st.one_of(st.just(b""), st.binary(max_size=16))),
+        )
+        now += draw(dts)
+        out.append((syn, now, draw(st.booleans())))
+    return out
+
+
+SYN_DIFF_PANEL = [*ECHO_PANEL, *SYN_PANEL, *SYN_VARIANTS]
+
+
+def test_the_syn_panel_covers_every_recipe_field() -> None:
+    """Every IP ID rule, kind of timestamp clock, TS field rule, DF, and odd SYN/ACK shapes."""
+    recipes = [tcp_recipe(twins(fingerprint(name), 1)[0]) for name in SYN_DIFF_PANEL]
+    rules = {recipe[1][:4] for recipe in recipes}
+    assert {rule[0] for rule in rules} == {CONST, RD, INC}
+    assert {(rule[2], rule[3]) for rule in rules if rule[0] == INC} == {(1, 1), (256, 256), (1001, 1999)}
+    assert {rule[1] for rule in rules if rule[0] == CONST} >= {0, 1}
+    hz = {recipe[3] for recipe in recipes}
+    assert {-1.0, 0.0, 2.0, 100.0, 250.0, 1000.0} <= hz and max(hz) >= 2**34
+    templates = [t for recipe in recipes for t in recipe[0]]
+    assert all(t is not None for t in templates)
+    flags, _windows, ttls, dfs, prefixes, suffixes, has_ts, ts_val, ts_ecr = zip(*templates, strict=True)
+    assert set(dfs) == {False, True} and 0x1A in flags and {32, 64, 128, 255} <= set(ttls)
+    assert b"" in prefixes and any(len(s) >= 8 for s in suffixes)
+    assert {(v, e) for h, v, e in zip(has_ts, ts_val, ts_ecr, strict=True) if h} == {
+        (True, True),
+        (True, False),
+        (False, True),
+        (False, False),
+    }
+
+
+@pytest.mark.parametrize("name", SYN_DIFF_PANEL)
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2**32), requests=syn_sequences())
+def test_syn_acks_equal_the_python_stack(name: str, seed: int, requests: list[Arrival]) -> None:
+    a, b = twins(fingerprint(name), seed)
+    recipe = tcp_recipe(a)
+    kind, _, low, high, _ = recipe[1]
+    random_ids = kind == RD or (kind == INC and low != high)
+    r = syn_responder()
+    r.set_tcp(HOST_IP, recipe)
+    stack = syn_stack(b)
+    last: tuple[int, int] | None = None  # (C's, Python's) previous IP ID
+    for syn, now, checksums_ok in requests:
+        frame = syn.frame()
+        reply = r.answer(frame, checksums_ok, now=now)
+        expected = python_syn(stack, frame, now, checksums_ok)
+        assert reply is not None and expected is not None
+        assert reply[:14] == syn.src_mac + HOST_MAC + b"\x08\x00"
+        if random_ids:
+            assert reply[14:] == with_ip_id(expected[14:], ip_id(reply))
+            if last is not None:
+                check_ip_id_step(kind, low, high, last[0], ip_id(reply))
+                check_ip_id_step(kind, low, high, last[1], ip_id(expected))
+            last = ip_id(reply), ip_id(expected)
+        else:
+            assert reply == expected
+    assert r.answer(requests[-1][0].frame(), now=requests[-1][1]) is None  # each 4-tuple once
+
+
+# --------------------------------------------------------------------------- SYN declines
+
+SYN = Syn()  # the control: answered by C (test_the_default_syn_is_answered)
+
+
+def syn_patched(mutate: Callable[[bytes], bytes], syn: Syn = SYN) -> bytes:
+    """`syn`'s frame with its IPv4 packet changed by `mutate`."""
+    frame = syn.frame()
+    return frame[:14] + mutate(frame[14:])
+
+
+def seq_probe(i: int) -> Syn:
+    """nmap's SEQ probe i (0..5), sent to an open port."""
+    return Syn(window=SEQ_WINDOWS[i], options=SEQ_OPTIONS[i])
+
+
+def with_variants(syn: Syn, **changes: object) -> Syn:
+    return dataclasses.replace(syn, **changes)  # type: ignore[arg-type]
+
+
+# Each differs from SYN in one respect; C leaves all of them to Python. True: Python answers it.
+SYN_DECLINES: dict[str, tuple[bytes, bool]] = {
+    "SYN+ECE+CWR": (with_variants(SYN, flags=0xC2).frame(), True),
+    "SYN+ECE": (with_variants(SYN, flags=0x42).frame(), True),
+    "SYN+CWR": (with_variants(SYN, flags=0x82).frame(), True),
+    "SYN+PSH": (with_variants(SYN, flags=0x0A).frame(), True),
+    "SYN+URG": (with_variants(SYN, flags=0x22).frame(), True),
+    "SYN+ACK": (with_variants(SYN, flags=0x12).frame(), False),
+    "SYN+FIN": (with_variants(SYN, flags=0x03).frame(), False),
+    "SYN+RST": (with_variants(SYN, flags=0x06).frame(), False),
+    "SYN with a payload": (with_variants(SYN, payload=b"x").frame(), True),
+    "urgent pointer without URG": (with_variants(SYN, urgent=1).frame(), True),
+    **{f"reserved bit {bit}": (with_variants(SYN, reserved=bit).frame(), True) for bit in (1, 2, 4, 8)},
+    **{f"probe window {w}": (with_variants(SYN, window=w).frame(), True) for w in SYN_PROBE_WINDOWS},
+    "closed port": (with_variants(SYN, dport=81).frame(), True),  # a RST
+    "closed port 0": (with_variants(SYN, dport=0).frame(), True),
+    "Ethernet broadcast": (with_variants(SYN, dst_mac=BROADCAST_MAC).frame(), True),
+    "Ethernet destination another bound host's MAC": (with_variants(SYN, dst_mac=OTHER_MAC).frame(), True),
+    "bad TCP checksum": (syn_patched(flip(36)), False),
+    "bad IP header checksum": (syn_patched(flip(10)), False),
+    "more fragments": (syn_patched(lambda p: with_ip_fields(p, frag=0x2000)), False),
+    "fragment offset": (syn_patched(lambda p: with_ip_fields(p, frag=0x4001)), False),
+    "source 0.x": (with_variants(SYN, src=0x00010203).frame(), False),
+    "source 127.x": (with_variants(SYN, src=0x7F000001).frame(), False),
+    "source multicast": (with_variants(SYN, src=0xE0000001).frame(), False),
+    "source broadcast": (with_variants(SYN, src=0xFFFFFFFF).frame(), False),
+    "source the host itself": (with_variants(SYN, src=HOST_IP, src_mac=HOST_MAC).frame(), False),
+    "source another bound address": (with_variants(SYN, src=OTHER_IP, src_mac=OTHER_MAC).frame(), True),
+    "source a reserved address": (with_variants(SYN, src=RESERVED_IP).frame(), True),
+    "TCP data offset 4 words": (syn_patched(lambda p: p[:32] + bytes((0x40,)) + p[33:]), False),
+    "TCP data offset beyond the segment": (syn_patched(lambda p: p[:32] + bytes((0xF0,)) + p[33:]), False),
+    "IP total length beyond the frame": (syn_patched(lambda p: with_ip_fields(p, total=len(p) + 1)), False),
+    "IP total length cutting the TCP header": (syn_patched(lambda p: with_ip_fields(p, total=39)), False),
+    "IP protocol UDP": (syn_patched(lambda p: with_ip_fields(p[:9] + b"\x11" + p[10:])), False),
+    **{f"nmap SEQ probe {i + 1}": (seq_probe(i).frame(), True) for i in range(6)},
+    "nmap ECN probe": (
+        with_variants(SYN, flags=0xC2, window=ECN_WINDOW, options=ECN_OPTIONS, urgent=ECN_URGENT).frame(),
+        True,
+    ),
+    **{
+        f"nmap {name} probe": (
+            with_variants(SYN, flags=f, window=w, options=o, df=df, dport=80 if to_open else 81).frame(),
+            name in ("T4", "T5", "T6"),  # Linux 5.4 answers T4..T6, not T2, T3, T7
+        )
+        for name, (f, w, o, df, to_open) in T_PROBES.items()
+    },
+}
+
+
+def test_the_default_syn_is_answered() -> None:
+    """The control for the decline tests: each of them changes one thing about this frame."""
+    r, stack = syn_pair()
+    frame = SYN.frame()
+    reply = r.answer(frame, now=T0)
+    assert reply is not None and reply == python_syn(stack, frame, T0)
+    assert tcp_fields(reply)[1:3] == (SYN.seq + 1, 0x12)
+
+
+@pytest.mark.parametrize("case", SYN_DECLINES)
+def test_syn_declines(case: str) -> None:
+    frame, python_answers = SYN_DECLINES[case]
+    r, stack = syn_pair()
+    assert syn_pair()[0].answer(SYN.frame(), now=T0) is not None  # the frame it differs from, answered
+    assert r.answer(frame, now=T0) is None
+    assert (python_syn(stack, frame, T0) is not None) == python_answers
+    # nothing moved on (ISN, IP ID): the next SYN is answered as if the declined one never came
+    other = with_variants(SYN, sport=SYN.sport + 1).frame()
+    reply = r.answer(other, now=T0 + 1)
+    assert reply is not None and reply == syn_pair()[0].answer(other, now=T0 + 1)
+
+
+@pytest.mark.parametrize("case", ["bad TCP checksum", "bad IP header checksum"])
+def test_unverifiable_checksums_are_answered_as_python_answers(case: str) -> None:
+    """Checksum offload (checksums_ok False): neither side can check, both answer alike."""
+    frame = SYN_DECLINES[case][0]
+    r, stack = syn_pair()
+    reply = r.answer(frame, False, now=T0)
+    assert reply is not None and reply == python_syn(stack, frame, T0, checksums_ok=False)
+
+
+def test_a_host_whose_syn_ack_c_cannot_build_is_left_to_python() -> None:
+    """T1 S=Z, F=AR: no SYN/ACK template C can fill, for any key."""
+    name = "Aastra 57i VoIP phone"
+    a, b = twins(osdb()[name], 3)
+    assert set(tcp_recipe(a)[0]) == {None}
+    r = syn_responder(a)
+    assert r.answer(SYN.frame(), now=T0) is None
+    assert python_syn(syn_stack(b), SYN.frame(), T0) is not None
+
+
+def test_timestamps_offered_to_a_host_without_a_timestamp_clock() -> None:
+    """TS=U: the key ignores the offered timestamp (Python: no TS in the reply either)."""
+    a, b = twins(osdb()["Canon MF4360-4390 or 4370dn printer"], 3)
+    assert tcp_recipe(a)[3] < 0
+    r, stack = syn_responder(a), syn_stack(b)
+    for sport, options in enumerate([linux_options(), ts_option(5), MSS + NOP + NOP + ts_option(5)]):
+        frame = with_variants(SYN, sport=sport + 1, options=options).frame()
+        reply = r.answer(frame, now=T0 + sport)
+        assert reply is not None and reply == python_syn(stack, frame, T0 + sport)
+        assert tcp_of(reply).options.timestamp is None
+
+
+def test_every_open_port_and_no_other_is_answered() -> None:
+    ports = (443, 65535, 0, 22, 80, 80, 1)  # unsorted, a duplicate: C sorts them
+    a, _ = twins(fingerprint("Linux 5.4"), 3)
+    r = syn_responder()
+    r.set_tcp(HOST_IP, tcp_recipe(a, ports))
+    candidates = {p + d for p in ports for d in (-2, -1, 0, 1, 2) if 0 <= p + d <= 0xFFFF}
+    for port in sorted(candidates):
+        answered = r.answer(with_variants(SYN, dport=port).frame(), now=T0) is not None
+        assert answered == (port in ports), port
+    r.set_tcp(HOST_IP, tcp_recipe(a, ()))  # no open port: nothing is answered
+    assert r.answer(with_variants(SYN, sport=1).frame(), now=T0) is None
+
+
+def test_a_syn_from_a_claimed_address_with_another_mac_silences_the_address() -> None:
+    """Another machine using one of our addresses (Sensor._release's evidence): C stops answering
+    for the address at once, SYNs included, and leaves the frame to Python."""
+    r, _ = syn_pair()
+    r.set_tcp(OTHER_IP, tcp_recipe(twins(fingerprint("Linux 5.4"), 4)[0]))
+    conflict = with_variants(SYN, src=HOST_IP, src_mac=STRANGER_MAC, dst=OTHER_IP, dst_mac=OTHER_MAC).frame()
+    assert r.answer(conflict, now=T0) is None
+    assert r.stats()["silenced"] == 1
+    assert r.answer(SYN.frame(), now=T0) is None and r.answer(arp_frame()) is None
+    to_other = with_variants(SYN, dst=OTHER_IP, dst_mac=OTHER_MAC, sport=1).frame()
+    assert r.answer(to_other, now=T0) is not None  # the other address is untouched
+
+
+# Ways a segment may differ from an ordinary SYN (tcp_frames applies none, one or two).
+SEGMENT_CHANGES: dict[str, st.SearchStrategy[object]] = {
+    "flags": st.one_of(st.sampled_from([0xC2, 0x12, 0x03, 0x0A, 0x42, 0x10]), st.integers(0, 255)),
+    "window": st.sampled_from(SYN_PROBE_WINDOWS),
+    "urgent": st.integers(1, 0xFFFF),
+    "reserved": st.integers(1, 15),
+    "payload": st.binary(min_size=1, max_size=8),
+    "options": st.sampled_from([*SEQ_OPTIONS, ECN_OPTIONS]),
+    "src": st.one_of(special_ips, st.just(RESERVED_IP)),
+    "src_mac": special_macs,
+    "dst_mac": special_macs,
+    "dport": u16,
+}
+
+
+@st.composite
+def tcp_frames(draw: st.DrawFn) -> tuple[bytes, bool]:
+    """A TCP segment to the host: an ordinary SYN or one differing in a few respects (fields, a
+    byte of the packet, its length); and checksums_ok."""
+    syn = Syn(
+        sport=draw(u16),
+        dport=draw(st.sampled_from(OPEN_PORTS)),
+        seq=draw(u32),
+        window=draw(ordinary_windows),
+        options=draw(syn_options),
+        df=draw(st.booleans()),
+    )
+    for field in draw(st.lists(st.sampled_from(list(SEGMENT_CHANGES)), max_size=2)):
+        syn = with_variants(syn, **{field: draw(SEGMENT_CHANGES[field])})
+    frame = syn.frame()
+    damage = draw(st.sampled_from(["none", "none", "byte", "cut"]))
+    if damage == "byte":
+        at = draw(st.integers(14, len(frame) - 1))
+        frame = frame[:at] + bytes((draw(st.integers(0, 255)),)) + frame[at + 1 :]
+    elif damage == "cut":
+        frame = frame[: draw(st.integers(0, len(frame)))]
+    return frame, draw(st.booleans())
+
+
+@pytest.mark.parametrize("name", ["Linux 5.4", "Microsoft Windows 10", "Apple AirPort Express WAP"])
+@settings(max_examples=150, deadline=None)
+@given(seed=st.integers(0, 2**32), case=tcp_frames(), now=st.floats(0.0, 1e5, allow_nan=False))
+def test_c_answers_a_tcp_segment_only_as_python_does(
+    name: str, seed: int, case: tuple[bytes, bool], now: float
+) -> None:
+    """Whatever the segment, C declines it or sends exactly the frame Python sends."""
+    frame, checksums_ok = case
+    a, b = twins(fingerprint(name), seed)
+    reply = syn_responder(a).answer(frame, checksums_ok, now=now)
+    if reply is not None:
+        assert reply == python_syn(syn_stack(b), frame, now, checksums_ok)
+
+
+# --------------------------------------------------------------------------- repeated SYNs
+
+
+def isn_of(reply: bytes | None) -> int:
+    assert reply is not None
+    return tcp_fields(reply)[0]
+
+
+def test_a_repeated_syn_is_declined_for_120_seconds() -> None:
+    r, _ = syn_pair()
+    frame = SYN.frame()
+    first = isn_of(r.answer(frame, now=T0))
+    assert r.answer(frame, now=T0) is None
+    assert r.answer(frame, now=T0 + 60.0) is None  # remembered again from here
+    assert r.answer(frame, now=T0 + 60.0 + 119.99) is None
+    again = r.answer(frame, now=T0 + 60.0 + 119.99 + 120.01)  # 120 s after the last one seen
+    assert isn_of(again) != first
+    assert r.answer(frame, now=T0 + 60.0 + 119.99 + 120.01 + 1.0) is None
+
+
+def test_a_syn_is_answered_again_after_120_seconds() -> None:
+    r, _ = syn_pair()
+    frame = SYN.frame()
+    assert r.answer(frame, now=T0) is not None
+    assert r.answer(frame, now=T0 + 120.01) is not None
+
+
+def test_the_syn_memory_survives_the_millisecond_clock_wrapping() -> None:
+    r, _ = syn_pair()
+    frame = SYN.frame()
+    wrap = 2**32 / 1000  # the memory counts milliseconds in 32 bits
+    assert r.answer(frame, now=wrap - 1.0) is not None
+    assert r.answer(frame, now=wrap + 1.0) is None
+    assert r.answer(frame, now=wrap + 119.5) is None
+    assert r.answer(frame, now=wrap + 240.0) is not None
+
+
+def test_other_4_tuples_are_not_repeats() -> None:
+    r, _ = syn_pair()
+    assert r.answer(SYN.frame(), now=T0) is not None
+    other_tuples = ({"sport": SYN.sport + 1}, {"dport": 22}, {"src": PEER_IP + 7})
+    for changes in (*other_tuples, {"seq": 1, "window": 1000}):  # the last: the same 4-tuple
+        frame = with_variants(SYN, **changes).frame()
+        assert (r.answer(frame, now=T0 + 1) is not None) == ("seq" not in changes), changes
+
+
+@pytest.mark.parametrize(
+    "case", ["SYN+ECE+CWR", "SYN with a payload", "probe window 1024", "nmap SEQ probe 1", "closed port"]
+)
+def test_a_declined_syn_is_remembered_too(case: str) -> None:
+    """A SYN C leaves to Python makes Python hold the flow: a plain SYN on its 4-tuple is Python's."""
+    frame = SYN_DECLINES[case][0]
+    if case == "closed port":  # the 4-tuple includes the port: a closed one later opened
+        r = syn_responder()
+        a, _ = twins(fingerprint("Linux 5.4"), 3)
+        r.set_tcp(HOST_IP, tcp_recipe(a, OPEN_PORTS))
+        assert r.answer(frame, now=T0) is None
+        r.set_tcp(HOST_IP, tcp_recipe(a, (*OPEN_PORTS, 81)))
+        assert r.answer(with_variants(SYN, dport=81).frame(), now=T0 + 1) is None
+        assert r.answer(with_variants(SYN, dport=81, sport=1).frame(), now=T0 + 1) is not None
+        return
+    seg = tcp_of(frame)
+    assert (seg.ip.src, seg.sport, seg.dport) == (SYN.src, SYN.sport, SYN.dport)  # SYN's 4-tuple
+    r, _ = syn_pair()
+    assert r.answer(frame, now=T0) is None
+    assert r.answer(SYN.frame(), now=T0 + 1) is None
+    assert r.answer(SYN.frame(), now=T0 + 122) is not None
+
+
+# --------------------------------------------------------------------------- TCP recipes
+
+
+def sport_syn(sport: int, **changes: object) -> bytes:
+    return with_variants(SYN, sport=sport, **changes).frame()
+
+
+def test_withdrawn_and_unbound_tcp_recipes_are_not_used() -> None:
+    a, _ = twins(fingerprint("Linux 5.4"), 3)
+    r = syn_responder(a)
+    r.set_echo(HOST_IP, a.echo_recipe())
+    assert r.answer(sport_syn(1), now=T0) is not None
+    r.set_tcp(HOST_IP, None)
+    assert r.answer(sport_syn(2), now=T0) is None
+    assert r.answer(arp_frame()) is not None and r.answer(Ping().frame()) is not None  # the rest stays
+    r.set_tcp(HOST_IP, None)  # withdrawing twice is harmless
+    r.set_tcp(HOST_IP, tcp_recipe(a))
+    assert r.answer(sport_syn(3), now=T0) is not None
+    r.unbind(HOST_IP)
+    assert r.answer(sport_syn(4), now=T0) is None and r.answer(arp_frame()) is None
+    r.bind(HOST_IP, HOST_MAC)  # a new entry: ARP, but no recipe
+    assert r.answer(arp_frame()) is not None and r.answer(sport_syn(5), now=T0) is None
+    # an address still being probed is never answered for, recipe or not
+    r.set_tcp(RESERVED_IP, tcp_recipe(a))
+    assert r.answer(sport_syn(6, dst=RESERVED_IP, dst_mac=bytes(6)), now=T0) is None
+    # a bound host without a recipe, and an unbound address
+    assert r.answer(sport_syn(7, dst=OTHER_IP, dst_mac=OTHER_MAC), now=T0) is None
+    assert r.answer(sport_syn(8, dst=UNBOUND_IP), now=T0) is None
+    for recipe in (tcp_recipe(a), None):
+        with pytest.raises(KeyError):
+            r.set_tcp(UNBOUND_IP, recipe)
+
+
+def test_tcp_recipes_hold_their_isn_and_counter_while_in_use() -> None:
+    a, _ = twins(fingerprint("Microsoft Windows 10"), 3)  # TI=I: the rule holds a Counter
+    recipe = tcp_recipe(a)
+    isn, counter = recipe[2], recipe[1][4]
+    assert type(isn) is Isn and type(counter) is Counter
+    before = sys.getrefcount(isn), sys.getrefcount(counter)
+    r = syn_responder()
+    r.set_tcp(HOST_IP, recipe)
+    assert (sys.getrefcount(isn), sys.getrefcount(counter)) == (before[0] + 1, before[1] + 1)
+    r.set_tcp(HOST_IP, recipe)  # replaced: the old references are released
+    assert (sys.getrefcount(isn), sys.getrefcount(counter)) == (before[0] + 1, before[1] + 1)
+    with pytest.raises(KeyError):
+        r.set_tcp(UNBOUND_IP, recipe)
+    with pytest.raises(ValueError):
+        r.set_tcp(HOST_IP, (*recipe[:6], (70000,)))
+    assert (sys.getrefcount(isn), sys.getrefcount(counter)) == (before[0] + 1, before[1] + 1)
+    r.set_tcp(HOST_IP, None)
+    assert (sys.getrefcount(isn), sys.getrefcount(counter)) == before
+    r.set_tcp(HOST_IP, recipe)
+    r.unbind(HOST_IP)
+    assert (sys.getrefcount(isn), sys.getrefcount(counter)) == before
+    r.bind(HOST_IP, HOST_MAC)
+    r.set_tcp(HOST_IP, recipe)
+    del r  # the responder's own references go with it
+    assert (sys.getrefcount(isn), sys.getrefcount(counter)) == before
+
+
+def replace_at(items: tuple, index: int, value: object) -> tuple:
+    return (*items[:index], value, *items[index + 1 :])
+
+
+def in_recipe(index: int, make: Callable[[object], object]) -> Callable[[tuple], tuple]:
+    return lambda recipe: replace_at(recipe, index, make(recipe[index]))
+
+
+def bad_template(field: int, value: object, key: int = 7) -> Callable[[tuple], tuple]:
+    """A recipe whose template for `key` has `field` replaced by `value`."""
+    return in_recipe(0, lambda tpls: replace_at(tpls, key, replace_at(tpls[key], field, value)))
+
+
+def bad_rule(field: int, value: object) -> Callable[[tuple], tuple]:
+    return lambda recipe: replace_at(recipe, 1, replace_at(recipe[1], field, value))
+
+
+TEMPLATE, RULE = "bad SYN/ACK template", "bad IP ID rule"
+# A good recipe made bad in one respect: (how, the exception, its message).
+BAD_TCP_RECIPES: dict[str, tuple[Callable[[tuple], object], type[Exception], str | None]] = {
+    "6 items": (lambda recipe: recipe[:6], TypeError, None),
+    "8 items": (lambda recipe: (*recipe, 0), TypeError, None),
+    "a list": (list, TypeError, None),
+    "7 templates": (in_recipe(0, lambda t: t[:7]), ValueError, "bad TCP recipe"),
+    "9 templates": (in_recipe(0, lambda t: (*t, None)), ValueError, "bad TCP recipe"),
+    "templates in a list": (in_recipe(0, list), TypeError, None),
+    "a template that is a list": (in_recipe(0, lambda t: replace_at(t, 3, list(t[3]))), TypeError, None),
+    "a template of 8 items": (in_recipe(0, lambda t: replace_at(t, 3, t[3][:8])), TypeError, None),
+    "template options of 3 bytes": (bad_template(4, b"\x02\x04\x05", key=0), ValueError, TEMPLATE),
+    "template options of 2 + 8 bytes": (bad_template(4, b"\x01\x01"), ValueError, TEMPLATE),  # key 7: TS
+    "template options of 44 bytes": (bad_template(4, bytes(44), key=0), ValueError, TEMPLATE),
+    "template options of 36 + 8 bytes": (bad_template(4, bytes(36)), ValueError, TEMPLATE),
+    "a suffix without a timestamp": (bad_template(5, b"\x01\x01\x01\x01", key=0), ValueError, TEMPLATE),
+    "template flags without SYN": (bad_template(0, 0x10), ValueError, TEMPLATE),
+    "template flags 256": (bad_template(0, 0x112), ValueError, TEMPLATE),
+    "template window 65536": (bad_template(1, 65536), ValueError, TEMPLATE),
+    "template TTL 0": (bad_template(2, 0), ValueError, TEMPLATE),
+    "template TTL 256": (bad_template(2, 256), ValueError, TEMPLATE),
+    "IP ID rule of 4 items": (in_recipe(1, lambda rule: rule[:4]), ValueError, "bad TCP recipe"),
+    "IP ID rule a list": (in_recipe(1, list), TypeError, None),
+    "IP ID kind 7": (bad_rule(0, 7), ValueError, RULE),
+    "IP ID step above 65535": (bad_rule(3, 65536), ValueError, RULE),
+    "incremental IP ID without a Counter": (bad_rule(4, _PyCounter()), ValueError, RULE),
+    "an ISN generator that is not an Isn": (in_recipe(2, lambda _: _PyIsn(1, [1], 0, 0.0)), TypeError, None),
+    "an ISN that is a number": (in_recipe(2, lambda _: 12345), TypeError, None),
+    "a clock rate that is a string": (in_recipe(3, lambda _: "1000"), TypeError, None),
+    "port 70000": (in_recipe(6, lambda _: (80, 70000)), ValueError, "bad port"),
+    "port -1": (in_recipe(6, lambda _: (-1, 80)), ValueError, "bad port"),
+    "port 'http'": (in_recipe(6, lambda _: (80, "http")), TypeError, None),
+    "ports not a sequence": (in_recipe(6, lambda _: 80), TypeError, "sequence"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_TCP_RECIPES)
+def test_bad_tcp_recipes_are_refused_and_change_nothing(case: str) -> None:
+    """The previous recipe stays in place, its ISN generator and counter untouched: C goes on
+    answering exactly as a twin responder that never saw the bad recipe."""
+    make_bad, error, message = BAD_TCP_RECIPES[case]
+    a, b = twins(fingerprint("Microsoft Windows 10"), 3)
+    r, twin = syn_responder(a), syn_responder(b)
+    first = r.answer(sport_syn(1), now=T0)
+    assert first is not None and first == twin.answer(sport_syn(1), now=T0)
+    bad = make_bad(tcp_recipe(a))
+    with pytest.raises(error, match=message):
+        r.set_tcp(HOST_IP, bad)
+    after = r.answer(sport_syn(2), now=T0 + 1)
+    assert after is not None and after == twin.answer(sport_syn(2), now=T0 + 1)
+
+
+def test_probe_windows_can_be_replaced_and_are_checked() -> None:
+    r, _ = syn_pair()
+    r.set_probe_windows([SYN.window])
+    assert r.answer(sport_syn(1), now=T0) is None
+    assert r.answer(sport_syn(2, window=1), now=T0) is not None  # no longer a probe window
+    r.set_probe_windows(())
+    assert r.answer(sport_syn(3), now=T0) is not None
+    r.set_probe_windows(range(32))  # at most 32
+    assert r.answer(sport_syn(4, window=31), now=T0) is None
+    for windows, error in (
+        (range(33), ValueError),
+        ([70000], ValueError),
+        ([-1], ValueError),
+        (["1"], TypeError),
+        (1024, TypeError),
+    ):
+        with pytest.raises(error):
+            r.set_probe_windows(windows)
+    assert r.answer(sport_syn(5, window=31), now=T0) is None  # the list in place before
+    assert r.answer(sport_syn(6, window=32), now=T0) is not None
+    assert set(SEQ_WINDOWS) | {ECN_WINDOW} <= PROBE_WINDOWS  # what the sensor passes covers nmap's SYNs
+
+
+# --------------------------------------------------------------------------- the sensor adopts C's SYN/ACKs
+
+ACK, PSH, FIN = 0x10, 0x08, 0x01
+
+
+def from_attacker(sensor: Sensor, sport: int, **fields: object) -> bytes:
+    """A TCP segment from the attacker to port 80 of the sensor's first host."""
+    mac = sensor.hosts[VIP].definition.mac
+    return with_variants(
+        SYN, src=ATTACKER_IP, src_mac=ATTACKER_MAC, dst=VIP, dst_mac=mac, sport=sport, **fields
+    ).frame()
+
+
+def segment(sensor: Sensor, sport: int, seq: int, ack: int, flags: int, payload: bytes = b"") -> bytes:
+    return from_attacker(
+        sensor, sport, seq=seq, ack=ack, flags=flags, window=502, options=b"", payload=payload
+    )
+
+
+def flow_events(events: Events, sport: int) -> list[str]:
+    return [e.kind for e in events.items if e.proto == "tcp" and e.sport == sport]
+
+
+def exchange_data_and_close(
+    sensor: Sensor, raw: FastRaw, events: Events, sport: int, seq: int, isn: int
+) -> None:
+    """The peer completes the handshake with C's ISN, sends a request and closes: Python carries
+    the connection on from that ISN."""
+    sent = len(raw.sent)
+    sensor.handle_frame(segment(sensor, sport, seq + 1, isn + 1, ACK))
+    assert len(raw.sent) == sent  # a pure ACK is not answered
+    stack = sensor.hosts[VIP].stack
+    assert stack is not None
+    conn = stack.connection(ATTACKER_IP, sport, 80)
+    assert conn is not None and conn.iss == isn and conn.was_established
+    request = b"GET / HTTP/1.0\r\n\r\n"
+    sensor.handle_frame(segment(sensor, sport, seq + 1, isn + 1, PSH | ACK, request))
+    end = seq + 1 + len(request)
+    assert tcp_fields(raw.sent[-1])[:3] == (isn + 1, end, ACK)
+    sensor.handle_frame(segment(sensor, sport, end, isn + 1, FIN | ACK))
+    our_seq, our_ack, flags, _ = tcp_fields(raw.sent[-1])
+    assert (our_seq, our_ack) == (isn + 1, end + 1) and flags & FIN  # the recorder closes too
+    sensor.handle_frame(segment(sensor, sport, end + 1, isn + 2, ACK))
+    assert flow_events(events, sport)[-2:] == ["data", "close"]
+    assert stack.connection(ATTACKER_IP, sport, 80) is None
+
+
+def test_python_adopts_the_connection_of_a_syn_c_answered(catalog: PersonalityCatalog) -> None:
+    sensor, raw, events = make_sensor(catalog)
+    fast = sensor.fast
+    assert fast is raw.responder
+    vmac = sensor.hosts[VIP].definition.mac
+    # The first SYN builds the host's stack: Python answers it and registers the recipe.
+    first = from_attacker(sensor, 40000)
+    assert fast.answer(first) is None
+    sensor.handle_frame(first)
+    assert len(raw.sent) == 1 and tcp_fields(raw.sent[0])[1:3] == (SYN.seq + 1, 0x12)
+    # The next connection's SYN is C's ...
+    syn = from_attacker(sensor, 40001, seq=5000)
+    reply = fast.answer(syn)
+    assert reply is not None and reply[:14] == ATTACKER_MAC + vmac + b"\x08\x00"
+    isn, ack, flags, _ = tcp_fields(reply)
+    assert (ack, flags) == (5001, 0x12)
+    # ... and Python, handed C's SYN/ACK, sends nothing and holds the connection half-open.
+    sensor.handle_frame(syn, True, answered=reply)
+    assert len(raw.sent) == 1 and flow_events(events, 40001) == ["connect"]
+    # A retransmitted SYN is Python's (C declines a repeat): the same ISN again.
+    assert fast.answer(syn) is None
+    sensor.handle_frame(syn)
+    assert len(raw.sent) == 2 and raw.sent[1][:14] == reply[:14]
+    assert tcp_fields(raw.sent[1]) == tcp_fields(reply)
+    exchange_data_and_close(sensor, raw, events, 40001, 5000, isn)
+    assert flow_events(events, 40001) == ["connect", "data", "close"]
+
+
+def test_python_starts_over_from_a_syn_ack_c_sent_for_a_flow_it_holds(catalog: PersonalityCatalog) -> None:
+    """C never saw the first SYN (no recipe yet), so it answers its retransmission with an ISN of
+    its own: Python drops its half-open flow and carries on from C's SYN/ACK."""
+    sensor, raw, events = make_sensor(catalog)
+    first = from_attacker(sensor, 40000, seq=7000)
+    sensor.handle_frame(first)
+    python_isn = tcp_fields(raw.sent[0])[0]
+    reply = sensor.fast.answer(first)
+    assert reply is not None
+    isn = tcp_fields(reply)[0]
+    assert isn != python_isn
+    sensor.handle_frame(first, True, answered=reply)
+    assert len(raw.sent) == 1
+    exchange_data_and_close(sensor, raw, events, 40000, 7000, isn)
+
+
+def restarted_flow_events(catalog: PersonalityCatalog, via_c: bool) -> list[str]:
+    """The events of one connection whose first SYN was retransmitted, the retransmission
+    answered by C (via_c) or by Python."""
+    sensor, raw, events = make_sensor(catalog)
+    first = from_attacker(sensor, 40000, seq=7000)
+    sensor.handle_frame(first)
+    reply = sensor.fast.answer(first) if via_c else None
+    sensor.handle_frame(first, True, answered=reply)
+    isn = tcp_fields(reply if reply is not None else raw.sent[-1])[0]
+    exchange_data_and_close(sensor, raw, events, 40000, 7000, isn)
+    return flow_events(events, 40000)
+
+
+def test_a_retransmitted_syn_python_answers_is_logged_as_one_connection(catalog: PersonalityCatalog) -> None:
+    assert restarted_flow_events(catalog, via_c=False) == ["connect", "data", "close"]
+
+
+def test_a_retransmitted_syn_c_answers_is_logged_as_one_connection(catalog: PersonalityCatalog) -> None:
+    """C never saw the first SYN (its memory of it was overwritten): it answers the retransmission
+    and Python starts the half-open flow over from C's SYN/ACK, logging the attempt once."""
+    assert restarted_flow_events(catalog, via_c=True) == ["connect", "data", "close"]
+
+
+def test_a_retransmission_of_a_syn_python_answered_stays_python_s(catalog: PersonalityCatalog) -> None:
+    """The thread sees every frame first: it remembers the first SYN even before the host has a
+    recipe (Python answers that one), so the retransmission is Python's too, with the same ISN."""
+    sensor, raw, events = make_sensor(catalog)
+    first = from_attacker(sensor, 40000, seq=7000)
+    assert sensor.fast.answer(first) is None  # no recipe yet: the stack is built by this SYN
+    sensor.handle_frame(first)
+    isn = tcp_fields(raw.sent[-1])[0]
+    assert sensor.fast.answer(first) is None  # a repeat on the 4-tuple
+    sensor.handle_frame(first)
+    assert tcp_fields(raw.sent[-1])[0] == isn
+    exchange_data_and_close(sensor, raw, events, 40000, 7000, isn)
+    assert flow_events(events, 40000) == ["connect", "data", "close"]
+
+
+def test_the_sensor_registers_its_syn_recipe_and_probe_windows(catalog: PersonalityCatalog) -> None:
+    """What Sensor._register_fast gives C: nmap's windows and closed ports stay Python's, and C's
+    SYN/ACK has the stack's shape, its ISN drawn from the generator the stack draws from."""
+    sensor, raw, _ = make_sensor(catalog)
+    sensor.handle_frame(from_attacker(sensor, 40000))  # builds the stack
+    fast = sensor.fast
+    for window in SYN_PROBE_WINDOWS:
+        assert fast.answer(from_attacker(sensor, 41000 + window % 1000, window=window)) is None
+    assert fast.answer(from_attacker(sensor, 40002, dport=81)) is None  # closed in CONFIG
+    stack = sensor.hosts[VIP].stack
+    assert stack is not None
+    now = time.monotonic()
+    reply = fast.answer(from_attacker(sensor, 40003), now=now)
+    assert reply is not None
+    personality = stack.personality
+    assert isinstance(personality, HostPersonality)
+    assert personality.syn_recipe()[2].value == tcp_fields(reply)[0]  # type: ignore[index]
+    sensor.handle_frame(from_attacker(sensor, 40004))  # Python answers another at about the same time
+    ours, python = tcp_of(reply), tcp_of(raw.sent[-1])
+    assert (ours.flags, ours.window, ours.ip.ttl, ours.ip.df, ours.ip.ident, ours.options.kinds) == (
+        python.flags, python.window, python.ip.ttl, python.ip.df, python.ip.ident, python.options.kinds,
+    )  # fmt: skip
+
+
+PORTS_CONFIG = """
+create mixed
+set mixed personality "Linux 5.4"
+set mixed default tcp action open
+add mixed tcp port 21 open
+add mixed tcp port 22 block
+add mixed tcp port 23 reset
+add mixed tcp port 25 proxy 198.18.0.9:25
+add mixed tcp port 26 "sh /bin/true"
+bind 198.18.0.100 mixed
+"""
+
+
+def test_c_answers_only_the_ports_python_opens(catalog: PersonalityCatalog) -> None:
+    """The ports the sensor gives C: listed and open (C leaves the default action to Python)."""
+    config = build_sensor_config(
+        parse_config(PORTS_CONFIG),
+        PORTS_CONFIG,
+        fingerprints=list(osdb().values()),
+        mac_vendors=catalog.mac_vendors,
+    )
+    raw, events = FastRaw(), Events()
+    sensor = Sensor(config, raw, events)  # type: ignore[arg-type]
+    sensor.handle_frame(from_attacker(sensor, 40000, dport=21))  # builds the stack
+    for port, c_answers, python_flags in (
+        (21, True, 0x12),
+        (22, False, None),
+        (23, False, 0x14),
+        (25, True, 0x12),
+        (26, True, 0x12),
+        (27, False, 0x12),  # unlisted: the default action, open (Python's)
+    ):
+        syn = from_attacker(sensor, 41000 + port, dport=port)
+        assert (sensor.fast.answer(syn) is not None) == c_answers, port
+        sent = len(raw.sent)
+        sensor.handle_frame(syn)
+        assert (tcp_fields(raw.sent[-1])[2] if len(raw.sent) > sent else None) == python_flags, port

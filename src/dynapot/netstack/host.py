@@ -269,10 +269,12 @@ class HostStack:
         key = ip.src << 32 | seg.sport << 16 | seg.dport
         flags = seg.flags
         conn = self.flows.get(key)
+        restarted = False
         if answered is not None and conn is not None:
             # The thread answered a SYN for a flow we still hold (it had forgotten that 4-tuple):
             # the peer now has the thread's SYN/ACK, so the old flow ends and this one starts.
             old = conn.state
+            restarted = old is _SYN_RCVD  # the same connection attempt: logged once already
             out = conn.evict(now)
             self._track(conn, old, now)
             conn = None
@@ -292,7 +294,7 @@ class HostStack:
         if verdict == Verdict.OPEN:
             if flags & (_SYN | _ACK | _RST | _FIN) == _SYN:
                 self._accept(seg, key, now, out, answered)
-                return out
+                return [o for o in out if type(o) is not TcpProbe] if restarted else out
             reply = None if flags & _RST else self.personality.open_port_stray(seg, now)
             kind = "stray"
         elif verdict == Verdict.CLOSED:
