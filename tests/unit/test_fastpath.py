@@ -36,7 +36,7 @@ import struct
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,6 +44,8 @@ import pytest
 from dynapot._fastpath import Counter, Isn, Responder
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from test_sensor_runtime import Events as ListedEvents
+from test_sensor_runtime import FakeRaw
 
 from dynapot.honeyd import parse_config
 from dynapot.netstack.arp import ArpResponder, SendFrame
@@ -76,7 +78,6 @@ from dynapot.personality.nmap_probes import (
 )
 from dynapot.personality.osdb import Fingerprint, fingerprints_by_name, load_osdb
 from dynapot.sensor.config import build_sensor_config
-from dynapot.sensor.events import Event, EventWriter
 from dynapot.sensor.runtime import Sensor
 
 OSDB = Path("/usr/share/nmap/nmap-os-db")
@@ -625,6 +626,28 @@ def check_ip_id_step(kind: int, low: int, high: int, before: int, after: int) ->
         assert low <= step <= high and step % 256 != 0
 
 
+class ReplyChecker:
+    """C's reply beside Python's for one host: equal byte for byte, or, where both sides draw IP
+    ID steps at random, equal apart from the IP ID, each IP ID sequence following nmap's rule."""
+
+    def __init__(self, kind: int, low: int, high: int) -> None:
+        self.kind, self.low, self.high = kind, low, high
+        self.random_ids = kind == RD or (kind == INC and low != high)
+        self.last: tuple[int, int] | None = None  # (C's, Python's) previous IP ID
+
+    def check(self, reply: bytes | None, expected: bytes | None, src_mac: bytes) -> None:
+        assert reply is not None and expected is not None
+        assert reply[:14] == src_mac + HOST_MAC + b"\x08\x00"
+        if not self.random_ids:
+            assert reply == expected
+            return
+        assert reply[14:] == with_ip_id(expected[14:], ip_id(reply))
+        if self.last is not None:
+            check_ip_id_step(self.kind, self.low, self.high, self.last[0], ip_id(reply))
+            check_ip_id_step(self.kind, self.low, self.high, self.last[1], ip_id(expected))
+        self.last = ip_id(reply), ip_id(expected)
+
+
 @pytest.mark.parametrize("name", ECHO_PANEL)
 @settings(max_examples=100, deadline=None)
 @given(seed=st.integers(0, 2**32), requests=st.lists(pings, min_size=1, max_size=6))
@@ -633,26 +656,12 @@ def test_echo_replies_equal_the_personality(name: str, seed: int, requests: list
     recipe = a.echo_recipe()
     assert recipe is not None and recipe[:7] == b.echo_recipe()[:7]
     kind, low, high = recipe[3], recipe[5], recipe[6]
-    random_ids = kind == RD or (kind == INC and low != high)
     r = responder(recipe)
     stack = HostStack(HOST_IP, HOST_MAC, b)
-    last: tuple[int, int] | None = None  # (C's, Python's) previous IP ID
+    checker = ReplyChecker(kind, low, high)
     for request in requests:
         frame = request.frame()
-        reply = r.answer(frame)
-        expected = python_echo(stack, frame)
-        assert reply is not None and expected is not None
-        assert reply[:14] == request.src_mac + HOST_MAC + b"\x08\x00"
-        if random_ids:
-            # Both sides draw the step at random: the same packet apart from the IP ID ...
-            assert reply[14:] == with_ip_id(expected[14:], ip_id(reply))
-            # ... and both IP ID sequences follow the rule nmap checks.
-            if last is not None:
-                check_ip_id_step(kind, low, high, last[0], ip_id(reply))
-                check_ip_id_step(kind, low, high, last[1], ip_id(expected))
-            last = ip_id(reply), ip_id(expected)
-        else:
-            assert reply == expected
+        checker.check(r.answer(frame), python_echo(stack, frame), request.src_mac)
 
 
 @pytest.mark.parametrize(
@@ -901,34 +910,16 @@ ATTACKER_IP = 0xC6120003
 ATTACKER_MAC = bytes.fromhex("020000000003")
 
 
-class FastRaw:
+class FastRaw(FakeRaw):
     """The raw socket of a sensor with a receive thread, minus the socket and the thread."""
 
     def __init__(self) -> None:
-        self.sent: list[bytes] = []
+        super().__init__()
         self.responder = Responder(-1)
 
-    def send(self, frame: bytes) -> None:
-        self.sent.append(frame)
 
-    def frames(self) -> Iterator[tuple[bytes, bool, bytes | None]]:  # nothing arrives on its own
-        return iter(())
-
-    def start(self) -> None:
-        pass
-
-    def fileno(self) -> int:
-        return -1
-
-
-class Events(EventWriter):
+class Events(ListedEvents):
     """The sensor's events, in a list."""
-
-    def __init__(self) -> None:  # no sink: kept in a list
-        self.items: list[Event] = []
-
-    def submit(self, event: Event) -> None:
-        self.items.append(event)
 
     def echoes(self) -> list[str | None]:
         return [e.detail for e in self.items if e.kind == "echo"]
@@ -1281,25 +1272,15 @@ def test_syn_acks_equal_the_python_stack(name: str, seed: int, requests: list[Ar
     a, b = twins(fingerprint(name), seed)
     recipe = tcp_recipe(a)
     kind, _, low, high, _ = recipe[1]
-    random_ids = kind == RD or (kind == INC and low != high)
     r = syn_responder()
     r.set_tcp(HOST_IP, recipe)
     stack = syn_stack(b)
-    last: tuple[int, int] | None = None  # (C's, Python's) previous IP ID
+    checker = ReplyChecker(kind, low, high)
     for syn, now, checksums_ok in requests:
         frame = syn.frame()
-        reply = r.answer(frame, checksums_ok, now=now)
-        expected = python_syn(stack, frame, now, checksums_ok)
-        assert reply is not None and expected is not None
-        assert reply[:14] == syn.src_mac + HOST_MAC + b"\x08\x00"
-        if random_ids:
-            assert reply[14:] == with_ip_id(expected[14:], ip_id(reply))
-            if last is not None:
-                check_ip_id_step(kind, low, high, last[0], ip_id(reply))
-                check_ip_id_step(kind, low, high, last[1], ip_id(expected))
-            last = ip_id(reply), ip_id(expected)
-        else:
-            assert reply == expected
+        checker.check(
+            r.answer(frame, checksums_ok, now=now), python_syn(stack, frame, now, checksums_ok), syn.src_mac
+        )
     assert r.answer(requests[-1][0].frame(), now=requests[-1][1]) is None  # each 4-tuple once
 
 
