@@ -1896,3 +1896,40 @@ def test_c_answers_only_the_ports_python_opens(catalog: PersonalityCatalog) -> N
         sent = len(raw.sent)
         sensor.handle_frame(syn)
         assert (tcp_fields(raw.sent[-1])[2] if len(raw.sent) > sent else None) == python_flags, port
+
+
+# --------------------------------------------------------------------------- mangled input
+
+
+@st.composite
+def mangled_frames(draw: st.DrawFn) -> bytes:
+    """Any bytes, or a frame the thread answers (ARP, ping, SYN) cut short and with bytes changed."""
+    if draw(st.booleans()):
+        return draw(st.binary(max_size=128))
+    frame = bytearray(draw(st.sampled_from([arp_frame(), Ping().frame(), Syn().frame()])))
+    for _ in range(draw(st.integers(1, 6))):
+        at = draw(st.integers(0, len(frame) - 1))
+        frame[at] = draw(st.integers(0, 255))
+    cut = draw(st.integers(0, len(frame)))
+    return bytes(frame[:cut]) + draw(st.binary(max_size=16))
+
+
+@settings(max_examples=3000, deadline=None)
+@given(frames=st.lists(mangled_frames(), min_size=1, max_size=8), checksums_ok=st.booleans())
+def test_mangled_frames_never_break_the_thread_s_rules(frames: list[bytes], checksums_ok: bool) -> None:
+    """Whatever arrives (the thread reads it from the wire unchecked), a decision is a reply frame
+    or nothing, never longer than an Ethernet frame can be, and a well-formed ping and SYN to a
+    fresh 4-tuple are still answered afterwards (a mangled frame can silence an address only as
+    conflict evidence, so the check uses a host the frames cannot claim to come from)."""
+    a, _ = twins(fingerprint("Linux 5.4"), 1)
+    r = syn_responder(a)
+    r.set_echo(HOST_IP, a.echo_recipe())
+    for frame in frames:
+        reply = r.answer(frame, checksums_ok, now=10.0)
+        assert reply is None or (isinstance(reply, bytes) and 42 <= len(reply) <= 14 + len(frame) + 40)
+    r.unbind(HOST_IP)  # start the host over: mangled frames may have silenced it
+    r.bind(HOST_IP, HOST_MAC)
+    r.set_echo(HOST_IP, a.echo_recipe())
+    r.set_tcp(HOST_IP, (*a.syn_recipe(), (SYN.dport,)))
+    assert r.answer(Ping(seq=4242).frame()) is not None
+    assert r.answer(Syn(sport=61111).frame(), now=1000.0) is not None
