@@ -419,18 +419,25 @@ static size_t decide_arp(Table *t, const uint8_t *f, size_t n, uint8_t *out) {
     return 42;
 }
 
+/* The IPv4 header of frame `f` as packets.parse_ipv4 accepts it (its checksum checked when `ok`):
+ * the header, its length and the packet's total length; NULL for anything else. */
+static const uint8_t *ipv4_header(const uint8_t *f, size_t n, int ok, size_t *hl_out, size_t *total_out) {
+    if (n < 14 + 20) return NULL;
+    const uint8_t *ip = f + 14;
+    size_t avail = n - 14, hl = (size_t)(ip[0] & 0x0F) * 4, total = be16(ip + 2);
+    if (ip[0] >> 4 != 4 || hl < 20 || hl > avail || total < hl || total > avail) return NULL;
+    if (ok && sum16(ip, hl) % 0xFFFF) return NULL;
+    *hl_out = hl, *total_out = total;
+    return ip;
+}
+
 /* An echo reply for `f`, by the personality's echo_reply; its length, or 0. Lock held. */
 static size_t decide_echo(Table *t, const uint8_t *f, size_t n, uint8_t *out) {
-    if (n < 14 + 20) return 0;
-    const uint8_t *ip = f + 14;
-    size_t avail = n - 14, hl = (size_t)(ip[0] & 0x0F) * 4;
-    if (ip[0] >> 4 != 4 || hl < 20 || hl > avail || ip[9] != 1) return 0;
-    size_t total = be16(ip + 2);
-    if (total < hl + 8 || total > avail) return 0;
+    size_t hl, total;
+    const uint8_t *ip = ipv4_header(f, n, 1, &hl, &total);
+    if (!ip || ip[9] != 1 || total < hl + 8) return 0;
     uint16_t frag = be16(ip + 6);
     if (frag & 0x3FFF) return 0; /* fragments are Python's to drop */
-    uint64_t s = sum16(ip, hl);
-    if (s % 0xFFFF) return 0;    /* bad header checksum (as parse_ipv4 tests it) */
     uint32_t src = be32(ip + 12), dst = be32(ip + 16);
     Host *h = table_find(t, dst);
     if (!h || !h->bound || !h->echo || memcmp(f, h->mac, 6) != 0) return 0;
@@ -519,14 +526,9 @@ static Recent *recent_slot(ResponderObject *r, uint32_t src, uint32_t dst, uint3
  * Lock held. */
 static size_t decide_syn(ResponderObject *r, const uint8_t *f, size_t n, int ok, uint8_t *out, double now) {
     Table *t = &r->table;
-    if (n < 14 + 40) return 0;
-    const uint8_t *ip = f + 14;
-    size_t avail = n - 14, hl = (size_t)(ip[0] & 0x0F) * 4;
-    if (ip[0] >> 4 != 4 || hl < 20 || hl > avail || ip[9] != 6) return 0;
-    size_t total = be16(ip + 2);
-    if (total < hl + 20 || total > avail) return 0;
-    if (be16(ip + 6) & 0x3FFF) return 0;
-    if (ok && sum16(ip, hl) % 0xFFFF) return 0;
+    size_t hl, total;
+    const uint8_t *ip = ipv4_header(f, n, ok, &hl, &total);
+    if (!ip || ip[9] != 6 || total < hl + 20 || (be16(ip + 6) & 0x3FFF)) return 0;
     const uint8_t *tcp = ip + hl;
     if (!(tcp[13] & 0x02)) return 0; /* not a SYN: Python's */
     uint32_t src = be32(ip + 12), dst = be32(ip + 16);
@@ -611,11 +613,10 @@ static int silence_on_conflict(Table *t, const uint8_t *f, size_t n, int ok) {
             h = op == 1 && be32(a + 14) == 0 ? table_find(t, be32(a + 24)) : NULL; /* a probe for it */
             if (!(h && h->bound && memcmp(h->mac, sha, 6) != 0)) return 0;
         }
-    } else if (type == 0x0800 && n >= 14 + 20) {
-        const uint8_t *ip = f + 14;
-        size_t avail = n - 14, hl = (size_t)(ip[0] & 0x0F) * 4, total = be16(ip + 2);
-        if (ip[0] >> 4 != 4 || hl < 20 || hl > avail || total < hl || total > avail) return 0;
-        if (ok && sum16(ip, hl) % 0xFFFF) return 0;
+    } else if (type == 0x0800) {
+        size_t hl, total;
+        const uint8_t *ip = ipv4_header(f, n, ok, &hl, &total);
+        if (!ip) return 0;
         h = table_find(t, be32(ip + 12));
         if (!(h && h->bound && memcmp(h->mac, f + 6, 6) != 0)) return 0;
     } else {

@@ -394,8 +394,8 @@ def honeyd_config_command(ctx: Context, output: Path | None, **kwargs: Any) -> N
 @click.option(
     "--no-fastpath",
     is_flag=True,
-    help="Read the socket from Python, without the C receive thread that answers ARP and pings "
-    "(slower; for comparison).",
+    help="Read the socket from Python, without the C receive thread that answers ARP, pings and "
+    "SYNs (slower; for comparison).",
 )
 @command_options(settings_option="--settings")
 def sensor_command(

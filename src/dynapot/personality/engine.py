@@ -306,6 +306,10 @@ class _IpId:
             return (self.counter.advance(jump) + jump) & 0xFFFF
         return self.counter.value  # Z (value 0) or a constant
 
+    def rule(self) -> tuple:
+        """This sequence for the C receive thread: (kind, constant, step low, step high, counter)."""
+        return self.kind, self.counter.value, self.step_low, self.step_high, self.counter
+
 
 def _ipid_class(choice: str, counter: _Counter, rng: random.Random) -> _IpId:
     if choice == "Z":
@@ -740,17 +744,7 @@ class HostPersonality:
         if self._ie is None:
             return None
         ttl, dfi, code = self._ie
-        ii = self._ii
-        return (
-            ttl,
-            _DF_MODES.get(dfi, 0),
-            code,
-            ii.kind,
-            ii.counter.value,
-            ii.step_low,
-            ii.step_high,
-            ii.counter,
-        )
+        return (ttl, _DF_MODES.get(dfi, 0), code, *self._ii.rule())
 
     def syn_recipe(self) -> tuple | None:
         """How this host answers an ordinary SYN, for the C receive thread (`_fastpath.Responder.
@@ -771,10 +765,8 @@ class HostPersonality:
                 (tpl.flags, tpl.window, tpl.ttl, tpl.df, opts.prefix, opts.suffix, opts.has_ts,
                  opts.ts_val, opts.ts_ecr) if simple else None
             )  # fmt: skip
-        ti = self._ti
-        rule = (ti.kind, ti.counter.value, ti.step_low, ti.step_high, ti.counter)
         hz = -1.0 if self._ts_hz is None else float(self._ts_hz)
-        return tuple(templates), rule, self._isn, hz, self._ts_base, self._epoch
+        return tuple(templates), self._ti.rule(), self._isn, hz, self._ts_base, self._epoch
 
     # --- the Personality protocol --------------------------------------------------------
 

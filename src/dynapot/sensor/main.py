@@ -110,7 +110,7 @@ def write_status(
         "events_written": events.written,
         "events_lost": events.lost_total,
         "last_apply": applied,
-        # the C receive thread: frames read, ARP and pings it answered, frames dropped (queue full)
+        # the C receive thread: frames read, ARP, pings and SYNs it answered, drops (queue full)
         "fastpath": sensor.fast.stats() if sensor.fast is not None else None,
     }
     try:

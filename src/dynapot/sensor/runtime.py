@@ -318,6 +318,14 @@ class Sensor:
                 self.fast.bind(ip, mac)
                 self._register_fast(host)
 
+    def _unclaim(self, ip: int, host: _Host) -> None:
+        """Stop answering for `ip` (ARP, frames to its MAC, the receive thread), claimed or not."""
+        self.pending.pop(ip, None)
+        self.arp.unbind(ip)
+        if self.fast is not None:
+            self.fast.unbind(ip)
+        self.macs.discard(host.definition.mac)
+
     def _handler_for(self, action: Action) -> Handler | None:
         """The handler serving `action`, one per distinct action (a /16 shares a handful)."""
         if action not in self._handlers:
@@ -757,11 +765,7 @@ class Sensor:
         host = self.hosts.pop(ip, None)
         if host is None:
             return
-        self.pending.pop(ip, None)
-        self.arp.unbind(ip)
-        if self.fast is not None:
-            self.fast.unbind(ip)
-        self.macs.discard(host.definition.mac)
+        self._unclaim(ip, host)
         for key in [key for key in self.data_listeners if key[0] == ip]:
             self.data_listeners[key].close()
         if host.stack is not None:
@@ -774,11 +778,7 @@ class Sensor:
         host = self.hosts.pop(ip, None)
         if host is None:
             return
-        self.pending.pop(ip, None)
-        self.arp.unbind(ip)
-        if self.fast is not None:
-            self.fast.unbind(ip)
-        self.macs.discard(host.definition.mac)
+        self._unclaim(ip, host)
         if host.stack is not None:
             self._run(host.stack.close_all(time.monotonic()))
         address, mac_text = host.definition.address, mac.hex(":")
