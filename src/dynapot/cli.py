@@ -155,7 +155,7 @@ def scan_command(ctx: Context, targets: tuple[str, ...], as_json: bool, **knobs:
     )
     options = scan_options(active)
     result = _scan_with_progress(run_scan, list(targets), options)
-    stats = record_observations(ctx.db, result.observations, ctx.settings.discovery.fusion.rule())
+    stats = record_observations(ctx.db, result.observations, ctx.settings.discovery.fusion)
     for ip in result.timed_out:
         err_console.print(f"[yellow]timed out:[/] {ip}")
     for ip, error in result.errors.items():
@@ -210,7 +210,7 @@ def import_nmap(ctx: Context, files: tuple[Path, ...]) -> None:
         except NmapXmlError as exc:
             raise NmapXmlError(f"{path}: {exc}") from None
     observations = [obs for run in runs for obs in run.observations]
-    stats = record_observations(ctx.db, observations, ctx.settings.discovery.fusion.rule())
+    stats = record_observations(ctx.db, observations, ctx.settings.discovery.fusion)
     click.echo(f"stored {stats.hosts_added} new and {stats.hosts_updated} known hosts, {stats.ports} ports")
 
 

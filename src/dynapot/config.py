@@ -16,11 +16,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from dynapot.correlate import CorrelationSettings
-from dynapot.discovery.fusion import FusionRule
-
 DEFAULT_DB_PATH = Path("/var/lib/dynapot/dynapot.db")
 ENV_PREFIX = "DYNAPOT_"
+
+Risk = Literal["low", "medium", "high", "critical"]
+RISKS: tuple[str, ...] = ("low", "medium", "high", "critical")
+RISK_RANK = {name: rank for rank, name in enumerate(RISKS)}
 
 
 class ConfigError(ValueError):
@@ -88,9 +89,6 @@ class FusionSettings(_Section):
             raise ValueError("tool_order must list distinct, non-empty tool names")
         return value
 
-    def rule(self) -> FusionRule:
-        return FusionRule(self.nmap_threshold, self.tool_order)
-
 
 class DiscoverySettings(_Section):
     mode: Literal["active", "passive", "hybrid"] = "active"
@@ -155,11 +153,61 @@ class DaemonSettings(_Section):
     )
 
 
+class ScanRule(_Section):
+    """[correlation.scan]: one source touching many hosts or many ports."""
+
+    hosts: int = Field(10, ge=2, description="distinct virtual hosts one source touches within the window")
+    ports: int = Field(20, ge=2, description="distinct ports one source touches within the window")
+    risk: Risk = "low"
+    os_scan_risk: Risk = Field("medium", description="risk of a scan that includes nmap OS detection")
+    os_scan_alone: bool = Field(True, description="OS detection raises a scan even below the thresholds")
+
+
+class BruteForceRule(_Section):
+    """[correlation.brute_force]: many logins from one source to one service."""
+
+    logins: int = Field(10, ge=2, description="login attempts to one host and port within the window")
+    risk: Risk = "medium"
+    accepted_risk: Risk = Field("critical", description="risk once one of the attempts was accepted")
+
+
+class WormRule(_Section):
+    """[correlation.worm]: the same port hit on many virtual hosts from several sources."""
+
+    hosts: int = Field(5, ge=2, description="distinct virtual hosts hit on the port within the window")
+    sources: int = Field(3, ge=2, description="distinct worm-like sources hitting the port")
+    max_ports: int = Field(2, ge=1, description="a source touching more ports is a scanner, not a worm")
+    min_hosts_per_source: int = Field(
+        2, ge=1, description="a source on fewer hosts is a visitor: it does not sweep, it does not count"
+    )
+    risk: Risk = "high"
+
+
+class CorrelationSettings(_Section):
+    """[correlation]: the window, the rules' thresholds and risks, and memory bounds."""
+
+    window: float = Field(300.0, gt=0, le=7 * 86_400, description="seconds of the sliding window")
+    scan: ScanRule = ScanRule()
+    brute_force: BruteForceRule = BruteForceRule()
+    worm: WormRule = WormRule()
+    max_sources: int = Field(65_536, ge=16, description="states kept per table; the oldest go first")
+    max_distinct: int = Field(4096, ge=16, description="hosts, ports or sources counted per state")
+    max_event_ids: int = Field(100, ge=1, le=10_000, description="event ids kept per finding")
+
+    @model_validator(mode="after")
+    def _thresholds_countable(self) -> CorrelationSettings:
+        # A threshold above the distinct cap could never be reached.
+        highest = max(self.scan.hosts, self.scan.ports, self.worm.hosts, self.worm.sources)
+        if highest > self.max_distinct:
+            raise ValueError(f"max_distinct ({self.max_distinct}) is below a threshold ({highest})")
+        return self
+
+
 class AlertSettings(_Section):
     """Where findings are sent. `urls` are apprise URLs (mailto://, slack://, json://, syslog://, ...)."""
 
     urls: tuple[str, ...] = ()
-    min_risk: Literal["low", "medium", "high", "critical"] = "high"
+    min_risk: Risk = "high"
     window: float = Field(600.0, gt=0, description="seconds in which one finding key alerts once")
     max_per_window: int = Field(10, ge=1, description="messages per window; the rest go into a digest")
     retries: int = Field(3, ge=0, le=20, description="delivery attempts after the first")

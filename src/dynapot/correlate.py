@@ -38,19 +38,15 @@ from collections import OrderedDict, deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import JSON, case, null, select, type_coerce
 from sqlalchemy.exc import IntegrityError
 
+from dynapot.config import RISK_RANK, CorrelationSettings
 from dynapot.db import Database
 from dynapot.db.models import Finding as FindingRow
 from dynapot.db.models import HoneypotEvent
-
-Risk = Literal["low", "medium", "high", "critical"]
-RISKS: tuple[str, ...] = ("low", "medium", "high", "critical")
-RISK_RANK = {name: rank for rank, name in enumerate(RISKS)}
 
 SCAN, BRUTE_FORCE, WORM = "scan", "brute-force", "worm"
 KINDS = (SCAN, BRUTE_FORCE, WORM)
@@ -68,60 +64,6 @@ LIST_LIMIT = 100  # sources, targets, ports shown in a finding (counts stay exac
 USER_LIMIT = 50  # user names kept per brute-force finding
 FIELD_LIMIT = 64  # characters kept of an attacker-chosen user name
 TOOL_LIMIT = 8
-
-
-class _Rules(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class ScanRule(_Rules):
-    """[correlation.scan]: one source touching many hosts or many ports."""
-
-    hosts: int = Field(10, ge=2, description="distinct virtual hosts one source touches within the window")
-    ports: int = Field(20, ge=2, description="distinct ports one source touches within the window")
-    risk: Risk = "low"
-    os_scan_risk: Risk = Field("medium", description="risk of a scan that includes nmap OS detection")
-    os_scan_alone: bool = Field(True, description="OS detection raises a scan even below the thresholds")
-
-
-class BruteForceRule(_Rules):
-    """[correlation.brute_force]: many logins from one source to one service."""
-
-    logins: int = Field(10, ge=2, description="login attempts to one host and port within the window")
-    risk: Risk = "medium"
-    accepted_risk: Risk = Field("critical", description="risk once one of the attempts was accepted")
-
-
-class WormRule(_Rules):
-    """[correlation.worm]: the same port hit on many virtual hosts from several sources."""
-
-    hosts: int = Field(5, ge=2, description="distinct virtual hosts hit on the port within the window")
-    sources: int = Field(3, ge=2, description="distinct worm-like sources hitting the port")
-    max_ports: int = Field(2, ge=1, description="a source touching more ports is a scanner, not a worm")
-    min_hosts_per_source: int = Field(
-        2, ge=1, description="a source on fewer hosts is a visitor: it does not sweep, it does not count"
-    )
-    risk: Risk = "high"
-
-
-class CorrelationSettings(_Rules):
-    """[correlation]: the window, the rules' thresholds and risks, and memory bounds."""
-
-    window: float = Field(300.0, gt=0, le=7 * 86_400, description="seconds of the sliding window")
-    scan: ScanRule = ScanRule()
-    brute_force: BruteForceRule = BruteForceRule()
-    worm: WormRule = WormRule()
-    max_sources: int = Field(65_536, ge=16, description="states kept per table; the oldest go first")
-    max_distinct: int = Field(4096, ge=16, description="hosts, ports or sources counted per state")
-    max_event_ids: int = Field(100, ge=1, le=10_000, description="event ids kept per finding")
-
-    @model_validator(mode="after")
-    def _thresholds_countable(self) -> CorrelationSettings:
-        # A threshold above the distinct cap could never be reached.
-        highest = max(self.scan.hosts, self.scan.ports, self.worm.hosts, self.worm.sources)
-        if highest > self.max_distinct:
-            raise ValueError(f"max_distinct ({self.max_distinct}) is below a threshold ({highest})")
-        return self
 
 
 class EventLike(Protocol):

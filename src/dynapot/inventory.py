@@ -27,7 +27,7 @@ from dynapot.db.models import (
     ServiceScript,
     utcnow,
 )
-from dynapot.discovery.fusion import DEFAULT_RULE, FusionRule, ToolGuess, fuse
+from dynapot.discovery.fusion import DEFAULT_RULE, FusionPolicy, ToolGuess, fuse
 from dynapot.discovery.observation import Observation, OsGuess
 from dynapot.personality.catalog import GroupDescription
 from dynapot.planner import NetworkPicture, OpenPort, Plan, RealHost, ServiceSpec, VirtualHost, free_addresses
@@ -61,7 +61,7 @@ def _os_row(session: Session, guess: OsGuess, cache: dict[str, OperatingSystem])
     return row
 
 
-def _fuse_os(host: Host, guesses: Sequence[HostOsGuess], rule: FusionRule = DEFAULT_RULE) -> None:
+def _fuse_os(host: Host, guesses: Sequence[HostOsGuess], rule: FusionPolicy = DEFAULT_RULE) -> None:
     """The host's OS is the answer the fusion rule picks (discovery.fusion); none leaves it alone."""
     best = fuse([ToolGuess(g.tool, g.confidence, g.seen_at, g.detail, g) for g in guesses], rule)
     if best is None:
@@ -90,7 +90,7 @@ DETAILED_PORT_TOOLS = frozenset({"nmap"})
 
 
 def record_observations(
-    db: Database, observations: Iterable[Observation], fusion: FusionRule = DEFAULT_RULE
+    db: Database, observations: Iterable[Observation], fusion: FusionPolicy = DEFAULT_RULE
 ) -> RecordStats:
     """Merge observations into hosts, ports and OS guesses, all in one transaction.
 

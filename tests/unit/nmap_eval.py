@@ -20,8 +20,8 @@ import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from dynapot.netstack.personality import IpReply, Personality, TcpReply
 from dynapot.netstack.types import IcmpMessage, IPv4, TcpFlags, TcpOptions, TcpSegment, UdpDatagram
-from dynapot.personality.api import IpReply, Personality, TcpReply
 from dynapot.personality.expr import matches
 
 SEQ_OPTS = (

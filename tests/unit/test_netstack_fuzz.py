@@ -13,6 +13,7 @@ from scapy.layers.l2 import ARP, Ether
 from test_netstack_helpers import CLIENT_IP, SERVER_IP, Client, ip2int, make_host
 
 from dynapot.netstack import events as E
+from dynapot.netstack import tcp as T
 from dynapot.netstack.arp import AddressConflict, ArpResponder, SendFrame
 from dynapot.netstack.host import HostStack
 from dynapot.netstack.packets import (
@@ -30,10 +31,10 @@ from dynapot.netstack.types import Arp, Ethernet, IPv4
 
 KNOWN = (
     E.SendPacket,
-    E.ConnectionEstablished,
-    E.DataReceived,
-    E.PeerClosed,
-    E.ConnectionClosed,
+    T.ConnectionEstablished,
+    T.DataReceived,
+    T.PeerClosed,
+    T.ConnectionClosed,
     E.TcpProbe,
     E.DatagramReceived,
     E.UdpProbe,

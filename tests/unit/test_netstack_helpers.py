@@ -15,11 +15,11 @@ from scapy.compat import raw
 from scapy.layers.inet import ICMP, IP, TCP, UDP
 from scapy.packet import Packet, Raw
 
-from dynapot.netstack.events import ConnectionEstablished, DataReceived, Output, SendPacket
-from dynapot.netstack.host import HostStack, PortPolicy, StackContext, StackLimits
+from dynapot.netstack.events import SendPacket
+from dynapot.netstack.host import HostStack, Output, PortPolicy, StackContext, StackLimits
 from dynapot.netstack.neutral import NeutralPersonality
 from dynapot.netstack.packets import Malformed, parse_ipv4
-from dynapot.netstack.tcp import TcpConfig, TcpConnection
+from dynapot.netstack.tcp import ConnectionEstablished, DataReceived, TcpConfig, TcpConnection
 from dynapot.netstack.types import IPv4
 
 SERVER_IP = "198.18.0.10"

@@ -9,7 +9,6 @@ from scapy.packet import Raw
 from test_netstack_helpers import CLIENT_IP, SERVER_IP, Client, feed, ip2int, make_host, of_type, sent
 
 from dynapot.netstack.events import (
-    ConnectionClosed,
     DatagramReceived,
     EchoRequest,
     IcmpReceived,
@@ -20,7 +19,7 @@ from dynapot.netstack.events import (
 )
 from dynapot.netstack.host import HostStack, PortPolicy, StackContext, StackLimits, Verdict
 from dynapot.netstack.packets import build_tcp_packet, parse_ipv4
-from dynapot.netstack.tcp import TcpState
+from dynapot.netstack.tcp import ConnectionClosed, TcpState
 from dynapot.netstack.types import IPPROTO_TCP, IPPROTO_UDP
 
 SRV = ip2int(SERVER_IP)

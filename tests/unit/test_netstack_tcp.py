@@ -8,10 +8,13 @@ import pytest
 from scapy.layers.inet import IP, TCP
 from test_netstack_helpers import Client, make_host, of_type
 
-from dynapot.netstack.events import ConnectionClosed, DataReceived, PeerClosed, SendPacket
+from dynapot.netstack.events import SendPacket
 from dynapot.netstack.tcp import (
     TRANSITIONS,
+    ConnectionClosed,
+    DataReceived,
     LocalProtocolError,
+    PeerClosed,
     TcpConfig,
     TcpInput,
     TcpState,

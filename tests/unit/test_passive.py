@@ -367,7 +367,8 @@ def test_fusion_settings_are_validated():
     from dynapot.config import ConfigError, load_settings
 
     settings = load_settings(None, overrides={"discovery": {"fusion": {"nmap_threshold": 70}}})
-    assert settings.discovery.fusion.rule() == FusionRule(70, ("nmap", "p0f", "passive"))
+    fusion = settings.discovery.fusion
+    assert (fusion.nmap_threshold, fusion.tool_order) == (70, ("nmap", "p0f", "passive"))
     with pytest.raises(ConfigError):
         load_settings(None, overrides={"discovery": {"fusion": {"nmap_threshold": 101}}})
     with pytest.raises(ConfigError):

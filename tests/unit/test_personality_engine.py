@@ -27,9 +27,9 @@ from nmap_eval import (
     tcpopt_string,
 )
 
+from dynapot.netstack.personality import Personality
 from dynapot.netstack.types import IcmpMessage, TcpFlags, TcpOptions, TcpSegment
 from dynapot.personality import nmap_probes
-from dynapot.personality.api import Personality
 from dynapot.personality.engine import _forge_crc32, compile_personality
 from dynapot.personality.expr import fmt, matches
 from dynapot.personality.osdb import Fingerprint, load_osdb

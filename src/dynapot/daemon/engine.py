@@ -180,7 +180,7 @@ class Daemon:
                 continue
             try:
                 stats = await asyncio.to_thread(
-                    record_observations, self.db, observations, self.settings.discovery.fusion.rule()
+                    record_observations, self.db, observations, self.settings.discovery.fusion
                 )
             except Exception as exc:
                 self._error("recording observations", exc)
@@ -200,7 +200,7 @@ class Daemon:
                 result = await asyncio.to_thread(run_scan, [str(self.network.cidr)], options)
                 observations = [o for o in result.observations if o.ip not in self.own_addresses]
                 await asyncio.to_thread(
-                    record_observations, self.db, observations, self.settings.discovery.fusion.rule()
+                    record_observations, self.db, observations, self.settings.discovery.fusion
                 )
                 self.status.last_scan, self.status.last_scan_hosts = time.time(), len(observations)
                 self._replan.set()

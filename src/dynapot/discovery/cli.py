@@ -126,7 +126,7 @@ def register(main: click.Group, command_options: Any) -> None:
         if store:
             from dynapot.inventory import record_observations
 
-            stats = record_observations(ctx.db, observer.observations(), ctx.settings.discovery.fusion.rule())
+            stats = record_observations(ctx.db, observer.observations(), ctx.settings.discovery.fusion)
             click.echo(f"stored: {stats.hosts_added} hosts added, {stats.hosts_updated} updated", err=True)
         if observer.malformed:
             bad = ", ".join(f"{reason}: {n}" for reason, n in sorted(observer.malformed.items()))
@@ -145,7 +145,7 @@ def register(main: click.Group, command_options: Any) -> None:
         from dynapot.sensor.rawsock import InterfaceError, RawSocket
 
         observer = PassiveObserver(_matcher(p0f_db))
-        rule = ctx.settings.discovery.fusion.rule()
+        rule = ctx.settings.discovery.fusion
         database = ctx.db  # opened (and migrated) before the capture starts
         try:
             sock = RawSocket(interface)

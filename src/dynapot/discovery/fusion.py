@@ -18,8 +18,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Protocol
 
-__all__ = ["DEFAULT_RULE", "FusionRule", "ToolGuess", "fuse"]
+__all__ = ["DEFAULT_RULE", "FusionPolicy", "FusionRule", "ToolGuess", "fuse"]
 
 _EPOCH = datetime.min.replace(tzinfo=UTC)
 
@@ -35,9 +36,18 @@ class ToolGuess:
     ref: object = None
 
 
+class FusionPolicy(Protocol):
+    """The configurable parts of the rule; `dynapot.config.FusionSettings` is one."""
+
+    @property
+    def nmap_threshold(self) -> int: ...
+    @property
+    def tool_order(self) -> tuple[str, ...]: ...
+
+
 @dataclass(frozen=True, slots=True)
 class FusionRule:
-    """The configurable parts of the rule (config: ``[discovery.fusion]``)."""
+    """The rule's defaults (config: ``[discovery.fusion]`` overrides them)."""
 
     nmap_threshold: int = 85
     tool_order: tuple[str, ...] = ("nmap", "p0f", "passive")
@@ -53,7 +63,7 @@ def _aware(when: datetime | None) -> datetime:
     return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
 
-def fuse(guesses: Sequence[ToolGuess], rule: FusionRule = DEFAULT_RULE) -> ToolGuess | None:
+def fuse(guesses: Sequence[ToolGuess], rule: FusionPolicy = DEFAULT_RULE) -> ToolGuess | None:
     """The guess the host's OS should come from, or None when no tool named one."""
     known = [g for g in guesses if g.confidence > 0]
     if not known:

@@ -1,23 +1,20 @@
-"""What the stack hands back: packets to send and events to log or to pass to services.
+"""What a host's stack hands back: packets to send and observations to log.
 
 Every call into the stack (`HostStack.receive`, `on_timer`, `TcpConnection.send`, ...)
-returns a list of these, in order.  `SendPacket` carries a complete IPv4 packet; the
+returns a list of outputs, in order (`host.Output`).  `SendPacket` carries a complete IPv4 packet; the
 sensor wraps it in Ethernet with the host's MAC as source and, as destination, the MAC
 it last saw frames from `dst` arrive with (its neighbour table; for an off-link peer
 that is the router's MAC, which is exactly right).  Everything else is an event.
 
-Events are frozen and slotted; addresses are ints as in `types`.  TCP connection
-events carry the `TcpConnection` itself so a service can reply on it; its
-`local_ip/local_port/peer_ip/peer_port` give the flow for logging.
+Events are slotted; addresses are ints as in `types`.  What a TCP connection reports
+(established, data, peer closed, closed) is defined beside it in `tcp`, since those
+events carry the `TcpConnection` itself.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, TypeAlias
-
-if TYPE_CHECKING:
-    from dynapot.netstack.tcp import TcpConnection
+from typing import TypeAlias
 
 
 @dataclass(slots=True)
@@ -27,46 +24,6 @@ class SendPacket:
     src: int
     dst: int
     packet: bytes
-
-
-# ----------------------------------------------------------------- TCP connection events
-
-
-@dataclass(slots=True)
-class ConnectionEstablished:
-    """The three-way handshake completed; the application may now `send` on `conn`."""
-
-    conn: TcpConnection
-
-
-@dataclass(slots=True)
-class DataReceived:
-    """In-order bytes from the peer."""
-
-    conn: TcpConnection
-    data: bytes
-
-
-@dataclass(slots=True)
-class PeerClosed:
-    """The peer sent FIN: no more data will come (we may still send until we `close`)."""
-
-    conn: TcpConnection
-
-
-@dataclass(slots=True)
-class ConnectionClosed:
-    """The connection is over (reported once).
-
-    `reason`: "closed" (orderly, both FINs), "reset" (peer RST), "aborted" (our `abort`),
-    "timeout" (retransmissions exhausted, SYN/ACK unanswered included), "idle" (no
-    traffic for the idle time-out; we sent RST), "evicted" (dropped to bound the flow table).
-    `established` says whether the handshake had completed.
-    """
-
-    conn: TcpConnection
-    reason: str
-    established: bool
 
 
 # ----------------------------------------------------------------- host-level observations
@@ -150,17 +107,4 @@ class PacketDropped:
     reason: str
 
 
-TcpEvent: TypeAlias = ConnectionEstablished | DataReceived | PeerClosed | ConnectionClosed
-Output: TypeAlias = (
-    SendPacket
-    | ConnectionEstablished
-    | DataReceived
-    | PeerClosed
-    | ConnectionClosed
-    | TcpProbe
-    | DatagramReceived
-    | UdpProbe
-    | EchoRequest
-    | IcmpReceived
-    | PacketDropped
-)
+HostEvent: TypeAlias = TcpProbe | DatagramReceived | UdpProbe | EchoRequest | IcmpReceived | PacketDropped

@@ -34,12 +34,13 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TypeAlias
 
 from dynapot.netstack.events import (
     DatagramReceived,
     EchoRequest,
+    HostEvent,
     IcmpReceived,
-    Output,
     PacketDropped,
     SendPacket,
     TcpProbe,
@@ -55,11 +56,14 @@ from dynapot.netstack.packets import (
     parse_tcp,
     parse_udp,
 )
-from dynapot.netstack.tcp import DEFAULT_CONFIG, TcpConfig, TcpConnection, TcpState, reply_packet
+from dynapot.netstack.personality import Personality, TcpReply
+from dynapot.netstack.tcp import DEFAULT_CONFIG, TcpConfig, TcpConnection, TcpEvent, TcpState, reply_packet
 from dynapot.netstack.types import IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, IPv4, TcpFlags, TcpSegment
-from dynapot.personality.api import Personality, TcpReply
 
-__all__ = ["HostStack", "PortPolicy", "StackContext", "StackLimits", "Verdict"]
+__all__ = ["HostStack", "Output", "PortPolicy", "StackContext", "StackLimits", "Verdict"]
+
+# Everything a call into a host's stack may return, in order.
+Output: TypeAlias = SendPacket | TcpEvent | HostEvent
 
 _SYN = int(TcpFlags.SYN)
 _ACK = int(TcpFlags.ACK)

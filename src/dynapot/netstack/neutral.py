@@ -12,8 +12,8 @@ import random
 import struct
 
 from dynapot.netstack.packets import build_icmp
+from dynapot.netstack.personality import IpReply, SegmentShape, TcpReply
 from dynapot.netstack.types import IPPROTO_ICMP, IcmpMessage, TcpFlags, TcpSegment, UdpDatagram
-from dynapot.personality.api import IpReply, SegmentShape, TcpReply
 
 __all__ = ["NeutralPersonality"]
 

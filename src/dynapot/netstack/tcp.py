@@ -39,25 +39,23 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Protocol
+from typing import Protocol, TypeAlias
 
-from dynapot.netstack.events import (
-    ConnectionClosed,
-    ConnectionEstablished,
-    DataReceived,
-    Output,
-    PeerClosed,
-    SendPacket,
-)
+from dynapot.netstack.events import SendPacket
 from dynapot.netstack.packets import build_tcp_packet, parse_tcp_options
+from dynapot.netstack.personality import Personality, TcpReply
 from dynapot.netstack.types import TcpFlags, TcpSegment
-from dynapot.personality.api import Personality, TcpReply
 
 __all__ = [
     "TRANSITIONS",
+    "ConnectionClosed",
+    "ConnectionEstablished",
+    "DataReceived",
     "LocalProtocolError",
+    "PeerClosed",
     "TcpConfig",
     "TcpConnection",
+    "TcpEvent",
     "TcpInput",
     "TcpState",
     "state_diagram",
@@ -73,6 +71,50 @@ _FIN_ACK = _FIN | _ACK
 _MASK = 0xFFFFFFFF
 _HALF = 0x80000000
 _MIN_MSS = 48  # like Linux's tcp_min_snd_mss: an MSS of 1 must not make us send 1-byte segments
+
+
+# --------------------------------------------------------------- what a connection reports
+
+
+@dataclass(slots=True)
+class ConnectionEstablished:
+    """The three-way handshake completed; the application may now `send` on `conn`."""
+
+    conn: TcpConnection
+
+
+@dataclass(slots=True)
+class DataReceived:
+    """In-order bytes from the peer."""
+
+    conn: TcpConnection
+    data: bytes
+
+
+@dataclass(slots=True)
+class PeerClosed:
+    """The peer sent FIN: no more data will come (we may still send until we `close`)."""
+
+    conn: TcpConnection
+
+
+@dataclass(slots=True)
+class ConnectionClosed:
+    """The connection is over (reported once).
+
+    `reason`: "closed" (orderly, both FINs), "reset" (peer RST), "aborted" (our `abort`),
+    "timeout" (retransmissions exhausted, SYN/ACK unanswered included), "idle" (no
+    traffic for the idle time-out; we sent RST), "evicted" (dropped to bound the flow table).
+    `established` says whether the handshake had completed.
+    """
+
+    conn: TcpConnection
+    reason: str
+    established: bool
+
+
+TcpEvent: TypeAlias = ConnectionEstablished | DataReceived | PeerClosed | ConnectionClosed
+Output: TypeAlias = SendPacket | TcpEvent  # what a connection's methods return, in order
 
 
 class _Owner(Protocol):

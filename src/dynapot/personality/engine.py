@@ -41,9 +41,9 @@ import zlib
 from array import array
 from collections.abc import Mapping, Sequence
 
+from dynapot.netstack.personality import IpReply, SegmentShape, TcpReply
 from dynapot.netstack.types import IPPROTO_ICMP, IcmpMessage, TcpFlags, TcpSegment, UdpDatagram
 from dynapot.personality import expr as X
-from dynapot.personality.api import IpReply, SegmentShape, TcpReply
 from dynapot.personality.nmap_probes import classify_syn, classify_t, is_ecn_probe
 from dynapot.personality.osdb import Fingerprint
 
@@ -510,7 +510,7 @@ class _Chooser:
 
 
 class HostPersonality:
-    """One virtual host wearing one fingerprint (implements `dynapot.personality.api.Personality`)."""
+    """One virtual host wearing one fingerprint (implements `dynapot.netstack.personality.Personality`)."""
 
     def __init__(
         self, fp: Fingerprint, *, seed: int | bytes, uptime: float | None = None, now: float | None = None

@@ -25,22 +25,23 @@ from dynapot.discovery.p0f import P0fMatcher
 from dynapot.honeyd.config import Action
 from dynapot.netstack.arp import AddressConflict, ArpResponder, SendFrame, build_probe
 from dynapot.netstack.events import (
-    ConnectionClosed,
-    ConnectionEstablished,
     DatagramReceived,
-    DataReceived,
     EchoRequest,
     IcmpReceived,
-    Output,
     PacketDropped,
-    PeerClosed,
     SendPacket,
     TcpProbe,
     UdpProbe,
 )
-from dynapot.netstack.host import HostStack, StackContext, Verdict
+from dynapot.netstack.host import HostStack, Output, StackContext, Verdict
 from dynapot.netstack.packets import Malformed, parse_arp, parse_ethernet, parse_ipv4, parse_tcp
-from dynapot.netstack.tcp import TcpConnection
+from dynapot.netstack.tcp import (
+    ConnectionClosed,
+    ConnectionEstablished,
+    DataReceived,
+    PeerClosed,
+    TcpConnection,
+)
 from dynapot.netstack.types import ETH_P_ARP, ETH_P_IP, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, IPv4, TcpFlags
 from dynapot.personality.engine import compile_personality
 from dynapot.personality.nmap_probes import PROBE_WINDOWS, classify_syn, classify_t, is_ecn_probe

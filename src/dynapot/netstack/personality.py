@@ -1,11 +1,12 @@
-"""The contract between the network stack and a personality.
+"""The stack's plug-in contract: what a personality must provide.
 
 The stack (dynapot.netstack) decides *whether* a packet is part of a connection and
 builds the bytes; the personality decides *how* the host's replies look: TTL, DF, IP
 IDs, windows, TCP options, ISNs, timestamps, and the answers to odd probes (nmap's
 T2..T7, U1, IE, ECN). One `Personality` instance belongs to one virtual host and
 keeps that host's clocks and counters, so two hosts with the same fingerprint still
-differ.
+differ. `dynapot.personality` implements it from nmap-os-db fingerprints; the stack
+never imports that package (`neutral.NeutralPersonality` is its own default).
 """
 
 from __future__ import annotations
