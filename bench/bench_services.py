@@ -100,7 +100,7 @@ def ratio(numerator: float, denominator: float) -> float | None:
 def serve_kernel(address: str, key_dir: Path) -> None:
     """Serve serve_http and make_ssh_handler() on kernel sockets until SIGTERM; print "ready" once up."""
     # Imported here: the benchmark's driver and load client need none of it.
-    from dynapot.sensor.handlers import ConnectionInfo, Handler
+    from dynapot.services.contract import ConnectionInfo, Handler
     from dynapot.services.http import serve_http
     from dynapot.services.ssh import SSHConfig, make_ssh_handler
 

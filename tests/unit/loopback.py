@@ -23,7 +23,7 @@ from typing import Any, NamedTuple, Self, cast
 
 import pytest
 
-from dynapot.sensor.handlers import ConnectionInfo, DatagramService, Handler
+from dynapot.services.contract import ConnectionInfo, DatagramService, Handler
 
 
 def needs(binary: str, what: str | None = None) -> pytest.MarkDecorator:

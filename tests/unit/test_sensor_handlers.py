@@ -6,8 +6,10 @@ import asyncio
 
 import pytest
 
-from dynapot.sensor import handlers
-from dynapot.sensor.handlers import ConnectionInfo, ScriptRunner, proxy, record, substitute
+from dynapot.sensor.actions import ScriptRunner, proxy, substitute
+from dynapot.services import recorder
+from dynapot.services.contract import ConnectionInfo
+from dynapot.services.recorder import record
 
 INFO = ConnectionInfo("tcp", "198.18.0.3", 40000, "198.18.0.20", 21, "Microsoft Windows XP SP3", "dp-xp")
 
@@ -41,7 +43,7 @@ def test_record_keeps_what_arrives():
 
 
 def test_record_stops_at_its_limit(monkeypatch):
-    monkeypatch.setattr(handlers, "RECORD_LIMIT", 1000)
+    monkeypatch.setattr(recorder, "RECORD_LIMIT", 1000)
 
     async def main():
         reports = []

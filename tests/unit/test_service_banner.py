@@ -8,9 +8,9 @@ import socket
 import pytest
 from loopback import ServiceServer, needs_nmap, nmap_service_scan
 
-from dynapot.sensor import handlers
-from dynapot.sensor.handlers import ConnectionInfo
+from dynapot.services import recorder
 from dynapot.services.banner import banner_for, serve_banner
+from dynapot.services.contract import ConnectionInfo
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -65,7 +65,7 @@ def test_no_product_no_banner_but_still_recorded():
 
 
 def test_recording_is_bounded(monkeypatch):
-    monkeypatch.setattr(handlers, "RECORD_LIMIT", 1000)
+    monkeypatch.setattr(recorder, "RECORD_LIMIT", 1000)
     s = ServiceServer(serve_banner, info("Dovecot pop3d"))
     try:
         with socket.create_connection(("127.0.0.1", s.port), timeout=5) as sock:

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from loopback import ServiceServer, needs
 
-from dynapot.sensor.handlers import ConnectionInfo
 from dynapot.services import ftp as ftp_service
+from dynapot.services.contract import ConnectionInfo
 from dynapot.services.dataports import KernelDataPorts
 from dynapot.services.ftp import FileTree, FtpConfig, FtpSession, OpenPassive, make_ftp_handler
 from dynapot.services.identity import host_name

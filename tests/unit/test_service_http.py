@@ -11,7 +11,7 @@ import urllib.request
 
 import pytest
 
-from dynapot.sensor.handlers import ConnectionInfo
+from dynapot.services.contract import ConnectionInfo
 from dynapot.services.http import flavour_for, serve_http
 
 

@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from loopback import ServiceServer, needs, needs_nmap, nmap_service_scan
 
-from dynapot.sensor.handlers import ConnectionInfo
 from dynapot.services import mysql
+from dynapot.services.contract import ConnectionInfo
 from dynapot.services.mysql import (
     CLIENT_PLUGIN_AUTH,
     CLIENT_PROTOCOL_41,

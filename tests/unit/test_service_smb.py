@@ -24,9 +24,9 @@ from collections.abc import Callable, Iterator
 import pytest
 from loopback import needs_nmap
 
-from dynapot.sensor.handlers import ConnectionInfo
 from dynapot.services import netbios_ns, smb
 from dynapot.services import smb_messages as m
+from dynapot.services.contract import ConnectionInfo
 from dynapot.services.smb import Reply, SmbConnection
 
 pytestmark = pytest.mark.timeout(60)

@@ -12,8 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from loopback import ServiceServer, needs_nmap, nmap_service_scan
 
-from dynapot.sensor.handlers import ConnectionInfo
 from dynapot.services import http, smtp
+from dynapot.services.contract import ConnectionInfo
 from dynapot.services.identity import host_name
 from dynapot.services.smtp import HARD_ERROR_LIMIT, MAX_LINE, SmtpSession, flavour_for, serve_smtp
 

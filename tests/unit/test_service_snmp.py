@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from loopback import DatagramServer, needs, needs_nmap, nmap_service_scan
 
-from dynapot.sensor.handlers import ConnectionInfo
+from dynapot.services.contract import ConnectionInfo
 from dynapot.services.identity import host_name
 from dynapot.services.snmp import (
     COUNTER32,

@@ -13,8 +13,8 @@ from pathlib import Path
 import asyncssh
 import pytest
 
-from dynapot.sensor.handlers import ConnectionInfo
 from dynapot.services import ssh as ssh_service
+from dynapot.services.contract import ConnectionInfo
 from dynapot.services.identity import host_name
 from dynapot.services.shell import FakeShell
 from dynapot.services.ssh import DEFAULT_VERSION, SSHConfig, make_ssh_handler

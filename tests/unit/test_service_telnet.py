@@ -14,7 +14,7 @@ import warnings
 import pytest
 from loopback import ServiceServer, needs
 
-from dynapot.sensor.handlers import ConnectionInfo
+from dynapot.services.contract import ConnectionInfo
 from dynapot.services.telnet import (
     DO,
     DONT,

@@ -13,8 +13,8 @@ import random
 from collections import OrderedDict
 from typing import TYPE_CHECKING
 
-from dynapot.sensor.handlers import ConnectionInfo
 from dynapot.sensor.streams import ConnectionOps, UserlandTransport, open_streams
+from dynapot.services.contract import ConnectionInfo
 
 if TYPE_CHECKING:
     from dynapot.sensor.runtime import Sensor

@@ -26,9 +26,9 @@ from dynapot.honeyd.parser import HoneydConfigError
 from dynapot.inventory import record_observations
 from dynapot.personality.catalog import MacVendors
 from dynapot.personality.osdb import load_osdb
+from dynapot.sensor.actions import ScriptRunner
 from dynapot.sensor.config import SensorConfig, parse_sensor_config
 from dynapot.sensor.events import Event, EventWriter
-from dynapot.sensor.handlers import ScriptRunner
 from dynapot.sensor.privileges import drop_privileges
 from dynapot.sensor.rawsock import RawSocket, interface_addresses
 from dynapot.sensor.runtime import Sensor

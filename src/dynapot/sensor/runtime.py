@@ -45,22 +45,14 @@ from dynapot.netstack.tcp import (
 from dynapot.netstack.types import ETH_P_ARP, ETH_P_IP, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, IPv4, TcpFlags
 from dynapot.personality.engine import compile_personality
 from dynapot.personality.nmap_probes import PROBE_WINDOWS, classify_syn, classify_t, is_ecn_probe
+from dynapot.sensor.actions import ScriptRunner, proxy
 from dynapot.sensor.config import HostDefinition, SensorConfig
 from dynapot.sensor.dataports import DataListener, SensorDataPorts, UdpBudget
 from dynapot.sensor.events import Event, EventWriter
-from dynapot.sensor.handlers import (
-    RECORD_LIMIT,
-    ConnectionInfo,
-    DatagramService,
-    Handler,
-    Report,
-    ScriptRunner,
-    excerpt,
-    proxy,
-    record,
-)
 from dynapot.sensor.rawsock import RawSocket
 from dynapot.sensor.streams import UserlandTransport, start_handler
+from dynapot.services.contract import ConnectionInfo, DatagramService, Handler, Report, excerpt
+from dynapot.services.recorder import RECORD_LIMIT, record
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ import asyncio
 import logging
 from typing import Any, Protocol
 
-from dynapot.sensor.handlers import ConnectionInfo, Handler, Report
+from dynapot.services.contract import ConnectionInfo, Handler, Report
 
 log = logging.getLogger(__name__)
 HIGH_WATER = 256 * 1024  # unsent bytes above which writers wait in drain()

@@ -1,7 +1,7 @@
 """Emulated services (ftp, ssh, telnet, http, smb, ...): each a small module, each alone.
 
 A service is an async function `(reader, writer, info, report)`: it receives an asyncio
-stream pair and a `dynapot.sensor.handlers.ConnectionInfo`, knows nothing of packets, and
+stream pair and a `dynapot.services.contract.ConnectionInfo`, knows nothing of packets, and
 reports what the attacker does through `report`. `REGISTRY` maps the names used in
 honeyd configurations (`add T tcp port 21 "ftp"`) to them; a name without an emulator
 yet is served by the recorder (accept, keep what arrives). UDP services (SNMP) are sans-IO
@@ -10,8 +10,8 @@ functions, datagram in and datagram out, in `UDP_REGISTRY`.
 
 from __future__ import annotations
 
-from dynapot.sensor.handlers import DatagramService, Handler
 from dynapot.services import banner, ftp, http, mysql, netbios_ns, rdp, smb, smtp, snmp, ssh, telnet
+from dynapot.services.contract import DatagramService, Handler
 
 REGISTRY: dict[str, Handler] = {}
 UDP_REGISTRY: dict[str, DatagramService] = {}

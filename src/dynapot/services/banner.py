@@ -11,8 +11,9 @@ from __future__ import annotations
 import asyncio
 import time
 
-from dynapot.sensor.handlers import ConnectionInfo, Report, record
+from dynapot.services.contract import ConnectionInfo, Report
 from dynapot.services.identity import host_name
+from dynapot.services.recorder import record
 
 # (lower-case product substring, banner template, version when nmap found none).
 # Templates take {v} (version), {ssh} (version in SSH's form), {rfb}, {host}, {dst}, {date}.

@@ -1,6 +1,6 @@
 """Second connections for services that run on plain kernel sockets (FTP data over PASV and PORT).
 
-`KernelDataPorts` implements `dynapot.sensor.handlers.DataPorts` with asyncio's own sockets: a
+`KernelDataPorts` implements `dynapot.services.contract.DataPorts` with asyncio's own sockets: a
 passive listener is `asyncio.start_server` on the bind address, port 0, that hands out the first
 connection it gets and refuses the rest; an active connection is `asyncio.open_connection`.
 The tests use it, and so can anyone who runs the services on plain sockets instead of the sensor.
@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-from dynapot.sensor.handlers import PassiveListener
+from dynapot.services.contract import PassiveListener
 
 Streams = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dynapot.sensor.handlers import ConnectionInfo, Handler, PassiveListener, Report
+from dynapot.services.contract import ConnectionInfo, Handler, PassiveListener, Report
 from dynapot.services.identity import host_name
 from dynapot.services.ssh import WEAK_PAIRS, AcceptPolicy
 

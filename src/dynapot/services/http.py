@@ -16,7 +16,7 @@ from urllib.parse import parse_qs
 
 import h11
 
-from dynapot.sensor.handlers import ConnectionInfo, Report
+from dynapot.services.contract import ConnectionInfo, Report
 from dynapot.services.identity import host_name
 
 MAX_REQUEST = 16 * 1024  # bytes of request line, headers and body kept

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 
-from dynapot.sensor.handlers import ConnectionInfo
+from dynapot.services.contract import ConnectionInfo
 
 
 def host_tag(info: ConnectionInfo) -> str:

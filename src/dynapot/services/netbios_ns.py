@@ -18,8 +18,8 @@ import ipaddress
 import struct
 from typing import Any
 
-from dynapot.sensor.handlers import ConnectionInfo, Report, excerpt
 from dynapot.services import smb_messages as m
+from dynapot.services.contract import ConnectionInfo, Report, excerpt
 
 NB = 0x0020
 NBSTAT = 0x0021

@@ -42,8 +42,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from dynapot.sensor.handlers import ConnectionInfo, Report, excerpt
 from dynapot.services import smb_messages as m
+from dynapot.services.contract import ConnectionInfo, Report, excerpt
 
 log = logging.getLogger(__name__)
 

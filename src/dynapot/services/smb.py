@@ -31,8 +31,8 @@ import struct
 from dataclasses import dataclass, field
 from typing import Any
 
-from dynapot.sensor.handlers import ConnectionInfo, Handler, Report, excerpt
 from dynapot.services import smb_messages as m
+from dynapot.services.contract import ConnectionInfo, Handler, Report, excerpt
 
 log = logging.getLogger(__name__)
 

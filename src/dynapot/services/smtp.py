@@ -27,7 +27,7 @@ import re
 import time
 from dataclasses import dataclass
 
-from dynapot.sensor.handlers import ConnectionInfo, Report, excerpt
+from dynapot.services.contract import ConnectionInfo, Report, excerpt
 from dynapot.services.identity import host_name
 
 MAX_LINE = 2048  # Postfix's line_length_limit

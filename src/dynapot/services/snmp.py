@@ -30,7 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from dynapot.sensor.handlers import ConnectionInfo, DatagramService, Report, excerpt
+from dynapot.services.contract import ConnectionInfo, DatagramService, Report, excerpt
 from dynapot.services.identity import host_name
 
 log = logging.getLogger(__name__)

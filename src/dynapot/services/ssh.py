@@ -39,8 +39,8 @@ from typing import Any, Literal
 
 import asyncssh
 
-from dynapot.sensor.handlers import ConnectionInfo, Handler, Report
 from dynapot.services.banner import banner_for
+from dynapot.services.contract import ConnectionInfo, Handler, Report
 from dynapot.services.identity import host_name
 from dynapot.services.shell import FakeShell
 

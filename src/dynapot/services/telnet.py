@@ -31,8 +31,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from dynapot.sensor.handlers import ConnectionInfo, Handler, Report
 from dynapot.services import identity
+from dynapot.services.contract import ConnectionInfo, Handler, Report
 from dynapot.services.shell import FakeShell
 from dynapot.services.ssh import WEAK_PAIRS, AcceptPolicy
 

@@ -1,114 +1,26 @@
-"""What happens to an accepted connection: record it, run a honeyd script, or proxy it.
+"""honeyd's own port actions beside the services: a script on the connection, or a proxy.
 
-Handlers see only an asyncio StreamReader/StreamWriter pair and a `ConnectionInfo`, so
-they run the same over the sensor's userland TCP and over a kernel socket in tests.
-Everything is bounded: bytes kept, idle time, connection lifetime, concurrent scripts.
+A quoted command runs the honeyd way (the connection on stdin/stdout, HONEYD_* in the
+environment, at most `MAX_SCRIPTS` at once); `proxy HOST:PORT` relays to a real machine.
+Both see only a stream pair and a `ConnectionInfo`, so they run the same over the sensor's
+userland TCP and over a kernel socket in tests. Everything is bounded: bytes kept,
+connection lifetime, concurrent scripts.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import encodings.latin_1
-import encodings.unicode_escape
 import logging
 import os
 import shlex
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Any, Protocol
+
+from dynapot.services.contract import ConnectionInfo, Handler, Report, excerpt
+from dynapot.services.recorder import LIFETIME, RECORD_LIMIT
 
 log = logging.getLogger(__name__)
-# Imported here, not on first use: after the sensor drops root it may no longer read the library.
-_CODECS = (encodings.latin_1, encodings.unicode_escape)
 
-RECORD_LIMIT = 64 * 1024  # bytes read from an attacker before we stop listening
-EXCERPT_LIMIT = 4096  # bytes kept in the event
-IDLE_TIMEOUT = 30.0
-LIFETIME = 600.0
 MAX_SCRIPTS = 64
-
-
-class PassiveListener(Protocol):
-    """A data port opened for one expected connection (FTP PASV)."""
-
-    port: int
-
-    async def accept(self, timeout: float) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        """The next connection to `port`; TimeoutError when none comes in time."""
-        ...
-
-    def close(self) -> None: ...
-
-
-class DataPorts(Protocol):
-    """Second connections a service may open on its host: a kernel socket's or the sensor's."""
-
-    async def listen(self) -> PassiveListener: ...
-
-    async def connect(
-        self, host: str, port: int, timeout: float
-    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        """An outgoing connection (FTP PORT); OSError when the host cannot make one."""
-        ...
-
-
-@dataclass(frozen=True, slots=True)
-class ConnectionInfo:
-    proto: str
-    src: str
-    sport: int
-    dst: str
-    dport: int
-    personality: str | None
-    template: str
-    # What the service should claim to be: nmap -sV's product and version for the real hosts
-    # this virtual host imitates ("OpenSSH", "8.9p1 Ubuntu 3ubuntu0.10"), when known.
-    product: str | None = None
-    version: str | None = None
-    # How to open second connections (FTP data); None where the transport offers none.
-    data_ports: DataPorts | None = None
-    mac: bytes | None = None  # the virtual host's MAC (NetBIOS node status tells it)
-
-
-# A sink for what handlers learn: kind ("data", "script", "proxy", ...), detail, data.
-Report = Callable[[str, str | None, dict[str, Any] | None], None]
-Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter, ConnectionInfo, Report], Awaitable[None]]
-# A UDP service is sans-IO: one datagram in, at most one datagram out (None: stay silent).
-DatagramService = Callable[[bytes, ConnectionInfo, Report], bytes | None]
-
-
-def excerpt(data: bytes) -> str:
-    """A printable, bounded excerpt of attacker bytes for the event log."""
-    return data[:EXCERPT_LIMIT].decode("latin-1").encode("unicode_escape").decode("ascii")
-
-
-async def _read_bounded(reader: asyncio.StreamReader, limit: int, idle: float) -> bytes:
-    chunks: list[bytes] = []
-    size = 0
-    while size < limit:
-        try:
-            chunk = await asyncio.wait_for(reader.read(min(65536, limit - size)), idle)
-        except TimeoutError:
-            break
-        if not chunk:
-            break
-        chunks.append(chunk)
-        size += len(chunk)
-    return b"".join(chunks)
-
-
-async def record(
-    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, info: ConnectionInfo, report: Report
-) -> None:
-    """An open port with nothing behind it: accept, keep what arrives, close when idle."""
-    try:
-        data = await asyncio.wait_for(_read_bounded(reader, RECORD_LIMIT, IDLE_TIMEOUT), LIFETIME)
-    except TimeoutError:
-        data = b""
-    if data:
-        report("data", excerpt(data), {"bytes": len(data)})
-    writer.close()
 
 
 def substitute(command: str, info: ConnectionInfo) -> str:
