@@ -23,6 +23,7 @@ from dynapot.daemon.cli import register as register_daemon
 from dynapot.db import Database, DatabaseError, open_database
 from dynapot.discovery.cli import register as register_passive
 from dynapot.report_cli import register as register_reports
+from dynapot.sensor.secret import DEFAULT_SECRET
 
 F = TypeVar("F", bound=Callable[..., Any])
 err_console = Console(stderr=True)
@@ -392,6 +393,15 @@ def honeyd_config_command(ctx: Context, output: Path | None, **kwargs: Any) -> N
     help="Read the socket on every loop turn: about half the reply latency, one CPU core busy.",
 )
 @click.option(
+    "--secret",
+    "secret_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=DEFAULT_SECRET,
+    show_default=True,
+    help="The deployment's secret (made at first start, 0600): host names, boot times and ISNs are "
+    "keyed with it.",
+)
+@click.option(
     "--no-fastpath",
     is_flag=True,
     help="Read the socket from Python, without the C receive thread that answers ARP, pings and "
@@ -409,6 +419,7 @@ def sensor_command(
     status_path: Path | None,
     busy_poll: bool,
     no_fastpath: bool,
+    secret_path: Path,
 ) -> None:
     """Answer for the configured virtual hosts on INTERFACE until SIGINT/SIGTERM.
 
@@ -418,6 +429,7 @@ def sensor_command(
 
     from dynapot.sensor.main import run_sensor
     from dynapot.sensor.rawsock import InterfaceError
+    from dynapot.sensor.secret import SecretError
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
@@ -434,8 +446,9 @@ def sensor_command(
             status_path=status_path,
             busy_poll=busy_poll,
             fastpath=not no_fastpath,
+            secret_path=secret_path,
         )
-    except InterfaceError as exc:
+    except (InterfaceError, SecretError) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(json.dumps(summary, sort_keys=True), err=True)
 

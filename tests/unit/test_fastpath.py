@@ -1245,7 +1245,7 @@ SYN_DIFF_PANEL = [*ECHO_PANEL, *SYN_PANEL, *SYN_VARIANTS]
 
 def test_the_syn_panel_covers_every_recipe_field() -> None:
     """Every IP ID rule, kind of timestamp clock, TS field rule, DF, and odd SYN/ACK shapes."""
-    recipes = [tcp_recipe(twins(fingerprint(name), 1)[0]) for name in SYN_DIFF_PANEL]
+    recipes = [tcp_recipe(twins(fingerprint(name), 2)[0]) for name in SYN_DIFF_PANEL]
     rules = {recipe[1][:4] for recipe in recipes}
     assert {rule[0] for rule in rules} == {CONST, RD, INC}
     assert {(rule[2], rule[3]) for rule in rules if rule[0] == INC} == {(1, 1), (256, 256), (1001, 1999)}

@@ -18,8 +18,8 @@ Methods Supported by Nmap", and osscan2.cc):
   positive steps > 1000), BI (steps of 256), I (steps of 1) or a constant. Incremental
   kinds share one host-wide counter; ICMP gets its own when SS=O.
 - TS: the TCP timestamp clock runs at 2 Hz (TS=1), 100 Hz (7), 250 Hz (8), 1000 Hz (A)
-  or 2^k Hz, counted from the host's boot (`uptime`) plus a per-host offset, so nmap's
-  uptime guess is plausible and hosts differ.
+  or 2^k Hz, counted from the host's boot (`uptime`), so nmap's uptime guess is the very
+  uptime the host's services tell (`dynapot.services.identity`), and hosts differ by it.
 - T (initial TTL) per test, chosen so that both T and TG match; nmap derives T from the
   hop distance it measures with U1's quoted TTL, so where a fingerprint's T values lie
   above 255 (a host that decremented the quoted TTL) the quoted TTL is lowered to match.
@@ -538,8 +538,7 @@ class HostPersonality:
         rng.shuffle(pattern)
         self._isn = _Isn(g, pattern, rng.getrandbits(32) or 1, epoch)
         self._ts_hz = _ts_rate(seq.pick("TS"))
-        offset = rng.randrange(max(1, int((self._ts_hz or 0.0) * 30)))  # up to 30 s worth of ticks
-        self._ts_base = int(self.uptime * (self._ts_hz or 0.0)) + offset
+        self._ts_base = int(self.uptime * (self._ts_hz or 0.0))
         self._epoch = epoch
 
         # T1 (SYN/ACK shape), OPS/WIN per SEQ probe, ECN, T2..T7.

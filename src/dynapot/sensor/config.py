@@ -19,7 +19,6 @@ from dynapot.honeyd.parser import HoneydConfigError, parse_config
 from dynapot.personality.catalog import MacVendors, format_mac
 from dynapot.personality.osdb import Fingerprint, fingerprints_by_name
 
-DEFAULT_UPTIME_RANGE = (3 * 3600, 60 * 86400)
 CLOSED = Action("closed")
 OPEN = Action("open")
 
@@ -33,7 +32,7 @@ class HostDefinition:
     mac: bytes
     template: str
     personality: Fingerprint | None
-    uptime: int
+    uptime: int | None  # honeyd's `set T uptime N`; None: the host's identity decides
     tcp: dict[int, Action] = field(default_factory=dict)
     udp: dict[int, Action] = field(default_factory=dict)
     default_tcp: Action = CLOSED
@@ -132,19 +131,13 @@ def build_sensor_config(
         if mac[0] & 1:
             raise check.fail(template.line or line, f"MAC {mac.hex(':')} is a multicast address")
         macs[mac] = address
-        low, high = DEFAULT_UPTIME_RANGE
-        uptime = (
-            template.uptime
-            if template.uptime is not None
-            else low + _stable_int(f"up:{address}") % (high - low)
-        )
         host = HostDefinition(
             ip=int(ipaddress.IPv4Address(address)),
             address=address,
             mac=mac,
             template=template.base or template.name,
             personality=personality,
-            uptime=uptime,
+            uptime=template.uptime,
             default_tcp=template.defaults.get("tcp", CLOSED),
             default_udp=template.defaults.get("udp", CLOSED),
             default_icmp=template.defaults.get("icmp", OPEN),

@@ -32,6 +32,7 @@ from dynapot.sensor.events import Event, EventWriter
 from dynapot.sensor.privileges import drop_privileges
 from dynapot.sensor.rawsock import RawSocket, interface_addresses
 from dynapot.sensor.runtime import Sensor
+from dynapot.sensor.secret import DEFAULT_SECRET, load_or_create_secret
 from dynapot.services import REGISTRY, UDP_REGISTRY
 from dynapot.services import preload as preload_services
 from dynapot.services.ftp import DEFAULT_UPLOAD_DIR
@@ -143,9 +144,11 @@ def run_sensor(
     status_path: Path | None = None,
     busy_poll: bool = False,
     fastpath: bool = True,
+    secret_path: Path = DEFAULT_SECRET,
 ) -> dict[str, int]:
     loader = ConfigLoader(config_path, interface, osdb, mac_prefixes)
     config = loader.load()
+    secret = load_or_create_secret(secret_path)  # root-only; read before dropping root
     raw = RawSocket(interface, fast=fastpath)
     # Events are written by a child process (its own GIL); it opens the database and the log,
     # then drops root itself.
@@ -188,6 +191,7 @@ def run_sensor(
         scripts=ScriptRunner(),
         on_conflict=on_conflict,
         probe_first=probe_first,
+        secret=secret,
     )
     log.info("answering for %d addresses on %s", len(sensor.hosts), interface)
 

@@ -13,7 +13,6 @@ bound address with a foreign MAC, releases the address at once.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import time
 from collections import Counter, OrderedDict, deque
@@ -52,6 +51,7 @@ from dynapot.sensor.events import Event, EventWriter
 from dynapot.sensor.rawsock import RawSocket
 from dynapot.sensor.streams import UserlandTransport, start_handler
 from dynapot.services.contract import ConnectionInfo, DatagramService, Handler, Report, excerpt
+from dynapot.services.identity import HostIdentity, identity_for
 from dynapot.services.recorder import RECORD_LIMIT, record
 
 log = logging.getLogger(__name__)
@@ -91,7 +91,7 @@ _FLAG_TEXT = tuple(
 
 def _connection_info(
     proto: str,
-    definition: HostDefinition,
+    host: _Host,
     peer_ip: int,
     peer_port: int,
     local_port: int,
@@ -99,6 +99,7 @@ def _connection_info(
     data_ports: SensorDataPorts | None,
 ) -> ConnectionInfo:
     """What a service learns of its connection: the peer, the virtual host, what it imitates."""
+    definition = host.definition
     return ConnectionInfo(
         proto,
         str(IPv4Address(peer_ip)),
@@ -111,6 +112,7 @@ def _connection_info(
         action.version if action is not None else None,
         data_ports,
         definition.mac,
+        host.identity,
     )
 
 
@@ -168,6 +170,7 @@ class _Flow:
 @dataclass(slots=True)
 class _Host:
     definition: HostDefinition
+    identity: HostIdentity  # its name and boot time, for its services and its TCP clock
     stack: HostStack | None = None  # built on the first packet: a /16 of idle hosts stays cheap
     handlers: dict[int, Handler] = field(default_factory=dict)
 
@@ -194,11 +197,6 @@ class _Ops:
         return self.conn.send_buffered
 
 
-def host_seed(host: HostDefinition) -> bytes:
-    """Each host's own randomness (ISN, IP ID, clocks): stable across restarts, distinct per host."""
-    return hashlib.blake2b(f"{host.address}|{host.mac.hex()}".encode(), digest_size=16).digest()
-
-
 class Sensor:
     def __init__(
         self,
@@ -212,6 +210,7 @@ class Sensor:
         udp_services: dict[str, DatagramService] | None = None,
         on_conflict: Callable[[str, str], None] | None = None,
         probe_first: bool = False,
+        secret: bytes = b"",
     ) -> None:
         self.raw = raw
         # The C receive thread (when the raw socket has one): it answers ARP, pings and ordinary
@@ -227,6 +226,7 @@ class Sensor:
         self.data_listeners: dict[tuple[int, int], DataListener] = {}
         self.scripts = scripts
         self.on_conflict = on_conflict
+        self.secret = secret  # the deployment's: every host's identity is keyed with it
         self.context = StackContext()
         self.hosts: dict[int, _Host] = {}
         self.arp = ArpResponder()
@@ -257,11 +257,12 @@ class Sensor:
         definition = host.definition
         personality = None
         if definition.personality is not None:
+            # The TCP timestamp clock counts from the boot the host's services tell of.
             personality = compile_personality(
                 definition.personality,
-                seed=host_seed(definition),
-                uptime=definition.uptime,
-                now=self._started,
+                seed=host.identity.seed,
+                uptime=host.identity.uptime(time.time()),
+                now=time.monotonic(),
             )
         host.stack = HostStack(definition.ip, definition.mac, personality, _Policy(definition), self.context)
         self._register_fast(host)
@@ -288,7 +289,9 @@ class Sensor:
     # ------------------------------------------------------------------ set-up
 
     def _add_host(self, definition: HostDefinition, now: float) -> None:
-        host = _Host(definition)
+        personality = definition.personality.name if definition.personality else None
+        identity = identity_for(definition.address, personality, secret=self.secret, uptime=definition.uptime)
+        host = _Host(definition, identity)
         for port, action in definition.tcp.items():
             handler = self._handler_for(action)
             if handler is not None:
@@ -562,7 +565,7 @@ class Sensor:
         definition = host.definition
         info = _connection_info(
             "tcp",
-            definition,
+            host,
             conn.peer_ip,
             conn.peer_port,
             conn.local_port,
@@ -595,7 +598,7 @@ class Sensor:
         if service is None:
             return
         info = _connection_info(
-            "udp", definition, datagram.peer_ip, datagram.peer_port, datagram.local_port, action, None
+            "udp", host, datagram.peer_ip, datagram.peer_port, datagram.local_port, action, None
         )
         report = self._reporter(
             "udp", datagram.peer_ip, datagram.peer_port, datagram.local_ip, datagram.local_port

@@ -21,6 +21,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from dynapot.services.identity import HostIdentity, identity_for
+
 log = logging.getLogger(__name__)
 # `excerpt`'s codecs, imported now: after the sensor drops root it may no longer read the library.
 _CODECS = (encodings.latin_1, encodings.unicode_escape)
@@ -71,6 +73,13 @@ class ConnectionInfo:
     # How to open second connections (FTP data); None where the transport offers none.
     data_ports: DataPorts | None = None
     mac: bytes | None = None  # the virtual host's MAC (NetBIOS node status tells it)
+    # Who the host is (name, boot time): the sensor's; else, on a kernel socket, derived from
+    # the address and personality.
+    identity: HostIdentity = None  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        if self.identity is None:
+            object.__setattr__(self, "identity", identity_for(self.dst, self.personality))
 
 
 # A sink for what handlers learn: kind ("data", "script", "proxy", ...), detail, data.

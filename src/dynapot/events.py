@@ -1,0 +1,131 @@
+"""The event catalogue: every kind of event dynapot records, and what its fields hold.
+
+An event is one row of `honeypot_events`: when, protocol, source and destination, a `kind`,
+a free-text `detail` and a JSON `data` object. The sensor, the services and honeyd's actions
+write them; correlation, alerts and reports read them. This module is the one place that
+lists the kinds, so that a writer and a reader cannot disagree on a spelling: code names a
+kind as `Kind.LOGIN`, never as the string, and a test checks that every kind emitted
+anywhere is in `CATALOGUE`.
+
+`Kind` is a `StrEnum`: a member is the very string stored in the database, so rows written
+before the catalogue existed read the same.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+__all__ = ["CATALOGUE", "COMMAND_KINDS", "LOGIN_KINDS", "NEWS_KINDS", "EventSpec", "Kind"]
+
+
+class Kind(StrEnum):
+    """The `kind` column of an event."""
+
+    # --- the wire, as the sensor sees it
+    CONNECT = "connect"
+    CLOSE = "close"
+    PROBE = "probe"
+    DATA = "data"
+    DATAGRAM = "datagram"
+    ECHO = "echo"
+    ICMP = "icmp"
+    OS_SCAN = "os-scan"
+    CONFLICT = "conflict"
+    # --- what services learn
+    LOGIN = "login"
+    LOGIN_KEY = "login-key"
+    COMMAND = "command"
+    REQUEST = "request"
+    BAD_REQUEST = "bad-request"
+    UPLOAD = "upload"
+    MESSAGE = "message"
+    TERMINAL = "terminal"
+    ENVIRON = "environ"
+    TIMEOUT = "timeout"
+    # --- honeyd's actions
+    SCRIPT = "script"
+    SCRIPT_FAILED = "script-failed"
+    SCRIPT_REFUSED = "script-refused"
+    PROXY = "proxy"
+    PROXY_FAILED = "proxy-failed"
+    PROXY_CLOSED = "proxy-closed"
+    # --- the sensor's own news (no flow: source and destination 0.0.0.0)
+    SENSOR_START = "sensor-start"
+    SENSOR_RELOAD = "sensor-reload"
+    EVENTS_LOST = "events-lost"
+
+
+@dataclass(frozen=True, slots=True)
+class EventSpec:
+    """What one kind means and what its `detail` and `data` hold."""
+
+    kind: Kind
+    meaning: str
+    detail: str
+    data: tuple[str, ...] = ()  # the keys `data` may carry
+
+
+def _spec(kind: Kind, meaning: str, detail: str, *data: str) -> tuple[Kind, EventSpec]:
+    return kind, EventSpec(kind, meaning, detail, data)
+
+
+CATALOGUE: dict[Kind, EventSpec] = dict(
+    (
+        _spec(Kind.CONNECT, "a TCP handshake completed (honeyd's S line)", "None"),
+        _spec(
+            Kind.CLOSE,
+            "a connection ended (honeyd's E line)",
+            "why: closed, reset, aborted, timeout, idle, evicted",
+            "bytes_in",
+            "bytes_out",
+        ),
+        _spec(Kind.PROBE, "a segment or datagram outside any connection", "flags and verdict: 'S closed'"),
+        _spec(Kind.DATA, "what arrived on a port with no emulator", "an excerpt", "bytes", "excerpt"),
+        _spec(Kind.DATAGRAM, "a UDP datagram to an open port", "its size", "excerpt"),
+        _spec(Kind.ECHO, "an ICMP echo request (a ping)", "'8(0): replied' or 'ignored'"),
+        _spec(Kind.ICMP, "any other ICMP message", "'type(code)'"),
+        _spec(Kind.OS_SCAN, "nmap's OS-detection probes from a source (once per episode)", "what was seen"),
+        _spec(Kind.CONFLICT, "another machine uses a virtual host's address: released", "the evidence"),
+        _spec(
+            Kind.LOGIN,
+            "a password login attempt",
+            "'user:password'",
+            "user",
+            "password",
+            "accepted",
+            "hash",
+            "version",
+        ),
+        _spec(
+            Kind.LOGIN_KEY,
+            "a public-key login attempt",
+            "'user:fingerprint'",
+            "user",
+            "key_type",
+            "fingerprint",
+            "accepted",
+        ),
+        _spec(Kind.COMMAND, "a command line typed or requested", "the command line"),
+        _spec(Kind.REQUEST, "a protocol request (HTTP, SNMP, SMB, RDP, ...)", "the request line", "method"),
+        _spec(Kind.BAD_REQUEST, "input the protocol could not parse", "why", "bytes", "excerpt"),
+        _spec(Kind.UPLOAD, "a file stored by a service", "the file name", "bytes", "sha256", "path"),
+        _spec(Kind.MESSAGE, "a mail message offered over SMTP", "sender and recipients", "bytes"),
+        _spec(Kind.TERMINAL, "the terminal type a client announced", "the type", "type"),
+        _spec(Kind.ENVIRON, "environment variables a client sent", "the variables", "vars"),
+        _spec(Kind.TIMEOUT, "a session ended by a time limit", "None", "seconds", "lifetime"),
+        _spec(Kind.SCRIPT, "a honeyd script started for a connection", "the command line", "pid"),
+        _spec(Kind.SCRIPT_FAILED, "a honeyd script could not start", "why", "command"),
+        _spec(Kind.SCRIPT_REFUSED, "too many scripts were running", "why", "command"),
+        _spec(Kind.PROXY, "a connection relayed to a real machine", "'host:port'"),
+        _spec(Kind.PROXY_FAILED, "the relay target did not answer", "'host:port: why'"),
+        _spec(Kind.PROXY_CLOSED, "a relayed connection ended", "'host:port'", "bytes_in", "bytes_out"),
+        _spec(Kind.SENSOR_START, "the sensor started", "how many hosts"),
+        _spec(Kind.SENSOR_RELOAD, "the sensor applied a new configuration", "the counts, as JSON"),
+        _spec(Kind.EVENTS_LOST, "events dropped before they were stored", "how many, and why"),
+    )
+)
+
+LOGIN_KINDS = frozenset({Kind.LOGIN, Kind.LOGIN_KEY})
+COMMAND_KINDS = frozenset({Kind.COMMAND})
+NEWS_KINDS = frozenset({Kind.SENSOR_START, Kind.SENSOR_RELOAD, Kind.EVENTS_LOST})
