@@ -2,32 +2,24 @@
 
 One named template per (OS group, personality) carries the personality and the
 default actions; each virtual host is a host template on top of it (honeyd's
-`bind IP T` followed by `set IP ...` / `add IP ...`) with its own MAC, uptime and
-ports. The same text drives a real honeyd or dynapot's own sensor.
+`bind IP T` followed by `set IP ...` / `add IP ...`) with its own MAC and ports. The
+same text drives a real honeyd or dynapot's own sensor. No uptime is written: dynapot's
+sensor takes each host's boot time from its identity (`dynapot.services.identity`), so that
+it keeps growing across restarts and agrees with what the host's services say.
 """
 
 from __future__ import annotations
 
-import hashlib
 import re
 
 from dynapot.config import PlannerSettings
 from dynapot.honeyd.config import BUILTIN_SERVICES, Action, HoneydConfig, Template
 from dynapot.planner import OPEN, Plan, ServiceSpec
 
-MIN_UPTIME = 3 * 3600  # a few hours to ...
-MAX_UPTIME = 90 * 86400  # ... three months: machines are rebooted for patches now and then
-
 
 def _template_name(group: str, index: int) -> str:
     slug = re.sub(r"[^a-z0-9]+", "-", group.lower()).strip("-") or "host"
     return f"dp-{slug}" if index == 0 else f"dp-{slug}-{index + 1}"
-
-
-def host_uptime(ip: str) -> int:
-    """A stable uptime per host, so that virtual hosts do not all seem booted at the same moment."""
-    digest = int.from_bytes(hashlib.blake2b(f"uptime:{ip}".encode(), digest_size=8).digest(), "big")
-    return MIN_UPTIME + digest % (MAX_UPTIME - MIN_UPTIME)
 
 
 def _clean(text: str | None, limit: int = 120) -> str | None:
@@ -64,7 +56,6 @@ def plan_to_honeyd(plan: Plan, policy: PlannerSettings) -> HoneydConfig:
             config.templates[name] = base
         host = config.templates[names[key]].copy(vh.ip, base=names[key])
         host.ethernet = vh.mac
-        host.uptime = host_uptime(vh.ip)
         for spec in vh.services:
             if spec.proto in ("tcp", "udp"):
                 host.ports[(spec.proto, spec.port)] = _action(spec)  # type: ignore[index]

@@ -15,7 +15,7 @@ from pathlib import Path
 from dynapot.config import ConfigError, NetworkSettings, PlannerSettings, Settings
 from dynapot.db import Database
 from dynapot.db.models import utcnow
-from dynapot.honeyd.export import plan_to_honeyd
+from dynapot.deploy.honeyd_export import plan_to_honeyd
 from dynapot.honeyd.render import render_config
 from dynapot.inventory import current_deployment, network_picture, save_deployment, service_scripts
 from dynapot.personality.catalog import MacVendors, PersonalityCatalog
