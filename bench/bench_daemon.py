@@ -42,7 +42,7 @@ from ipaddress import IPv4Address
 from pathlib import Path
 from typing import Any
 
-from dynapot.sensor.events import Event, EventWriter
+from dynapot.sensor.eventlog import Event, EventWriter
 
 TARGET_RATE = 20_000.0  # events/s, the target
 HOLD_OFF = 10.0  # planner hold-off in the lab runs: an address unseen this long is free again

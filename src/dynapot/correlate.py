@@ -106,7 +106,7 @@ class CorrelationEvent:
 
     @classmethod
     def from_sensor(cls, event: Any, event_id: int | None = None) -> CorrelationEvent:
-        """From a `dynapot.sensor.events.Event` (integer addresses, epoch time)."""
+        """From a `dynapot.sensor.eventlog.Event` (integer addresses, epoch time)."""
         return cls(
             event.time,
             str(ipaddress.IPv4Address(event.src)),

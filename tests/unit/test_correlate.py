@@ -308,7 +308,7 @@ def test_settings_are_validated():
 
 
 def test_sensor_events_convert():
-    from dynapot.sensor.events import Event
+    from dynapot.sensor.eventlog import Event
 
     raw = Event(T0, "tcp", 0xCB007142, 40000, 0xC612000A, 22, "login", "root:x", data={"accepted": True})
     event = CorrelationEvent.from_sensor(raw, 7)

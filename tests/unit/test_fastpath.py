@@ -1005,7 +1005,7 @@ def pending_sensor(catalog: PersonalityCatalog) -> tuple[Sensor, FastRaw]:
     sensor, raw, _ = make_sensor(catalog, probe_first=True)
     mac = sensor.hosts[VIP + 1].definition.mac
     asyncio.run(sensor.probe_addresses([(VIP + 1, mac)], wait=0.0))
-    assert VIP in sensor.pending and VIP + 1 in sensor.arp.bindings
+    assert VIP in sensor.claims.pending and VIP + 1 in sensor.claims.arp.bindings
     sensor.handle_frame(sensor_ping(sensor, dst=VIP + 1))  # builds .101's stack: C learns its recipe
     raw.sent.clear()
     return sensor, raw

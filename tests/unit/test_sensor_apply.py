@@ -67,7 +67,7 @@ def test_apply_touches_only_the_hosts_that_differ(catalog):
     counts = sensor.apply(config_of(changed, catalog))
     assert counts == {"changed": 1, "removed": 1, "added": 1}
     assert sensor.hosts[VIP] is kept_host  # same object: its stack and connections live on
-    assert set(sensor.hosts) == {VIP, VIP + 2} and set(sensor.arp.bindings) == {VIP, VIP + 2}
+    assert set(sensor.hosts) == {VIP, VIP + 2} and set(sensor.claims.arp.bindings) == {VIP, VIP + 2}
     assert 22 in sensor.hosts[VIP].definition.tcp
     assert sensor.apply(config_of(changed, catalog)) == {"kept": 2}
 
@@ -137,7 +137,7 @@ def test_a_passive_data_port_takes_one_connection_from_the_same_peer(catalog):
         sensor.handle_frame(ip_frame(sensor, syn(80)))  # build the host's stack
         from dynapot.sensor.dataports import SensorDataPorts
 
-        listener = await SensorDataPorts(sensor, VIP, ATTACKER_IP).listen()
+        listener = await SensorDataPorts(sensor.dataports, VIP, ATTACKER_IP).listen()
         accepting = asyncio.ensure_future(listener.accept(5))
         sensor.handle_frame(ip_frame(sensor, syn(listener.port, sport=41000)))
         synack = last_tcp(raw)
@@ -163,14 +163,14 @@ def test_a_passive_data_port_takes_one_connection_from_the_same_peer(catalog):
         sensor.handle_frame(ip_frame(sensor, syn(listener.port, sport=41001)))
         assert last_tcp(raw).flags & 0x04
         # A listener nobody connects to times out and closes its port.
-        idle = await SensorDataPorts(sensor, VIP, ATTACKER_IP).listen()
+        idle = await SensorDataPorts(sensor.dataports, VIP, ATTACKER_IP).listen()
         try:
             await idle.accept(0.05)
         except TimeoutError:
             pass
         else:
             raise AssertionError("accept did not time out")
-        assert (VIP, idle.port) not in sensor.data_listeners
+        assert (VIP, idle.port) not in sensor.dataports.listeners
         sensor.handle_frame(ip_frame(sensor, syn(idle.port, sport=41002)))
         assert last_tcp(raw).flags & 0x04
 

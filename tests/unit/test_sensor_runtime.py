@@ -25,7 +25,7 @@ from dynapot.netstack.packets import (
 from dynapot.personality.nmap_probes import SEQ_OPTIONS, SEQ_WINDOWS
 from dynapot.personality.osdb import load_osdb
 from dynapot.sensor.config import build_sensor_config
-from dynapot.sensor.events import Event, EventWriter
+from dynapot.sensor.eventlog import Event, EventWriter
 from dynapot.sensor.runtime import Sensor
 
 CONFIG = """
@@ -180,7 +180,7 @@ def test_garbage_never_crashes_the_sensor(catalog, payload, ethertype):
     sensor.handle_frame(vmac(sensor) + ATTACKER_MAC + ethertype + payload)
     sensor.handle_frame(payload)
     assert sensor.counters["internal error"] == 0
-    assert len(sensor.hosts) == 2 or any(e for e in sensor.released)
+    assert len(sensor.hosts) == 2 or any(e for e in sensor.claims.released)
 
 
 def test_addresses_are_claimed_only_after_an_unanswered_arp_probe(catalog):
@@ -189,7 +189,7 @@ def test_addresses_are_claimed_only_after_an_unanswered_arp_probe(catalog):
     )
     raw, events = FakeRaw(), Events()
     sensor = Sensor(config, raw, events, probe_first=True)
-    assert set(sensor.pending) == {VIP, VIP + 1} and sensor.arp.bindings == {}
+    assert set(sensor.claims.pending) == {VIP, VIP + 1} and sensor.claims.arp.bindings == {}
 
     async def main():
         sensor._loop = asyncio.get_running_loop()
@@ -206,4 +206,4 @@ def test_addresses_are_claimed_only_after_an_unanswered_arp_probe(catalog):
     probes = [parse_ethernet(f) for f in raw.sent]
     assert len(probes) == 2 and all(p.dst == BROADCAST and p.ethertype == 0x0806 for p in probes)
     assert VIP not in sensor.hosts and "conflict" in events.kinds()
-    assert set(sensor.arp.bindings) == {VIP + 1} and sensor.probing_done.is_set()
+    assert set(sensor.claims.arp.bindings) == {VIP + 1} and sensor.claims.probing_done.is_set()

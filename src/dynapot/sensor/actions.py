@@ -15,8 +15,11 @@ import logging
 import os
 import shlex
 
+from dynapot.events import Kind
+from dynapot.honeyd.config import Action
+from dynapot.sensor.config import HostDefinition
 from dynapot.services.contract import ConnectionInfo, Handler, Report, excerpt
-from dynapot.services.recorder import LIFETIME, RECORD_LIMIT
+from dynapot.services.recorder import LIFETIME, RECORD_LIMIT, record
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +46,7 @@ class ScriptRunner:
             reader: asyncio.StreamReader, writer: asyncio.StreamWriter, info: ConnectionInfo, report: Report
         ) -> None:
             if self._slots.locked():
-                report("script-refused", "too many scripts running", {"command": command})
+                report(Kind.SCRIPT_REFUSED, "too many scripts running", {"command": command})
                 writer.close()
                 return
             async with self._slots:
@@ -79,10 +82,10 @@ class ScriptRunner:
                 start_new_session=True,
             )
         except OSError as exc:
-            report("script-failed", str(exc), {"command": line})
+            report(Kind.SCRIPT_FAILED, str(exc), {"command": line})
             writer.close()
             return
-        report("script", line, {"pid": process.pid})
+        report(Kind.SCRIPT, line, {"pid": process.pid})
         assert process.stdin is not None and process.stdout is not None
         received = bytearray()
 
@@ -121,7 +124,7 @@ class ScriptRunner:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(process.wait(), 5)
             if received:
-                report("data", excerpt(bytes(received)), {"bytes": len(received)})
+                report(Kind.DATA, excerpt(bytes(received)), {"bytes": len(received)})
             writer.close()
 
 
@@ -139,10 +142,10 @@ def proxy(target: str) -> Handler:
         try:
             up_reader, up_writer = await asyncio.wait_for(asyncio.open_connection(host, port), 10)
         except (OSError, TimeoutError) as exc:
-            report("proxy-failed", f"{host}:{port}: {exc}", None)
+            report(Kind.PROXY_FAILED, f"{host}:{port}: {exc}", None)
             writer.close()
             return
-        report("proxy", f"{host}:{port}", None)
+        report(Kind.PROXY, f"{host}:{port}", None)
 
         async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> int:
             total = 0
@@ -159,11 +162,49 @@ def proxy(target: str) -> Handler:
             sent_up, sent_down = await asyncio.wait_for(
                 asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer)), LIFETIME
             )
-            report("proxy-closed", f"{host}:{port}", {"bytes_in": sent_up, "bytes_out": sent_down})
+            report(Kind.PROXY_CLOSED, f"{host}:{port}", {"bytes_in": sent_up, "bytes_out": sent_down})
         except TimeoutError:
-            report("proxy-closed", f"{host}:{port}: lifetime exceeded", None)
+            report(Kind.PROXY_CLOSED, f"{host}:{port}: lifetime exceeded", None)
         finally:
             up_writer.close()
             writer.close()
 
     return run
+
+
+class ActionHandlers:
+    """The handler serving each honeyd port action: a service, a script, a proxy or the recorder.
+
+    One handler per distinct action, shared by every host that carries it (a /16 shares a
+    handful); a service name without an emulator is served by the recorder.
+    """
+
+    def __init__(self, services: dict[str, Handler], scripts: ScriptRunner | None) -> None:
+        self.services = services
+        self.scripts = scripts
+        self._handlers: dict[Action, Handler | None] = {}
+
+    def for_host(self, definition: HostDefinition) -> dict[int, Handler]:
+        """TCP port -> handler, for the ports whose action has one."""
+        table = {}
+        for port, action in definition.tcp.items():
+            handler = self.for_action(action)
+            if handler is not None:
+                table[port] = handler
+        return table
+
+    def for_action(self, action: Action) -> Handler | None:
+        if action not in self._handlers:
+            self._handlers[action] = self._make(action)
+        return self._handlers[action]
+
+    def _make(self, action: Action) -> Handler | None:
+        if action.kind == "service":
+            return self.services.get(action.target or "", record)
+        if action.kind == "command" and self.scripts is not None and action.target:
+            return self.scripts.handler(action.target)
+        if action.kind == "proxy" and action.target:
+            return proxy(action.target)
+        if action.kind == "open":
+            return record
+        return None

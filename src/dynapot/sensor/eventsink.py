@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from dynapot.db import open_database
-from dynapot.sensor.events import _LENGTH, Event, EventSink, _read_exact
+from dynapot.sensor.eventlog import _LENGTH, Event, EventSink, _read_exact
 from dynapot.sensor.privileges import drop_privileges
 
 

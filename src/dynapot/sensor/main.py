@@ -21,6 +21,7 @@ from pathlib import Path
 from dynapot.db import Database
 from dynapot.discovery.observation import Observation
 from dynapot.discovery.p0f import DEFAULT_DATABASE, P0fDatabase, P0fDatabaseError, P0fMatcher
+from dynapot.events import Kind
 from dynapot.honeyd.config import BUILTIN_SERVICES
 from dynapot.honeyd.parser import HoneydConfigError
 from dynapot.inventory import record_observations
@@ -28,7 +29,7 @@ from dynapot.personality.catalog import MacVendors
 from dynapot.personality.osdb import load_osdb
 from dynapot.sensor.actions import ScriptRunner
 from dynapot.sensor.config import SensorConfig, parse_sensor_config
-from dynapot.sensor.events import Event, EventWriter
+from dynapot.sensor.eventlog import Event, EventWriter
 from dynapot.sensor.privileges import drop_privileges
 from dynapot.sensor.rawsock import RawSocket, interface_addresses
 from dynapot.sensor.runtime import Sensor
@@ -104,8 +105,8 @@ def write_status(
         "time": time.time(),
         "pid": os.getpid(),
         "hosts": len(sensor.hosts),
-        "pending": len(sensor.pending),
-        "released": sensor.released,
+        "pending": len(sensor.claims.pending),
+        "released": sensor.claims.released,
         "flows": len(sensor.flows),
         "counters": dict(sensor.counters),
         "events_written": events.written,
@@ -153,7 +154,7 @@ def run_sensor(
     # Events are written by a child process (its own GIL); it opens the database and the log,
     # then drops root itself.
     events = EventWriter(None, log_path, child=True, db_url=db_url if db is not None else None, user=user)
-    events.submit(Event(time.time(), "tcp", 0, None, 0, None, "sensor-start", f"{len(config.hosts)} hosts"))
+    events.submit(Event.news(Kind.SENSOR_START, f"{len(config.hosts)} hosts"))
     events.flush()
     if db is not None:
         with db.engine.connect():
@@ -210,9 +211,7 @@ def run_sensor(
                 return
             applied = sensor.apply(new)
             log.info("applied %s: %s", config_path, applied)
-            sensor.events.submit(
-                Event(time.time(), "tcp", 0, None, 0, None, "sensor-reload", json.dumps(applied))
-            )
+            sensor.events.submit(Event.news(Kind.SENSOR_RELOAD, json.dumps(applied)))
             if status_file is not None:
                 write_status(status_file, sensor, events, applied)
 
@@ -227,11 +226,11 @@ def run_sensor(
             loop.create_task(report_status())
         if ready is not None:
             ready.set()
-        if sensor.probing_done is not None:
+        if sensor.claims.probing_done is not None:
             total = len(sensor.hosts)
 
             async def report_claims() -> None:
-                await sensor.probing_done.wait()
+                await sensor.claims.probing_done.wait()
                 log.info("claimed %d of %d addresses after ARP probes", len(sensor.hosts), total)
 
             loop.create_task(report_claims())

@@ -1,4 +1,4 @@
-"""Every touch of a honeypot becomes an event: batched into honeypot_events, never lost silently.
+"""The sensor's event log: every event batched into honeypot_events (and a honeyd log), never lost silently.
 
 The packet loop only appends to a bounded queue (cheap). A thread hands batches to an
 `EventSink` that turns them into multi-row INSERTs (one transaction per batch) and, with
@@ -32,6 +32,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from dynapot.db import Database
 from dynapot.db.models import HoneypotEvent
+from dynapot.events import Kind
 
 log = logging.getLogger(__name__)
 
@@ -51,13 +52,18 @@ class Event:
     sport: int | None
     dst: int
     dport: int | None
-    kind: str  # connect, close, syn, probe, datagram, echo, data, login, conflict, ...
+    kind: str  # a `dynapot.events.Kind`: connect, close, probe, datagram, echo, data, login, conflict, ...
     detail: str | None = None
     attacker_os: str | None = None
     scan_tool: str | None = None
     data: dict[str, Any] | None = field(default=None)
     bytes_in: int = 0
     bytes_out: int = 0
+
+    @classmethod
+    def news(cls, kind: str, detail: str) -> Event:
+        """The sensor's own news (start, reload, lost events): no flow, no addresses."""
+        return cls(time.time(), "tcp", 0, None, 0, None, kind, detail)
 
 
 def honeyd_time(epoch: float) -> str:
@@ -114,8 +120,8 @@ def _row(event: Event) -> dict[str, Any]:
 
 def as_tuple(event: Event) -> tuple[Any, ...]:
     e = event
-    return (
-        e.time, e.proto, e.src, e.sport, e.dst, e.dport, e.kind, e.detail,
+    return (  # the kind as a plain str: an enum member would pickle as a lookup per event
+        e.time, e.proto, e.src, e.sport, e.dst, e.dport, str(e.kind), e.detail,
         e.attacker_os, e.scan_tool, e.data, e.bytes_in, e.bytes_out,
     )  # fmt: skip
 
@@ -256,7 +262,7 @@ class EventWriter:
             return []
         self.lost_total += lost
         log.error("event queue full: %d events lost", lost)
-        return [Event(time.time(), "tcp", 0, None, 0, None, "events-lost", f"{lost} events lost: queue full")]
+        return [Event.news(Kind.EVENTS_LOST, f"{lost} events lost: queue full")]
 
     def _run(self) -> None:
         while True:
