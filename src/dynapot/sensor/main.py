@@ -15,6 +15,7 @@ import os
 import pwd
 import signal
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -97,30 +98,6 @@ class StatusFile:
         os.replace(tmp, self.path.name, src_dir_fd=self.dir_fd, dst_dir_fd=self.dir_fd)
 
 
-def write_status(
-    target: StatusFile, sensor: Sensor, events: EventWriter, applied: dict[str, int] | None
-) -> None:
-    """The sensor's health for `dynapot status`, replaced atomically."""
-    status = {
-        "time": time.time(),
-        "pid": os.getpid(),
-        "hosts": len(sensor.hosts),
-        "pending": len(sensor.claims.pending),
-        "released": sensor.claims.released,
-        "flows": len(sensor.flows),
-        "counters": dict(sensor.counters),
-        "events_written": events.written,
-        "events_lost": events.lost_total,
-        "last_apply": applied,
-        # the C receive thread: frames read, ARP, pings and SYNs it answered, drops (queue full)
-        "fastpath": sensor.fast.stats() if sensor.fast is not None else None,
-    }
-    try:
-        target.write(json.dumps(status))
-    except OSError as exc:
-        log.warning("cannot write status %s: %s", target.path, exc)
-
-
 def _load_p0f(path: Path) -> P0fMatcher | None:
     try:
         return P0fMatcher(P0fDatabase.load(path))
@@ -147,27 +124,72 @@ def run_sensor(
     fastpath: bool = True,
     secret_path: Path = DEFAULT_SECRET,
 ) -> dict[str, int]:
+    """Run the sensor until SIGINT/SIGTERM; returns its counters."""
+    # Everything that needs root first: the configuration's folder, the secret, the socket,
+    # the event writer (it drops root itself), the folders the services write to.
     loader = ConfigLoader(config_path, interface, osdb, mac_prefixes)
     config = loader.load()
-    secret = load_or_create_secret(secret_path)  # root-only; read before dropping root
+    secret = load_or_create_secret(secret_path)
     raw = RawSocket(interface, fast=fastpath)
-    # Events are written by a child process (its own GIL); it opens the database and the log,
-    # then drops root itself.
+    events = _open_event_log(db, db_url, log_path, user, len(config.hosts))
+    status_file = _prepare_files(user, status_path)
+    preload_services()
+    drop_privileges(user)
+    loop = _new_loop()
+    sensor = Sensor(
+        config,
+        raw,
+        events,
+        p0f=_load_p0f(p0f_path),
+        services=dict(REGISTRY),
+        udp_services=dict(UDP_REGISTRY),
+        scripts=ScriptRunner(),
+        on_conflict=_conflict_recorder(db, loop),
+        probe_first=probe_first,
+        secret=secret,
+    )
+    log.info("answering for %d addresses on %s", len(sensor.hosts), interface)
+    try:
+        loop.run_until_complete(SensorService(sensor, loader, status_file).serve(ready, busy_poll))
+        _stop_services(loop)
+    finally:
+        loop.close()
+        events.close()
+        raw.close()
+    summary = dict(sensor.counters)
+    summary["events written"] = events.written
+    summary["events lost"] = events.lost_total
+    summary["frames sent"] = raw.sent
+    return summary
+
+
+def _open_event_log(
+    db: Database | None, db_url: str | None, log_path: Path | None, user: str, hosts: int
+) -> EventWriter:
+    """The event writer: a child process (its own GIL) opens the database and the log as root,
+    then drops root itself."""
     events = EventWriter(None, log_path, child=True, db_url=db_url if db is not None else None, user=user)
-    events.submit(Event.news(Kind.SENSOR_START, f"{len(config.hosts)} hosts"))
+    events.submit(Event.news(Kind.SENSOR_START, f"{hosts} hosts"))
     events.flush()
     if db is not None:
         with db.engine.connect():
             pass  # our own connection (address conflicts are recorded as real hosts) opened as root
+    return events
+
+
+def _prepare_files(user: str, status_path: Path | None) -> StatusFile | None:
+    """The folders the sensor still writes to once it runs as `user`; its status file."""
     _prepare_dir(DEFAULT_KEY_DIR, user, mode=0o700)  # SSH host keys outlive restarts
     _prepare_dir(DEFAULT_UPLOAD_DIR, user, mode=0o700)  # FTP uploads are kept there
-    status_file = None
-    if status_path is not None:
-        _prepare_dir(status_path.parent, user)
-        status_file = StatusFile(status_path)
-    preload_services()
-    drop_privileges(user)
-    p0f = _load_p0f(p0f_path)
+    if status_path is None:
+        return None
+    _prepare_dir(status_path.parent, user)
+    return StatusFile(status_path)
+
+
+def _conflict_recorder(db: Database | None, loop: asyncio.AbstractEventLoop) -> Callable[[str, str], None]:
+    """What the sensor does with an address a real machine took back: store that machine as real,
+    in a worker thread (a database write must never hold up the packet loop)."""
 
     def on_conflict(address: str, mac: str) -> None:
         if db is None:
@@ -182,80 +204,88 @@ def run_sensor(
 
         loop.run_in_executor(None, store)
 
-    sensor = Sensor(
-        config,
-        raw,
-        events,
-        p0f=p0f,
-        services=dict(REGISTRY),
-        udp_services=dict(UDP_REGISTRY),
-        scripts=ScriptRunner(),
-        on_conflict=on_conflict,
-        probe_first=probe_first,
-        secret=secret,
-    )
-    log.info("answering for %d addresses on %s", len(sensor.hosts), interface)
+    return on_conflict
 
-    async def main() -> None:
+
+class SensorService:
+    """The sensor process around its packet loop: signals, configuration reloads, status."""
+
+    def __init__(self, sensor: Sensor, loader: ConfigLoader, status_file: StatusFile | None) -> None:
+        self.sensor, self.loader, self.status_file = sensor, loader, status_file
+        self.applied: dict[str, int] | None = None
+
+    async def serve(self, ready: asyncio.Event | None, busy_poll: bool) -> None:
+        """Answer until SIGINT or SIGTERM; SIGHUP reloads the configuration."""
+        loop = asyncio.get_running_loop()
         stop = asyncio.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        applied: dict[str, int] | None = None
-
-        def reload() -> None:
-            nonlocal applied
-            try:
-                new = loader.load()
-            except (HoneydConfigError, OSError) as exc:
-                log.error("configuration not applied, the running one stays: %s", exc)
-                return
-            applied = sensor.apply(new)
-            log.info("applied %s: %s", config_path, applied)
-            sensor.events.submit(Event.news(Kind.SENSOR_RELOAD, json.dumps(applied)))
-            if status_file is not None:
-                write_status(status_file, sensor, events, applied)
-
-        loop.add_signal_handler(signal.SIGHUP, reload)
-        if status_file is not None:
-
-            async def report_status() -> None:
-                while True:
-                    write_status(status_file, sensor, events, applied)
-                    await asyncio.sleep(STATUS_INTERVAL)
-
-            loop.create_task(report_status())
+        loop.add_signal_handler(signal.SIGHUP, self.reload)
+        tasks = [loop.create_task(self._report_claims())]  # referenced: a bare task may be collected
+        if self.status_file is not None:
+            tasks.append(loop.create_task(self._report_status()))
         if ready is not None:
             ready.set()
+        try:
+            await self.sensor.run(stop, busy_poll=busy_poll)
+        finally:
+            for task in tasks:
+                task.cancel()
+
+    def reload(self) -> None:
+        """Apply the configuration file as it is now; one that does not load leaves the running one."""
+        try:
+            new = self.loader.load()
+        except (HoneydConfigError, OSError) as exc:
+            log.error("configuration not applied, the running one stays: %s", exc)
+            return
+        self.applied = self.sensor.apply(new)
+        log.info("applied %s: %s", self.loader.path, self.applied)
+        self.sensor.events.submit(Event.news(Kind.SENSOR_RELOAD, json.dumps(self.applied)))
+        self._write_status()
+
+    def _write_status(self) -> None:
+        """The sensor's health for `dynapot status`, replaced atomically."""
+        if self.status_file is None:
+            return
+        events = self.sensor.events
+        status = {
+            "time": time.time(),
+            "pid": os.getpid(),
+            **self.sensor.health(),
+            "events_written": events.written,
+            "events_lost": events.lost_total,
+            "last_apply": self.applied,
+        }
+        try:
+            self.status_file.write(json.dumps(status))
+        except OSError as exc:
+            log.warning("cannot write status %s: %s", self.status_file.path, exc)
+
+    async def _report_status(self) -> None:
+        while True:
+            self._write_status()
+            await asyncio.sleep(STATUS_INTERVAL)
+
+    async def _report_claims(self) -> None:
+        """Say how many addresses are ours once the start-up ARP probes are over (lab tests wait
+        for this line)."""
+        sensor = self.sensor
+        total = len(sensor.hosts)
         if sensor.claims.probing_done is not None:
-            total = len(sensor.hosts)
-
-            async def report_claims() -> None:
-                await sensor.claims.probing_done.wait()
-                log.info("claimed %d of %d addresses after ARP probes", len(sensor.hosts), total)
-
-            loop.create_task(report_claims())
+            await sensor.claims.probing_done.wait()
+            log.info("claimed %d of %d addresses after ARP probes", len(sensor.hosts), total)
         else:
-            log.info("claimed %d of %d addresses", len(sensor.hosts), len(sensor.hosts))
-        await sensor.run(stop, busy_poll=busy_poll)
+            log.info("claimed %d of %d addresses", total, total)
 
-    loop = _new_loop()
-    try:
-        loop.run_until_complete(main())
-        # let services notice their connections ended, then stop them
-        pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
-        for task in pending:
-            task.cancel()
-        with contextlib.suppress(Exception):
-            loop.run_until_complete(asyncio.wait_for(asyncio.gather(*pending, return_exceptions=True), 5))
-    finally:
-        loop.close()
-        events.close()
-        raw.close()
-    summary = dict(sensor.counters)
-    summary["events written"] = events.written
-    summary["events lost"] = events.lost_total
-    summary["frames sent"] = raw.sent
-    return summary
+
+def _stop_services(loop: asyncio.AbstractEventLoop) -> None:
+    """Let services notice their connections ended, then stop them (bounded)."""
+    pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+    for task in pending:
+        task.cancel()
+    with contextlib.suppress(Exception):
+        loop.run_until_complete(asyncio.wait_for(asyncio.gather(*pending, return_exceptions=True), 5))
 
 
 def _new_loop() -> asyncio.AbstractEventLoop:

@@ -115,6 +115,18 @@ class Sensor:
     def events(self) -> EventWriter:
         return self.observer.events
 
+    def health(self) -> dict[str, object]:
+        """What `dynapot status` shows of the sensor: hosts, claims, flows, drop counters."""
+        return {
+            "hosts": len(self.hosts),
+            "pending": len(self.claims.pending),
+            "released": self.claims.released,
+            "flows": len(self.flows),
+            "counters": dict(self.counters),
+            # the C receive thread: frames read, ARP, pings and SYNs it answered, drops (queue full)
+            "fastpath": self.fast.stats() if self.fast is not None else None,
+        }
+
     # ------------------------------------------------------------------ hosts
 
     def _add_host(self, definition: HostDefinition) -> bool:
