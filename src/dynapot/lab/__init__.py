@@ -6,34 +6,6 @@ running real sshd, HTTP and FTP servers with varied TCP/IP stack looks, a sensor
 and an attacker namespace. ``Lab.down()`` / ``lab_down()`` remove all of it.
 """
 
-from dynapot.lab.network import (
-    DEFAULT_NETWORK,
-    SERVICES,
-    HostInfo,
-    HostSpec,
-    Lab,
-    LabError,
-    LabSpec,
-    default_spec,
-    lab_down,
-    lab_down_all,
-    lab_up,
-    list_labs,
-    started_run_ids,
-)
-
-__all__ = [
-    "DEFAULT_NETWORK",
-    "SERVICES",
-    "HostInfo",
-    "HostSpec",
-    "Lab",
-    "LabError",
-    "LabSpec",
-    "default_spec",
-    "lab_down",
-    "lab_down_all",
-    "lab_up",
-    "list_labs",
-    "started_run_ids",
-]
+# The package's API is its network module's (`network.__all__`), re-exported as it is.
+from dynapot.lab.network import *  # noqa: F403
+from dynapot.lab.network import __all__  # noqa: F401
