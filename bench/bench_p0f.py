@@ -6,8 +6,9 @@ random windows; distinct flows) into a temporary folder, then prints JSON lines:
 * dynapot_match_syn: packets/s of `P0fMatcher.match_syn` on the IP datagrams, the
   sensor's hot path (memoised on packet features, as in the sensor);
 * dynapot_match_syn_uncached: the same with the memo bypassed (parse + bucket scan);
-* dynapot_fingerprint_pcap: packets/s of the whole offline pipeline (pcap reading, p0f's
-  flow logic, matching, observations with raw signatures), the peer of ``p0f -r``;
+* dynapot_fingerprint_capture: packets/s of ``dynapot fingerprint --pcap``'s pipeline
+  (pcap reading, `PassiveObserver`: parsing, flows, matching, per-host summaries), the
+  peer of ``p0f -r``;
 * p0f_binary: packets/s of ``p0f -r FILE -o LOG`` (stdout to /dev/null): the wall time
   minus the wall time of the same command on a one-packet capture (start-up: loading
   p0f.fp, opening pcap), best of three each;
@@ -28,7 +29,8 @@ from pathlib import Path
 
 from scapy.layers.inet import IP, TCP
 
-from dynapot.discovery.p0f import P0fDatabase, P0fMatcher, _extract, fingerprint_pcap
+from dynapot.discovery.p0f import P0fDatabase, P0fMatcher, _extract
+from dynapot.discovery.passive import PassiveObserver
 from dynapot.discovery.pcap import PcapReader, write_pcap
 
 PACKETS = 100_000
@@ -138,8 +140,8 @@ def main() -> None:
                     find(True, f, 0)
 
         def pipeline() -> None:
-            for _ in fingerprint_pcap(big, P0fMatcher(db)):
-                pass
+            with PcapReader(big) as reader:
+                PassiveObserver(P0fMatcher(db)).feed_capture(reader)
 
         matcher = P0fMatcher(db)
         labelled = sum(1 for ip in ips if matcher.match_syn(ip) is not None)
@@ -149,7 +151,7 @@ def main() -> None:
         rate_pipeline = PACKETS / best_of(pipeline)
         emit("dynapot_match_syn", rate_cached, "packets/s", labelled=labelled, distinct_feature_sets=distinct)
         emit("dynapot_match_syn_uncached", rate_uncached, "packets/s")
-        emit("dynapot_fingerprint_pcap", rate_pipeline, "packets/s")
+        emit("dynapot_fingerprint_capture", rate_pipeline, "packets/s")
 
         if not Path(P0F).exists():
             emit("p0f_binary", 0, "packets/s", note=f"{P0F} not installed")
