@@ -81,13 +81,11 @@ _P0F2_TWO_WORD_GENRES = ("RISC OS",)  # every other genre of p0f 2's database is
 
 
 class P0fLogError(ValueError):
-    """A p0f log cannot be read or a line of it is malformed; says which file, line and why."""
+    """A p0f log cannot be read or a line of it is malformed: "FILE:LINE: what is wrong"."""
 
-    def __init__(self, source: str, line: int, reason: str) -> None:
-        super().__init__(f"{source}:{line}: {reason}" if line else f"{source}: {reason}")
-        self.source = source
-        self.line = line
-        self.reason = reason
+
+def _fault(source: str, line: int, reason: str) -> P0fLogError:
+    return P0fLogError(f"{source}:{line}: {reason}" if line else f"{source}: {reason}")
 
 
 class _LineError(ValueError):
@@ -138,7 +136,7 @@ class P0fSightings:
                 verdict = _p0f3_line(text) if text.startswith("[") else _p0f2_line(text, default_time)
                 after_p0f2 = not text.startswith("[")
             except _LineError as exc:
-                raise P0fLogError(source, number, str(exc)) from None
+                raise _fault(source, number, str(exc)) from None
             self._note(verdict)
 
     def _note(self, verdict: _Verdict) -> None:
@@ -180,7 +178,7 @@ def read_p0f_log(path: Path, sightings: P0fSightings) -> None:
             default_time = datetime.fromtimestamp(path.stat().st_mtime, UTC)
             sightings.read(_bounded_lines(file, source), source, default_time)
     except OSError as exc:
-        raise P0fLogError(source, 0, f"cannot read: {exc.strerror or exc}") from None
+        raise _fault(source, 0, f"cannot read: {exc.strerror or exc}") from None
 
 
 def _bounded_lines(file: BinaryIO, source: str) -> Iterator[bytes]:
@@ -188,7 +186,7 @@ def _bounded_lines(file: BinaryIO, source: str) -> Iterator[bytes]:
     while line := file.readline(MAX_LINE + 1):
         number += 1
         if len(line) > MAX_LINE:
-            raise P0fLogError(source, number, f"line longer than {MAX_LINE} bytes")
+            raise _fault(source, number, f"line longer than {MAX_LINE} bytes")
         yield line
 
 
