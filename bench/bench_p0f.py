@@ -66,6 +66,13 @@ def emit(name: str, value: float, unit: str, **extra: object) -> None:
     print(json.dumps({"name": name, "value": round(value, 4), "unit": unit, **extra}), flush=True)
 
 
+def _ip_checksum(header: bytearray) -> int:
+    header[10:12] = b"\0\0"
+    total = sum(struct.unpack("!10H", header))
+    total = (total & 0xFFFF) + (total >> 16)
+    return ~(total + (total >> 16)) & 0xFFFF
+
+
 def build_frames(n: int, seed: int = 7) -> list[bytes]:
     """Ethernet frames of SYNs; templates from scapy once, then patched with struct."""
     rng = random.Random(seed)
@@ -87,6 +94,7 @@ def build_frames(n: int, seed: int = 7) -> list[bytes]:
         struct.pack_into("!HHI", pkt, 20, 1024 + i % 60000, 80, rng.getrandbits(32) | 1)
         if win == 0:
             struct.pack_into("!H", pkt, 34, rng.randrange(1, 65536))
+        struct.pack_into("!H", pkt, 10, _ip_checksum(pkt[:20]))  # passive discovery checks it
         frames.append(eth + bytes(pkt))
     return frames
 
