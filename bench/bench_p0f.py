@@ -6,8 +6,9 @@ random windows; distinct flows) into a temporary folder, then prints JSON lines:
 * dynapot_match_syn: packets/s of `P0fMatcher.match_syn` on the IP datagrams, the
   sensor's hot path (memoised on packet features, as in the sensor);
 * dynapot_match_syn_uncached: the same with the memo bypassed (parse + bucket scan);
-* dynapot_fingerprint_pcap: packets/s of the whole offline pipeline (pcap reading, p0f's
-  flow logic, matching, observations with raw signatures), the peer of ``p0f -r``;
+* dynapot_fingerprint_capture: packets/s of ``dynapot fingerprint --pcap``'s pipeline
+  (pcap reading, `PassiveObserver`: parsing, flows, matching, per-host summaries), the
+  peer of ``p0f -r``;
 * p0f_binary: packets/s of ``p0f -r FILE -o LOG`` (stdout to /dev/null): the wall time
   minus the wall time of the same command on a one-packet capture (start-up: loading
   p0f.fp, opening pcap), best of three each;
@@ -28,7 +29,8 @@ from pathlib import Path
 
 from scapy.layers.inet import IP, TCP
 
-from dynapot.discovery.p0f import P0fDatabase, P0fMatcher, _extract, fingerprint_pcap
+from dynapot.discovery.p0f import P0fDatabase, P0fMatcher, _extract
+from dynapot.discovery.passive import PassiveObserver
 from dynapot.discovery.pcap import PcapReader, write_pcap
 
 PACKETS = 100_000
@@ -64,6 +66,13 @@ def emit(name: str, value: float, unit: str, **extra: object) -> None:
     print(json.dumps({"name": name, "value": round(value, 4), "unit": unit, **extra}), flush=True)
 
 
+def _ip_checksum(header: bytearray) -> int:
+    header[10:12] = b"\0\0"
+    total = sum(struct.unpack("!10H", header))
+    total = (total & 0xFFFF) + (total >> 16)
+    return ~(total + (total >> 16)) & 0xFFFF
+
+
 def build_frames(n: int, seed: int = 7) -> list[bytes]:
     """Ethernet frames of SYNs; templates from scapy once, then patched with struct."""
     rng = random.Random(seed)
@@ -85,6 +94,7 @@ def build_frames(n: int, seed: int = 7) -> list[bytes]:
         struct.pack_into("!HHI", pkt, 20, 1024 + i % 60000, 80, rng.getrandbits(32) | 1)
         if win == 0:
             struct.pack_into("!H", pkt, 34, rng.randrange(1, 65536))
+        struct.pack_into("!H", pkt, 10, _ip_checksum(pkt[:20]))  # passive discovery checks it
         frames.append(eth + bytes(pkt))
     return frames
 
@@ -138,8 +148,8 @@ def main() -> None:
                     find(True, f, 0)
 
         def pipeline() -> None:
-            for _ in fingerprint_pcap(big, P0fMatcher(db)):
-                pass
+            with PcapReader(big) as reader:
+                PassiveObserver(P0fMatcher(db)).feed_capture(reader)
 
         matcher = P0fMatcher(db)
         labelled = sum(1 for ip in ips if matcher.match_syn(ip) is not None)
@@ -149,7 +159,7 @@ def main() -> None:
         rate_pipeline = PACKETS / best_of(pipeline)
         emit("dynapot_match_syn", rate_cached, "packets/s", labelled=labelled, distinct_feature_sets=distinct)
         emit("dynapot_match_syn_uncached", rate_uncached, "packets/s")
-        emit("dynapot_fingerprint_pcap", rate_pipeline, "packets/s")
+        emit("dynapot_fingerprint_capture", rate_pipeline, "packets/s")
 
         if not Path(P0F).exists():
             emit("p0f_binary", 0, "packets/s", note=f"{P0F} not installed")

@@ -11,7 +11,7 @@ import ipaddress
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import cast
+from typing import Any, cast
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, selectinload
@@ -223,6 +223,40 @@ def network_picture(
         real_hosts=tuple(sorted(real, key=lambda h: ipaddress.IPv4Address(h.ip))),
         free_ips=tuple(str(ipaddress.IPv4Address(address)) for address in free),
     )
+
+
+def _address_order(ip: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in ip.split(".")) if "." in ip else (0,)
+
+
+def host_listing(db: Database) -> list[dict[str, Any]]:
+    """Every host, real and virtual, in address order, with its ports: plain values for JSON."""
+    with db.session() as session:
+        hosts = session.scalars(select(Host).options(selectinload(Host.ports))).all()
+        return [
+            {
+                "ip": h.ip,
+                "mac": h.mac,
+                "virtual": h.is_virtual,
+                "os": h.os.name if h.os else None,
+                "os_detail": h.os_detail,
+                "reliability": h.reliability,
+                "personality": h.personality,
+                "tool": h.tool,
+                "last_seen": h.last_seen.isoformat(),
+                "ports": [
+                    {
+                        "proto": p.protocol,
+                        "port": p.port,
+                        "state": p.state,
+                        "service": p.service,
+                        "product": p.product,
+                    }
+                    for p in sorted(h.ports, key=lambda p: (p.protocol, p.port))
+                ],
+            }
+            for h in sorted(hosts, key=lambda h: _address_order(h.ip))
+        ]
 
 
 def service_scripts(db: Database) -> dict[tuple[str, str], str]:

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from dynapot.cli.lab import lab as lab_cli
 from dynapot.lab import SERVICES, HostInfo, HostSpec, Lab, LabError, LabSpec, lab_down, lab_up, list_labs
 from dynapot.lab import network as labnet
-from dynapot.lab.cli import lab as lab_cli
 
 # Talks to host:port from inside a namespace; prints what the server said first.
 _CLIENT = r"""

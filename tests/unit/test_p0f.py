@@ -1,10 +1,12 @@
-"""p0f v3 matching agrees with the real p0f 3.09b binary; p0f v2 and the paper's SYN; pcap reading.
+"""p0f v3 matching agrees with the real p0f 3.09b binary; pcap reading.
 
 The agreement test writes one pcap of SYNs and SYN+ACKs shaped like many systems (scapy's
 `p0f_impersonate` for every signature of the database, hand-built quirk, wildcard, TTL,
 IP-option and ECN variants, IPv6, and a seeded random sweep), runs ``p0f -r FILE -o LOG``
-and dynapot's `fingerprint_pcap` on it, and requires the same verdict for every packet p0f
-reports: label, match kind, distance and raw signature. Nothing is sent on any network.
+and the code of ``dynapot fingerprint --pcap`` on it (a pcap reader feeding a
+`PassiveObserver` whose real matcher notes each verdict), and requires the same verdict for
+every IPv4 packet p0f reports: label, match kind, distance and raw signature. Nothing is
+sent on any network.
 """
 
 from __future__ import annotations
@@ -28,14 +30,18 @@ from scapy.utils import wrpcap
 
 from dynapot.discovery.p0f import (
     DEFAULT_DATABASE,
+    SPECIAL_MSS,
+    SPECIAL_WIN,
     P0fDatabase,
     P0fDatabaseError,
+    P0fMatch,
     P0fMatcher,
+    TcpFeatures,
     TcpSignature,
     extract_features,
-    fingerprint_pcap,
+    guess_distance,
 )
-from dynapot.discovery.p0f_v2 import P0fV2Database, P0fV2Error, P0fV2Matcher, PaperSyn, V2Packet
+from dynapot.discovery.passive import PassiveObserver
 from dynapot.discovery.pcap import (
     LINKTYPE_ETHERNET,
     LINKTYPE_IPV4,
@@ -457,6 +463,71 @@ def run_p0f(pcap: Path, log: Path) -> dict[tuple[str, tuple[str, int], tuple[str
     return out
 
 
+@dataclass(frozen=True)
+class Verdict:
+    match: P0fMatch | None
+    distance: int  # the match's, else p0f's guess
+    raw_signature: str
+
+
+class NotingMatcher(P0fMatcher):
+    """The real matcher, noting every verdict passive discovery asks of it."""
+
+    def __init__(self, database: P0fDatabase) -> None:
+        super().__init__(database)
+        self.noted: list[tuple[TcpSegment, int, P0fMatch | None]] = []
+
+    def match_segment(self, seg: TcpSegment, syn_mss: int = 0) -> P0fMatch | None:
+        match = super().match_segment(seg, syn_mss)
+        self.noted.append((seg, syn_mss, match))
+        return match
+
+
+def refused_flows(frames: list[Packet]) -> set[tuple[tuple[str, int], tuple[str, int]]]:
+    """(client, server) of the IPv4 SYNs with a wrong IP header checksum or fragmented."""
+    flows = set()
+    for frame in frames:
+        ip = bytes(frame)[14:]
+        if ip[0] >> 4 != 4 or ip[9] != 6:
+            continue
+        header = ip[: (ip[0] & 0x0F) * 4]
+        total = sum(struct.unpack(f"!{len(header) // 2}H", header))
+        while total > 0xFFFF:
+            total = (total & 0xFFFF) + (total >> 16)
+        fragment = struct.unpack_from("!H", ip, 6)[0] & 0x3FFF
+        if total != 0xFFFF or fragment:
+            sport, dport = struct.unpack_from("!HH", ip, len(header))
+            src, dst = (str(ipaddress.IPv4Address(ip[off : off + 4])) for off in (12, 16))
+            flows.add(((src, sport), (dst, dport)))
+    return flows
+
+
+def fingerprint_like_dynapot(pcap: Path, database: P0fDatabase) -> dict[tuple, list[Verdict]]:
+    """`dynapot fingerprint --pcap`'s code on the capture: every verdict, keyed as p0f logs it."""
+    matcher = NotingMatcher(database)
+    with PcapReader(pcap) as reader:
+        PassiveObserver(matcher).feed_capture(reader)
+    verdicts: dict[tuple, list[Verdict]] = {}
+    sendsyn: set[tuple] = set()
+    for seg, syn_mss, match in matcher.noted:
+        synack = bool(seg.flags & 0x10)
+        src = (str(ipaddress.IPv4Address(seg.ip.src)), seg.sport)
+        dst = (str(ipaddress.IPv4Address(seg.ip.dst)), seg.dport)
+        client, server = (dst, src) if synack else (src, dst)
+        features = matcher.segment_features(seg)
+        assert features is not None
+        tcp = TcpFeatures(*features, synack=synack)
+        if not synack and (tcp.win, tcp.mss) == (SPECIAL_WIN, SPECIAL_MSS):
+            sendsyn.add((client, server))  # p0f-sendsyn's probe, and then its answer
+        mod = "syn+ack" if synack else "syn"
+        if (client, server) in sendsyn:
+            mod = "sendsyn response" if synack else "sendsyn probe"
+        distance = match.distance if match is not None else guess_distance(seg.ip.ttl)
+        verdict = Verdict(match, distance, tcp.raw_signature(syn_mss))
+        verdicts.setdefault((mod, client, server), []).append(verdict)
+    return verdicts
+
+
 def test_labels_agree_with_the_p0f_binary(database: P0fDatabase, matcher: P0fMatcher, tmp_path: Path) -> None:
     if P0F_BINARY is None:
         _missing("the p0f binary is not installed (Debian package p0f)")
@@ -469,16 +540,21 @@ def test_labels_agree_with_the_p0f_binary(database: P0fDatabase, matcher: P0fMat
     wrpcap(str(pcap), cap.frames)
 
     reference = run_p0f(pcap, tmp_path / "p0f.log")
-    ours = {(o.mod, o.client, o.server): o for o in fingerprint_pcap(pcap, matcher)}
+    ours = fingerprint_like_dynapot(pcap, database)
 
-    assert set(ours) == set(reference), {
-        "only p0f": sorted(set(reference) - set(ours))[:5],
-        "only dynapot": sorted(set(ours) - set(reference))[:5],
-    }
+    # Passive discovery reads IPv4 only, and refuses what the kernel would (hand-built packets
+    # with no IP header checksum, fragments); p0f's flow logic reports a few packets fewer than
+    # it (not a retransmitted SYN, nor a SYN+ACK of a flow it did not see open or already ended).
+    reference = {key: ref for key, ref in reference.items() if ":" not in key[1][0]}
+    refused = refused_flows(cap.frames)
+    assert 0 < len(refused) < 20
+    missing = {key for key in reference if key not in ours}
+    assert {key[1:] for key in missing} <= refused, sorted(missing)[:5]
+    reference = {key: ref for key, ref in reference.items() if key not in missing}
     mismatches = []
     kinds: dict[str, int] = {}
     for key, ref in reference.items():
-        obs = ours[key]
+        obs = ours[key][0]  # the first time: the one p0f reports
         m = obs.match
         label = m.display if m is not None else "???"
         kind = m.kind if m is not None else "none"
@@ -686,113 +762,6 @@ def test_unreadable_database(tmp_path: Path) -> None:
 
 
 # ---------------------------------------------------------------------------------------
-# p0f v2 and the paper's SYN
-# ---------------------------------------------------------------------------------------
-
-# A p0f 2 style file. The first Windows 2000 line is written for the paper's example (it is
-# not in p0f 2's own database); the others are in p0f 2's format, several taken from it.
-V2_FIXTURE = """\
-# wwww:ttt:D:ss:OOO...:QQ:OS:Details
-512:64:0:44:M*:.:Linux:2.0.3x (1)
-S4:64:1:60:M*,S,T,N,W7:.:Linux:2.6 (newer, 3)
-65535:128:1:48:M*,N,N,S:.:Windows:2000 SP4, XP SP1+
-S44:128:1:48:M*,N,N,S:.:Windows:XP SP1+, 2000 SP3
-512:128:0:44:M*:.:Windows:2000 SP4 (no DF, small window)
-S12:64:1:44:M1460:.:@Checkpoint:(unknown 1)
-1024:64:0:40:.:.:-*NMAP:syn scan (1)
-*:128:1:48:M*,N,N,S:U:-Windows:XP/2000 while downloading (leak!)
-"""
-
-
-@pytest.fixture
-def v2_db(tmp_path: Path) -> P0fV2Database:
-    path = tmp_path / "p0f2.fp"
-    path.write_text(V2_FIXTURE)
-    return P0fV2Database.load(path)
-
-
-def test_paper_example_is_windows_2000(v2_db: P0fV2Database) -> None:
-    paper = PaperSyn.parse("512:124:1460:0:118:0:0:44")
-    assert (
-        paper.window,
-        paper.ttl,
-        paper.mss,
-        paper.df,
-        paper.wscale,
-        paper.sackok,
-        paper.nop,
-        paper.size,
-    ) == (
-        512,
-        124,
-        1460,
-        0,
-        118,
-        0,
-        0,
-        44,
-    )
-    pkt = paper.to_packet()
-    assert str(pkt) == "512:124:0:44:M1460:."
-    m = P0fV2Matcher(v2_db).match(pkt)
-    assert m is not None
-    assert (m.signature.genre, m.signature.details, m.distance) == (
-        "Windows",
-        "2000 SP4 (no DF, small window)",
-        4,
-    )
-    # The same SYN on the wire, observed from its bytes, matches the same line.
-    wire = IP(ttl=124, id=77) / TCP(flags="S", seq=3, window=512, options=[("MSS", 1460)])
-    assert V2Packet.from_ip_tcp(bytes(wire)) == pkt
-    assert str(PaperSyn.parse(str(paper))) == "512:124:1460:0:118:0:0:44"
-
-
-def test_v2_matching_rules(v2_db: P0fV2Database) -> None:
-    matcher = P0fV2Matcher(v2_db)
-    linux = IP(ttl=60, flags="DF", id=1) / TCP(
-        flags="S",
-        seq=3,
-        window=5840,
-        options=[("MSS", 1460), ("SAckOK", b""), ("Timestamp", (5, 0)), ("NOP", None), ("WScale", 7)],
-    )
-    m = matcher.match(V2Packet.from_ip_tcp(bytes(linux)))
-    assert m is not None and m.label == "Linux:2.6 (newer, 3)"
-    low = PaperSyn.parse("512:30:1460:0:0:0:0:44").to_packet()
-    m = matcher.match(low)
-    assert m is not None and m.label == "Linux:2.0.3x (1)" and m.distance == 34
-    assert matcher.match(PaperSyn.parse("512:20:1460:0:0:0:0:44").to_packet()) is None  # 44 hops: too far
-    assert matcher.match(V2Packet(512, 140, False, 44, ())) is None  # TTL above every initial TTL
-    generic = matcher.match(
-        V2Packet(17520, 60, True, 44, PaperSyn.parse("0:0:1460:0:0:0:0:44").to_packet().options)
-    )
-    assert generic is not None and generic.signature.generic and generic.signature.genre == "Checkpoint"
-    leak = IP(ttl=128, flags="DF", id=1) / TCP(
-        flags="S",
-        seq=3,
-        window=4000,
-        urgptr=9,
-        options=[("MSS", 1460), ("NOP", None), ("NOP", None), ("SAckOK", b"")],
-    )
-    m = matcher.match(V2Packet.from_ip_tcp(bytes(leak)))
-    assert m is not None and m.signature.userland and "leak" in m.signature.details
-    for sig in v2_db.signatures:
-        assert str(sig) == next(
-            line
-            for line in V2_FIXTURE.splitlines()
-            if line.endswith(sig.details) and line.startswith(str(sig)[:4])
-        )
-
-
-def test_v2_errors(tmp_path: Path) -> None:
-    path = tmp_path / "bad2.fp"
-    path.write_text("# ok\n512:64:0:44:M*:.:Linux:2.0\n512:64:2:44:M*:.:Linux:2.0\n")
-    with pytest.raises(P0fV2Error, match=r"bad2\.fp:line 3: DF"):
-        P0fV2Database.load(path)
-    with pytest.raises(P0fV2Error):
-        PaperSyn.parse("512:124:1460")
-
-
-# ---------------------------------------------------------------------------------------
 # pcap reader
 # ---------------------------------------------------------------------------------------
 
@@ -880,7 +849,7 @@ def test_unknown_link_type_and_garbage(tmp_path: Path) -> None:
     assert len(list(reader)) == 1 and reader.error is not None and "corrupt" in reader.error
 
 
-def test_fingerprint_pcap_survives_truncation(matcher: P0fMatcher, tmp_path: Path) -> None:
+def test_a_damaged_capture_tail_ends_the_feed(matcher: P0fMatcher, tmp_path: Path) -> None:
     frames = [
         bytes(
             Ether()
@@ -897,5 +866,10 @@ def test_fingerprint_pcap_survives_truncation(matcher: P0fMatcher, tmp_path: Pat
     write_pcap(path, frames)
     data = path.read_bytes()
     path.write_bytes(data[:-5])
-    obs = list(fingerprint_pcap(path, matcher))
-    assert [o.match.display if o.match else None for o in obs] == ["Linux 3.11 and newer"]
+    observer = PassiveObserver(matcher)
+    with PcapReader(path) as reader:
+        observer.feed_capture(reader)
+        assert reader.count == 1 and reader.error is not None
+    assert [(h.ip, h.os.name if h.os else None) for h in observer.hosts()] == [
+        ("10.0.0.1", "Linux 3.11 and newer")
+    ]

@@ -16,10 +16,11 @@ import click
 import pytest
 from click.testing import CliRunner
 
+from dynapot.cli.common import parse_when
+from dynapot.cli.reports import register
 from dynapot.db.models import Alert, HoneypotEvent, Host, OperatingSystem, Port
 from dynapot.report import build_report, render
 from dynapot.report.queries import bucket_size
-from dynapot.report_cli import parse_when, register
 
 NOW = datetime(2027, 3, 1, 12, 0, tzinfo=UTC)
 SINCE = NOW - timedelta(hours=1)
@@ -361,10 +362,8 @@ def test_deleting_a_finding_keeps_its_alerts(report_db):
 
 @pytest.fixture
 def cli(db_url):
-    from dynapot.cli import command_options
-
     group = click.Group()
-    register(group, command_options)
+    register(group)
     runner = CliRunner()
 
     def invoke(*args):

@@ -1,8 +1,9 @@
 """Passive OS fingerprinting with p0f v3 signatures, agreeing with the p0f 3.09b binary.
 
-Two users: the sensor, which guesses each attacker's OS from its SYN on the hot path
-(`P0fMatcher.match_segment`, `match_syn`: a few microseconds, no scapy), and offline
-discovery (`fingerprint_pcap`, behind `dynapot fingerprint --pcap FILE`).
+Two users, both through `P0fMatcher.match_segment` (a few microseconds, no scapy): the
+sensor, which guesses each attacker's OS from its SYN on the hot path, and passive
+discovery (`discovery.passive`, behind `dynapot fingerprint --pcap FILE` and `dynapot
+watch`), which fingerprints SYNs and SYN+ACKs.
 
 What is reproduced from p0f 3.09b (fp_tcp.c, process.c, readfp.c), on purpose exactly:
 
@@ -25,9 +26,7 @@ What is reproduced from p0f 3.09b (fp_tcp.c, process.c, readfp.c), on purpose ex
 
 from __future__ import annotations
 
-import ipaddress
 import sys
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import IntEnum, IntFlag
 from pathlib import Path
@@ -45,14 +44,12 @@ __all__ = [
     "P0fLabel",
     "P0fMatch",
     "P0fMatcher",
-    "PcapObservation",
     "Quirk",
     "TcpFeatures",
     "TcpSignature",
     "TcpSignatureRecord",
     "WinType",
     "extract_features",
-    "fingerprint_pcap",
     "guess_distance",
 ]
 
@@ -1187,169 +1184,3 @@ def _result(ref: _Compiled, kind: Literal["exact", "fuzzy", "generic"], dist: in
     return P0fMatch(
         label.text, label.os_class, label.name, label.flavor, kind, dist, ref.record.line, ref.bad_ttl
     )
-
-
-# ----------------------------------------------------------------------------------------
-# Offline: a pcap through p0f's flow logic
-# ----------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class PcapObservation:
-    """One SYN or SYN+ACK that p0f would report, with dynapot's verdict."""
-
-    index: int  # record number in the capture
-    ts: float
-    mod: str  # "syn", "syn+ack", "sendsyn probe", "sendsyn response" (p0f's mod=)
-    client: tuple[str, int]
-    server: tuple[str, int]
-    match: P0fMatch | None
-    distance: int  # the match's distance, else p0f's guess
-    raw_signature: str
-
-
-class _Flow:
-    __slots__ = ("acked", "created", "next_cli_seq", "sendsyn", "syn_mss")
-
-    def __init__(self, created: int, seq: int) -> None:
-        self.created = created
-        self.next_cli_seq = (seq + 1) & 0xFFFFFFFF
-        self.syn_mss = 0
-        self.acked = False
-        self.sendsyn = False
-
-
-_CONN_MAX_AGE = 30  # p0f defaults (-t and -m)
-_MAX_CONN = 1000
-_EXPIRE_INTERVAL = 50
-
-
-def _addr(data: memoryview, ver: int) -> tuple[str, str]:
-    if ver == 4:
-        return str(ipaddress.IPv4Address(bytes(data[12:16]))), str(ipaddress.IPv4Address(bytes(data[16:20])))
-    return str(ipaddress.IPv6Address(bytes(data[8:24]))), str(ipaddress.IPv6Address(bytes(data[24:40])))
-
-
-def fingerprint_pcap(path: str | Path, matcher: P0fMatcher) -> Iterator[PcapObservation]:
-    """Run a capture through p0f's connection logic and yield what p0f would fingerprint.
-
-    Like process.c: a SYN opens a flow (a duplicate SYN is ignored); a SYN+ACK is only
-    fingerprinted as the first answer in a known flow, with the SYN's MSS at hand; a
-    userland-tool match ends the flow; RST or FIN ends it; flows expire after 30 s and
-    the oldest are dropped past 1,000. Raises `PcapError` for unreadable files; a damaged
-    tail just ends the iteration (the reader's `error` says why).
-    """
-    from dynapot.discovery.pcap import PcapReader
-
-    flows: dict[tuple[bytes, int, bytes, int], _Flow] = {}
-    ack_bug = matcher.p0f_ack_bug
-    seen = 0
-    last_expiry = -1
-    with PcapReader(path) as reader:
-        for pkt, ip in reader.ip_packets():
-            ver = ip[0] >> 4
-            if len(ip) < _MIN_TCP4:
-                continue
-            if ver == 4:
-                ihl = (ip[0] & 0x0F) * 4
-                if ip[9] != 6:
-                    continue
-                src, dst = bytes(ip[12:16]), bytes(ip[16:20])
-            elif ver == 6:
-                ihl = 40
-                if len(ip) < _MIN_TCP6 or ip[6] != 6:
-                    continue
-                src, dst = bytes(ip[8:24]), bytes(ip[24:40])
-            else:
-                continue
-            if len(ip) < ihl + 20:
-                continue
-            seen += 1
-            now = pkt.ts_ns // 1_000_000_000
-            if seen % _EXPIRE_INTERVAL == 0 and now != last_expiry:
-                last_expiry = now
-                for key in [k for k, fl in flows.items() if now - fl.created > _CONN_MAX_AGE]:
-                    del flows[key]
-            sport = ip[ihl] << 8 | ip[ihl + 1]
-            dport = ip[ihl + 2] << 8 | ip[ihl + 3]
-            flags = ip[ihl + 13]
-            tcp_type = flags & (_TCP_SYN | _TCP_ACK | _TCP_FIN | _TCP_RST)
-            fwd = (src, sport, dst, dport)
-            rev = (dst, dport, src, sport)
-            if tcp_type == _TCP_SYN:
-                f = _extract(ip, _TCP_SYN, ack_bug)
-                if f is None:
-                    continue
-                seq = int.from_bytes(ip[ihl + 4 : ihl + 8], "big")
-                flow = flows.get(fwd)
-                if flow is not None and (flow.next_cli_seq - 1) & 0xFFFFFFFF == seq:
-                    continue  # a retransmitted SYN
-                flows.pop(fwd, None)
-                flows.pop(rev, None)
-                if len(flows) > _MAX_CONN:
-                    for key in list(flows)[: 1 + len(flows) * 10 // 100]:
-                        del flows[key]
-                flow = flows[fwd] = _Flow(now, seq)
-                flow.sendsyn = f[4] == SPECIAL_WIN and f[3] == SPECIAL_MSS
-                match = matcher._find(True, f, 0)
-                flow.syn_mss = f[3]
-                if match is not None and match.is_userland and not flow.sendsyn:
-                    del flows[fwd]
-                mod = "sendsyn probe" if flow.sendsyn else "syn"
-                yield _observation(pkt.index, pkt.ts, mod, ip, ver, sport, dport, True, f, match, 0)
-            elif tcp_type == _SYN_ACK:
-                flow = flows.get(rev)
-                if flow is None:
-                    continue  # a stray SYN+ACK, or one from the client side
-                f = _extract(ip, _SYN_ACK, ack_bug)
-                if f is None:
-                    continue
-                if flow.sendsyn:
-                    match = matcher._find(False, f, flow.syn_mss)
-                    del flows[rev]
-                    yield _observation(
-                        pkt.index,
-                        pkt.ts,
-                        "sendsyn response",
-                        ip,
-                        ver,
-                        sport,
-                        dport,
-                        False,
-                        f,
-                        match,
-                        flow.syn_mss,
-                    )
-                    continue
-                if flow.acked:
-                    continue
-                flow.acked = True
-                match = matcher._find(False, f, flow.syn_mss)
-                if match is not None and match.is_userland:
-                    del flows[rev]
-                yield _observation(
-                    pkt.index, pkt.ts, "syn+ack", ip, ver, sport, dport, False, f, match, flow.syn_mss
-                )
-            elif tcp_type & (_TCP_RST | _TCP_FIN):
-                flows.pop(fwd, None)
-                flows.pop(rev, None)
-
-
-def _observation(
-    index: int,
-    ts: float,
-    mod: str,
-    ip: memoryview,
-    ver: int,
-    sport: int,
-    dport: int,
-    to_srv: bool,
-    f: _Feat,
-    match: P0fMatch | None,
-    syn_mss: int,
-) -> PcapObservation:
-    src, dst = _addr(ip, ver)
-    client, server = ((src, sport), (dst, dport)) if to_srv else ((dst, dport), (src, sport))
-    features = TcpFeatures(*f, synack=not to_srv)
-    distance = match.distance if match is not None else guess_distance(f[1])
-    return PcapObservation(index, ts, mod, client, server, match, distance, features.raw_signature(syn_mss))

@@ -1,9 +1,10 @@
 """Passive discovery: learn hosts, operating systems, services and names from frames on the wire.
 
 `PassiveObserver` is sans-IO: `feed(frame, ts)` takes one Ethernet frame (or `feed_ip` an
-IP datagram from a link type without Ethernet), and `observations(now)` drains what changed
-since the last call as `Observation`s for `inventory.record_observations`. Nothing here
-opens a socket or a file; `dynapot watch` and `dynapot fingerprint` do the IO.
+IP datagram from a link type without Ethernet; `feed_capture` every packet a pcap reader
+gives), and `observations(now)` drains what changed since the last call as `Observation`s
+for `inventory.record_observations`. Nothing here opens a socket or a file; `dynapot watch`
+and `dynapot fingerprint` do the IO.
 
 What is learned, and under which tool name:
 
@@ -39,6 +40,7 @@ from datetime import UTC, datetime
 
 from dynapot.discovery.observation import Observation, OsGuess, PortObservation
 from dynapot.discovery.p0f import P0fMatch, P0fMatcher, guess_distance
+from dynapot.discovery.pcap import LINKTYPE_ETHERNET, PcapReader
 from dynapot.netstack.packets import Malformed, parse_arp, parse_ethernet, parse_ipv4, parse_tcp, parse_udp
 from dynapot.netstack.types import ETH_P_ARP, ETH_P_IP, IPPROTO_TCP, IPPROTO_UDP, IPv4, TcpSegment
 
@@ -47,6 +49,7 @@ __all__ = [
     "HostSummary",
     "PassiveObserver",
     "os_guess_from_match",
+    "p0f_os_guess",
     "parse_banner",
 ]
 
@@ -91,17 +94,22 @@ _BANNER_MAX = 2048  # server bytes kept per flow while waiting for a complete ba
 _FLOW_TIMEOUT = 30.0  # seconds a flow may wait for its SYN+ACK or its banner (p0f's -t)
 
 
+def p0f_os_guess(name: str, flavor: str, kind: str) -> OsGuess:
+    """The inventory's OsGuess for a p0f verdict: the label's OS name and flavor, the match kind."""
+    return OsGuess(
+        name=f"{name} {flavor}" if flavor else name,  # as p0f prints it after os=
+        accuracy=MATCH_ACCURACY[kind],
+        vendor=_VENDORS.get(name),
+        family=name or None,  # "s:win:Windows:7 or 8" -> family "Windows"
+        generation=flavor or None,  # ... generation "7 or 8"
+    )
+
+
 def os_guess_from_match(match: P0fMatch | None) -> OsGuess | None:
     """The inventory's OsGuess for a p0f match; None for no match or a userland tool."""
     if match is None or match.is_userland:
         return None
-    return OsGuess(
-        name=match.display,
-        accuracy=MATCH_ACCURACY[match.kind],
-        vendor=_VENDORS.get(match.name),
-        family=match.name or None,  # "s:win:Windows:7 or 8" -> family "Windows"
-        generation=match.flavor or None,  # ... generation "7 or 8"
-    )
+    return p0f_os_guess(match.name, match.flavor, match.kind)
 
 
 # --------------------------------------------------------------------------- banners
@@ -380,6 +388,20 @@ class PassiveObserver:
                 self._ip(datagram, ts, checksums_ok, None)
         except Exception as exc:
             self.malformed[f"internal: {type(exc).__name__}"] += 1
+
+    def feed_capture(self, reader: PcapReader) -> None:
+        """Every packet of a capture file (`dynapot fingerprint --pcap`), in file order.
+
+        Captures are often taken on a sending host, before checksum offload fills the
+        checksums in: like p0f, TCP/UDP checksums are not verified here. A damaged tail ends
+        the feed; `reader.error` says why.
+        """
+        if reader.linktype == LINKTYPE_ETHERNET:
+            for pkt in reader:
+                self.feed(bytes(pkt.data), pkt.ts, checksums_ok=False)
+        else:
+            for pkt, ip in reader.ip_packets():
+                self.feed_ip(bytes(ip), pkt.ts, checksums_ok=False)
 
     def _bad(self, why: Malformed | str) -> None:
         self.malformed[str(why)] += 1

@@ -1,16 +1,27 @@
-"""``dynapot lab``: bring the lab network up, list it, tear it down."""
+"""`dynapot lab up/list/down` (the throwaway test network) and `dynapot demo` (the whole loop on it)."""
 
 from __future__ import annotations
 
 import json
+import os
+import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
-from dynapot.lab.network import LabError, lab_down, lab_down_all, lab_up, list_labs
+from dynapot.cli.common import Context, command_options
+
+__all__ = ["lab", "register"]
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+def register(main: click.Group) -> None:
+    """Add the `lab` group and `demo` to the `dynapot` group."""
+    main.add_command(lab)
+    main.add_command(demo_command)
 
 
 def _db_option(func: F) -> F:
@@ -31,6 +42,8 @@ def lab() -> None:
 @_db_option
 def up(run_id: str | None, as_json: bool, db: str | None) -> None:
     """Build the default lab; it stays up until `dynapot lab down RUN_ID`."""
+    from dynapot.lab.network import LabError, lab_up
+
     try:
         built = lab_up(run_id=run_id)
     except LabError as exc:
@@ -48,6 +61,8 @@ def up(run_id: str | None, as_json: bool, db: str | None) -> None:
 @_db_option
 def down(run_id: str | None, down_all: bool, db: str | None) -> None:
     """Tear down lab RUN_ID, or all labs with --all."""
+    from dynapot.lab.network import LabError, lab_down, lab_down_all
+
     if bool(run_id) == down_all:
         raise click.UsageError("give either RUN_ID or --all")
     try:
@@ -67,6 +82,8 @@ def down(run_id: str | None, down_all: bool, db: str | None) -> None:
 @_db_option
 def list_(as_json: bool, db: str | None) -> None:
     """List labs that have a state file."""
+    from dynapot.lab.network import list_labs
+
     labs = list_labs()
     if as_json:
         click.echo(json.dumps(labs, indent=2))
@@ -81,3 +98,25 @@ def list_(as_json: bool, db: str | None) -> None:
             f"{state['run_id']}  {state.get('status', '?'):<8} {state.get('network', '?'):<16} "
             f"namespaces {present}/{len(state.get('namespaces', []))}  {hosts}"
         )
+
+
+@click.command("demo")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("demo-output"),
+    show_default=True,
+    help="Where the demo writes its database, plan and honeyd.conf.",
+)
+@command_options
+def demo_command(ctx: Context, out_dir: Path) -> None:
+    """Build the lab network, scan it with nmap, plan honeypots, write honeyd.conf, tear down."""
+    from dynapot.demo import run_demo
+
+    run_demo(out_dir, db_url=ctx.settings.database_url if _db_given() else None)
+
+
+def _db_given() -> bool:
+    """Whether the user named a database; else the demo keeps its own in --out."""
+    return "--db" in sys.argv or bool(os.environ.get("DYNAPOT_DB"))

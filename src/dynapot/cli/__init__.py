@@ -1,0 +1,32 @@
+"""The `dynapot` command: every subcommand is a thin layer over the library.
+
+`main` is the click group; each module here registers one group of commands on it
+(`register(main)`): `inventory` (db upgrade, expire, scan, import-nmap, import-p0f, hosts),
+`passive` (fingerprint, watch), `plan` (plan, honeyd-config), `sensor`, `daemon` (run,
+status), `reports` (report, findings) and `lab` (lab up/list/down, demo). What they share
+(the Context, --db and --config, consoles, the user-error mapping, parameter types) is in
+`common`.
+
+Every subcommand accepts `--db URL` (else DYNAPOT_DB, else the settings file) and
+`--config FILE` (else DYNAPOT_CONFIG). Errors the user can fix are printed as one
+clear message with exit status 1; usage errors exit with 2.
+"""
+
+from __future__ import annotations
+
+import click
+
+from dynapot.cli import daemon, inventory, lab, passive, plan, reports, sensor
+from dynapot.cli.common import command_options
+
+__all__ = ["command_options", "main"]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="dynapot")
+def main() -> None:
+    """dynapot: dynamic honeypots that configure themselves from the real network."""
+
+
+for _commands in (inventory, plan, sensor, lab, passive, daemon, reports):
+    _commands.register(main)

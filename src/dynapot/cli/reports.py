@@ -1,0 +1,142 @@
+"""`dynapot report` and `dynapot findings`: reports over the honeypot log, correlation on demand.
+
+Times are a duration back from now ("90m", "24h", "7d") or an ISO 8601 moment
+("2026-11-27T10:00", UTC unless it names its zone): `common.WHEN`.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+from dynapot.cli.common import WHEN, Context, command_options, output_option, print_wide
+
+__all__ = ["register"]
+
+
+def register(main: click.Group) -> None:
+    """Add `report` and `findings` to the `dynapot` group."""
+    main.add_command(report_command)
+    main.add_command(findings_command)
+
+
+def _write(output: Path | None, text: str) -> None:
+    """To standard output, or to `output` through a temporary file: a reader never sees half a report."""
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    tmp = output.with_name(output.name + ".tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(output)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise click.ClickException(f"cannot write {output}: {exc}") from None
+
+
+def _correlation_settings(settings: Any) -> Any:
+    from dynapot.correlate import CorrelationSettings
+
+    # Settings grows a [correlation] section; until it does, the defaults apply.
+    return getattr(settings, "correlation", None) or CorrelationSettings()
+
+
+def _period_options(func: Any) -> Any:
+    """--since and --until, the period both commands look at."""
+    func = click.option(
+        "--until", type=WHEN, help="End (exclusive): duration back or ISO time; default now."
+    )(func)
+    return click.option(
+        "--since", type=WHEN, default="24h", show_default=True, help="Start: duration back or ISO time."
+    )(func)
+
+
+@click.command("report")
+@_period_options
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json", "csv", "html"]),
+    default="text",
+    show_default=True,
+    help="csv: one flat table, a `section` column first.",
+)
+@output_option
+@click.option(
+    "--limit", type=click.IntRange(1, 10_000), default=50, show_default=True, help="Rows per top list."
+)
+@click.option(
+    "--rows",
+    type=click.IntRange(1, 100_000),
+    default=500,
+    show_default=True,
+    help="Latest credentials, commands, findings and alerts shown.",
+)
+@command_options
+def report_command(
+    ctx: Context,
+    since: datetime,
+    until: datetime | None,
+    fmt: str,
+    output: Path | None,
+    limit: int,
+    rows: int,
+) -> None:
+    """Who touched which honeypot, with what, and what it meant, over a period."""
+    from dynapot.report import build_report, render
+
+    data = build_report(ctx.db, since, until, limit=limit, rows=rows)
+    _write(output, render(data, fmt))
+    if output is not None:
+        click.echo(f"wrote the {fmt} report ({data.totals['events']} events) to {output}", err=True)
+
+
+@click.command("findings")
+@_period_options
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per finding and line.")
+@click.option("--no-store", is_flag=True, help="Only show them; do not upsert them into the database.")
+@command_options
+def findings_command(
+    ctx: Context, since: datetime, until: datetime | None, as_json: bool, no_store: bool
+) -> None:
+    """Correlate the stored events (scans, brute force, worms) and store the findings."""
+    from dynapot.correlate import correlate_stored, store_findings
+
+    settings = _correlation_settings(ctx.settings)
+    if until is not None and until <= since:
+        raise click.ClickException("--until must be later than --since")
+    findings = correlate_stored(ctx.db, since, until, settings)
+    if as_json:
+        for finding in findings:
+            click.echo(json.dumps(finding.as_dict(), sort_keys=True))
+    else:
+        _print_findings(findings)
+    if not no_store:
+        counts = store_findings(ctx.db, findings, max_event_ids=settings.max_event_ids)
+        click.echo(f"stored: {counts['added']} findings added, {counts['updated']} updated", err=True)
+
+
+def _print_findings(findings: list[Any]) -> None:
+    """One table row per finding; every cell cleaned of terminal control characters."""
+    from rich.table import Table
+    from rich.text import Text
+
+    from dynapot.report.render_text import clean
+
+    table = Table("risk", "kind", "first seen", "last seen", "events", "summary", "key")
+    for f in findings:
+        cells = [
+            f.risk,
+            f.kind,
+            f.first_seen.isoformat(timespec="seconds"),
+            f.last_seen.isoformat(timespec="seconds"),
+            str(f.event_count),
+            f.summary,
+            f.key,
+        ]
+        table.add_row(*(Text(clean(cell)) for cell in cells))
+    print_wide(table)
