@@ -18,7 +18,7 @@ from loopback import ServiceServer, needs
 from dynapot.services import ftp as ftp_service
 from dynapot.services.contract import ConnectionInfo
 from dynapot.services.dataports import KernelDataPorts
-from dynapot.services.ftp import FileTree, FtpConfig, FtpSession, OpenPassive, make_ftp_handler
+from dynapot.services.ftp import FileTree, FtpConfig, FtpSession, OpenPassive, make_handler
 from dynapot.services.identity import host_name
 
 pytestmark = pytest.mark.timeout(30)
@@ -43,7 +43,7 @@ class Server(ServiceServer):
             ports = KernelDataPorts("127.0.0.1") if data_ports else None
             return ConnectionInfo("tcp", peer[0], peer[1], dst, 21, personality, "t", product, version, ports)
 
-        super().__init__(make_ftp_handler(config), connection)
+        super().__init__(make_handler(config), connection)
 
     def client(self) -> ftplib.FTP:
         client = ftplib.FTP()

@@ -34,7 +34,6 @@ from dynapot.services.snmp import (
     make_agent,
     read_items,
     read_tlv,
-    register_udp,
     respond,
     tlv,
 )
@@ -420,6 +419,6 @@ def test_nmap_v3_probe_gets_a_net_snmp_report():
 
 
 def test_registered_as_udp_service():
-    registry: dict = {}
-    register_udp(registry)
-    assert registry["snmp"](request(GET, [SYS_NAME]), info(), lambda *r: None) is not None
+    from dynapot.services import UDP_REGISTRY
+
+    assert UDP_REGISTRY["snmp"](request(GET, [SYS_NAME]), info(), lambda *r: None) is not None

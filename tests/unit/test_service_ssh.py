@@ -17,7 +17,7 @@ from dynapot.services import ssh as ssh_service
 from dynapot.services.contract import ConnectionInfo
 from dynapot.services.identity import host_name
 from dynapot.services.shell import FakeShell
-from dynapot.services.ssh import DEFAULT_VERSION, SSHConfig, make_ssh_handler
+from dynapot.services.ssh import DEFAULT_VERSION, SSHConfig, make_handler
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -30,7 +30,7 @@ NAME = host_name(ConnectionInfo("tcp", "198.18.0.3", 40000, "198.18.0.5", 22, No
 
 @contextlib.asynccontextmanager
 async def serve(config: SSHConfig, dst: str = "198.18.0.5") -> AsyncIterator[tuple[int, list]]:
-    handler = make_ssh_handler(config)
+    handler = make_handler(config)
     reports: list[tuple[str, str | None, dict | None]] = []
     tasks: set[asyncio.Task] = set()
 
@@ -191,10 +191,10 @@ def test_host_key_per_address_and_persistent(tmp_path: Path) -> None:
         assert stat.S_IMODE(p.stat().st_mode) == 0o600
 
 
-def test_register(tmp_path: Path) -> None:
-    registry: dict = {}
-    ssh_service.register(registry, SSHConfig(key_dir=tmp_path))
-    assert callable(registry["ssh"])
+def test_described_as_a_tcp_service() -> None:
+    (service,) = ssh_service.SERVICES
+    assert service.names == ("ssh",) and service.transport == "tcp" and callable(service.handler)
+    assert service.preload is ssh_service.preload  # asyncssh loads its algorithms lazily
 
 
 def test_fake_shell() -> None:

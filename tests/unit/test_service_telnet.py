@@ -32,7 +32,7 @@ from dynapot.services.telnet import (
     TelnetOptions,
     TelnetSession,
     flavour_for,
-    make_telnet_handler,
+    make_handler,
 )
 
 with warnings.catch_warnings():
@@ -53,7 +53,7 @@ def info(personality: str | None = "Linux 5.4", dst: str = "198.18.0.20", produc
 def telnet_server(config: TelnetConfig = FAST, personality: str | None = "Linux 5.4") -> ServiceServer:
     """The telnet handler on a loopback port; each connection's info names its real client."""
     return ServiceServer(
-        make_telnet_handler(config),
+        make_handler(config),
         lambda peer: ConnectionInfo("tcp", peer[0], peer[1], "198.18.0.20", 23, personality, "t"),
     )
 

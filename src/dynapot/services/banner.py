@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from dynapot.services.contract import ConnectionInfo, Report
+from dynapot.services.contract import ConnectionInfo, Report, Service
 from dynapot.services.identity import host_name
 from dynapot.services.recorder import record
 
@@ -82,5 +82,4 @@ async def serve_banner(
     await record(reader, writer, info, report)
 
 
-def register(registry: dict) -> None:
-    registry["banner"] = serve_banner
+SERVICES = (Service(("banner",), "tcp", serve_banner),)

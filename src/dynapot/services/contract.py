@@ -1,11 +1,13 @@
-"""The service contract: what an emulated service receives, and how it reports.
+"""The service contract: what an emulated service receives, how it reports, how it is described.
 
 A TCP service is an async function `Handler` `(reader, writer, info, report)`: an asyncio
 stream pair (the sensor's userland TCP or, in tests, a kernel socket), the `ConnectionInfo`
 of its connection, and `report`, where everything the attacker does goes as
 `(kind, detail, data)`. A UDP service is sans-IO (`DatagramService`): one datagram in, at
 most one out. Services know nothing of packets or of the sensor; the sensor knows them only
-through this module.
+through this module. Each service module describes itself with one `Service` (its names,
+its transport, its function, what it loads before root is dropped); `dynapot.services`
+builds the registries from those descriptions.
 
 Attacker strings are hostile: `clip` bounds one field, `excerpt` makes bytes printable and
 bounded, and `guarded` keeps a failing report sink from ending the attacker's session.
@@ -19,7 +21,7 @@ import encodings.unicode_escape
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from dynapot.services.identity import HostIdentity, identity_for
 
@@ -87,6 +89,25 @@ Report = Callable[[str, str | None, dict[str, Any] | None], None]
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter, ConnectionInfo, Report], Awaitable[None]]
 # A UDP service is sans-IO: one datagram in, at most one datagram out (None: stay silent).
 DatagramService = Callable[[bytes, ConnectionInfo, Report], bytes | None]
+
+
+@dataclass(frozen=True, slots=True)
+class Service:
+    """One emulated service as the sensor knows it.
+
+    `names` are what honeyd configurations call it (`add T tcp port 445 "smb"`); `handler` is a
+    `Handler` for "tcp" and a `DatagramService` for "udp"; `preload`, when given, loads what the
+    service would otherwise import lazily, while the sensor can still read the whole library.
+    """
+
+    names: tuple[str, ...]
+    transport: Literal["tcp", "udp"]
+    handler: Handler | DatagramService
+    preload: Callable[[], None] | None = None
+
+    def __post_init__(self) -> None:
+        if not self.names or self.transport not in ("tcp", "udp"):
+            raise ValueError(f"a service needs names and a transport (tcp or udp): {self!r}")
 
 
 def excerpt(data: bytes) -> str:

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dynapot.services.contract import ConnectionInfo, Handler, PassiveListener, Report
+from dynapot.services.contract import ConnectionInfo, Handler, PassiveListener, Report, Service
 from dynapot.services.identity import host_name
 from dynapot.services.ssh import WEAK_PAIRS, AcceptPolicy
 
@@ -1307,7 +1307,7 @@ class _Connection:
         )
 
 
-def make_ftp_handler(config: FtpConfig | None = None) -> Handler:
+def make_handler(config: FtpConfig | None = None) -> Handler:
     """A service handler `(reader, writer, info, report)` serving FTP with `config`."""
     config = config or FtpConfig()
     uploads = _Uploads(config.upload_dir)
@@ -1331,16 +1331,14 @@ def make_ftp_handler(config: FtpConfig | None = None) -> Handler:
     return serve_ftp
 
 
-serve_ftp = make_ftp_handler()
-
-
-def register(registry: dict[str, Handler], config: FtpConfig | None = None) -> None:
-    registry["ftp"] = make_ftp_handler(config) if config else serve_ftp
+serve_ftp = make_handler()
+SERVICES = (Service(("ftp",), "tcp", serve_ftp),)
 
 
 __all__ = [
     "DEFAULT_UPLOAD_DIR",
     "FTP_PAIRS",
+    "SERVICES",
     "FileTree",
     "FtpConfig",
     "FtpSession",
@@ -1349,7 +1347,6 @@ __all__ = [
     "Reply",
     "SendData",
     "flavour_for",
-    "make_ftp_handler",
-    "register",
+    "make_handler",
     "serve_ftp",
 ]

@@ -16,7 +16,7 @@ from urllib.parse import parse_qs
 
 import h11
 
-from dynapot.services.contract import ConnectionInfo, Report
+from dynapot.services.contract import ConnectionInfo, Report, Service
 from dynapot.services.identity import host_name
 
 MAX_REQUEST = 16 * 1024  # bytes of request line, headers and body kept
@@ -169,5 +169,4 @@ async def _exchange(
             break
 
 
-def register(registry: dict) -> None:
-    registry["http"] = serve_http
+SERVICES = (Service(("http",), "tcp", serve_http),)

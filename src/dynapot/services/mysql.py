@@ -25,7 +25,7 @@ import itertools
 import secrets
 from dataclasses import dataclass, field
 
-from dynapot.services.contract import ConnectionInfo, Report, excerpt
+from dynapot.services.contract import ConnectionInfo, Report, Service, excerpt
 
 CONNECT_TIMEOUT = 10.0  # MySQL's connect_timeout: the whole handshake must arrive within it
 MAX_PACKET = 64 * 1024  # a handshake response with every connection attribute fits easily
@@ -347,5 +347,4 @@ async def _handshake(
     await writer.drain()
 
 
-def register(registry: dict) -> None:
-    registry["mysql"] = serve_mysql
+SERVICES = (Service(("mysql",), "tcp", serve_mysql),)

@@ -19,7 +19,7 @@ import struct
 from typing import Any
 
 from dynapot.services import smb_messages as m
-from dynapot.services.contract import ConnectionInfo, Report, excerpt
+from dynapot.services.contract import ConnectionInfo, Report, Service, excerpt
 
 NB = 0x0020
 NBSTAT = 0x0021
@@ -117,6 +117,4 @@ def _answer(datagram: bytes, info: ConnectionInfo, report: Report) -> bytes | No
     return None
 
 
-def register_udp(registry: dict) -> None:
-    registry["netbios-ns"] = serve_netbios_ns
-    registry["nbns"] = serve_netbios_ns
+SERVICES = (Service(("netbios-ns", "nbns"), "udp", serve_netbios_ns),)

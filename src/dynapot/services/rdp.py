@@ -43,7 +43,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from dynapot.services import smb_messages as m
-from dynapot.services.contract import ConnectionInfo, Report, excerpt
+from dynapot.services.contract import ConnectionInfo, Report, Service, excerpt
 
 log = logging.getLogger(__name__)
 
@@ -512,14 +512,12 @@ async def serve_rdp(
         writer.close()
 
 
-def register(registry: dict) -> None:
-    registry["rdp"] = serve_rdp
-    registry["ms-wbt-server"] = serve_rdp
-
-
 def preload() -> None:
     """What an RDP session loads on first use, loaded while the sensor may still read everything."""
     import concurrent.futures.thread  # noqa: F401 - asyncio.to_thread's pool
 
     tempfile.gettempdir()
     ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)  # reads the OpenSSL configuration
+
+
+SERVICES = (Service(("rdp", "ms-wbt-server"), "tcp", serve_rdp, preload),)

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dynapot.services import smb_messages as m
-from dynapot.services.contract import ConnectionInfo, Handler, Report, excerpt
+from dynapot.services.contract import ConnectionInfo, Handler, Report, Service, excerpt
 
 log = logging.getLogger(__name__)
 
@@ -437,7 +437,9 @@ serve_netbios_ssn = _make(True)
 serve_microsoft_ds = _make(False)
 
 
-def register(registry: dict) -> None:
-    registry["smb"] = serve_smb
-    registry["netbios-ssn"] = serve_netbios_ssn
-    registry["microsoft-ds"] = serve_microsoft_ds
+# "smb" picks the framing by port; the others are honeyd's names for 139 and 445.
+SERVICES = (
+    Service(("smb",), "tcp", serve_smb),
+    Service(("netbios-ssn",), "tcp", serve_netbios_ssn),
+    Service(("microsoft-ds",), "tcp", serve_microsoft_ds),
+)

@@ -27,7 +27,7 @@ import re
 import time
 from dataclasses import dataclass
 
-from dynapot.services.contract import ConnectionInfo, Report, excerpt
+from dynapot.services.contract import ConnectionInfo, Report, Service, excerpt
 from dynapot.services.identity import host_name
 
 MAX_LINE = 2048  # Postfix's line_length_limit
@@ -628,5 +628,4 @@ async def _converse(session: SmtpSession, reader: asyncio.StreamReader, writer: 
     await writer.drain()
 
 
-def register(registry: dict) -> None:
-    registry["smtp"] = serve_smtp
+SERVICES = (Service(("smtp",), "tcp", serve_smtp),)

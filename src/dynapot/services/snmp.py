@@ -30,7 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from dynapot.services.contract import ConnectionInfo, DatagramService, Report, excerpt
+from dynapot.services.contract import ConnectionInfo, DatagramService, Report, Service, excerpt
 from dynapot.services.identity import host_name
 
 log = logging.getLogger(__name__)
@@ -594,7 +594,4 @@ def make_agent(
 
 
 answer = make_agent()
-
-
-def register_udp(registry: dict) -> None:
-    registry["snmp"] = answer
+SERVICES = (Service(("snmp",), "udp", answer),)

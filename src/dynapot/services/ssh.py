@@ -40,7 +40,7 @@ from typing import Any, Literal
 import asyncssh
 
 from dynapot.services.banner import banner_for
-from dynapot.services.contract import ConnectionInfo, Handler, Report
+from dynapot.services.contract import ConnectionInfo, Handler, Report, Service
 from dynapot.services.identity import host_name
 from dynapot.services.shell import FakeShell
 
@@ -334,7 +334,7 @@ def _imitated_version(info: ConnectionInfo) -> str | None:
     return version if version != line and version.isprintable() and len(version) < 200 else None
 
 
-def make_ssh_handler(config: SSHConfig | None = None) -> Handler:
+def make_handler(config: SSHConfig | None = None) -> Handler:
     """A service handler `(reader, writer, info, report)` serving SSH with `config`."""
     config = config or SSHConfig()
     host_keys = HostKeys(config.key_dir)
@@ -409,8 +409,6 @@ def preload() -> None:
             continue
 
 
-def register(registry: dict[str, Handler], config: SSHConfig | None = None) -> None:
-    registry["ssh"] = make_ssh_handler(config)
+SERVICES = (Service(("ssh",), "tcp", make_handler(), preload),)
 
-
-__all__ = ["DEFAULT_VERSION", "WEAK_PAIRS", "SSHConfig", "make_ssh_handler", "register"]
+__all__ = ["DEFAULT_VERSION", "SERVICES", "WEAK_PAIRS", "SSHConfig", "make_handler"]

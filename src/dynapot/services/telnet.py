@@ -3,7 +3,7 @@
 Two sans-IO layers do the work: `TelnetOptions` speaks the telnet protocol (RFC 854/855 option
 negotiation, subnegotiation, IAC escaping; fed bytes, it returns the user's data and the replies
 owed), and `TelnetSession` is the terminal a user sees (echo, line editing, login prompts, the
-shell), fed bytes and returning an `Output`. `serve_telnet` is the thin IO loop around them.
+shell), fed bytes and returning an `Output`. `make_handler` builds the thin IO loop around them.
 
 What an attacker sees per virtual host: the negotiation and login screens of the telnet server
 its OS runs (Linux telnetd with Ubuntu's issue, a Cisco IOS router, Microsoft Telnet Service,
@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from dynapot.services import identity
-from dynapot.services.contract import ConnectionInfo, Handler, Report
+from dynapot.services.contract import ConnectionInfo, Handler, Report, Service
 from dynapot.services.shell import FakeShell
 from dynapot.services.ssh import WEAK_PAIRS, AcceptPolicy
 
@@ -824,7 +824,7 @@ async def _emit(writer: asyncio.StreamWriter, out: Output, report: Report, timeo
         await asyncio.wait_for(writer.drain(), timeout)
 
 
-def make_telnet_handler(config: TelnetConfig | None = None) -> Handler:
+def make_handler(config: TelnetConfig | None = None) -> Handler:
     """A service handler `(reader, writer, info, report)` serving telnet with `config`."""
     config = config or TelnetConfig()
 
@@ -874,14 +874,11 @@ def make_telnet_handler(config: TelnetConfig | None = None) -> Handler:
     return serve_telnet
 
 
-serve_telnet = make_telnet_handler()
-
-
-def register(registry: dict[str, Handler], config: TelnetConfig | None = None) -> None:
-    registry["telnet"] = make_telnet_handler(config) if config else serve_telnet
+SERVICES = (Service(("telnet",), "tcp", make_handler()),)
 
 
 __all__ = [
+    "SERVICES",
     "TELNET_PAIRS",
     "CmdShell",
     "IosShell",
@@ -890,7 +887,5 @@ __all__ = [
     "TelnetOptions",
     "TelnetSession",
     "flavour_for",
-    "make_telnet_handler",
-    "register",
-    "serve_telnet",
+    "make_handler",
 ]
