@@ -15,8 +15,7 @@ from pathlib import Path
 import pytest
 from loopback import ServiceServer, needs
 
-from dynapot.services import ftp as ftp_service
-from dynapot.services.contract import ConnectionInfo
+from dynapot.services.contract import FIELD_LIMIT, ConnectionInfo
 from dynapot.services.dataports import KernelDataPorts
 from dynapot.services.ftp import FileTree, FtpConfig, FtpSession, OpenPassive, make_handler
 from dynapot.services.identity import host_name
@@ -386,7 +385,7 @@ def test_garbage_and_overlong_lines_get_answers(server: Server) -> None:
     bad = server.kinds("bad-request")
     assert {r[1] for r in bad} == {"unprintable command", "command line too long"}
     user = next(r for r in server.kinds("login"))
-    assert len(user[2]["user"]) == ftp_service.FIELD_LIMIT
+    assert len(user[2]["user"]) == FIELD_LIMIT
 
 
 def test_idle_clients_are_dropped(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ its transport, its function, what it loads before root is dropped); `dynapot.ser
 builds the registries from those descriptions.
 
 Attacker strings are hostile: `clip` bounds one field, `excerpt` makes bytes printable and
-bounded, and `guarded` keeps a failing report sink from ending the attacker's session.
+bounded (`printable` both), and `guarded` keeps a failing report sink from ending the attacker's session.
 """
 
 from __future__ import annotations
@@ -118,6 +118,11 @@ def excerpt(data: bytes) -> str:
 def clip(text: str, limit: int = FIELD_LIMIT) -> str:
     """One attacker-chosen field, bounded."""
     return text[:limit]
+
+
+def printable(text: str, limit: int = FIELD_LIMIT) -> str:
+    """One attacker-chosen field, bounded, with everything but printable ASCII escaped."""
+    return excerpt(text[:limit].encode("latin-1", "replace"))
 
 
 def guarded(report: Report, service: str) -> Report:

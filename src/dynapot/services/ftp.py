@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dynapot.services.contract import ConnectionInfo, Handler, PassiveListener, Report, Service
+from dynapot.services.contract import ConnectionInfo, Handler, PassiveListener, Report, Service, clip, guarded
 from dynapot.services.identity import host_name
 from dynapot.services.ssh import WEAK_PAIRS, AcceptPolicy
 
@@ -42,7 +42,6 @@ log = logging.getLogger(__name__)
 DEFAULT_UPLOAD_DIR = Path("/var/lib/dynapot/uploads")
 MAX_UPLOAD = 10 * 1024 * 1024
 MAX_LINE = 4096  # vsftpd's VSFTP_MAX_COMMAND_LINE
-FIELD_LIMIT = 256  # characters of attacker-chosen names and credentials kept in reports and replies
 _CHUNK = 64 * 1024
 
 # Pairs FTP brute-forcers try first, on top of SSH's: accepting them shows us what comes next.
@@ -65,10 +64,6 @@ class FtpConfig:
     lifetime: float = 900.0
     max_line: int = MAX_LINE
     max_commands: int = 2000  # per connection: bounds what one client can make us record
-
-
-def _clip(text: str) -> str:
-    return text[:FIELD_LIMIT]
 
 
 # -- dialects: the wording of each server ---------------------------------------------------------------
@@ -641,12 +636,12 @@ class FtpSession:
         if overlong:
             events.append(("bad-request", "command line too long", {"bytes": len(raw)}))
         elif not line.isprintable():
-            events.append(("bad-request", "unprintable command", {"line": _clip(line)}))
+            events.append(("bad-request", "unprintable command", {"line": clip(line)}))
         self.commands += 1
         if self.commands > self.config.max_commands:
             return Reply(["421 Service not available, closing control connection."], events, close=True)
         if verb != "PASS":
-            events.append(("command", _clip(line), None))
+            events.append(("command", clip(line), None))
         reply = self._dispatch(verb, arg, line)
         reply.events[:0] = events
         return reply
@@ -690,10 +685,10 @@ class FtpSession:
         self._reset_data()
         event: Event = (
             "upload",
-            _clip(name),
+            clip(name),
             {
-                "name": _clip(name),
-                "path": _clip(path),
+                "name": clip(name),
+                "path": clip(path),
                 "size": size,
                 "sha256": sha256,
                 "truncated": truncated,
@@ -734,14 +729,14 @@ class FtpSession:
             return handler(self, arg)
         if verb in ("REIN", "ACCT", "SMNT"):
             return self._reply("not_impl", verb=verb)
-        return self._reply("unknown", verb=_clip(verb), line=_clip(line))
+        return self._reply("unknown", verb=clip(verb), line=clip(line))
 
     def _user(self, arg: str) -> Reply:
         if self.logged_in:
             return self._reply("again_anon" if self.anonymous else "again")
         self.user = arg
         anonymous = arg.lower() in ANONYMOUS and self.config.anonymous
-        return self._reply("user_anon" if anonymous else "user", user=_clip(arg))
+        return self._reply("user_anon" if anonymous else "user", user=clip(arg))
 
     def _pass(self, password: str) -> Reply:
         if self.logged_in:
@@ -754,7 +749,7 @@ class FtpSession:
         accepted = (
             anonymous or policy == "all" or (not isinstance(policy, str) and (user, password) in policy)
         )
-        clipped_user, clipped_pw = _clip(user), _clip(password)
+        clipped_user, clipped_pw = clip(user), clip(password)
         event: Event = (
             "login",
             f"{clipped_user}:{clipped_pw}",
@@ -802,7 +797,7 @@ class FtpSession:
         path = self._files.resolve(self.cwd, arg or "~")
         node = self._files.get(path)
         if node is None or not node.is_dir:
-            return self._reply("cwd_bad", arg=_clip(arg))
+            return self._reply("cwd_bad", arg=clip(arg))
         self.cwd = path
         return self._reply(key)
 
@@ -817,7 +812,7 @@ class FtpSession:
         if kind in ("A", "A N"):
             self.binary = False
             return self._reply("type_a")
-        return self._reply("type_bad", arg=_clip(arg))
+        return self._reply("type_bad", arg=clip(arg))
 
     def _stru(self, arg: str) -> Reply:
         return self._reply("stru" if arg.strip().upper() == "F" else "stru_bad")
@@ -928,9 +923,9 @@ class FtpSession:
         path, node = self._file(arg)
         if node is None or not node.downloadable:
             self._reset_data()
-            return self._reply("retr_bad", arg=_clip(arg))
+            return self._reply("retr_bad", arg=clip(arg))
         mode = "BINARY" if self.binary or self.flavour.dialect == "vsftpd" else "ASCII"
-        opening = self._opening("retr", mode=mode, name=_clip(arg.strip()), size=node.size)
+        opening = self._opening("retr", mode=mode, name=clip(arg.strip()), size=node.size)
         return Reply(action=SendData(self._files.content(path, node), opening))
 
     def _stor(self, arg: str) -> Reply:
@@ -943,47 +938,47 @@ class FtpSession:
         existing = self._files.get(path)
         if not name or parent is None or not parent.is_dir or (existing is not None and existing.is_dir):
             self._reset_data()
-            return self._reply("stor_bad", arg=_clip(name))
+            return self._reply("stor_bad", arg=clip(name))
         mode = "BINARY" if self.binary else "ASCII"
-        return Reply(action=ReceiveData(name, path, self._opening("stor", mode=mode, name=_clip(name))))
+        return Reply(action=ReceiveData(name, path, self._opening("stor", mode=mode, name=clip(name))))
 
     def _size(self, arg: str) -> Reply:
         _, node = self._file(arg)
         if node is None:
-            return self._reply("size_bad", arg=_clip(arg))
+            return self._reply("size_bad", arg=clip(arg))
         return self._reply("size", size=node.size)
 
     def _mdtm(self, arg: str) -> Reply:
         _, node = self._file(arg)
         if node is None:
-            return self._reply("mdtm_bad", arg=_clip(arg))
+            return self._reply("mdtm_bad", arg=clip(arg))
         return self._reply("mdtm", stamp=time.strftime("%Y%m%d%H%M%S", time.gmtime(node.mtime)))
 
     def _mkd(self, arg: str) -> Reply:
         if self.anonymous or not arg.strip():
-            return self._reply("perm" if self.anonymous else "mkd_bad", arg=_clip(arg))
+            return self._reply("perm" if self.anonymous else "mkd_bad", arg=clip(arg))
         path = self._files.resolve(self.cwd, arg.strip())
         parent = self._files.get(posixpath.dirname(path))
         if parent is None or not parent.is_dir or self._files.get(path) is not None:
-            return self._reply("mkd_bad", arg=_clip(arg))
+            return self._reply("mkd_bad", arg=clip(arg))
         if len(parent.entries()) < 1000:
             parent.entries()[posixpath.basename(path)] = Node(
                 True, int(time.time()), 4096, mode="drwxr-xr-x", owner=self._files.user, children={}
             )
-        return self._reply("mkd", path=_clip(path).replace('"', '""'))
+        return self._reply("mkd", path=clip(path).replace('"', '""'))
 
     def _denied(self, arg: str) -> Reply:
         # Deleting and renaming are refused: the honeypot's files stay as every visitor found them.
-        return self._reply("perm", arg=_clip(arg))
+        return self._reply("perm", arg=clip(arg))
 
     def _site(self, arg: str) -> Reply:
-        return self._reply("site_bad", arg=_clip(arg))
+        return self._reply("site_bad", arg=clip(arg))
 
     def _stat(self, arg: str) -> Reply:
         lines = [
             "211-FTP server status:",
             f"     Connected to {self.info.src}",
-            f"     Logged in as {_clip(self.user or ('ftp' if self.anonymous else 'user'))}",
+            f"     Logged in as {clip(self.user or ('ftp' if self.anonymous else 'user'))}",
             f"     TYPE: {'BINARY' if self.binary else 'ASCII'}",
             "     No session bandwidth limit",
             f"     Session timeout in seconds is {int(self.config.idle_timeout)}",
@@ -1051,16 +1046,6 @@ def _same_address(a: str, b: str) -> bool:
 
 
 # -- the IO loop ----------------------------------------------------------------------------------------
-
-
-def _safe(report: Report) -> Report:
-    def call(kind: str, detail: str | None, data: dict[str, Any] | None) -> None:
-        try:
-            report(kind, detail, data)
-        except Exception:
-            log.exception("ftp: report sink failed")
-
-    return call
 
 
 class _Lines:
@@ -1315,7 +1300,7 @@ def make_handler(config: FtpConfig | None = None) -> Handler:
     async def serve_ftp(
         reader: asyncio.StreamReader, writer: asyncio.StreamWriter, info: ConnectionInfo, report: Report
     ) -> None:
-        connection = _Connection(reader, writer, info, _safe(report), config, uploads)
+        connection = _Connection(reader, writer, info, guarded(report, "ftp"), config, uploads)
         try:
             await asyncio.wait_for(connection.run(), config.lifetime)
         except TimeoutError:

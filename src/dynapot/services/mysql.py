@@ -25,11 +25,10 @@ import itertools
 import secrets
 from dataclasses import dataclass, field
 
-from dynapot.services.contract import ConnectionInfo, Report, Service, excerpt
+from dynapot.services.contract import ConnectionInfo, Report, Service, excerpt, printable
 
 CONNECT_TIMEOUT = 10.0  # MySQL's connect_timeout: the whole handshake must arrive within it
 MAX_PACKET = 64 * 1024  # a handshake response with every connection attribute fits easily
-FIELD_LIMIT = 256  # characters of attacker-chosen strings kept in a report
 MAX_ATTRS = 32
 NATIVE = "mysql_native_password"
 
@@ -199,7 +198,7 @@ class _Cursor:
 
 def _text(raw: bytes) -> str:
     """Attacker bytes as a short printable string (no control characters reach the log)."""
-    return excerpt(raw[:FIELD_LIMIT])
+    return printable(raw.decode("latin-1"))
 
 
 @dataclass(slots=True)

@@ -13,13 +13,11 @@ so a `mac` attribute is used when the sensor provides one, zeros otherwise (what
 
 from __future__ import annotations
 
-import contextlib
 import ipaddress
 import struct
-from typing import Any
 
 from dynapot.services import smb_messages as m
-from dynapot.services.contract import ConnectionInfo, Report, Service, excerpt
+from dynapot.services.contract import ConnectionInfo, Report, Service, clip, excerpt, guarded
 
 NB = 0x0020
 NBSTAT = 0x0021
@@ -78,17 +76,12 @@ def name_response(transaction: int, question: bytes, group: bool, address: str) 
 
 
 def serve_netbios_ns(datagram: bytes, info: ConnectionInfo, report: Report) -> bytes | None:
+    report = guarded(report, "netbios-ns")  # a broken sink must not break the emulation
     try:
         return _answer(datagram, info, report)
     except (m.MalformedMessage, struct.error, ValueError) as exc:
-        _safe(report, "bad-request", str(exc)[:200], {"excerpt": excerpt(datagram[:128])})
+        report("bad-request", str(exc)[:200], {"excerpt": excerpt(datagram[:128])})
         return None
-
-
-def _safe(report: Report, kind: str, detail: str | None, data: dict[str, Any] | None) -> None:
-    # A broken sink must not break the emulation.
-    with contextlib.suppress(Exception):
-        report(kind, detail, data)
 
 
 def _answer(datagram: bytes, info: ConnectionInfo, report: Report) -> bytes | None:
@@ -107,12 +100,12 @@ def _answer(datagram: bytes, info: ConnectionInfo, report: Report) -> bytes | No
     if qclass != 1:
         return None
     if qtype == NBSTAT and (name == "*" or name.upper() == identity.computer):
-        _safe(report, "request", "NBSTAT", {"name": m.clip(name)})
+        report("request", "NBSTAT", {"name": clip(name)})
         return node_status(transaction, question, names, _mac_of(info))
     if qtype == NB:
         for owned, owned_suffix, owned_flags in names:
             if name.upper() == owned and suffix == owned_suffix:
-                _safe(report, "request", f"name query {owned}<{suffix:02x}>", None)
+                report("request", f"name query {owned}<{suffix:02x}>", None)
                 return name_response(transaction, question, owned_flags & 0x8000 != 0, info.dst)
     return None
 

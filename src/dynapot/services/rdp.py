@@ -43,7 +43,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from dynapot.services import smb_messages as m
-from dynapot.services.contract import ConnectionInfo, Report, Service, excerpt
+from dynapot.services.contract import ConnectionInfo, Report, Service, clip, excerpt, guarded
 
 log = logging.getLogger(__name__)
 
@@ -88,10 +88,10 @@ def parse_connection_request(packet: bytes) -> ConnectionRequest:
     rest = packet[11 : 5 + length_indicator]
     cookie_user = routing_token = None
     if found := _COOKIE.match(rest):
-        cookie_user = m.clip(found.group(1).decode("latin-1"))
+        cookie_user = clip(found.group(1).decode("latin-1"))
         rest = rest[found.end() :]
     elif found := _TOKEN.match(rest):
-        routing_token = m.clip(found.group(1).decode("latin-1"))
+        routing_token = clip(found.group(1).decode("latin-1"))
         rest = rest[found.end() :]
     requested = None
     if len(rest) >= 8 and rest[0] == 0x01:
@@ -158,7 +158,7 @@ def client_core_data(packet: bytes) -> dict[str, Any] | None:
         return None
     _, _, _, _, _, _, _, keyboard, build = struct.unpack_from("<HHIHHHHII", packet, start)
     name = packet[start + 24 : start + 56].decode("utf-16-le", "replace").split("\0", 1)[0]
-    return {"client_name": m.clip(name), "client_build": build, "keyboard_layout": f"0x{keyboard:08x}"}
+    return {"client_name": clip(name), "client_build": build, "keyboard_layout": f"0x{keyboard:08x}"}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -384,13 +384,10 @@ class _Session:
         self.info = info
         self.profile = m.profile_for(info.personality, info.product, info.version, seed=info.dst)
         self.identity = m.identity_for(info.dst, self.profile)
-        self._report = report
+        self._report = guarded(report, "rdp")
 
     def report(self, kind: str, detail: str | None, data: dict[str, Any] | None = None) -> None:
-        try:
-            self._report(kind, detail, data)
-        except Exception:  # a broken sink must not break the emulation
-            log.exception("RDP report failed")
+        self._report(kind, detail, data)
 
     async def run(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:

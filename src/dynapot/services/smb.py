@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dynapot.services import smb_messages as m
-from dynapot.services.contract import ConnectionInfo, Handler, Report, Service, excerpt
+from dynapot.services.contract import ConnectionInfo, Handler, Report, Service, clip, excerpt, guarded
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ class SmbConnection:
     def __init__(self, info: ConnectionInfo, report: Report) -> None:
         self.profile = m.profile_for(info.personality, info.product, info.version, seed=info.dst)
         self.identity = m.identity_for(info.dst, self.profile)
-        self._report = report
+        self._report = guarded(report, "smb")
         self._events = 0
         self.dialect: str | None = None  # "smb1", "smb2-wildcard" (SMB1 asked, SMB2 offered), "smb2"
         self.smb1_extended = False
@@ -78,10 +78,7 @@ class SmbConnection:
         if self._events >= MAX_EVENTS:
             return
         self._events += 1
-        try:
-            self._report(kind, detail, data)
-        except Exception:  # a broken sink must not break the emulation
-            log.exception("SMB report failed")
+        self._report(kind, detail, data)
 
     def _logon(
         self, auth: m.NtlmAuth, challenge: bytes, accepted: bool, protocol: str, password: str | None
@@ -136,7 +133,7 @@ class SmbConnection:
     def _smb1_negotiate(self, message: m.Smb1Message) -> Reply:
         header = message.header
         dialects = m.smb1_dialects(message.data)
-        self.report("request", "SMB1 NEGOTIATE", {"dialects": [m.clip(d) for d in dialects[:16]]})
+        self.report("request", "SMB1 NEGOTIATE", {"dialects": [clip(d) for d in dialects[:16]]})
         highest = self.profile.smb2_max
         # Vista and later answer a multi-protocol negotiate offering SMB2 in SMB2.
         if highest and "SMB 2.???" in dialects and highest > 0x0202:
@@ -191,7 +188,7 @@ class SmbConnection:
         password: str | None = None
         if len(nt) < 24 and len(lm) not in (0, 1, 24):
             # Only a server that does not ask for encrypted passwords gets these; record them anyway.
-            password = m.clip(lm.rstrip(b"\0").decode("latin-1"))
+            password = clip(lm.rstrip(b"\0").decode("latin-1"))
         auth = m.NtlmAuth(setup.account, setup.domain, "", lm, nt)
         accepted = auth.anonymous
         self._logon(auth, self.smb1_challenge, accepted, "SMB1", password)

@@ -29,10 +29,11 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from dynapot.services.contract import clip
+
 # The codecs are imported here, not on first decode: after the sensor drops root it may not read them.
 _CODECS = (encodings.ascii, encodings.latin_1, encodings.utf_16_le)
 
-FIELD_LIMIT = 256  # characters of an attacker-chosen name kept in a report
 RESPONSE_LIMIT = 1024  # bytes of an NTLM response kept for its hash line
 
 
@@ -64,10 +65,6 @@ def filetime(seconds: float | None = None) -> int:
 def utc_offset_minutes() -> int:
     """The sensor's local UTC offset: the virtual hosts live in the same building as it."""
     return time.localtime().tm_gmtoff // 60
-
-
-def clip(text: str) -> str:
-    return text[:FIELD_LIMIT]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -27,7 +27,7 @@ import re
 import time
 from dataclasses import dataclass
 
-from dynapot.services.contract import ConnectionInfo, Report, Service, excerpt
+from dynapot.services.contract import ConnectionInfo, Report, Service, excerpt, printable
 from dynapot.services.identity import host_name
 
 MAX_LINE = 2048  # Postfix's line_length_limit
@@ -37,7 +37,6 @@ MESSAGE_KEEP = 64 * 1024  # bytes of each message kept for the report
 HARD_ERROR_LIMIT = 20  # Postfix's smtpd_hard_error_limit
 MAX_REPORTED = 100  # command events per connection
 MAX_BYTES = 32 * 1024 * 1024  # read from one connection in all
-FIELD_LIMIT = 256
 IDLE = 60.0
 LIFETIME = 600.0
 
@@ -246,11 +245,6 @@ def flavour_for(info: ConnectionInfo) -> Flavour:
     )
 
 
-def _clip(text: str) -> str:
-    """An attacker string for a report: short, and with control characters escaped."""
-    return excerpt(text[:FIELD_LIMIT].encode("latin-1", "replace"))
-
-
 _B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
 
@@ -280,7 +274,7 @@ def _subject(head: bytes) -> str:
             break
         elif line.lower().startswith("subject:"):
             subject = [line[8:].strip()]
-    return _clip(" ".join(subject)) if subject else ""
+    return printable(" ".join(subject)) if subject else ""
 
 
 # Session states.
@@ -375,7 +369,7 @@ class SmtpSession:
     def _command_event(self, text: str) -> None:
         if self._reported < MAX_REPORTED:
             self._reported += 1
-            self.report("command", _clip(text), None)
+            self.report("command", printable(text), None)
 
     def _reset(self) -> None:
         self._sender = None
@@ -393,7 +387,7 @@ class SmtpSession:
         if not verb:
             return self._error("bad_syntax")
         if self.flavour.forbid_http and (verb in ("GET", "POST", "CONNECT") or not verb[0].isalpha()):
-            self.report("bad-request", _clip(text), None)
+            self.report("bad-request", printable(text), None)
             self.closed = True
             return self._reply("http")
         if verb != "AUTH":
@@ -407,14 +401,14 @@ class SmtpSession:
     def _cmd_helo(self, arg: str) -> bytes:
         if not arg:
             return self._error("syntax_helo")
-        self._helo = _clip(arg.split()[0])
+        self._helo = printable(arg.split()[0])
         self._reset()
         return self._fmt(self.flavour.helo)
 
     def _cmd_ehlo(self, arg: str) -> bytes:
         if not arg:
             return self._error("syntax_ehlo")
-        self._helo = _clip(arg.split()[0])
+        self._helo = printable(arg.split()[0])
         self._reset()
         return b"".join(self._fmt(line) for line in self.flavour.ehlo)
 
@@ -429,7 +423,7 @@ class SmtpSession:
         size = _SIZE.search(match.group(3))
         if size and int(size.group(1)) > MESSAGE_LIMIT:
             return self._error("too_big")
-        self._sender = _clip(match.group(1) if match.group(1) is not None else match.group(2))
+        self._sender = printable(match.group(1) if match.group(1) is not None else match.group(2))
         return self._reply("mail", arg=self._sender or "<>")
 
     def _cmd_rcpt(self, arg: str) -> bytes:
@@ -441,7 +435,7 @@ class SmtpSession:
             return self._error("syntax_rcpt")
         if len(self._recipients) >= MAX_RECIPIENTS:
             return self._error("too_many_rcpt")
-        self._recipients.append(_clip(address))
+        self._recipients.append(printable(address))
         return self._reply("rcpt", arg=self._recipients[-1])
 
     def _cmd_data(self, arg: str) -> bytes:
@@ -465,7 +459,7 @@ class SmtpSession:
     def _cmd_vrfy(self, arg: str) -> bytes:
         if not arg:
             return self._error("syntax_vrfy")
-        return self._reply("vrfy", arg=_clip(arg))
+        return self._reply("vrfy", arg=printable(arg))
 
     def _cmd_quit(self, arg: str) -> bytes:
         self.closed = True
@@ -532,7 +526,7 @@ class SmtpSession:
         return self._auth_failed(_text(user), _text(password))
 
     def _auth_failed(self, user: str, password: str) -> bytes:
-        user, password = _clip(user), _clip(password)
+        user, password = printable(user), printable(password)
         self.report(
             "login",
             f"{user}:{password}",
@@ -566,7 +560,7 @@ class SmtpSession:
         queue_id = _queue_id(self.flavour.name, self.rng, self.host)
         self.report(
             "message",
-            _clip(f"{sender or '<>'} -> {', '.join(recipients)}"),
+            printable(f"{sender or '<>'} -> {', '.join(recipients)}"),
             {
                 "from": sender,
                 "to": recipients,
@@ -581,7 +575,7 @@ class SmtpSession:
 
 
 def _text(raw: bytes) -> str:
-    # latin-1 keeps every byte; _clip then escapes what is not printable ASCII, losing nothing.
+    # latin-1 keeps every byte; printable then escapes what is not printable ASCII, losing nothing.
     return raw.decode("latin-1")
 
 

@@ -40,7 +40,7 @@ from typing import Any, Literal
 import asyncssh
 
 from dynapot.services.banner import banner_for
-from dynapot.services.contract import ConnectionInfo, Handler, Report, Service
+from dynapot.services.contract import ConnectionInfo, Handler, Report, Service, clip, guarded
 from dynapot.services.identity import host_name
 from dynapot.services.shell import FakeShell
 
@@ -69,7 +69,6 @@ WEAK_PAIRS: frozenset[tuple[str, str]] = frozenset(
 
 AcceptPolicy = Literal["none", "all"] | frozenset[tuple[str, str]]
 
-FIELD_LIMIT = 256  # bytes of attacker-chosen user/password kept in a report
 MAX_SESSIONS = 10  # concurrent session channels per connection (OpenSSH's MaxSessions)
 MAX_SESSIONS_TOTAL = 64  # session channels over a connection's life
 _BUFSIZE = 16 * 1024
@@ -149,20 +148,6 @@ class HostKeys:
 # -- authentication -------------------------------------------------------------------------------------
 
 
-def _clip(text: str) -> str:
-    return text[:FIELD_LIMIT]
-
-
-def _safe(report: Report) -> Report:
-    def call(kind: str, detail: str | None, data: dict[str, Any] | None) -> None:
-        try:
-            report(kind, detail, data)
-        except Exception:
-            log.exception("ssh: report sink failed")
-
-    return call
-
-
 class _Server(asyncssh.SSHServer):
     """Per-connection authentication policy: report every attempt, bound their number."""
 
@@ -200,7 +185,7 @@ class _Server(asyncssh.SSHServer):
             return False
         policy = self._config.accept
         accepted = policy == "all" or (not isinstance(policy, str) and (username, password) in policy)
-        user, pw = _clip(username), _clip(password)
+        user, pw = clip(username), clip(password)
         self._report("login", f"{user}:{pw}", {"user": user, "password": pw, "accepted": accepted})
         if not accepted:
             self._count()
@@ -214,7 +199,7 @@ class _Server(asyncssh.SSHServer):
             if self._attempts >= self._config.max_auth_attempts:
                 return False
             self._keys_seen.add((username, fingerprint))
-            user = _clip(username)
+            user = clip(username)
             self._report(
                 "login-key",
                 f"{user}:{fingerprint}",
@@ -343,7 +328,7 @@ def make_handler(config: SSHConfig | None = None) -> Handler:
     async def handle_ssh(
         reader: asyncio.StreamReader, writer: asyncio.StreamWriter, info: ConnectionInfo, report: Report
     ) -> None:
-        sink = _safe(report)
+        sink = guarded(report, "ssh")
         key = host_keys.get(info.dst)
         ours, theirs = socket.socketpair()
         conn: asyncssh.SSHServerConnection | None = None

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from dynapot.services import identity
-from dynapot.services.contract import ConnectionInfo, Handler, Report, Service
+from dynapot.services.contract import ConnectionInfo, Handler, Report, Service, clip, guarded
 from dynapot.services.shell import FakeShell
 from dynapot.services.ssh import WEAK_PAIRS, AcceptPolicy
 
@@ -47,7 +47,6 @@ _IS, _SEND, _INFO = 0, 1, 2
 _VAR, _VALUE, _ESC, _USERVAR = 0, 1, 2, 3
 
 SB_LIMIT = 512  # bytes of one subnegotiation kept; the rest is dropped
-FIELD_LIMIT = 256  # characters of attacker-chosen strings kept in reports
 MAX_ENV = 32  # environment variables kept from one client
 
 # What Mirai-style bots try on telnet first, on top of SSH's weak pairs.
@@ -75,10 +74,6 @@ class TelnetConfig:
     lifetime: float = 900.0
     max_line: int = 1024
     write_timeout: float = 30.0
-
-
-def _clip(text: str) -> str:
-    return text[:FIELD_LIMIT]
 
 
 Event = tuple[str, str | None, dict[str, Any] | None]
@@ -227,7 +222,7 @@ class TelnetOptions:
             name = body[1:65].decode("ascii", "replace")
             if self.terminal is None:
                 self.terminal = name
-                self.events.append(("terminal", _clip(name), {"type": _clip(name)}))
+                self.events.append(("terminal", clip(name), {"type": clip(name)}))
         elif option == NAWS and len(body) >= 4:
             self.window = (body[0] << 8 | body[1], body[2] << 8 | body[3])
         elif option == NEW_ENVIRON and body[:1] in (bytes((_IS,)), bytes((_INFO,))):
@@ -237,7 +232,7 @@ class TelnetOptions:
                 if len(self.environ) < MAX_ENV or name in self.environ:
                     self.environ[name] = value
             if found:
-                self.events.append(("environ", ", ".join(found)[:FIELD_LIMIT], {"vars": dict(found)}))
+                self.events.append(("environ", clip(", ".join(found)), {"vars": dict(found)}))
 
 
 def _parse_environ(body: bytes) -> dict[str, str]:
@@ -249,8 +244,8 @@ def _parse_environ(body: bytes) -> dict[str, str]:
 
     def flush() -> None:
         if name is not None and len(found) < MAX_ENV:
-            key = _clip(name.decode("latin-1"))
-            found[key] = _clip((value or b"").decode("latin-1"))
+            key = clip(name.decode("latin-1"))
+            found[key] = clip((value or b"").decode("latin-1"))
 
     for byte in body:
         if escaped:
@@ -422,7 +417,7 @@ class IosShell:
         if len(words) == 1 and command not in ("sh", "show", "ping", "telnet", "traceroute"):
             # IOS takes a lone unknown word for a host to telnet to.
             return (
-                f'Translating "{_clip(words[0])}"...domain server (255.255.255.255)\n'
+                f'Translating "{clip(words[0])}"...domain server (255.255.255.255)\n'
                 "% Unknown command or computer name, or unable to find computer address\n"
             )
         marker = " " * len(self.prompt()) + "^"
@@ -503,7 +498,7 @@ class CmdShell:
         if name == "type":
             return "The system cannot find the file specified.\n\n"
         return (
-            f"'{_clip(command)}' is not recognized as an internal or external command,\n"
+            f"'{clip(command)}' is not recognized as an internal or external command,\n"
             "operable program or batch file.\n\n"
         )
 
@@ -633,7 +628,7 @@ class TelnetSession:
         # `telnet -l user` sends USER in the environment: login then asks only for the password.
         preset = self.options.environ.get("USER", "").strip()
         if preset and kind in ("linux", "bsd", "windows"):
-            self.user = _clip(preset)
+            self.user = clip(preset)
             self.state = _PASSWORD
             out.add(self._password_prompt())
         else:
@@ -745,14 +740,14 @@ class TelnetSession:
             if not name:
                 out.add(self._login_prompt())
                 return
-            self.user = _clip(name)
+            self.user = clip(name)
             self.state = _PASSWORD
             out.add(self._password_prompt())
         elif self.state == _PASSWORD:
             self._login(line, out)
         elif self.state == _SHELL and self.shell is not None:
             if line.strip():
-                out.events.append(("command", _clip(line), None))
+                out.events.append(("command", clip(line), None))
                 out.add(self.shell.execute(line))
             if self.shell.exited:
                 if self.flavour.kind in ("linux", "bsd", "busybox"):
@@ -765,7 +760,7 @@ class TelnetSession:
     def _login(self, password: str, out: Output) -> None:
         policy = self.config.accept
         accepted = policy == "all" or (not isinstance(policy, str) and (self.user, password) in policy)
-        pw = _clip(password)
+        pw = clip(password)
         out.events.append(
             ("login", f"{self.user}:{pw}", {"user": self.user, "password": pw, "accepted": accepted})
         )
@@ -801,16 +796,6 @@ def _neighbour(address: str, rng: random.Random) -> str:
 # -- the IO loop ----------------------------------------------------------------------------------------
 
 
-def _safe(report: Report) -> Report:
-    def call(kind: str, detail: str | None, data: dict[str, Any] | None) -> None:
-        try:
-            report(kind, detail, data)
-        except Exception:
-            log.exception("telnet: report sink failed")
-
-    return call
-
-
 async def _emit(writer: asyncio.StreamWriter, out: Output, report: Report, timeout: float) -> None:
     for kind, detail, data in out.events:
         report(kind, detail, data)
@@ -831,7 +816,7 @@ def make_handler(config: TelnetConfig | None = None) -> Handler:
     async def serve_telnet(
         reader: asyncio.StreamReader, writer: asyncio.StreamWriter, info: ConnectionInfo, report: Report
     ) -> None:
-        sink = _safe(report)
+        sink = guarded(report, "telnet")
         session = TelnetSession(info, config)
         loop = asyncio.get_running_loop()
         start = loop.time()
