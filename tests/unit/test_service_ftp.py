@@ -18,7 +18,6 @@ from loopback import ServiceServer, needs
 from dynapot.services.contract import FIELD_LIMIT, ConnectionInfo
 from dynapot.services.dataports import KernelDataPorts
 from dynapot.services.ftp import FileTree, FtpConfig, FtpSession, OpenPassive, make_handler
-from dynapot.services.identity import host_name
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -85,7 +84,7 @@ def info(**kw) -> ConnectionInfo:
 )
 def test_greeting_fits_product_and_os(personality, product, version, greeting) -> None:
     session = FtpSession(info(personality=personality, product=product, version=version))
-    host = host_name(session.info).removeprefix("srv-")
+    host = session.info.identity.hostname.removeprefix("srv-")
     assert session.greeting().lines == [greeting.format(h=host)]
 
 

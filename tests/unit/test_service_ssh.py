@@ -15,7 +15,7 @@ import pytest
 
 from dynapot.services import ssh as ssh_service
 from dynapot.services.contract import ConnectionInfo
-from dynapot.services.identity import host_name
+from dynapot.services.identity import identity_for
 from dynapot.services.shell import FakeShell
 from dynapot.services.ssh import DEFAULT_VERSION, SSHConfig, make_handler
 
@@ -25,7 +25,7 @@ CLIENT = {"known_hosts": None, "client_keys": None, "agent_path": None, "config"
 
 
 # The shell says the host's own name, the one its other services carry.
-NAME = host_name(ConnectionInfo("tcp", "198.18.0.3", 40000, "198.18.0.5", 22, None, "web01"))
+NAME = ConnectionInfo("tcp", "198.18.0.3", 40000, "198.18.0.5", 22, None, "web01").identity.hostname
 
 
 @contextlib.asynccontextmanager
@@ -198,7 +198,7 @@ def test_described_as_a_tcp_service() -> None:
 
 
 def test_fake_shell() -> None:
-    sh = FakeShell("web01", "admin")
+    sh = FakeShell(identity_for("198.18.0.5"), "admin", hostname="web01")
     assert sh.prompt() == "admin@web01:~$ "
     assert sh.execute("pwd") == "/home/admin\n"
     assert sh.execute("cd /var/log; pwd") == "/var/log\n"
@@ -268,7 +268,7 @@ def test_lifetime_and_garbage_end_the_connection(tmp_path: Path) -> None:
 
 
 def test_busybox_probes_get_busybox_answers():
-    sh = FakeShell("web01", "root")
+    sh = FakeShell(identity_for("198.18.0.5"), "root", hostname="web01")
     assert sh.execute("/bin/busybox MIRAI") == "MIRAI: applet not found\n" and sh.status == 127
     assert sh.execute("/bin/busybox echo hi") == "hi\n" and sh.status == 0
     assert sh.execute("busybox").startswith("BusyBox v1.30.1")

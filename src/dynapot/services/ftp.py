@@ -6,9 +6,9 @@ receive an upload). `serve_ftp` is the thin IO loop around it; data connections 
 `info.data_ports` (the sensor's userland TCP, or `dynapot.services.dataports.KernelDataPorts`).
 
 What an attacker sees per virtual host: the banner and reply wording of the server the host
-imitates (`info.product`/`info.version`, else its OS), a small believable file tree of its own
-(names, sizes, dates drawn from a hash of its address), anonymous login, and an accept policy
-for other accounts. Reported events (`report(kind, detail, data)`):
+imitates (`SERVERS`: `info.product`/`info.version`, else its OS), a small believable file tree
+of its own (names, sizes and dates drawn from its identity; its /etc/issue its distribution's),
+anonymous login, and an accept policy for other accounts. Reported events (`report(kind, detail, data)`):
   login    "user:password"  {"user", "password", "accepted"}
   command  the command line (never PASS)
   upload   the file name    {"name", "path", "size", "sha256", "truncated", "stored"}
@@ -33,9 +33,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dynapot.events import Kind
 from dynapot.services.contract import ConnectionInfo, Handler, PassiveListener, Report, Service, clip, guarded
-from dynapot.services.identity import host_name
+from dynapot.services.profiles import Profile, choose
 from dynapot.services.ssh import WEAK_PAIRS, AcceptPolicy
+from dynapot.services.systems import UBUNTU_22_04
 
 log = logging.getLogger(__name__)
 
@@ -263,25 +265,33 @@ DIALECTS = {"vsftpd": _VSFTPD, "proftpd": _PROFTPD, "iis": _IIS}
 
 
 @dataclass(frozen=True, slots=True)
-class Flavour:
-    dialect: str  # a key of DIALECTS
-    greeting: str
-    windows: bool
+class FtpServer:
+    """One FTP server: its dialect (a key of DIALECTS), its greeting, whether it is Windows'."""
+
+    dialect: str
+    greeting: str  # a template: {version}, {host}, {dst}
+    windows: bool = False
 
 
-def flavour_for(info: ConnectionInfo, host: str) -> Flavour:
-    """The FTP server this host plausibly runs: nmap's product if known, else one fitting its OS."""
-    product = (info.product or "").lower()
-    version = (info.version or "").strip()
-    os_name = (info.personality or "").lower()
-    if "proftpd" in product:
-        ident = f"ProFTPD {version} Server" if version else "ProFTPD Server"
-        return Flavour("proftpd", f"220 {ident} ({host}) [{info.dst}]", False)
-    if "microsoft" in product or "iis" in product or ("windows" in os_name and "vsftpd" not in product):
-        return Flavour("iis", "220 Microsoft FTP Service", True)
-    if "vsftpd" in product and re.fullmatch(r"[0-9][0-9A-Za-z.\-]{0,15}", version):
-        return Flavour("vsftpd", f"220 (vsFTPd {version})", False)
-    return Flavour("vsftpd", "220 (vsFTPd 3.0.3)", False)
+_VSFTPD_SERVER = FtpServer("vsftpd", "220 (vsFTPd {version})")
+_IIS_SERVER = FtpServer("iis", "220 Microsoft FTP Service", windows=True)
+# nmap's product first, then the host's system: vsftpd unless it is a Windows host.
+SERVERS: tuple[Profile[FtpServer], ...] = (
+    Profile(FtpServer("proftpd", "220 ProFTPD {version} Server ({host}) [{dst}]"), "proftpd"),
+    Profile(_VSFTPD_SERVER, "vsftpd", default_version="3.0.3"),
+    Profile(_IIS_SERVER, "microsoft"),
+    Profile(_IIS_SERVER, "iis"),
+    Profile(_IIS_SERVER, os="windows"),
+    Profile(_VSFTPD_SERVER, default_version="3.0.3"),
+)
+
+
+def greeting_for(info: ConnectionInfo) -> tuple[FtpServer, str]:
+    """The FTP server this host imitates, and its greeting line."""
+    row = choose(SERVERS, info)
+    server = row.what
+    text = server.greeting.format(version=row.version(info), host=info.identity.hostname, dst=info.dst)
+    return server, " ".join(text.split())  # no version: no double space
 
 
 # -- the fake file tree --------------------------------------------------------------------------------
@@ -318,10 +328,13 @@ _EPOCH = 1640995200  # 2022-01-01: generated dates fall in the following two yea
 class FileTree:
     """One host's files as FTP shows them, generated from a seed; uploads are added per session."""
 
-    def __init__(self, seed: int, host: str, windows: bool, user: str | None) -> None:
+    def __init__(
+        self, seed: int, host: str, windows: bool, user: str | None, issue: str = UBUNTU_22_04.issue
+    ) -> None:
         self._rng = random.Random(seed)
         self.seed = seed
         self.host = host
+        self.issue = issue  # /etc/issue of a Unix host
         self.root = self._dir()
         self.home = "/"
         self.user = "ftp"  # who owns what this session creates
@@ -388,7 +401,7 @@ class FileTree:
             {
                 "hostname": self._text(f"{self.host}\n"),
                 "hosts": self._text(f"127.0.0.1 localhost\n127.0.1.1 {self.host}\n"),
-                "issue": self._text("Ubuntu 22.04.3 LTS \\n \\l\n\n"),
+                "issue": self._text(self.issue),
                 "passwd": self._text(_passwd(user)),
             }
         )
@@ -532,7 +545,7 @@ def _dos_line(name: str, node: Node) -> str:
 
 # -- the sans-IO session --------------------------------------------------------------------------------
 
-Event = tuple[str, str | None, dict[str, Any] | None]
+Event = tuple[Kind, str | None, dict[str, Any] | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -583,10 +596,10 @@ class FtpSession:
     def __init__(self, info: ConnectionInfo, config: FtpConfig | None = None) -> None:
         self.config = config or FtpConfig()
         self.info = info
-        self.host = host_name(info)
-        self.flavour = flavour_for(info, self.host)
-        self._text = DIALECTS[self.flavour.dialect]
-        self._seed = int.from_bytes(hashlib.sha256(info.dst.encode()).digest()[:8], "big")
+        self.host = info.identity.hostname
+        self.server, self._greeting = greeting_for(info)
+        self._text = DIALECTS[self.server.dialect]
+        self._seed = info.identity.rng("ftp-files").getrandbits(64)
         self.user: str | None = None  # as given by USER
         self.logged_in = False
         self.anonymous = False
@@ -612,7 +625,7 @@ class FtpSession:
 
     def _opening(self, key: str, **values: Any) -> str:
         """The preliminary reply of a transfer (IIS says 125 only when the passive connection is up)."""
-        if self.flavour.windows and self.active is not None:
+        if self.server.windows and self.active is not None:
             return f"150 Opening {values.get('mode', 'ASCII')} mode data connection."
         return self._say(key, **values)
 
@@ -623,7 +636,7 @@ class FtpSession:
     # entry points ------------------------------------------------------------------------------------
 
     def greeting(self) -> Reply:
-        return Reply([self.flavour.greeting])
+        return Reply([self._greeting])
 
     def command(self, raw: bytes, *, overlong: bool = False) -> Reply:
         """One command line (without its line end)."""
@@ -634,14 +647,14 @@ class FtpSession:
         verb = verb.upper()
         events: list[Event] = []
         if overlong:
-            events.append(("bad-request", "command line too long", {"bytes": len(raw)}))
+            events.append((Kind.BAD_REQUEST, "command line too long", {"bytes": len(raw)}))
         elif not line.isprintable():
-            events.append(("bad-request", "unprintable command", {"line": clip(line)}))
+            events.append((Kind.BAD_REQUEST, "unprintable command", {"line": clip(line)}))
         self.commands += 1
         if self.commands > self.config.max_commands:
             return Reply(["421 Service not available, closing control connection."], events, close=True)
         if verb != "PASS":
-            events.append(("command", clip(line), None))
+            events.append((Kind.COMMAND, clip(line), None))
         reply = self._dispatch(verb, arg, line)
         reply.events[:0] = events
         return reply
@@ -684,7 +697,7 @@ class FtpSession:
         """An upload has ended: report it, show it in listings (never serve it back), reply."""
         self._reset_data()
         event: Event = (
-            "upload",
+            Kind.UPLOAD,
             clip(name),
             {
                 "name": clip(name),
@@ -751,7 +764,7 @@ class FtpSession:
         )
         clipped_user, clipped_pw = clip(user), clip(password)
         event: Event = (
-            "login",
+            Kind.LOGIN,
             f"{clipped_user}:{clipped_pw}",
             {"user": clipped_user, "password": clipped_pw, "accepted": accepted},
         )
@@ -761,8 +774,9 @@ class FtpSession:
             return Reply([self._say("login_bad")], [event], close=close, delay=self.config.fail_delay)
         self.logged_in = True
         self.anonymous = anonymous
-        tree_user = None if anonymous or self.flavour.windows else user
-        self.tree = FileTree(self._seed, self.host, self.flavour.windows, tree_user)
+        tree_user = None if anonymous or self.server.windows else user
+        issue = self.info.identity.distribution.issue
+        self.tree = FileTree(self._seed, self.host, self.server.windows, tree_user, issue)
         self.cwd = self.tree.home
         key = "login_anon" if anonymous else "login"
         return Reply([self._say(key, user=clipped_user)], [event])
@@ -901,10 +915,10 @@ class FtpSession:
         now = time.time()
         if names_only:
             text = "".join(f"{name}\r\n" for name, _ in rows)
-        elif self.flavour.windows:
+        elif self.server.windows:
             text = "".join(_dos_line(name, child) + "\r\n" for name, child in rows)
         else:
-            uids = None if self.flavour.dialect == "proftpd" else self._files.uids
+            uids = None if self.server.dialect == "proftpd" else self._files.uids
             text = "".join(_unix_line(name, child, uids, now) + "\r\n" for name, child in rows)
         return Reply(action=SendData(text.encode("utf-8", "replace"), self._opening("list"), listing=True))
 
@@ -924,7 +938,7 @@ class FtpSession:
         if node is None or not node.downloadable:
             self._reset_data()
             return self._reply("retr_bad", arg=clip(arg))
-        mode = "BINARY" if self.binary or self.flavour.dialect == "vsftpd" else "ASCII"
+        mode = "BINARY" if self.binary or self.server.dialect == "vsftpd" else "ASCII"
         opening = self._opening("retr", mode=mode, name=clip(arg.strip()), size=node.size)
         return Reply(action=SendData(self._files.content(path, node), opening))
 
@@ -1204,7 +1218,9 @@ class _Connection:
                 peer = writer.get_extra_info("peername")
                 if isinstance(peer, tuple) and not _same_address(str(peer[0]), self.info.src):
                     # Someone else raced the client to the port (vsftpd: "Security: Bad IP connecting").
-                    self.report("bad-request", "data connection from another address", {"peer": str(peer[0])})
+                    self.report(
+                        Kind.BAD_REQUEST, "data connection from another address", {"peer": str(peer[0])}
+                    )
                     writer.close()
                     return None
                 return reader, writer
@@ -1304,7 +1320,7 @@ def make_handler(config: FtpConfig | None = None) -> Handler:
         try:
             await asyncio.wait_for(connection.run(), config.lifetime)
         except TimeoutError:
-            connection.report("timeout", None, {"lifetime": config.lifetime})
+            connection.report(Kind.TIMEOUT, None, {"lifetime": config.lifetime})
         except (OSError, ConnectionError):
             pass  # the client went away
         except Exception:
@@ -1323,6 +1339,7 @@ SERVICES = (Service(("ftp",), "tcp", serve_ftp),)
 __all__ = [
     "DEFAULT_UPLOAD_DIR",
     "FTP_PAIRS",
+    "SERVERS",
     "SERVICES",
     "FileTree",
     "FtpConfig",
@@ -1331,7 +1348,7 @@ __all__ = [
     "ReceiveData",
     "Reply",
     "SendData",
-    "flavour_for",
+    "greeting_for",
     "make_handler",
     "serve_ftp",
 ]

@@ -1,7 +1,7 @@
 """NetBIOS name service (UDP 137): a Windows host answering name queries and node-status requests.
 
 Sans-IO (`DatagramService`): one datagram in, at most one out. The host's names are those the SMB
-emulator uses (`smb_messages.identity_for`), so `nbtscan`, `nmblookup -A` and nmap's nbstat agree
+emulator uses (the host's identity), so `nbtscan`, `nmblookup -A` and nmap's nbstat agree
 with smb-os-discovery: COMPUTER<00>, COMPUTER<20> (file server), WORKGROUP<00> and <1E>
 (browser elections), and COMPUTER<03> (messenger) on XP and 2003. Queries for other names go
 unanswered, as on a real network where only the owner replies. Anything unparsable is dropped
@@ -18,6 +18,7 @@ import struct
 
 from dynapot.services import smb_messages as m
 from dynapot.services.contract import ConnectionInfo, Report, Service, clip, excerpt, guarded
+from dynapot.services.identity import HostIdentity
 
 NB = 0x0020
 NBSTAT = 0x0021
@@ -29,7 +30,7 @@ UNIQUE_ACTIVE = 0x0400
 GROUP_ACTIVE = 0x8400
 
 
-def host_names(profile: m.WindowsProfile, identity: m.HostIdentity) -> list[tuple[str, int, int]]:
+def host_names(profile: m.WindowsProfile, identity: HostIdentity) -> list[tuple[str, int, int]]:
     """(name, suffix, flags) this host has registered, in the order Windows lists them."""
     names = [
         (identity.computer, 0x00, UNIQUE_ACTIVE),
@@ -94,8 +95,7 @@ def _answer(datagram: bytes, info: ConnectionInfo, report: Report) -> bytes | No
     end = _HEADER.size + used
     qtype, qclass = struct.unpack_from(">HH", datagram, end)
     question = datagram[_HEADER.size : end]  # the answer repeats the queried name
-    profile = m.profile_for(info.personality, info.product, info.version, seed=info.dst)
-    identity = m.identity_for(info.dst, profile)
+    profile, identity = m.profile_of(info), info.identity
     names = host_names(profile, identity)
     if qclass != 1:
         return None

@@ -44,6 +44,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from dynapot.services import smb_messages as m
 from dynapot.services.contract import ConnectionInfo, Report, Service, clip, excerpt, guarded
+from dynapot.services.identity import HostIdentity
 
 log = logging.getLogger(__name__)
 
@@ -208,7 +209,7 @@ class _Certificates:
         with self._lock:
             return self._contexts.get(dst)
 
-    def context(self, dst: str, identity: m.HostIdentity) -> ssl.SSLContext:
+    def context(self, dst: str, identity: HostIdentity) -> ssl.SSLContext:
         """The host's TLS context, made (an RSA key, some 50 ms) on first use: call it off the loop."""
         with self._lock:
             if dst in self._contexts:
@@ -222,7 +223,7 @@ class _Certificates:
         return made
 
 
-def _make_context(identity: m.HostIdentity) -> ssl.SSLContext:
+def _make_context(identity: HostIdentity) -> ssl.SSLContext:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, identity.fqdn)])
     # Windows renews its RDP certificate every six months; this one is somewhere in that span.
@@ -382,8 +383,8 @@ async def _read_tpkt(reader: asyncio.StreamReader, *, tls_ok: bool = False) -> b
 class _Session:
     def __init__(self, info: ConnectionInfo, report: Report) -> None:
         self.info = info
-        self.profile = m.profile_for(info.personality, info.product, info.version, seed=info.dst)
-        self.identity = m.identity_for(info.dst, self.profile)
+        self.profile = m.profile_of(info)
+        self.identity = info.identity
         self._report = guarded(report, "rdp")
 
     def report(self, kind: str, detail: str | None, data: dict[str, Any] | None = None) -> None:

@@ -33,6 +33,7 @@ from typing import Any
 
 from dynapot.services import smb_messages as m
 from dynapot.services.contract import ConnectionInfo, Handler, Report, Service, clip, excerpt, guarded
+from dynapot.services.identity import HostIdentity
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +57,8 @@ class SmbConnection:
     """The SMB state of one connection: negotiation, logon, and the refusals after it."""
 
     def __init__(self, info: ConnectionInfo, report: Report) -> None:
-        self.profile = m.profile_for(info.personality, info.product, info.version, seed=info.dst)
-        self.identity = m.identity_for(info.dst, self.profile)
+        self.profile = m.profile_of(info)
+        self.identity = info.identity
         self._report = guarded(report, "smb")
         self._events = 0
         self.dialect: str | None = None  # "smb1", "smb2-wildcard" (SMB1 asked, SMB2 offered), "smb2"
@@ -338,7 +339,7 @@ _SMB2_UPGRADE = m.Smb2Header(0, 0, m.SMB2_NEGOTIATE, 0, 0, 0, 0, 0, 0)
 # Framing and IO
 
 
-def _accepts_called_name(name: str, identity: m.HostIdentity) -> bool:
+def _accepts_called_name(name: str, identity: HostIdentity) -> bool:
     if name.upper() in (identity.computer, "*SMBSERVER"):
         return True
     with contextlib.suppress(ValueError):
