@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
+from dynapot.events import Kind
 from dynapot.services.identity import HostIdentity, identity_for
 
 log = logging.getLogger(__name__)
@@ -84,8 +85,9 @@ class ConnectionInfo:
             object.__setattr__(self, "identity", identity_for(self.dst, self.personality))
 
 
-# A sink for what handlers learn: kind ("data", "script", "proxy", ...), detail, data.
-Report = Callable[[str, str | None, dict[str, Any] | None], None]
+# A sink for what handlers learn: the kind (`dynapot.events.Kind`: its catalogue says what
+# detail and data hold), detail, data.
+Report = Callable[[Kind, str | None, dict[str, Any] | None], None]
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter, ConnectionInfo, Report], Awaitable[None]]
 # A UDP service is sans-IO: one datagram in, at most one datagram out (None: stay silent).
 DatagramService = Callable[[bytes, ConnectionInfo, Report], bytes | None]
@@ -128,7 +130,7 @@ def printable(text: str, limit: int = FIELD_LIMIT) -> str:
 def guarded(report: Report, service: str) -> Report:
     """`report`, but a failing sink is logged instead of ending the attacker's session."""
 
-    def call(kind: str, detail: str | None, data: dict[str, Any] | None) -> None:
+    def call(kind: Kind, detail: str | None, data: dict[str, Any] | None) -> None:
         try:
             report(kind, detail, data)
         except Exception:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import ipaddress
 import struct
 
+from dynapot.events import Kind
 from dynapot.services import smb_messages as m
 from dynapot.services.contract import ConnectionInfo, Report, Service, clip, excerpt, guarded
 from dynapot.services.identity import HostIdentity
@@ -81,7 +82,7 @@ def serve_netbios_ns(datagram: bytes, info: ConnectionInfo, report: Report) -> b
     try:
         return _answer(datagram, info, report)
     except (m.MalformedMessage, struct.error, ValueError) as exc:
-        report("bad-request", str(exc)[:200], {"excerpt": excerpt(datagram[:128])})
+        report(Kind.BAD_REQUEST, str(exc)[:200], {"excerpt": excerpt(datagram[:128])})
         return None
 
 
@@ -100,12 +101,12 @@ def _answer(datagram: bytes, info: ConnectionInfo, report: Report) -> bytes | No
     if qclass != 1:
         return None
     if qtype == NBSTAT and (name == "*" or name.upper() == identity.computer):
-        report("request", "NBSTAT", {"name": clip(name)})
+        report(Kind.REQUEST, "NBSTAT", {"name": clip(name)})
         return node_status(transaction, question, names, _mac_of(info))
     if qtype == NB:
         for owned, owned_suffix, owned_flags in names:
             if name.upper() == owned and suffix == owned_suffix:
-                report("request", f"name query {owned}<{suffix:02x}>", None)
+                report(Kind.REQUEST, f"name query {owned}<{suffix:02x}>", None)
                 return name_response(transaction, question, owned_flags & 0x8000 != 0, info.dst)
     return None
 

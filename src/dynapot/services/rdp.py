@@ -42,6 +42,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from dynapot.events import Kind
 from dynapot.services import smb_messages as m
 from dynapot.services.contract import ConnectionInfo, Report, Service, clip, excerpt, guarded
 from dynapot.services.identity import HostIdentity
@@ -387,7 +388,7 @@ class _Session:
         self.identity = info.identity
         self._report = guarded(report, "rdp")
 
-    def report(self, kind: str, detail: str | None, data: dict[str, Any] | None = None) -> None:
+    def report(self, kind: Kind, detail: str | None, data: dict[str, Any] | None = None) -> None:
         self._report(kind, detail, data)
 
     async def run(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -401,7 +402,7 @@ class _Session:
         request = parse_connection_request(packet)
         requested = request.requested
         self.report(
-            "request",
+            Kind.REQUEST,
             "X.224 connection request",
             {
                 "requested_protocols": requested,
@@ -412,7 +413,7 @@ class _Session:
         if request.cookie_user:
             # The mstshash cookie carries the user name typed into the client.
             self.report(
-                "login",
+                Kind.LOGIN,
                 f"{request.cookie_user}:",
                 {"user": request.cookie_user, "password": None, "accepted": False, "source": "mstshash"},
             )
@@ -444,7 +445,7 @@ class _Session:
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, head: bytes
     ) -> None:
         """TLS straight away: Windows goes along with it; whatever follows is recorded, then we close."""
-        self.report("request", "TLS without X.224", None)
+        self.report(Kind.REQUEST, "TLS without X.224", None)
         context = await self._tls_context()
         tls = _Tls(context, reader, writer, head)
         try:
@@ -452,7 +453,7 @@ class _Session:
             with contextlib.suppress(TimeoutError):
                 data = await asyncio.wait_for(tls.read_some(), IDLE)
                 if data:
-                    self.report("request", "data over TLS", {"excerpt": excerpt(data[:256])})
+                    self.report(Kind.REQUEST, "data over TLS", {"excerpt": excerpt(data[:256])})
         finally:
             await tls.close()
 
@@ -471,7 +472,7 @@ class _Session:
         if not packet:
             return
         core = client_core_data(packet)
-        self.report("request", "MCS connect initial", core or {"excerpt": excerpt(packet[:256])})
+        self.report(Kind.REQUEST, "MCS connect initial", core or {"excerpt": excerpt(packet[:256])})
 
     async def _credssp(self, tls: _Tls) -> None:
         version = credssp_version(self.profile)
@@ -489,7 +490,7 @@ class _Session:
             raise m.MalformedMessage("CredSSP without an NTLM AUTHENTICATE")
         auth = m.ntlm_authenticate(token)
         detail, data = m.login_event(auth, challenge, accepted=False, protocol="RDP-CredSSP")
-        self.report("login", detail, data)
+        self.report(Kind.LOGIN, detail, data)
         if min(version, client_version) >= 3:
             await tls.write(ts_request(version, error_code=m.STATUS_LOGON_FAILURE))
 
@@ -503,7 +504,7 @@ async def serve_rdp(
     except (TimeoutError, ConnectionError, asyncio.IncompleteReadError, ssl.SSLError):
         pass
     except (m.MalformedMessage, struct.error, IndexError, UnicodeError) as exc:
-        session.report("bad-request", str(exc)[:200], None)
+        session.report(Kind.BAD_REQUEST, str(exc)[:200], None)
     except Exception:  # the sensor must outlive any bug here
         log.exception("RDP emulation failed")
     finally:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 
+from dynapot.events import Kind
 from dynapot.services.contract import ConnectionInfo, Report, excerpt
 
 RECORD_LIMIT = 64 * 1024  # bytes read from an attacker before we stop listening
@@ -38,5 +39,5 @@ async def record(
     except TimeoutError:
         data = b""
     if data:
-        report("data", excerpt(data), {"bytes": len(data)})
+        report(Kind.DATA, excerpt(data), {"bytes": len(data)})
     writer.close()

@@ -31,6 +31,7 @@ import struct
 from dataclasses import dataclass, field
 from typing import Any
 
+from dynapot.events import Kind
 from dynapot.services import smb_messages as m
 from dynapot.services.contract import ConnectionInfo, Handler, Report, Service, clip, excerpt, guarded
 from dynapot.services.identity import HostIdentity
@@ -75,7 +76,7 @@ class SmbConnection:
 
     # -- reporting ---------------------------------------------------------------------------
 
-    def report(self, kind: str, detail: str | None, data: dict[str, Any] | None = None) -> None:
+    def report(self, kind: Kind, detail: str | None, data: dict[str, Any] | None = None) -> None:
         if self._events >= MAX_EVENTS:
             return
         self._events += 1
@@ -87,7 +88,7 @@ class SmbConnection:
         detail, data = m.login_event(auth, challenge, accepted=accepted, protocol=protocol, password=password)
         if self._client != ("", ""):
             data["client_os"], data["client_lanman"] = self._client
-        self.report("login", detail, data)
+        self.report(Kind.LOGIN, detail, data)
 
     # -- entry point -------------------------------------------------------------------------
 
@@ -100,7 +101,7 @@ class SmbConnection:
                 return self._smb2(message)
             raise m.MalformedMessage("neither SMB1 nor SMB2")
         except (m.MalformedMessage, struct.error, IndexError, UnicodeError) as exc:
-            self.report("bad-request", str(exc)[:200], {"excerpt": excerpt(message[:256])})
+            self.report(Kind.BAD_REQUEST, str(exc)[:200], {"excerpt": excerpt(message[:256])})
             return Reply(close=True)
 
     # -- SMB1 --------------------------------------------------------------------------------
@@ -118,7 +119,7 @@ class SmbConnection:
         session = self.logged_on and header.uid == self.uid
         if header.command == m.SMB1_TREE_CONNECT_ANDX:
             path = m.smb1_tree_path(message)
-            self.report("request", f"TREE_CONNECT {path}", {"path": path, "protocol": "SMB1"})
+            self.report(Kind.REQUEST, f"TREE_CONNECT {path}", {"path": path, "protocol": "SMB1"})
             status = m.STATUS_ACCESS_DENIED if session else m.STATUS_USER_SESSION_DELETED
             return Reply([m.smb1_error(header, status)])
         if header.command == m.SMB1_LOGOFF_ANDX:
@@ -128,13 +129,13 @@ class SmbConnection:
         if header.command == m.SMB1_ECHO:
             words = struct.pack("<H", 1)
             return Reply([m.smb1_packet(header, m.STATUS_SUCCESS, words, message.data[:1024])])
-        self.report("request", f"SMB1 command 0x{header.command:02x}", {"protocol": "SMB1"})
+        self.report(Kind.REQUEST, f"SMB1 command 0x{header.command:02x}", {"protocol": "SMB1"})
         return Reply([m.smb1_error(header, m.STATUS_NOT_SUPPORTED if session else m.STATUS_ACCESS_DENIED)])
 
     def _smb1_negotiate(self, message: m.Smb1Message) -> Reply:
         header = message.header
         dialects = m.smb1_dialects(message.data)
-        self.report("request", "SMB1 NEGOTIATE", {"dialects": [clip(d) for d in dialects[:16]]})
+        self.report(Kind.REQUEST, "SMB1 NEGOTIATE", {"dialects": [clip(d) for d in dialects[:16]]})
         highest = self.profile.smb2_max
         # Vista and later answer a multi-protocol negotiate offering SMB2 in SMB2.
         if highest and "SMB 2.???" in dialects and highest > 0x0202:
@@ -268,7 +269,7 @@ class SmbConnection:
                 return Reply(close=True)
             client = m.smb2_negotiate_request(request)
             self.report(
-                "request", "SMB2 NEGOTIATE", {"dialects": [f"0x{d:04x}" for d in client.dialects[:16]]}
+                Kind.REQUEST, "SMB2 NEGOTIATE", {"dialects": [f"0x{d:04x}" for d in client.dialects[:16]]}
             )
             dialect = m.smb2_pick_dialect(client.dialects, self.profile.smb2_max)
             if dialect is None:
@@ -283,7 +284,7 @@ class SmbConnection:
         session = self.logged_on and header.session_id == self.session_id
         if command == m.SMB2_TREE_CONNECT:
             path = m.smb2_tree_path(request)
-            self.report("request", f"TREE_CONNECT {path}", {"path": path, "protocol": "SMB2"})
+            self.report(Kind.REQUEST, f"TREE_CONNECT {path}", {"path": path, "protocol": "SMB2"})
             status = m.STATUS_ACCESS_DENIED if session else m.STATUS_USER_SESSION_DELETED
             return Reply([m.smb2_error(header, status, credits=credits)])
         if command == m.SMB2_LOGOFF:
@@ -301,7 +302,7 @@ class SmbConnection:
         if command > 0x12:
             return Reply([m.smb2_error(header, m.STATUS_INVALID_PARAMETER, credits=credits)])
         # File commands need a tree, and no tree is ever connected.
-        self.report("request", f"SMB2 command 0x{command:02x}", {"protocol": "SMB2"})
+        self.report(Kind.REQUEST, f"SMB2 command 0x{command:02x}", {"protocol": "SMB2"})
         status = m.STATUS_NETWORK_NAME_DELETED if session else m.STATUS_USER_SESSION_DELETED
         return Reply([m.smb2_error(header, status, credits=credits)])
 
@@ -389,7 +390,7 @@ async def _session(
                 return
             called, _, used = m.netbios_name_decode(payload)
             calling = m.netbios_name_decode(payload[used:])[0] if len(payload) > used else ""
-            conn.report("request", f"NetBIOS session {called}", {"called": called, "calling": calling})
+            conn.report(Kind.REQUEST, f"NetBIOS session {called}", {"called": called, "calling": calling})
             if not _accepts_called_name(called, conn.identity):
                 writer.write(m.nbss_frame(m.NBSS_NEGATIVE, bytes([m.NBSS_CALLED_NAME_NOT_PRESENT])))
                 await writer.drain()
@@ -421,7 +422,7 @@ def _make(netbios: bool | None) -> Handler:
             pass
         except m.MalformedMessage as exc:
             with contextlib.suppress(Exception):
-                report("bad-request", str(exc)[:200], None)
+                report(Kind.BAD_REQUEST, str(exc)[:200], None)
         except Exception:  # the sensor must outlive any bug here
             log.exception("SMB emulation failed")
         finally:
