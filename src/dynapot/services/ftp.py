@@ -29,7 +29,7 @@ import posixpath
 import random
 import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -576,6 +576,18 @@ class ReceiveData:
 Action = OpenPassive | SendData | ReceiveData
 
 
+@dataclass(frozen=True, slots=True)
+class Upload:
+    """What one STOR brought (the "upload" event's data)."""
+
+    name: str
+    path: str
+    size: int
+    sha256: str
+    truncated: bool  # cut at `max_upload`, as a full disk would
+    stored: bool  # kept as <upload_dir>/<sha256>
+
+
 @dataclass(slots=True)
 class Reply:
     lines: list[str] = field(default_factory=list)
@@ -682,41 +694,25 @@ class FtpSession:
             return self._reply("send_failed")
         return self._reply("list_done" if listing else "retr_done")
 
-    def received(
-        self,
-        name: str,
-        path: str,
-        *,
-        size: int,
-        sha256: str,
-        truncated: bool,
-        stored: bool,
-        ok: bool = True,
-        timed_out: bool = False,
-    ) -> Reply:
+    def received(self, upload: Upload, *, ok: bool = True, timed_out: bool = False) -> Reply:
         """An upload has ended: report it, show it in listings (never serve it back), reply."""
         self._reset_data()
-        event: Event = (
-            Kind.UPLOAD,
-            clip(name),
-            {
-                "name": clip(name),
-                "path": clip(path),
-                "size": size,
-                "sha256": sha256,
-                "truncated": truncated,
-                "stored": stored,
-            },
-        )
+        data = asdict(upload) | {"name": clip(upload.name), "path": clip(upload.path)}
+        event: Event = (Kind.UPLOAD, clip(upload.name), data)
         if self.tree is not None:
-            parent = self.tree.get(posixpath.dirname(path))
+            parent = self.tree.get(posixpath.dirname(upload.path))
             if parent is not None and parent.is_dir and len(parent.entries()) < 1000:
-                parent.entries()[posixpath.basename(path)] = Node(
-                    False, int(time.time()), size, mode="-rw-------", owner=self.tree.user, downloadable=False
+                parent.entries()[posixpath.basename(upload.path)] = Node(
+                    False,
+                    int(time.time()),
+                    upload.size,
+                    mode="-rw-------",
+                    owner=self.tree.user,
+                    downloadable=False,
                 )
         if timed_out:
             return Reply([self._say("data_timeout")], [event], close=True)
-        key = "stor_full" if truncated else "recv_failed" if not ok else "stor_done"
+        key = "stor_full" if upload.truncated else "recv_failed" if not ok else "stor_done"
         return Reply([self._say(key)], [event])
 
     def timed_out(self) -> Reply:
@@ -1148,13 +1144,12 @@ class _Connection:
         info: ConnectionInfo,
         report: Report,
         config: FtpConfig,
-        uploads: _Uploads,
     ) -> None:
         self.writer = writer
         self.info = info
         self.report = report
         self.config = config
-        self.uploads = uploads
+        self.uploads = _Uploads(config.upload_dir)
         self.session = FtpSession(info, config)
         self.lines = _Lines(reader, config.max_line)
         self.listener: PassiveListener | None = None
@@ -1296,27 +1291,18 @@ class _Connection:
             raise
         sha256 = digest.hexdigest()
         stored = target is not None and self.uploads.finish(*target, sha256)
-        return self.session.received(
-            action.name,
-            action.path,
-            size=size,
-            sha256=sha256,
-            truncated=truncated,
-            stored=stored,
-            ok=ok,
-            timed_out=timed_out,
-        )
+        upload = Upload(action.name, action.path, size, sha256, truncated, stored)
+        return self.session.received(upload, ok=ok, timed_out=timed_out)
 
 
 def make_handler(config: FtpConfig | None = None) -> Handler:
     """A service handler `(reader, writer, info, report)` serving FTP with `config`."""
     config = config or FtpConfig()
-    uploads = _Uploads(config.upload_dir)
 
     async def serve_ftp(
         reader: asyncio.StreamReader, writer: asyncio.StreamWriter, info: ConnectionInfo, report: Report
     ) -> None:
-        connection = _Connection(reader, writer, info, guarded(report, "ftp"), config, uploads)
+        connection = _Connection(reader, writer, info, guarded(report, "ftp"), config)
         try:
             await asyncio.wait_for(connection.run(), config.lifetime)
         except TimeoutError:
@@ -1348,6 +1334,7 @@ __all__ = [
     "ReceiveData",
     "Reply",
     "SendData",
+    "Upload",
     "greeting_for",
     "make_handler",
     "serve_ftp",

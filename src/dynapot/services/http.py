@@ -48,18 +48,11 @@ _CENTOS_PAGE = "Apache HTTP Server Test Page powered by CentOS"
 
 # The web server a host of each system runs when nmap found none: IIS as its Windows release
 # ships it, the distribution's Apache, a printer's or a router's own.
+# IIS as each Windows release ships it (later ones: 10.0).
+IIS = {"2000": "5.0", "xp": "5.1", "2003": "6.0", "vista": "7.0", "2008": "7.0", "7": "7.5", "2008r2": "7.5"}
+IIS |= {"8": "8.0", "2012": "8.0", "8.1": "8.5", "2012r2": "8.5"}
 SITES: tuple[Profile[Site], ...] = (
-    Profile(_iis("5.0"), os="windows-2000"),
-    Profile(_iis("5.1"), os="windows-xp"),
-    Profile(_iis("6.0"), os="windows-2003"),
-    Profile(_iis("7.0"), os="windows-vista"),
-    Profile(_iis("7.0"), os="windows-2008"),
-    Profile(_iis("7.5"), os="windows-7"),
-    Profile(_iis("7.5"), os="windows-2008r2"),
-    Profile(_iis("8.0"), os="windows-8"),
-    Profile(_iis("8.0"), os="windows-2012"),
-    Profile(_iis("8.5"), os="windows-8.1"),
-    Profile(_iis("8.5"), os="windows-2012r2"),
+    *(Profile(_iis(version), os=f"windows-{release}") for release, version in IIS.items()),
     Profile(_iis("10.0"), os="windows"),
     Profile(
         Site("HP HTTP Server; HP LaserJet - embedded web server", "Device Status", "Page not found"),

@@ -577,6 +577,8 @@ _SMB1_SETUP_BASIC = struct.Struct("<BBHHHHIHHII")
 
 @dataclass(frozen=True, slots=True)
 class Smb1Header:
+    """The fields of an SMB1 header a reply echoes or decides on."""
+
     command: int
     status: int
     flags: int
@@ -813,6 +815,9 @@ _SMB2_NEGOTIATE_RESPONSE = struct.Struct("<HHHH16sIIIIQQHHI")
 
 @dataclass(frozen=True, slots=True)
 class Smb2Header:
+    """The fields of an SMB2 header a reply echoes or decides on (`next_command` chains the
+    messages of a compound request)."""
+
     credit_charge: int
     status: int
     command: int

@@ -237,17 +237,11 @@ SERVERS: tuple[Profile[MailServer], ...] = (
     Profile(_postfix("")),
 )
 # What the Windows SMTP service (IIS's) of each release says in its banner.
+_IIS_SMTP = {"xp": "6.0.2600.5512", "2003": "6.0.3790.3959", "vista": "7.0.6002.18264"}
+_IIS_SMTP |= dict.fromkeys(("2008", "7", "2008r2"), "7.5.7601.17514")
+_IIS_SMTP |= dict.fromkeys(("8", "8.1", "2012", "2012r2"), "8.5.9600.16384")
 MICROSOFT_VERSIONS: tuple[Profile[str], ...] = (
-    Profile("6.0.2600.5512", os="windows-xp"),
-    Profile("6.0.3790.3959", os="windows-2003"),
-    Profile("7.0.6002.18264", os="windows-vista"),
-    Profile("7.5.7601.17514", os="windows-2008"),
-    Profile("7.5.7601.17514", os="windows-7"),
-    Profile("7.5.7601.17514", os="windows-2008r2"),
-    Profile("8.5.9600.16384", os="windows-8"),
-    Profile("8.5.9600.16384", os="windows-8.1"),
-    Profile("8.5.9600.16384", os="windows-2012"),
-    Profile("8.5.9600.16384", os="windows-2012r2"),
+    *(Profile(version, os=f"windows-{release}") for release, version in _IIS_SMTP.items()),
     Profile("10.0.17763.1"),
 )
 
