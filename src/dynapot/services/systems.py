@@ -33,9 +33,8 @@ __all__ = [
 # (pattern in the lower-cased personality name, family); the first match wins.
 FAMILIES: tuple[tuple[str, str], ...] = (
     (r"windows|microsoft", "windows"),
-    (r"\bapple\b", "linux"),  # no Apple face yet: "Apple iOS" is not Cisco's IOS
     (r"printer|laserjet|jetdirect", "printer"),
-    (r"\b(?:cisco|ios|router|switch)\b", "cisco"),
+    (r"^(?!.*\bapple\b).*\b(?:cisco|ios|router|switch)\b", "cisco"),  # Apple's iOS is not Cisco's
     (r"busybox|openwrt|embedded", "busybox"),
     (r"bsd", "bsd"),
 )
@@ -298,6 +297,7 @@ _UBUNTU_22 = Unix(
     UBUNTU_22_04,
 )
 # (pattern in the lower-cased personality name, system); the first match wins, the last is the default.
+# The kernel a name gives ("Linux 2.6.32 - 3.10": its lowest) picks the distribution of its time.
 UNIXES: tuple[tuple[str, Unix], ...] = (
     (
         r"bsd",
@@ -313,21 +313,21 @@ UNIXES: tuple[tuple[str, Unix], ...] = (
         ),
     ),
     (
-        r"2\.6",
+        r"\blinux 2\.6",
         Unix(
             Kernel("Linux", "2.6.32-754.35.1.el6.x86_64", "#1 SMP Sat Nov 7 12:42:14 UTC 2020", "x86_64"),
             CENTOS_6,
         ),
     ),
     (
-        r"3\.",
+        r"\blinux 3\.",
         Unix(
             Kernel("Linux", "3.10.0-1160.el7.x86_64", "#1 SMP Mon Oct 19 16:18:59 UTC 2020", "x86_64"),
             CENTOS_7,
         ),
     ),
     (
-        r"4\.",
+        r"\blinux 4\.",
         Unix(
             Kernel("Linux", "4.15.0-213-generic", "#224-Ubuntu SMP Mon Jun 19 13:30:12 UTC 2023", "x86_64"),
             UBUNTU_18_04,
