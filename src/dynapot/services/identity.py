@@ -96,7 +96,8 @@ class HostIdentity:
         """The 1, 5 and 15 minute load: a quiet machine's, its own."""
         rng = self.rng("load")
         base = rng.choice((0.0, 0.01, 0.03, 0.08, 0.15, 0.32))
-        return tuple(round(base * rng.uniform(0.5, 1.5) + rng.uniform(0, 0.05), 2) for _ in range(3))  # type: ignore[return-value]
+        one, five, fifteen = (round(base * rng.uniform(0.5, 1.5) + rng.uniform(0, 0.05), 2) for _ in range(3))
+        return one, five, fifteen
 
     def motd(self, now: float) -> str:
         """The message of the day a login shows (empty where the distribution has none)."""
@@ -105,9 +106,8 @@ class HostIdentity:
             pretty=distribution.pretty, release=kernel.release, machine=kernel.machine
         )
         if distribution.landscape:
-            text += (
-                "\n" + Sysinfo.draw(self.rng("motd")).render(self.address, self.load_average()[0], now) + "\n"
-            )
+            news = Sysinfo.draw(self.rng("motd")).render(self.address, self.load_average()[0], now)
+            text += f"\n{news}\n"
         return text
 
     def last_login(self, now: float) -> str:
