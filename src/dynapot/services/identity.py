@@ -198,13 +198,18 @@ def _hostname(system: System, seed: bytes) -> str:
     return f"srv-{seed[:2].hex()}"
 
 
-class _Domain(NamedTuple):
-    netbios: str
-    dns: str | None
+class _Network(NamedTuple):
+    """What the hosts of one LAN share: their workgroup, or their Active Directory domain."""
+
+    workgroup: str
+    domain: tuple[str, str] | None  # (NetBIOS name, DNS name) when the LAN is a domain's
 
 
 def _network(address: str) -> str:
     """The /24 (IPv4) or /64 (IPv6) a host sits in: hosts of one LAN share a workgroup or domain."""
+    head, dot, last = address.rpartition(".")
+    if dot and last.isdigit() and head.count(".") == 2:
+        return f"{head}.0/24"  # the common case, without ipaddress's cost (a /16 has 65,536 hosts)
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:
@@ -212,16 +217,26 @@ def _network(address: str) -> str:
     return str(ipaddress.ip_network(f"{ip}/{24 if ip.version == 4 else 64}", strict=False))
 
 
-def _domain(secret: bytes, address: str, system: System) -> _Domain:
-    material = _network(address).encode()
-    net = random.Random(
-        hashlib.blake2b(material, key=secret[:64], digest_size=16, person=b"dynapot-net").digest()
+@lru_cache(maxsize=4096)
+def _network_names(secret: bytes, network: str) -> _Network:
+    key = hashlib.blake2b(network.encode(), key=secret[:64], digest_size=16, person=b"dynapot-net").digest()
+    net = random.Random(key)
+    # Drawn for every network, so that all hosts of one network agree on it whatever their OS.
+    workgroup = net.choice(_WORKGROUPS)
+    if net.random() >= DOMAIN_SHARE:
+        return _Network(workgroup, None)
+    head, tail = net.choice(_DOMAIN_HEADS), net.choice(_DOMAIN_TAILS)
+    return _Network(
+        workgroup, ((head + tail)[:15], f"{(head + tail).lower()}.{net.choice(_DOMAIN_SUFFIXES)}")
     )
-    # Drawn for every host, so that all hosts of one network agree on it whatever their OS.
-    if net.random() < DOMAIN_SHARE and not (system.windows and system.windows.key == "9x"):
-        head, tail = net.choice(_DOMAIN_HEADS), net.choice(_DOMAIN_TAILS)
-        return _Domain((head + tail)[:15], f"{(head + tail).lower()}.{net.choice(_DOMAIN_SUFFIXES)}")
-    return _Domain(net.choice(_WORKGROUPS), None)
+
+
+def _domain(secret: bytes, address: str, system: System) -> tuple[str, str | None]:
+    """(NetBIOS domain or workgroup, DNS domain or None) of a host: its network's (9x joins no domain)."""
+    network = _network_names(secret, _network(address))
+    if network.domain is None or (system.windows is not None and system.windows.key == "9x"):
+        return network.workgroup, None
+    return network.domain
 
 
 # -- the clock ------------------------------------------------------------------------------------------
@@ -274,8 +289,8 @@ def identity_for(
         system=system,
         computer=hostname.upper()[:15],
         dns_host=hostname,
-        netbios_domain=domain.netbios,
-        dns_domain=domain.dns,
-        server_guid=_rng(seed, "server-guid").randbytes(16),
+        netbios_domain=domain[0],
+        dns_domain=domain[1],
+        server_guid=hashlib.blake2b(b"server-guid", key=seed[:64], digest_size=16).digest(),
         boots=boots,
     )
