@@ -12,6 +12,7 @@ from pathlib import Path
 
 import asyncssh
 import pytest
+from loopback import ServiceServer
 
 from dynapot.services import ssh as ssh_service
 from dynapot.services.contract import ConnectionInfo
@@ -272,3 +273,28 @@ def test_busybox_probes_get_busybox_answers():
     assert sh.execute("/bin/busybox MIRAI") == "MIRAI: applet not found\n" and sh.status == 127
     assert sh.execute("/bin/busybox echo hi") == "hi\n" and sh.status == 0
     assert sh.execute("busybox").startswith("BusyBox v1.30.1")
+
+
+@pytest.mark.parametrize(
+    ("personality", "product", "version", "configured", "banner"),
+    [
+        ("Linux 3.10", None, None, None, b"SSH-2.0-OpenSSH_7.4\r\n"),  # CentOS 7's own
+        ("Microsoft Windows Server 2019", None, None, None, b"SSH-2.0-OpenSSH_for_Windows_8.1\r\n"),
+        ("Cisco 2811 router (IOS 12.4)", None, None, None, b"SSH-2.0-Cisco-1.25\r\n"),
+        ("Linux 3.10", None, None, "SSH-2.0-OpenSSH_9.6", b"SSH-2.0-OpenSSH_9.6\r\n"),
+        (
+            "Linux 3.10",
+            "OpenSSH",
+            "8.2p1 Ubuntu 4ubuntu0.5",
+            "SSH-2.0-x",
+            b"SSH-2.0-OpenSSH_8.2p1 Ubuntu-4ubuntu0.5\r\n",
+        ),
+    ],
+)
+def test_the_banner_is_nmaps_product_else_the_configured_one_else_the_systems(
+    tmp_path: Path, personality, product, version, configured, banner
+) -> None:
+    info = ConnectionInfo("tcp", "127.0.0.1", 40000, "198.18.0.9", 22, personality, "t", product, version)
+    handler = make_handler(SSHConfig(key_dir=tmp_path, server_version=configured))
+    with ServiceServer(handler, info) as server, server.connect() as client:
+        assert client.recv(256) == banner
