@@ -5,12 +5,14 @@ stream pair (the sensor's userland TCP or, in tests, a kernel socket), the `Conn
 of its connection, and `report`, where everything the attacker does goes as
 `(kind, detail, data)`. A UDP service is sans-IO (`DatagramService`): one datagram in, at
 most one out. Services know nothing of packets or of the sensor; the sensor knows them only
-through this module. Each service module describes itself with one `Service` (its names,
-its transport, its function, what it loads before root is dropped); `dynapot.services`
-builds the registries from those descriptions.
+through this module. Each service module describes itself the same way, `SERVICES`: a tuple
+of `Service` (names, transport, function, what it loads before root is dropped), from which
+`dynapot.services` builds the registries. Who the host is (`ConnectionInfo.identity`) is
+`dynapot.services.identity`'s.
 
 Attacker strings are hostile: `clip` bounds one field, `excerpt` makes bytes printable and
-bounded (`printable` both), and `guarded` keeps a failing report sink from ending the attacker's session.
+bounded, `printable` does both to a field, and `guarded` keeps a failing report sink from
+ending the attacker's session.
 """
 
 from __future__ import annotations
@@ -76,8 +78,8 @@ class ConnectionInfo:
     # How to open second connections (FTP data); None where the transport offers none.
     data_ports: DataPorts | None = None
     mac: bytes | None = None  # the virtual host's MAC (NetBIOS node status tells it)
-    # Who the host is (name, boot time): the sensor's; else, on a kernel socket, derived from
-    # the address and personality.
+    # Who the host is (its names, clock and system): the sensor's; else, on a kernel socket,
+    # derived from the address and personality.
     identity: HostIdentity = None  # type: ignore[assignment]
 
     def __post_init__(self) -> None:
