@@ -20,13 +20,16 @@ from functools import lru_cache
 
 __all__ = [
     "CISCO_IOS",
+    "UBUNTU_22_04",
     "Distribution",
     "Kernel",
+    "Sysinfo",
     "System",
     "Unix",
     "WindowsRelease",
     "family_of",
     "system_for",
+    "unix_for",
     "windows_release",
 ]
 
