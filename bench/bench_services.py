@@ -7,7 +7,7 @@ very same service functions on a kernel socket, measured in the same run.
   sensor uses it) in a real lab namespace, and against busybox httpd there for context.
 - SSH handshakes per second (version exchange, key exchange, host key; no login) with OpenSSH's
   ``ssh-keyscan -t ed25519`` in a loop for a fixed time at concurrency 1 and 8, against the virtual
-  host's ``ssh`` service, against ``make_ssh_handler()`` on a kernel socket, and against OpenSSH's
+  host's ``ssh`` service, against ``make_handler()`` on a kernel socket, and against OpenSSH's
   sshd for context. At concurrency 1 a kernel server's rate suffers from a known stall: the
   client (Nagle on) holds its key exchange init until the server's delayed ACK of its KEXINIT,
   ~40 ms, in some connections; compare medians (``p50_virtual_over_kernel``) for the service's cost.
@@ -98,11 +98,11 @@ def ratio(numerator: float, denominator: float) -> float | None:
 
 
 def serve_kernel(address: str, key_dir: Path) -> None:
-    """Serve serve_http and make_ssh_handler() on kernel sockets until SIGTERM; print "ready" once up."""
+    """Serve serve_http and ssh.make_handler() on kernel sockets until SIGTERM; print "ready" once up."""
     # Imported here: the benchmark's driver and load client need none of it.
     from dynapot.services.contract import ConnectionInfo, Handler
     from dynapot.services.http import serve_http
-    from dynapot.services.ssh import SSHConfig, make_ssh_handler
+    from dynapot.services.ssh import SSHConfig, make_handler
 
     def no_report(kind: str, detail: str | None, data: dict[str, Any] | None) -> None:
         pass
@@ -128,7 +128,7 @@ def serve_kernel(address: str, key_dir: Path) -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGTERM, stop.set)
-        ssh = make_ssh_handler(SSHConfig(key_dir=key_dir))
+        ssh = make_handler(SSHConfig(key_dir=key_dir))
         servers = [
             await asyncio.start_server(adapter(serve_http), address, KERNEL_HTTP_PORT, backlog=4096),
             await asyncio.start_server(adapter(ssh), address, KERNEL_SSH_PORT, backlog=4096),

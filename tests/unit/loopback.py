@@ -1,5 +1,8 @@
 """Test helpers on 127.0.0.1: a plain TCP server, services run over real sockets, nmap, client-present marks.
 
+Every event a service reports there must fit `dynapot.events.CATALOGUE` (its kind a `Kind`, its
+data keys listed), or the server fails the test when it closes.
+
 `ServiceServer` runs a TCP service (the `serve(reader, writer, info, report)` contract) and
 `DatagramServer` a UDP one (`service(datagram, info, report) -> reply`), each on its own event
 loop in a daemon thread, so that a test can drive them with blocking clients (sockets, smtplib,
@@ -23,6 +26,7 @@ from typing import Any, NamedTuple, Self, cast
 
 import pytest
 
+from dynapot.events import CATALOGUE, Kind
 from dynapot.services.contract import ConnectionInfo, DatagramService, Handler
 
 
@@ -76,6 +80,14 @@ def tcp_server(greeting: bytes = b"") -> Iterator[int]:
         server.close()
 
 
+def catalogue_problem(kind: object, detail: object = None, data: object = None) -> str | None:
+    """Why one reported event does not fit the event catalogue, or None when it does."""
+    if not isinstance(kind, Kind):
+        return f"{kind!r} is not a Kind"
+    extra = set(data or {}) - set(CATALOGUE[kind].data)
+    return f"{kind}: {sorted(extra)} not in its EventSpec.data" if extra else None
+
+
 def _info(info: InfoFor, peer: tuple[str, int]) -> ConnectionInfo:
     return info if isinstance(info, ConnectionInfo) else info(peer)
 
@@ -113,6 +125,10 @@ class _Loopback:
         """The service's `report(kind, detail, data)`: kept as the tuple it was called with."""
         self.reports.append(record)
 
+    def uncatalogued(self) -> list[str]:
+        """Reports whose kind, or a key of whose data, the event catalogue does not list."""
+        return [problem for record in list(self.reports) if (problem := catalogue_problem(*record))]
+
     def kinds(self, kind: str) -> list[tuple]:
         return [r for r in list(self.reports) if r[0] == kind]
 
@@ -143,6 +159,8 @@ class _Loopback:
             self._call(shutdown())
         finally:
             self._stop_loop()
+        problems = self.uncatalogued()
+        assert not problems, f"events outside dynapot.events.CATALOGUE: {problems}"
 
     def _stop_loop(self) -> None:
         self.loop.call_soon_threadsafe(self.loop.stop)

@@ -15,11 +15,9 @@ from pathlib import Path
 import pytest
 from loopback import ServiceServer, needs
 
-from dynapot.services import ftp as ftp_service
-from dynapot.services.contract import ConnectionInfo
+from dynapot.services.contract import FIELD_LIMIT, ConnectionInfo
 from dynapot.services.dataports import KernelDataPorts
-from dynapot.services.ftp import FileTree, FtpConfig, FtpSession, OpenPassive, make_ftp_handler
-from dynapot.services.identity import host_name
+from dynapot.services.ftp import FileTree, FtpConfig, FtpSession, OpenPassive, make_handler
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -43,7 +41,7 @@ class Server(ServiceServer):
             ports = KernelDataPorts("127.0.0.1") if data_ports else None
             return ConnectionInfo("tcp", peer[0], peer[1], dst, 21, personality, "t", product, version, ports)
 
-        super().__init__(make_ftp_handler(config), connection)
+        super().__init__(make_handler(config), connection)
 
     def client(self) -> ftplib.FTP:
         client = ftplib.FTP()
@@ -86,7 +84,7 @@ def info(**kw) -> ConnectionInfo:
 )
 def test_greeting_fits_product_and_os(personality, product, version, greeting) -> None:
     session = FtpSession(info(personality=personality, product=product, version=version))
-    host = host_name(session.info).removeprefix("srv-")
+    host = session.info.identity.hostname.removeprefix("srv-")
     assert session.greeting().lines == [greeting.format(h=host)]
 
 
@@ -386,7 +384,7 @@ def test_garbage_and_overlong_lines_get_answers(server: Server) -> None:
     bad = server.kinds("bad-request")
     assert {r[1] for r in bad} == {"unprintable command", "command line too long"}
     user = next(r for r in server.kinds("login"))
-    assert len(user[2]["user"]) == ftp_service.FIELD_LIMIT
+    assert len(user[2]["user"]) == FIELD_LIMIT
 
 
 def test_idle_clients_are_dropped(tmp_path: Path) -> None:

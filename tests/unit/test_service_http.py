@@ -12,7 +12,7 @@ import urllib.request
 import pytest
 
 from dynapot.services.contract import ConnectionInfo
-from dynapot.services.http import flavour_for, serve_http
+from dynapot.services.http import serve_http, site_for
 
 
 def info(personality: str, dst: str = "198.18.0.20") -> ConnectionInfo:
@@ -60,7 +60,7 @@ def test_headers_and_page_fit_the_os(iis):
     with urllib.request.urlopen(iis.url("/"), timeout=5) as response:
         assert response.headers["Server"] == "Microsoft-IIS/7.5"
         page = response.read().decode()
-    assert "IIS Windows Server" in page and "srv-" in page
+    assert "IIS Windows Server" in page and info("Microsoft Windows 7 SP1").identity.hostname in page
     assert iis.reports[0][:2] == ("request", "GET /")
 
 
@@ -97,12 +97,32 @@ def test_hosts_are_not_clones():
     ("personality", "server"),
     [
         ("Microsoft Windows XP SP3", "Microsoft-IIS/5.1"),
+        ("Microsoft Windows Server 2008 SP2", "Microsoft-IIS/7.0"),
+        ("Microsoft Windows Server 2012 R2", "Microsoft-IIS/8.5"),
         ("Microsoft Windows Server 2016", "Microsoft-IIS/10.0"),
         ("Linux 5.4", "Apache/2.4.52 (Ubuntu)"),
+        ("Linux 3.10", "Apache/2.4.6 (CentOS)"),
         ("FreeBSD 11.2-RELEASE", "Apache/2.4.58 (FreeBSD)"),
         ("HP LaserJet 1320 printer", "HP HTTP Server; HP LaserJet - embedded web server"),
         ("Cisco 1900-series router (IOS 15.4)", "cisco-IOS"),
     ],
 )
-def test_flavours(personality, server):
-    assert flavour_for(personality).server == server
+def test_each_system_has_its_own_server(personality, server):
+    assert site_for(info(personality)).server == server
+
+
+@pytest.mark.parametrize(
+    ("personality", "product", "version", "server"),
+    [
+        ("Linux 5.4", "Apache httpd", "2.4.41 ((Ubuntu))", "Apache/2.4.41 (Ubuntu)"),
+        ("Microsoft Windows 7 SP1", "Apache httpd", "2.4.57", "Apache/2.4.57 (Unix)"),
+        ("Linux 5.4", "nginx", "1.18.0", "nginx/1.18.0 (Ubuntu)"),
+        ("Microsoft Windows Server 2019", "Microsoft IIS httpd", "10.0", "Microsoft-IIS/10.0"),
+        ("Linux 5.4", "Apache Tomcat", "9.0.58", "Apache/2.4.52 (Ubuntu)"),
+        ("Linux 5.4", "Apache httpd", "2.4.41\r\nSet-Cookie: x", "Apache/2.4.52 (Ubuntu)"),
+        ("Linux 5.4", "Apache httpd", None, "Apache/2.4.52 (Ubuntu)"),
+    ],
+)
+def test_nmaps_product_names_the_server(personality, product, version, server):
+    conn = ConnectionInfo("tcp", "198.18.0.3", 40000, "198.18.0.20", 80, personality, "t", product, version)
+    assert site_for(conn).server == server

@@ -230,6 +230,7 @@ def test_silent_client_is_dropped(monkeypatch):
     ("personality", "product", "version", "expected"),
     [
         ("Linux 5.4", None, None, "8.0.35-0ubuntu0.22.04.1"),
+        ("Linux 4.15", None, None, "5.7.42-0ubuntu0.18.04.1"),  # the distribution's own package
         ("Microsoft Windows Server 2016", None, None, "8.0.35"),
         (None, "MySQL", "5.7.44-log", "5.7.44-log"),
         (None, "MySQL", "5.5.5-10.6.12-MariaDB-0ubuntu0.22.04.1", "5.5.5-10.6.12-MariaDB-0ubuntu0.22.04.1"),

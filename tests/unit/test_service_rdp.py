@@ -22,6 +22,7 @@ from test_service_smb import (
 
 from dynapot.services import rdp
 from dynapot.services import smb_messages as m
+from dynapot.services.identity import identity_for
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -109,7 +110,7 @@ def test_confirm_fits_the_windows_release(personality: str, probe: bytes, confir
 def test_nmap_sees_terminal_services_with_nla_and_a_certificate() -> None:
     host, dst = alias_address(), "198.18.9.30"
     personality = "Microsoft Windows Server 2019"
-    identity = m.identity_for(dst, m.profile_for(personality, seed=dst))
+    identity = identity_for(dst, personality)
     with listening(rdp.serve_rdp, personality, dst, host, 3389) as server:
         out = nmap("-sV", "-sC", "-p", "3389", host)
     assert "3389/tcp open  ms-wbt-server Microsoft Terminal Services" in out, out
@@ -136,7 +137,7 @@ def read_der(channel: ssl.SSLSocket) -> bytes:
 def test_nla_logon_is_refused_and_its_hash_cracks() -> None:
     dst = "198.18.9.31"
     personality = "Microsoft Windows 10 1809"
-    identity = m.identity_for(dst, m.profile_for(personality, seed=dst))
+    identity = identity_for(dst, personality)
     with (
         listening(rdp.serve_rdp, personality, dst) as server,
         socket.create_connection(("127.0.0.1", server.port), timeout=10) as raw,

@@ -27,6 +27,7 @@ from loopback import needs_nmap
 from dynapot.services import netbios_ns, smb
 from dynapot.services import smb_messages as m
 from dynapot.services.contract import ConnectionInfo
+from dynapot.services.identity import identity_for
 from dynapot.services.smb import Reply, SmbConnection
 
 pytestmark = pytest.mark.timeout(60)
@@ -214,7 +215,7 @@ def test_md4_matches_the_rfc_vectors() -> None:
     ],
 )
 def test_profiles_follow_the_personality(personality, native_os, lanman, smb2, version) -> None:
-    profile = m.profile_for(personality, seed="198.18.0.20")
+    profile = m.profile_for(personality, rng=random.Random(7))
     assert re.fullmatch(native_os, profile.native_os), profile.native_os
     assert re.fullmatch(lanman, profile.native_lanman), profile.native_lanman
     assert profile.smb2_max == smb2 and profile.version == version
@@ -235,16 +236,16 @@ def test_samba_refuses_smb1_but_samba_3_speaks_it() -> None:
 
 
 def test_hosts_have_their_own_names_and_share_their_network() -> None:
-    profile = m.profile_for("Microsoft Windows 7 SP1")
-    hosts = [m.identity_for(f"198.18.4.{i}", profile) for i in range(10, 40)]
+    windows7 = "Microsoft Windows 7 SP1"
+    hosts = [identity_for(f"198.18.4.{i}", windows7) for i in range(10, 40)]
     assert len({h.computer for h in hosts}) >= 27  # a clash now and then, as on real networks
     assert len({h.server_guid for h in hosts}) == 30
     assert len({(h.netbios_domain, h.dns_domain) for h in hosts}) == 1  # one LAN, one workgroup or domain
     assert all(h.computer == h.computer.upper() and len(h.computer) <= 15 for h in hosts)
-    again = m.identity_for("198.18.4.10", profile)
+    again = identity_for("198.18.4.10", windows7)
     assert (again.computer, again.server_guid) == (hosts[0].computer, hosts[0].server_guid)
     assert abs(again.boot_time - hosts[0].boot_time) < 5  # the same boot, not a new one per connection
-    networks = {m.identity_for(f"198.18.{n}.20", profile).dns_domain is None for n in range(40)}
+    networks = {identity_for(f"198.18.{n}.20", windows7).dns_domain is None for n in range(40)}
     assert networks == {True, False}  # some networks are workgroups, some are domains
 
 
@@ -659,18 +660,18 @@ def well_known(
 
 
 def domain_member_address() -> str:
-    profile = m.profile_for("Microsoft Windows Server 2016")
     return next(
         f"198.18.{n}.20"
         for n in range(256)
-        if m.identity_for(f"198.18.{n}.20", profile).dns_domain is not None
+        if identity_for(f"198.18.{n}.20", "Microsoft Windows Server 2016").dns_domain is not None
     )
 
 
 def workgroup_address() -> str:
-    profile = m.profile_for("Microsoft Windows 7 SP1")
     return next(
-        f"198.18.{n}.20" for n in range(256) if m.identity_for(f"198.18.{n}.20", profile).dns_domain is None
+        f"198.18.{n}.20"
+        for n in range(256)
+        if identity_for(f"198.18.{n}.20", "Microsoft Windows 7 SP1").dns_domain is None
     )
 
 
@@ -685,7 +686,7 @@ def nmap(*args: str) -> str:
 def test_nmap_names_the_service_and_smb_os_discovery_the_host() -> None:
     host, dst = alias_address(), workgroup_address()
     personality = "Microsoft Windows 7 Professional SP1"
-    identity = m.identity_for(dst, m.profile_for(personality, seed=dst))
+    identity = identity_for(dst, personality)
     with (
         well_known(smb.serve_microsoft_ds, personality, dst, host, 445) as direct,
         well_known(smb.serve_netbios_ssn, personality, dst, host, 139),
@@ -708,7 +709,7 @@ def test_nmap_names_the_service_and_smb_os_discovery_the_host() -> None:
 @needs_nmap
 def test_smb_os_discovery_on_a_domain_member() -> None:
     host, dst = alias_address(), domain_member_address()
-    identity = m.identity_for(dst, m.profile_for("Microsoft Windows Server 2016", seed=dst))
+    identity = identity_for(dst, "Microsoft Windows Server 2016")
     with well_known(smb.serve_smb, "Microsoft Windows Server 2016", dst, host, 445):
         out = nmap("-p", "445", "--script", "smb-os-discovery", host)
     assert re.search(
@@ -844,7 +845,7 @@ def test_node_status_and_name_queries_answer_with_the_smb_names() -> None:
     events = Recorder()
     dst = "198.18.0.50"
     host = info("Microsoft Windows XP SP3", dst=dst)
-    identity = m.identity_for(dst, m.profile_for(host.personality, seed=dst))
+    identity = identity_for(dst, host.personality)
     answer = netbios_ns.serve_netbios_ns(nbns_query("*", 0, 0x21, flags=0), host, events)
     assert answer is not None
     names, mac = parse_node_status(answer)
@@ -913,7 +914,7 @@ def udp_service(service: Callable, personality: str, dst: str, host: str) -> Ite
 def test_nmap_nbstat_and_port_139_use_the_netbios_name() -> None:
     host, dst = alias_address(), "198.18.0.51"
     personality = "Microsoft Windows Server 2008 R2 SP1"
-    identity = m.identity_for(dst, m.profile_for(personality, seed=dst))
+    identity = identity_for(dst, personality)
     with (
         udp_service(netbios_ns.serve_netbios_ns, personality, dst, host),
         well_known(smb.serve_smb, personality, dst, host, 139) as session,

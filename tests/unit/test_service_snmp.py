@@ -12,7 +12,6 @@ from hypothesis import strategies as st
 from loopback import DatagramServer, needs, needs_nmap, nmap_service_scan
 
 from dynapot.services.contract import ConnectionInfo
-from dynapot.services.identity import host_name
 from dynapot.services.snmp import (
     COUNTER32,
     GET,
@@ -34,7 +33,6 @@ from dynapot.services.snmp import (
     make_agent,
     read_items,
     read_tlv,
-    register_udp,
     respond,
     tlv,
 )
@@ -101,7 +99,7 @@ def values(output: str) -> dict[str, str]:
 def test_snmpwalk_v2c_system_group(linux, tools_env):
     result = run("snmpwalk", linux, tools_env, "-v2c -c public", "1.3.6.1.2.1.1")
     rows = values(result.stdout)
-    name = host_name(info())
+    name = info().identity.hostname
     assert result.returncode == 0
     assert rows[SYS_DESCR].startswith(f'STRING: "Linux {name} 4.15.0-213-generic #224-Ubuntu SMP')
     assert rows["1.3.6.1.2.1.1.2.0"] == "OID: .1.3.6.1.4.1.8072.3.2.10"
@@ -223,7 +221,7 @@ def test_nmap_service_scan_on_port_161():
         scan = nmap_service_scan([161], udp=True)
     line = scan.ports[161]
     assert "open" in line and "snmp" in line and "net-snmp" in line and "public" in line
-    assert f"Host: {host_name(info())}" in scan.output
+    assert f"Host: {info().identity.hostname}" in scan.output
 
 
 # -- the agent, without IO ------------------------------------------------------------------------------
@@ -420,6 +418,6 @@ def test_nmap_v3_probe_gets_a_net_snmp_report():
 
 
 def test_registered_as_udp_service():
-    registry: dict = {}
-    register_udp(registry)
-    assert registry["snmp"](request(GET, [SYS_NAME]), info(), lambda *r: None) is not None
+    from dynapot.services import UDP_REGISTRY
+
+    assert UDP_REGISTRY["snmp"](request(GET, [SYS_NAME]), info(), lambda *r: None) is not None

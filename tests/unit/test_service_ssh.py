@@ -12,12 +12,13 @@ from pathlib import Path
 
 import asyncssh
 import pytest
+from loopback import ServiceServer
 
 from dynapot.services import ssh as ssh_service
 from dynapot.services.contract import ConnectionInfo
-from dynapot.services.identity import host_name
+from dynapot.services.identity import identity_for
 from dynapot.services.shell import FakeShell
-from dynapot.services.ssh import DEFAULT_VERSION, SSHConfig, make_ssh_handler
+from dynapot.services.ssh import DEFAULT_VERSION, SSHConfig, make_handler
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -25,12 +26,12 @@ CLIENT = {"known_hosts": None, "client_keys": None, "agent_path": None, "config"
 
 
 # The shell says the host's own name, the one its other services carry.
-NAME = host_name(ConnectionInfo("tcp", "198.18.0.3", 40000, "198.18.0.5", 22, None, "web01"))
+NAME = ConnectionInfo("tcp", "198.18.0.3", 40000, "198.18.0.5", 22, None, "web01").identity.hostname
 
 
 @contextlib.asynccontextmanager
 async def serve(config: SSHConfig, dst: str = "198.18.0.5") -> AsyncIterator[tuple[int, list]]:
-    handler = make_ssh_handler(config)
+    handler = make_handler(config)
     reports: list[tuple[str, str | None, dict | None]] = []
     tasks: set[asyncio.Task] = set()
 
@@ -191,14 +192,14 @@ def test_host_key_per_address_and_persistent(tmp_path: Path) -> None:
         assert stat.S_IMODE(p.stat().st_mode) == 0o600
 
 
-def test_register(tmp_path: Path) -> None:
-    registry: dict = {}
-    ssh_service.register(registry, SSHConfig(key_dir=tmp_path))
-    assert callable(registry["ssh"])
+def test_described_as_a_tcp_service() -> None:
+    (service,) = ssh_service.SERVICES
+    assert service.names == ("ssh",) and service.transport == "tcp" and callable(service.handler)
+    assert service.preload is ssh_service.preload  # asyncssh loads its algorithms lazily
 
 
 def test_fake_shell() -> None:
-    sh = FakeShell("web01", "admin")
+    sh = FakeShell(identity_for("198.18.0.5"), "admin", hostname="web01")
     assert sh.prompt() == "admin@web01:~$ "
     assert sh.execute("pwd") == "/home/admin\n"
     assert sh.execute("cd /var/log; pwd") == "/var/log\n"
@@ -268,7 +269,32 @@ def test_lifetime_and_garbage_end_the_connection(tmp_path: Path) -> None:
 
 
 def test_busybox_probes_get_busybox_answers():
-    sh = FakeShell("web01", "root")
+    sh = FakeShell(identity_for("198.18.0.5"), "root", hostname="web01")
     assert sh.execute("/bin/busybox MIRAI") == "MIRAI: applet not found\n" and sh.status == 127
     assert sh.execute("/bin/busybox echo hi") == "hi\n" and sh.status == 0
     assert sh.execute("busybox").startswith("BusyBox v1.30.1")
+
+
+@pytest.mark.parametrize(
+    ("personality", "product", "version", "configured", "banner"),
+    [
+        ("Linux 3.10", None, None, None, b"SSH-2.0-OpenSSH_7.4\r\n"),  # CentOS 7's own
+        ("Microsoft Windows Server 2019", None, None, None, b"SSH-2.0-OpenSSH_for_Windows_8.1\r\n"),
+        ("Cisco 2811 router (IOS 12.4)", None, None, None, b"SSH-2.0-Cisco-1.25\r\n"),
+        ("Linux 3.10", None, None, "SSH-2.0-OpenSSH_9.6", b"SSH-2.0-OpenSSH_9.6\r\n"),
+        (
+            "Linux 3.10",
+            "OpenSSH",
+            "8.2p1 Ubuntu 4ubuntu0.5",
+            "SSH-2.0-x",
+            b"SSH-2.0-OpenSSH_8.2p1 Ubuntu-4ubuntu0.5\r\n",
+        ),
+    ],
+)
+def test_the_banner_is_nmaps_product_else_the_configured_one_else_the_systems(
+    tmp_path: Path, personality, product, version, configured, banner
+) -> None:
+    info = ConnectionInfo("tcp", "127.0.0.1", 40000, "198.18.0.9", 22, personality, "t", product, version)
+    handler = make_handler(SSHConfig(key_dir=tmp_path, server_version=configured))
+    with ServiceServer(handler, info) as server, server.connect() as client:
+        assert client.recv(256) == banner

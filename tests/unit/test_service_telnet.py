@@ -31,8 +31,8 @@ from dynapot.services.telnet import (
     TelnetConfig,
     TelnetOptions,
     TelnetSession,
-    flavour_for,
-    make_telnet_handler,
+    make_handler,
+    telnetd_for,
 )
 
 with warnings.catch_warnings():
@@ -53,7 +53,7 @@ def info(personality: str | None = "Linux 5.4", dst: str = "198.18.0.20", produc
 def telnet_server(config: TelnetConfig = FAST, personality: str | None = "Linux 5.4") -> ServiceServer:
     """The telnet handler on a loopback port; each connection's info names its real client."""
     return ServiceServer(
-        make_telnet_handler(config),
+        make_handler(config),
         lambda peer: ConnectionInfo("tcp", peer[0], peer[1], "198.18.0.20", 23, personality, "t"),
     )
 
@@ -249,11 +249,13 @@ def test_each_os_has_its_own_screen(personality, product, first, screen) -> None
     assert screen in shown
 
 
-def test_flavour_choice() -> None:
-    assert flavour_for("Apple iOS 14").kind == "linux"
-    assert flavour_for("Cisco Catalyst 2960 switch (IOS 12.2)").kind == "cisco"
-    assert flavour_for(None, "Microsoft Windows XP telnetd").kind == "windows"
-    assert flavour_for("FreeBSD 12.1-RELEASE").kind == "bsd"
+def test_server_choice() -> None:
+    assert telnetd_for(info("Apple iOS 14")).kind == "linux"
+    assert telnetd_for(info("Cisco Catalyst 2960 switch (IOS 12.2)")).kind == "cisco"
+    assert telnetd_for(info(None, product="Microsoft Windows XP telnetd")).kind == "windows"
+    assert telnetd_for(info("FreeBSD 12.1-RELEASE")).kind == "bsd"
+    assert telnetd_for(info("Linux 2.6.32", product="BusyBox telnetd")).kind == "busybox"
+    assert telnetd_for(info("Microsoft Windows 7 SP1", product="Linux telnetd")).kind == "linux"  # nmap first
 
 
 def test_login_is_sans_io_and_password_not_echoed() -> None:
@@ -381,7 +383,9 @@ def test_telnetlib_windows_host() -> None:
             assert b"Microsoft Telnet Server." in screen and screen.endswith(b"C:\\Users\\admin>")
             client.write(b"whoami\r\n")
             answer = client.read_until(b"admin>", 5)
-            assert b"win-" in answer and b"\\admin" in answer
+            # The SMB computer name: one name per host, whatever service tells it.
+            name = info("Microsoft Windows Server 2008 R2").identity.computer
+            assert f"{name.lower()}\\admin".encode() in answer
             client.write(b"ls\r\n")
             assert b"is not recognized as an internal or external command" in client.read_until(b">", 5)
             client.write(b"exit\r\n")

@@ -11,28 +11,33 @@ from __future__ import annotations
 import asyncio
 import time
 
-from dynapot.services.contract import ConnectionInfo, Report
-from dynapot.services.identity import host_name
+from dynapot.services.contract import ConnectionInfo, Report, Service
+from dynapot.services.profiles import Profile, choose
 from dynapot.services.recorder import record
 
-# (lower-case product substring, banner template, version when nmap found none).
-# Templates take {v} (version), {ssh} (version in SSH's form), {rfb}, {host}, {dst}, {date}.
-BANNERS: tuple[tuple[str, str, str], ...] = (
-    ("openssh", "SSH-2.0-OpenSSH_{ssh}\r\n", "8.9p1 Ubuntu 3ubuntu0.6"),
-    ("dropbear", "SSH-2.0-dropbear_{v}\r\n", "2020.81"),
-    ("vsftpd", "220 (vsFTPd {v})\r\n", "3.0.5"),
-    ("proftpd", "220 ProFTPD {v} Server (ProFTPD Default Installation) [{dst}]\r\n", "1.3.7c"),
-    ("microsoft ftpd", "220 Microsoft FTP Service\r\n", ""),
-    ("postfix", "220 {host} ESMTP Postfix (Ubuntu)\r\n", ""),
-    ("exim", "220 {host} ESMTP Exim {v} Ubuntu {date}\r\n", "4.95"),
-    ("dovecot pop3d", "+OK Dovecot (Ubuntu) ready.\r\n", ""),
-    (
-        "dovecot imapd",
+# The first words of each product, by a word of nmap's product name; the version is nmap's,
+# else the row's. Templates take {v} (version), {ssh} (version in SSH's form), {rfb}, {host},
+# {dst}, {date}. A product not listed says "product version" ({named}), as a best effort.
+BANNERS: tuple[Profile[str], ...] = (
+    Profile("SSH-2.0-OpenSSH_{ssh}\r\n", "openssh", default_version="8.9p1 Ubuntu 3ubuntu0.6"),
+    Profile("SSH-2.0-dropbear_{v}\r\n", "dropbear", default_version="2020.81"),
+    Profile("220 (vsFTPd {v})\r\n", "vsftpd", default_version="3.0.5"),
+    Profile(
+        "220 ProFTPD {v} Server (ProFTPD Default Installation) [{dst}]\r\n",
+        "proftpd",
+        default_version="1.3.7c",
+    ),
+    Profile("220 Microsoft FTP Service\r\n", "microsoft ftpd"),
+    Profile("220 {host} ESMTP Postfix (Ubuntu)\r\n", "postfix"),
+    Profile("220 {host} ESMTP Exim {v} Ubuntu {date}\r\n", "exim", default_version="4.95"),
+    Profile("+OK Dovecot (Ubuntu) ready.\r\n", "dovecot pop3d"),
+    Profile(
         "* OK [CAPABILITY IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE LITERAL+ AUTH=PLAIN] "
         "Dovecot (Ubuntu) ready.\r\n",
-        "",
+        "dovecot imapd",
     ),
-    ("vnc", "RFB {rfb}\n", "protocol 3.8"),
+    Profile("RFB {rfb}\n", "vnc", default_version="protocol 3.8"),
+    Profile("{named}\r\n"),
 )
 MAX_FIELD = 120  # a banner is one line: nmap's strings are short
 
@@ -45,27 +50,29 @@ def _rfb(version: str) -> str:
     return "003.008"
 
 
+def _field(text: str | None) -> str:
+    """An inventory string on one line (banners keep nmap's whole version, spaces and all)."""
+    return " ".join((text or "").split())[:MAX_FIELD]
+
+
 def banner_for(info: ConnectionInfo) -> bytes:
     """The first words of the imitated server; b"" when the product is unknown."""
-    product = " ".join((info.product or "").split())[:MAX_FIELD]
-    version = " ".join((info.version or "").split())[:MAX_FIELD]
+    product, version = _field(info.product), _field(info.version)
     if not product:
         return b""
-    name = product.lower()
-    for needle, template, default in BANNERS:
-        if needle in name:
-            v = version or default
-            first, _, rest = v.partition(" ")
-            text = template.format(
-                v=v,
-                ssh=f"{first} {rest.replace(' ', '-')}" if rest else first,
-                rfb=_rfb(v),
-                host=host_name(info),
-                dst=info.dst,
-                date=time.strftime("%a, %d %b %Y %H:%M:%S +0000", time.gmtime()),
-            )
-            return text.encode("latin-1", "replace")
-    return f"{product} {version}".strip().encode("latin-1", "replace") + b"\r\n"
+    row = choose(BANNERS, info)
+    v = version or row.default_version
+    first, _, rest = v.partition(" ")
+    text = row.what.format(
+        v=v,
+        ssh=f"{first} {rest.replace(' ', '-')}" if rest else first,
+        rfb=_rfb(v),
+        host=info.identity.hostname,
+        dst=info.dst,
+        date=time.strftime("%a, %d %b %Y %H:%M:%S +0000", time.gmtime()),
+        named=f"{product} {v}".strip(),
+    )
+    return text.encode("latin-1", "replace")
 
 
 async def serve_banner(
@@ -82,5 +89,4 @@ async def serve_banner(
     await record(reader, writer, info, report)
 
 
-def register(registry: dict) -> None:
-    registry["banner"] = serve_banner
+SERVICES = (Service(("banner",), "tcp", serve_banner),)

@@ -6,9 +6,9 @@ receive an upload). `serve_ftp` is the thin IO loop around it; data connections 
 `info.data_ports` (the sensor's userland TCP, or `dynapot.services.dataports.KernelDataPorts`).
 
 What an attacker sees per virtual host: the banner and reply wording of the server the host
-imitates (`info.product`/`info.version`, else its OS), a small believable file tree of its own
-(names, sizes, dates drawn from a hash of its address), anonymous login, and an accept policy
-for other accounts. Reported events (`report(kind, detail, data)`):
+imitates (`SERVERS`: `info.product`/`info.version`, else its OS), a small believable file tree
+of its own (names, sizes and dates drawn from its identity; its /etc/issue its distribution's),
+anonymous login, and an accept policy for other accounts. Reported events (`report(kind, detail, data)`):
   login    "user:password"  {"user", "password", "accepted"}
   command  the command line (never PASS)
   upload   the file name    {"name", "path", "size", "sha256", "truncated", "stored"}
@@ -29,20 +29,21 @@ import posixpath
 import random
 import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dynapot.services.contract import ConnectionInfo, Handler, PassiveListener, Report
-from dynapot.services.identity import host_name
+from dynapot.events import Kind
+from dynapot.services.contract import ConnectionInfo, Handler, PassiveListener, Report, Service, clip, guarded
+from dynapot.services.profiles import Profile, choose
 from dynapot.services.ssh import WEAK_PAIRS, AcceptPolicy
+from dynapot.services.systems import UBUNTU_22_04
 
 log = logging.getLogger(__name__)
 
 DEFAULT_UPLOAD_DIR = Path("/var/lib/dynapot/uploads")
 MAX_UPLOAD = 10 * 1024 * 1024
 MAX_LINE = 4096  # vsftpd's VSFTP_MAX_COMMAND_LINE
-FIELD_LIMIT = 256  # characters of attacker-chosen names and credentials kept in reports and replies
 _CHUNK = 64 * 1024
 
 # Pairs FTP brute-forcers try first, on top of SSH's: accepting them shows us what comes next.
@@ -65,10 +66,6 @@ class FtpConfig:
     lifetime: float = 900.0
     max_line: int = MAX_LINE
     max_commands: int = 2000  # per connection: bounds what one client can make us record
-
-
-def _clip(text: str) -> str:
-    return text[:FIELD_LIMIT]
 
 
 # -- dialects: the wording of each server ---------------------------------------------------------------
@@ -268,25 +265,33 @@ DIALECTS = {"vsftpd": _VSFTPD, "proftpd": _PROFTPD, "iis": _IIS}
 
 
 @dataclass(frozen=True, slots=True)
-class Flavour:
-    dialect: str  # a key of DIALECTS
-    greeting: str
-    windows: bool
+class FtpServer:
+    """One FTP server: its dialect (a key of DIALECTS), its greeting, whether it is Windows'."""
+
+    dialect: str
+    greeting: str  # a template: {version}, {host}, {dst}
+    windows: bool = False
 
 
-def flavour_for(info: ConnectionInfo, host: str) -> Flavour:
-    """The FTP server this host plausibly runs: nmap's product if known, else one fitting its OS."""
-    product = (info.product or "").lower()
-    version = (info.version or "").strip()
-    os_name = (info.personality or "").lower()
-    if "proftpd" in product:
-        ident = f"ProFTPD {version} Server" if version else "ProFTPD Server"
-        return Flavour("proftpd", f"220 {ident} ({host}) [{info.dst}]", False)
-    if "microsoft" in product or "iis" in product or ("windows" in os_name and "vsftpd" not in product):
-        return Flavour("iis", "220 Microsoft FTP Service", True)
-    if "vsftpd" in product and re.fullmatch(r"[0-9][0-9A-Za-z.\-]{0,15}", version):
-        return Flavour("vsftpd", f"220 (vsFTPd {version})", False)
-    return Flavour("vsftpd", "220 (vsFTPd 3.0.3)", False)
+_VSFTPD_SERVER = FtpServer("vsftpd", "220 (vsFTPd {version})")
+_IIS_SERVER = FtpServer("iis", "220 Microsoft FTP Service", windows=True)
+# nmap's product first, then the host's system: vsftpd unless it is a Windows host.
+SERVERS: tuple[Profile[FtpServer], ...] = (
+    Profile(FtpServer("proftpd", "220 ProFTPD {version} Server ({host}) [{dst}]"), "proftpd"),
+    Profile(_VSFTPD_SERVER, "vsftpd", default_version="3.0.3"),
+    Profile(_IIS_SERVER, "microsoft"),
+    Profile(_IIS_SERVER, "iis"),
+    Profile(_IIS_SERVER, os="windows"),
+    Profile(_VSFTPD_SERVER, default_version="3.0.3"),
+)
+
+
+def greeting_for(info: ConnectionInfo) -> tuple[FtpServer, str]:
+    """The FTP server this host imitates, and its greeting line."""
+    row = choose(SERVERS, info)
+    server = row.what
+    text = server.greeting.format(version=row.version(info), host=info.identity.hostname, dst=info.dst)
+    return server, " ".join(text.split())  # no version: no double space
 
 
 # -- the fake file tree --------------------------------------------------------------------------------
@@ -323,10 +328,13 @@ _EPOCH = 1640995200  # 2022-01-01: generated dates fall in the following two yea
 class FileTree:
     """One host's files as FTP shows them, generated from a seed; uploads are added per session."""
 
-    def __init__(self, seed: int, host: str, windows: bool, user: str | None) -> None:
+    def __init__(
+        self, seed: int, host: str, windows: bool, user: str | None, issue: str = UBUNTU_22_04.issue
+    ) -> None:
         self._rng = random.Random(seed)
         self.seed = seed
         self.host = host
+        self.issue = issue  # /etc/issue of a Unix host
         self.root = self._dir()
         self.home = "/"
         self.user = "ftp"  # who owns what this session creates
@@ -393,7 +401,7 @@ class FileTree:
             {
                 "hostname": self._text(f"{self.host}\n"),
                 "hosts": self._text(f"127.0.0.1 localhost\n127.0.1.1 {self.host}\n"),
-                "issue": self._text("Ubuntu 22.04.3 LTS \\n \\l\n\n"),
+                "issue": self._text(self.issue),
                 "passwd": self._text(_passwd(user)),
             }
         )
@@ -537,7 +545,7 @@ def _dos_line(name: str, node: Node) -> str:
 
 # -- the sans-IO session --------------------------------------------------------------------------------
 
-Event = tuple[str, str | None, dict[str, Any] | None]
+Event = tuple[Kind, str | None, dict[str, Any] | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -568,6 +576,18 @@ class ReceiveData:
 Action = OpenPassive | SendData | ReceiveData
 
 
+@dataclass(frozen=True, slots=True)
+class Upload:
+    """What one STOR brought (the "upload" event's data)."""
+
+    name: str
+    path: str
+    size: int
+    sha256: str
+    truncated: bool  # cut at `max_upload`, as a full disk would
+    stored: bool  # kept as <upload_dir>/<sha256>
+
+
 @dataclass(slots=True)
 class Reply:
     lines: list[str] = field(default_factory=list)
@@ -588,10 +608,10 @@ class FtpSession:
     def __init__(self, info: ConnectionInfo, config: FtpConfig | None = None) -> None:
         self.config = config or FtpConfig()
         self.info = info
-        self.host = host_name(info)
-        self.flavour = flavour_for(info, self.host)
-        self._text = DIALECTS[self.flavour.dialect]
-        self._seed = int.from_bytes(hashlib.sha256(info.dst.encode()).digest()[:8], "big")
+        self.host = info.identity.hostname
+        self.server, self._greeting = greeting_for(info)
+        self._text = DIALECTS[self.server.dialect]
+        self._seed = info.identity.rng("ftp-files").getrandbits(64)
         self.user: str | None = None  # as given by USER
         self.logged_in = False
         self.anonymous = False
@@ -617,7 +637,7 @@ class FtpSession:
 
     def _opening(self, key: str, **values: Any) -> str:
         """The preliminary reply of a transfer (IIS says 125 only when the passive connection is up)."""
-        if self.flavour.windows and self.active is not None:
+        if self.server.windows and self.active is not None:
             return f"150 Opening {values.get('mode', 'ASCII')} mode data connection."
         return self._say(key, **values)
 
@@ -628,7 +648,7 @@ class FtpSession:
     # entry points ------------------------------------------------------------------------------------
 
     def greeting(self) -> Reply:
-        return Reply([self.flavour.greeting])
+        return Reply([self._greeting])
 
     def command(self, raw: bytes, *, overlong: bool = False) -> Reply:
         """One command line (without its line end)."""
@@ -639,14 +659,14 @@ class FtpSession:
         verb = verb.upper()
         events: list[Event] = []
         if overlong:
-            events.append(("bad-request", "command line too long", {"bytes": len(raw)}))
+            events.append((Kind.BAD_REQUEST, "command line too long", {"bytes": len(raw)}))
         elif not line.isprintable():
-            events.append(("bad-request", "unprintable command", {"line": _clip(line)}))
+            events.append((Kind.BAD_REQUEST, "unprintable command", {"line": clip(line)}))
         self.commands += 1
         if self.commands > self.config.max_commands:
             return Reply(["421 Service not available, closing control connection."], events, close=True)
         if verb != "PASS":
-            events.append(("command", _clip(line), None))
+            events.append((Kind.COMMAND, clip(line), None))
         reply = self._dispatch(verb, arg, line)
         reply.events[:0] = events
         return reply
@@ -674,41 +694,25 @@ class FtpSession:
             return self._reply("send_failed")
         return self._reply("list_done" if listing else "retr_done")
 
-    def received(
-        self,
-        name: str,
-        path: str,
-        *,
-        size: int,
-        sha256: str,
-        truncated: bool,
-        stored: bool,
-        ok: bool = True,
-        timed_out: bool = False,
-    ) -> Reply:
+    def received(self, upload: Upload, *, ok: bool = True, timed_out: bool = False) -> Reply:
         """An upload has ended: report it, show it in listings (never serve it back), reply."""
         self._reset_data()
-        event: Event = (
-            "upload",
-            _clip(name),
-            {
-                "name": _clip(name),
-                "path": _clip(path),
-                "size": size,
-                "sha256": sha256,
-                "truncated": truncated,
-                "stored": stored,
-            },
-        )
+        data = asdict(upload) | {"name": clip(upload.name), "path": clip(upload.path)}
+        event: Event = (Kind.UPLOAD, clip(upload.name), data)
         if self.tree is not None:
-            parent = self.tree.get(posixpath.dirname(path))
+            parent = self.tree.get(posixpath.dirname(upload.path))
             if parent is not None and parent.is_dir and len(parent.entries()) < 1000:
-                parent.entries()[posixpath.basename(path)] = Node(
-                    False, int(time.time()), size, mode="-rw-------", owner=self.tree.user, downloadable=False
+                parent.entries()[posixpath.basename(upload.path)] = Node(
+                    False,
+                    int(time.time()),
+                    upload.size,
+                    mode="-rw-------",
+                    owner=self.tree.user,
+                    downloadable=False,
                 )
         if timed_out:
             return Reply([self._say("data_timeout")], [event], close=True)
-        key = "stor_full" if truncated else "recv_failed" if not ok else "stor_done"
+        key = "stor_full" if upload.truncated else "recv_failed" if not ok else "stor_done"
         return Reply([self._say(key)], [event])
 
     def timed_out(self) -> Reply:
@@ -734,14 +738,14 @@ class FtpSession:
             return handler(self, arg)
         if verb in ("REIN", "ACCT", "SMNT"):
             return self._reply("not_impl", verb=verb)
-        return self._reply("unknown", verb=_clip(verb), line=_clip(line))
+        return self._reply("unknown", verb=clip(verb), line=clip(line))
 
     def _user(self, arg: str) -> Reply:
         if self.logged_in:
             return self._reply("again_anon" if self.anonymous else "again")
         self.user = arg
         anonymous = arg.lower() in ANONYMOUS and self.config.anonymous
-        return self._reply("user_anon" if anonymous else "user", user=_clip(arg))
+        return self._reply("user_anon" if anonymous else "user", user=clip(arg))
 
     def _pass(self, password: str) -> Reply:
         if self.logged_in:
@@ -754,9 +758,9 @@ class FtpSession:
         accepted = (
             anonymous or policy == "all" or (not isinstance(policy, str) and (user, password) in policy)
         )
-        clipped_user, clipped_pw = _clip(user), _clip(password)
+        clipped_user, clipped_pw = clip(user), clip(password)
         event: Event = (
-            "login",
+            Kind.LOGIN,
             f"{clipped_user}:{clipped_pw}",
             {"user": clipped_user, "password": clipped_pw, "accepted": accepted},
         )
@@ -766,8 +770,9 @@ class FtpSession:
             return Reply([self._say("login_bad")], [event], close=close, delay=self.config.fail_delay)
         self.logged_in = True
         self.anonymous = anonymous
-        tree_user = None if anonymous or self.flavour.windows else user
-        self.tree = FileTree(self._seed, self.host, self.flavour.windows, tree_user)
+        tree_user = None if anonymous or self.server.windows else user
+        issue = self.info.identity.distribution.issue
+        self.tree = FileTree(self._seed, self.host, self.server.windows, tree_user, issue)
         self.cwd = self.tree.home
         key = "login_anon" if anonymous else "login"
         return Reply([self._say(key, user=clipped_user)], [event])
@@ -802,7 +807,7 @@ class FtpSession:
         path = self._files.resolve(self.cwd, arg or "~")
         node = self._files.get(path)
         if node is None or not node.is_dir:
-            return self._reply("cwd_bad", arg=_clip(arg))
+            return self._reply("cwd_bad", arg=clip(arg))
         self.cwd = path
         return self._reply(key)
 
@@ -817,7 +822,7 @@ class FtpSession:
         if kind in ("A", "A N"):
             self.binary = False
             return self._reply("type_a")
-        return self._reply("type_bad", arg=_clip(arg))
+        return self._reply("type_bad", arg=clip(arg))
 
     def _stru(self, arg: str) -> Reply:
         return self._reply("stru" if arg.strip().upper() == "F" else "stru_bad")
@@ -906,10 +911,10 @@ class FtpSession:
         now = time.time()
         if names_only:
             text = "".join(f"{name}\r\n" for name, _ in rows)
-        elif self.flavour.windows:
+        elif self.server.windows:
             text = "".join(_dos_line(name, child) + "\r\n" for name, child in rows)
         else:
-            uids = None if self.flavour.dialect == "proftpd" else self._files.uids
+            uids = None if self.server.dialect == "proftpd" else self._files.uids
             text = "".join(_unix_line(name, child, uids, now) + "\r\n" for name, child in rows)
         return Reply(action=SendData(text.encode("utf-8", "replace"), self._opening("list"), listing=True))
 
@@ -928,9 +933,9 @@ class FtpSession:
         path, node = self._file(arg)
         if node is None or not node.downloadable:
             self._reset_data()
-            return self._reply("retr_bad", arg=_clip(arg))
-        mode = "BINARY" if self.binary or self.flavour.dialect == "vsftpd" else "ASCII"
-        opening = self._opening("retr", mode=mode, name=_clip(arg.strip()), size=node.size)
+            return self._reply("retr_bad", arg=clip(arg))
+        mode = "BINARY" if self.binary or self.server.dialect == "vsftpd" else "ASCII"
+        opening = self._opening("retr", mode=mode, name=clip(arg.strip()), size=node.size)
         return Reply(action=SendData(self._files.content(path, node), opening))
 
     def _stor(self, arg: str) -> Reply:
@@ -943,47 +948,47 @@ class FtpSession:
         existing = self._files.get(path)
         if not name or parent is None or not parent.is_dir or (existing is not None and existing.is_dir):
             self._reset_data()
-            return self._reply("stor_bad", arg=_clip(name))
+            return self._reply("stor_bad", arg=clip(name))
         mode = "BINARY" if self.binary else "ASCII"
-        return Reply(action=ReceiveData(name, path, self._opening("stor", mode=mode, name=_clip(name))))
+        return Reply(action=ReceiveData(name, path, self._opening("stor", mode=mode, name=clip(name))))
 
     def _size(self, arg: str) -> Reply:
         _, node = self._file(arg)
         if node is None:
-            return self._reply("size_bad", arg=_clip(arg))
+            return self._reply("size_bad", arg=clip(arg))
         return self._reply("size", size=node.size)
 
     def _mdtm(self, arg: str) -> Reply:
         _, node = self._file(arg)
         if node is None:
-            return self._reply("mdtm_bad", arg=_clip(arg))
+            return self._reply("mdtm_bad", arg=clip(arg))
         return self._reply("mdtm", stamp=time.strftime("%Y%m%d%H%M%S", time.gmtime(node.mtime)))
 
     def _mkd(self, arg: str) -> Reply:
         if self.anonymous or not arg.strip():
-            return self._reply("perm" if self.anonymous else "mkd_bad", arg=_clip(arg))
+            return self._reply("perm" if self.anonymous else "mkd_bad", arg=clip(arg))
         path = self._files.resolve(self.cwd, arg.strip())
         parent = self._files.get(posixpath.dirname(path))
         if parent is None or not parent.is_dir or self._files.get(path) is not None:
-            return self._reply("mkd_bad", arg=_clip(arg))
+            return self._reply("mkd_bad", arg=clip(arg))
         if len(parent.entries()) < 1000:
             parent.entries()[posixpath.basename(path)] = Node(
                 True, int(time.time()), 4096, mode="drwxr-xr-x", owner=self._files.user, children={}
             )
-        return self._reply("mkd", path=_clip(path).replace('"', '""'))
+        return self._reply("mkd", path=clip(path).replace('"', '""'))
 
     def _denied(self, arg: str) -> Reply:
         # Deleting and renaming are refused: the honeypot's files stay as every visitor found them.
-        return self._reply("perm", arg=_clip(arg))
+        return self._reply("perm", arg=clip(arg))
 
     def _site(self, arg: str) -> Reply:
-        return self._reply("site_bad", arg=_clip(arg))
+        return self._reply("site_bad", arg=clip(arg))
 
     def _stat(self, arg: str) -> Reply:
         lines = [
             "211-FTP server status:",
             f"     Connected to {self.info.src}",
-            f"     Logged in as {_clip(self.user or ('ftp' if self.anonymous else 'user'))}",
+            f"     Logged in as {clip(self.user or ('ftp' if self.anonymous else 'user'))}",
             f"     TYPE: {'BINARY' if self.binary else 'ASCII'}",
             "     No session bandwidth limit",
             f"     Session timeout in seconds is {int(self.config.idle_timeout)}",
@@ -1051,16 +1056,6 @@ def _same_address(a: str, b: str) -> bool:
 
 
 # -- the IO loop ----------------------------------------------------------------------------------------
-
-
-def _safe(report: Report) -> Report:
-    def call(kind: str, detail: str | None, data: dict[str, Any] | None) -> None:
-        try:
-            report(kind, detail, data)
-        except Exception:
-            log.exception("ftp: report sink failed")
-
-    return call
 
 
 class _Lines:
@@ -1149,13 +1144,12 @@ class _Connection:
         info: ConnectionInfo,
         report: Report,
         config: FtpConfig,
-        uploads: _Uploads,
     ) -> None:
         self.writer = writer
         self.info = info
         self.report = report
         self.config = config
-        self.uploads = uploads
+        self.uploads = _Uploads(config.upload_dir)
         self.session = FtpSession(info, config)
         self.lines = _Lines(reader, config.max_line)
         self.listener: PassiveListener | None = None
@@ -1219,7 +1213,9 @@ class _Connection:
                 peer = writer.get_extra_info("peername")
                 if isinstance(peer, tuple) and not _same_address(str(peer[0]), self.info.src):
                     # Someone else raced the client to the port (vsftpd: "Security: Bad IP connecting").
-                    self.report("bad-request", "data connection from another address", {"peer": str(peer[0])})
+                    self.report(
+                        Kind.BAD_REQUEST, "data connection from another address", {"peer": str(peer[0])}
+                    )
                     writer.close()
                     return None
                 return reader, writer
@@ -1295,31 +1291,22 @@ class _Connection:
             raise
         sha256 = digest.hexdigest()
         stored = target is not None and self.uploads.finish(*target, sha256)
-        return self.session.received(
-            action.name,
-            action.path,
-            size=size,
-            sha256=sha256,
-            truncated=truncated,
-            stored=stored,
-            ok=ok,
-            timed_out=timed_out,
-        )
+        upload = Upload(action.name, action.path, size, sha256, truncated, stored)
+        return self.session.received(upload, ok=ok, timed_out=timed_out)
 
 
-def make_ftp_handler(config: FtpConfig | None = None) -> Handler:
+def make_handler(config: FtpConfig | None = None) -> Handler:
     """A service handler `(reader, writer, info, report)` serving FTP with `config`."""
     config = config or FtpConfig()
-    uploads = _Uploads(config.upload_dir)
 
     async def serve_ftp(
         reader: asyncio.StreamReader, writer: asyncio.StreamWriter, info: ConnectionInfo, report: Report
     ) -> None:
-        connection = _Connection(reader, writer, info, _safe(report), config, uploads)
+        connection = _Connection(reader, writer, info, guarded(report, "ftp"), config)
         try:
             await asyncio.wait_for(connection.run(), config.lifetime)
         except TimeoutError:
-            connection.report("timeout", None, {"lifetime": config.lifetime})
+            connection.report(Kind.TIMEOUT, None, {"lifetime": config.lifetime})
         except (OSError, ConnectionError):
             pass  # the client went away
         except Exception:
@@ -1331,16 +1318,15 @@ def make_ftp_handler(config: FtpConfig | None = None) -> Handler:
     return serve_ftp
 
 
-serve_ftp = make_ftp_handler()
-
-
-def register(registry: dict[str, Handler], config: FtpConfig | None = None) -> None:
-    registry["ftp"] = make_ftp_handler(config) if config else serve_ftp
+serve_ftp = make_handler()
+SERVICES = (Service(("ftp",), "tcp", serve_ftp),)
 
 
 __all__ = [
     "DEFAULT_UPLOAD_DIR",
     "FTP_PAIRS",
+    "SERVERS",
+    "SERVICES",
     "FileTree",
     "FtpConfig",
     "FtpSession",
@@ -1348,8 +1334,8 @@ __all__ = [
     "ReceiveData",
     "Reply",
     "SendData",
-    "flavour_for",
-    "make_ftp_handler",
-    "register",
+    "Upload",
+    "greeting_for",
+    "make_handler",
     "serve_ftp",
 ]

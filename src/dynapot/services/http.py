@@ -1,9 +1,10 @@
 """HTTP emulator: a web server whose headers, pages and errors fit the host's OS.
 
-The protocol is h11's (sans-IO, strict); this module only decides what a Windows host
-(IIS), a Linux or BSD host (Apache), a printer (embedded server) or a router says, and
-records every request and every login attempt on its form. Bounded: request size, requests
-per connection, idle time.
+The protocol is h11's (sans-IO, strict); this module only decides what a Windows host (IIS
+of its release), a Linux or BSD host (its distribution's Apache), a printer (embedded server)
+or a router says, with the Server header of the product nmap found on the real hosts when it
+found one (`SITES`, `SERVERS`), and records every request and every login attempt on its
+form. Bounded: request size, requests per connection, idle time.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ from urllib.parse import parse_qs
 
 import h11
 
-from dynapot.services.contract import ConnectionInfo, Report
-from dynapot.services.identity import host_name
+from dynapot.events import Kind
+from dynapot.services.contract import ConnectionInfo, Report, Service
+from dynapot.services.profiles import Profile, choose
 
 MAX_REQUEST = 16 * 1024  # bytes of request line, headers and body kept
 MAX_REQUESTS = 20  # per connection
@@ -25,71 +27,84 @@ IDLE = 15.0
 
 
 @dataclass(frozen=True, slots=True)
-class Flavour:
+class Site:
+    """What one kind of web server says: its Server header, its page's title, its 404 text."""
+
     server: str
     title: str
     not_found: str
 
 
-def flavour_for(personality: str | None) -> Flavour:
-    """The web server a host of this OS plausibly runs."""
-    name = (personality or "").lower()
-    if "windows" in name:
-        version = (
-            "5.1"
-            if "xp" in name
-            else "6.0"
-            if "2003" in name
-            else "7.5"
-            if ("windows 7" in name or "2008" in name)
-            else "8.5"
-            if ("2012" in name or "windows 8" in name)
-            else "10.0"
-        )
-        return Flavour(f"Microsoft-IIS/{version}", "IIS Windows Server", "404 - File or directory not found.")
-    if "printer" in name or "laserjet" in name:
-        return Flavour("HP HTTP Server; HP LaserJet - embedded web server", "Device Status", "Page not found")
-    if "cisco" in name or "router" in name:
-        return Flavour("cisco-IOS", "Router login", "Not Found")
-    if "bsd" in name:
-        return Flavour("Apache/2.4.58 (FreeBSD)", "Apache HTTP Server Test Page", "Not Found")
-    return Flavour("Apache/2.4.52 (Ubuntu)", "Apache2 Ubuntu Default Page: It works", "Not Found")
+def _iis(version: str) -> Site:
+    return Site(f"Microsoft-IIS/{version}", "IIS Windows Server", "404 - File or directory not found.")
 
 
-def imitate(flavour: Flavour, product: str | None, version: str | None) -> Flavour:
-    """The Server header of the product nmap found on the real hosts, in that product's own form."""
-    name, number = (product or "").lower(), (version or "").split(" ")[0][:40]
-    if not number or not number.replace(".", "").replace("-", "").isalnum():
-        return flavour
-    # The OS comment the flavour's server carries ("(Ubuntu)", "(FreeBSD)"), if any.
-    comment = flavour.server[flavour.server.find(" (") :] if " (" in flavour.server else ""
-    if "iis" in name:
-        server = f"Microsoft-IIS/{number}"
-    elif "apache" in name and "tomcat" not in name:
-        server = f"Apache/{number}{comment or ' (Unix)'}"
-    elif "nginx" in name:
-        server = f"nginx/{number}{comment}"
-    elif "lighttpd" in name:
-        server = f"lighttpd/{number}"
-    else:
-        return flavour
-    return Flavour(server, flavour.title, flavour.not_found)
+def _apache(version: str, comment: str, title: str) -> Site:
+    return Site(f"Apache/{version} ({comment})", title, "Not Found")
 
 
-def _page(flavour: Flavour, info: ConnectionInfo) -> bytes:
-    name = html.escape(host_name(info))
+_UBUNTU_PAGE = "Apache2 Ubuntu Default Page: It works"
+_CENTOS_PAGE = "Apache HTTP Server Test Page powered by CentOS"
+
+# The web server a host of each system runs when nmap found none: IIS as its Windows release
+# ships it, the distribution's Apache, a printer's or a router's own.
+# IIS as each Windows release ships it (later ones: 10.0).
+IIS = {"2000": "5.0", "xp": "5.1", "2003": "6.0", "vista": "7.0", "2008": "7.0", "7": "7.5", "2008r2": "7.5"}
+IIS |= {"8": "8.0", "2012": "8.0", "8.1": "8.5", "2012r2": "8.5"}
+SITES: tuple[Profile[Site], ...] = (
+    *(Profile(_iis(version), os=f"windows-{release}") for release, version in IIS.items()),
+    Profile(_iis("10.0"), os="windows"),
+    Profile(
+        Site("HP HTTP Server; HP LaserJet - embedded web server", "Device Status", "Page not found"),
+        os="printer",
+    ),
+    Profile(Site("cisco-IOS", "Router login", "Not Found"), os="cisco"),
+    Profile(_apache("2.4.58", "FreeBSD", "Apache HTTP Server Test Page"), os="bsd"),
+    Profile(_apache("2.2.15", "CentOS", _CENTOS_PAGE), os="centos-6"),
+    Profile(_apache("2.4.6", "CentOS", _CENTOS_PAGE), os="centos"),
+    Profile(_apache("2.4.29", "Ubuntu", _UBUNTU_PAGE), os="ubuntu-18.04"),
+    Profile(_apache("2.4.52", "Ubuntu", _UBUNTU_PAGE)),
+)
+# The Server header of the product nmap found on the real hosts, in that product's own form:
+# {version} is nmap's, {comment} the OS comment of the host's own server (" (Ubuntu)"), if any.
+SERVERS: tuple[Profile[str | None], ...] = (
+    Profile(None, product="tomcat"),  # an Apache Tomcat: the host's own server line stays
+    Profile("Microsoft-IIS/{version}", product="iis"),
+    Profile("Apache/{version}{comment}", product="apache"),
+    Profile("nginx/{version}{comment}", product="nginx"),
+    Profile("lighttpd/{version}", product="lighttpd"),
+    Profile(None),
+)
+
+
+def site_for(info: ConnectionInfo) -> Site:
+    """The web server this host imitates: its system's, with the Server header of nmap's product."""
+    site = choose(SITES, info).what
+    row = choose(SERVERS, info)
+    version = row.version(info)
+    if row.what is None or not version:
+        return site
+    # The OS comment the host's own server carries ("(Ubuntu)", "(FreeBSD)"); Apache says "(Unix)".
+    comment = site.server[site.server.find(" (") :] if " (" in site.server else ""
+    if row.product == "apache":
+        comment = comment or " (Unix)"
+    return Site(row.what.format(version=version, comment=comment), site.title, site.not_found)
+
+
+def _page(site: Site, info: ConnectionInfo) -> bytes:
+    name = html.escape(info.identity.hostname)
     body = (
-        f"<!DOCTYPE html><html><head><title>{html.escape(flavour.title)} - {name}</title></head><body>"
-        f"<h1>{html.escape(flavour.title)}</h1><p>{name}</p>"
+        f"<!DOCTYPE html><html><head><title>{html.escape(site.title)} - {name}</title></head><body>"
+        f"<h1>{html.escape(site.title)}</h1><p>{name}</p>"
         '<form method="post" action="/login"><input name="username"><input name="password" type="password">'
         '<input type="submit" value="Log in"></form></body></html>'
     )
     return body.encode()
 
 
-def _response(status: int, flavour: Flavour, body: bytes, *, keep_alive: bool) -> list[h11.Event]:
+def _response(status: int, site: Site, body: bytes, *, keep_alive: bool) -> list[h11.Event]:
     headers = [
-        ("Server", flavour.server),
+        ("Server", site.server),
         ("Date", formatdate(usegmt=True)),
         ("Content-Type", "text/html; charset=utf-8"),
         ("Content-Length", str(len(body))),
@@ -102,16 +117,16 @@ def _response(status: int, flavour: Flavour, body: bytes, *, keep_alive: bool) -
 async def serve_http(
     reader: asyncio.StreamReader, writer: asyncio.StreamWriter, info: ConnectionInfo, report: Report
 ) -> None:
-    flavour = imitate(flavour_for(info.personality), info.product, info.version)
+    site = site_for(info)
     conn = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_REQUEST)
     try:
-        await _exchange(conn, reader, writer, info, report, flavour)
+        await _exchange(conn, reader, writer, info, report, site)
     except h11.RemoteProtocolError as exc:
         # Not HTTP, or broken HTTP: answer as the real server would, then hang up.
-        report("bad-request", str(exc)[:200], None)
+        report(Kind.BAD_REQUEST, str(exc)[:200], None)
         if conn.our_state in (h11.IDLE, h11.SEND_RESPONSE):
             writer.write(
-                b"HTTP/1.1 400 Bad Request\r\nServer: " + flavour.server.encode() + b"\r\n"
+                b"HTTP/1.1 400 Bad Request\r\nServer: " + site.server.encode() + b"\r\n"
                 b"Content-Length: 0\r\nConnection: close\r\n\r\n"
             )
     writer.close()
@@ -123,7 +138,7 @@ async def _exchange(
     writer: asyncio.StreamWriter,
     info: ConnectionInfo,
     report: Report,
-    flavour: Flavour,
+    site: Site,
 ) -> None:
     for _ in range(MAX_REQUESTS):
         request: h11.Request | None = None
@@ -147,18 +162,18 @@ async def _exchange(
             break
         target = request.target.decode("latin-1")
         agent = dict(request.headers).get(b"user-agent", b"").decode("latin-1")
-        report("request", f"{request.method.decode()} {target}", {"user_agent": agent[:200]})
+        report(Kind.REQUEST, f"{request.method.decode()} {target}", {"user_agent": agent[:200]})
         if request.method == b"POST" and target.startswith("/login"):
             form = parse_qs(bytes(body).decode("latin-1"))
             user, password = form.get("username", [""])[0], form.get("password", [""])[0]
-            report("login", f"{user}:{password}", {"user": user, "password": password, "accepted": False})
-            status, page = 401, _page(flavour, info)
+            report(Kind.LOGIN, f"{user}:{password}", {"user": user, "password": password, "accepted": False})
+            status, page = 401, _page(site, info)
         elif target in ("/", "/index.html", "/login"):
-            status, page = 200, _page(flavour, info)
+            status, page = 200, _page(site, info)
         else:
-            status, page = 404, flavour.not_found.encode()
+            status, page = 404, site.not_found.encode()
         keep_alive = conn.our_state is h11.SEND_RESPONSE and request.method != b"CONNECT"
-        for event in _response(status, flavour, page, keep_alive=keep_alive):
+        for event in _response(status, site, page, keep_alive=keep_alive):
             writer.write(conn.send(event) or b"")
         await writer.drain()
         if conn.our_state is h11.MUST_CLOSE or conn.their_state is h11.MUST_CLOSE:
@@ -169,5 +184,4 @@ async def _exchange(
             break
 
 
-def register(registry: dict) -> None:
-    registry["http"] = serve_http
+SERVICES = (Service(("http",), "tcp", serve_http),)

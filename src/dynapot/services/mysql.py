@@ -25,11 +25,12 @@ import itertools
 import secrets
 from dataclasses import dataclass, field
 
-from dynapot.services.contract import ConnectionInfo, Report, excerpt
+from dynapot.events import Kind
+from dynapot.services.contract import ConnectionInfo, Report, Service, excerpt, printable
+from dynapot.services.profiles import Profile, choose
 
 CONNECT_TIMEOUT = 10.0  # MySQL's connect_timeout: the whole handshake must arrive within it
 MAX_PACKET = 64 * 1024  # a handshake response with every connection attribute fits easily
-FIELD_LIMIT = 256  # characters of attacker-chosen strings kept in a report
 MAX_ATTRS = 32
 NATIVE = "mysql_native_password"
 
@@ -49,6 +50,12 @@ SERVER_STATUS_AUTOCOMMIT = 0x0002
 
 DEFAULT_LINUX = "8.0.35-0ubuntu0.22.04.1"
 DEFAULT_OTHER = "8.0.35"
+# The version a host claims when nmap named none: its distribution's package, else upstream's.
+VERSIONS: tuple[Profile[str], ...] = (
+    Profile("5.7.42-0ubuntu0.18.04.1", os="ubuntu-18.04"),
+    Profile(DEFAULT_LINUX, os="ubuntu"),
+    Profile(DEFAULT_OTHER),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,8 +84,7 @@ def server_for(info: ConnectionInfo) -> Server:
             version = "5.5.5-" + version
         return Server(version[:60], 0x81FF_F7FE, 45, mariadb_caps=0x1D)
     if not version:
-        linux = info.personality is None or "linux" in info.personality.lower()
-        version = DEFAULT_LINUX if linux else DEFAULT_OTHER
+        version = choose(VERSIONS, info).what
     if version.startswith("8."):
         return Server(version[:60], 0xDFFF_F7FF, 255)
     return Server(version[:60], 0x81FF_F7FF, 8)
@@ -89,8 +95,8 @@ _CONNECTIONS = itertools.count(1)
 
 
 def _connection_id(info: ConnectionInfo) -> int:
-    base = int.from_bytes(hashlib.blake2b(f"mysql:{info.dst}".encode(), digest_size=3).digest(), "big")
-    return (1000 + base % 200_000 + next(_CONNECTIONS)) % (1 << 24)  # < 2**24, as nmap's match expects
+    base = info.identity.rng("mysql-connections").randrange(200_000)
+    return (1000 + base + next(_CONNECTIONS)) % (1 << 24)  # < 2**24, as nmap's match expects
 
 
 def new_salt() -> bytes:
@@ -199,7 +205,7 @@ class _Cursor:
 
 def _text(raw: bytes) -> str:
     """Attacker bytes as a short printable string (no control characters reach the log)."""
-    return excerpt(raw[:FIELD_LIMIT])
+    return printable(raw.decode("latin-1"))
 
 
 @dataclass(slots=True)
@@ -309,7 +315,7 @@ async def _handshake(
             detail = "SSL request"
         else:
             detail = excerpt(payload[:512])
-        report("bad-request", detail, {"bytes": len(payload) if payload is not None else None})
+        report(Kind.BAD_REQUEST, detail, {"bytes": len(payload) if payload is not None else None})
         writer.write(error(seq + 1, ER_HANDSHAKE_ERROR, "08S01", "Bad handshake", protocol41=False))
         await writer.drain()
         return
@@ -325,7 +331,7 @@ async def _handshake(
     auth = response.auth[:64]
     detail = f"{response.user}:{native_hash(salt, auth)}" if auth else f"{response.user}:"
     report(
-        "login",
+        Kind.LOGIN,
         detail,
         {
             "user": response.user,
@@ -347,5 +353,4 @@ async def _handshake(
     await writer.drain()
 
 
-def register(registry: dict) -> None:
-    registry["mysql"] = serve_mysql
+SERVICES = (Service(("mysql",), "tcp", serve_mysql),)

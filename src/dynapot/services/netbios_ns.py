@@ -1,7 +1,7 @@
 """NetBIOS name service (UDP 137): a Windows host answering name queries and node-status requests.
 
 Sans-IO (`DatagramService`): one datagram in, at most one out. The host's names are those the SMB
-emulator uses (`smb_messages.identity_for`), so `nbtscan`, `nmblookup -A` and nmap's nbstat agree
+emulator uses (the host's identity), so `nbtscan`, `nmblookup -A` and nmap's nbstat agree
 with smb-os-discovery: COMPUTER<00>, COMPUTER<20> (file server), WORKGROUP<00> and <1E>
 (browser elections), and COMPUTER<03> (messenger) on XP and 2003. Queries for other names go
 unanswered, as on a real network where only the owner replies. Anything unparsable is dropped
@@ -13,13 +13,13 @@ so a `mac` attribute is used when the sensor provides one, zeros otherwise (what
 
 from __future__ import annotations
 
-import contextlib
 import ipaddress
 import struct
-from typing import Any
 
+from dynapot.events import Kind
 from dynapot.services import smb_messages as m
-from dynapot.services.contract import ConnectionInfo, Report, excerpt
+from dynapot.services.contract import ConnectionInfo, Report, Service, clip, excerpt, guarded
+from dynapot.services.identity import HostIdentity
 
 NB = 0x0020
 NBSTAT = 0x0021
@@ -31,7 +31,7 @@ UNIQUE_ACTIVE = 0x0400
 GROUP_ACTIVE = 0x8400
 
 
-def host_names(profile: m.WindowsProfile, identity: m.HostIdentity) -> list[tuple[str, int, int]]:
+def host_names(profile: m.WindowsProfile, identity: HostIdentity) -> list[tuple[str, int, int]]:
     """(name, suffix, flags) this host has registered, in the order Windows lists them."""
     names = [
         (identity.computer, 0x00, UNIQUE_ACTIVE),
@@ -78,17 +78,12 @@ def name_response(transaction: int, question: bytes, group: bool, address: str) 
 
 
 def serve_netbios_ns(datagram: bytes, info: ConnectionInfo, report: Report) -> bytes | None:
+    report = guarded(report, "netbios-ns")  # a broken sink must not break the emulation
     try:
         return _answer(datagram, info, report)
     except (m.MalformedMessage, struct.error, ValueError) as exc:
-        _safe(report, "bad-request", str(exc)[:200], {"excerpt": excerpt(datagram[:128])})
+        report(Kind.BAD_REQUEST, str(exc)[:200], {"excerpt": excerpt(datagram[:128])})
         return None
-
-
-def _safe(report: Report, kind: str, detail: str | None, data: dict[str, Any] | None) -> None:
-    # A broken sink must not break the emulation.
-    with contextlib.suppress(Exception):
-        report(kind, detail, data)
 
 
 def _answer(datagram: bytes, info: ConnectionInfo, report: Report) -> bytes | None:
@@ -101,22 +96,19 @@ def _answer(datagram: bytes, info: ConnectionInfo, report: Report) -> bytes | No
     end = _HEADER.size + used
     qtype, qclass = struct.unpack_from(">HH", datagram, end)
     question = datagram[_HEADER.size : end]  # the answer repeats the queried name
-    profile = m.profile_for(info.personality, info.product, info.version, seed=info.dst)
-    identity = m.identity_for(info.dst, profile)
+    profile, identity = m.profile_of(info), info.identity
     names = host_names(profile, identity)
     if qclass != 1:
         return None
     if qtype == NBSTAT and (name == "*" or name.upper() == identity.computer):
-        _safe(report, "request", "NBSTAT", {"name": m.clip(name)})
+        report(Kind.REQUEST, "NBSTAT", {"name": clip(name)})
         return node_status(transaction, question, names, _mac_of(info))
     if qtype == NB:
         for owned, owned_suffix, owned_flags in names:
             if name.upper() == owned and suffix == owned_suffix:
-                _safe(report, "request", f"name query {owned}<{suffix:02x}>", None)
+                report(Kind.REQUEST, f"name query {owned}<{suffix:02x}>", None)
                 return name_response(transaction, question, owned_flags & 0x8000 != 0, info.dst)
     return None
 
 
-def register_udp(registry: dict) -> None:
-    registry["netbios-ns"] = serve_netbios_ns
-    registry["nbns"] = serve_netbios_ns
+SERVICES = (Service(("netbios-ns", "nbns"), "udp", serve_netbios_ns),)

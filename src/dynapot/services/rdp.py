@@ -42,8 +42,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from dynapot.events import Kind
 from dynapot.services import smb_messages as m
-from dynapot.services.contract import ConnectionInfo, Report, excerpt
+from dynapot.services.contract import ConnectionInfo, Report, Service, clip, excerpt, guarded
+from dynapot.services.identity import HostIdentity
 
 log = logging.getLogger(__name__)
 
@@ -88,10 +90,10 @@ def parse_connection_request(packet: bytes) -> ConnectionRequest:
     rest = packet[11 : 5 + length_indicator]
     cookie_user = routing_token = None
     if found := _COOKIE.match(rest):
-        cookie_user = m.clip(found.group(1).decode("latin-1"))
+        cookie_user = clip(found.group(1).decode("latin-1"))
         rest = rest[found.end() :]
     elif found := _TOKEN.match(rest):
-        routing_token = m.clip(found.group(1).decode("latin-1"))
+        routing_token = clip(found.group(1).decode("latin-1"))
         rest = rest[found.end() :]
     requested = None
     if len(rest) >= 8 and rest[0] == 0x01:
@@ -158,7 +160,7 @@ def client_core_data(packet: bytes) -> dict[str, Any] | None:
         return None
     _, _, _, _, _, _, _, keyboard, build = struct.unpack_from("<HHIHHHHII", packet, start)
     name = packet[start + 24 : start + 56].decode("utf-16-le", "replace").split("\0", 1)[0]
-    return {"client_name": m.clip(name), "client_build": build, "keyboard_layout": f"0x{keyboard:08x}"}
+    return {"client_name": clip(name), "client_build": build, "keyboard_layout": f"0x{keyboard:08x}"}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -208,7 +210,7 @@ class _Certificates:
         with self._lock:
             return self._contexts.get(dst)
 
-    def context(self, dst: str, identity: m.HostIdentity) -> ssl.SSLContext:
+    def context(self, dst: str, identity: HostIdentity) -> ssl.SSLContext:
         """The host's TLS context, made (an RSA key, some 50 ms) on first use: call it off the loop."""
         with self._lock:
             if dst in self._contexts:
@@ -222,7 +224,7 @@ class _Certificates:
         return made
 
 
-def _make_context(identity: m.HostIdentity) -> ssl.SSLContext:
+def _make_context(identity: HostIdentity) -> ssl.SSLContext:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, identity.fqdn)])
     # Windows renews its RDP certificate every six months; this one is somewhere in that span.
@@ -382,15 +384,12 @@ async def _read_tpkt(reader: asyncio.StreamReader, *, tls_ok: bool = False) -> b
 class _Session:
     def __init__(self, info: ConnectionInfo, report: Report) -> None:
         self.info = info
-        self.profile = m.profile_for(info.personality, info.product, info.version, seed=info.dst)
-        self.identity = m.identity_for(info.dst, self.profile)
-        self._report = report
+        self.profile = m.profile_of(info)
+        self.identity = info.identity
+        self._report = guarded(report, "rdp")
 
-    def report(self, kind: str, detail: str | None, data: dict[str, Any] | None = None) -> None:
-        try:
-            self._report(kind, detail, data)
-        except Exception:  # a broken sink must not break the emulation
-            log.exception("RDP report failed")
+    def report(self, kind: Kind, detail: str | None, data: dict[str, Any] | None = None) -> None:
+        self._report(kind, detail, data)
 
     async def run(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -403,7 +402,7 @@ class _Session:
         request = parse_connection_request(packet)
         requested = request.requested
         self.report(
-            "request",
+            Kind.REQUEST,
             "X.224 connection request",
             {
                 "requested_protocols": requested,
@@ -414,7 +413,7 @@ class _Session:
         if request.cookie_user:
             # The mstshash cookie carries the user name typed into the client.
             self.report(
-                "login",
+                Kind.LOGIN,
                 f"{request.cookie_user}:",
                 {"user": request.cookie_user, "password": None, "accepted": False, "source": "mstshash"},
             )
@@ -446,7 +445,7 @@ class _Session:
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, head: bytes
     ) -> None:
         """TLS straight away: Windows goes along with it; whatever follows is recorded, then we close."""
-        self.report("request", "TLS without X.224", None)
+        self.report(Kind.REQUEST, "TLS without X.224", None)
         context = await self._tls_context()
         tls = _Tls(context, reader, writer, head)
         try:
@@ -454,7 +453,7 @@ class _Session:
             with contextlib.suppress(TimeoutError):
                 data = await asyncio.wait_for(tls.read_some(), IDLE)
                 if data:
-                    self.report("request", "data over TLS", {"excerpt": excerpt(data[:256])})
+                    self.report(Kind.REQUEST, "data over TLS", {"excerpt": excerpt(data[:256])})
         finally:
             await tls.close()
 
@@ -473,7 +472,7 @@ class _Session:
         if not packet:
             return
         core = client_core_data(packet)
-        self.report("request", "MCS connect initial", core or {"excerpt": excerpt(packet[:256])})
+        self.report(Kind.REQUEST, "MCS connect initial", core or {"excerpt": excerpt(packet[:256])})
 
     async def _credssp(self, tls: _Tls) -> None:
         version = credssp_version(self.profile)
@@ -491,7 +490,7 @@ class _Session:
             raise m.MalformedMessage("CredSSP without an NTLM AUTHENTICATE")
         auth = m.ntlm_authenticate(token)
         detail, data = m.login_event(auth, challenge, accepted=False, protocol="RDP-CredSSP")
-        self.report("login", detail, data)
+        self.report(Kind.LOGIN, detail, data)
         if min(version, client_version) >= 3:
             await tls.write(ts_request(version, error_code=m.STATUS_LOGON_FAILURE))
 
@@ -505,16 +504,11 @@ async def serve_rdp(
     except (TimeoutError, ConnectionError, asyncio.IncompleteReadError, ssl.SSLError):
         pass
     except (m.MalformedMessage, struct.error, IndexError, UnicodeError) as exc:
-        session.report("bad-request", str(exc)[:200], None)
+        session.report(Kind.BAD_REQUEST, str(exc)[:200], None)
     except Exception:  # the sensor must outlive any bug here
         log.exception("RDP emulation failed")
     finally:
         writer.close()
-
-
-def register(registry: dict) -> None:
-    registry["rdp"] = serve_rdp
-    registry["ms-wbt-server"] = serve_rdp
 
 
 def preload() -> None:
@@ -523,3 +517,6 @@ def preload() -> None:
 
     tempfile.gettempdir()
     ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)  # reads the OpenSSL configuration
+
+
+SERVICES = (Service(("rdp", "ms-wbt-server"), "tcp", serve_rdp, preload),)

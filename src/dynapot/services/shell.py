@@ -1,13 +1,24 @@
-"""A small, pure fake Linux shell for the emulated login services (ssh, telnet).
+"""The shells behind the emulated logins (ssh, telnet): a small, pure fake bash, and `shell_for`.
 
 Nothing here touches the real system: the filesystem is a fixed in-memory tree, every
-answer is a string. It only has to look right to a bot's first few commands.
+answer is a string. It only has to look right to a bot's first few commands, and agree with
+everything else the host says: its name, `uname`, /etc/os-release and /etc/issue are its
+identity's, and `uptime`, `w` and /proc/uptime count from the boot its SNMP sysUpTime and
+TCP timestamps count from. Routers get an IOS exec (`ios_exec`), Windows hosts cmd.exe
+(`cmd_exe`).
 """
 
 from __future__ import annotations
 
 import posixpath
 import shlex
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+from dynapot.services.cmd_exe import CmdShell
+from dynapot.services.identity import HostIdentity
+from dynapot.services.ios_exec import IosShell
 
 MAX_OUTPUT = 64 * 1024
 
@@ -56,6 +67,7 @@ _TREE: dict[str, list[str]] = {
     ],
     "/etc": ["hostname", "hosts", "issue", "os-release", "passwd", "group", "ssh/", "resolv.conf"],
     "/etc/ssh": ["sshd_config", "ssh_config"],
+    "/proc": ["loadavg", "uptime"],
     "/home": ["ubuntu/"],
     "/home/ubuntu": [],
     "/root": [],
@@ -68,17 +80,50 @@ _TREE: dict[str, list[str]] = {
 }
 
 
+class Shell(Protocol):
+    """What a login service drives: a prompt, one command line at a time, a greeting."""
+
+    exited: bool
+    status: int  # of the last command (an exec request's exit status)
+
+    def prompt(self) -> str: ...
+
+    def execute(self, line: str) -> str: ...
+
+    def welcome(self, now: float) -> str:
+        """What a fresh login shows before the first prompt."""
+        ...
+
+
+def shell_for(
+    kind: str, identity: HostIdentity, user: str, *, hostname: str | None = None, peer: str | None = None
+) -> Shell:
+    """The shell of a host of this kind ("windows", "cisco", else a Unix shell)."""
+    if kind == "windows":
+        return CmdShell(identity, user)
+    if kind == "cisco":
+        return IosShell(identity)
+    return FakeShell(identity, user, hostname=hostname, peer=peer)
+
+
 class FakeShell:
     """A bash look-alike: `prompt()` and `execute(line) -> output` (output ends with a newline)."""
 
-    UNAME = (
-        "Linux {host} 5.15.0-91-generic #101-Ubuntu SMP Tue Nov 14 13:30:08 UTC 2023"
-        " x86_64 x86_64 x86_64 GNU/Linux"
-    )
-
-    def __init__(self, hostname: str, user: str) -> None:
-        self.hostname = hostname
+    def __init__(
+        self,
+        identity: HostIdentity,
+        user: str,
+        *,
+        hostname: str | None = None,
+        peer: str | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.identity = identity
+        self.hostname = hostname or identity.hostname
         self.user = user
+        self.peer = peer  # the client's address, for `w` and `who`
+        self.clock = clock
+        self.login = clock()
         self.home = "/root" if user == "root" else f"/home/{user}"
         self.cwd = self.home
         self.exited = False
@@ -86,11 +131,10 @@ class FakeShell:
         self._files = {
             "/etc/passwd": _PASSWD
             + ("" if user in ("root", "ubuntu") else f"{user}:x:1001:1001::/home/{user}:/bin/bash\n"),
-            "/etc/hostname": f"{hostname}\n",
-            "/etc/issue": "Ubuntu 22.04.3 LTS \\n \\l\n\n",
-            "/etc/hosts": f"127.0.0.1 localhost\n127.0.1.1 {hostname}\n",
-            "/etc/os-release": 'PRETTY_NAME="Ubuntu 22.04.3 LTS"\nNAME="Ubuntu"\nVERSION_ID="22.04"\n'
-            'VERSION="22.04.3 LTS (Jammy Jellyfish)"\nID=ubuntu\nID_LIKE=debian\n',
+            "/etc/hostname": f"{self.hostname}\n",
+            "/etc/issue": identity.distribution.issue,
+            "/etc/hosts": f"127.0.0.1 localhost\n127.0.1.1 {self.hostname}\n",
+            "/etc/os-release": identity.distribution.os_release(),
         }
 
     # -- presentation -------------------------------------------------------------------------------------
@@ -99,6 +143,10 @@ class FakeShell:
         where = "~" + self.cwd[len(self.home) :] if self.cwd.startswith(self.home) else self.cwd
         sign = "#" if self.user == "root" else "$"
         return f"{self.user}@{self.hostname}:{where}{sign} "
+
+    def welcome(self, now: float) -> str:
+        """The MOTD, then login's "Last login" line."""
+        return self.identity.motd(now) + self.identity.last_login(now)
 
     def _uid(self) -> int:
         return {"root": 0, "ubuntu": 1000}.get(self.user, 1001)
@@ -167,15 +215,41 @@ class FakeShell:
         return self.hostname + "\n"
 
     def _cmd_uname(self, args: list[str]) -> str:
+        kernel = self.identity.kernel
         if "-a" in args:
-            return self.UNAME.format(host=self.hostname) + "\n"
+            return kernel.uname(self.hostname) + "\n"
         if "-r" in args:
-            return "5.15.0-91-generic\n"
+            return kernel.release + "\n"
         if "-m" in args:
-            return "x86_64\n"
+            return kernel.machine + "\n"
         if "-n" in args:
             return self.hostname + "\n"
-        return "Linux\n"
+        return kernel.sysname + "\n"
+
+    def _cmd_uptime(self, args: list[str]) -> str:
+        now = self.clock()
+        up = self.identity.uptime(now)
+        if "-p" in args or "--pretty" in args:
+            return pretty_uptime(up) + "\n"
+        if "-s" in args or "--since" in args:
+            return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(self.identity.boot_time)) + "\n"
+        return uptime_line(now, up, 1, self.identity.load_average()) + "\n"
+
+    def _cmd_w(self, args: list[str]) -> str:
+        now = self.clock()
+        since = time.strftime("%H:%M", time.gmtime(self.login))
+        head = "USER     TTY      FROM             LOGIN@   IDLE   JCPU   PCPU WHAT"
+        me = f"{self.user[:8]:<8} pts/0    {(self.peer or '-')[:16]:<16} {since}    0.00s  0.01s  0.00s w"
+        if "-h" in args:
+            return me + "\n"
+        return (
+            f"{uptime_line(now, self.identity.uptime(now), 1, self.identity.load_average())}\n{head}\n{me}\n"
+        )
+
+    def _cmd_who(self, args: list[str]) -> str:
+        since = time.strftime("%Y-%m-%d %H:%M", time.gmtime(self.login))
+        peer = f" ({self.peer})" if self.peer else ""
+        return f"{self.user[:8]:<8} pts/0        {since}{peer}\n"
 
     def _cmd_echo(self, args: list[str]) -> str:
         return " ".join(args) + "\n"
@@ -212,12 +286,24 @@ class FakeShell:
                 out.append(f"ls: cannot access '{arg}': No such file or directory\n")
         return "".join(out)
 
+    def _read(self, path: str) -> str | None:
+        """A file's content; /proc's are made when read."""
+        if path == "/proc/uptime":
+            up = self.identity.uptime(self.clock())
+            return f"{up:.2f} {up * 1.93:.2f}\n"  # idle time: two cores, mostly idle
+        if path == "/proc/loadavg":
+            load = " ".join(f"{x:.2f}" for x in self.identity.load_average())
+            processes = self.identity.rng("processes").randint(96, 260)
+            return f"{load} 1/{processes} {self.identity.rng('pid').randint(2000, 60000)}\n"
+        return self._files.get(path)
+
     def _cmd_cat(self, args: list[str]) -> str:
         out: list[str] = []
         for arg in args:
             path = self._path(arg)
-            if path in self._files:
-                out.append(self._files[path])
+            text = self._read(path)
+            if text is not None:
+                out.append(text)
             elif self._is_dir(path):
                 self.status = 1
                 out.append(f"cat: {arg}: Is a directory\n")
@@ -252,3 +338,28 @@ def _split_commands(line: str) -> list[str]:
         i += 1
     parts.append("".join(buf))
     return [p.strip() for p in parts if p.strip()]
+
+
+def uptime_line(now: float, up: float, users: int, load: tuple[float, float, float]) -> str:
+    """procps `uptime`: " 10:12:01 up 23 days,  4:05,  1 user,  load average: 0.00, 0.01, 0.05"."""
+    clock = time.strftime("%H:%M:%S", time.gmtime(now))
+    total = int(up)
+    days, minutes = total // 86400, total // 60
+    hours, minutes = minutes // 60 % 24, minutes % 60
+    text = f" {clock} up "
+    if days:
+        text += f"{days} day{'s' if days != 1 else ''}, "
+    text += f"{hours:2d}:{minutes:02d}, " if hours else f"{minutes} min, "
+    text += f"{users:2d} user{'' if users == 1 else 's'}, "
+    return text + f" load average: {load[0]:.2f}, {load[1]:.2f}, {load[2]:.2f}"
+
+
+def pretty_uptime(up: float) -> str:
+    """procps `uptime -p`: "up 3 weeks, 2 days, 4 hours, 5 minutes" (units that are zero left out)."""
+    total = int(up) // 60
+    parts: list[str] = []
+    for name, size in (("year", 525_600), ("week", 10_080), ("day", 1_440), ("hour", 60), ("minute", 1)):
+        count, total = divmod(total, size)
+        if count or (name == "minute" and not parts):
+            parts.append(f"{count} {name}{'' if count == 1 else 's'}")
+    return "up " + ", ".join(parts)

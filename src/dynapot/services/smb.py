@@ -31,8 +31,10 @@ import struct
 from dataclasses import dataclass, field
 from typing import Any
 
+from dynapot.events import Kind
 from dynapot.services import smb_messages as m
-from dynapot.services.contract import ConnectionInfo, Handler, Report, excerpt
+from dynapot.services.contract import ConnectionInfo, Handler, Report, Service, clip, excerpt, guarded
+from dynapot.services.identity import HostIdentity
 
 log = logging.getLogger(__name__)
 
@@ -56,9 +58,9 @@ class SmbConnection:
     """The SMB state of one connection: negotiation, logon, and the refusals after it."""
 
     def __init__(self, info: ConnectionInfo, report: Report) -> None:
-        self.profile = m.profile_for(info.personality, info.product, info.version, seed=info.dst)
-        self.identity = m.identity_for(info.dst, self.profile)
-        self._report = report
+        self.profile = m.profile_of(info)
+        self.identity = info.identity
+        self._report = guarded(report, "smb")
         self._events = 0
         self.dialect: str | None = None  # "smb1", "smb2-wildcard" (SMB1 asked, SMB2 offered), "smb2"
         self.smb1_extended = False
@@ -74,14 +76,11 @@ class SmbConnection:
 
     # -- reporting ---------------------------------------------------------------------------
 
-    def report(self, kind: str, detail: str | None, data: dict[str, Any] | None = None) -> None:
+    def report(self, kind: Kind, detail: str | None, data: dict[str, Any] | None = None) -> None:
         if self._events >= MAX_EVENTS:
             return
         self._events += 1
-        try:
-            self._report(kind, detail, data)
-        except Exception:  # a broken sink must not break the emulation
-            log.exception("SMB report failed")
+        self._report(kind, detail, data)
 
     def _logon(
         self, auth: m.NtlmAuth, challenge: bytes, accepted: bool, protocol: str, password: str | None
@@ -89,7 +88,7 @@ class SmbConnection:
         detail, data = m.login_event(auth, challenge, accepted=accepted, protocol=protocol, password=password)
         if self._client != ("", ""):
             data["client_os"], data["client_lanman"] = self._client
-        self.report("login", detail, data)
+        self.report(Kind.LOGIN, detail, data)
 
     # -- entry point -------------------------------------------------------------------------
 
@@ -102,7 +101,7 @@ class SmbConnection:
                 return self._smb2(message)
             raise m.MalformedMessage("neither SMB1 nor SMB2")
         except (m.MalformedMessage, struct.error, IndexError, UnicodeError) as exc:
-            self.report("bad-request", str(exc)[:200], {"excerpt": excerpt(message[:256])})
+            self.report(Kind.BAD_REQUEST, str(exc)[:200], {"excerpt": excerpt(message[:256])})
             return Reply(close=True)
 
     # -- SMB1 --------------------------------------------------------------------------------
@@ -120,7 +119,7 @@ class SmbConnection:
         session = self.logged_on and header.uid == self.uid
         if header.command == m.SMB1_TREE_CONNECT_ANDX:
             path = m.smb1_tree_path(message)
-            self.report("request", f"TREE_CONNECT {path}", {"path": path, "protocol": "SMB1"})
+            self.report(Kind.REQUEST, f"TREE_CONNECT {path}", {"path": path, "protocol": "SMB1"})
             status = m.STATUS_ACCESS_DENIED if session else m.STATUS_USER_SESSION_DELETED
             return Reply([m.smb1_error(header, status)])
         if header.command == m.SMB1_LOGOFF_ANDX:
@@ -130,13 +129,13 @@ class SmbConnection:
         if header.command == m.SMB1_ECHO:
             words = struct.pack("<H", 1)
             return Reply([m.smb1_packet(header, m.STATUS_SUCCESS, words, message.data[:1024])])
-        self.report("request", f"SMB1 command 0x{header.command:02x}", {"protocol": "SMB1"})
+        self.report(Kind.REQUEST, f"SMB1 command 0x{header.command:02x}", {"protocol": "SMB1"})
         return Reply([m.smb1_error(header, m.STATUS_NOT_SUPPORTED if session else m.STATUS_ACCESS_DENIED)])
 
     def _smb1_negotiate(self, message: m.Smb1Message) -> Reply:
         header = message.header
         dialects = m.smb1_dialects(message.data)
-        self.report("request", "SMB1 NEGOTIATE", {"dialects": [m.clip(d) for d in dialects[:16]]})
+        self.report(Kind.REQUEST, "SMB1 NEGOTIATE", {"dialects": [clip(d) for d in dialects[:16]]})
         highest = self.profile.smb2_max
         # Vista and later answer a multi-protocol negotiate offering SMB2 in SMB2.
         if highest and "SMB 2.???" in dialects and highest > 0x0202:
@@ -191,7 +190,7 @@ class SmbConnection:
         password: str | None = None
         if len(nt) < 24 and len(lm) not in (0, 1, 24):
             # Only a server that does not ask for encrypted passwords gets these; record them anyway.
-            password = m.clip(lm.rstrip(b"\0").decode("latin-1"))
+            password = clip(lm.rstrip(b"\0").decode("latin-1"))
         auth = m.NtlmAuth(setup.account, setup.domain, "", lm, nt)
         accepted = auth.anonymous
         self._logon(auth, self.smb1_challenge, accepted, "SMB1", password)
@@ -270,7 +269,7 @@ class SmbConnection:
                 return Reply(close=True)
             client = m.smb2_negotiate_request(request)
             self.report(
-                "request", "SMB2 NEGOTIATE", {"dialects": [f"0x{d:04x}" for d in client.dialects[:16]]}
+                Kind.REQUEST, "SMB2 NEGOTIATE", {"dialects": [f"0x{d:04x}" for d in client.dialects[:16]]}
             )
             dialect = m.smb2_pick_dialect(client.dialects, self.profile.smb2_max)
             if dialect is None:
@@ -285,7 +284,7 @@ class SmbConnection:
         session = self.logged_on and header.session_id == self.session_id
         if command == m.SMB2_TREE_CONNECT:
             path = m.smb2_tree_path(request)
-            self.report("request", f"TREE_CONNECT {path}", {"path": path, "protocol": "SMB2"})
+            self.report(Kind.REQUEST, f"TREE_CONNECT {path}", {"path": path, "protocol": "SMB2"})
             status = m.STATUS_ACCESS_DENIED if session else m.STATUS_USER_SESSION_DELETED
             return Reply([m.smb2_error(header, status, credits=credits)])
         if command == m.SMB2_LOGOFF:
@@ -303,7 +302,7 @@ class SmbConnection:
         if command > 0x12:
             return Reply([m.smb2_error(header, m.STATUS_INVALID_PARAMETER, credits=credits)])
         # File commands need a tree, and no tree is ever connected.
-        self.report("request", f"SMB2 command 0x{command:02x}", {"protocol": "SMB2"})
+        self.report(Kind.REQUEST, f"SMB2 command 0x{command:02x}", {"protocol": "SMB2"})
         status = m.STATUS_NETWORK_NAME_DELETED if session else m.STATUS_USER_SESSION_DELETED
         return Reply([m.smb2_error(header, status, credits=credits)])
 
@@ -341,7 +340,7 @@ _SMB2_UPGRADE = m.Smb2Header(0, 0, m.SMB2_NEGOTIATE, 0, 0, 0, 0, 0, 0)
 # Framing and IO
 
 
-def _accepts_called_name(name: str, identity: m.HostIdentity) -> bool:
+def _accepts_called_name(name: str, identity: HostIdentity) -> bool:
     if name.upper() in (identity.computer, "*SMBSERVER"):
         return True
     with contextlib.suppress(ValueError):
@@ -391,7 +390,7 @@ async def _session(
                 return
             called, _, used = m.netbios_name_decode(payload)
             calling = m.netbios_name_decode(payload[used:])[0] if len(payload) > used else ""
-            conn.report("request", f"NetBIOS session {called}", {"called": called, "calling": calling})
+            conn.report(Kind.REQUEST, f"NetBIOS session {called}", {"called": called, "calling": calling})
             if not _accepts_called_name(called, conn.identity):
                 writer.write(m.nbss_frame(m.NBSS_NEGATIVE, bytes([m.NBSS_CALLED_NAME_NOT_PRESENT])))
                 await writer.drain()
@@ -423,7 +422,7 @@ def _make(netbios: bool | None) -> Handler:
             pass
         except m.MalformedMessage as exc:
             with contextlib.suppress(Exception):
-                report("bad-request", str(exc)[:200], None)
+                report(Kind.BAD_REQUEST, str(exc)[:200], None)
         except Exception:  # the sensor must outlive any bug here
             log.exception("SMB emulation failed")
         finally:
@@ -437,7 +436,9 @@ serve_netbios_ssn = _make(True)
 serve_microsoft_ds = _make(False)
 
 
-def register(registry: dict) -> None:
-    registry["smb"] = serve_smb
-    registry["netbios-ssn"] = serve_netbios_ssn
-    registry["microsoft-ds"] = serve_microsoft_ds
+# "smb" picks the framing by port; the others are honeyd's names for 139 and 445.
+SERVICES = (
+    Service(("smb",), "tcp", serve_smb),
+    Service(("netbios-ssn",), "tcp", serve_netbios_ssn),
+    Service(("microsoft-ds",), "tcp", serve_microsoft_ds),
+)

@@ -3,9 +3,8 @@
 No IO here: bytes in, bytes or small records out. What lives here:
 
 - which Windows (or Samba) a virtual host is: `profile_for` maps an nmap-os-db name to the
-  strings, build numbers and SMB limits that version really sends, and `identity_for` gives
-  each host its own computer name, workgroup or domain, GUID and boot time (a hash of its
-  address, so hosts are not clones and a host never changes between connections);
+  strings, build numbers and SMB limits that version really sends (its names, workgroup or
+  domain, GUID and boot time are the host's identity, `dynapot.services.identity`);
 - NetBIOS session framing and first-level name encoding;
 - the few DER shapes of SPNEGO that SMB uses, and NTLMSSP CHALLENGE / AUTHENTICATE, with
   the client's response turned into a hashcat line (modes 5500 and 5600);
@@ -20,8 +19,6 @@ from __future__ import annotations
 import encodings.ascii
 import encodings.latin_1
 import encodings.utf_16_le
-import hashlib
-import ipaddress
 import random
 import re
 import struct
@@ -29,10 +26,13 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from dynapot.services.contract import ConnectionInfo, clip
+from dynapot.services.identity import HostIdentity
+from dynapot.services.systems import WindowsRelease, windows_release
+
 # The codecs are imported here, not on first decode: after the sensor drops root it may not read them.
 _CODECS = (encodings.ascii, encodings.latin_1, encodings.utf_16_le)
 
-FIELD_LIMIT = 256  # characters of an attacker-chosen name kept in a report
 RESPONSE_LIMIT = 1024  # bytes of an NTLM response kept for its hash line
 
 
@@ -66,10 +66,6 @@ def utc_offset_minutes() -> int:
     return time.localtime().tm_gmtoff // 60
 
 
-def clip(text: str) -> str:
-    return text[:FIELD_LIMIT]
-
-
 # ---------------------------------------------------------------------------------------------
 # Which Windows a host is
 
@@ -97,47 +93,7 @@ class WindowsProfile:
         return self.version[0] >= 6 and not self.samba
 
 
-_WIN10_BUILDS = {
-    "1507": 10240,
-    "1511": 10586,
-    "1607": 14393,
-    "1703": 15063,
-    "1709": 16299,
-    "1803": 17134,
-    "1809": 17763,
-    "1903": 18362,
-    "1909": 18363,
-    "2004": 19041,
-    "20h2": 19042,
-    "21h1": 19043,
-    "21h2": 19044,
-    "22h2": 19045,
-}
-
-# (pattern in the lower-cased OS name, family); the earliest match in the name wins, so
-# "Windows Vista SP2, Windows 7, or Windows 7 SP1" is a Vista.
-_FAMILIES: tuple[tuple[str, str], ...] = (
-    (r"2022", "2022"),
-    (r"2019", "2019"),
-    (r"2016", "2016"),
-    (r"2012 r2", "2012r2"),
-    (r"2012", "2012"),
-    (r"2008 r2", "2008r2"),
-    (r"2008", "2008"),
-    (r"2003", "2003"),
-    (r"2000", "2000"),
-    (r"\bxp\b", "xp"),
-    (r"vista", "vista"),
-    (r"windows (?:windows )?7\b", "7"),
-    (r"windows 8\.1", "8.1"),
-    (r"windows 8\b", "8"),
-    (r"windows 10\b", "10"),
-    (r"windows 11\b", "11"),
-    (r"\bnt\b", "nt4"),
-    (r"\b9[58]\b|millennium|\bme\b|3\.11", "9x"),
-)
-
-# Editions a host of that family may run, the first the most common.
+# Editions a host of that release may run, the first the most common.
 _EDITIONS = {
     "vista": ("Business", "Ultimate", "Home Premium", "Enterprise"),
     "7": ("Professional", "Professional", "Enterprise", "Ultimate"),
@@ -147,24 +103,31 @@ _EDITIONS = {
     "11": ("Pro", "Pro", "Enterprise"),
     "server": ("Standard", "Standard", "Standard", "Datacenter"),
 }
+# The highest SMB2 dialect of each release that has SMB2.
+_SMB2_MAX = {
+    "vista": 0x0202,
+    "2008": 0x0202,
+    "7": 0x0210,
+    "2008r2": 0x0210,
+    "8": 0x0300,
+    "2012": 0x0300,
+    "8.1": 0x0302,
+    "2012r2": 0x0302,
+}
+# SMB1 capabilities (without CAP_EXTENDED_SECURITY) where they differ from 7's and later ones'.
+_CAPABILITIES = {
+    "9x": 0xE3F5,
+    "nt4": 0x43FD,
+    "2000": 0xF3FD,
+    "xp": 0xE3FD,
+    "2003": 0x0001F3FD,
+    "vista": 0x0001E3FD,
+    "2008": 0x0001F3FD,
+}
 
 
-def _family(name: str) -> str | None:
-    best: tuple[int, int, str] | None = None
-    for pattern, family in _FAMILIES:
-        found = re.search(pattern, name)
-        if found and (best is None or (found.start(), -len(found.group())) < best[:2]):
-            best = (found.start(), -len(found.group()), family)
-    return best[2] if best else None
-
-
-def _service_pack(name: str, latest: int) -> int:
-    found = re.search(r"\bsp ?(\d)", name)
-    return int(found.group(1)) if found else latest
-
-
-def _edition(family: str, name: str, rng: random.Random) -> str:
-    choices = _EDITIONS["server" if family not in _EDITIONS else family]
+def _edition(key: str, name: str, rng: random.Random) -> str:
+    choices = _EDITIONS["server" if key not in _EDITIONS else key]
     for edition in choices:
         if edition.lower() in name:
             return edition
@@ -175,117 +138,72 @@ def _edition(family: str, name: str, rng: random.Random) -> str:
     return rng.choice(choices)
 
 
-def _windows(
-    key: str,
-    native_os: str,
-    native_lanman: str,
-    version: tuple[int, int, int],
-    smb2_max: int,
-    *,
-    server: bool,
-    capabilities: int = 0x0001E3FC,
-    extended_security: bool = True,
-) -> WindowsProfile:
-    # Servers multiplex more requests and offer bigger buffers (what nmap's SMB matches key on).
-    return WindowsProfile(
-        key=key,
-        native_os=native_os,
-        native_lanman=native_lanman,
-        version=version,
-        smb2_max=smb2_max,
-        smb1=True,
-        server=server,
-        extended_security=extended_security,
-        max_mpx=50 if server else 10,
-        max_buffer=16644 if server else 4356,
-        capabilities=capabilities,
-    )
-
-
-# Windows 8 and later: (build, NTLM major.minor, SMB2 ceiling). Windows 10 and later still say
-# "6.3" in NativeLanMan.
-_MODERN = {
-    "8": (9200, (6, 2), 0x0300),
-    "8.1": (9600, (6, 3), 0x0302),
-    "2012": (9200, (6, 2), 0x0300),
-    "2012r2": (9600, (6, 3), 0x0302),
-    "2016": (14393, (10, 0), 0x0311),
-    "2019": (17763, (10, 0), 0x0311),
-    "2022": (20348, (10, 0), 0x0311),
-    "11": (22631, (10, 0), 0x0311),
-    "10": (19045, (10, 0), 0x0311),
-}
+def _labels(release: WindowsRelease, name: str, rng: random.Random) -> tuple[str, str]:
+    """(NativeOS, NativeLanMan): what smb-os-discovery prints as the OS and its LAN Manager."""
+    key, (major, minor, build), pack = release.key, release.version, release.service_pack
+    if key == "9x":
+        return "Windows 4.0", "Windows 4.0"
+    if key == "nt4":
+        return "Windows NT 1381", "NT LAN Manager 4.0"
+    if key in ("2000", "xp"):
+        return f"Windows {major}.{minor}", "Windows 2000 LAN Manager"
+    if key == "2003":
+        return f"Windows Server 2003 3790{f' Service Pack {pack}' if pack else ''}", "Windows Server 2003 5.2"
+    edition = _edition(key, name, rng)
+    if key == "vista":
+        label = f"Windows Vista (TM) {edition}"
+    elif key == "2008":
+        label = f"Windows Server (R) 2008 {edition}"
+    elif key == "2008r2":
+        label = f"Windows Server 2008 R2 {edition}"
+    elif release.server:
+        label = f"Windows Server {key.removesuffix('r2')}{' R2' if key.endswith('r2') else ''} {edition}"
+    else:
+        label = f"Windows {key} {edition}"
+    pack_text = f" Service Pack {pack}" if pack and major == 6 and minor < 2 else ""
+    # Windows 10 and later still say "6.3" in NativeLanMan.
+    return f"{label} {build}{pack_text}", f"{label} 6.{minor if major == 6 else 3}"
 
 
 def profile_for(
-    personality: str | None, product: str | None = None, version: str | None = None, seed: str = ""
+    personality: str | None,
+    product: str | None = None,
+    version: str | None = None,
+    *,
+    rng: random.Random | None = None,
 ) -> WindowsProfile:
-    """The SMB face of a host: its OS family from the nmap-os-db name, Samba for non-Windows.
+    """The SMB face of a host: its Windows release from the nmap-os-db name, Samba for non-Windows.
 
-    `seed` (the host's address) picks an edition when the name does not say, so two Windows 7
-    hosts may be a Professional and an Enterprise, but one host is always the same.
+    `rng` (the host's own, `HostIdentity.rng("edition")`) picks an edition when the name does not
+    say, so two Windows 7 hosts may be a Professional and an Enterprise, but one host is always the same.
     """
     # Without a personality, nmap's product name ("Microsoft Windows XP microsoft-ds") still tells.
     name = (personality or product or "").lower()
     if (product and "samba" in product.lower()) or (name and "windows" not in name):
         return _samba_profile(version)
-    rng = _seeded("edition", seed)
-    family = _family(name) or "10"
-    if family == "9x":
-        return _windows(
-            "9x", "Windows 4.0", "Windows 4.0", (4, 0, 1111), 0, server=False, capabilities=0xE3F5,
-            extended_security=False,
-        )  # fmt: skip
-    if family == "nt4":
-        return _windows(
-            "nt4", "Windows NT 1381", "NT LAN Manager 4.0", (4, 0, 1381), 0, server=True, capabilities=0x43FD,
-            extended_security=False,
-        )  # fmt: skip
-    if family in ("2000", "xp"):
-        native_os, version_ = (
-            ("Windows 5.0", (5, 0, 2195)) if family == "2000" else ("Windows 5.1", (5, 1, 2600))
-        )
-        return _windows(
-            family, native_os, "Windows 2000 LAN Manager", version_, 0, server=family == "2000",
-            capabilities=0xF3FD if family == "2000" else 0xE3FD,
-        )  # fmt: skip
-    if family == "2003":
-        sp = _service_pack(name, 2)
-        pack = f" Service Pack {sp}" if sp else ""
-        return _windows(
-            "2003", f"Windows Server 2003 3790{pack}", "Windows Server 2003 5.2", (5, 2, 3790), 0,
-            server=True, capabilities=0x0001F3FD,
-        )  # fmt: skip
-    edition = _edition(family, name, rng)
-    if family in ("vista", "2008"):
-        sp = max(_service_pack(name, 2), 1 if family == "2008" else 0)
-        build = 6000 + sp
-        pack = f" Service Pack {sp}" if sp else ""
-        label = f"Windows Vista (TM) {edition}" if family == "vista" else f"Windows Server (R) 2008 {edition}"
-        return _windows(
-            family, f"{label} {build}{pack}", f"{label} 6.0", (6, 0, build), 0x0202, server=family == "2008",
-            capabilities=0x0001E3FD if family == "vista" else 0x0001F3FD,
-        )  # fmt: skip
-    if family in ("7", "2008r2"):
-        build = 7601 if _service_pack(name, 1) else 7600
-        pack = " Service Pack 1" if build == 7601 else ""
-        label = f"Windows 7 {edition}" if family == "7" else f"Windows Server 2008 R2 {edition}"
-        return _windows(
-            family, f"{label} {build}{pack}", f"{label} 6.1", (6, 1, build), 0x0210, server=family == "2008r2"
-        )
-    build, (major, minor), smb2 = _MODERN[family]
-    if family == "10":
-        release = re.search(r"windows 10 (\w{4})\b", name)
-        build = _WIN10_BUILDS.get(release.group(1), build) if release else build
-    is_server = family.startswith("20")
-    if is_server:
-        label = (
-            f"Windows Server {family.removesuffix('r2')}{' R2' if family.endswith('r2') else ''} {edition}"
-        )
-    else:
-        label = f"Windows {family} {edition}"
-    lanman = f"{label} 6.{minor if major == 6 else 3}"
-    return _windows(family, f"{label} {build}", lanman, (major, minor, build), smb2, server=is_server)
+    release = windows_release(name)
+    native_os, lanman = _labels(release, name, rng or random.Random(0))
+    key, server = release.key, release.server
+    legacy = release.legacy
+    return WindowsProfile(
+        key=key,
+        native_os=native_os,
+        native_lanman=lanman,
+        version=release.version,
+        smb2_max=0 if legacy else _SMB2_MAX.get(key, 0x0311),
+        smb1=True,
+        server=server,
+        extended_security=key not in ("9x", "nt4"),
+        # Servers multiplex more requests and offer bigger buffers (what nmap's SMB matches key on).
+        max_mpx=50 if server else 10,
+        max_buffer=16644 if server else 4356,
+        capabilities=_CAPABILITIES.get(key, 0x0001E3FC),
+    )
+
+
+def profile_of(info: ConnectionInfo) -> WindowsProfile:
+    """The SMB face of the host a connection reached."""
+    return profile_for(info.personality, info.product, info.version, rng=info.identity.rng("edition"))
 
 
 def _samba_profile(version: str | None) -> WindowsProfile:
@@ -307,117 +225,6 @@ def _samba_profile(version: str | None) -> WindowsProfile:
         capabilities=0x0000F3FD,
         samba=True,
     )
-
-
-# ---------------------------------------------------------------------------------------------
-# Who a host is: names, domain, GUID, uptime
-
-_WORKGROUPS = ("WORKGROUP", "WORKGROUP", "WORKGROUP", "WORKGROUP", "OFFICE", "MSHOME", "HOME", "LAN")
-_DOMAIN_HEADS = (
-    "NORTH",
-    "WEST",
-    "BLUE",
-    "RIVER",
-    "SUMMIT",
-    "HARBOR",
-    "PINE",
-    "STONE",
-    "CEDAR",
-    "LAKE",
-    "IRON",
-)
-_DOMAIN_TAILS = ("TECH", "CORP", "GROUP", "SYS", "NET", "LABS", "HQ", "MED", "LOG", "FIN")
-_FIRST_NAMES = ("JOHN", "ANNA", "MIKE", "SARAH", "PAUL", "LISA", "MARK", "JULIA", "PETER", "KATE", "TOM")
-# Surnames for "<initial><surname>-PC" machine names.
-_SURNAME_WORDS = """
-    SMITH JONES BROWN MILLER DAVIS WILSON MOORE TAYLOR WHITE HARRIS MARTIN CLARK LEWIS WALKER HALL
-    ALLEN YOUNG KING WRIGHT SCOTT GREEN BAKER ADAMS NELSON HILL CAMPBELL MITCHELL ROBERTS CARTER
-    PHILLIPS EVANS TURNER TORRES PARKER COLLINS EDWARDS STEWART MORRIS MURPHY COOK ROGERS MORGAN COOPER
-    """
-_SURNAMES = tuple(_SURNAME_WORDS.split())
-_ROLES = ("FS", "APP", "SQL", "PRINT", "WEB", "FILE", "BACKUP", "HV", "EXCH", "RDS")
-_ALNUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
-
-
-@dataclass(frozen=True, slots=True)
-class HostIdentity:
-    """The names a host answers to, stable for its address."""
-
-    computer: str  # NetBIOS computer name, upper case, at most 15 characters
-    dns_host: str  # the host label in DNS (Samba: lower case)
-    netbios_domain: str  # the workgroup, or the NetBIOS name of the AD domain
-    dns_domain: str | None  # the AD domain; None for a workgroup member
-    server_guid: bytes
-    boot_time: float  # Unix time the host last booted
-
-    @property
-    def fqdn(self) -> str:
-        return f"{self.dns_host}.{self.dns_domain}" if self.dns_domain else self.dns_host
-
-
-def _seeded(label: str, value: str) -> random.Random:
-    return random.Random(hashlib.blake2b(f"{label}:{value}".encode(), digest_size=8).digest())
-
-
-def _network_of(address: str) -> str:
-    """The /24 (IPv4) or /64 (IPv6) a host sits in: hosts of one LAN share a workgroup or domain."""
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return address
-    prefix = 24 if ip.version == 4 else 64
-    return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False))
-
-
-def identity_for(dst: str, profile: WindowsProfile, now: float | None = None) -> HostIdentity:
-    rng = _seeded("host", dst)
-    net = _seeded("net", _network_of(dst))
-    # Drawn for every host, so that all hosts of one network agree on it whatever their OS.
-    domain_network = net.random() < 0.4
-    in_domain = domain_network and profile.key != "9x"
-    if in_domain:
-        head, tail = net.choice(_DOMAIN_HEADS), net.choice(_DOMAIN_TAILS)
-        netbios_domain = (head + tail)[:15]
-        dns_domain = f"{(head + tail).lower()}.{net.choice(('local', 'lan', 'corp', 'intra'))}"
-    else:
-        netbios_domain, dns_domain = net.choice(_WORKGROUPS), None
-
-    def chars(n: int) -> str:
-        return "".join(rng.choice(_ALNUM) for _ in range(n))
-
-    key = profile.key
-    if profile.samba:
-        host = rng.choice(("fileserver", "nas", "storage", "backup", "files", "share", "srv"))
-        host += f"{rng.randint(1, 99):02d}"
-        computer, dns_host = host.upper()[:15], host
-    elif profile.server:
-        choice = rng.random()
-        if choice < 0.4 and key not in ("nt4", "2000", "2003"):
-            computer = f"WIN-{chars(11)}"
-        elif choice < 0.8:
-            computer = f"SRV-{rng.choice(_ROLES)}{rng.randint(1, 99):02d}"
-        else:
-            computer = f"{rng.choice(_ROLES)}{rng.randint(1, 99):02d}"
-        dns_host = computer
-    elif key in ("10", "11"):
-        computer = f"DESKTOP-{chars(7)}" if rng.random() < 0.6 else f"PC-{rng.randint(1, 9999):04d}"
-        dns_host = computer
-    elif key in ("vista", "7", "8", "8.1"):
-        # Windows 7 names a machine after its first user ("JSMITH-PC"); IT departments number them.
-        if rng.random() < 0.5:
-            computer = f"{rng.choice(_ALNUM[:26])}{rng.choice(_SURNAMES)}-PC"
-        else:
-            computer = f"WS-{rng.randint(1, 9999):04d}"
-        dns_host = computer
-    else:
-        computer = f"{rng.choice(_FIRST_NAMES)}-{chars(6)}"[:15]
-        dns_host = computer
-    # A reboot every few weeks (patch day), at a host-specific phase: stable between connections.
-    period = rng.uniform(20, 45) * 86400
-    phase = rng.uniform(0, period)
-    moment = time.time() if now is None else now
-    boot = moment - ((moment + phase) % period)
-    return HostIdentity(computer[:15], dns_host, netbios_domain, dns_domain, rng.randbytes(16), boot)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -770,6 +577,8 @@ _SMB1_SETUP_BASIC = struct.Struct("<BBHHHHIHHII")
 
 @dataclass(frozen=True, slots=True)
 class Smb1Header:
+    """The fields of an SMB1 header a reply echoes or decides on."""
+
     command: int
     status: int
     flags: int
@@ -1006,6 +815,9 @@ _SMB2_NEGOTIATE_RESPONSE = struct.Struct("<HHHH16sIIIIQQHHI")
 
 @dataclass(frozen=True, slots=True)
 class Smb2Header:
+    """The fields of an SMB2 header a reply echoes or decides on (`next_command` chains the
+    messages of a compound request)."""
+
     credit_charge: int
     status: int
     command: int

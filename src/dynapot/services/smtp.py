@@ -3,8 +3,8 @@
 `SmtpSession` is the protocol, sans-IO: `greeting()` and `feed(bytes) -> reply bytes`, with
 `closed` set once the server hangs up. It speaks as Postfix (Linux, BSD: the default), Exim
 or Microsoft's IIS SMTP service (Windows), chosen from the product nmap found on the real
-hosts, else from the OS: banner, EHLO extensions, reply texts and queue ids all match the
-imitated server. `serve_smtp` runs a session over an asyncio stream pair.
+hosts, else from the OS (`SERVERS`): banner, EHLO extensions, reply texts and queue ids all
+match the imitated server. `serve_smtp` runs a session over an asyncio stream pair.
 
 Spam runs and relay tests are what SMTP honeypots see most, so mail is accepted ("250
 queued as ...") and kept as an excerpt; AUTH PLAIN and LOGIN are offered (without TLS,
@@ -25,10 +25,11 @@ import binascii
 import random
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from dynapot.services.contract import ConnectionInfo, Report, excerpt
-from dynapot.services.identity import host_name
+from dynapot.events import Kind
+from dynapot.services.contract import ConnectionInfo, Report, Service, excerpt, printable
+from dynapot.services.profiles import Profile, choose
 
 MAX_LINE = 2048  # Postfix's line_length_limit
 MAX_RECIPIENTS = 100
@@ -37,7 +38,6 @@ MESSAGE_KEEP = 64 * 1024  # bytes of each message kept for the report
 HARD_ERROR_LIMIT = 20  # Postfix's smtpd_hard_error_limit
 MAX_REPORTED = 100  # command events per connection
 MAX_BYTES = 32 * 1024 * 1024  # read from one connection in all
-FIELD_LIMIT = 256
 IDLE = 60.0
 LIFETIME = 600.0
 
@@ -47,8 +47,9 @@ _SIZE = re.compile(r"(?:^|\s)SIZE=(\d{1,20})", re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)
-class Flavour:
-    """One mail server's words. Templates take {host}, {client}, {helo}, {arg}, {id}, {date}."""
+class MailServer:
+    """One mail server's words. Templates take {host}, {client}, {helo}, {arg}, {id}, {date}
+    (and the banner {version}, filled in by `server_for`)."""
 
     name: str
     banner: str
@@ -164,71 +165,48 @@ MICROSOFT_REPLIES = {
 }
 
 
-def _iis_version(personality: str) -> str:
-    name = personality.lower()
-    if "xp" in name:
-        return "6.0.2600.5512"
-    if "2003" in name:
-        return "6.0.3790.3959"
-    if "windows 7" in name or "2008" in name:
-        return "7.5.7601.17514"
-    if "2012" in name or "windows 8" in name:
-        return "8.5.9600.16384"
-    return "10.0.17763.1"
+def _exim(comment: str) -> MailServer:
+    return MailServer(
+        "exim",
+        f"220 {{host}} ESMTP Exim {{version}}{comment} {{date}}",
+        (
+            "250-{host} Hello {helo} [{client}]",
+            "250-SIZE 52428800",
+            "250-8BITMIME",
+            "250-PIPELINING",
+            "250-AUTH PLAIN LOGIN",
+            "250 HELP",
+        ),
+        "250 {host} Hello {helo} [{client}]",
+        EXIM_REPLIES,
+        needs_helo=False,
+    )
 
 
-def _version(text: str | None, default: str) -> str:
-    """A version token from the inventory, safe to put in a banner template (no braces, no spaces)."""
-    token = re.sub(r"[^\w.+~-]", "", (text or "").split(" ", 1)[0])[:30]
-    return token or default
+MICROSOFT = MailServer(
+    "microsoft",
+    "220 {host} Microsoft ESMTP MAIL Service, Version: {version} ready at  {date}",
+    (
+        "250-{host} Hello [{client}]",
+        "250-SIZE 2097152",
+        "250-PIPELINING",
+        "250-DSN",
+        "250-ENHANCEDSTATUSCODES",
+        "250-8bitmime",
+        "250-VRFY",
+        "250-AUTH LOGIN",
+        "250-AUTH=LOGIN",
+        "250 OK",
+    ),
+    "250 {host} Hello [{client}]",
+    MICROSOFT_REPLIES,
+)
 
 
-def flavour_for(info: ConnectionInfo) -> Flavour:
-    """The mail server a host runs: nmap's product when known, else a common one for its OS."""
-    product = (info.product or "").lower()
-    personality = info.personality or ""
-    windows = "windows" in personality.lower()
-    if "exim" in product:
-        version = _version(info.version, "4.95")
-        return Flavour(
-            "exim",
-            f"220 {{host}} ESMTP Exim {version} Ubuntu {{date}}",
-            (
-                "250-{host} Hello {helo} [{client}]",
-                "250-SIZE 52428800",
-                "250-8BITMIME",
-                "250-PIPELINING",
-                "250-AUTH PLAIN LOGIN",
-                "250 HELP",
-            ),
-            "250 {host} Hello {helo} [{client}]",
-            EXIM_REPLIES,
-            needs_helo=False,
-        )
-    if "microsoft" in product or "exchange" in product or (windows and "postfix" not in product):
-        version = _version(info.version, _iis_version(personality))
-        return Flavour(
-            "microsoft",
-            f"220 {{host}} Microsoft ESMTP MAIL Service, Version: {version} ready at  {{date}}",
-            (
-                "250-{host} Hello [{client}]",
-                "250-SIZE 2097152",
-                "250-PIPELINING",
-                "250-DSN",
-                "250-ENHANCEDSTATUSCODES",
-                "250-8bitmime",
-                "250-VRFY",
-                "250-AUTH LOGIN",
-                "250-AUTH=LOGIN",
-                "250 OK",
-            ),
-            "250 {host} Hello [{client}]",
-            MICROSOFT_REPLIES,
-        )
-    suffix = "" if "bsd" in personality.lower() else " (Ubuntu)"
-    return Flavour(
+def _postfix(comment: str) -> MailServer:
+    return MailServer(
         "postfix",
-        f"220 {{host}} ESMTP Postfix{suffix}",
+        f"220 {{host}} ESMTP Postfix{comment}",
         (
             "250-{host}",
             "250-PIPELINING",
@@ -246,23 +224,50 @@ def flavour_for(info: ConnectionInfo) -> Flavour:
     )
 
 
-def _clip(text: str) -> str:
-    """An attacker string for a report: short, and with control characters escaped."""
-    return excerpt(text[:FIELD_LIMIT].encode("latin-1", "replace"))
+# nmap's product first, then the host's system: Microsoft's SMTP service on Windows, Postfix
+# elsewhere (as Debian and Ubuntu build it, it names the distribution).
+SERVERS: tuple[Profile[MailServer], ...] = (
+    Profile(_exim(" Ubuntu"), "exim", default_version="4.95"),
+    Profile(MICROSOFT, "microsoft"),
+    Profile(MICROSOFT, "exchange"),
+    Profile(_postfix(" (Ubuntu)"), "postfix", os="ubuntu"),
+    Profile(_postfix(""), "postfix"),
+    Profile(MICROSOFT, os="windows"),
+    Profile(_postfix(" (Ubuntu)"), os="ubuntu"),
+    Profile(_postfix("")),
+)
+# What the Windows SMTP service (IIS's) of each release says in its banner.
+_IIS_SMTP = {"xp": "6.0.2600.5512", "2003": "6.0.3790.3959", "vista": "7.0.6002.18264"}
+_IIS_SMTP |= dict.fromkeys(("2008", "7", "2008r2"), "7.5.7601.17514")
+_IIS_SMTP |= dict.fromkeys(("8", "8.1", "2012", "2012r2"), "8.5.9600.16384")
+MICROSOFT_VERSIONS: tuple[Profile[str], ...] = (
+    *(Profile(version, os=f"windows-{release}") for release, version in _IIS_SMTP.items()),
+    Profile("10.0.17763.1"),
+)
+
+
+def server_for(info: ConnectionInfo) -> MailServer:
+    """The mail server this host runs, its banner claiming nmap's version or the row's."""
+    row = choose(SERVERS, info)
+    version = row.version(info)
+    if row.what is MICROSOFT and not version:
+        version = choose(MICROSOFT_VERSIONS, info).what
+    # A version never holds braces (`profiles.version_of`): the other fields stay templates.
+    return replace(row.what, banner=row.what.banner.replace("{version}", version))
 
 
 _B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
 
-def _queue_id(flavour: str, rng: random.Random, host: str) -> str:
-    if flavour == "exim":  # base-62 time, pid and sub-second parts: 1rABCD-000123-4X
+def _queue_id(server: str, rng: random.Random, host: str) -> str:
+    if server == "exim":  # base-62 time, pid and sub-second parts: 1rABCD-000123-4X
         stamp, digits = int(time.time()), []
         for _ in range(6):
             stamp, rest = divmod(stamp, 62)
             digits.append(_B62[rest])
         pid = "".join(rng.choice(_B62) for _ in range(6))
         return f"{''.join(reversed(digits))}-{pid}-{rng.choice(_B62)}{rng.choice(_B62)}"
-    if flavour == "microsoft":
+    if server == "microsoft":
         return f"{host.upper()}{rng.getrandbits(48):012X}"
     return f"{rng.getrandbits(44):011X}"  # Postfix's short hexadecimal queue ids
 
@@ -280,7 +285,7 @@ def _subject(head: bytes) -> str:
             break
         elif line.lower().startswith("subject:"):
             subject = [line[8:].strip()]
-    return _clip(" ".join(subject)) if subject else ""
+    return printable(" ".join(subject)) if subject else ""
 
 
 # Session states.
@@ -291,9 +296,9 @@ class SmtpSession:
     """One SMTP conversation, without IO: feed it what the client sent, send what it returns."""
 
     def __init__(
-        self, flavour: Flavour, host: str, client: str, report: Report, rng: random.Random | None = None
+        self, server: MailServer, host: str, client: str, report: Report, rng: random.Random | None = None
     ) -> None:
-        self.flavour = flavour
+        self.server = server
         self.host = host
         self.client = client
         self.report = report
@@ -317,12 +322,12 @@ class SmtpSession:
 
     def greeting(self) -> bytes:
         date = time.strftime("%a, %d %b %Y %H:%M:%S +0000", time.gmtime())
-        return self._fmt(self.flavour.banner, date=date)
+        return self._fmt(self.server.banner, date=date)
 
     def timeout(self) -> bytes:
         """What the server says when the client went silent (the caller then closes)."""
         self.closed = True
-        return self._fmt(self.flavour.replies["timeout"])
+        return self._fmt(self.server.replies["timeout"])
 
     def feed(self, data: bytes) -> bytes:
         """Consume client bytes; return the replies (several when the client pipelines)."""
@@ -354,7 +359,7 @@ class SmtpSession:
                 out.append(reply)
             if self.errors >= HARD_ERROR_LIMIT and not self.closed:
                 self.closed = True
-                out.append(self._fmt(self.flavour.replies["too_many_errors"]))
+                out.append(self._fmt(self.server.replies["too_many_errors"]))
         del self._buf[:pos]
         return b"".join(out)
 
@@ -366,7 +371,7 @@ class SmtpSession:
         return (template.format(**fields) + "\r\n").encode("latin-1", "replace")
 
     def _reply(self, key: str, **values: str) -> bytes:
-        return self._fmt(self.flavour.replies[key], **values)
+        return self._fmt(self.server.replies[key], **values)
 
     def _error(self, key: str, **values: str) -> bytes:
         self.errors += 1
@@ -375,7 +380,7 @@ class SmtpSession:
     def _command_event(self, text: str) -> None:
         if self._reported < MAX_REPORTED:
             self._reported += 1
-            self.report("command", _clip(text), None)
+            self.report(Kind.COMMAND, printable(text), None)
 
     def _reset(self) -> None:
         self._sender = None
@@ -392,8 +397,8 @@ class SmtpSession:
         verb, arg = verb.upper(), arg.strip()
         if not verb:
             return self._error("bad_syntax")
-        if self.flavour.forbid_http and (verb in ("GET", "POST", "CONNECT") or not verb[0].isalpha()):
-            self.report("bad-request", _clip(text), None)
+        if self.server.forbid_http and (verb in ("GET", "POST", "CONNECT") or not verb[0].isalpha()):
+            self.report(Kind.BAD_REQUEST, printable(text), None)
             self.closed = True
             return self._reply("http")
         if verb != "AUTH":
@@ -407,19 +412,19 @@ class SmtpSession:
     def _cmd_helo(self, arg: str) -> bytes:
         if not arg:
             return self._error("syntax_helo")
-        self._helo = _clip(arg.split()[0])
+        self._helo = printable(arg.split()[0])
         self._reset()
-        return self._fmt(self.flavour.helo)
+        return self._fmt(self.server.helo)
 
     def _cmd_ehlo(self, arg: str) -> bytes:
         if not arg:
             return self._error("syntax_ehlo")
-        self._helo = _clip(arg.split()[0])
+        self._helo = printable(arg.split()[0])
         self._reset()
-        return b"".join(self._fmt(line) for line in self.flavour.ehlo)
+        return b"".join(self._fmt(line) for line in self.server.ehlo)
 
     def _cmd_mail(self, arg: str) -> bytes:
-        if self.flavour.needs_helo and self._helo is None:
+        if self.server.needs_helo and self._helo is None:
             return self._error("need_helo")
         if self._sender is not None:
             return self._error("nested_mail")
@@ -429,7 +434,7 @@ class SmtpSession:
         size = _SIZE.search(match.group(3))
         if size and int(size.group(1)) > MESSAGE_LIMIT:
             return self._error("too_big")
-        self._sender = _clip(match.group(1) if match.group(1) is not None else match.group(2))
+        self._sender = printable(match.group(1) if match.group(1) is not None else match.group(2))
         return self._reply("mail", arg=self._sender or "<>")
 
     def _cmd_rcpt(self, arg: str) -> bytes:
@@ -441,7 +446,7 @@ class SmtpSession:
             return self._error("syntax_rcpt")
         if len(self._recipients) >= MAX_RECIPIENTS:
             return self._error("too_many_rcpt")
-        self._recipients.append(_clip(address))
+        self._recipients.append(printable(address))
         return self._reply("rcpt", arg=self._recipients[-1])
 
     def _cmd_data(self, arg: str) -> bytes:
@@ -465,7 +470,7 @@ class SmtpSession:
     def _cmd_vrfy(self, arg: str) -> bytes:
         if not arg:
             return self._error("syntax_vrfy")
-        return self._reply("vrfy", arg=_clip(arg))
+        return self._reply("vrfy", arg=printable(arg))
 
     def _cmd_quit(self, arg: str) -> bytes:
         self.closed = True
@@ -532,9 +537,9 @@ class SmtpSession:
         return self._auth_failed(_text(user), _text(password))
 
     def _auth_failed(self, user: str, password: str) -> bytes:
-        user, password = _clip(user), _clip(password)
+        user, password = printable(user), printable(password)
         self.report(
-            "login",
+            Kind.LOGIN,
             f"{user}:{password}",
             {"user": user, "password": password, "accepted": False, "mechanism": self._mechanism},
         )
@@ -563,10 +568,10 @@ class SmtpSession:
         self._reset()
         if size > MESSAGE_LIMIT:
             return self._error("too_big")
-        queue_id = _queue_id(self.flavour.name, self.rng, self.host)
+        queue_id = _queue_id(self.server.name, self.rng, self.host)
         self.report(
-            "message",
-            _clip(f"{sender or '<>'} -> {', '.join(recipients)}"),
+            Kind.MESSAGE,
+            printable(f"{sender or '<>'} -> {', '.join(recipients)}"),
             {
                 "from": sender,
                 "to": recipients,
@@ -581,7 +586,7 @@ class SmtpSession:
 
 
 def _text(raw: bytes) -> str:
-    # latin-1 keeps every byte; _clip then escapes what is not printable ASCII, losing nothing.
+    # latin-1 keeps every byte; printable then escapes what is not printable ASCII, losing nothing.
     return raw.decode("latin-1")
 
 
@@ -598,7 +603,7 @@ def _b64(text: str) -> bytes | None:
 async def serve_smtp(
     reader: asyncio.StreamReader, writer: asyncio.StreamWriter, info: ConnectionInfo, report: Report
 ) -> None:
-    session = SmtpSession(flavour_for(info), host_name(info), info.src, report)
+    session = SmtpSession(server_for(info), info.identity.hostname, info.src, report)
     writer.write(session.greeting())
     try:
         await asyncio.wait_for(_converse(session, reader, writer), LIFETIME)
@@ -628,5 +633,4 @@ async def _converse(session: SmtpSession, reader: asyncio.StreamReader, writer: 
     await writer.drain()
 
 
-def register(registry: dict) -> None:
-    registry["smtp"] = serve_smtp
+SERVICES = (Service(("smtp",), "tcp", serve_smtp),)

@@ -1,10 +1,11 @@
 """SNMP agent emulator (UDP 161), sans-IO: one datagram in, at most one datagram out.
 
 SNMPv1 and v2c Get, GetNext and GetBulk are answered from the MIB-II system group for the
-communities "public" and "private": sysDescr fitting the host's OS (net-snmp on Linux and
-BSD, the Windows SNMP service, Cisco IOS, an HP JetDirect), sysObjectID, a sysUpTime that
-grows and differs per host, sysContact, sysName (the host's name, as its other services
-show it), sysLocation and sysServices. Set is refused the way a read-only agent refuses it.
+communities "public" and "private": sysDescr fitting the host's OS (`AGENTS`: net-snmp on
+Linux and BSD with the host's `uname`, the Windows SNMP service of its release, Cisco IOS, an
+HP JetDirect), sysObjectID, sysUpTime (the host's uptime: its TCP timestamps and shells
+agree), sysContact, sysName (the host's name, as its other services show it), sysLocation
+and sysServices. Set is refused the way a read-only agent refuses it.
 A wrong community gets no answer, like a real agent, but is reported as a login. SNMPv3
 gets the USM discovery report (usmStatsUnknownEngineIDs / UnknownUserNames) from agents
 that speak it (net-snmp, IOS), with the agent's own engine ID, and silence elsewhere; the
@@ -23,15 +24,17 @@ and sizes; every malformed input raises `BerError`, which `respond` turns into s
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from dynapot.services.contract import ConnectionInfo, DatagramService, Report, excerpt
-from dynapot.services.identity import host_name
+from dynapot.events import Kind
+from dynapot.services.contract import ConnectionInfo, DatagramService, Report, Service, excerpt
+from dynapot.services.identity import HostIdentity
+from dynapot.services.profiles import Profile, choose
+from dynapot.services.systems import CISCO_IOS, windows_release
 
 log = logging.getLogger(__name__)
 
@@ -210,41 +213,6 @@ class Agent:
     or_last_change: bool  # net-snmp also has sysORLastChange
 
 
-def _digest(info: ConnectionInfo, purpose: str) -> int:
-    return int.from_bytes(
-        hashlib.blake2b(f"snmp-{purpose}:{info.dst}".encode(), digest_size=8).digest(), "big"
-    )
-
-
-_WINDOWS = (  # (personality substring, version, build), first match wins
-    ("xp", "5.1", "2600"),
-    ("2003", "5.2", "3790"),
-    ("2008 r2", "6.1", "7601"),
-    ("vista", "6.0", "6002"),
-    ("2008", "6.0", "6002"),
-    ("windows 7", "6.1", "7601"),
-    ("8.1", "6.3", "9600"),
-    ("2012 r2", "6.3", "9600"),
-    ("windows 8", "6.2", "9200"),
-    ("2012", "6.2", "9200"),
-    ("2016", "6.3", "14393"),
-    ("2019", "6.3", "17763"),
-    ("2022", "6.3", "20348"),
-    ("windows 10", "6.3", "19045"),
-    ("windows 11", "6.3", "22631"),
-)
-_LINUX = (  # (personality substring, kernel build)
-    ("2.6", "2.6.32-754.35.1.el6.x86_64 #1 SMP Sat Nov 7 12:42:14 UTC 2020"),
-    ("3.", "3.10.0-1160.el7.x86_64 #1 SMP Mon Oct 19 16:18:59 UTC 2020"),
-    ("4.", "4.15.0-213-generic #224-Ubuntu SMP Mon Jun 19 13:30:12 UTC 2023"),
-)
-_UBUNTU = "5.15.0-91-generic #101-Ubuntu SMP Tue Nov 14 13:30:08 UTC 2023"  # FakeShell's uname
-_CISCO = (
-    "Cisco IOS Software, C2900 Software (C2900-UNIVERSALK9-M), Version 15.4(3)M3, RELEASE SOFTWARE (fc2)\r\n"
-    "Technical Support: http://www.cisco.com/techsupport\r\n"
-    "Copyright (c) 1986-2015 by Cisco Systems, Inc.\r\n"
-    "Compiled Fri 05-Jun-15 13:29 by prod_rel_team"
-)
 _JETDIRECT = "HP ETHERNET MULTI-ENVIRONMENT,ROM none,JETDIRECT,JD153,EEPROM JSI23900052,CIDATE 09/13/2019"
 _CONTACTS = ("root@localhost", "IT Helpdesk", "sysadmin", "noc", "Network Operations", "admin")
 _LOCATIONS = ("Server Room", "Server room, rack 2", "DC1 row B", "Main office", "Basement", "Unknown", "Lab")
@@ -252,55 +220,63 @@ _LOCATIONS = ("Server Room", "Server room, rack 2", "DC1 row B", "Main office", 
 _NET_SNMP_DEFAULT = ("Me <me@example.org>", "Sitting on the Dock of the Bay")
 
 
-def agent_for(info: ConnectionInfo) -> Agent:
-    """The agent a host of this OS runs, with per-host details (name, contact, engine ID)."""
-    name = (info.personality or "").lower()
-    h = _digest(info, "agent")
-    host = host_name(info)
-    contact, location = _CONTACTS[h % len(_CONTACTS)], _LOCATIONS[(h >> 8) % len(_LOCATIONS)]
-    if "windows" in name:
-        version, build = next(((v, b) for key, v, b in _WINDOWS if key in name), ("6.3", "17763"))
-        stepping = (h >> 24) % 10
-        cpu = "x86 Family 6 Model 15" if version == "5.1" else f"Intel64 Family 6 Model {42 + (h >> 16) % 50}"
-        server = "server" in name or any(year in name for year in ("2003", "2008", "2012", "2016", "2019"))
-        descr = (
-            f"Hardware: {cpu} Stepping {stepping} AT/AT COMPATIBLE - "
-            f"Software: Windows Version {version} (Build {build} Multiprocessor Free)"
-        )
-        # The Windows SNMP service has no SNMPv3: no engine ID, silence to v3.
-        return Agent(descr, (*WINDOWS_OID, 2 if server else 1), 76, contact, host, location, None, False)
-    if "cisco" in name or " ios" in name:
-        engine = b"\x80\x00\x00\x09\x03\x00\x1e\x13" + ((h >> 8) & 0xFFFFFF).to_bytes(3, "big")  # a MAC
-        return Agent(_CISCO, CISCO_2911_OID, 78, contact, host, location, engine, False)
-    if "printer" in name or "laserjet" in name or "jetdirect" in name:
-        return Agent(_JETDIRECT, JETDIRECT_OID, 72, "", host, "", None, False)
+def _windows(identity: HostIdentity, h: int, contact: str, location: str) -> Agent:
+    release = identity.windows or windows_release(None)
+    major, minor, build = release.version
+    version = "6.3" if (major, minor) > (6, 3) else f"{major}.{minor}"  # Windows 10 and later still say 6.3
+    stepping = (h >> 24) % 10
+    cpu = "x86 Family 6 Model 15" if version == "5.1" else f"Intel64 Family 6 Model {42 + (h >> 16) % 50}"
+    descr = (
+        f"Hardware: {cpu} Stepping {stepping} AT/AT COMPATIBLE - "
+        f"Software: Windows Version {version} (Build {build} Multiprocessor Free)"
+    )
+    # The Windows SNMP service has no SNMPv3: no engine ID, silence to v3.
+    oid = (*WINDOWS_OID, 2 if release.server else 1)
+    return Agent(descr, oid, 76, contact, identity.hostname, location, None, False)
+
+
+def _cisco(identity: HostIdentity, h: int, contact: str, location: str) -> Agent:
+    engine = b"\x80\x00\x00\x09\x03\x00\x1e\x13" + ((h >> 8) & 0xFFFFFF).to_bytes(3, "big")  # a MAC
+    return Agent(
+        "\r\n".join(CISCO_IOS), CISCO_2911_OID, 78, contact, identity.hostname, location, engine, False
+    )
+
+
+def _jetdirect(identity: HostIdentity, h: int, contact: str, location: str) -> Agent:
+    return Agent(_JETDIRECT, JETDIRECT_OID, 72, "", identity.hostname, "", None, False)
+
+
+def _net_snmp(identity: HostIdentity, h: int, contact: str, location: str) -> Agent:
     if h % 3 == 0:
         contact, location = _NET_SNMP_DEFAULT
     # net-snmp's own engine ID: enterprise 8072, format 128, then 8 bytes of its choosing.
     engine = b"\x80\x00\x1f\x88\x80" + (h >> 4).to_bytes(8, "big")
-    if "bsd" in name:
-        descr = (
-            f"FreeBSD {host} 13.2-RELEASE FreeBSD 13.2-RELEASE releng/13.2-n254617-525ecfdad597 GENERIC amd64"
-        )
-        return Agent(descr, NET_SNMP_FREEBSD_OID, 72, contact, host, location, engine, True)
-    kernel = next((k for key, k in _LINUX if key in name), _UBUNTU)
+    kernel = identity.kernel
+    oid = NET_SNMP_FREEBSD_OID if kernel.sysname == "FreeBSD" else NET_SNMP_LINUX_OID
+    # uname's sysname, node, release, version and machine: the host's `uname -a` agrees.
     return Agent(
-        f"Linux {host} {kernel} x86_64", NET_SNMP_LINUX_OID, 72, contact, host, location, engine, True
+        kernel.describe(identity.hostname), oid, 72, contact, identity.hostname, location, engine, True
     )
 
 
-MIN_UP = 3 * 3600
+AgentMaker = Callable[[HostIdentity, int, str, str], Agent]
+# The agent a host of each system runs: nmap's product first (net-snmp wherever nmap saw it),
+# then the host's OS.
+AGENTS: tuple[Profile[AgentMaker], ...] = (
+    Profile(_net_snmp, "net-snmp"),
+    Profile(_windows, os="windows"),
+    Profile(_cisco, os="cisco"),
+    Profile(_jetdirect, os="printer"),
+    Profile(_net_snmp),
+)
 
 
-def uptime(info: ConnectionInfo, now: float) -> tuple[float, int]:
-    """(seconds since the host booted, boots so far): the same for every query, growing with time.
-
-    Each host reboots every 30-90 days (patch days), at its own phase, so uptimes differ.
-    """
-    h = _digest(info, "uptime")
-    period = (30 + h % 60) * 86400
-    cycle, since = divmod(now + (h >> 8) % period, period)
-    return MIN_UP + since, 1 + (h >> 40) % 20 + int(cycle) % 1000
+def agent_for(info: ConnectionInfo) -> Agent:
+    """The agent this host runs, with per-host details (name, contact, engine ID)."""
+    identity = info.identity
+    h = identity.rng("snmp-agent").getrandbits(64)
+    contact, location = _CONTACTS[h % len(_CONTACTS)], _LOCATIONS[(h >> 8) % len(_LOCATIONS)]
+    return choose(AGENTS, info).what(identity, h, contact, location)
 
 
 def system_group(agent: Agent, seconds: float) -> list[tuple[tuple[int, ...], bytes]]:
@@ -457,7 +433,7 @@ def _community_request(
         else {}
     )
     report(
-        "request",
+        Kind.REQUEST,
         f"{label} {name} {PDU_NAMES[pdu.tag]} {' '.join(oids[:4])}".rstrip(),
         {
             "version": label,
@@ -470,10 +446,10 @@ def _community_request(
         },
     )
     if not accepted:
-        report("login", f":{name}", {"user": "", "password": name, "accepted": False, "version": label})
+        report(Kind.LOGIN, f":{name}", {"user": "", "password": name, "accepted": False, "version": label})
         return None
     agent = agent_for(info)
-    seconds, _boots = uptime(info, now)
+    seconds = info.identity.uptime(now)  # the TCP timestamp clock and a shell's `uptime` agree
     return _answer_pdu(version, community, pdu, system_group(agent, seconds), community == b"private")
 
 
@@ -507,7 +483,7 @@ def _v3(data: bytes, items: list[Item], info: ConnectionInfo, report: Report, no
     name = excerpt(user[:64])
     oids = _oid_list(pdu.oids)
     report(
-        "request",
+        Kind.REQUEST,
         f"v3 {name or '-'} {kind} {' '.join(oids[:4])}".rstrip(),
         {
             "version": "v3",
@@ -531,10 +507,10 @@ def _v3(data: bytes, items: list[Item], info: ConnectionInfo, report: Report, no
         if flags & 1 and agent.engine_id is not None and engine_id == agent.engine_id:
             # An authenticated request to our engine: the HMAC in it can be attacked offline.
             login["datagram"] = data[:MAX_RESPONSE].hex()
-        report("login", f"{name}:", login)
+        report(Kind.LOGIN, f"{name}:", login)
     if agent.engine_id is None or not flags & 4:
         return None  # no SNMPv3 in this agent, or no report wanted
-    seconds, boots = uptime(info, now)
+    seconds, boots = info.identity.uptime(now), info.identity.boots
     counter_oid = USM_UNKNOWN_ENGINE_IDS if engine_id != agent.engine_id else USM_UNKNOWN_USER_NAMES
     count = 1 + int(seconds // 3600) % 100_000
     usm_out = tlv(
@@ -570,11 +546,11 @@ def respond(
         if version == 3:
             return _v3(datagram, items, info, report, now)
         if version not in (0, 1):
-            report("request", f"version {version}", {"version": str(version)})
+            report(Kind.REQUEST, f"version {version}", {"version": str(version)})
             return None
         return _community_request(datagram, items, version, info, report, now, communities)
     except BerError as exc:
-        report("bad-request", str(exc), {"bytes": len(datagram), "excerpt": excerpt(datagram[:128])})
+        report(Kind.BAD_REQUEST, str(exc), {"bytes": len(datagram), "excerpt": excerpt(datagram[:128])})
         return None
 
 
@@ -594,7 +570,4 @@ def make_agent(
 
 
 answer = make_agent()
-
-
-def register_udp(registry: dict) -> None:
-    registry["snmp"] = answer
+SERVICES = (Service(("snmp",), "udp", answer),)

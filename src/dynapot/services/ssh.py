@@ -1,9 +1,11 @@
 """SSH emulator: a real SSH-2 server (asyncssh) in front of a fake shell.
 
-What an attacker sees per virtual host: a configurable OpenSSH version banner, a stable
-ed25519 host key of its own (generated on first contact with that address, kept in
-`key_dir`), password/public-key authentication, and after a "successful" login a small
-fake bash (`dynapot.services.shell.FakeShell`) for interactive sessions and exec requests.
+What an attacker sees per virtual host: the SSH version banner of nmap's product, else the
+configured one, else its system's (`VERSIONS`: its distribution's OpenSSH, Windows', IOS'),
+a stable ed25519 host key of its own (generated on first contact with that address, kept in
+`key_dir`), password/public-key authentication, and after a "successful" login a small fake
+shell of the host's kind (`dynapot.services.shell.shell_for`: bash with the host's MOTD,
+IOS on routers, cmd.exe on Windows) for interactive sessions and exec requests.
 Port/agent/X11 forwarding, SFTP and SCP are refused.
 
 Reported events (`report(kind, detail, data)`), never logged anywhere else:
@@ -33,16 +35,18 @@ import logging
 import os
 import re
 import socket
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import asyncssh
 
+from dynapot.events import Kind
 from dynapot.services.banner import banner_for
-from dynapot.services.contract import ConnectionInfo, Handler, Report
-from dynapot.services.identity import host_name
-from dynapot.services.shell import FakeShell
+from dynapot.services.contract import ConnectionInfo, Handler, Report, Service, clip, guarded
+from dynapot.services.profiles import Profile, choose
+from dynapot.services.shell import shell_for
 
 log = logging.getLogger(__name__)
 
@@ -69,22 +73,25 @@ WEAK_PAIRS: frozenset[tuple[str, str]] = frozenset(
 
 AcceptPolicy = Literal["none", "all"] | frozenset[tuple[str, str]]
 
-FIELD_LIMIT = 256  # bytes of attacker-chosen user/password kept in a report
 MAX_SESSIONS = 10  # concurrent session channels per connection (OpenSSH's MaxSessions)
 MAX_SESSIONS_TOTAL = 64  # session channels over a connection's life
 _BUFSIZE = 16 * 1024
-_MOTD = (
-    "Welcome to Ubuntu 22.04.3 LTS (GNU/Linux 5.15.0-91-generic x86_64)\r\n\r\n"
-    " * Documentation:  https://help.ubuntu.com\r\n"
-    " * Management:     https://landscape.canonical.com\r\n"
-    " * Support:        https://ubuntu.com/advantage\r\n\r\n"
+# The identification string of the SSH server a host of each system runs, when nmap named none
+# and the configuration fixes none: its distribution's OpenSSH, a router's, Windows' own.
+VERSIONS: tuple[Profile[str], ...] = (
+    Profile("SSH-2.0-OpenSSH_for_Windows_8.1", os="windows"),
+    Profile("SSH-2.0-Cisco-1.25", os="cisco"),
+    Profile("SSH-2.0-OpenSSH_7.6p1 Ubuntu-4ubuntu0.7", os="ubuntu-18.04"),
+    Profile("SSH-2.0-OpenSSH_7.4", os="centos-7"),
+    Profile("SSH-2.0-OpenSSH_5.3", os="centos-6"),
+    Profile(DEFAULT_VERSION),
 )
 
 
 @dataclass(frozen=True)
 class SSHConfig:
     key_dir: Path = DEFAULT_KEY_DIR
-    server_version: str = DEFAULT_VERSION  # full identification string, "SSH-2.0-..."
+    server_version: str | None = None  # "SSH-2.0-..."; None: what the host's system runs (VERSIONS)
     accept: AcceptPolicy = WEAK_PAIRS  # for passwords; public keys are accepted only with "all"
     hostname: str | None = None  # shell hostname; default: the host's name, as its other services say it
     max_auth_attempts: int = 6
@@ -149,20 +156,6 @@ class HostKeys:
 # -- authentication -------------------------------------------------------------------------------------
 
 
-def _clip(text: str) -> str:
-    return text[:FIELD_LIMIT]
-
-
-def _safe(report: Report) -> Report:
-    def call(kind: str, detail: str | None, data: dict[str, Any] | None) -> None:
-        try:
-            report(kind, detail, data)
-        except Exception:
-            log.exception("ssh: report sink failed")
-
-    return call
-
-
 class _Server(asyncssh.SSHServer):
     """Per-connection authentication policy: report every attempt, bound their number."""
 
@@ -200,8 +193,8 @@ class _Server(asyncssh.SSHServer):
             return False
         policy = self._config.accept
         accepted = policy == "all" or (not isinstance(policy, str) and (username, password) in policy)
-        user, pw = _clip(username), _clip(password)
-        self._report("login", f"{user}:{pw}", {"user": user, "password": pw, "accepted": accepted})
+        user, pw = clip(username), clip(password)
+        self._report(Kind.LOGIN, f"{user}:{pw}", {"user": user, "password": pw, "accepted": accepted})
         if not accepted:
             self._count()
         return accepted
@@ -214,9 +207,9 @@ class _Server(asyncssh.SSHServer):
             if self._attempts >= self._config.max_auth_attempts:
                 return False
             self._keys_seen.add((username, fingerprint))
-            user = _clip(username)
+            user = clip(username)
             self._report(
-                "login-key",
+                Kind.LOGIN_KEY,
                 f"{user}:{fingerprint}",
                 {
                     "user": user,
@@ -231,12 +224,6 @@ class _Server(asyncssh.SSHServer):
 
 
 # -- shell ----------------------------------------------------------------------------------------------
-
-
-def _hostname(config: SSHConfig, info: ConnectionInfo) -> str:
-    if config.hostname:
-        return config.hostname
-    return host_name(info)  # the name the host's web page, SMTP banner and SNMP sysName carry
 
 
 async def _lines(stdin: asyncssh.SSHReader, max_line: int):
@@ -260,7 +247,6 @@ async def _lines(stdin: asyncssh.SSHReader, max_line: int):
 
 def _make_process_factory(config: SSHConfig, info: ConnectionInfo, report: Report):
     sessions = total = 0
-    hostname = _hostname(config, info)
 
     async def process_factory(process: asyncssh.SSHServerProcess) -> None:
         nonlocal sessions, total
@@ -270,7 +256,7 @@ def _make_process_factory(config: SSHConfig, info: ConnectionInfo, report: Repor
             return
         sessions += 1
         try:
-            await _session(process, config, hostname, report)
+            await _session(process, config, info, report)
         finally:
             sessions -= 1
 
@@ -278,10 +264,12 @@ def _make_process_factory(config: SSHConfig, info: ConnectionInfo, report: Repor
 
 
 async def _session(
-    process: asyncssh.SSHServerProcess, config: SSHConfig, hostname: str, report: Report
+    process: asyncssh.SSHServerProcess, config: SSHConfig, info: ConnectionInfo, report: Report
 ) -> None:
     user = process.get_extra_info("username") or "root"
-    shell = FakeShell(hostname, user)
+    identity = info.identity
+    # The host's own name (as its web page, SMTP banner and SNMP sysName say it) unless configured.
+    shell = shell_for(identity.system.family, identity, user, hostname=config.hostname, peer=info.src)
     crlf = process.get_terminal_type() is not None
 
     def out(text: str) -> None:
@@ -290,16 +278,16 @@ async def _session(
     try:
         if process.command is not None:
             line = process.command[: config.max_line]
-            report("command", line, None)
+            report(Kind.COMMAND, line, None)
             out(shell.execute(line))
             process.exit(shell.status)
             return
         if crlf:
-            process.stdout.write(_MOTD)
+            out(shell.welcome(time.time()))
         out(shell.prompt())
         async for line in _lines(process.stdin, config.max_line):
             if line.strip():
-                report("command", line, None)
+                report(Kind.COMMAND, line, None)
                 out(shell.execute(line))
             if shell.exited:
                 out("logout\n")
@@ -334,16 +322,21 @@ def _imitated_version(info: ConnectionInfo) -> str | None:
     return version if version != line and version.isprintable() and len(version) < 200 else None
 
 
-def make_ssh_handler(config: SSHConfig | None = None) -> Handler:
+def _version(config: SSHConfig, info: ConnectionInfo) -> str:
+    """The software part of the identification string: nmap's product, the configuration's, the OS's."""
+    chosen = config.server_version or choose(VERSIONS, info).what
+    return _imitated_version(info) or chosen.removeprefix("SSH-2.0-")
+
+
+def make_handler(config: SSHConfig | None = None) -> Handler:
     """A service handler `(reader, writer, info, report)` serving SSH with `config`."""
     config = config or SSHConfig()
     host_keys = HostKeys(config.key_dir)
-    version = config.server_version.removeprefix("SSH-2.0-")
 
     async def handle_ssh(
         reader: asyncio.StreamReader, writer: asyncio.StreamWriter, info: ConnectionInfo, report: Report
     ) -> None:
-        sink = _safe(report)
+        sink = guarded(report, "ssh")
         key = host_keys.get(info.dst)
         ours, theirs = socket.socketpair()
         conn: asyncssh.SSHServerConnection | None = None
@@ -355,7 +348,7 @@ def make_ssh_handler(config: SSHConfig | None = None) -> Handler:
                     theirs,
                     server_factory=lambda: _Server(config, sink),
                     server_host_keys=[key],
-                    server_version=_imitated_version(info) or version,
+                    server_version=_version(config, info),
                     process_factory=_make_process_factory(config, info, sink),
                     login_timeout=config.login_timeout,
                     agent_forwarding=False,
@@ -379,7 +372,7 @@ def make_ssh_handler(config: SSHConfig | None = None) -> Handler:
             # Everything ends with asyncssh closing its end of the pair.
             await asyncio.wait_for(_pump(bridge_r, writer), config.lifetime)
         except TimeoutError:
-            sink("timeout", None, {"lifetime": config.lifetime})
+            sink(Kind.TIMEOUT, None, {"lifetime": config.lifetime})
         finally:
             if conn is not None:
                 conn.abort()
@@ -409,8 +402,6 @@ def preload() -> None:
             continue
 
 
-def register(registry: dict[str, Handler], config: SSHConfig | None = None) -> None:
-    registry["ssh"] = make_ssh_handler(config)
+SERVICES = (Service(("ssh",), "tcp", make_handler(), preload),)
 
-
-__all__ = ["DEFAULT_VERSION", "WEAK_PAIRS", "SSHConfig", "make_ssh_handler", "register"]
+__all__ = ["DEFAULT_VERSION", "SERVICES", "WEAK_PAIRS", "SSHConfig", "make_handler"]

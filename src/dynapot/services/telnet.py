@@ -3,12 +3,13 @@
 Two sans-IO layers do the work: `TelnetOptions` speaks the telnet protocol (RFC 854/855 option
 negotiation, subnegotiation, IAC escaping; fed bytes, it returns the user's data and the replies
 owed), and `TelnetSession` is the terminal a user sees (echo, line editing, login prompts, the
-shell), fed bytes and returning an `Output`. `serve_telnet` is the thin IO loop around them.
+shell), fed bytes and returning an `Output`. `make_handler` builds the thin IO loop around them.
 
 What an attacker sees per virtual host: the negotiation and login screens of the telnet server
-its OS runs (Linux telnetd with Ubuntu's issue, a Cisco IOS router, Microsoft Telnet Service,
-BusyBox), the host's own name, and after a "successful" login a shell of the same kind (bash
-from `dynapot.services.shell`, a small IOS exec, a small cmd.exe). Reported events:
+it runs (`SERVERS`: nmap's product, else its OS: Linux telnetd with its distribution's issue, a
+Cisco IOS router, Microsoft Telnet Service, BusyBox), the host's own name, and after a
+"successful" login a shell of the same kind (`shell.shell_for`: bash with the host's MOTD, a
+small IOS exec, a small cmd.exe). Reported events:
   login     "user:password"  {"user", "password", "accepted"}
   command   the command line
   terminal  the terminal type {"type"}       environ  variables sent {"vars"} (NEW-ENVIRON)
@@ -21,19 +22,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-import ipaddress
 import logging
-import random
-import re
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
-from dynapot.services import identity
-from dynapot.services.contract import ConnectionInfo, Handler, Report
-from dynapot.services.shell import FakeShell
+from dynapot.events import Kind
+from dynapot.services.contract import ConnectionInfo, Handler, Report, Service, clip, guarded
+from dynapot.services.profiles import Profile, choose
+from dynapot.services.shell import Shell, shell_for
 from dynapot.services.ssh import WEAK_PAIRS, AcceptPolicy
 
 log = logging.getLogger(__name__)
@@ -47,7 +45,6 @@ _IS, _SEND, _INFO = 0, 1, 2
 _VAR, _VALUE, _ESC, _USERVAR = 0, 1, 2, 3
 
 SB_LIMIT = 512  # bytes of one subnegotiation kept; the rest is dropped
-FIELD_LIMIT = 256  # characters of attacker-chosen strings kept in reports
 MAX_ENV = 32  # environment variables kept from one client
 
 # What Mirai-style bots try on telnet first, on top of SSH's weak pairs.
@@ -77,11 +74,7 @@ class TelnetConfig:
     write_timeout: float = 30.0
 
 
-def _clip(text: str) -> str:
-    return text[:FIELD_LIMIT]
-
-
-Event = tuple[str, str | None, dict[str, Any] | None]
+Event = tuple[Kind, str | None, dict[str, Any] | None]
 
 
 # -- the telnet protocol --------------------------------------------------------------------------------
@@ -227,7 +220,7 @@ class TelnetOptions:
             name = body[1:65].decode("ascii", "replace")
             if self.terminal is None:
                 self.terminal = name
-                self.events.append(("terminal", _clip(name), {"type": _clip(name)}))
+                self.events.append((Kind.TERMINAL, clip(name), {"type": clip(name)}))
         elif option == NAWS and len(body) >= 4:
             self.window = (body[0] << 8 | body[1], body[2] << 8 | body[3])
         elif option == NEW_ENVIRON and body[:1] in (bytes((_IS,)), bytes((_INFO,))):
@@ -237,7 +230,7 @@ class TelnetOptions:
                 if len(self.environ) < MAX_ENV or name in self.environ:
                     self.environ[name] = value
             if found:
-                self.events.append(("environ", ", ".join(found)[:FIELD_LIMIT], {"vars": dict(found)}))
+                self.events.append((Kind.ENVIRON, clip(", ".join(found)), {"vars": dict(found)}))
 
 
 def _parse_environ(body: bytes) -> dict[str, str]:
@@ -249,8 +242,8 @@ def _parse_environ(body: bytes) -> dict[str, str]:
 
     def flush() -> None:
         if name is not None and len(found) < MAX_ENV:
-            key = _clip(name.decode("latin-1"))
-            found[key] = _clip((value or b"").decode("latin-1"))
+            key = clip(name.decode("latin-1"))
+            found[key] = clip((value or b"").decode("latin-1"))
 
     for byte in body:
         if escaped:
@@ -272,19 +265,13 @@ def _parse_environ(body: bytes) -> dict[str, str]:
     return found
 
 
-# -- flavours: what each kind of host shows -------------------------------------------------------------
-
-
-class Shell(Protocol):
-    exited: bool
-
-    def prompt(self) -> str: ...
-
-    def execute(self, line: str) -> str: ...
+# -- servers: what each kind of host shows --------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
-class Flavour:
+class Telnetd:
+    """One telnet server: how it negotiates, and which login screens (`kind`) it shows."""
+
     kind: str  # "linux", "busybox", "bsd", "cisco", "windows"
     ours: frozenset[int]  # options we perform
     theirs: frozenset[int]  # options we let the client perform
@@ -293,7 +280,7 @@ class Flavour:
     wait: float  # seconds to wait for answers before showing the banner
 
 
-_LINUX = Flavour(
+_LINUX = Telnetd(
     "linux",
     frozenset({ECHO, SGA, STATUS}),
     frozenset({TTYPE, TSPEED, XDISPLOC, NEW_ENVIRON, NAWS, LFLOW, BINARY}),
@@ -302,8 +289,8 @@ _LINUX = Flavour(
     ((WILL, SGA), (WILL, ECHO), (DO, NAWS)),
     8.0,
 )
-_BSD = Flavour("bsd", _LINUX.ours, _LINUX.theirs, _LINUX.opening, _LINUX.later, 8.0)
-_BUSYBOX = Flavour(
+_BSD = Telnetd("bsd", _LINUX.ours, _LINUX.theirs, _LINUX.opening, _LINUX.later, 8.0)
+_BUSYBOX = Telnetd(
     "busybox",
     frozenset({ECHO, SGA}),
     frozenset({NAWS, LFLOW, TTYPE}),
@@ -311,7 +298,7 @@ _BUSYBOX = Flavour(
     (),
     0.0,
 )
-_CISCO = Flavour(
+_CISCO = Telnetd(
     "cisco",
     frozenset({ECHO, SGA}),
     frozenset({TTYPE, NAWS}),
@@ -319,7 +306,7 @@ _CISCO = Flavour(
     (),
     0.0,
 )
-_WINDOWS = Flavour(
+_WINDOWS = Telnetd(
     "windows",
     frozenset({ECHO, SGA, BINARY}),
     frozenset({NEW_ENVIRON, NAWS, BINARY, TTYPE}),
@@ -338,174 +325,25 @@ _WINDOWS = Flavour(
 )
 
 
-def flavour_for(personality: str | None, product: str | None = None) -> Flavour:
-    """The telnet server a host of this OS (or nmap product) plausibly runs."""
-    name = f"{product or ''} {personality or ''}".lower()
-    if "windows" in name or "microsoft" in name:
-        return _WINDOWS
-    if re.search(r"\b(cisco|ios|router|switch)\b", name) and "apple" not in name:
-        return _CISCO
-    if "busybox" in name or "openwrt" in name or "embedded" in name:
-        return _BUSYBOX
-    if "bsd" in name:
-        return _BSD
-    return _LINUX
+# nmap's product first, then the host's system.
+SERVERS: tuple[Profile[Telnetd], ...] = (
+    Profile(_WINDOWS, "microsoft"),
+    Profile(_WINDOWS, "windows"),
+    Profile(_CISCO, "cisco"),
+    Profile(_BUSYBOX, "busybox"),
+    Profile(_BSD, "bsd"),
+    Profile(_LINUX, "linux"),
+    Profile(_WINDOWS, os="windows"),
+    Profile(_CISCO, os="cisco"),
+    Profile(_BUSYBOX, os="busybox"),
+    Profile(_BSD, os="bsd"),
+    Profile(_LINUX),
+)
 
 
-def host_name(info: ConnectionInfo, kind: str) -> str:
-    """The host's stable name: the shared one (identity.py) on Unix hosts, else in Windows or IOS style."""
-    if kind == "windows":
-        letters = hashlib.sha256(info.dst.encode()).hexdigest().upper()
-        return f"WIN-{letters[:11]}"
-    if kind == "cisco":
-        return f"gw-{identity.host_tag(info)}"
-    return identity.host_name(info)
-
-
-def _windows_version(personality: str | None) -> tuple[str, str]:
-    """(cmd.exe banner, home directory root) for the Windows release named."""
-    name = (personality or "").lower()
-    if "xp" in name or "2003" in name:
-        return "Microsoft Windows XP [Version 5.1.2600]", "C:\\Documents and Settings"
-    if "windows 7" in name or "2008 r2" in name:
-        return "Microsoft Windows [Version 6.1.7601]", "C:\\Users"
-    if "2012" in name or "windows 8" in name:
-        return "Microsoft Windows [Version 6.3.9600]", "C:\\Users"
-    return "Microsoft Windows [Version 10.0.17763.1]", "C:\\Users"
-
-
-class IosShell:
-    """A Cisco IOS user-EXEC prompt, enough for a bot's first look around."""
-
-    def __init__(self, hostname: str, seed: int) -> None:
-        self.hostname = hostname
-        self.exited = False
-        self._serial = f"FTX{seed % 10**8:08d}"
-
-    def prompt(self) -> str:
-        return f"{self.hostname}>"
-
-    def execute(self, line: str) -> str:
-        words = line.split()
-        if not words:
-            return ""
-        command = words[0].lower()
-        rest = " ".join(words[1:]).lower()
-        if command in ("exit", "logout", "quit", "disconnect"):
-            self.exited = True
-            return ""
-        if command in ("en", "ena", "enable"):
-            return "% No password set\n"
-        if command in ("terminal", "term") and rest.startswith(("length", "len", "width")):
-            return ""
-        if command in ("sh", "show") and rest.startswith(("ver", "version")):
-            return (
-                "Cisco IOS Software, C2900 Software (C2900-UNIVERSALK9-M), Version 15.4(3)M3,"
-                " RELEASE SOFTWARE (fc2)\nTechnical Support: http://www.cisco.com/techsupport\n"
-                "Copyright (c) 1986-2015 by Cisco Systems, Inc.\n\n"
-                f"ROM: System Bootstrap, Version 15.0(1r)M16, RELEASE SOFTWARE (fc1)\n\n"
-                f"{self.hostname} uptime is 23 weeks, 4 days, 2 hours, 11 minutes\n"
-                'System image file is "flash0:c2900-universalk9-mz.SPA.154-3.M3.bin"\n\n'
-                f"Cisco CISCO2911/K9 (revision 1.0) with 487424K/36864K bytes of memory.\n"
-                f"Processor board ID {self._serial}\n"
-                "3 Gigabit Ethernet interfaces\n255K bytes of non-volatile configuration memory.\n\n"
-                "Configuration register is 0x2102\n"
-            )
-        if command == "?":
-            return (
-                "Exec commands:\n  connect     Open a terminal connection\n  disable     Turn off "
-                "privileged commands\n  enable      Turn on privileged commands\n  exit        Exit from "
-                "the EXEC\n  ping        Send echo messages\n  show        Show running system "
-                "information\n  telnet      Open a telnet connection\n  traceroute  Trace route to "
-                "destination\n"
-            )
-        if len(words) == 1 and command not in ("sh", "show", "ping", "telnet", "traceroute"):
-            # IOS takes a lone unknown word for a host to telnet to.
-            return (
-                f'Translating "{_clip(words[0])}"...domain server (255.255.255.255)\n'
-                "% Unknown command or computer name, or unable to find computer address\n"
-            )
-        marker = " " * len(self.prompt()) + "^"
-        return f"{marker}\n% Invalid input detected at '^' marker.\n\n"
-
-
-class CmdShell:
-    """A cmd.exe look-alike for Windows hosts: a few harmless built-ins, the usual errors."""
-
-    def __init__(self, hostname: str, user: str, address: str, personality: str | None, seed: int) -> None:
-        self.hostname = hostname
-        self.user = user
-        self.exited = False
-        self.banner, users = _windows_version(personality)
-        self.home = f"{users}\\{user}"
-        self.cwd = self.home
-        self.address = address
-        self._serial = f"{seed & 0xFFFF:04X}-{(seed >> 16) & 0xFFFF:04X}"
-
-    def prompt(self) -> str:
-        return f"{self.cwd}>"
-
-    def _cd(self, target: str) -> str:
-        target = target.strip().strip('"')
-        if not target:
-            return f"{self.cwd}\n\n"
-        if target.lower() in ("\\", "c:\\"):
-            self.cwd = "C:\\"
-        elif target == "..":
-            self.cwd = self.cwd.rsplit("\\", 1)[0] if self.cwd.count("\\") > 1 else "C:\\"
-        elif self.cwd == self.home and target.lower() in ("desktop", "documents", "downloads"):
-            self.cwd = f"{self.home}\\{target.capitalize()}"
-        else:
-            return "The system cannot find the path specified.\n\n"
-        return "\n"
-
-    def execute(self, line: str) -> str:
-        line = line.strip()
-        command, _, arg = line.partition(" ")
-        name = command.lower()
-        arg = arg.strip()
-        if not name:
-            return ""
-        if name == "exit":
-            self.exited = True
-            return ""
-        if name == "whoami":
-            return f"{self.hostname.lower()}\\{self.user.lower()}\n\n"
-        if name == "hostname":
-            return f"{self.hostname}\n\n"
-        if name == "ver":
-            return f"\n{self.banner}\n\n"
-        if name == "echo":
-            return f"{arg or 'ECHO is on.'}\n\n"
-        if name in ("cls", "rem"):
-            return ""
-        if name in ("cd", "chdir", "cd..", "cd\\"):
-            return self._cd(arg or name[2:])
-        if name == "dir":
-            return (
-                f" Volume in drive C has no label.\n Volume Serial Number is {self._serial}\n\n"
-                f" Directory of {self.cwd}\n\n"
-                "01/14/2023  09:12 AM    <DIR>          .\n"
-                "01/14/2023  09:12 AM    <DIR>          ..\n"
-                "01/14/2023  09:15 AM    <DIR>          Desktop\n"
-                "01/14/2023  09:15 AM    <DIR>          Documents\n"
-                "01/14/2023  09:15 AM    <DIR>          Downloads\n"
-                "               0 File(s)              0 bytes\n"
-                "               5 Dir(s)  41,237,913,600 bytes free\n\n"
-            )
-        if name == "ipconfig":
-            return (
-                "\nWindows IP Configuration\n\n\nEthernet adapter Local Area Connection:\n\n"
-                "   Connection-specific DNS Suffix  . : \n"
-                f"   IPv4 Address. . . . . . . . . . . : {self.address}\n"
-                "   Subnet Mask . . . . . . . . . . . : 255.255.255.0\n\n"
-            )
-        if name == "type":
-            return "The system cannot find the file specified.\n\n"
-        return (
-            f"'{_clip(command)}' is not recognized as an internal or external command,\n"
-            "operable program or batch file.\n\n"
-        )
+def telnetd_for(info: ConnectionInfo) -> Telnetd:
+    """The telnet server this host runs."""
+    return choose(SERVERS, info).what
 
 
 # -- the session: what the user's terminal shows --------------------------------------------------------
@@ -543,10 +381,9 @@ class TelnetSession:
     def __init__(self, info: ConnectionInfo, config: TelnetConfig | None = None) -> None:
         self.config = config or TelnetConfig()
         self.info = info
-        self.flavour = flavour_for(info.personality, info.product)
-        self.hostname = host_name(info, self.flavour.kind)
-        self._seed = int.from_bytes(hashlib.sha256(info.dst.encode()).digest()[:8], "big")
-        self.options = TelnetOptions(self.flavour.ours, self.flavour.theirs)
+        self.server = telnetd_for(info)
+        self.hostname = info.identity.hostname
+        self.options = TelnetOptions(self.server.ours, self.server.theirs)
         self.state = _NEGOTIATING
         self.user = ""
         self.failures = 0
@@ -558,7 +395,7 @@ class TelnetSession:
     @property
     def wait(self) -> float:
         wait = self.config.negotiation_wait
-        return self.flavour.wait if wait is None else wait
+        return self.server.wait if wait is None else wait
 
     @property
     def negotiating(self) -> bool:
@@ -572,7 +409,7 @@ class TelnetSession:
 
     def start(self) -> Output:
         out = Output()
-        for verb, option in self.flavour.opening:
+        for verb, option in self.server.opening:
             out.add(self.options.will(option) if verb == WILL else self.options.do(option))
         if self.wait <= 0:
             self._banner(out)
@@ -603,8 +440,8 @@ class TelnetSession:
         out = Output(close=True)
         self.state = _CLOSED
         seconds = self.config.idle_timeout if self.shell else self.config.login_timeout
-        out.events.append(("timeout", None, {"seconds": seconds}))
-        kind = self.flavour.kind
+        out.events.append((Kind.TIMEOUT, None, {"seconds": seconds}))
+        kind = self.server.kind
         if self.shell is not None:
             if kind in ("linux", "bsd", "busybox"):
                 out.add("\ntimed out waiting for input: auto-logout\n")
@@ -617,13 +454,11 @@ class TelnetSession:
     # screens ------------------------------------------------------------------------------------------
 
     def _banner(self, out: Output) -> None:
-        for verb, option in self.flavour.later:
+        for verb, option in self.server.later:
             out.add(self.options.will(option) if verb == WILL else self.options.do(option))
-        kind = self.flavour.kind
-        if kind == "linux":
-            out.add("Ubuntu 22.04.3 LTS\n")
-        elif kind == "bsd":
-            out.add(f"\nFreeBSD/amd64 ({self.hostname}) (pts/0)\n\n")
+        kind = self.server.kind
+        if kind in ("linux", "bsd"):
+            out.add(self.info.identity.issue_net())  # the host's own distribution
         elif kind == "cisco":
             out.add("\n\nUser Access Verification\n\n")
         elif kind == "windows":
@@ -633,7 +468,7 @@ class TelnetSession:
         # `telnet -l user` sends USER in the environment: login then asks only for the password.
         preset = self.options.environ.get("USER", "").strip()
         if preset and kind in ("linux", "bsd", "windows"):
-            self.user = _clip(preset)
+            self.user = clip(preset)
             self.state = _PASSWORD
             out.add(self._password_prompt())
         else:
@@ -641,7 +476,7 @@ class TelnetSession:
             out.add(self._login_prompt())
 
     def _login_prompt(self) -> str:
-        kind = self.flavour.kind
+        kind = self.server.kind
         if kind == "cisco":
             return "Username: "
         if kind in ("windows", "bsd"):
@@ -649,10 +484,10 @@ class TelnetSession:
         return f"{self.hostname} login: "
 
     def _password_prompt(self) -> str:
-        return "password: " if self.flavour.kind == "windows" else "Password: "
+        return "password: " if self.server.kind == "windows" else "Password: "
 
     def _welcome(self) -> str:
-        kind = self.flavour.kind
+        kind = self.server.kind
         if kind == "windows":
             line = "*" + "=" * 63
             return f"\n{line}\nMicrosoft Telnet Server.\n{line}\n"
@@ -660,20 +495,11 @@ class TelnetSession:
             return "\n"
         if kind == "busybox":
             return "\n\nBusyBox v1.31.1 () built-in shell (ash)\n\n"
-        rng = random.Random(self._seed)
-        when = time.gmtime(time.time() - rng.randrange(3600, 30 * 86400))
-        stamp = time.asctime(when)  # "Mon Nov  6 17:09:48 2023", as login(1) shows it
-        source = _neighbour(self.info.dst, rng)
-        return (
-            "Welcome to Ubuntu 22.04.3 LTS (GNU/Linux 5.15.0-91-generic x86_64)\n\n"
-            " * Documentation:  https://help.ubuntu.com\n"
-            " * Management:     https://landscape.canonical.com\n"
-            " * Support:        https://ubuntu.com/advantage\n\n"
-            f"Last login: {stamp} from {source}\n"
-        )
+        assert self.shell is not None
+        return self.shell.welcome(time.time())  # the host's MOTD and "Last login"
 
     def _failed(self, last: bool) -> str:
-        kind = self.flavour.kind
+        kind = self.server.kind
         if kind == "cisco":
             return "% Login invalid\n\n" + ("" if last else self._login_prompt())
         if kind == "windows":
@@ -682,12 +508,7 @@ class TelnetSession:
         return "\nLogin incorrect\n" + ("" if last else self._login_prompt())
 
     def _new_shell(self) -> Shell:
-        kind = self.flavour.kind
-        if kind == "cisco":
-            return IosShell(self.hostname, self._seed)
-        if kind == "windows":
-            return CmdShell(self.hostname, self.user, self.info.dst, self.info.personality, self._seed)
-        return FakeShell(self.hostname, self.user)
+        return shell_for(self.server.kind, self.info.identity, self.user, peer=self.info.src)
 
     # the terminal -------------------------------------------------------------------------------------
 
@@ -731,7 +552,7 @@ class TelnetSession:
                 out.add(self.shell.prompt() if self.shell else self._login_prompt())
         elif byte == 0x04:  # ^D on an empty line ends the session
             if not self._line:
-                if self.shell is not None and self.flavour.kind in ("linux", "bsd", "busybox"):
+                if self.shell is not None and self.server.kind in ("linux", "bsd", "busybox"):
                     out.add("logout\n")
                 self.state = _CLOSED
                 out.close = True
@@ -745,17 +566,17 @@ class TelnetSession:
             if not name:
                 out.add(self._login_prompt())
                 return
-            self.user = _clip(name)
+            self.user = clip(name)
             self.state = _PASSWORD
             out.add(self._password_prompt())
         elif self.state == _PASSWORD:
             self._login(line, out)
         elif self.state == _SHELL and self.shell is not None:
             if line.strip():
-                out.events.append(("command", _clip(line), None))
+                out.events.append((Kind.COMMAND, clip(line), None))
                 out.add(self.shell.execute(line))
             if self.shell.exited:
-                if self.flavour.kind in ("linux", "bsd", "busybox"):
+                if self.server.kind in ("linux", "bsd", "busybox"):
                     out.add("logout\n")
                 self.state = _CLOSED
                 out.close = True
@@ -765,9 +586,9 @@ class TelnetSession:
     def _login(self, password: str, out: Output) -> None:
         policy = self.config.accept
         accepted = policy == "all" or (not isinstance(policy, str) and (self.user, password) in policy)
-        pw = _clip(password)
+        pw = clip(password)
         out.events.append(
-            ("login", f"{self.user}:{pw}", {"user": self.user, "password": pw, "accepted": accepted})
+            (Kind.LOGIN, f"{self.user}:{pw}", {"user": self.user, "password": pw, "accepted": accepted})
         )
         if accepted:
             self.state = _SHELL
@@ -786,29 +607,7 @@ class TelnetSession:
             self.state = _USER
 
 
-def _neighbour(address: str, rng: random.Random) -> str:
-    """A plausible earlier login source: another address in the host's own /24."""
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return "10.0.0.23"
-    if ip.version != 4:
-        return str(ip)
-    base = int(ip) & ~0xFF
-    return str(ipaddress.IPv4Address(base | rng.randrange(2, 254)))
-
-
 # -- the IO loop ----------------------------------------------------------------------------------------
-
-
-def _safe(report: Report) -> Report:
-    def call(kind: str, detail: str | None, data: dict[str, Any] | None) -> None:
-        try:
-            report(kind, detail, data)
-        except Exception:
-            log.exception("telnet: report sink failed")
-
-    return call
 
 
 async def _emit(writer: asyncio.StreamWriter, out: Output, report: Report, timeout: float) -> None:
@@ -824,14 +623,14 @@ async def _emit(writer: asyncio.StreamWriter, out: Output, report: Report, timeo
         await asyncio.wait_for(writer.drain(), timeout)
 
 
-def make_telnet_handler(config: TelnetConfig | None = None) -> Handler:
+def make_handler(config: TelnetConfig | None = None) -> Handler:
     """A service handler `(reader, writer, info, report)` serving telnet with `config`."""
     config = config or TelnetConfig()
 
     async def serve_telnet(
         reader: asyncio.StreamReader, writer: asyncio.StreamWriter, info: ConnectionInfo, report: Report
     ) -> None:
-        sink = _safe(report)
+        sink = guarded(report, "telnet")
         session = TelnetSession(info, config)
         loop = asyncio.get_running_loop()
         start = loop.time()
@@ -847,7 +646,7 @@ def make_telnet_handler(config: TelnetConfig | None = None) -> Handler:
                 else:
                     deadline = start + config.login_timeout
                 if now >= end:
-                    sink("timeout", None, {"lifetime": config.lifetime})
+                    sink(Kind.TIMEOUT, None, {"lifetime": config.lifetime})
                     break
                 try:
                     data = await asyncio.wait_for(reader.read(4096), max(0.0, min(deadline, end) - now))
@@ -874,23 +673,17 @@ def make_telnet_handler(config: TelnetConfig | None = None) -> Handler:
     return serve_telnet
 
 
-serve_telnet = make_telnet_handler()
-
-
-def register(registry: dict[str, Handler], config: TelnetConfig | None = None) -> None:
-    registry["telnet"] = make_telnet_handler(config) if config else serve_telnet
+SERVICES = (Service(("telnet",), "tcp", make_handler()),)
 
 
 __all__ = [
+    "SERVERS",
+    "SERVICES",
     "TELNET_PAIRS",
-    "CmdShell",
-    "IosShell",
     "Output",
     "TelnetConfig",
     "TelnetOptions",
     "TelnetSession",
-    "flavour_for",
-    "make_telnet_handler",
-    "register",
-    "serve_telnet",
+    "make_handler",
+    "telnetd_for",
 ]
