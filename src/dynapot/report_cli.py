@@ -70,7 +70,7 @@ def _write(output: Path | None, text: str) -> None:
 
 
 def _correlation_settings(settings: Any) -> Any:
-    from dynapot.correlate import CorrelationSettings
+    from dynapot.config import CorrelationSettings
 
     # Settings grows a [correlation] section; until it does, the defaults apply.
     return getattr(settings, "correlation", None) or CorrelationSettings()
@@ -119,7 +119,7 @@ def register(main: click.Group, command_options: Any) -> None:
         rows: int,
     ) -> None:
         """Who touched which honeypot, with what, and what it meant, over a period."""
-        from dynapot.report import build_report, render
+        from dynapot.analysis.report import build_report, render
 
         data = build_report(ctx.db, since, until, limit=limit, rows=rows)
         _write(output, render(data, fmt))
@@ -138,7 +138,8 @@ def register(main: click.Group, command_options: Any) -> None:
         ctx: Any, since: datetime, until: datetime | None, as_json: bool, no_store: bool
     ) -> None:
         """Correlate the stored events (scans, brute force, worms) and store the findings."""
-        from dynapot.correlate import correlate_stored, store_findings
+        from dynapot.analysis.findings import store_findings
+        from dynapot.analysis.stored import correlate_stored
 
         settings = _correlation_settings(ctx.settings)
         if until is not None and until <= since:
@@ -152,7 +153,7 @@ def register(main: click.Group, command_options: Any) -> None:
             from rich.table import Table
             from rich.text import Text
 
-            from dynapot.report.render_text import clean
+            from dynapot.analysis.report.render_text import clean
 
             table = Table("risk", "kind", "first seen", "last seen", "events", "summary", "key")
             for f in findings:

@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 
 from sqlalchemy import select
 
-from dynapot.alerts import Alerter, Channel
+from dynapot.analysis.alerts import Alerter, Channel
+from dynapot.analysis.findings import Finding
 from dynapot.config import AlertSettings
-from dynapot.correlate import Finding
 from dynapot.db.models import Alert
 from receivers import WebhookReceiver, free_port, receivers
 

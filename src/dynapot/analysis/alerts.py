@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 
 import apprise
 
-from dynapot.config import AlertSettings
-from dynapot.correlate import RISK_RANK, Finding
+from dynapot.analysis.findings import Finding
+from dynapot.config import RISK_RANK, AlertSettings
 from dynapot.db import Database
 from dynapot.db.models import Alert, utcnow
 
