@@ -287,9 +287,15 @@ class Correlator:
         pk = port | bits if port is not None and bits is not None and 0 <= port <= 0xFFFF else None
         eid = event.id
 
+        kind = event.kind
+        tool = event.scan_tool
         st = self._episode(self._sources, src, t, eid, _Source)
         new_target = self._account(src, st, dst, pk, t)
-        live = self._scan_tools(src, st, event.kind, event.scan_tool, t, found)
+        live = st.finding
+        if live is not None:
+            self._touch(live)
+        if tool is not None or kind == OS_SCAN_KIND:
+            live = self._scan_tool(src, st, kind, tool, live, t, found)
         nports = len(st.ports)
         # The worm before the scan: a sweep that makes a port a worm must not also be a scan.
         if (
@@ -301,7 +307,7 @@ class Correlator:
             self._worm(src, st, dst, pk, t, eid, found)
         if live is None and new_target and (len(st.hosts) >= self._scan_hosts or nports >= self._scan_ports):
             self._check_scan(src, st, t, found)
-        if pk is not None and dst is not None and event.kind in LOGIN_KINDS:
+        if pk is not None and dst is not None and kind in LOGIN_KINDS:
             self._login(src, dst, pk, t, eid, event.data, found)
         return found
 
@@ -359,16 +365,21 @@ class Correlator:
     def _account(self, src: str, st: _Source, dst: str | None, pk: int | None, t: float) -> bool:
         """Note the host and port a source touched; True when either is new to its episode."""
         new_host = dst is not None and _note(st.hosts, dst, t, self._max_distinct)
-        if pk is None:
+        if pk is None or not _note(st.ports, pk, t, self._max_distinct):
             return new_host
-        ports = len(st.ports)
-        new_port = _note(st.ports, pk, t, self._max_distinct)
-        if new_port and ports == self._worm_ports:
-            self._widen(src, st)
-        return new_host or new_port
+        if len(st.ports) == self._worm_ports + 1:
+            self._widen(src, st)  # one port too many to be a worm instance
+        return True
 
-    def _scan_tools(
-        self, src: str, st: _Source, kind: str, tool: str | None, t: float, found: list[Finding]
+    def _scan_tool(
+        self,
+        src: str,
+        st: _Source,
+        kind: str,
+        tool: str | None,
+        live: _Live | None,
+        t: float,
+        found: list[Finding],
     ) -> _Live | None:
         """Note the scan tool the sensor recognised, and nmap's OS detection; the source's finding."""
         if tool is not None:
@@ -376,9 +387,6 @@ class Correlator:
                 st.tools = set()
             if len(st.tools) < TOOL_LIMIT:
                 st.tools.add(tool[:FIELD_LIMIT])
-        live = st.finding
-        if live is not None:
-            self._touch(live)
         if (kind == OS_SCAN_KIND or tool in OS_SCAN_TOOLS) and not st.os_scan:
             st.os_scan = True
             if live is not None:
