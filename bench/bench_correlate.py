@@ -17,7 +17,8 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from dynapot.correlate import CorrelationEvent, Correlator, correlate_stored
+from dynapot.analysis.correlate import CorrelationEvent, Correlator
+from dynapot.analysis.stored import correlate_stored
 
 T0 = 1_800_000_000.0
 HOSTS = [f"198.18.{i >> 8}.{i & 255}" for i in range(1, 1001)]

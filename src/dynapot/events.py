@@ -16,7 +16,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-__all__ = ["CATALOGUE", "COMMAND_KINDS", "LOGIN_KINDS", "NEWS_KINDS", "EventSpec", "Kind"]
+__all__ = [
+    "CATALOGUE",
+    "COMMAND_KINDS",
+    "LOGIN_KINDS",
+    "NEWS_KINDS",
+    "NMAP_OS_SCAN_TOOL",
+    "NO_FLOW_ADDRESS",
+    "EventSpec",
+    "Kind",
+]
 
 
 class Kind(StrEnum):
@@ -207,3 +216,8 @@ CATALOGUE: dict[Kind, EventSpec] = dict(
 LOGIN_KINDS = frozenset({Kind.LOGIN, Kind.LOGIN_KEY})
 COMMAND_KINDS = frozenset({Kind.COMMAND})
 NEWS_KINDS = frozenset({Kind.SENSOR_START, Kind.SENSOR_RELOAD, Kind.EVENTS_LOST})
+
+# The source and destination of events that belong to no flow (the sensor's own news).
+NO_FLOW_ADDRESS = "0.0.0.0"  # noqa: S104 - an address written, never bound
+# The `scan_tool` the sensor writes on a source's events while nmap's OS detection runs.
+NMAP_OS_SCAN_TOOL = "nmap OS scan"

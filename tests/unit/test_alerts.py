@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from datetime import UTC, datetime
 
-from sqlalchemy import select
+from sqlalchemy import event, select
 
-from dynapot.alerts import Alerter, Channel
+from dynapot.analysis.alerts import Alerter, Channel
+from dynapot.analysis.findings import Finding
 from dynapot.config import AlertSettings
-from dynapot.correlate import Finding
 from dynapot.db.models import Alert
 from receivers import WebhookReceiver, free_port, receivers
 
@@ -103,3 +104,47 @@ def test_secrets_in_alert_urls_are_masked_in_what_is_stored(db):
         asyncio.run(alerter.drain())
     with db.session() as session:
         assert all("hunter2" not in r.channel for r in session.scalars(select(Alert)))
+
+
+def test_no_database_call_is_made_on_the_event_loop_thread(db):
+    """The daemon calls `consider` in its event loop: the rows are stored and updated elsewhere.
+
+    Every connection taken from the pool and every statement run is recorded with the thread
+    that made it, while the alerter runs in a real loop against the real database.
+    """
+    threads: list[int] = []
+
+    def record(*_: object) -> None:
+        threads.append(threading.get_ident())
+
+    dead = f"json://127.0.0.1:{free_port()}/hook"  # nobody listens there
+    with WebhookReceiver() as hook:
+        alerter = Alerter(AlertSettings(urls=(hook.url(), dead), retries=1, retry_delay=0.01), db)
+
+        async def as_the_daemon_does() -> tuple[int, list[str]]:
+            stop = asyncio.Event()
+            delivering = asyncio.create_task(alerter.run(stop))
+            await asyncio.sleep(0)  # the alerter is now waiting for messages
+            keys = ("scan:198.18.0.3:1", "scan:198.18.0.3:1", "scan:198.18.0.4:1")
+            verdicts = [alerter.consider(finding(key=key), None) for key in keys]
+            stop.set()  # it delivers what is queued, then returns
+            await delivering
+            return threading.get_ident(), verdicts
+
+        listeners = (("checkout", record), ("before_cursor_execute", record))
+        for name, listener in listeners:
+            event.listen(db.engine, name, listener)
+        try:
+            loop_thread, verdicts = asyncio.run(as_the_daemon_does())
+        finally:
+            for name, listener in listeners:
+                event.remove(db.engine, name, listener)
+        assert len(hook.bodies) == 2
+    assert verdicts == ["queued", "suppressed", "queued"]
+    assert threads, "the rows were written"
+    assert loop_thread not in threads
+    with db.session() as session:
+        rows = session.scalars(select(Alert)).all()
+        assert sorted((r.status, r.attempts) for r in rows) == [("failed", 2)] * 2 + [("sent", 1)] * 2
+        assert all(r.last_error for r in rows if r.status == "failed")
+    assert alerter.counts["sent"] == 2 and alerter.counts["failed"] == 2

@@ -12,18 +12,12 @@ from datetime import UTC, datetime
 
 import pytest
 from pydantic import ValidationError
+from sqlalchemy import select
 
-from dynapot.correlate import (
-    BRUTE_FORCE,
-    SCAN,
-    WORM,
-    CorrelationEvent,
-    CorrelationSettings,
-    Correlator,
-    correlate,
-    correlate_stored,
-    store_findings,
-)
+from dynapot.analysis.correlate import BRUTE_FORCE, SCAN, WORM, CorrelationEvent, Correlator, correlate
+from dynapot.analysis.findings import finding_ids, store_findings
+from dynapot.analysis.stored import correlate_stored, events_after, stored_events
+from dynapot.config import CorrelationSettings
 from dynapot.db.models import Finding as FindingRow
 from dynapot.db.models import HoneypotEvent
 
@@ -339,6 +333,31 @@ def _rows(events):
             )
         )
     return rows
+
+
+def test_the_daemon_reads_by_id_what_a_batch_run_reads_by_time(db):
+    events = nmap_scan(start=0, hosts=HOSTS[:2], ports=range(1, 4)) + ssh_guessing(start=10, tries=3)
+    with db.session() as session:
+        session.add_all(_rows(events))  # in time order: ids and times agree
+    batch = list(stored_events(db))
+    assert [row.kind for row in batch] == [e.kind for e in events]
+    rounds, after = [], 0
+    while chunk := events_after(db, after, 4):  # the daemon's rounds, 4 events each
+        rounds += chunk
+        after = chunk[-1].id
+    assert [tuple(row) for row in rounds] == [tuple(row) for row in batch]
+    logins = [row.data for row in batch if row.kind == "login"]
+    assert len(logins) == 3 and all(data["user"] == "root" for data in logins)
+    assert all(row.data is None for row in batch if row.kind != "login")  # only logins' JSON is read
+
+
+def test_finding_ids_by_key(db):
+    (finding,) = correlate(ssh_guessing(tries=30))
+    assert finding_ids(db, [finding.key]) == {}
+    store_findings(db, [finding])
+    with db.session() as session:
+        (row_id,) = session.scalars(select(FindingRow.id)).all()
+    assert finding_ids(db, [finding.key, finding.key, "scan:none:0"]) == {finding.key: row_id}
 
 
 def test_stored_events_correlate_and_findings_upsert_by_key(db):

@@ -16,11 +16,11 @@ import click
 import pytest
 from click.testing import CliRunner
 
+from dynapot.analysis.report import build_report, render
+from dynapot.analysis.report.queries import bucket_size
 from dynapot.cli.common import parse_when
 from dynapot.cli.reports import register
 from dynapot.db.models import Alert, HoneypotEvent, Host, OperatingSystem, Port
-from dynapot.report import build_report, render
-from dynapot.report.queries import bucket_size
 
 NOW = datetime(2027, 3, 1, 12, 0, tzinfo=UTC)
 SINCE = NOW - timedelta(hours=1)
@@ -136,7 +136,8 @@ def populate(db) -> None:
 
 
 def add_findings_and_alert(db) -> None:
-    from dynapot.correlate import correlate_stored, store_findings
+    from dynapot.analysis.findings import store_findings
+    from dynapot.analysis.stored import correlate_stored
     from dynapot.db.models import Finding
 
     store_findings(db, correlate_stored(db))

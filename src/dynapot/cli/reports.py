@@ -38,13 +38,6 @@ def _write(output: Path | None, text: str) -> None:
         raise click.ClickException(f"cannot write {output}: {exc}") from None
 
 
-def _correlation_settings(settings: Any) -> Any:
-    from dynapot.correlate import CorrelationSettings
-
-    # Settings grows a [correlation] section; until it does, the defaults apply.
-    return getattr(settings, "correlation", None) or CorrelationSettings()
-
-
 def _period_options(func: Any) -> Any:
     """--since and --until, the period both commands look at."""
     func = click.option(
@@ -87,7 +80,7 @@ def report_command(
     rows: int,
 ) -> None:
     """Who touched which honeypot, with what, and what it meant, over a period."""
-    from dynapot.report import build_report, render
+    from dynapot.analysis.report import build_report, render
 
     data = build_report(ctx.db, since, until, limit=limit, rows=rows)
     _write(output, render(data, fmt))
@@ -104,9 +97,10 @@ def findings_command(
     ctx: Context, since: datetime, until: datetime | None, as_json: bool, no_store: bool
 ) -> None:
     """Correlate the stored events (scans, brute force, worms) and store the findings."""
-    from dynapot.correlate import correlate_stored, store_findings
+    from dynapot.analysis.findings import store_findings
+    from dynapot.analysis.stored import correlate_stored
 
-    settings = _correlation_settings(ctx.settings)
+    settings = ctx.settings.correlation
     if until is not None and until <= since:
         raise click.ClickException("--until must be later than --since")
     findings = correlate_stored(ctx.db, since, until, settings)
@@ -125,7 +119,7 @@ def _print_findings(findings: list[Any]) -> None:
     from rich.table import Table
     from rich.text import Text
 
-    from dynapot.report.render_text import clean
+    from dynapot.analysis.report.render_text import clean
 
     table = Table("risk", "kind", "first seen", "last seen", "events", "summary", "key")
     for f in findings:

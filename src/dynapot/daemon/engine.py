@@ -17,15 +17,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import JSON, case, null, select, type_coerce
+from sqlalchemy import select
 
-from dynapot.alerts import Alerter, Channel
+from dynapot.analysis.alerts import Alerter, Channel
+from dynapot.analysis.correlate import Correlator
+from dynapot.analysis.findings import Finding, finding_ids, store_findings
+from dynapot.analysis.stored import events_after
 from dynapot.config import ConfigError, NetworkSettings, Settings, load_settings
-from dynapot.correlate import LOGIN_KINDS, Correlator, Finding, store_findings
 from dynapot.daemon.liveness import arp_requests, sweep
 from dynapot.daemon.sensor_process import SensorProcess
 from dynapot.db import Database
-from dynapot.db.models import Finding as FindingRow
 from dynapot.db.models import HoneypotEvent, Host
 from dynapot.deploy import Deployer, load_catalog, write_atomically
 from dynapot.discovery.active import run_scan, scan_options
@@ -349,7 +350,7 @@ class Daemon:
 
     def correlate_once(self) -> bool:
         """Correlate the next batch of stored events; True when the batch was full."""
-        rows = self._new_events(self.status.last_event_id)
+        rows = events_after(self.db, self.status.last_event_id, EVENT_BATCH)
         found: list[Finding] = []
         for row in rows:
             found += self.correlator.feed(row)
@@ -360,7 +361,7 @@ class Daemon:
         if updates:
             store_findings(self.db, updates)
         if found:
-            ids = self._finding_ids([f.key for f in found])
+            ids = finding_ids(self.db, (f.key for f in found))
             self._found.extend((finding, ids.get(finding.key)) for finding in found)
             self.status.findings += len(found)
         if rows:
@@ -368,24 +369,6 @@ class Daemon:
             self.status.events_correlated += len(rows)
             self._save_cursor(self.status.last_event_id)
         return len(rows) == EVENT_BATCH
-
-    def _new_events(self, after: int) -> list[Any]:
-        e = HoneypotEvent
-        # Only logins need their JSON decoded (accepted or not); the rest skip the parsing.
-        data = type_coerce(case((e.kind.in_(sorted(LOGIN_KINDS)), e.data), else_=null()), JSON).label("data")
-        statement = (
-            select(e.id, e.time, e.protocol, e.src_ip, e.dst_ip, e.dst_port, e.kind, e.scan_tool, data)
-            .where(e.id > after)
-            .order_by(e.id)
-            .limit(EVENT_BATCH)
-        )
-        with self.db.engine.connect() as connection:
-            return list(connection.execute(statement))
-
-    def _finding_ids(self, keys: list[str]) -> dict[str, int]:
-        with self.db.session() as session:
-            rows = session.execute(select(FindingRow.key, FindingRow.id).where(FindingRow.key.in_(keys)))
-            return {key: row_id for key, row_id in rows}
 
     def _load_cursor(self) -> int:
         """Where correlation stopped before a restart; new events only after a fresh start."""

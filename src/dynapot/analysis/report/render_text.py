@@ -13,9 +13,9 @@ from rich.console import Console
 from rich.table import Table as RichTable
 from rich.text import Text
 
-from dynapot.report import common
-from dynapot.report.common import Table, clean, when
-from dynapot.report.queries import ReportData
+from dynapot.analysis.report import common
+from dynapot.analysis.report.common import Table, clean, when
+from dynapot.analysis.report.queries import ReportData
 
 WIDTH = 160
 

@@ -13,12 +13,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import BigInteger, Integer, and_, case, cast, distinct, func, select
+from sqlalchemy import BigInteger, Integer, Row, and_, case, cast, distinct, func, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from dynapot.db import Database
 from dynapot.db.models import Alert, Finding, HoneypotEvent, Host, OperatingSystem, Port
+from dynapot.events import COMMAND_KINDS, LOGIN_KINDS, NO_FLOW_ADDRESS, Kind
 
 # Report sections in the order every renderer shows them.
 SECTIONS = (
@@ -32,9 +33,10 @@ SECTIONS = (
     "timeline",
     "os_mix",
 )
-LOGIN_KINDS = ("login", "login-key")
-COMMAND_KINDS = ("command", "request")
-NO_ADDRESS = "0.0.0.0"  # noqa: S104 - the source of the sensor's own news (lost events, ARP conflicts)
+# Plain strings in a fixed order: SQL parameters, and the same statement text every time.
+LOGINS = tuple(sorted(kind.value for kind in LOGIN_KINDS))
+# The "commands and requests" section: command lines and protocol requests alike.
+COMMANDS = tuple(sorted(kind.value for kind in COMMAND_KINDS | {Kind.REQUEST}))
 BUCKETS = (60, 300, 900, 3600, 6 * 3600, 86_400, 7 * 86_400)
 MAX_BUCKETS = 240
 PORTS_PER_HONEYPOT = 10
@@ -124,7 +126,7 @@ def _service(names: dict[tuple[str, int], str], proto: str | None, port: int | N
 
 
 def _secret(kind: str, data: dict[str, Any]) -> str | None:
-    if kind == "login-key":
+    if kind == Kind.LOGIN_KEY:
         return _clip(data.get("fingerprint") or data.get("key_type"))
     value = data.get("password")
     return None if value is None else _clip(value)
@@ -138,7 +140,7 @@ class _Query:
         self.since, self.until = since, until
         self.limit, self.rows = limit, rows
         e = HoneypotEvent
-        self.where = and_(e.time >= since, e.time < until, e.src_ip != NO_ADDRESS)
+        self.where = and_(e.time >= since, e.time < until, e.src_ip != NO_FLOW_ADDRESS)
         self.services = _service_names(session)
         self.dialect = session.get_bind().dialect.name
 
@@ -148,17 +150,17 @@ class _Query:
             select(func.count(), func.count(distinct(e.src_ip))).where(self.where)
         ).one()
         honeypots = self.session.scalar(
-            select(func.count(distinct(e.dst_ip))).where(self.where, e.dst_ip != NO_ADDRESS)
+            select(func.count(distinct(e.dst_ip))).where(self.where, e.dst_ip != NO_FLOW_ADDRESS)
         )
         by_kind = dict(
             self.session.execute(
                 select(e.kind, func.count())
-                .where(self.where, e.kind.in_((*LOGIN_KINDS, *COMMAND_KINDS)))
+                .where(self.where, e.kind.in_((*LOGINS, *COMMANDS)))
                 .group_by(e.kind)
             ).all()
         )
         notices = self.session.scalar(
-            select(func.count()).where(e.time >= self.since, e.time < self.until, e.src_ip == NO_ADDRESS)
+            select(func.count()).where(e.time >= self.since, e.time < self.until, e.src_ip == NO_FLOW_ADDRESS)
         )
         findings = self.session.scalar(
             select(func.count())
@@ -172,30 +174,39 @@ class _Query:
             "events": events or 0,
             "sources": sources or 0,
             "honeypots": honeypots or 0,
-            "logins": sum(by_kind.get(k, 0) for k in LOGIN_KINDS),
-            "commands": by_kind.get("command", 0),
-            "requests": by_kind.get("request", 0),
+            "logins": sum(by_kind.get(k, 0) for k in LOGINS),
+            "commands": by_kind.get(Kind.COMMAND, 0),
+            "requests": by_kind.get(Kind.REQUEST, 0),
             "sensor_notices": notices or 0,
             "findings": findings or 0,
             "alerts": alerts or 0,
         }
 
+    def _busiest(
+        self, group: tuple[Any, ...], tie: Any, *columns: Any, where: tuple[Any, ...] = ()
+    ) -> list[Row[Any]]:
+        """The `limit` groups with the most events; a row is the group, its event count, `columns`."""
+        events = func.count().label("events")
+        return list(
+            self.session.execute(
+                select(*group, events, *columns)
+                .where(self.where, *where)
+                .group_by(*group)
+                .order_by(events.desc(), tie)
+                .limit(self.limit)
+            )
+        )
+
     def honeypots(self) -> list[dict[str, Any]]:
         e = HoneypotEvent
-        events = func.count().label("events")
-        rows = self.session.execute(
-            select(
-                e.dst_ip,
-                events,
-                func.count(distinct(e.src_ip)),
-                func.min(e.time),
-                func.max(e.time),
-            )
-            .where(self.where, e.dst_ip != NO_ADDRESS)
-            .group_by(e.dst_ip)
-            .order_by(events.desc(), e.dst_ip)
-            .limit(self.limit)
-        ).all()
+        rows = self._busiest(
+            (e.dst_ip,),
+            e.dst_ip,
+            func.count(distinct(e.src_ip)),
+            func.min(e.time),
+            func.max(e.time),
+            where=(e.dst_ip != NO_FLOW_ADDRESS,),
+        )
         addresses = [row[0] for row in rows]
         hosts = (
             {h.ip: h for h in self.session.scalars(select(Host).where(Host.ip.in_(addresses)))}
@@ -232,25 +243,17 @@ class _Query:
 
     def sources(self) -> list[dict[str, Any]]:
         e = HoneypotEvent
-        events = func.count().label("events")
-        logins = func.sum(case((e.kind.in_(LOGIN_KINDS), 1), else_=0))
-        rows = self.session.execute(
-            select(
-                e.src_ip,
-                events,
-                func.count(distinct(case((e.dst_ip != NO_ADDRESS, e.dst_ip)))),  # not the sensor's 0.0.0.0
-                func.count(distinct(e.dst_port)),
-                logins,
-                func.max(e.attacker_os),  # the sensor's p0f guess, one per source
-                func.max(e.scan_tool),
-                func.min(e.time),
-                func.max(e.time),
-            )
-            .where(self.where)
-            .group_by(e.src_ip)
-            .order_by(events.desc(), e.src_ip)
-            .limit(self.limit)
-        ).all()
+        rows = self._busiest(
+            (e.src_ip,),
+            e.src_ip,
+            func.count(distinct(case((e.dst_ip != NO_FLOW_ADDRESS, e.dst_ip)))),  # honeypots only
+            func.count(distinct(e.dst_port)),
+            func.sum(case((e.kind.in_(LOGINS), 1), else_=0)),
+            func.max(e.attacker_os),  # the sensor's p0f guess, one per source
+            func.max(e.scan_tool),
+            func.min(e.time),
+            func.max(e.time),
+        )
         return [
             {
                 "address": src,
@@ -268,20 +271,13 @@ class _Query:
 
     def ports(self) -> list[dict[str, Any]]:
         e = HoneypotEvent
-        events = func.count().label("events")
-        rows = self.session.execute(
-            select(
-                e.protocol,
-                e.dst_port,
-                events,
-                func.count(distinct(e.src_ip)),
-                func.count(distinct(e.dst_ip)),
-            )
-            .where(self.where, e.dst_port.is_not(None))
-            .group_by(e.protocol, e.dst_port)
-            .order_by(events.desc(), e.dst_port)
-            .limit(self.limit)
-        ).all()
+        rows = self._busiest(
+            (e.protocol, e.dst_port),
+            e.dst_port,
+            func.count(distinct(e.src_ip)),
+            func.count(distinct(e.dst_ip)),
+            where=(e.dst_port.is_not(None),),
+        )
         return [
             {
                 "protocol": proto,
@@ -304,21 +300,27 @@ class _Query:
         ).all()
         return list(reversed(rows))  # the most recent N, shown oldest first
 
+    def _event(self, ev: HoneypotEvent) -> dict[str, Any]:
+        """What every row of a single event shows: when, who, which honeypot and service, what kind."""
+        return {
+            "time": _iso(ev.time),
+            "src": ev.src_ip,
+            "dst": ev.dst_ip,
+            "port": ev.dst_port,
+            "service": _service(self.services, ev.protocol, ev.dst_port),
+            "kind": ev.kind,
+        }
+
     def credentials(self) -> list[dict[str, Any]]:
         result = []
-        for ev in self._latest(LOGIN_KINDS):
+        for ev in self._latest(LOGINS):
             data = ev.data if isinstance(ev.data, dict) else {}
             user = data.get("user")
             if user is None and ev.detail and ":" in ev.detail:
                 user = ev.detail.split(":", 1)[0]
             result.append(
                 {
-                    "time": _iso(ev.time),
-                    "src": ev.src_ip,
-                    "dst": ev.dst_ip,
-                    "port": ev.dst_port,
-                    "service": _service(self.services, ev.protocol, ev.dst_port),
-                    "kind": ev.kind,
+                    **self._event(ev),
                     "user": _clip(user),
                     "secret": _secret(ev.kind, data),
                     "accepted": data.get("accepted") is True,
@@ -327,18 +329,7 @@ class _Query:
         return result
 
     def commands(self) -> list[dict[str, Any]]:
-        return [
-            {
-                "time": _iso(ev.time),
-                "src": ev.src_ip,
-                "dst": ev.dst_ip,
-                "port": ev.dst_port,
-                "service": _service(self.services, ev.protocol, ev.dst_port),
-                "kind": ev.kind,
-                "command": _clip(ev.detail),
-            }
-            for ev in self._latest(COMMAND_KINDS)
-        ]
+        return [{**self._event(ev), "command": _clip(ev.detail)} for ev in self._latest(COMMANDS)]
 
     def findings(self) -> list[dict[str, Any]]:
         f = Finding

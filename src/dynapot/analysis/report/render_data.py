@@ -15,8 +15,8 @@ import io
 import json
 from typing import Any
 
-from dynapot.report.common import plain
-from dynapot.report.queries import SECTIONS, ReportData
+from dynapot.analysis.report.common import plain
+from dynapot.analysis.report.queries import SECTIONS, ReportData
 
 # The union of the sections' fields, in the order a reader expects them.
 CSV_COLUMNS = (

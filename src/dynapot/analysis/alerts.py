@@ -4,7 +4,11 @@ One scan must not send a thousand messages: a finding key alerts once per window
 risk for the same key alerts again), at most `max_per_window` messages leave per window and
 the rest wait for one digest. A delivery that fails is retried with a doubling delay; after
 the last attempt it is logged and stored as failed, never dropped silently. Every alert is a
-row of the alerts table, its channel with secrets masked (apprise's privacy form).
+row of the alerts table, its channel with secrets masked (apprise's privacy form): stored
+as pending when it is queued, then marked sent or failed.
+
+`consider` runs in the event loop's thread (the daemon calls it there), so it must not
+wait on the database: the rows are written by `AlertTable`, in a thread of its own.
 """
 
 from __future__ import annotations
@@ -14,12 +18,14 @@ import logging
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime
 
 import apprise
 
-from dynapot.config import AlertSettings
-from dynapot.correlate import RISK_RANK, Finding
+from dynapot.analysis.findings import Finding
+from dynapot.config import RISK_RANK, AlertSettings
 from dynapot.db import Database
 from dynapot.db.models import Alert, utcnow
 
@@ -50,7 +56,66 @@ class _Message:
     title: str
     body: str
     finding_id: int | None
-    rows: dict[str, int] = field(default_factory=dict)  # channel name -> alert row id
+    queued: datetime = field(default_factory=utcnow)  # the time of its rows
+    rows: dict[str, int] = field(default_factory=dict)  # channel name -> alert row id (the writer's)
+
+
+class AlertTable:
+    """The alerts table, written in one worker thread, in the order the writes were asked for.
+
+    One thread, first in first out: a message's pending rows are stored before any update
+    of them, which is how an update finds its row ids. A write that fails is logged; the
+    alert is still delivered.
+    """
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dynapot-alerts")
+
+    def add(self, message: _Message, channels: list[str]) -> None:
+        """Store one pending row per channel, soon (the ids land in `message.rows`)."""
+        self._writer.submit(self._guarded, self._add, message, channels)
+
+    async def mark(
+        self, message: _Message, channel: str, status: str, attempts: int, error: str | None
+    ) -> None:
+        """Record how a delivery ended; returns once it is stored."""
+        job = self._writer.submit(self._guarded, self._mark, message, channel, status, attempts, error)
+        await asyncio.wrap_future(job)
+
+    @staticmethod
+    def _guarded(write: Callable[..., None], *args: object) -> None:
+        try:
+            write(*args)
+        except Exception:  # the database failing must not stop the alerts themselves
+            log.exception("an alert row was not stored")
+
+    def _add(self, message: _Message, channels: list[str]) -> None:
+        with self.db.session() as session:
+            rows = {
+                name: Alert(
+                    finding_id=message.finding_id,
+                    time=message.queued,
+                    channel=name[:255],
+                    status="pending",
+                    attempts=0,
+                    last_error=None,
+                    message=f"{message.title}\n\n{message.body}",
+                )
+                for name in channels
+            }
+            session.add_all(rows.values())
+            session.flush()
+            message.rows.update((name, row.id) for name, row in rows.items())
+
+    def _mark(self, message: _Message, channel: str, status: str, attempts: int, error: str | None) -> None:
+        row_id = message.rows.get(channel)
+        if not row_id:
+            return  # a channel added by a reload after the message was queued, or a failed add
+        with self.db.session() as session:
+            row = session.get(Alert, row_id)
+            if row is not None:
+                row.status, row.attempts, row.last_error = status, attempts, error
 
 
 def describe(finding: Finding) -> tuple[str, str]:
@@ -83,6 +148,7 @@ class Alerter:
     ) -> None:
         self.settings = settings
         self.db = db
+        self.table = AlertTable(db) if db is not None else None
         self.channels = channels if channels is not None else [Channel(url) for url in settings.urls]
         self.clock = clock
         self._alerted: OrderedDict[str, tuple[float, int]] = OrderedDict()  # key -> (when, risk rank)
@@ -141,8 +207,8 @@ class Alerter:
 
     def _enqueue(self, title: str, body: str, finding_id: int | None) -> None:
         message = _Message(title, body, finding_id)
-        for channel in self.channels:
-            message.rows[channel.name] = self._store(channel.name, "pending", message, None, 0)
+        if self.table is not None:
+            self.table.add(message, [channel.name for channel in self.channels])
         if self._queue is None:
             self._queue = asyncio.Queue()
         self._queue.put_nowait(message)
@@ -191,35 +257,14 @@ class Alerter:
                     delay *= 2
                 continue
             self.counts["sent"] += 1
-            self._update(message.rows.get(channel.name), "sent", attempt, None)
+            await self._mark(message, channel, "sent", attempt, None)
             return
         self.counts["failed"] += 1
         log.error("alert %r via %s not delivered: %s", message.title, channel.name, error)
-        self._update(message.rows.get(channel.name), "failed", self.settings.retries + 1, error)
+        await self._mark(message, channel, "failed", self.settings.retries + 1, error)
 
-    # ------------------------------------------------------------------ storing
-
-    def _store(self, channel: str, status: str, message: _Message, error: str | None, attempts: int) -> int:
-        if self.db is None:
-            return 0
-        with self.db.session() as session:
-            row = Alert(
-                finding_id=message.finding_id,
-                time=utcnow(),
-                channel=channel[:255],
-                status=status,
-                attempts=attempts,
-                last_error=error,
-                message=f"{message.title}\n\n{message.body}",
-            )
-            session.add(row)
-            session.flush()
-            return row.id
-
-    def _update(self, row_id: int | None, status: str, attempts: int, error: str | None) -> None:
-        if self.db is None or not row_id:
-            return
-        with self.db.session() as session:
-            row = session.get(Alert, row_id)
-            if row is not None:
-                row.status, row.attempts, row.last_error = status, attempts, error
+    async def _mark(
+        self, message: _Message, channel: Channel, status: str, attempts: int, error: str | None
+    ) -> None:
+        if self.table is not None:
+            await self.table.mark(message, channel.name, status, attempts, error)

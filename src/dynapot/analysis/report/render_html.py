@@ -12,9 +12,9 @@ import html
 from collections.abc import Sequence
 from typing import Any
 
-from dynapot.report import common
-from dynapot.report.common import Table, clean, when
-from dynapot.report.queries import ReportData
+from dynapot.analysis.report import common
+from dynapot.analysis.report.common import Table, clean, when
+from dynapot.analysis.report.queries import ReportData
 
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
 BAR = "#3b6ea8"

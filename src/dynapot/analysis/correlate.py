@@ -8,10 +8,10 @@ whole window are dropped, and each table is capped (oldest first out).
 The rules, with thresholds from `CorrelationSettings`:
 
 - **scan**: one source touches >= `scan.hosts` virtual hosts or >= `scan.ports` ports
-  (tcp and udp counted apart) within the window. nmap's OS detection (event kind "os-scan",
-  or scan_tool "nmap OS scan" as the sensor writes them) is an attribute of the scan
+  (tcp and udp counted apart) within the window. nmap's OS detection (`Kind.OS_SCAN`, or
+  the scan_tool `NMAP_OS_SCAN_TOOL`, as the sensor writes them) is an attribute of the scan
   finding that raises its risk; alone it raises a scan finding too (`scan.os_scan_alone`).
-- **brute-force**: >= `brute_force.logins` "login"/"login-key" events from one source to
+- **brute-force**: >= `brute_force.logins` login events (`LOGIN_KINDS`) from one source to
   one service (virtual host and port) within the window. An accepted login escalates it.
 - **worm**: one port hit on >= `worm.hosts` virtual hosts by >= `worm.sources` sources
   within the window, counting only worm-like sources: those sweeping (on at least
@@ -28,39 +28,37 @@ A finding lives while its state does: further activity within the window updates
 (counts, targets) without a new finding, so a second identical scan within the window sends
 nothing. Its `key` - kind, source(s) or port, and the window-sized time bucket in which it
 began - is stable: the same events give the same keys, in the daemon or in a re-run over
-the database, and `store_findings` upserts by it.
+the database, and `store_findings` (analysis.findings) upserts by it. This module holds the
+rules only: reading stored events is analysis.stored's job, storing findings analysis.findings'.
 """
 
 from __future__ import annotations
 
 import ipaddress
 from collections import OrderedDict, deque
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from functools import partial
+from typing import Any, Protocol, TypeVar
 
-from sqlalchemy import JSON, case, null, select, type_coerce
-from sqlalchemy.exc import IntegrityError
-
-from dynapot.config import RISK_RANK, CorrelationSettings
-from dynapot.db import Database
-from dynapot.db.models import Finding as FindingRow
-from dynapot.db.models import HoneypotEvent
+from dynapot.analysis.findings import LIST_LIMIT, Finding, addresses, higher_risk
+from dynapot.config import CorrelationSettings
+from dynapot.events import LOGIN_KINDS, NMAP_OS_SCAN_TOOL, NO_FLOW_ADDRESS, Kind
 
 SCAN, BRUTE_FORCE, WORM = "scan", "brute-force", "worm"
 KINDS = (SCAN, BRUTE_FORCE, WORM)
-LOGIN_KINDS = frozenset({"login", "login-key"})
-OS_SCAN_KIND = "os-scan"
-OS_SCAN_TOOLS = frozenset({"nmap OS scan"})  # the sensor's scan_tool for recognised nmap -O probes
+# A plain str, not the enum member: `feed` compares every event's kind with it, and a
+# StrEnum's == costs three times a str's.
+OS_SCAN_KIND: str = Kind.OS_SCAN.value
+OS_SCAN_TOOLS = frozenset({NMAP_OS_SCAN_TOOL})
 # The sensor's own news (lost events, ARP conflicts) has no source; not an address to bind.
-NO_ADDRESS = frozenset({"0.0.0.0", "", None})  # noqa: S104
+NO_ADDRESS = frozenset({NO_FLOW_ADDRESS, "", None})
 
 # A port key is one int: the port plus the protocol in the bits above it (cheaper than a tuple).
 _PROTO_BITS = {"tcp": 0, "udp": 1 << 16, "sctp": 2 << 16}
 _PROTO_NAMES = {bits >> 16: name for name, bits in _PROTO_BITS.items()}
 
-LIST_LIMIT = 100  # sources, targets, ports shown in a finding (counts stay exact up to max_distinct)
 USER_LIMIT = 50  # user names kept per brute-force finding
 FIELD_LIMIT = 64  # characters kept of an attacker-chosen user name
 TOOL_LIMIT = 8
@@ -121,59 +119,8 @@ class CorrelationEvent:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class Finding:
-    """A snapshot of one correlated attack: what, how risky, who, against what, which events."""
-
-    kind: str
-    key: str
-    risk: str
-    first_seen: datetime
-    last_seen: datetime
-    sources: tuple[str, ...]
-    targets: tuple[str, ...]
-    ports: tuple[str, ...]  # "445/tcp"
-    event_count: int
-    event_ids: tuple[int, ...]
-    summary: str
-    details: dict[str, Any] = field(default_factory=dict, hash=False)  # counts and flags: os_scan, ...
-    closed: bool = False  # its state has expired: no later event will update it
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "key": self.key,
-            "kind": self.kind,
-            "risk": self.risk,
-            "first_seen": self.first_seen.isoformat(),
-            "last_seen": self.last_seen.isoformat(),
-            "sources": list(self.sources),
-            "targets": list(self.targets),
-            "ports": list(self.ports),
-            "event_count": self.event_count,
-            "event_ids": list(self.event_ids),
-            "summary": self.summary,
-            "details": dict(self.details),
-        }
-
-
-def higher_risk(a: str, b: str) -> str:
-    return a if RISK_RANK.get(a, 0) >= RISK_RANK.get(b, 0) else b
-
-
 def port_label(port_key: int) -> str:
     return f"{port_key & 0xFFFF}/{_PROTO_NAMES.get(port_key >> 16, '?')}"
-
-
-def _address_order(text: str) -> tuple[int, int, str]:
-    try:
-        address = ipaddress.ip_address(text)
-    except ValueError:
-        return (2, 0, text)
-    return (address.version - 4, int(address), text)
-
-
-def _addresses(items: Iterable[str], limit: int = LIST_LIMIT) -> tuple[str, ...]:
-    return tuple(sorted(items, key=_address_order)[:limit])
 
 
 def _epoch(value: datetime | float | int | None) -> float | None:
@@ -262,6 +209,21 @@ class _Live:
         self.dirty = False
 
 
+_K = TypeVar("_K")
+_S = TypeVar("_S", _Source, _Logins, _Port)
+
+
+def _note(table: dict[_K, float], key: _K, t: float, limit: int) -> bool:
+    """Mark `key` seen at `t`; True when it is new (and there was room for it)."""
+    if key in table:
+        table[key] = t
+        return False
+    if len(table) < limit:
+        table[key] = t
+        return True
+    return False
+
+
 def _prune(table: dict[Any, float], oldest: float) -> None:
     stale = [k for k, t in table.items() if t < oldest]
     for k in stale:
@@ -290,6 +252,7 @@ class Correlator:
         self._next_sweep = float("-inf")
         self._sources: OrderedDict[str, _Source] = OrderedDict()
         self._logins: OrderedDict[tuple[str, str, int], _Logins] = OrderedDict()
+        self._new_logins = partial(_Logins, threshold=s.brute_force.logins)
         self._ports: OrderedDict[int, _Port] = OrderedDict()
         self._open: dict[str, _Live] = {}
         self._dirty: list[_Live] = []
@@ -316,8 +279,6 @@ class Correlator:
             if t >= self._next_sweep:
                 self._sweep(t)
         found: list[Finding] = []
-        s = self.settings
-        window = self._window
         dst = event.dst_ip
         if dst in NO_ADDRESS:
             dst = None
@@ -326,62 +287,16 @@ class Correlator:
         pk = port | bits if port is not None and bits is not None and 0 <= port <= 0xFFFF else None
         eid = event.id
 
-        sources = self._sources
-        st = sources.get(src)
-        if st is None or t - st.last > window:
-            if st is not None:
-                self._close(st.finding)
-            st = sources[src] = _Source(t)
-            sources.move_to_end(src)
-            if len(sources) > self._max_sources:
-                self._close(sources.popitem(last=False)[1].finding)
-        else:
-            sources.move_to_end(src)
-            if t > st.last:
-                st.last = t
-        st.count += 1
-        if eid is not None and len(st.ids) < self._max_ids:
-            st.ids.append(eid)
-
-        new_target = False
-        if dst is not None:
-            hosts = st.hosts
-            if dst in hosts:
-                hosts[dst] = t
-            elif len(hosts) < self._max_distinct:
-                hosts[dst] = t
-                new_target = True
-        nports = len(st.ports)
-        if pk is not None:
-            ports = st.ports
-            if pk in ports:
-                ports[pk] = t
-            elif nports < self._max_distinct:
-                ports[pk] = t
-                nports += 1
-                new_target = True
-                if nports == self._worm_ports + 1:
-                    self._widen(src, st)
-
         kind = event.kind
         tool = event.scan_tool
-        if tool is not None:
-            if st.tools is None:
-                st.tools = set()
-            if len(st.tools) < TOOL_LIMIT:
-                st.tools.add(tool[:FIELD_LIMIT])
+        st = self._episode(self._sources, src, t, eid, _Source)
+        new_target = self._account(src, st, dst, pk, t)
         live = st.finding
         if live is not None:
             self._touch(live)
-        if (kind == OS_SCAN_KIND or tool in OS_SCAN_TOOLS) and not st.os_scan:
-            st.os_scan = True
-            if live is not None:
-                self._escalate(live, s.scan.os_scan_risk, found)
-            elif kind == OS_SCAN_KIND and s.scan.os_scan_alone:
-                # Only the detection event itself: the sensor also tags the source's next events
-                # (a login, say) with the tool, and those alone are no scan.
-                live = self._raise_scan(src, st, t, found)
-
+        if tool is not None or kind == OS_SCAN_KIND:
+            live = self._scan_tool(src, st, kind, tool, live, t, found)
+        nports = len(st.ports)
         # The worm before the scan: a sweep that makes a port a worm must not also be a scan.
         if (
             pk is not None
@@ -392,13 +307,9 @@ class Correlator:
             self._worm(src, st, dst, pk, t, eid, found)
         if live is None and new_target and (len(st.hosts) >= self._scan_hosts or nports >= self._scan_ports):
             self._check_scan(src, st, t, found)
-        if kind in LOGIN_KINDS and pk is not None and dst is not None:
+        if pk is not None and dst is not None and kind in LOGIN_KINDS:
             self._login(src, dst, pk, t, eid, event.data, found)
         return found
-
-    def feed_many(self, events: Iterable[EventLike]) -> Iterator[Finding]:
-        for event in events:
-            yield from self.feed(event)
 
     def updates(self) -> list[Finding]:
         """Snapshots of every finding changed since the last call (to store them)."""
@@ -427,6 +338,64 @@ class Correlator:
             "ports": len(self._ports),
             "open_findings": len(self._open),
         }
+
+    # ------------------------------------------------------------------ the steps of feed
+
+    def _episode(
+        self, table: OrderedDict[_K, _S], key: _K, t: float, eid: int | None, new: Callable[[float], _S]
+    ) -> _S:
+        """The state of `key`'s current episode, begun afresh after a window-long pause; counts the event."""
+        state = table.get(key)
+        if state is None or t - state.last > self._window:
+            if state is not None:
+                self._close(state.finding)
+            state = table[key] = new(t)
+            table.move_to_end(key)
+            if len(table) > self._max_sources:
+                self._close(table.popitem(last=False)[1].finding)
+        else:
+            table.move_to_end(key)
+            if t > state.last:
+                state.last = t
+        state.count += 1
+        if eid is not None and len(state.ids) < self._max_ids:
+            state.ids.append(eid)
+        return state
+
+    def _account(self, src: str, st: _Source, dst: str | None, pk: int | None, t: float) -> bool:
+        """Note the host and port a source touched; True when either is new to its episode."""
+        new_host = dst is not None and _note(st.hosts, dst, t, self._max_distinct)
+        if pk is None or not _note(st.ports, pk, t, self._max_distinct):
+            return new_host
+        if len(st.ports) == self._worm_ports + 1:
+            self._widen(src, st)  # one port too many to be a worm instance
+        return True
+
+    def _scan_tool(
+        self,
+        src: str,
+        st: _Source,
+        kind: str,
+        tool: str | None,
+        live: _Live | None,
+        t: float,
+        found: list[Finding],
+    ) -> _Live | None:
+        """Note the scan tool the sensor recognised, and nmap's OS detection; the source's finding."""
+        if tool is not None:
+            if st.tools is None:
+                st.tools = set()
+            if len(st.tools) < TOOL_LIMIT:
+                st.tools.add(tool[:FIELD_LIMIT])
+        if (kind == OS_SCAN_KIND or tool in OS_SCAN_TOOLS) and not st.os_scan:
+            st.os_scan = True
+            if live is not None:
+                self._escalate(live, self.settings.scan.os_scan_risk, found)
+            elif kind == OS_SCAN_KIND and self.settings.scan.os_scan_alone:
+                # Only the detection event itself: the sensor also tags the source's next events
+                # (a login, say) with the tool, and those alone are no scan.
+                live = self._raise_scan(src, st, t, found)
+        return live
 
     # ------------------------------------------------------------------ rules
 
@@ -466,34 +435,11 @@ class Correlator:
         self, src: str, st: _Source, dst: str, pk: int, t: float, eid: int | None, found: list[Finding]
     ) -> None:
         s = self.settings
-        ports = self._ports
-        ps = ports.get(pk)
-        if ps is None or t - ps.last > self._window:
-            if ps is not None:
-                self._close(ps.finding)
-            ps = ports[pk] = _Port(t)
-            ports.move_to_end(pk)
-            if len(ports) > s.max_sources:
-                self._close(ports.popitem(last=False)[1].finding)
-        else:
-            ports.move_to_end(pk)
-            if t > ps.last:
-                ps.last = t
-        ps.count += 1
-        if eid is not None and len(ps.ids) < s.max_event_ids:
-            ps.ids.append(eid)
-        new = False
+        ps = self._episode(self._ports, pk, t, eid, _Port)
         hosts, sources = ps.hosts, ps.sources
-        if dst in hosts:
-            hosts[dst] = t
-        elif len(hosts) < s.max_distinct:
-            hosts[dst] = t
-            new = True
-        if src in sources:
-            sources[src] = t
-        elif len(sources) < s.max_distinct:
-            sources[src] = t
-            new = True
+        new_host = _note(hosts, dst, t, s.max_distinct)
+        new_source = _note(sources, src, t, s.max_distinct)
+        if new_source:
             # It has just shown itself sweeping: the hosts it hit before count for the port too.
             for host, when in st.hosts.items():
                 if host not in hosts and len(hosts) < s.max_distinct:
@@ -503,7 +449,7 @@ class Correlator:
             self._touch(live)
             return
         rule = s.worm
-        if new and len(hosts) >= rule.hosts and len(sources) >= rule.sources:
+        if (new_host or new_source) and len(hosts) >= rule.hosts and len(sources) >= rule.sources:
             oldest = t - self._window
             if ps.first < oldest:
                 _prune(hosts, oldest)
@@ -529,24 +475,8 @@ class Correlator:
     ) -> None:
         s = self.settings
         rule = s.brute_force
-        key = (src, dst, pk)
-        table = self._logins
-        ls = table.get(key)
-        if ls is None or t - ls.last > self._window:
-            if ls is not None:
-                self._close(ls.finding)
-            ls = table[key] = _Logins(t, rule.logins)
-            table.move_to_end(key)
-            if len(table) > s.max_sources:
-                self._close(table.popitem(last=False)[1].finding)
-        else:
-            table.move_to_end(key)
-            if t > ls.last:
-                ls.last = t
-        ls.count += 1
+        ls = self._episode(self._logins, (src, dst, pk), t, eid, self._new_logins)
         ls.times.append(t)
-        if eid is not None and len(ls.ids) < s.max_event_ids:
-            ls.ids.append(eid)
         accepted = False
         if isinstance(data, dict):
             accepted = data.get("accepted") is True
@@ -620,7 +550,7 @@ class Correlator:
         details: dict[str, Any]
         if isinstance(st, _Source):
             sources: tuple[str, ...] = (live.src or "",)
-            targets = _addresses(st.hosts)
+            targets = addresses(st.hosts)
             ports = tuple(port_label(pk) for pk in sorted(st.ports)[:LIST_LIMIT])
             details = {"host_count": len(st.hosts), "port_count": len(st.ports), "os_scan": st.os_scan}
             if st.tools:
@@ -646,8 +576,8 @@ class Correlator:
             if st.accepted:
                 summary += f"; {st.accepted} accepted"
         else:
-            sources = _addresses(st.sources)
-            targets = _addresses(st.hosts)
+            sources = addresses(st.sources)
+            targets = addresses(st.hosts)
             label = port_label(live.port or 0)
             ports = (label,)
             details = {"source_count": len(st.sources), "host_count": len(st.hosts)}
@@ -676,106 +606,3 @@ def correlate(events: Iterable[EventLike], settings: CorrelationSettings | None 
         correlator.feed(event)
     latest = {finding.key: finding for finding in correlator.updates()}
     return sorted(latest.values(), key=lambda f: (f.first_seen, f.key))
-
-
-# --- the database ------------------------------------------------------------------------
-
-
-def stored_events(
-    db: Database, since: datetime | None = None, until: datetime | None = None, batch: int = 5000
-) -> Iterator[Any]:
-    """Stream honeypot_events (oldest first) as rows the correlator reads, without loading them all."""
-    e = HoneypotEvent
-    # Only logins need their JSON decoded; leaving the rest out saves most of the parsing.
-    data = type_coerce(case((e.kind.in_(sorted(LOGIN_KINDS)), e.data), else_=null()), JSON).label("data")
-    statement = select(e.id, e.time, e.protocol, e.src_ip, e.dst_ip, e.dst_port, e.kind, e.scan_tool, data)
-    if since is not None:
-        statement = statement.where(e.time >= since)
-    if until is not None:
-        statement = statement.where(e.time < until)
-    statement = statement.order_by(e.time, e.id)
-    with db.engine.connect() as connection:
-        result = connection.execution_options(yield_per=batch).execute(statement)
-        yield from result
-
-
-def correlate_stored(
-    db: Database,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    settings: CorrelationSettings | None = None,
-) -> list[Finding]:
-    return correlate(stored_events(db, since, until), settings)
-
-
-def _port_order(label: str) -> tuple[str, int, str]:
-    number, _, proto = label.partition("/")
-    return (proto, int(number) if number.isdigit() else -1, label)
-
-
-def _union(old: list | None, new: Iterable[Any], limit: int, key: Any = None) -> list[Any]:
-    merged = set(old or ()) | set(new)
-    return sorted(merged, key=key)[:limit]
-
-
-def _merge_into(row: FindingRow, finding: Finding, max_ids: int) -> None:
-    row.first_seen = min(row.first_seen, finding.first_seen)
-    row.last_seen = max(row.last_seen, finding.last_seen)
-    row.risk = higher_risk(row.risk, finding.risk)
-    row.summary = finding.summary
-    row.event_count = max(row.event_count, finding.event_count)
-    row.sources = _union(row.sources, finding.sources, LIST_LIMIT, _address_order)
-    row.targets = _union(row.targets, finding.targets, LIST_LIMIT, _address_order)
-    row.ports = _union(row.ports, finding.ports, LIST_LIMIT, _port_order)
-    row.event_ids = _union(row.event_ids, finding.event_ids, max_ids)
-    row.details = {**(row.details or {}), **finding.details}
-
-
-def _new_row(finding: Finding) -> FindingRow:
-    return FindingRow(
-        key=finding.key,
-        kind=finding.kind,
-        risk=finding.risk,
-        first_seen=finding.first_seen,
-        last_seen=finding.last_seen,
-        summary=finding.summary,
-        sources=list(finding.sources),
-        targets=list(finding.targets),
-        ports=list(finding.ports),
-        event_count=finding.event_count,
-        event_ids=list(finding.event_ids),
-        details=dict(finding.details),
-    )
-
-
-def store_findings(db: Database, findings: Iterable[Finding], *, max_event_ids: int = 100) -> dict[str, int]:
-    """Upsert findings by key (merging with what is stored), so re-running adds no duplicates."""
-    latest = {f.key: f for f in findings}
-    counts = {"added": 0, "updated": 0}
-    if not latest:
-        return counts
-    for attempt in range(2):
-        counts = {"added": 0, "updated": 0}
-        try:
-            with db.session() as session:
-                existing: dict[str, FindingRow] = {}
-                keys = list(latest)
-                for start in range(0, len(keys), 500):  # bounded IN lists
-                    chunk = keys[start : start + 500]
-                    for row in session.scalars(select(FindingRow).where(FindingRow.key.in_(chunk))):
-                        existing[row.key] = row
-                for key, finding in latest.items():
-                    row = existing.get(key)
-                    if row is None:
-                        session.add(_new_row(finding))
-                        counts["added"] += 1
-                    else:
-                        _merge_into(row, finding, max_event_ids)
-                        counts["updated"] += 1
-            return counts
-        except IntegrityError:
-            # Another writer (the daemon, a concurrent `dynapot findings`) inserted a key first:
-            # the transaction was rolled back; the second pass merges into its row.
-            if attempt:
-                raise
-    return counts

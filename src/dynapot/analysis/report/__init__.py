@@ -6,10 +6,10 @@ text (rich tables), JSON, CSV (one flat table, a `section` column first) or a
 self-contained HTML page with inline SVG charts.
 """
 
-from dynapot.report.queries import ReportData, build_report
-from dynapot.report.render_data import render_csv, render_json
-from dynapot.report.render_html import render_html
-from dynapot.report.render_text import render_text
+from dynapot.analysis.report.queries import ReportData, build_report
+from dynapot.analysis.report.render_data import render_csv, render_json
+from dynapot.analysis.report.render_html import render_html
+from dynapot.analysis.report.render_text import render_text
 
 FORMATS = ("text", "json", "csv", "html")
 
