@@ -13,7 +13,7 @@ from collections import OrderedDict
 from typing import Any, Protocol
 
 from dynapot.discovery.p0f import P0fMatcher
-from dynapot.events import Kind
+from dynapot.events import NMAP_OS_SCAN_TOOL, Kind
 from dynapot.netstack.events import DatagramReceived, EchoRequest, IcmpReceived, TcpProbe, UdpProbe
 from dynapot.netstack.packets import Malformed, parse_tcp
 from dynapot.netstack.types import IPv4, TcpFlags
@@ -23,7 +23,6 @@ from dynapot.services.contract import Report
 
 SOURCE_MEMORY = 65536  # sources whose OS guess and scan tool we remember
 NMAP_MEMORY = 300.0  # seconds a source stays "an nmap OS scan" after its last OS probe
-NMAP_OS_SCAN = "nmap OS scan"
 EXCERPT = 256  # bytes of a datagram kept in its event
 _SYN = int(TcpFlags.SYN)
 _ACK = int(TcpFlags.ACK)
@@ -161,7 +160,7 @@ class Observer:
 
     def scan_tool(self, src: int, now: float) -> str | None:
         seen = self.nmap_sources.get(src)
-        return NMAP_OS_SCAN if seen is not None and seen >= now - NMAP_MEMORY else None
+        return NMAP_OS_SCAN_TOOL if seen is not None and seen >= now - NMAP_MEMORY else None
 
     def _mark_nmap(self, src: int, now: float) -> None:
         first = src not in self.nmap_sources or self.nmap_sources[src] < now - NMAP_MEMORY

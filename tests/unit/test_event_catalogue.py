@@ -1,8 +1,10 @@
-"""Services report in the event catalogue's words: every kind a `Kind`, every data key listed.
+"""Everything that makes an event speaks the catalogue's words: every kind a `Kind`, every data key listed.
 
-A static look at the service modules' source (a runtime check on the loopback servers, in
-`loopback.py`, covers what the tests exercise): a report call or event tuple names its kind as
-`Kind.X`, never as a string, and the keys of a literal data dict are those `EventSpec.data` lists.
+A static look at the source of the packages that make events, sensor and services (a runtime
+check on the loopback servers, in `loopback.py`, covers what the service tests exercise): a
+service's report call, an event tuple, the sensor's observer and its event records name their
+kind as `Kind.X`, never as a string, and the keys of a literal data dict are those
+`EventSpec.data` lists.
 """
 
 from __future__ import annotations
@@ -12,24 +14,38 @@ from pathlib import Path
 
 import pytest
 
-import dynapot.services
+import dynapot
 from dynapot.events import CATALOGUE, Kind
 
-SOURCES = sorted(Path(dynapot.services.__file__).parent.glob("*.py"))
+# The packages that make honeypot events: the sensor (and honeyd's actions) and the services.
+SOURCES = sorted(
+    path
+    for package in ("sensor", "services")
+    for path in (Path(dynapot.__file__).parent / package).glob("*.py")
+)
 _EVENT_WORDS = {kind.value for kind in Kind}
+# Calls that make an event: name -> (position of the kind, position of the data; None: keyword only)
+_MAKERS: dict[str, tuple[int, int | None]] = {
+    "report": (0, 2),  # a service's Report
+    "_report": (0, 2),
+    "sink": (0, 2),
+    "event": (5, None),  # the sensor's Observer.event(proto, src, sport, dst, dport, kind, ...)
+    "on_flow": (2, 5),  # Observer.on_flow(proto, flow, kind, detail, now, data)
+    "news": (0, None),  # Event.news(kind, detail)
+}
 
 
 def _events(tree: ast.AST) -> list[tuple[ast.expr, ast.expr | None, int]]:
     """(kind expression, data expression, line) of every report call and event tuple."""
     found = []
     for node in ast.walk(tree):
-        if isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", "")) in (
-            "report",
-            "_report",
-            "sink",
-        ):
-            if node.args:
-                found.append((node.args[0], node.args[2] if len(node.args) > 2 else None, node.lineno))
+        name = getattr(node.func, "attr", getattr(node.func, "id", "")) if isinstance(node, ast.Call) else ""
+        if name in _MAKERS:
+            at, data_at = _MAKERS[name]
+            if len(node.args) > at:
+                data = node.args[data_at] if data_at is not None and len(node.args) > data_at else None
+                keyword = next((k.value for k in node.keywords if k.arg == "data"), None)
+                found.append((node.args[at], data if data is not None else keyword, node.lineno))
         elif isinstance(node, ast.Tuple) and len(node.elts) == 3:
             first = node.elts[0]
             named = isinstance(first, ast.Attribute) and getattr(first.value, "id", "") == "Kind"
@@ -38,7 +54,7 @@ def _events(tree: ast.AST) -> list[tuple[ast.expr, ast.expr | None, int]]:
     return found
 
 
-@pytest.mark.parametrize("path", SOURCES, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", SOURCES, ids=lambda p: str(p.relative_to(SOURCES[0].parents[1])))
 def test_kinds_are_named_and_data_keys_are_catalogued(path: Path) -> None:
     problems = []
     for kind, data, line in _events(ast.parse(path.read_text())):
