@@ -1004,7 +1004,7 @@ def pending_sensor(catalog: PersonalityCatalog) -> tuple[Sensor, FastRaw]:
     """probe_first: .101 claimed (and answering pings), .100 still pending behind its ARP probe."""
     sensor, raw, _ = make_sensor(catalog, probe_first=True)
     mac = sensor.hosts[VIP + 1].definition.mac
-    asyncio.run(sensor.probe_addresses([(VIP + 1, mac)], wait=0.0))
+    asyncio.run(sensor.claims.probe([(VIP + 1, mac)], wait=0.0))
     assert VIP in sensor.claims.pending and VIP + 1 in sensor.claims.arp.bindings
     sensor.handle_frame(sensor_ping(sensor, dst=VIP + 1))  # builds .101's stack: C learns its recipe
     raw.sent.clear()

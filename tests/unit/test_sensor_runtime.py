@@ -193,7 +193,7 @@ def test_addresses_are_claimed_only_after_an_unanswered_arp_probe(catalog):
 
     async def main():
         sensor._loop = asyncio.get_running_loop()
-        task = asyncio.ensure_future(sensor.probe_addresses(wait=0.2))
+        task = asyncio.ensure_future(sensor.claims.probe(wait=0.2))
         await asyncio.sleep(0.05)
         # Before the wait is over nobody gets an answer for either address ...
         sensor.handle_frame(build_arp_frame(BROADCAST, 1, ATTACKER_MAC, ATTACKER_IP, bytes(6), VIP + 1))

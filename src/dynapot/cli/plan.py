@@ -96,7 +96,7 @@ def plan_command(ctx: Context, as_json: bool, **kwargs: Any) -> None:
 @command_options
 def honeyd_config_command(ctx: Context, output: Path | None, **kwargs: Any) -> None:
     """Write the plan in honeyd's configuration language."""
-    from dynapot.deploy import write_atomically
+    from dynapot.files import write_atomically
 
     result, deployer = _make_plan(ctx, **kwargs)
     text = deployer.render(result)

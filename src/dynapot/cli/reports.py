@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from dynapot.cli.common import WHEN, Context, command_options, output_option, print_wide
+from dynapot.files import write_atomically
 
 __all__ = ["register"]
 
@@ -29,12 +30,9 @@ def _write(output: Path | None, text: str) -> None:
     if output is None:
         click.echo(text, nl=False)
         return
-    tmp = output.with_name(output.name + ".tmp")
     try:
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(output)
+        write_atomically(output, text)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise click.ClickException(f"cannot write {output}: {exc}") from None
 
 

@@ -28,10 +28,11 @@ from dynapot.daemon.liveness import arp_requests, sweep
 from dynapot.daemon.sensor_process import SensorProcess
 from dynapot.db import Database
 from dynapot.db.models import HoneypotEvent, Host
-from dynapot.deploy import Deployer, load_catalog, write_atomically
+from dynapot.deploy import Deployer, load_catalog
 from dynapot.discovery.active import run_scan, scan_options
 from dynapot.discovery.p0f import DEFAULT_DATABASE, P0fDatabase, P0fMatcher
 from dynapot.discovery.passive import PassiveObserver
+from dynapot.files import write_atomically
 from dynapot.inventory import expire, record_observations
 from dynapot.sensor.rawsock import RawSocket, interface_addresses
 

@@ -7,7 +7,6 @@ sensor reads. The nmap databases are loaded once: the daemon re-plans every few 
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -16,6 +15,7 @@ from dynapot.config import ConfigError, NetworkSettings, PlannerSettings, Settin
 from dynapot.db import Database
 from dynapot.db.models import utcnow
 from dynapot.deploy.honeyd_export import plan_to_honeyd
+from dynapot.files import write_atomically  # the sensor reads it on SIGHUP, after dropping root
 from dynapot.honeyd.render import render_config
 from dynapot.inventory import current_deployment, network_picture, save_deployment, service_scripts
 from dynapot.personality.catalog import MacVendors, PersonalityCatalog
@@ -89,11 +89,3 @@ class Deployer:
             plan_to_honeyd(result, self.planner),
             header=f"dynapot plan for {self.network.cidr}: {len(result.virtual_hosts)} virtual hosts",
         )
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """Write via a temporary file and rename: a reader (the sensor on SIGHUP) never sees half a file."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.chmod(tmp, 0o644)  # the sensor reads it after dropping root
-    tmp.replace(path)

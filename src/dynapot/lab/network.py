@@ -39,6 +39,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
+from dynapot.files import write_atomically
+
 __all__ = [
     "DEFAULT_NETWORK",
     "SERVICES",
@@ -342,9 +344,7 @@ def _state_path(run_id: str) -> Path:
 def _write_state(state: dict[str, Any]) -> None:
     STATE_DIR.mkdir(parents=True, exist_ok=True)
     path = _state_path(state["run_id"])
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(state, indent=2, sort_keys=True))
-    os.replace(tmp, path)  # atomic: a reader never sees half a file
+    write_atomically(path, json.dumps(state, indent=2, sort_keys=True))
 
 
 def _read_state(run_id: str) -> dict[str, Any] | None:

@@ -47,7 +47,7 @@ from dynapot.netstack.tcp import (
 from dynapot.netstack.types import ETH_P_ARP, ETH_P_IP, IPPROTO_ICMP, IPPROTO_TCP
 from dynapot.personality.nmap_probes import PROBE_WINDOWS
 from dynapot.sensor.actions import ActionHandlers, ScriptRunner
-from dynapot.sensor.claims import PROBE_RATE, PROBE_WAIT, AddressClaims
+from dynapot.sensor.claims import AddressClaims
 from dynapot.sensor.config import HostDefinition, SensorConfig
 from dynapot.sensor.dataports import DataPortRegistry
 from dynapot.sensor.eventlog import EventWriter
@@ -379,15 +379,6 @@ class Sensor:
             self.on_conflict(address, mac_text)
 
     # ------------------------------------------------------------------ running
-
-    async def probe_addresses(
-        self,
-        addresses: list[tuple[int, bytes]] | None = None,
-        rate: float = PROBE_RATE,
-        wait: float = PROBE_WAIT,
-    ) -> None:
-        """ARP-probe the pending addresses, then claim those nobody answered for (see `claims`)."""
-        await self.claims.probe(addresses, rate, wait)
 
     async def run(self, stop: asyncio.Event, *, busy_poll: bool = False) -> None:
         """Answer until `stop`. With `busy_poll` the socket is read on every loop turn instead of

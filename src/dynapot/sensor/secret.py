@@ -8,10 +8,10 @@ identity; it is created once, owner-only (0600), never logged.
 
 from __future__ import annotations
 
-import contextlib
-import os
 import secrets
 from pathlib import Path
+
+from dynapot.files import create_once
 
 DEFAULT_SECRET = Path("/var/lib/dynapot/secret.key")
 SIZE = 32
@@ -41,17 +41,8 @@ def _create(path: Path) -> bytes:
     data = secrets.token_bytes(SIZE)
     try:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-            os.link(tmp, path)  # never replaces a secret another process made meanwhile
-        except FileExistsError:
-            return load_or_create_secret(path)
-        finally:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
+        if not create_once(path, data, 0o600):
+            return load_or_create_secret(path)  # another process made it first: use theirs
     except OSError as exc:
         raise SecretError(f"cannot create the deployment secret {path}: {exc.strerror}") from None
     return data

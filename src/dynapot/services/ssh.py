@@ -32,7 +32,6 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
-import os
 import re
 import socket
 import time
@@ -43,6 +42,7 @@ from typing import Any, Literal
 import asyncssh
 
 from dynapot.events import Kind
+from dynapot.files import create_once
 from dynapot.services.banner import banner_for
 from dynapot.services.contract import ConnectionInfo, Handler, Report, Service, clip, guarded
 from dynapot.services.profiles import Profile, choose
@@ -136,18 +136,8 @@ class HostKeys:
         key = asyncssh.generate_private_key("ssh-ed25519")
         try:
             self.key_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-            # Write aside, then link into place: a concurrent creator never sees a partial file.
-            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-            try:
-                with os.fdopen(fd, "wb") as f:
-                    f.write(key.export_private_key())
-                os.link(tmp, path)
-            except FileExistsError:
-                return asyncssh.read_private_key(path)
-            finally:
-                with contextlib.suppress(OSError):
-                    os.unlink(tmp)
+            if not create_once(path, key.export_private_key(), 0o600):
+                return asyncssh.read_private_key(path)  # another process made it first: use theirs
         except OSError as exc:
             log.warning("cannot store ssh host key %s (%s); it will change on restart", path, exc)
         return key
