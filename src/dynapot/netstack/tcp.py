@@ -475,7 +475,7 @@ class TcpConnection:
             and self.state in _SYNCHRONIZED
             and self.state is not S.TIME_WAIT
         ):
-            self._emit(_ACK, self.snd_nxt, b"", now, out)
+            self._send_ack(now, out)
             if self.owner is not None:
                 self.owner._track(self, self.state, now)
         return out
@@ -483,7 +483,12 @@ class TcpConnection:
     # ------------------------------------------------------------------ segment processing
 
     def receive_segment(self, seg: TcpSegment, now: float) -> list[Output]:
-        """Process one segment of this connection (addresses and checksum already checked)."""
+        """Process one segment of this connection (addresses and checksum already checked).
+
+        The steps are RFC 9293 §3.10.7.4's, in its order: RST, SYN, sequence check, ACK,
+        data, FIN.  The rare branches are methods of their own; the in-order data and ACK
+        path stays in this body, because on CPython each call costs on the hot path.
+        """
         out: list[Output] = []
         state = self.state
         if state is S.CLOSED or state is S.LISTEN:
@@ -491,29 +496,18 @@ class TcpConnection:
         flags = seg.flags
         rcv_nxt = self.rcv_nxt
         seq = rcv_nxt + (((seg.seq - rcv_nxt + _HALF) & _MASK) - _HALF)
+        if flags & _RST:
+            self._on_rst(seq, state, now, out)
+            return out
+        if flags & _SYN:
+            self._on_syn(seq, flags, state, now, out)
+            return out
+
+        # 3. Sequence acceptability.
         payload = seg.payload
         plen = len(payload)
+        seg_len = plen + 1 if flags & _FIN else plen
         space = self.rcv_cap - self.rcv_unconsumed
-
-        # 1. RST (RFC 5961 §3): exact match resets, in-window gets a challenge ACK.
-        if flags & _RST:
-            if seq == rcv_nxt:
-                self._fire(I.RECV_RST, now, out)
-            elif rcv_nxt < seq < rcv_nxt + max(space, 1) and state is not S.TIME_WAIT:
-                self._emit(_ACK, self.snd_nxt, b"", now, out)
-            return out
-
-        # 2. SYN on a synchronised connection (RFC 5961 §4) or a retransmitted SYN.
-        if flags & _SYN:
-            if state is S.SYN_RCVD:
-                if seq == self.irs and not flags & _ACK:
-                    self._send_syn_ack(now, out)
-                return out
-            self._emit(_ACK, self.snd_nxt, b"", now, out)
-            return out
-
-        # 3. Sequence acceptability (RFC 9293 §3.10.7.4).
-        seg_len = plen + (1 if flags & _FIN else 0)
         if seg_len == 0:
             acceptable = seq == rcv_nxt if space <= 0 else rcv_nxt <= seq < rcv_nxt + space
         else:
@@ -521,21 +515,13 @@ class TcpConnection:
             acceptable = space > 0 and (rcv_nxt <= seq < rcv_nxt + space or rcv_nxt <= end < rcv_nxt + space)
         fin_ok = True
         if not acceptable:
-            if state is S.TIME_WAIT:
-                if flags & _FIN:  # the peer lost our last ACK: re-ACK, restart 2MSL
-                    self.tw_at = now + self.config.time_wait
-                    self._emit(_ACK, self.snd_nxt, b"", now, out)
+            if not self._on_unacceptable(seq, flags, state, now, out):
                 return out
-            if seq != rcv_nxt or not flags & _ACK:
-                self._emit(_ACK, self.snd_nxt, b"", now, out)
-                return out
-            # Zero receive window: still take the ACK (RFC 9293), drop text and FIN.
-            payload = b""
+            payload = b""  # a zero window: take the ACK, drop text and FIN
             plen = 0
             fin_ok = False
         elif state is S.TIME_WAIT:
             return out
-
         if not flags & _ACK:
             return out
         self.last_rx = now
@@ -548,38 +534,23 @@ class TcpConnection:
         snd_una = self.snd_una
         ack = snd_una + (((seg.ack - snd_una + _HALF) & _MASK) - _HALF)
         if state is S.SYN_RCVD:
-            if snd_una < ack <= self.snd_max:
-                self._ack_advance(ack, now, out)
-                self.snd_wnd = seg.window << self.snd_wscale
-                self.max_snd_wnd = max(self.max_snd_wnd, self.snd_wnd)
-                self.snd_wl1 = seq
-                self.snd_wl2 = ack
-                self._fire(I.RECV_ACK_OF_SYN, now, out)
-                state = self.state
-                if state is S.CLOSED:
-                    return out
-            else:
-                # RFC 9293: a bad ACK in SYN-RECEIVED gets <SEQ=SEG.ACK><CTL=RST>.
-                self._emit_raw(_RST, seg.ack, 0, now, out)
+            if not self._on_handshake_ack(seg, seq, ack, now, out):
                 return out
+        elif ack > self.snd_max or ack < snd_una - self.max_snd_wnd:
+            # It acknowledges what we never sent, or far below SND.UNA (RFC 5961 §5 challenge ACK).
+            self._send_ack(now, out)
+            return out
         else:
-            if ack > self.snd_max:
-                self._emit(_ACK, self.snd_nxt, b"", now, out)
-                return out
-            if ack < snd_una - self.max_snd_wnd:
-                self._emit(_ACK, self.snd_nxt, b"", now, out)  # RFC 5961 §5 challenge ACK
-                return out
             wnd = seg.window << self.snd_wscale
             if ack > snd_una:
                 self._ack_advance(ack, now, out)
-                state = self.state
-                if state is S.CLOSED:
+                if self.state is S.CLOSED:
                     return out
             elif (
                 ack == snd_una
                 and seg_len == 0
                 and wnd == self.snd_wnd
-                and self.snd_max > snd_una
+                and snd_una < self.snd_max
                 and self.rto_at is not None
             ):
                 self.dupacks += 1
@@ -591,20 +562,19 @@ class TcpConnection:
                     self.max_snd_wnd = wnd
                 self.snd_wl1 = seq
                 self.snd_wl2 = ack
+        state = self.state
 
-        # 5. Data, in order only.
-        need_ack = False
-        if plen or (flags & _FIN):
-            need_ack = True
+        # 5. Data, in order only (out-of-order data is dropped: the duplicate ACK asks again).
+        need_ack = plen or flags & _FIN
+        if need_ack:
             if seq > self.rcv_nxt:
-                fin_ok = False  # out of order: dropped, the duplicate ACK asks again
+                fin_ok = False
             elif plen and state in _DATA_STATES:
                 skip = self.rcv_nxt - seq
                 if skip:
                     payload = payload[skip:]
-                room = self.rcv_cap - self.rcv_unconsumed
-                if len(payload) > room:
-                    payload = payload[:room]
+                if len(payload) > space:
+                    payload = payload[:space]
                     fin_ok = False
                 if payload:
                     self.rcv_nxt += len(payload)
@@ -617,10 +587,58 @@ class TcpConnection:
             self.rcv_nxt += 1
             self._fire(I.RECV_FIN, now, out)
 
-        sent = self._output(now, out, False)
-        if need_ack and not sent:
-            self._emit(_ACK, self.snd_nxt, b"", now, out)
+        if not self._output(now, out, False) and need_ack:
+            self._send_ack(now, out)
         return out
+
+    def _on_rst(self, seq: int, state: TcpState, now: float, out: list[Output]) -> None:
+        """Step 1 (RFC 5961 §3): a RST exactly at RCV.NXT resets; elsewhere in the window, a challenge ACK."""
+        rcv_nxt = self.rcv_nxt
+        if seq == rcv_nxt:
+            self._fire(I.RECV_RST, now, out)
+        elif (
+            rcv_nxt < seq < rcv_nxt + max(self.rcv_cap - self.rcv_unconsumed, 1) and state is not S.TIME_WAIT
+        ):
+            self._send_ack(now, out)
+
+    def _on_syn(self, seq: int, flags: int, state: TcpState, now: float, out: list[Output]) -> None:
+        """Step 2: a retransmitted SYN gets our SYN/ACK again; any other SYN a challenge ACK (RFC 5961 §4)."""
+        if state is not S.SYN_RCVD:
+            self._send_ack(now, out)
+        elif seq == self.irs and not flags & _ACK:
+            self._send_syn_ack(now, out)
+
+    def _on_unacceptable(self, seq: int, flags: int, state: TcpState, now: float, out: list[Output]) -> bool:
+        """Step 3 failed: the segment is outside the receive window, and is answered with an ACK.
+
+        True when its ACK must still be processed: it sits at RCV.NXT but our window is
+        zero, so RFC 9293 takes the ACK and drops only the text and FIN.
+        """
+        if state is S.TIME_WAIT:
+            if flags & _FIN:  # the peer lost our last ACK: re-ACK, restart 2MSL
+                self.tw_at = now + self.config.time_wait
+                self._send_ack(now, out)
+            return False
+        if seq != self.rcv_nxt or not flags & _ACK:
+            self._send_ack(now, out)
+            return False
+        return True
+
+    def _on_handshake_ack(self, seg: TcpSegment, seq: int, ack: int, now: float, out: list[Output]) -> bool:
+        """Step 4 in SYN_RCVD: the ACK of our SYN completes the handshake; True while the connection lives on.
+
+        Any other ACK gets <SEQ=SEG.ACK><CTL=RST> (RFC 9293).
+        """
+        if not self.snd_una < ack <= self.snd_max:
+            self._emit_raw(_RST, seg.ack, 0, now, out)
+            return False
+        self._ack_advance(ack, now, out)
+        self.snd_wnd = seg.window << self.snd_wscale
+        self.max_snd_wnd = max(self.max_snd_wnd, self.snd_wnd)
+        self.snd_wl1 = seq
+        self.snd_wl2 = ack
+        self._fire(I.RECV_ACK_OF_SYN, now, out)
+        return self.state is not S.CLOSED
 
     # ------------------------------------------------------------------ internals
 
@@ -811,6 +829,10 @@ class TcpConnection:
             payload,
         )
         out.append(SendPacket(self.local_ip, self.peer_ip, packet))
+
+    def _send_ack(self, now: float, out: list[Output]) -> None:
+        """A bare ACK of RCV.NXT: window updates, challenge ACKs, answers to unacceptable segments."""
+        self._emit(_ACK, self.snd_nxt, b"", now, out)
 
     def _emit_raw(self, flags: int, seq: int, ack: int, now: float, out: list[Output]) -> None:
         p = self.personality
