@@ -485,9 +485,10 @@ class TcpConnection:
     def receive_segment(self, seg: TcpSegment, now: float) -> list[Output]:
         """Process one segment of this connection (addresses and checksum already checked).
 
-        The steps are RFC 9293 §3.10.7.4's, in its order: RST, SYN, sequence check, ACK,
-        data, FIN.  The rare branches are methods of their own; the in-order data and ACK
-        path stays in this body, because on CPython each call costs on the hot path.
+        The steps of RFC 9293 §3.10.7.4: RST, SYN, sequence check, ACK, data, FIN (RST and
+        SYN first: each ends the segment and makes its own RFC 5961 window check).  The
+        rare branches are methods of their own; the in-order data and ACK path stays in
+        this body, because on CPython every call costs on the per-segment hot path.
         """
         out: list[Output] = []
         state = self.state
@@ -496,6 +497,8 @@ class TcpConnection:
         flags = seg.flags
         rcv_nxt = self.rcv_nxt
         seq = rcv_nxt + (((seg.seq - rcv_nxt + _HALF) & _MASK) - _HALF)
+
+        # 1. RST and 2. SYN: rare, and the segment ends there.
         if flags & _RST:
             self._on_rst(seq, state, now, out)
             return out
@@ -523,9 +526,9 @@ class TcpConnection:
         elif state is S.TIME_WAIT:
             return out
         if not flags & _ACK:
-            return out
+            return out  # RFC 9293: a segment without ACK is dropped here
         self.last_rx = now
-        if self.ts_ok and seq <= rcv_nxt:
+        if self.ts_ok and seq <= rcv_nxt:  # TS.Recent (RFC 7323 §4.3), echoed in our next segments
             ts = seg.options.timestamp
             if ts is not None:
                 self.ts_recent = ts[0]
@@ -546,16 +549,8 @@ class TcpConnection:
                 self._ack_advance(ack, now, out)
                 if self.state is S.CLOSED:
                     return out
-            elif (
-                ack == snd_una
-                and seg_len == 0
-                and wnd == self.snd_wnd
-                and snd_una < self.snd_max
-                and self.rto_at is not None
-            ):
-                self.dupacks += 1
-                if self.dupacks == 3 and not self.recover:
-                    self._fast_retransmit(now, out)
+            elif ack == snd_una and seg_len == 0 and snd_una < self.snd_max:
+                self._on_duplicate_ack(wnd, now, out)
             if self.snd_wl1 < seq or (self.snd_wl1 == seq and self.snd_wl2 <= ack):
                 self.snd_wnd = wnd
                 if wnd > self.max_snd_wnd:
@@ -623,6 +618,17 @@ class TcpConnection:
             self._send_ack(now, out)
             return False
         return True
+
+    def _on_duplicate_ack(self, wnd: int, now: float, out: list[Output]) -> None:
+        """Step 4: a bare ACK that acknowledges nothing new while data is outstanding.
+
+        It counts as a duplicate ACK only if it leaves the window as it was and our
+        retransmission timer runs (RFC 5681); the third starts a fast retransmit.
+        """
+        if wnd == self.snd_wnd and self.rto_at is not None:
+            self.dupacks += 1
+            if self.dupacks == 3 and not self.recover:
+                self._fast_retransmit(now, out)
 
     def _on_handshake_ack(self, seg: TcpSegment, seq: int, ack: int, now: float, out: list[Output]) -> bool:
         """Step 4 in SYN_RCVD: the ACK of our SYN completes the handshake; True while the connection lives on.
@@ -870,7 +876,7 @@ class TcpConnection:
             self._reported = True
             out.append(ConnectionClosed(self, reason, self.was_established))
 
-    # side effects named in TRANSITIONS: (self, now, out, arg)
+    # side effects named in TRANSITIONS: (self, now, out, arg); the "report_<reason>" ones are `_reporter`s
 
     def _fx_send_syn_ack(self, now: float, out: list[Output], arg: object) -> None:
         self.rto_at = now + self.rto
@@ -900,29 +906,29 @@ class TcpConnection:
         self.rto_at = None
         self.buf = bytearray()
 
-    def _fx_report_closed(self, now: float, out: list[Output], arg: object) -> None:
-        self._report("closed", out)
-
-    def _fx_report_reset(self, now: float, out: list[Output], arg: object) -> None:
-        self._report("reset", out)
-
-    def _fx_report_aborted(self, now: float, out: list[Output], arg: object) -> None:
-        self._report("aborted", out)
-
-    def _fx_report_timeout(self, now: float, out: list[Output], arg: object) -> None:
-        self._report("timeout", out)
-
-    def _fx_report_idle(self, now: float, out: list[Output], arg: object) -> None:
-        self._report("idle", out)
-
-    def _fx_report_evicted(self, now: float, out: list[Output], arg: object) -> None:
-        self._report("evicted", out)
-
     def _fx_send_rst(self, now: float, out: list[Output], arg: object) -> None:
         self._emit(_RST_ACK, self.snd_max, b"", now, out)
 
 
-_EFFECTS: dict[str, Callable[[TcpConnection, float, list[Output], object], None]] = {
+_Effect: TypeAlias = Callable[[TcpConnection, float, list[Output], object], None]
+
+
+def _reporter(reason: str) -> _Effect:
+    """The side effect "report_<reason>": `ConnectionClosed` with that reason (once per connection)."""
+
+    def report(conn: TcpConnection, now: float, out: list[Output], arg: object) -> None:
+        conn._report(reason, out)
+
+    return report
+
+
+_EFFECTS: dict[str, _Effect] = {
     name[4:]: getattr(TcpConnection, name) for name in dir(TcpConnection) if name.startswith("_fx_")
 }
+_EFFECTS.update(
+    (fx, _reporter(fx.removeprefix("report_")))
+    for effects, _ in TRANSITIONS.values()
+    for fx in effects
+    if fx.startswith("report_")
+)
 assert all(fx in _EFFECTS for effects, _ in TRANSITIONS.values() for fx in effects)
