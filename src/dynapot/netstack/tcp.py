@@ -436,8 +436,7 @@ class TcpConnection:
         if data:
             self.buf += data
             self._output(now, out, False)
-            if self.owner is not None:
-                self.owner._track(self, state, now)
+            self._tell_owner(state, now)
         return out
 
     def close(self, now: float) -> list[Output]:
@@ -448,16 +447,15 @@ class TcpConnection:
         old = self.state
         if self._fire(I.APP_CLOSE, now, out):
             self._output(now, out, False)
-            if self.owner is not None:
-                self.owner._track(self, old, now)
+            self._tell_owner(old, now)
         return out
 
     def abort(self, now: float) -> list[Output]:
         """Reset the connection (RST to the peer unless it is only in TIME_WAIT)."""
         out: list[Output] = []
         old = self.state
-        if self._fire(I.APP_ABORT, now, out) and self.owner is not None:
-            self.owner._track(self, old, now)
+        if self._fire(I.APP_ABORT, now, out):
+            self._tell_owner(old, now)
         return out
 
     def consume(self, nbytes: int, now: float) -> list[Output]:
@@ -476,9 +474,13 @@ class TcpConnection:
             and self.state is not S.TIME_WAIT
         ):
             self._send_ack(now, out)
-            if self.owner is not None:
-                self.owner._track(self, self.state, now)
+            self._tell_owner(self.state, now)
         return out
+
+    def _tell_owner(self, old: TcpState, now: float) -> None:
+        """The application changed us outside the owner's calls: let it re-file state and timer."""
+        if self.owner is not None:
+            self.owner._track(self, old, now)
 
     # ------------------------------------------------------------------ segment processing
 
