@@ -638,7 +638,7 @@ class TcpConnection:
         Any other ACK gets <SEQ=SEG.ACK><CTL=RST> (RFC 9293).
         """
         if not self.snd_una < ack <= self.snd_max:
-            self._emit_raw(_RST, seg.ack, 0, now, out)
+            self._send_rst_at(seg.ack, now, out)
             return False
         self._ack_advance(ack, now, out)
         self.snd_wnd = seg.window << self.snd_wscale
@@ -842,23 +842,11 @@ class TcpConnection:
         """A bare ACK of RCV.NXT: window updates, challenge ACKs, answers to unacceptable segments."""
         self._emit(_ACK, self.snd_nxt, b"", now, out)
 
-    def _emit_raw(self, flags: int, seq: int, ack: int, now: float, out: list[Output]) -> None:
+    def _send_rst_at(self, seq: int, now: float, out: list[Output]) -> None:
+        """A bare RST at `seq` (no ACK, no window, no options) with the personality's IP fields."""
         p = self.personality
         shape = p.segment_shape(now, None)
-        packet = build_tcp_packet(
-            self.local_ip,
-            self.peer_ip,
-            self.local_port,
-            self.peer_port,
-            seq,
-            ack,
-            flags,
-            0,
-            p.ttl,
-            shape.ip_id,
-            shape.df,
-        )
-        out.append(SendPacket(self.local_ip, self.peer_ip, packet))
+        self._send_reply(TcpReply(_RST, 0, b"", seq, 0, p.ttl, shape.df, shape.ip_id), out)
 
     def _send_syn_ack(self, now: float, out: list[Output], reply: TcpReply | None = None) -> None:
         if reply is None:
@@ -868,6 +856,10 @@ class TcpConnection:
             reply = self.personality.syn_ack(syn, self.iss, now)
             if reply is None:
                 return
+        self._send_reply(reply, out)
+
+    def _send_reply(self, reply: TcpReply, out: list[Output]) -> None:
+        """Send a segment the personality shaped; an unset seq/ack is our ISN/RCV.NXT (the SYN/ACK's)."""
         seq = self.iss if reply.seq is None else reply.seq
         ack = self.rcv_nxt if reply.ack is None else reply.ack
         packet = reply_packet(reply, self.local_ip, self.peer_ip, self.local_port, self.peer_port, seq, ack)
