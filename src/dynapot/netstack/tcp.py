@@ -585,7 +585,7 @@ class TcpConnection:
             self._fire(I.RECV_FIN, now, out)
 
         if not self._output(now, out, False) and need_ack:
-            self._send_ack(now, out)
+            self._emit(_ACK, self.snd_nxt, b"", now, out)  # `_send_ack` written out: every data segment
         return out
 
     def _on_rst(self, seq: int, state: TcpState, now: float, out: list[Output]) -> None:
