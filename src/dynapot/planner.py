@@ -356,7 +356,8 @@ class _ServiceChoice:
         self._by_ip = {h.ip: h for g in groups.values() for h in g.members}
         self._cache: dict[str, tuple[ServiceSpec, ...]] = {}  # by template address
 
-    def __call__(self, ip: str, group: _GroupPlan, draw: _Draws | None = None) -> tuple[ServiceSpec, ...]:
+    def of(self, ip: str, group: _GroupPlan, draw: _Draws | None = None) -> tuple[ServiceSpec, ...]:
+        """The services of virtual host `ip` in `group` (`draw`: its hashes, when already made)."""
         draw = draw or _Draws(ip)
         template_ip = group.templates.pick(draw.template) if group.templates else ""
         services = self._cache.get(template_ip)
@@ -392,7 +393,7 @@ def _keep_current(
             removed.append(vh.ip)
             continue
         filled[vh.os] += 1
-        wanted = services(vh.ip, group)
+        wanted = services.of(vh.ip, group)
         if wanted != vh.services:
             changed.append(vh.ip)
         kept.append(VirtualHost(vh.ip, vh.mac, vh.os, vh.personality, wanted))
@@ -428,5 +429,5 @@ def _place_new(
         personality = group.personalities.pick(draw.personality) if group.personalities else None
         prefix = group.mac_prefixes[draw.mac_prefix % len(group.mac_prefixes)]
         mac = format_mac(prefix, draw.mac_suffix)
-        new.append(VirtualHost(ip, mac, name, personality, services(ip, group, draw)))
+        new.append(VirtualHost(ip, mac, name, personality, services.of(ip, group, draw)))
     return new
