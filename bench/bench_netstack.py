@@ -3,7 +3,9 @@
 Prints JSON lines: parsing a SYN frame (Ethernet + IPv4 + TCP), SYN -> SYN/ACK through
 HostStack with the neutral personality, the Internet checksum of 1460 bytes, and whole
 handshakes per second (in: SYN, ACK, FIN, last ACK; out: SYN/ACK, ACK, FIN -- building the client's packets
-and parsing every frame included).  Best of several runs.
+and parsing every frame included), and `TcpConnection.receive_segment` alone on an established
+connection (segments built beforehand): an in-order data segment, an ACK of data we sent, and a
+bare ACK that changes nothing.  Best of several runs.
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ from dynapot.netstack.packets import (
     parse_ipv4,
     parse_tcp,
 )
-from dynapot.netstack.types import ETH_P_IP
+from dynapot.netstack.tcp import TcpConnection
+from dynapot.netstack.types import ETH_P_IP, IPv4, TcpOptions, TcpSegment
 
 SERVER = 0xC612000A  # 198.18.0.10
 MAC = b"\x02\x00\x00\x00\x00\x0a"
@@ -56,6 +59,53 @@ def syn_frame(src: int, sport: int) -> bytes:
 def new_host() -> HostStack:
     limits = StackLimits(max_half_open_per_host=1 << 20, max_half_open=1 << 20, max_connections=1 << 20)
     return HostStack(SERVER, MAC, NeutralPersonality(1), PortPolicy.open_tcp(80), StackContext(limits))
+
+
+def segment(seq: int, ack: int, flags: int, payload: bytes = b"", ts: int = 1) -> TcpSegment:
+    """A client segment on the benchmark connection, as `parse_tcp` would give it (timestamps on)."""
+    ip = IPv4(0x0A000001, SERVER, 64, 6, 0, True, False, 0, 0, 0, b"", b"")
+    options = TcpOptions((1, 1, 8), None, None, False, (ts, 1))
+    return TcpSegment(
+        ip, 40000, 80, seq & 0xFFFFFFFF, ack & 0xFFFFFFFF, flags, 65535, 0, 0, b"", options, payload
+    )
+
+
+def established() -> TcpConnection:
+    """A connection past its handshake: client ISN 1000, ours 5000, window scaling and timestamps."""
+    personality = NeutralPersonality(1)
+    conn = TcpConnection(SERVER, 80, 0x0A000001, 40000, personality)
+    syn = segment(1000, 0, 0x02)
+    syn.options = TcpOptions((2, 4, 8, 1, 3), 1460, 7, True, (1, 0))
+    conn.open(syn, 5000, personality.syn_ack(syn, 5000, 0.0), 0.0)  # type: ignore[arg-type]
+    conn.receive_segment(segment(1001, 5001, 0x10), 0.0)
+    return conn
+
+
+def per_segment(make: Callable[[TcpConnection, int], list[TcpSegment]]) -> float:
+    """Seconds per `receive_segment` call on `make`'s segments (built untimed), best of REPEATS."""
+    result = float("inf")
+    for _ in range(REPEATS):
+        conn = established()
+        segments = make(conn, 20_000)
+        receive = conn.receive_segment
+        start = time.perf_counter()
+        for seg in segments:
+            receive(seg, 1.0)
+        result = min(result, (time.perf_counter() - start) / len(segments))
+    return result
+
+
+def data_segments(conn: TcpConnection, n: int) -> list[TcpSegment]:
+    return [segment(1001 + i * 100, 5001, 0x18, b"x" * 100, 2 + i) for i in range(n)]
+
+
+def acks_of_sent_data(conn: TcpConnection, n: int) -> list[TcpSegment]:
+    conn.send(b"y" * (1460 * (n + 20)), 1.0)
+    return [segment(1001, conn.snd_una + (i + 1) * 1448, 0x10, ts=2 + i) for i in range(n)]
+
+
+def bare_acks(conn: TcpConnection, n: int) -> list[TcpSegment]:
+    return [segment(1001, 5001, 0x10, ts=2 + i) for i in range(n)]
 
 
 def main() -> None:
@@ -117,6 +167,14 @@ def main() -> None:
         "connections/s",
         note="client-side packet building counted",
     )
+
+    emit("receive_segment: in-order data segment (100 B)", per_segment(data_segments) * 1e6, "us")
+    emit(
+        "receive_segment: ACK of sent data (sends the next segments)",
+        per_segment(acks_of_sent_data) * 1e6,
+        "us",
+    )
+    emit("receive_segment: bare ACK, nothing to do", per_segment(bare_acks) * 1e6, "us")
 
 
 if __name__ == "__main__":

@@ -114,13 +114,8 @@ def record_observations(
             else:
                 updated += 1
                 if host.is_virtual:
-                    # A real machine answers on an address we had taken: it is real now, ours goes.
                     reclaimed.append(obs.ip)
-                    host.is_virtual = False
-                    host.personality = None
-                    host.os_id = host.os_detail = host.reliability = None
-                    host.ports.clear()
-                    host.first_seen = obs.seen_at
+                    _reclaim(host, obs.seen_at)
                 host.last_seen = max(host.last_seen, obs.seen_at)
             host.tool = obs.tool
             host.mac = obs.mac or host.mac
@@ -128,47 +123,69 @@ def record_observations(
             host.hostname = obs.hostname or host.hostname
             session.flush()
             if obs.os is not None:
-                os_row = _os_row(session, obs.os, os_cache)
-                guess = session.scalar(
-                    select(HostOsGuess).where(HostOsGuess.host_id == host.id, HostOsGuess.tool == obs.tool)
-                )
-                if guess is None:
-                    guess = HostOsGuess(host_id=host.id, tool=obs.tool)
-                    session.add(guess)
-                guess.os_id, guess.detail = os_row.id, obs.os.name
-                guess.confidence, guess.seen_at = obs.os.accuracy, obs.seen_at
-                session.flush()
-                _fuse_os(
-                    host,
-                    session.scalars(select(HostOsGuess).where(HostOsGuess.host_id == host.id)).all(),
-                    fusion,
-                )
+                _record_os_guess(session, host, obs, obs.os, os_cache, fusion)
             if obs.ports:
-                # A detailed scan states the ports as they are now; this tool's older rows are replaced.
-                existing = {(p.protocol, p.port): p for p in host.ports}
-                for stale in [p for p in host.ports if p.tool == obs.tool]:
-                    if not any((o.protocol, o.port) == (stale.protocol, stale.port) for o in obs.ports):
-                        host.ports.remove(stale)
-                for seen in obs.ports:
-                    row = existing.get((seen.protocol, seen.port))
-                    if row is None:
-                        row = Port(protocol=seen.protocol, port=seen.port)
-                        host.ports.append(row)
-                    if row.tool in DETAILED_PORT_TOOLS and obs.tool not in DETAILED_PORT_TOOLS:
-                        # A banner heard in passing ("vsFTPd 3.0.3") is vaguer than nmap -sV's
-                        # answer ("vsftpd", "3.0.3"): it refreshes the port, fills gaps, replaces nothing.
-                        row.service = row.service or seen.service
-                        row.product = row.product or seen.product
-                        row.version = row.version or seen.version
-                        row.extra_info = row.extra_info or seen.extra_info
-                        row.seen_at = max(row.seen_at, obs.seen_at)
-                    else:
-                        row.state, row.service = seen.state, seen.service
-                        row.product, row.version = seen.product, seen.version
-                        row.extra_info = seen.extra_info
-                        row.tool, row.seen_at = obs.tool, obs.seen_at
-                    port_count += 1
+                _record_ports(host, obs)
+                port_count += len(obs.ports)
     return RecordStats(added, updated, port_count, tuple(reclaimed))
+
+
+def _reclaim(host: Host, seen_at: datetime) -> None:
+    """A real machine answers on an address we had taken: the row is a real host's now, ours goes."""
+    host.is_virtual = False
+    host.personality = None
+    host.os_id = host.os_detail = host.reliability = None
+    host.ports.clear()
+    host.first_seen = seen_at
+
+
+def _record_os_guess(
+    session: Session,
+    host: Host,
+    obs: Observation,
+    os_guess: OsGuess,
+    os_cache: dict[str, OperatingSystem],
+    fusion: FusionPolicy,
+) -> None:
+    """Store this tool's OS guess for the host (one row per tool), then fuse all tools' guesses."""
+    os_row = _os_row(session, os_guess, os_cache)
+    guess = session.scalar(
+        select(HostOsGuess).where(HostOsGuess.host_id == host.id, HostOsGuess.tool == obs.tool)
+    )
+    if guess is None:
+        guess = HostOsGuess(host_id=host.id, tool=obs.tool)
+        session.add(guess)
+    guess.os_id, guess.detail = os_row.id, os_guess.name
+    guess.confidence, guess.seen_at = os_guess.accuracy, obs.seen_at
+    session.flush()
+    _fuse_os(host, session.scalars(select(HostOsGuess).where(HostOsGuess.host_id == host.id)).all(), fusion)
+
+
+def _record_ports(host: Host, obs: Observation) -> None:
+    """Merge the observation's ports into the host's rows."""
+    # A detailed scan states the ports as they are now; this tool's older rows are replaced.
+    existing = {(p.protocol, p.port): p for p in host.ports}
+    for stale in [p for p in host.ports if p.tool == obs.tool]:
+        if not any((o.protocol, o.port) == (stale.protocol, stale.port) for o in obs.ports):
+            host.ports.remove(stale)
+    for seen in obs.ports:
+        row = existing.get((seen.protocol, seen.port))
+        if row is None:
+            row = Port(protocol=seen.protocol, port=seen.port)
+            host.ports.append(row)
+        if row.tool in DETAILED_PORT_TOOLS and obs.tool not in DETAILED_PORT_TOOLS:
+            # A banner heard in passing ("vsFTPd 3.0.3") is vaguer than nmap -sV's
+            # answer ("vsftpd", "3.0.3"): it refreshes the port, fills gaps, replaces nothing.
+            row.service = row.service or seen.service
+            row.product = row.product or seen.product
+            row.version = row.version or seen.version
+            row.extra_info = row.extra_info or seen.extra_info
+            row.seen_at = max(row.seen_at, obs.seen_at)
+        else:
+            row.state, row.service = seen.state, seen.service
+            row.product, row.version = seen.product, seen.version
+            row.extra_info = seen.extra_info
+            row.tool, row.seen_at = obs.tool, obs.seen_at
 
 
 def _in_network(ip: str, network: ipaddress.IPv4Network) -> bool:

@@ -253,13 +253,14 @@ def _best_fingerprints(candidates: list[str], group: GroupDescription) -> list[s
 
 @dataclass
 class _GroupPlan:
+    """One OS group: its real hosts (by address), what its virtual hosts may wear, the rings that choose."""
+
     description: GroupDescription | None
     members: list[RealHost]
     fingerprints: list[str]
     mac_prefixes: list[int]
     templates: _Ring | None = None
     personalities: _Ring | None = None
-    mac_ring: _Ring | None = None
 
 
 def plan(
@@ -268,58 +269,116 @@ def plan(
     current: Sequence[VirtualHost],
     catalog: PersonalityCatalog,
 ) -> Plan:
-    """The desired deployment: `current` changed as little as the new picture allows."""
+    """The desired deployment: `current` changed as little as the new picture allows.
+
+    The steps: group the real hosts by OS, apportion the free addresses to the groups,
+    keep what still fits of `current`, and fill each group's remaining seats with new hosts.
+    """
     warnings: list[str] = []
+    groups = _plan_groups(_members_by_group(picture, policy), catalog, warnings)
+    seats = int(len(picture.free_ips) * policy.fill_ratio + 1e-9)
+    quotas = largest_remainder({name: len(g.members) for name, g in groups.items()}, seats)
+    services = _ServiceChoice(groups, policy)
+    kept, removed, changed = _keep_current(current, set(picture.free_ips), groups, quotas, services)
+    filled = Counter(vh.os for vh in kept)
+    deficits = {name: quotas[name] - filled[name] for name in sorted(groups)}
+    taken = {vh.ip for vh in kept}
+    new = _place_new([ip for ip in picture.free_ips if ip not in taken], deficits, groups, services)
+    return Plan(
+        virtual_hosts=tuple(sorted(kept + new, key=lambda v: ip_key(v.ip))),
+        real_hosts=len(picture.real_hosts),
+        free_ips=len(picture.free_ips),
+        quotas={name: quotas[name] for name in sorted(quotas)},
+        added=tuple(sorted((vh.ip for vh in new), key=ip_key)),
+        removed=tuple(sorted(removed, key=ip_key)),
+        changed=tuple(sorted(changed, key=ip_key)),
+        warnings=tuple(warnings),
+    )
+
+
+def _members_by_group(picture: NetworkPicture, policy: Policy) -> dict[str, list[RealHost]]:
+    """The real hosts by OS group name; hosts of unknown OS form their own group unless excluded."""
     members: dict[str, list[RealHost]] = defaultdict(list)
     for host in picture.real_hosts:
         if host.group is None and policy.unknown_os == "exclude":
             continue
         members[_group_name(host)].append(host)
+    return members
 
+
+def _plan_groups(
+    members: Mapping[str, list[RealHost]], catalog: PersonalityCatalog, warnings: list[str]
+) -> dict[str, _GroupPlan]:
+    """Each group's fingerprints, MAC prefixes and rings, by name; a group no fingerprint fits is left out."""
     groups: dict[str, _GroupPlan] = {}
     for name in sorted(members):
-        hosts = members[name]
-        description = hosts[0].group
-        if description is None:
-            fingerprints: list[str] = []
-            prefixes = catalog.mac_prefixes_for(GroupDescription(UNKNOWN_GROUP), [])
+        group = _plan_group(name, members[name], catalog)
+        if group is None:
+            warnings.append(f"no nmap-os-db fingerprint fits OS group {name!r}; group left out")
         else:
-            seen = tuple(sorted({n for h in hosts if h.group for n in h.group.seen_names}))
-            description = GroupDescription(
-                name,
-                description.vendor,
-                description.family,
-                description.generation,
-                description.device_type,
-                seen,
-            )
-            fingerprints = _best_fingerprints(catalog.fingerprints_for(description), description)
-            if not fingerprints:
-                warnings.append(f"no nmap-os-db fingerprint fits OS group {name!r}; group left out")
-                continue
-            prefixes = catalog.mac_prefixes_for(description, [h.mac for h in hosts if h.mac])
-        group = _GroupPlan(description, sorted(hosts, key=lambda h: h.ip), fingerprints, prefixes)
-        group.templates = _Ring([h.ip for h in group.members], f"template:{name}")
-        if fingerprints:
-            group.personalities = _Ring(fingerprints, f"personality:{name}")
-        groups[name] = group
+            groups[name] = group
+    return groups
 
-    free = list(picture.free_ips)
-    seats = int(len(free) * policy.fill_ratio + 1e-9)
-    quotas = largest_remainder({name: len(g.members) for name, g in groups.items()}, seats)
-    by_ip = {h.ip: h for g in groups.values() for h in g.members}
 
-    service_cache: dict[str, tuple[ServiceSpec, ...]] = {}
+def _plan_group(name: str, hosts: list[RealHost], catalog: PersonalityCatalog) -> _GroupPlan | None:
+    """The plan of one group, or None when no fingerprint fits it."""
+    description = hosts[0].group
+    if description is None:
+        fingerprints: list[str] = []
+        prefixes = catalog.mac_prefixes_for(GroupDescription(UNKNOWN_GROUP), [])
+    else:
+        # The group as all its members saw it: every OS name nmap gave any of them.
+        seen = tuple(sorted({n for h in hosts if h.group for n in h.group.seen_names}))
+        description = GroupDescription(
+            name,
+            description.vendor,
+            description.family,
+            description.generation,
+            description.device_type,
+            seen,
+        )
+        fingerprints = _best_fingerprints(catalog.fingerprints_for(description), description)
+        if not fingerprints:
+            return None
+        prefixes = catalog.mac_prefixes_for(description, [h.mac for h in hosts if h.mac])
+    group = _GroupPlan(description, sorted(hosts, key=lambda h: h.ip), fingerprints, prefixes)
+    group.templates = _Ring([h.ip for h in group.members], f"template:{name}")
+    if fingerprints:
+        group.personalities = _Ring(fingerprints, f"personality:{name}")
+    return group
 
-    def services_for(ip: str, group: _GroupPlan, draw: _Draws | None = None) -> tuple[ServiceSpec, ...]:
+
+class _ServiceChoice:
+    """Which real host of its group a virtual host copies its services from (by consistent hashing)."""
+
+    def __init__(self, groups: Mapping[str, _GroupPlan], policy: Policy) -> None:
+        self._policy = policy
+        self._by_ip = {h.ip: h for g in groups.values() for h in g.members}
+        self._cache: dict[str, tuple[ServiceSpec, ...]] = {}  # by template address
+
+    def of(self, ip: str, group: _GroupPlan, draw: _Draws | None = None) -> tuple[ServiceSpec, ...]:
+        """The services of virtual host `ip` in `group` (`draw`: its hashes, when already made)."""
         draw = draw or _Draws(ip)
         template_ip = group.templates.pick(draw.template) if group.templates else ""
-        services = service_cache.get(template_ip)
+        services = self._cache.get(template_ip)
         if services is None:
-            services = service_cache[template_ip] = _services(by_ip.get(template_ip), policy)
+            services = self._cache[template_ip] = _services(self._by_ip.get(template_ip), self._policy)
         return services
 
-    free_set = set(free)
+
+def _keep_current(
+    current: Sequence[VirtualHost],
+    free: set[str],
+    groups: Mapping[str, _GroupPlan],
+    quotas: Mapping[str, int],
+    services: _ServiceChoice,
+) -> tuple[list[VirtualHost], list[str], list[str]]:
+    """The current hosts that still fit (kept, with today's services), the addresses given up, and
+    the kept addresses whose services changed.
+
+    A host stays while its address is free, its group exists and its personality still fits that
+    group, within the group's quota.
+    """
     kept: list[VirtualHost] = []
     removed: list[str] = []
     changed: list[str] = []
@@ -330,47 +389,45 @@ def plan(
         valid_personality = group is not None and (
             vh.personality in group.fingerprints if group.fingerprints else vh.personality is None
         )
-        if vh.ip not in free_set or group is None or not valid_personality or filled[vh.os] >= quotas[vh.os]:
+        if vh.ip not in free or group is None or not valid_personality or filled[vh.os] >= quotas[vh.os]:
             removed.append(vh.ip)
             continue
         filled[vh.os] += 1
-        services = services_for(vh.ip, group)
-        if services != vh.services:
+        wanted = services.of(vh.ip, group)
+        if wanted != vh.services:
             changed.append(vh.ip)
-        kept.append(VirtualHost(vh.ip, vh.mac, vh.os, vh.personality, services))
+        kept.append(VirtualHost(vh.ip, vh.mac, vh.os, vh.personality, wanted))
+    return kept, removed, changed
 
-    taken = {vh.ip for vh in kept}
-    # Scatter new honeypots over the range (by hash) rather than packing them at its start.
-    draws = {ip: _Draws(ip) for ip in free if ip not in taken}
-    candidates = sorted(draws, key=lambda ip: draws[ip].slot)
-    deficits = [(name, quotas[name] - filled[name]) for name in sorted(groups)]
+
+def _interleave(deficits: Mapping[str, int]) -> list[str]:
+    """Group names, one seat at a time round the groups (so that no group sits in one block of addresses)."""
     order: list[str] = []
-    # Interleave the groups so that no group sits in one block of addresses.
-    remaining = {name: count for name, count in deficits if count > 0}
+    remaining = {name: count for name, count in deficits.items() if count > 0}
     while remaining:
         for name in list(remaining):
             order.append(name)
             remaining[name] -= 1
             if remaining[name] == 0:
                 del remaining[name]
-    added: list[str] = []
-    for ip, name in zip(candidates, order, strict=False):
+    return order
+
+
+def _place_new(
+    free: Sequence[str],
+    deficits: Mapping[str, int],
+    groups: Mapping[str, _GroupPlan],
+    services: _ServiceChoice,
+) -> list[VirtualHost]:
+    """New virtual hosts for the groups' missing seats, on addresses scattered over `free` by hash."""
+    draws = {ip: _Draws(ip) for ip in free}
+    candidates = sorted(draws, key=lambda ip: draws[ip].slot)
+    new: list[VirtualHost] = []
+    for ip, name in zip(candidates, _interleave(deficits), strict=False):
         group = groups[name]
         draw = draws[ip]
         personality = group.personalities.pick(draw.personality) if group.personalities else None
         prefix = group.mac_prefixes[draw.mac_prefix % len(group.mac_prefixes)]
         mac = format_mac(prefix, draw.mac_suffix)
-        kept.append(VirtualHost(ip, mac, name, personality, services_for(ip, group, draw)))
-        added.append(ip)
-
-    virtual_hosts = tuple(sorted(kept, key=lambda v: ip_key(v.ip)))
-    return Plan(
-        virtual_hosts=virtual_hosts,
-        real_hosts=len(picture.real_hosts),
-        free_ips=len(free),
-        quotas={name: quotas[name] for name in sorted(quotas)},
-        added=tuple(sorted(added, key=ip_key)),
-        removed=tuple(sorted(removed, key=ip_key)),
-        changed=tuple(sorted(changed, key=ip_key)),
-        warnings=tuple(warnings),
-    )
+        new.append(VirtualHost(ip, mac, name, personality, services.of(ip, group, draw)))
+    return new

@@ -436,8 +436,7 @@ class TcpConnection:
         if data:
             self.buf += data
             self._output(now, out, False)
-            if self.owner is not None:
-                self.owner._track(self, state, now)
+            self._tell_owner(state, now)
         return out
 
     def close(self, now: float) -> list[Output]:
@@ -448,16 +447,15 @@ class TcpConnection:
         old = self.state
         if self._fire(I.APP_CLOSE, now, out):
             self._output(now, out, False)
-            if self.owner is not None:
-                self.owner._track(self, old, now)
+            self._tell_owner(old, now)
         return out
 
     def abort(self, now: float) -> list[Output]:
         """Reset the connection (RST to the peer unless it is only in TIME_WAIT)."""
         out: list[Output] = []
         old = self.state
-        if self._fire(I.APP_ABORT, now, out) and self.owner is not None:
-            self.owner._track(self, old, now)
+        if self._fire(I.APP_ABORT, now, out):
+            self._tell_owner(old, now)
         return out
 
     def consume(self, nbytes: int, now: float) -> list[Output]:
@@ -475,15 +473,25 @@ class TcpConnection:
             and self.state in _SYNCHRONIZED
             and self.state is not S.TIME_WAIT
         ):
-            self._emit(_ACK, self.snd_nxt, b"", now, out)
-            if self.owner is not None:
-                self.owner._track(self, self.state, now)
+            self._send_ack(now, out)
+            self._tell_owner(self.state, now)
         return out
+
+    def _tell_owner(self, old: TcpState, now: float) -> None:
+        """The application changed us outside the owner's calls: let it re-file state and timer."""
+        if self.owner is not None:
+            self.owner._track(self, old, now)
 
     # ------------------------------------------------------------------ segment processing
 
     def receive_segment(self, seg: TcpSegment, now: float) -> list[Output]:
-        """Process one segment of this connection (addresses and checksum already checked)."""
+        """Process one segment of this connection (addresses and checksum already checked).
+
+        The steps of RFC 9293 §3.10.7.4: RST, SYN, sequence check, ACK, data, FIN (RST and
+        SYN first: each ends the segment and makes its own RFC 5961 window check).  The
+        rare branches are methods of their own; the in-order data and ACK path stays in
+        this body, because on CPython every call costs on the per-segment hot path.
+        """
         out: list[Output] = []
         state = self.state
         if state is S.CLOSED or state is S.LISTEN:
@@ -491,29 +499,20 @@ class TcpConnection:
         flags = seg.flags
         rcv_nxt = self.rcv_nxt
         seq = rcv_nxt + (((seg.seq - rcv_nxt + _HALF) & _MASK) - _HALF)
+
+        # 1. RST and 2. SYN: rare, and the segment ends there.
+        if flags & _RST:
+            self._on_rst(seq, state, now, out)
+            return out
+        if flags & _SYN:
+            self._on_syn(seq, flags, state, now, out)
+            return out
+
+        # 3. Sequence acceptability.
         payload = seg.payload
         plen = len(payload)
+        seg_len = plen + 1 if flags & _FIN else plen
         space = self.rcv_cap - self.rcv_unconsumed
-
-        # 1. RST (RFC 5961 §3): exact match resets, in-window gets a challenge ACK.
-        if flags & _RST:
-            if seq == rcv_nxt:
-                self._fire(I.RECV_RST, now, out)
-            elif rcv_nxt < seq < rcv_nxt + max(space, 1) and state is not S.TIME_WAIT:
-                self._emit(_ACK, self.snd_nxt, b"", now, out)
-            return out
-
-        # 2. SYN on a synchronised connection (RFC 5961 §4) or a retransmitted SYN.
-        if flags & _SYN:
-            if state is S.SYN_RCVD:
-                if seq == self.irs and not flags & _ACK:
-                    self._send_syn_ack(now, out)
-                return out
-            self._emit(_ACK, self.snd_nxt, b"", now, out)
-            return out
-
-        # 3. Sequence acceptability (RFC 9293 §3.10.7.4).
-        seg_len = plen + (1 if flags & _FIN else 0)
         if seg_len == 0:
             acceptable = seq == rcv_nxt if space <= 0 else rcv_nxt <= seq < rcv_nxt + space
         else:
@@ -521,25 +520,17 @@ class TcpConnection:
             acceptable = space > 0 and (rcv_nxt <= seq < rcv_nxt + space or rcv_nxt <= end < rcv_nxt + space)
         fin_ok = True
         if not acceptable:
-            if state is S.TIME_WAIT:
-                if flags & _FIN:  # the peer lost our last ACK: re-ACK, restart 2MSL
-                    self.tw_at = now + self.config.time_wait
-                    self._emit(_ACK, self.snd_nxt, b"", now, out)
+            if not self._on_unacceptable(seq, flags, state, now, out):
                 return out
-            if seq != rcv_nxt or not flags & _ACK:
-                self._emit(_ACK, self.snd_nxt, b"", now, out)
-                return out
-            # Zero receive window: still take the ACK (RFC 9293), drop text and FIN.
-            payload = b""
+            payload = b""  # a zero window: take the ACK, drop text and FIN
             plen = 0
             fin_ok = False
         elif state is S.TIME_WAIT:
             return out
-
         if not flags & _ACK:
-            return out
+            return out  # RFC 9293: a segment without ACK is dropped here
         self.last_rx = now
-        if self.ts_ok and seq <= rcv_nxt:
+        if self.ts_ok and seq <= rcv_nxt:  # TS.Recent (RFC 7323 §4.3), echoed in our next segments
             ts = seg.options.timestamp
             if ts is not None:
                 self.ts_recent = ts[0]
@@ -548,63 +539,39 @@ class TcpConnection:
         snd_una = self.snd_una
         ack = snd_una + (((seg.ack - snd_una + _HALF) & _MASK) - _HALF)
         if state is S.SYN_RCVD:
-            if snd_una < ack <= self.snd_max:
-                self._ack_advance(ack, now, out)
-                self.snd_wnd = seg.window << self.snd_wscale
-                self.max_snd_wnd = max(self.max_snd_wnd, self.snd_wnd)
-                self.snd_wl1 = seq
-                self.snd_wl2 = ack
-                self._fire(I.RECV_ACK_OF_SYN, now, out)
-                state = self.state
-                if state is S.CLOSED:
-                    return out
-            else:
-                # RFC 9293: a bad ACK in SYN-RECEIVED gets <SEQ=SEG.ACK><CTL=RST>.
-                self._emit_raw(_RST, seg.ack, 0, now, out)
+            if not self._on_handshake_ack(seg, seq, ack, now, out):
                 return out
+        elif ack > self.snd_max or ack < snd_una - self.max_snd_wnd:
+            # It acknowledges what we never sent, or far below SND.UNA (RFC 5961 §5 challenge ACK).
+            self._send_ack(now, out)
+            return out
         else:
-            if ack > self.snd_max:
-                self._emit(_ACK, self.snd_nxt, b"", now, out)
-                return out
-            if ack < snd_una - self.max_snd_wnd:
-                self._emit(_ACK, self.snd_nxt, b"", now, out)  # RFC 5961 §5 challenge ACK
-                return out
             wnd = seg.window << self.snd_wscale
             if ack > snd_una:
                 self._ack_advance(ack, now, out)
-                state = self.state
-                if state is S.CLOSED:
+                if self.state is S.CLOSED:
                     return out
-            elif (
-                ack == snd_una
-                and seg_len == 0
-                and wnd == self.snd_wnd
-                and self.snd_max > snd_una
-                and self.rto_at is not None
-            ):
-                self.dupacks += 1
-                if self.dupacks == 3 and not self.recover:
-                    self._fast_retransmit(now, out)
+            elif ack == snd_una and seg_len == 0 and snd_una < self.snd_max:
+                self._on_duplicate_ack(wnd, now, out)
             if self.snd_wl1 < seq or (self.snd_wl1 == seq and self.snd_wl2 <= ack):
                 self.snd_wnd = wnd
                 if wnd > self.max_snd_wnd:
                     self.max_snd_wnd = wnd
                 self.snd_wl1 = seq
                 self.snd_wl2 = ack
+        state = self.state
 
-        # 5. Data, in order only.
-        need_ack = False
-        if plen or (flags & _FIN):
-            need_ack = True
+        # 5. Data, in order only (out-of-order data is dropped: the duplicate ACK asks again).
+        need_ack = plen or flags & _FIN
+        if need_ack:
             if seq > self.rcv_nxt:
-                fin_ok = False  # out of order: dropped, the duplicate ACK asks again
+                fin_ok = False
             elif plen and state in _DATA_STATES:
                 skip = self.rcv_nxt - seq
                 if skip:
                     payload = payload[skip:]
-                room = self.rcv_cap - self.rcv_unconsumed
-                if len(payload) > room:
-                    payload = payload[:room]
+                if len(payload) > space:
+                    payload = payload[:space]
                     fin_ok = False
                 if payload:
                     self.rcv_nxt += len(payload)
@@ -617,10 +584,69 @@ class TcpConnection:
             self.rcv_nxt += 1
             self._fire(I.RECV_FIN, now, out)
 
-        sent = self._output(now, out, False)
-        if need_ack and not sent:
-            self._emit(_ACK, self.snd_nxt, b"", now, out)
+        if not self._output(now, out, False) and need_ack:
+            self._emit(_ACK, self.snd_nxt, b"", now, out)  # `_send_ack` written out: every data segment
         return out
+
+    def _on_rst(self, seq: int, state: TcpState, now: float, out: list[Output]) -> None:
+        """Step 1 (RFC 5961 §3): a RST exactly at RCV.NXT resets; elsewhere in the window, a challenge ACK."""
+        rcv_nxt = self.rcv_nxt
+        if seq == rcv_nxt:
+            self._fire(I.RECV_RST, now, out)
+        elif (
+            rcv_nxt < seq < rcv_nxt + max(self.rcv_cap - self.rcv_unconsumed, 1) and state is not S.TIME_WAIT
+        ):
+            self._send_ack(now, out)
+
+    def _on_syn(self, seq: int, flags: int, state: TcpState, now: float, out: list[Output]) -> None:
+        """Step 2: a retransmitted SYN gets our SYN/ACK again; any other SYN a challenge ACK (RFC 5961 §4)."""
+        if state is not S.SYN_RCVD:
+            self._send_ack(now, out)
+        elif seq == self.irs and not flags & _ACK:
+            self._send_syn_ack(now, out)
+
+    def _on_unacceptable(self, seq: int, flags: int, state: TcpState, now: float, out: list[Output]) -> bool:
+        """Step 3 failed: the segment is outside the receive window, and is answered with an ACK.
+
+        True when its ACK must still be processed: it sits at RCV.NXT but our window is
+        zero, so RFC 9293 takes the ACK and drops only the text and FIN.
+        """
+        if state is S.TIME_WAIT:
+            if flags & _FIN:  # the peer lost our last ACK: re-ACK, restart 2MSL
+                self.tw_at = now + self.config.time_wait
+                self._send_ack(now, out)
+            return False
+        if seq != self.rcv_nxt or not flags & _ACK:
+            self._send_ack(now, out)
+            return False
+        return True
+
+    def _on_duplicate_ack(self, wnd: int, now: float, out: list[Output]) -> None:
+        """Step 4: a bare ACK that acknowledges nothing new while data is outstanding.
+
+        It counts as a duplicate ACK only if it leaves the window as it was and our
+        retransmission timer runs (RFC 5681); the third starts a fast retransmit.
+        """
+        if wnd == self.snd_wnd and self.rto_at is not None:
+            self.dupacks += 1
+            if self.dupacks == 3 and not self.recover:
+                self._fast_retransmit(now, out)
+
+    def _on_handshake_ack(self, seg: TcpSegment, seq: int, ack: int, now: float, out: list[Output]) -> bool:
+        """Step 4 in SYN_RCVD: the ACK of our SYN completes the handshake; True while the connection lives on.
+
+        Any other ACK gets <SEQ=SEG.ACK><CTL=RST> (RFC 9293).
+        """
+        if not self.snd_una < ack <= self.snd_max:
+            self._send_rst_at(seg.ack, now, out)
+            return False
+        self._ack_advance(ack, now, out)
+        self.snd_wnd = seg.window << self.snd_wscale
+        self.max_snd_wnd = max(self.max_snd_wnd, self.snd_wnd)
+        self.snd_wl1 = seq
+        self.snd_wl2 = ack
+        self._fire(I.RECV_ACK_OF_SYN, now, out)
+        return self.state is not S.CLOSED
 
     # ------------------------------------------------------------------ internals
 
@@ -812,23 +838,15 @@ class TcpConnection:
         )
         out.append(SendPacket(self.local_ip, self.peer_ip, packet))
 
-    def _emit_raw(self, flags: int, seq: int, ack: int, now: float, out: list[Output]) -> None:
+    def _send_ack(self, now: float, out: list[Output]) -> None:
+        """A bare ACK of RCV.NXT: window updates, challenge ACKs, answers to unacceptable segments."""
+        self._emit(_ACK, self.snd_nxt, b"", now, out)
+
+    def _send_rst_at(self, seq: int, now: float, out: list[Output]) -> None:
+        """A bare RST at `seq` (no ACK, no window, no options) with the personality's IP fields."""
         p = self.personality
         shape = p.segment_shape(now, None)
-        packet = build_tcp_packet(
-            self.local_ip,
-            self.peer_ip,
-            self.local_port,
-            self.peer_port,
-            seq,
-            ack,
-            flags,
-            0,
-            p.ttl,
-            shape.ip_id,
-            shape.df,
-        )
-        out.append(SendPacket(self.local_ip, self.peer_ip, packet))
+        self._send_reply(TcpReply(_RST, 0, b"", seq, 0, p.ttl, shape.df, shape.ip_id), out)
 
     def _send_syn_ack(self, now: float, out: list[Output], reply: TcpReply | None = None) -> None:
         if reply is None:
@@ -838,6 +856,10 @@ class TcpConnection:
             reply = self.personality.syn_ack(syn, self.iss, now)
             if reply is None:
                 return
+        self._send_reply(reply, out)
+
+    def _send_reply(self, reply: TcpReply, out: list[Output]) -> None:
+        """Send a segment the personality shaped; an unset seq/ack is our ISN/RCV.NXT (the SYN/ACK's)."""
         seq = self.iss if reply.seq is None else reply.seq
         ack = self.rcv_nxt if reply.ack is None else reply.ack
         packet = reply_packet(reply, self.local_ip, self.peer_ip, self.local_port, self.peer_port, seq, ack)
@@ -848,7 +870,7 @@ class TcpConnection:
             self._reported = True
             out.append(ConnectionClosed(self, reason, self.was_established))
 
-    # side effects named in TRANSITIONS: (self, now, out, arg)
+    # side effects named in TRANSITIONS: (self, now, out, arg); the "report_<reason>" ones are `_reporter`s
 
     def _fx_send_syn_ack(self, now: float, out: list[Output], arg: object) -> None:
         self.rto_at = now + self.rto
@@ -878,29 +900,29 @@ class TcpConnection:
         self.rto_at = None
         self.buf = bytearray()
 
-    def _fx_report_closed(self, now: float, out: list[Output], arg: object) -> None:
-        self._report("closed", out)
-
-    def _fx_report_reset(self, now: float, out: list[Output], arg: object) -> None:
-        self._report("reset", out)
-
-    def _fx_report_aborted(self, now: float, out: list[Output], arg: object) -> None:
-        self._report("aborted", out)
-
-    def _fx_report_timeout(self, now: float, out: list[Output], arg: object) -> None:
-        self._report("timeout", out)
-
-    def _fx_report_idle(self, now: float, out: list[Output], arg: object) -> None:
-        self._report("idle", out)
-
-    def _fx_report_evicted(self, now: float, out: list[Output], arg: object) -> None:
-        self._report("evicted", out)
-
     def _fx_send_rst(self, now: float, out: list[Output], arg: object) -> None:
         self._emit(_RST_ACK, self.snd_max, b"", now, out)
 
 
-_EFFECTS: dict[str, Callable[[TcpConnection, float, list[Output], object], None]] = {
+_Effect: TypeAlias = Callable[[TcpConnection, float, list[Output], object], None]
+
+
+def _reporter(reason: str) -> _Effect:
+    """The side effect "report_<reason>": `ConnectionClosed` with that reason (once per connection)."""
+
+    def report(conn: TcpConnection, now: float, out: list[Output], arg: object) -> None:
+        conn._report(reason, out)
+
+    return report
+
+
+_EFFECTS: dict[str, _Effect] = {
     name[4:]: getattr(TcpConnection, name) for name in dir(TcpConnection) if name.startswith("_fx_")
 }
+_EFFECTS.update(
+    (fx, _reporter(fx.removeprefix("report_")))
+    for effects, _ in TRANSITIONS.values()
+    for fx in effects
+    if fx.startswith("report_")
+)
 assert all(fx in _EFFECTS for effects, _ in TRANSITIONS.values() for fx in effects)

@@ -523,8 +523,27 @@ class HostPersonality:
         self.uptime = rng.uniform(2 * 3600.0, 40 * 86400.0) if uptime is None else uptime
         tests = self._tests = self._with_defaults(fp)
         self._plan_ttls(tests)
+        # Every choice draws from `rng`, so the steps keep this order: the same seed, the same host.
+        t1_s = self._compile_seq(tests, rng, epoch)
+        t1_flags, t1_rules = self._compile_syn_acks(tests, rng, t1_s)
+        self._compile_ecn(tests.get("ECN"), rng, t1_flags, t1_rules)
+        self._t: dict[str, _TcpTemplate | None] = {}
+        for name in ("T2", "T3", "T4", "T5", "T6", "T7"):
+            self._t[name] = self._t_template(name, tests[name], rng)
+        self._ordinary: dict[int, _TcpTemplate] = {}
+        w1 = self._seq_templates[0].window
+        self._established_window = w1
+        self._established_window_no_ts = self._ecn_window if self._ecn is not None else w1
+        self._u1 = self._compile_u1(tests["U1"], rng)
+        self._ie = self._compile_ie(tests["IE"], rng)
 
-        # SEQ: IP ID classes, shared counters, ISN generator, timestamp clock.
+    # --- compile helpers -------------------------------------------------------------------
+
+    def _compile_seq(self, tests: Mapping[str, Mapping[str, str]], rng: random.Random, epoch: float) -> str:
+        """SEQ: the IP ID classes and their shared counters, the ISN generator, the timestamp clock.
+
+        Returns the T1 S value chosen on the way (the ISN plan depends on it).
+        """
         seq = _Chooser(rng, tests["SEQ"], {})
         counter = _Counter(rng.randrange(1024, 30000))
         self._ti = _ipid_class(seq.pick("TI"), counter, rng)
@@ -540,8 +559,15 @@ class HostPersonality:
         self._ts_hz = _ts_rate(seq.pick("TS"))
         self._ts_base = int(self.uptime * (self._ts_hz or 0.0))
         self._epoch = epoch
+        return t1_s
 
-        # T1 (SYN/ACK shape), OPS/WIN per SEQ probe, ECN, T2..T7.
+    def _compile_syn_acks(
+        self, tests: Mapping[str, Mapping[str, str]], rng: random.Random, t1_s: str
+    ) -> tuple[int, tuple[int, int]]:
+        """T1 and OPS/WIN: the SYN/ACK for each of nmap's six SEQ probes, and for real clients.
+
+        Returns T1's flags and (S, A) rules, which the ECN reply shares.
+        """
         t1 = _Chooser(rng, tests["T1"], {})
         self._t1_df = t1.pick("DF") == "Y"
         self._t1_ttl = self._ttl_of["T1"]
@@ -573,12 +599,17 @@ class HostPersonality:
         self._t1_silent = tests["T1"].get("R") == "N"
         # Real clients get a working handshake: the ISN and SEQ+1, whatever odd T1 S/A nmap saw.
         self._ordinary_flags, self._ordinary_rules, self._ordinary_quirks = t1_flags, (3, 2), t1_quirks
+        return t1_flags, t1_rules
+
+    def _compile_ecn(
+        self, attrs: Mapping[str, str] | None, rng: random.Random, t1_flags: int, t1_rules: tuple[int, int]
+    ) -> None:
+        """ECN: the SYN/ACK to nmap's ECN probe (T1's, with the test's CC bits, window and options)."""
         self._ecn_cc = 0
         self._ecn: _TcpTemplate | None = None
         self._ecn_options_text: str | None = None
-        ecn_attrs = tests.get("ECN")
-        if ecn_attrs is not None and ecn_attrs.get("R") != "N":
-            ecn = _Chooser(rng, ecn_attrs, {})
+        if attrs is not None and attrs.get("R") != "N":
+            ecn = _Chooser(rng, attrs, {})
             self._ecn_cc = _CC_FLAGS.get(ecn.pick("CC", ("N",)), 0)
             self._ecn_options_text = ecn.pick("O")
             self._ecn_window = ecn.number("W", (self._seq_templates[0].window,))
@@ -587,20 +618,7 @@ class HostPersonality:
                 _Options(_option_tokens(self._ecn_options_text)), self._ttl_of["ECN"],
                 ecn.pick("DF") == "Y", self._ti, *t1_rules, *self._quirks(ecn.pick("Q", ("",))),
             )  # fmt: skip
-        self._ecn_silent = ecn_attrs is not None and ecn_attrs.get("R") == "N"
-        self._t: dict[str, _TcpTemplate | None] = {}
-        for name in ("T2", "T3", "T4", "T5", "T6", "T7"):
-            self._t[name] = self._t_template(name, tests[name], rng)
-        self._ordinary: dict[int, _TcpTemplate] = {}
-        w1 = self._seq_templates[0].window
-        self._established_window = w1
-        self._established_window_no_ts = self._ecn_window if self._ecn is not None else w1
-
-        # U1 and IE.
-        self._u1 = self._compile_u1(tests["U1"], rng)
-        self._ie = self._compile_ie(tests["IE"], rng)
-
-    # --- compile helpers -------------------------------------------------------------------
+        self._ecn_silent = attrs is not None and attrs.get("R") == "N"
 
     @staticmethod
     def _with_defaults(fp: Fingerprint) -> dict[str, dict[str, str]]:
