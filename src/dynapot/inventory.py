@@ -347,11 +347,11 @@ def expire(db: Database, ages: ExpirySettings, *, now: datetime | None = None) -
     counts: dict[str, int] = {}
     with db.session() as session:
         for table, (model, column) in EXPIRABLE.items():
-            days = getattr(ages, table)
-            if not days:
+            cutoff = ages.cutoff(table, now)
+            if cutoff is None:
                 counts[table] = 0
                 continue
-            statement = delete(model).where(column < now - timedelta(days=days))
+            statement = delete(model).where(column < cutoff)
             if model is Host:
                 statement = statement.where(Host.is_virtual.is_(False))  # our deployment is not stale data
             counts[table] = session.execute(statement).rowcount or 0
