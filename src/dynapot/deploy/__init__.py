@@ -4,6 +4,6 @@
 `honeyd_export` turns a plan into honeyd's configuration model.
 """
 
-from dynapot.deploy.deployer import Deployer, Deployment, load_catalog, write_atomically
+from dynapot.deploy.deployer import Deployer, Deployment, load_catalog, staged_write, write_atomically
 
-__all__ = ["Deployer", "Deployment", "load_catalog", "write_atomically"]
+__all__ = ["Deployer", "Deployment", "load_catalog", "staged_write", "write_atomically"]

@@ -8,6 +8,8 @@ sensor reads. The nmap databases are loaded once: the daemon re-plans every few 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -78,10 +80,10 @@ class Deployer:
         moved = bool(result.added or result.removed or result.changed)
         if moved or force or not config_path.exists():
             now = utcnow()
-            save_deployment(
-                self.db, result, now=now, gone_before=now - timedelta(seconds=self.planner.hold_off)
-            )
-            write_atomically(config_path, self.render(result))
+            with staged_write(config_path, self.render(result)):
+                save_deployment(
+                    self.db, result, now=now, gone_before=now - timedelta(seconds=self.planner.hold_off)
+                )
         return Deployment(result, moved)
 
     def render(self, result: Plan) -> str:
@@ -91,9 +93,26 @@ class Deployer:
         )
 
 
-def write_atomically(path: Path, text: str) -> None:
-    """Write via a temporary file and rename: a reader (the sensor on SIGHUP) never sees half a file."""
+@contextmanager
+def staged_write(path: Path, text: str) -> Iterator[None]:
+    """Write `text` beside `path`, run the block, then rename the file into place.
+
+    A reader (the sensor on SIGHUP) never sees half a file. When the write or the block fails,
+    `path` stays as it was: what the block records (a deployment) and the file agree, and a
+    folder that is not there fails before anything is recorded.
+    """
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.chmod(tmp, 0o644)  # the sensor reads it after dropping root
-    tmp.replace(path)
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.chmod(tmp, 0o644)  # the sensor reads it after dropping root
+        yield
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write via a temporary file and rename: a reader never sees half a file."""
+    with staged_write(path, text):
+        pass
