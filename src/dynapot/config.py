@@ -368,11 +368,16 @@ class Settings(_Section):
         """Where the setting `dotted` (e.g. "daemon.interface") came from."""
         return _origin_of(tuple(dotted.split(".")), self._origins)
 
-    def describe(self, dotted: str) -> str:
-        """The setting `dotted` and its value, named as the user gave it (for messages)."""
+    def value(self, dotted: str) -> Any:
+        """The value of the setting `dotted` (e.g. "daemon.interface")."""
         value: Any = self
         for part in dotted.split("."):
             value = getattr(value, part)
+        return value
+
+    def describe(self, dotted: str) -> str:
+        """The setting `dotted` and its value, named as the user gave it (for messages)."""
+        value = self.value(dotted)
         if dotted == "database_url":
             value = redact_url(value)
         origin = self.origin(dotted)
