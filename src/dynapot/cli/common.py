@@ -332,35 +332,23 @@ def output_option(func: F) -> F:
 def store_observations(ctx: Context, observations: Sequence[Any], *, source: str) -> Any:
     """Record observations in the database (made if missing); say so when expiry will delete them.
 
-    Hosts last seen longer ago than expiry.hosts (an old capture, log or scan) are stored, but
-    the next expiry run (`dynapot expire`, or the daemon's) deletes them at once: never silently.
+    Hosts last seen longer ago than expiry.hosts (from an old capture, log or scan) are stored,
+    but the next expiry run (`dynapot expire`, or the daemon's) deletes them: never silently.
     """
-    from dynapot.inventory import record_observations
+    from dynapot.inventory import expiring_hosts, record_observations
 
-    stale = _expired_hosts(ctx, observations)
-    stats = record_observations(ctx.database(Access.CREATE), observations, ctx.settings.discovery.fusion)
-    if stale:
-        click.echo(f"warning: {source}: {stale}: stored, but the next expiry deletes them", err=True)
+    database = ctx.database(Access.CREATE)
+    stats = record_observations(database, observations, ctx.settings.discovery.fusion)
+    stored = {obs.ip for obs in observations if obs.alive}
+    expiring = expiring_hosts(database, ctx.settings.expiry, stored)
+    if expiring:
+        click.echo(
+            f"warning: {source}: {len(expiring)} of the {len(stored)} hosts stored were last seen "
+            f"longer ago than expiry.hosts ({ctx.settings.expiry.hosts:g} days; the latest on "
+            f"{max(expiring.values()):%Y-%m-%d}): the next expiry deletes them",
+            err=True,
+        )
     return stats
-
-
-def _expired_hosts(ctx: Context, observations: Sequence[Any]) -> str | None:
-    """Which of the observed hosts are older than expiry.hosts, in words; None when none is."""
-    cutoff = ctx.settings.expiry.cutoff("hosts", datetime.now(UTC))
-    if cutoff is None:
-        return None
-    last_seen: dict[str, datetime] = {}
-    for obs in observations:
-        if obs.alive:
-            last_seen[obs.ip] = max(obs.seen_at, last_seen.get(obs.ip, obs.seen_at))
-    stale = [seen for seen in last_seen.values() if seen < cutoff]
-    if not stale:
-        return None
-    days = ctx.settings.expiry.hosts
-    return (
-        f"{len(stale)} of {len(last_seen)} hosts were last seen before {cutoff:%Y-%m-%d} "
-        f"(the latest on {max(stale):%Y-%m-%d}), longer ago than expiry.hosts ({days:g} days)"
-    )
 
 
 # --- moments: a duration back from now, or an ISO 8601 time ------------------------------------
