@@ -2,19 +2,39 @@
 
 Precedence, highest first: CLI options (applied by the caller as `overrides`), the
 environment (`DYNAPOT_DB` for the database URL, `DYNAPOT_<SECTION>__<FIELD>` for the
-rest), the TOML file, the defaults below. An invalid value is refused with a
-`ConfigError` whose message names the field and the reason.
+rest), the TOML file, the defaults below. An invalid value is refused with a one-line
+`ConfigError` that names the value the way the user gave it (the option, the environment
+variable, or the key and file), the value unless it may hold a secret, and what is allowed.
+Each loaded `Settings` remembers where its values came from (`Settings.origin`), so that
+later checks can name them the same way.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
+import json
+import logging
 import os
+import re
 import tomllib
+import typing
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 DEFAULT_DB_PATH = Path("/var/lib/dynapot/dynapot.db")
 ENV_PREFIX = "DYNAPOT_"
@@ -25,7 +45,7 @@ RISK_RANK = {name: rank for rank, name in enumerate(RISKS)}
 
 
 class ConfigError(ValueError):
-    """Settings that cannot be used; the message names the field and why."""
+    """Settings that cannot be used; the one-line message names the value, its source and why."""
 
 
 class _Section(BaseModel):
@@ -44,10 +64,25 @@ class NetworkSettings(_Section):
     @classmethod
     def _strict_network(cls, value: Any) -> Any:
         # "198.18.0.5/24" has host bits set: almost always a typo for the network, so refuse it.
+        return parse_network(str(value))
+
+    @field_validator("gateway", mode="before")
+    @classmethod
+    def _an_address(cls, value: Any) -> Any:
+        if value is None or isinstance(value, ipaddress.IPv4Address):
+            return value
         try:
-            return ipaddress.IPv4Network(str(value), strict=True)
-        except ValueError as exc:
-            raise ValueError(f"{value!r} is not an IPv4 network ({exc})") from None
+            return ipaddress.IPv4Address(str(value))
+        except ValueError:
+            raise ValueError(f"{str(value)!r} is not an IPv4 address") from None
+
+    @field_validator("gateway")
+    @classmethod
+    def _gateway_inside(cls, value: ipaddress.IPv4Address | None, info: ValidationInfo) -> Any:
+        cidr = info.data.get("cidr")  # absent when the network itself was refused
+        if value is not None and cidr is not None and value not in cidr:
+            raise ValueError(f"{value} is outside the network {cidr}")
+        return value
 
     @field_validator("exclude")
     @classmethod
@@ -55,12 +90,6 @@ class NetworkSettings(_Section):
         for item in value:
             parse_address_range(item)
         return value
-
-    @model_validator(mode="after")
-    def _gateway_inside(self) -> NetworkSettings:
-        if self.gateway is not None and self.gateway not in self.cidr:
-            raise ValueError(f"gateway {self.gateway} is outside {self.cidr}")
-        return self
 
 
 class ActiveDiscoverySettings(_Section):
@@ -111,6 +140,20 @@ class PlannerSettings(_Section):
     )
     default_tcp_action: Literal["reset", "block", "closed", "filtered"] = "reset"
     default_udp_action: Literal["reset", "block", "closed", "filtered"] = "reset"
+    max_network_size: int = Field(
+        65_536,
+        ge=4,
+        description="addresses in the widest network dynapot plans (65,536: a /16); wider ones are "
+        "refused, since planning looks at every address",
+    )
+
+    def check_network_size(self, network: ipaddress.IPv4Network) -> None:
+        """Raise ValueError, naming the setting, when `network` is wider than this policy plans."""
+        if network.num_addresses > self.max_network_size:
+            raise ValueError(
+                f"{network} has {network.num_addresses:,} addresses, more than "
+                f"planner.max_network_size allows ({self.max_network_size:,})"
+            )
 
 
 class ExpirySettings(_Section):
@@ -122,6 +165,11 @@ class ExpirySettings(_Section):
     sessions: float = Field(90, ge=0)
     findings: float = Field(365, ge=0)
     alerts: float = Field(365, ge=0)
+
+    def cutoff(self, table: str, now: datetime) -> datetime | None:
+        """Rows of `table` older than this are deleted by expiry; None when the table is kept forever."""
+        days: float = getattr(self, table)
+        return now - timedelta(days=days) if days else None
 
 
 class DaemonSettings(_Section):
@@ -216,11 +264,68 @@ class AlertSettings(_Section):
 
     @field_validator("urls")
     @classmethod
-    def _known_schemes(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+    def _apprise_can_use_them(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        # Checked here, when the settings are loaded, not when the daemon first sends an alert.
         for number, url in enumerate(value, start=1):
-            if "://" not in url:  # the URL itself is not echoed: it may hold a password
-                raise ValueError(f"entry {number} is not an apprise URL (scheme://...)")
+            problem = alert_url_problem(url)
+            if problem:
+                raise ValueError(f"entry {number} {problem}")
         return value
+
+
+@contextlib.contextmanager
+def _apprise_silenced() -> Iterator[None]:
+    # apprise logs a URL it cannot parse, password and all; while we only check, it says nothing.
+    logger = logging.getLogger("apprise")
+    before, logger.disabled = logger.disabled, True
+    try:
+        yield
+    finally:
+        logger.disabled = before
+
+
+def alert_url_problem(url: str) -> str | None:
+    """Why apprise cannot use `url`, in words that never repeat the URL (it may hold a password)."""
+    scheme, sep, _ = url.partition("://")
+    if not sep or not re.fullmatch(r"[A-Za-z][A-Za-z0-9+.-]*", scheme):
+        return "is not an apprise URL (scheme://..., e.g. mailto://, json://, syslog://)"
+    import apprise  # only when there are URLs: it takes a while to load
+    from apprise.manager_plugins import NotificationManager
+
+    if scheme.lower() not in NotificationManager():
+        return f"has a scheme apprise does not know: {scheme}:// (`apprise --details` lists them)"
+    with _apprise_silenced():
+        if apprise.Apprise.instantiate(url, suppress_exceptions=True) is None:
+            return f"is not a {scheme}:// URL that apprise can use"
+    return None
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a setting's value came from, to name it in a message the way the user gave it."""
+
+    kind: Literal["default", "file", "environment", "option"]
+    name: str = ""  # the settings file, the environment variable or the option
+    text: str | None = None  # the variable's text, as written
+
+    def describe(self, dotted: str, value: Any = None, *, secret: bool = False) -> str:
+        """`--db URL`, `DYNAPOT_X=text (x)`, `x = value in FILE` or `x = value (default)`."""
+        if self.kind == "option":  # as typed on the command line
+            return self.name if secret or value is None else f"{self.name} {value}"
+        shown = None if secret else _shown(value)
+        if self.kind == "environment":
+            if secret or self.text is None:
+                return f"{self.name} ({dotted})"
+            return f"{self.name}={self.text} ({dotted})"
+        assigned = dotted if shown is None else f"{dotted} = {shown}"
+        return f"{assigned} in {self.name}" if self.kind == "file" else f"{assigned} (default)"
+
+
+_DEFAULT = Origin("default")
+#: Settings whose values are never echoed whole: URLs that may carry passwords.
+_SECRET = {("alerts", "urls")}
+#: How the settings file spells a setting that the model keeps under another name.
+_FILE_NAMES = {"database_url": "database.url"}
 
 
 class Settings(_Section):
@@ -228,15 +333,28 @@ class Settings(_Section):
         default_factory=lambda: f"sqlite:///{DEFAULT_DB_PATH}",
         description="SQLAlchemy URL; DYNAPOT_DB or --db override it",
     )
+    # Before `networks`: their validator checks each network against the planner's size limit.
+    planner: PlannerSettings = PlannerSettings()
     networks: tuple[NetworkSettings, ...] = ()
     discovery: DiscoverySettings = DiscoverySettings()
-    planner: PlannerSettings = PlannerSettings()
     expiry: ExpirySettings = ExpirySettings()
     daemon: DaemonSettings = DaemonSettings()
     alerts: AlertSettings = AlertSettings()
     correlation: CorrelationSettings = CorrelationSettings()
     nmap_os_db: Path = Path("/usr/share/nmap/nmap-os-db")
     nmap_mac_prefixes: Path = Path("/usr/share/nmap/nmap-mac-prefixes")
+
+    # Where each value given (not defaulted) came from; filled by load_settings.
+    _origins: dict[tuple[str, ...], Origin] = PrivateAttr(default_factory=dict)
+
+    @field_validator("networks")
+    @classmethod
+    def _plannable(cls, value: tuple[NetworkSettings, ...], info: ValidationInfo) -> Any:
+        planner = info.data.get("planner")
+        if planner is not None:
+            for network in value:
+                planner.check_network_size(network.cidr)
+        return value
 
     def network_for(self, cidr: str) -> NetworkSettings:
         """The configured network `cidr`, or a bare one when the config does not list it."""
@@ -245,6 +363,26 @@ class Settings(_Section):
             if net.cidr == wanted:
                 return net
         return NetworkSettings(cidr=wanted)
+
+    def origin(self, dotted: str) -> Origin:
+        """Where the setting `dotted` (e.g. "daemon.interface") came from."""
+        return _origin_of(tuple(dotted.split(".")), self._origins)
+
+    def value(self, dotted: str) -> Any:
+        """The value of the setting `dotted` (e.g. "daemon.interface")."""
+        value: Any = self
+        for part in dotted.split("."):
+            value = getattr(value, part)
+        return value
+
+    def describe(self, dotted: str) -> str:
+        """The setting `dotted` and its value, named as the user gave it (for messages)."""
+        value = self.value(dotted)
+        if dotted == "database_url":
+            value = redact_url(value)
+        origin = self.origin(dotted)
+        shown = _FILE_NAMES.get(dotted, dotted) if origin.kind == "file" else dotted
+        return origin.describe(shown, value, secret=tuple(dotted.split(".")) in _SECRET)
 
 
 def parse_network(text: str) -> ipaddress.IPv4Network:
@@ -274,9 +412,46 @@ def parse_address_range(text: str) -> tuple[int, int]:
     return first, last
 
 
-def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:
+def redact_url(url: str) -> str:
+    """`url` with the password of its user part replaced by ***."""
+    return re.sub(r"^([A-Za-z][A-Za-z0-9+.-]*://[^/@:]*:)[^/@]*@", r"\1***@", url)
+
+
+def _shown(value: Any) -> str | None:
+    """A value as a message shows it (TOML-like); None for what is not worth echoing."""
+    if value is None or isinstance(value, dict):
+        return None
+    if isinstance(value, str | int | float | bool):
+        return json.dumps(value)
+    if isinstance(value, list | tuple):
+        scalars = all(isinstance(v, str | int | float) for v in value)
+        return json.dumps(list(value)) if scalars else None
+    return str(value)
+
+
+def _leaves(data: Mapping[str, Any], prefix: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
+    """The paths of the values in a nested mapping (a list is one value)."""
+    for key, value in data.items():
+        if isinstance(value, Mapping):
+            yield from _leaves(value, (*prefix, key))
+        else:
+            yield (*prefix, key)
+
+
+def _origin_of(loc: tuple[str | int, ...], origins: Mapping[tuple[str, ...], Origin]) -> Origin:
+    """The origin of the value at `loc`: the longest given path that leads to it, else what lies under it."""
+    path = tuple(str(p) for p in loc)
+    for end in range(len(path), 0, -1):
+        if path[:end] in origins:
+            return origins[path[:end]]
+    below = [origin for given, origin in origins.items() if given[: len(path)] == path]
+    return below[0] if len(below) == 1 else _DEFAULT
+
+
+def _env_overrides(environ: Mapping[str, str]) -> tuple[dict[str, Any], dict[tuple[str, ...], Origin]]:
     """DYNAPOT_SECTION__FIELD=value pairs as a nested dict (values parsed as TOML scalars)."""
     result: dict[str, Any] = {}
+    origins: dict[tuple[str, ...], Origin] = {}
     for key, raw in environ.items():
         if not key.startswith(ENV_PREFIX) or key == "DYNAPOT_DB" or "__" not in key:
             continue
@@ -287,9 +462,13 @@ def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:
             value = raw  # a bare word: keep it as a string
         node = result
         for part in path[:-1]:
-            node = node.setdefault(part, {})
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):  # DYNAPOT_A=1 and DYNAPOT_A__B=2 at once
+                raise ConfigError(f"{key}: {'.'.join(path[:-1])} is a value, not a section")
+            node = child
         node[path[-1]] = value
-    return result
+        origins[tuple(path)] = Origin("environment", key, raw)
+    return result, origins
 
 
 def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
@@ -302,47 +481,117 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def _describe(error: ValidationError, source: str) -> str:
-    lines = [f"invalid settings in {source}:"]
+def _section_fields(path: tuple[str | int, ...]) -> list[str] | None:
+    """The settings a section at `path` has, for "not a setting" messages."""
+    model: type[BaseModel] = Settings
+    for part in path:
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(part)
+        if field is None:
+            return None
+        candidates = [field.annotation, *typing.get_args(field.annotation)]
+        models = [c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)]
+        if not models:
+            return None
+        model = models[0]
+    return [_FILE_NAMES.get(name, name).split(".")[0] for name in model.model_fields]
+
+
+def _reason(item: Any) -> str:
+    """pydantic's complaint as the end of a sentence that names the value."""
+    if item["type"] == "extra_forbidden":
+        fields = _section_fields(item["loc"][:-1])
+        section = ".".join(str(p) for p in item["loc"][:-1] if not isinstance(p, int))
+        known = f"{section} has" if section else "known"
+        return f"not a setting ({known}: {', '.join(fields)})" if fields else "not a setting"
+    if item["type"] == "missing":
+        return "required"
+    reason: str = item["msg"].removeprefix("Value error, ")
+    return reason.replace("Input should be", "must be")
+
+
+def _dotted(loc: tuple[str | int, ...]) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else f"{'.' if text else ''}{part}"
+    return text
+
+
+def describe_errors(error: ValidationError, origins: Mapping[tuple[str, ...], Origin]) -> str:
+    """One line: each invalid value named as the user gave it, with the reason."""
+    problems = []
     for item in error.errors():
-        where = ".".join(str(p) for p in item["loc"]) or "(top level)"
-        reason = item["msg"].removeprefix("Value error, ")
-        lines.append(f"  {where}: {reason}")
-    return "\n".join(lines)
+        loc = item["loc"]
+        origin = _origin_of(loc, origins)
+        dotted = _dotted(loc)
+        if origin.kind == "file":
+            dotted = _FILE_NAMES.get(dotted, dotted)
+        secret = any(tuple(str(p) for p in loc)[: len(s)] == s for s in _SECRET)
+        value = item.get("input")
+        if loc == ("database_url",) and isinstance(value, str):
+            value = redact_url(value)
+        problems.append(f"{origin.describe(dotted or 'settings', value, secret=secret)}: {_reason(item)}")
+    return "; ".join(problems)
+
+
+def _read_file(config_path: str | Path, named: str) -> dict[str, Any]:
+    """The settings file as the model's nested dict; `named` is how the user gave its path."""
+    try:
+        data = tomllib.loads(Path(config_path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{named}: no such settings file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{named}: cannot read the settings file: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{named}: not valid TOML: {exc}") from None
+    # The file says [database] url = ...; the model keeps it flat.
+    database = data.pop("database", None)
+    if isinstance(database, dict):
+        if "url" in database:
+            data["database_url"] = database.pop("url")
+        if database:
+            unknown = ", ".join(f"database.{key}" for key in sorted(database))
+            raise ConfigError(f"{unknown} in {config_path}: not a setting (database has: url)")
+    elif database is not None:
+        raise ConfigError(f"database in {config_path}: must be a table with a url")
+    return data
 
 
 def load_settings(
     path: Path | str | None = None,
     *,
     overrides: dict[str, Any] | None = None,
-    environ: dict[str, str] | None = None,
+    override_names: Mapping[str, str] | None = None,
+    environ: Mapping[str, str] | None = None,
 ) -> Settings:
-    """Read, merge and validate the settings; raise ConfigError naming the bad field."""
+    """Read, merge and validate the settings; raise a one-line ConfigError naming the bad value.
+
+    `override_names` says how the user gave each override ({"database_url": "--db"}), so that
+    a message can name the option; unnamed overrides are "the command line".
+    """
     environ = dict(os.environ if environ is None else environ)
     data: dict[str, Any] = {}
-    source = "defaults"
+    origins: dict[tuple[str, ...], Origin] = {}
     config_path = path if path is not None else environ.get("DYNAPOT_CONFIG")
     if config_path:
-        source = str(config_path)
-        try:
-            data = tomllib.loads(Path(config_path).read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigError(f"settings file {config_path} does not exist") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"cannot read settings file {config_path}: {exc}") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{config_path} is not valid TOML: {exc}") from None
-        # The file says [database] url = ...; the model keeps it flat.
-        database = data.pop("database", None)
-        if isinstance(database, dict) and "url" in database:
-            data["database_url"] = database.pop("url")
-            if database:
-                raise ConfigError(f"{config_path}: database: unknown keys {sorted(database)}")
-    data = _merge(data, _env_overrides(environ))
+        named = str(config_path) if path is not None else f"DYNAPOT_CONFIG={config_path}"
+        data = _read_file(config_path, named)
+        origins.update(dict.fromkeys(_leaves(data), Origin("file", str(config_path))))
+    from_env, env_origins = _env_overrides(environ)
+    data = _merge(data, from_env)
+    origins.update(env_origins)
     if environ.get("DYNAPOT_DB"):
         data["database_url"] = environ["DYNAPOT_DB"]
-    data = _merge(data, overrides or {})
+        origins[("database_url",)] = Origin("environment", "DYNAPOT_DB", redact_url(environ["DYNAPOT_DB"]))
+    overrides = overrides or {}
+    data = _merge(data, overrides)
+    names = override_names or {}
+    for leaf in _leaves(overrides):
+        origins[leaf] = Origin("option", names.get(".".join(leaf), "the command line"))
     try:
-        return Settings.model_validate(data)
+        settings = Settings.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_describe(exc, source)) from None
+        raise ConfigError(describe_errors(exc, origins)) from None
+    settings._origins = origins
+    return settings

@@ -364,12 +364,25 @@ def expire(db: Database, ages: ExpirySettings, *, now: datetime | None = None) -
     counts: dict[str, int] = {}
     with db.session() as session:
         for table, (model, column) in EXPIRABLE.items():
-            days = getattr(ages, table)
-            if not days:
+            cutoff = ages.cutoff(table, now)
+            if cutoff is None:
                 counts[table] = 0
                 continue
-            statement = delete(model).where(column < now - timedelta(days=days))
+            statement = delete(model).where(column < cutoff)
             if model is Host:
                 statement = statement.where(Host.is_virtual.is_(False))  # our deployment is not stale data
             counts[table] = session.execute(statement).rowcount or 0
     return counts
+
+
+def expiring_hosts(
+    db: Database, ages: ExpirySettings, ips: Iterable[str], *, now: datetime | None = None
+) -> dict[str, datetime]:
+    """The real hosts among `ips` that the next expiry deletes, with when they were last seen."""
+    cutoff = ages.cutoff("hosts", now or utcnow())
+    if cutoff is None:
+        return {}
+    wanted = set(ips)
+    old = select(Host.ip, Host.last_seen).where(Host.is_virtual.is_(False), Host.last_seen < cutoff)
+    with db.session() as session:
+        return {ip: seen for ip, seen in session.execute(old) if ip in wanted}

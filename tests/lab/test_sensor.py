@@ -281,7 +281,7 @@ def test_bad_configurations_are_refused_with_line_and_reason(lab, tmp_path):
             [sys.executable, "-m", "dynapot", "sensor", "-i", "eth0", "--config", str(conf), "--no-db"],
             timeout=60,
         )
-        assert result.returncode == 1, result.stdout + result.stderr
+        assert result.returncode == 2, result.stdout + result.stderr
         assert reason in result.stderr and "bad.conf:" in result.stderr, result.stderr
 
 

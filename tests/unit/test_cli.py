@@ -70,16 +70,18 @@ def test_truncated_xml_is_refused_and_nothing_is_stored(run, tmp_path):
     good.write_text(NMAP_XML)
     bad.write_text(NMAP_XML[: len(NMAP_XML) // 2])
     result = run("import-nmap", str(good), str(bad))
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "bad.xml" in result.output
-    hosts = json.loads(run("hosts", "--json").output)
-    assert hosts == []  # the good file was not stored either: all or nothing
+    # The good file was not stored either (all or nothing): not even a database was made.
+    result = run("hosts", "--json")
+    assert result.exit_code == 2
+    assert "no database file" in result.output or "no dynapot tables" in result.output
 
 
 @pytest.mark.parametrize("network", ["198.18.0.5/24", "banana", "198.18.0.0/33"])
 def test_bad_network_is_a_clear_error(run, network):
     result = run("plan", "--network", network)
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "is not an IPv4 network" in result.output
 
 
@@ -92,8 +94,8 @@ def test_database_that_does_not_answer(tmp_path):
 
 def test_bad_database_url():
     result = CliRunner().invoke(main, ["hosts", "--db", "not a url"])
-    assert result.exit_code == 1
-    assert "is not a database URL" in result.output
+    assert result.exit_code == 2
+    assert "not a database URL" in result.output
 
 
 def test_password_in_url_is_never_printed(tmp_path):
@@ -117,6 +119,7 @@ def test_every_subcommand_accepts_db():
 
 
 def test_expire_reports_counts(run):
+    assert run("db", "upgrade").exit_code == 0
     result = run("expire")
     assert result.exit_code == 0
     assert "honeypot_events: 0 expired" in result.output
@@ -127,18 +130,20 @@ def test_run_refuses_settings_it_cannot_run_with(tmp_path):
     settings = tmp_path / "dynapot.toml"
     settings.write_text(f'[daemon]\nstate_dir = "{tmp_path / "state"}"\n')
     result = CliRunner().invoke(main, ["run", "--db", db, "--config", str(settings)])
-    assert result.exit_code == 1 and "daemon.interface" in result.output
+    assert result.exit_code == 2 and "daemon.interface" in result.output
     settings.write_text(
         f'[[networks]]\ncidr = "198.18.0.0/24"\n[daemon]\ninterface = "nosuchif0"\nstate_dir = "{tmp_path}"\n'
     )
     result = CliRunner().invoke(main, ["run", "--db", db, "--config", str(settings)])
-    assert result.exit_code == 1 and "nosuchif0" in result.output and "Traceback" not in result.output
+    assert result.exit_code == 2 and "nosuchif0" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "d.db").exists()  # refused before the database was made
 
 
 def test_status_without_a_running_daemon(tmp_path):
     settings = tmp_path / "dynapot.toml"
     settings.write_text(f'[daemon]\nstate_dir = "{tmp_path / "state"}"\n')
     db = f"sqlite:///{tmp_path / 'd.db'}"
+    assert CliRunner().invoke(main, ["db", "upgrade", "--db", db]).exit_code == 0
     result = CliRunner().invoke(main, ["status", "--json", "--db", db, "--config", str(settings)])
     assert result.exit_code == 0, result.output
     status = json.loads(result.output)

@@ -53,15 +53,17 @@ def test_environment_overrides_file_and_cli_overrides_environment(tmp_path):
         ("[planner]\nfill_ratio = 1.5\n", "planner.fill_ratio", "less than or equal to 1"),
         ("[discovery.active]\nparallel = 0\n", "discovery.active.parallel", "greater than or equal to 1"),
         ("[discovery]\nmode = 'loud'\n", "discovery.mode", "'active', 'passive' or 'hybrid'"),
-        ('[[networks]]\ncidr = "198.18.0.5/24"\n', "networks.0.cidr", "not an IPv4 network"),
-        ('[[networks]]\ncidr = "banana"\n', "networks.0.cidr", "not an IPv4 network"),
-        ('[[networks]]\ncidr = "198.18.0.0/24"\ngateway = "198.19.0.1"\n', "networks.0", "outside"),
+        ('[[networks]]\ncidr = "198.18.0.5/24"\n', "networks[0].cidr", "not an IPv4 network"),
+        ('[[networks]]\ncidr = "banana"\n', "networks[0].cidr", "not an IPv4 network"),
+        ('[[networks]]\ncidr = "198.18.0.0/24"\ngateway = "198.19.0.1"\n', "networks[0].gateway", "outside"),
+        ('[[networks]]\ncidr = "10.0.0.0/8"\n', "networks", "planner.max_network_size"),
         (
             '[[networks]]\ncidr = "198.18.0.0/24"\nexclude = ["198.18.0.9-198.18.0.1"]\n',
             "exclude",
             "ends before",
         ),
-        ("[planner]\nhold_of = 3\n", "planner.hold_of", "Extra inputs are not permitted"),
+        ("[planner]\nhold_of = 3\n", "planner.hold_of", "not a setting (planner has: hold_off,"),
+        ('[alerts]\nurls = ["nosuch://x"]\n', "alerts.urls", "scheme apprise does not know: nosuch://"),
     ],
 )
 def test_invalid_settings_name_the_field_and_reason(tmp_path, text, field, reason):
@@ -70,12 +72,13 @@ def test_invalid_settings_name_the_field_and_reason(tmp_path, text, field, reaso
     message = str(excinfo.value)
     assert field in message
     assert reason in message
+    assert "\n" not in message and str(tmp_path / "dynapot.toml") in message  # one line, names the file
 
 
 def test_broken_toml_and_missing_file_are_reported(tmp_path):
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_settings(write(tmp_path, "[planner\n"), environ={})
-    with pytest.raises(ConfigError, match="does not exist"):
+    with pytest.raises(ConfigError, match="no such settings file"):
         load_settings(tmp_path / "nope.toml", environ={})
 
 
@@ -96,3 +99,35 @@ def test_the_readme_settings_example_is_valid(tmp_path):
     settings = load_settings(path, environ={})
     assert settings.daemon.interface == "eth1" and settings.alerts.min_risk == "high"
     assert settings.correlation.worm.sources == 3 and settings.planner.hold_off == 3600
+
+
+def test_environment_errors_name_the_variable_and_the_value():
+    with pytest.raises(ConfigError) as excinfo:
+        load_settings(None, environ={"DYNAPOT_PLANNER__FILL_RATIO": "2"})
+    assert str(excinfo.value) == (
+        "DYNAPOT_PLANNER__FILL_RATIO=2 (planner.fill_ratio): must be less than or equal to 1"
+    )
+    with pytest.raises(ConfigError, match=r"^DYNAPOT_PLANER__X=1 \(planer\): not a setting"):
+        load_settings(None, environ={"DYNAPOT_PLANER__X": "1"})
+
+
+def test_alert_urls_are_checked_without_repeating_them():
+    for url in ("mailto://user:hunter2@", "json://:hunter2@", "hunter2", "nosuch://u:hunter2@h"):
+        with pytest.raises(ConfigError) as excinfo:
+            load_settings(None, environ={"DYNAPOT_ALERTS__URLS": f'["{url}"]'})
+        assert "hunter2" not in str(excinfo.value) and "alerts.urls" in str(excinfo.value)
+
+
+def test_settings_remember_where_each_value_came_from(tmp_path):
+    path = write(tmp_path, "[planner]\nfill_ratio = 0.5\n[database]\nurl = 'postgresql://u:pw@h/d'\n")
+    settings = load_settings(
+        path,
+        environ={"DYNAPOT_DAEMON__INTERFACE": "eth9"},
+        overrides={"planner": {"hold_off": 5}},
+        override_names={"planner.hold_off": "--hold-off"},
+    )
+    assert settings.describe("planner.fill_ratio") == f"planner.fill_ratio = 0.5 in {path}"
+    assert settings.describe("database_url") == f'database.url = "postgresql://u:***@h/d" in {path}'
+    assert settings.describe("daemon.interface") == "DYNAPOT_DAEMON__INTERFACE=eth9 (daemon.interface)"
+    assert settings.describe("planner.hold_off") == "--hold-off 5.0"
+    assert settings.describe("planner.unknown_os") == 'planner.unknown_os = "group" (default)'

@@ -264,10 +264,11 @@ def test_a_malformed_line_is_named_and_nothing_is_stored(
     good.write_text(GOOD3 + "\n")
     bad.write_bytes((GOOD3 + "\n\n" + line + "\n").encode())
     result = _invoke("import-p0f", str(good), str(bad), "--db", db_url)
-    assert result.exit_code == 1, result.output
+    assert result.exit_code == 2, result.output
     (message,) = result.output.strip().splitlines()
     assert message.startswith(f"Error: {bad}:3: ") and reason in message, message
-    assert _hosts(db_url) == {}  # the good file was not stored either: all or nothing
+    # The good file was not stored either (all or nothing): not even a database was made.
+    assert _invoke("hosts", "--db", db_url).exit_code == 2
 
 
 def test_files_that_are_not_p0f_logs(tmp_path: Path) -> None:
@@ -277,14 +278,14 @@ def test_files_that_are_not_p0f_logs(tmp_path: Path) -> None:
     pcap = tmp_path / "capture.pcap"
     wrpcap(str(pcap), _frames()[:1])
     result = _invoke("import-p0f", str(pcap), "--db", db)
-    assert result.exit_code == 1 and f"{pcap}:1: " in result.output
+    assert result.exit_code == 2 and f"{pcap}:1: " in result.output
     long = tmp_path / "long.log"
     long.write_text(GOOD3 + "\n" + "x" * (MAX_LINE + 10) + "\n")
     result = _invoke("import-p0f", str(long), "--db", db)
-    assert result.exit_code == 1 and f"{long}:2: line longer than {MAX_LINE} bytes" in result.output
+    assert result.exit_code == 2 and f"{long}:2: line longer than {MAX_LINE} bytes" in result.output
     bad_db = tmp_path / "p0f.fp"
     bad_db.write_text("[tcp:request]\nlabel = nonsense\n")
     result = _invoke("import-p0f", str(long), "--p0f-db", str(bad_db), "--db", db)
-    assert result.exit_code == 1 and str(bad_db) in result.output and "Traceback" not in result.output
+    assert result.exit_code == 2 and str(bad_db) in result.output and "Traceback" not in result.output
     with pytest.raises(P0fLogError, match=r"cannot read"):
         read_p0f_log(tmp_path, P0fSightings())  # a folder

@@ -428,4 +428,4 @@ def test_fingerprint_truncated_and_unknown_link_type(matcher, tmp_path):
     odd = tmp_path / "odd.pcap"
     odd.write_bytes(good[:20] + struct.pack("<I", 147) + good[24:])  # LINKTYPE_USER0
     result = CliRunner().invoke(main, ["fingerprint", "--pcap", str(odd)])
-    assert result.exit_code == 1 and "unsupported link type 147" in result.output
+    assert result.exit_code == 2 and "unsupported link type 147" in result.output

@@ -387,8 +387,10 @@ def test_commands(cli, db_url, tmp_path):
     assert result.exit_code == 0, result.output
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     assert sorted(f["kind"] for f in lines) == ["brute-force", "scan"]
-    assert "stored: 2 findings added, 0 updated" in result.stderr
-    again = cli("findings", "--since", since, "--until", until)
+    assert "stored" not in result.stderr  # looking is not storing
+    stored = cli("findings", "--since", since, "--until", until, "--store")
+    assert "stored: 2 findings added, 0 updated" in stored.stderr
+    again = cli("findings", "--since", since, "--until", until, "--store")
     assert "stored: 0 findings added, 2 updated" in again.stderr and "brute-force" in again.stdout
 
     out = tmp_path / "report.json"
@@ -402,4 +404,4 @@ def test_commands(cli, db_url, tmp_path):
     bad = cli("report", "--since", "last tuesday")
     assert bad.exit_code == 2 and "neither a duration" in bad.output
     empty = cli("report", "--since", until, "--until", since)
-    assert empty.exit_code == 1 and "period is empty" in empty.output
+    assert empty.exit_code == 2 and "period is empty" in empty.output

@@ -8,8 +8,10 @@ status), `reports` (report, findings) and `lab` (lab up/list/down, demo). What t
 `common`.
 
 Every subcommand accepts `--db URL` (else DYNAPOT_DB, else the settings file) and
-`--config FILE` (else DYNAPOT_CONFIG). Errors the user can fix are printed as one
-clear message with exit status 1; usage errors exit with 2.
+`--config FILE` (else DYNAPOT_CONFIG); `--help` shows every option's default. A mistake in
+what the user gave (option, argument, setting, environment variable, named file) is one line
+naming it, its value (unless secret) and what is allowed, with exit status 2 and nothing
+written; a failure while running exits with 1 (`common` has the rules).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from dynapot.cli.common import command_options
 __all__ = ["command_options", "main"]
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
 @click.version_option(package_name="dynapot")
 def main() -> None:
     """dynapot: dynamic honeypots that configure themselves from the real network."""

@@ -11,7 +11,8 @@ from typing import Any
 
 import click
 
-from dynapot.cli.common import Context, command_options
+from dynapot.cli.common import Context, command_options, require_interface, seconds_option, setting_option
+from dynapot.db import Access
 
 __all__ = ["register"]
 
@@ -23,26 +24,24 @@ def register(main: click.Group) -> None:
 
 
 @click.command("run")
-@click.option("--interface", "-i", help="Overrides daemon.interface.")
-@click.option("--seconds", type=click.FloatRange(min=0, min_open=True), help="Stop after this long.")
+@setting_option("--interface", "-i", setting="daemon.interface", help="The interface to watch and serve.")
+@seconds_option(until="SIGTERM")
 @command_options
-def run_command(ctx: Context, interface: str | None, seconds: float | None) -> None:
+def run_command(ctx: Context, seconds: float | None) -> None:
     """Run the dynamic honeypot: discover, plan, deploy, correlate, alert; until SIGTERM.
 
-    The planner, alert and correlation policy is re-read when the settings file changes, or
-    on SIGHUP; the new plan is applied at once.
+    Creates the database when it is not there. The planner, alert and correlation policy is
+    re-read when the settings file changes, or on SIGHUP; the new plan is applied at once.
     """
-    from dynapot.daemon.engine import Daemon
+    from dynapot.daemon.engine import Daemon, check_settings
     from dynapot.sensor.rawsock import InterfaceError
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     settings = ctx.settings
-    if interface:
-        settings = settings.model_copy(
-            update={"daemon": settings.daemon.model_copy(update={"interface": interface})}
-        )
+    check_settings(settings)  # before the database is opened (or made)
+    require_interface(settings, "daemon.interface")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
-        daemon = Daemon(settings, ctx.db, settings_path=ctx.settings_path)
+        daemon = Daemon(settings, ctx.database(Access.CREATE), settings_path=ctx.settings_path)
     except InterfaceError as exc:
         raise click.ClickException(str(exc)) from None
 
@@ -69,14 +68,16 @@ def status_command(ctx: Context, as_json: bool) -> None:
     """Real hosts, virtual hosts, free addresses, last scan, daemon and sensor health."""
     from dynapot.daemon.status import gather_status
 
-    status = gather_status(ctx.settings, ctx.db)
+    status = gather_status(ctx.settings, ctx.database(Access.READ))
     if as_json:
         click.echo(json.dumps(status, indent=2, sort_keys=True))
         return
+    free = status["free_addresses"]
+    # Free addresses are counted in the configured network; without one there is nothing to count.
+    neither = "no network configured" if free is None else f"{free} addresses neither"
     click.echo(
         f"{len(status['real_hosts'])} real hosts, {len(status['virtual_hosts'])} virtual hosts, "
-        f"{status['free_addresses']} addresses neither; {status['events']} events, "
-        f"{status['findings']} findings"
+        f"{neither}; {status['events']} events, {status['findings']} findings"
     )
     _echo_daemon(status["daemon"])
     _echo_sensor(status["sensor"])

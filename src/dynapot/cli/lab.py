@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
-import sys
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -27,8 +26,19 @@ def register(main: click.Group) -> None:
 def _db_option(func: F) -> F:
     """Every dynapot subcommand takes ``--db``; lab commands accept it and ignore it."""
     return click.option(
-        "--db", "db", default=None, metavar="URL", help="accepted for consistency; unused here"
+        "--db",
+        "db",
+        metavar="URL",
+        help="Accepted for consistency; unused here.",
+        show_default="none",
     )(func)
+
+
+def _run_id(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    # Checked here, before the lab asks for root: a typo is a usage error, whoever runs it.
+    if value is not None and not re.fullmatch(r"[0-9a-f]{6}", value):
+        raise click.BadParameter(f"{value!r} is not a run id (6 lowercase hex digits, e.g. 0badc1)")
+    return value
 
 
 @click.group("lab")
@@ -37,7 +47,7 @@ def lab() -> None:
 
 
 @lab.command("up")
-@click.option("--run-id", default=None, help="6 hex digits naming the lab (random by default)")
+@click.option("--run-id", callback=_run_id, help="6 hex digits naming the lab.", show_default="random")
 @click.option("--json", "as_json", is_flag=True, help="print the lab's description as JSON")
 @_db_option
 def up(run_id: str | None, as_json: bool, db: str | None) -> None:
@@ -56,7 +66,7 @@ def up(run_id: str | None, as_json: bool, db: str | None) -> None:
 
 
 @lab.command("down")
-@click.argument("run_id", required=False)
+@click.argument("run_id", required=False, callback=_run_id)
 @click.option("--all", "down_all", is_flag=True, help="remove every dynapot lab and stray dp-* namespace")
 @_db_option
 def down(run_id: str | None, down_all: bool, db: str | None) -> None:
@@ -111,12 +121,11 @@ def list_(as_json: bool, db: str | None) -> None:
 )
 @command_options
 def demo_command(ctx: Context, out_dir: Path) -> None:
-    """Build the lab network, scan it with nmap, plan honeypots, write honeyd.conf, tear down."""
+    """Build the lab network, scan it with nmap, plan honeypots, write honeyd.conf, tear down.
+
+    The inventory is a new database in --out, unless --db or DYNAPOT_DB names one (made if missing).
+    """
     from dynapot.demo import run_demo
 
-    run_demo(out_dir, db_url=ctx.settings.database_url if _db_given() else None)
-
-
-def _db_given() -> bool:
-    """Whether the user named a database; else the demo keeps its own in --out."""
-    return "--db" in sys.argv or bool(os.environ.get("DYNAPOT_DB"))
+    named = ctx.settings.origin("database_url").kind in ("option", "environment")
+    run_demo(out_dir, db_url=ctx.settings.database_url if named else None)

@@ -18,9 +18,18 @@ from typing import Any
 import click
 from rich.table import Table
 
-from dynapot.cli.common import EXISTING_FILE, Context, command_options, print_wide
+from dynapot.cli.common import (
+    EXISTING_FILE,
+    INTERFACE,
+    Context,
+    command_options,
+    print_wide,
+    seconds_option,
+    store_observations,
+)
+from dynapot.db import Access
 from dynapot.discovery.observation import Observation
-from dynapot.discovery.p0f import DEFAULT_DATABASE, P0fDatabase, P0fDatabaseError, P0fMatcher
+from dynapot.discovery.p0f import DEFAULT_DATABASE, P0fDatabase, P0fMatcher
 from dynapot.discovery.passive import HostSummary, PassiveObserver
 
 __all__ = ["register"]
@@ -28,7 +37,7 @@ __all__ = ["register"]
 _P0F_DB_OPTION = click.option(
     "--p0f-db",
     "p0f_db",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=EXISTING_FILE,
     default=DEFAULT_DATABASE,
     show_default=True,
     help="p0f v3 fingerprint database.",
@@ -42,10 +51,7 @@ def register(main: click.Group) -> None:
 
 
 def _matcher(path: Path) -> P0fMatcher:
-    try:
-        return P0fMatcher(P0fDatabase.load(path))
-    except P0fDatabaseError as exc:
-        raise click.ClickException(str(exc)) from None
+    return P0fMatcher(P0fDatabase.load(path))  # a P0fDatabaseError is the user's: status 2
 
 
 def _report_malformed(observer: PassiveObserver) -> None:
@@ -100,19 +106,15 @@ def _print_table(hosts: list[HostSummary]) -> None:
 @click.command("fingerprint")
 @click.option("--pcap", "pcap_path", required=True, type=EXISTING_FILE, help="Classic pcap capture to read.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per host and line.")
-@click.option("--store", is_flag=True, help="Record what was learned in the database.")
+@click.option("--store", is_flag=True, help="Record what was learned in the database (made if missing).")
 @_P0F_DB_OPTION
 @command_options
 def fingerprint_command(ctx: Context, pcap_path: Path, as_json: bool, store: bool, p0f_db: Path) -> None:
     """Passive discovery on a capture file: hosts, OS (p0f), services, names."""
-    from dynapot.discovery.pcap import PcapError, PcapReader
+    from dynapot.discovery.pcap import PcapReader
 
     observer = PassiveObserver(_matcher(p0f_db))
-    try:
-        reader = PcapReader(pcap_path)
-    except PcapError as exc:
-        raise click.ClickException(str(exc)) from None
-    with reader:
+    with PcapReader(pcap_path) as reader:  # a PcapError is the user's file: status 2
         observer.feed_capture(reader)
         good, error = reader.count, reader.error
     hosts = observer.hosts()
@@ -122,12 +124,10 @@ def fingerprint_command(ctx: Context, pcap_path: Path, as_json: bool, store: boo
     else:
         _print_table(hosts)
     if store:
-        from dynapot.inventory import record_observations
-
-        stats = record_observations(ctx.db, observer.observations(), ctx.settings.discovery.fusion)
+        stats = store_observations(ctx, observer.observations(), source=str(pcap_path))
         click.echo(f"stored: {stats.hosts_added} hosts added, {stats.hosts_updated} updated", err=True)
     _report_malformed(observer)
-    if error is not None:
+    if error is not None:  # what came before the damage was shown (and stored): a failure, status 1
         raise click.ClickException(f"{pcap_path}: {good} good packets read, then {error}")
 
 
@@ -176,18 +176,20 @@ def _stop_requested() -> Iterator[list[bool]]:
 
 
 @click.command("watch")
-@click.option("--interface", "-i", required=True, help="Interface to listen on (promiscuous).")
-@click.option("--seconds", type=click.FloatRange(min=0, min_open=True), help="Stop after this long.")
+@click.option(
+    "--interface", "-i", required=True, type=INTERFACE, help="Interface to listen on (promiscuous)."
+)
+@seconds_option(until="SIGINT/SIGTERM")
 @_P0F_DB_OPTION
 @command_options
 def watch_command(ctx: Context, interface: str, seconds: float | None, p0f_db: Path) -> None:
-    """Passive discovery on a live interface, stored every second, until SIGINT/SIGTERM."""
+    """Passive discovery on a live interface, stored every second (database made if missing)."""
     from dynapot.inventory import record_observations
     from dynapot.sensor.rawsock import InterfaceError, RawSocket
 
     observer = PassiveObserver(_matcher(p0f_db))
     rule = ctx.settings.discovery.fusion
-    database = ctx.db  # opened (and migrated) before the capture starts
+    database = ctx.database(Access.CREATE)  # opened (and migrated) before the capture starts
     try:
         sock = RawSocket(interface)
     except InterfaceError as exc:

@@ -1,8 +1,13 @@
-"""Planning commands: `plan` (which honeypots where) and `honeyd-config` (the plan in honeyd's language)."""
+"""Planning commands: `plan` (which honeypots where) and `honeyd-config` (the plan in honeyd's language).
+
+Both only read the database, unless --apply records the plan as the current deployment; then
+honeyd-config writes its file first and records the deployment only once the file is written.
+"""
 
 from __future__ import annotations
 
 import functools
+import ipaddress
 import json
 import sys
 from collections.abc import Callable
@@ -10,10 +15,23 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+from pydantic import ValidationError
 from rich.table import Table
 
-from dynapot.cli.common import Context, command_options, err_console, output_option, print_wide
-from dynapot.config import parse_network
+from dynapot.cli.common import (
+    ADDRESS_RANGE,
+    IPV4_ADDRESS,
+    NETWORK,
+    Context,
+    UserError,
+    command_options,
+    err_console,
+    output_option,
+    print_wide,
+    setting_option,
+)
+from dynapot.config import NetworkSettings, Origin, describe_errors
+from dynapot.db import Access
 
 __all__ = ["register"]
 
@@ -29,12 +47,34 @@ def register(main: click.Group) -> None:
 def planning_options(func: F) -> F:
     """The network to fill and the planner's knobs, shared by both commands."""
 
-    @click.option("--network", "cidr", required=True, help="The network to fill, e.g. 198.18.0.0/24.")
-    @click.option("--gateway", help="The network's gateway (never filled).")
-    @click.option("--exclude", multiple=True, help="Address, range (a-b) or CIDR never filled; repeatable.")
-    @click.option("--hold-off", type=float, help="Seconds an address must be unseen before it is free.")
-    @click.option("--fill-ratio", type=click.FloatRange(0, 1), help="Share of free addresses to fill.")
-    @click.option("--unknown-os", type=click.Choice(["group", "exclude"]), help="Hosts of unknown OS.")
+    @click.option(
+        "--network", "cidr", required=True, type=NETWORK, help="The network to fill, e.g. 198.18.0.0/24."
+    )
+    @click.option(
+        "--gateway",
+        type=IPV4_ADDRESS,
+        help="The network's gateway (never filled).",
+        show_default="the configured network's, else none",
+    )
+    @click.option(
+        "--exclude",
+        multiple=True,
+        type=ADDRESS_RANGE,
+        help="Address, range (a-b) or CIDR never filled; repeatable.",
+        show_default="the configured network's",
+    )
+    @setting_option(
+        "--hold-off", setting="planner.hold_off", type=float, help="Seconds unseen before an address is free."
+    )
+    @setting_option(
+        "--fill-ratio", setting="planner.fill_ratio", type=float, help="Share of free addresses filled."
+    )
+    @setting_option(
+        "--unknown-os",
+        setting="planner.unknown_os",
+        type=click.Choice(["group", "exclude"]),
+        help="Unknown OS.",
+    )
     @click.option("--apply", is_flag=True, help="Record the plan as the current deployment.")
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -43,39 +83,61 @@ def planning_options(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def _make_plan(
-    ctx: Context, cidr: str, gateway: str | None, exclude: tuple[str, ...], apply: bool, **policy: Any
-) -> tuple[Any, Any]:
-    """Plan the network (settings, then the options on top); with `apply`, record it as deployed."""
-    from dynapot.config import NetworkSettings
-    from dynapot.deploy import Deployer, load_catalog
-    from dynapot.inventory import save_deployment
+def _network(
+    ctx: Context,
+    cidr: ipaddress.IPv4Network,
+    gateway: ipaddress.IPv4Address | None,
+    exclude: tuple[str, ...],
+) -> NetworkSettings:
+    """The network to plan: the configured one (if listed) with the options on top, checked."""
+    try:
+        ctx.settings.planner.check_network_size(cidr)
+    except ValueError as exc:
+        raise UserError(f"--network {cidr}: {exc}") from None
+    configured = ctx.settings.network_for(str(cidr))
+    given = ctx.settings.origin("networks")
+    origins = {
+        ("cidr",): Origin("option", "--network"),
+        ("gateway",): Origin("option", "--gateway") if gateway else given,
+        ("exclude",): Origin("option", "--exclude") if exclude else given,
+    }
+    try:
+        return NetworkSettings(
+            cidr=configured.cidr,
+            gateway=gateway or configured.gateway,
+            exclude=tuple(configured.exclude) + exclude,
+        )
+    except ValidationError as exc:
+        raise UserError(describe_errors(exc, origins)) from None
 
-    configured = ctx.settings.network_for(str(parse_network(cidr)))
-    network = NetworkSettings(
-        cidr=configured.cidr,
-        gateway=gateway or configured.gateway,
-        exclude=tuple(configured.exclude) + exclude,
-    )
-    planner_settings = ctx.settings.planner.model_copy(
-        update={key: value for key, value in policy.items() if value is not None}
-    )
-    deployer = Deployer(ctx.db, network, planner_settings, load_catalog(ctx.settings))
+
+def _make_plan(ctx: Context, network: NetworkSettings, apply: bool) -> tuple[Any, Any]:
+    """Plan the network with the settings' policy (the options already on it)."""
+    from dynapot.deploy import Deployer, load_catalog
+
+    database = ctx.database(Access.WRITE if apply else Access.READ)
+    deployer = Deployer(database, network, ctx.settings.planner, load_catalog(ctx.settings))
     result = deployer.plan()
     for warning in result.warnings:
         err_console.print(f"[yellow]warning:[/] {warning}")
-    if apply:
-        save_deployment(ctx.db, result)
     return result, deployer
+
+
+def _record(ctx: Context, result: Any) -> None:
+    from dynapot.inventory import save_deployment
+
+    save_deployment(ctx.database(Access.WRITE), result)
 
 
 @click.command("plan")
 @planning_options
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
 @command_options
-def plan_command(ctx: Context, as_json: bool, **kwargs: Any) -> None:
+def plan_command(ctx: Context, apply: bool, as_json: bool, **network: Any) -> None:
     """Show which virtual honeypots to deploy on the free addresses of a network."""
-    result, _ = _make_plan(ctx, **kwargs)
+    result, _ = _make_plan(ctx, _network(ctx, **network), apply)
+    if apply:
+        _record(ctx, result)
     if as_json:
         click.echo(json.dumps(result.as_json(), indent=2))
         return
@@ -94,14 +156,24 @@ def plan_command(ctx: Context, as_json: bool, **kwargs: Any) -> None:
 @planning_options
 @output_option
 @command_options
-def honeyd_config_command(ctx: Context, output: Path | None, **kwargs: Any) -> None:
+def honeyd_config_command(ctx: Context, apply: bool, output: Path | None, **network: Any) -> None:
     """Write the plan in honeyd's configuration language."""
-    from dynapot.files import write_atomically
+    from dynapot.files import staged_write
 
-    result, deployer = _make_plan(ctx, **kwargs)
+    result, deployer = _make_plan(ctx, _network(ctx, **network), apply)
     text = deployer.render(result)
     if output is None:
         sys.stdout.write(text)
-    else:
-        write_atomically(output, text)
-        click.echo(f"wrote {len(result.virtual_hosts)} virtual hosts to {output}")
+        if apply:
+            _record(ctx, result)
+        return
+    try:
+        # The deployment is recorded only once the file is written, and the file kept only then.
+        with staged_write(output, text):
+            if apply:
+                _record(ctx, result)
+    except OSError as exc:
+        raise click.ClickException(
+            f"cannot write {output}: {exc.strerror or exc}; nothing recorded"
+        ) from None
+    click.echo(f"wrote {len(result.virtual_hosts)} virtual hosts to {output}")

@@ -1,7 +1,8 @@
 """`dynapot report` and `dynapot findings`: reports over the honeypot log, correlation on demand.
 
 Times are a duration back from now ("90m", "24h", "7d") or an ISO 8601 moment
-("2026-11-27T10:00", UTC unless it names its zone): `common.WHEN`.
+("2026-11-27T10:00", UTC unless it names its zone): `common.WHEN`. Both only read the
+database; `findings --store` also records what it found.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from typing import Any
 
 import click
 
-from dynapot.cli.common import WHEN, Context, command_options, output_option, print_wide
+from dynapot.cli.common import WHEN, Context, UserError, command_options, output_option, print_wide
+from dynapot.db import Access
 from dynapot.files import write_atomically
 
 __all__ = ["register"]
@@ -39,7 +41,7 @@ def _write(output: Path | None, text: str) -> None:
 def _period_options(func: Any) -> Any:
     """--since and --until, the period both commands look at."""
     func = click.option(
-        "--until", type=WHEN, help="End (exclusive): duration back or ISO time; default now."
+        "--until", type=WHEN, help="End (exclusive): duration back or ISO time.", show_default="now"
     )(func)
     return click.option(
         "--since", type=WHEN, default="24h", show_default=True, help="Start: duration back or ISO time."
@@ -80,35 +82,48 @@ def report_command(
     """Who touched which honeypot, with what, and what it meant, over a period."""
     from dynapot.analysis.report import build_report, render
 
-    data = build_report(ctx.db, since, until, limit=limit, rows=rows)
+    _check_period(since, until)
+    data = build_report(ctx.database(Access.READ), since, until, limit=limit, rows=rows)
     _write(output, render(data, fmt))
     if output is not None:
         click.echo(f"wrote the {fmt} report ({data.totals['events']} events) to {output}", err=True)
 
 
+def _check_period(since: datetime, until: datetime | None) -> None:
+    if until is not None and until <= since:
+        raise UserError(
+            f"--until {until:%Y-%m-%dT%H:%M:%S} is not later than --since {since:%Y-%m-%dT%H:%M:%S}: "
+            "the period is empty"
+        )
+
+
 @click.command("findings")
 @_period_options
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per finding and line.")
-@click.option("--no-store", is_flag=True, help="Only show them; do not upsert them into the database.")
+@click.option(
+    "--store/--no-store",
+    default=False,
+    help="Also record the findings in the database (added, or updated when already there).",
+)
 @command_options
 def findings_command(
-    ctx: Context, since: datetime, until: datetime | None, as_json: bool, no_store: bool
+    ctx: Context, since: datetime, until: datetime | None, as_json: bool, store: bool
 ) -> None:
-    """Correlate the stored events (scans, brute force, worms) and store the findings."""
+    """Correlate the stored events (scans, brute force, worms) and show the findings."""
     from dynapot.analysis.findings import store_findings
     from dynapot.analysis.stored import correlate_stored
 
     settings = ctx.settings.correlation
-    if until is not None and until <= since:
-        raise click.ClickException("--until must be later than --since")
-    findings = correlate_stored(ctx.db, since, until, settings)
+    _check_period(since, until)
+    database = ctx.database(Access.WRITE if store else Access.READ)
+    findings = correlate_stored(database, since, until, settings)
     if as_json:
         for finding in findings:
             click.echo(json.dumps(finding.as_dict(), sort_keys=True))
     else:
         _print_findings(findings)
-    if not no_store:
-        counts = store_findings(ctx.db, findings, max_event_ids=settings.max_event_ids)
+    if store:
+        counts = store_findings(database, findings, max_event_ids=settings.max_event_ids)
         click.echo(f"stored: {counts['added']} findings added, {counts['updated']} updated", err=True)
 
 

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 
-from dynapot.cli.common import EXISTING_FILE, Context, command_options
+from dynapot.cli.common import EXISTING_FILE, INTERFACE, Context, command_options
+from dynapot.db import Access
 from dynapot.sensor.secret import DEFAULT_SECRET
 
 __all__ = ["register"]
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def register(main: click.Group) -> None:
@@ -18,8 +23,16 @@ def register(main: click.Group) -> None:
     main.add_command(sensor_command)
 
 
+def _optional_file(flag: str, dest: str, text: str) -> Callable[[F], F]:
+    """A file the sensor writes only when asked."""
+    path = click.Path(dir_okay=False, path_type=Path)
+    return click.option(flag, dest, type=path, help=text, show_default="none")
+
+
 @click.command("sensor")
-@click.option("--interface", "-i", required=True, help="The interface the virtual hosts live on.")
+@click.option(
+    "--interface", "-i", required=True, type=INTERFACE, help="The interface the virtual hosts live on."
+)
 @click.option(
     "--config",
     "honeyd_config",
@@ -27,22 +40,15 @@ def register(main: click.Group) -> None:
     type=EXISTING_FILE,
     help="honeyd configuration (as written by `dynapot honeyd-config`).",
 )
-@click.option(
-    "--log", "log_path", type=click.Path(dir_okay=False, path_type=Path), help="honeyd-format log file."
-)
+@_optional_file("--log", "log_path", "honeyd-format log file.")
 @click.option(
     "--user", default="nobody", show_default=True, help="Drop root to this user once the socket is open."
 )
-@click.option("--no-db", is_flag=True, help="Log to --log only, not to the database.")
+@click.option("--no-db", is_flag=True, help="Log to --log only, not to the database (which must exist).")
 @click.option(
     "--no-probe", is_flag=True, help="Answer at once, without first ARP-probing each address (RFC 5227)."
 )
-@click.option(
-    "--status",
-    "status_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Write the sensor's health here as JSON every few seconds.",
-)
+@_optional_file("--status", "status_path", "Write the sensor's health here as JSON every few seconds.")
 @click.option(
     "--busy-poll",
     is_flag=True,
@@ -92,7 +98,7 @@ def sensor_command(
         summary = run_sensor(
             interface=interface,
             config_path=honeyd_config,
-            db=None if no_db else ctx.db,
+            db=None if no_db else ctx.database(Access.WRITE),
             db_url=None if no_db else ctx.settings.database_url,
             log_path=log_path,
             user=user,

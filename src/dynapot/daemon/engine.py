@@ -64,13 +64,21 @@ class DaemonStatus:
     errors: list[str] = field(default_factory=list)
 
 
+def check_settings(settings: Settings) -> None:
+    """Raise ConfigError for settings the daemon cannot run with (before anything is opened)."""
+    if not settings.daemon.interface:
+        raise ConfigError("daemon.interface: required: the interface to watch and serve")
+    if len(settings.networks) != 1:
+        raise ConfigError(
+            f"networks: `dynapot run` looks after exactly one network (one [[networks]]), "
+            f"not {len(settings.networks)}"
+        )
+
+
 class Daemon:
     def __init__(self, settings: Settings, db: Database, *, settings_path: Path | None = None) -> None:
+        check_settings(settings)
         daemon = settings.daemon
-        if not daemon.interface:
-            raise ConfigError("daemon.interface: the interface to watch and serve is required")
-        if len(settings.networks) != 1:
-            raise ConfigError("networks: `dynapot run` looks after exactly one network (one [[networks]])")
         self.settings, self.db = settings, db
         self.interface = daemon.interface
         self.mode = settings.discovery.mode

@@ -1,9 +1,29 @@
 """The inventory database: SQLAlchemy 2 models, engine set-up and Alembic migrations.
 
 SQLite (in WAL mode) is the default; any SQLAlchemy URL works, PostgreSQL is tested.
-`open_database(url)` connects, brings the schema up to date and returns a `Database`.
+`open_database(url, access=...)` connects, checks that the database holds what the caller
+needs (`Access`: read, write, or create when missing), brings the schema up to date unless it
+only reads, and returns a `Database`.
 """
 
-from dynapot.db.engine import Database, DatabaseError, open_database
+from dynapot.db.engine import (
+    Access,
+    Database,
+    DatabaseError,
+    DatabaseMissing,
+    DatabaseUrlError,
+    open_database,
+    parse_url,
+    redacted,
+)
 
-__all__ = ["Database", "DatabaseError", "open_database"]
+__all__ = [
+    "Access",
+    "Database",
+    "DatabaseError",
+    "DatabaseMissing",
+    "DatabaseUrlError",
+    "open_database",
+    "parse_url",
+    "redacted",
+]

@@ -15,7 +15,7 @@ from dynapot.config import ConfigError, NetworkSettings, PlannerSettings, Settin
 from dynapot.db import Database
 from dynapot.db.models import utcnow
 from dynapot.deploy.honeyd_export import plan_to_honeyd
-from dynapot.files import write_atomically  # the sensor reads it on SIGHUP, after dropping root
+from dynapot.files import staged_write, write_atomically  # the sensor reads it after dropping root
 from dynapot.honeyd.render import render_config
 from dynapot.inventory import current_deployment, network_picture, save_deployment, service_scripts
 from dynapot.personality.catalog import MacVendors, PersonalityCatalog
@@ -78,10 +78,10 @@ class Deployer:
         moved = bool(result.added or result.removed or result.changed)
         if moved or force or not config_path.exists():
             now = utcnow()
-            save_deployment(
-                self.db, result, now=now, gone_before=now - timedelta(seconds=self.planner.hold_off)
-            )
-            write_atomically(config_path, self.render(result))
+            with staged_write(config_path, self.render(result)):
+                save_deployment(
+                    self.db, result, now=now, gone_before=now - timedelta(seconds=self.planner.hold_off)
+                )
         return Deployment(result, moved)
 
     def render(self, result: Plan) -> str:
