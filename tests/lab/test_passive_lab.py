@@ -74,6 +74,8 @@ def test_watch_sees_hosts_services_and_new_addresses(lab, tmp_path):
     )
     added = False
     try:
+        first = watch.stderr.readline()  # a new database is said first, then the capture starts
+        assert first.startswith("created a new database: sqlite:")
         assert "listening on eth0" in watch.stderr.readline()
         targets = [
             f"{h.ip}:{port}"

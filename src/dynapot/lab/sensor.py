@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from dynapot.db import Access, open_database
 from dynapot.lab.network import Lab
 from dynapot.processes import terminate
 
@@ -57,6 +58,9 @@ def running_sensor(
     """
     conf, db, log, output = (workdir / n for n in ("honeyd.conf", "sensor.db", "sensor.log", "sensor.out"))
     conf.write_text(config)
+    if database and not db_url:
+        # The sensor logs into an existing database only (a typo must not make a new one).
+        open_database(f"sqlite:///{db}", access=Access.CREATE).dispose()
     os.chmod(workdir, 0o755)  # noqa: S103 - the sensor drops root and must still reach its files
     command = [
         sys.executable,
