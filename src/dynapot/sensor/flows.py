@@ -24,6 +24,7 @@ from dynapot.sensor.streams import UserlandTransport, start_handler
 from dynapot.services.contract import excerpt
 from dynapot.services.recorder import RECORD_LIMIT, record
 
+_CLOSE = Kind.CLOSE  # every connection's last event: a module constant is read faster than a member
 Run = Callable[[list[Output], float | None], None]  # carries out what the stack returned
 
 
@@ -120,6 +121,6 @@ class FlowTable:
         if flow is not None and flow.recorded:
             on_flow("tcp", conn, Kind.DATA, excerpt(bytes(flow.recorded)), now, {"bytes": flow.bytes_in})
         if closed.established or flow is not None:
-            event = on_flow("tcp", conn, Kind.CLOSE, closed.reason, now)
+            event = on_flow("tcp", conn, _CLOSE, closed.reason, now)
             if flow is not None:
                 event.bytes_in, event.bytes_out = flow.bytes_in, flow.bytes_out

@@ -17,7 +17,7 @@ from dynapot.events import NMAP_OS_SCAN_TOOL, Kind
 from dynapot.netstack.events import DatagramReceived, EchoRequest, IcmpReceived, TcpProbe, UdpProbe
 from dynapot.netstack.packets import Malformed, parse_tcp
 from dynapot.netstack.types import IPv4, TcpFlags
-from dynapot.personality.nmap_probes import PROBE_WINDOWS, classify_syn, classify_t, is_ecn_probe
+from dynapot.personality.nmap_probes import classify_syn, classify_t, is_ecn_probe
 from dynapot.sensor.eventlog import Event, EventWriter
 from dynapot.services.contract import Report
 
@@ -26,6 +26,7 @@ NMAP_MEMORY = 300.0  # seconds a source stays "an nmap OS scan" after its last O
 EXCERPT = 256  # bytes of a datagram kept in its event
 _SYN = int(TcpFlags.SYN)
 _ACK = int(TcpFlags.ACK)
+_CONNECT, _PROBE = Kind.CONNECT, Kind.PROBE  # a module constant is read faster than an enum member
 _FLAG_LETTERS = "FSRPAUEC"
 _FLAG_TEXT = tuple(
     "".join(letter for bit, letter in enumerate(_FLAG_LETTERS) if flags >> bit & 1) or "-"
@@ -114,10 +115,13 @@ class Observer:
     # ------------------------------------------------------------------ what the stack saw
 
     def probe(self, probe: TcpProbe, now: float) -> None:
-        if probe.verdict == "open":
-            self.on_flow("tcp", probe, Kind.CONNECT, None, now)
+        # One per connection attempt: the event call written out, the kinds as module constants.
+        p = probe
+        if p.verdict == "open":
+            self.event("tcp", p.peer_ip, p.peer_port, p.local_ip, p.local_port, _CONNECT, None, now)
         else:
-            self.on_flow("tcp", probe, Kind.PROBE, f"{flag_letters(probe.flags)} {probe.verdict}", now)
+            detail = f"{flag_letters(p.flags)} {p.verdict}"
+            self.event("tcp", p.peer_ip, p.peer_port, p.local_ip, p.local_port, _PROBE, detail, now)
 
     def echo(self, echo: EchoRequest, now: float) -> None:
         detail = f"8(0): {'replied' if echo.replied else 'ignored'}"
@@ -135,13 +139,6 @@ class Observer:
         self.on_flow("udp", probe, Kind.PROBE, probe.verdict, now)
 
     # ------------------------------------------------------------------ who the source is
-
-    def wants_syn(self, src: int, tcp: bytes) -> bool:
-        """Whether a TCP segment deserves a second look: a window nmap's OS probes use, or a SYN
-        from a source whose OS p0f has not guessed yet (two bytes read, nothing parsed)."""
-        return (tcp[14] << 8 | tcp[15]) in PROBE_WINDOWS or (
-            tcp[13] & _SYN and src not in self.source_os and self.p0f is not None
-        )
 
     def inspect_syn(self, ip: IPv4, checksums_ok: bool, now: float) -> None:
         """Notice nmap's OS-detection probes, and guess the source's OS from its SYN (p0f)."""

@@ -44,7 +44,7 @@ from dynapot.netstack.tcp import (
     PeerClosed,
     TcpConnection,
 )
-from dynapot.netstack.types import ETH_P_ARP, ETH_P_IP, IPPROTO_ICMP, IPPROTO_TCP
+from dynapot.netstack.types import ETH_P_ARP, ETH_P_IP, IPPROTO_ICMP, IPPROTO_TCP, TcpFlags
 from dynapot.personality.nmap_probes import PROBE_WINDOWS
 from dynapot.sensor.actions import ActionHandlers, ScriptRunner
 from dynapot.sensor.claims import AddressClaims
@@ -61,6 +61,7 @@ from dynapot.services.contract import DatagramService, Handler
 log = logging.getLogger(__name__)
 
 BROADCAST = b"\xff" * 6
+_SYN = int(TcpFlags.SYN)
 NEIGHBOUR_LIMIT = 65536
 TIMER_SLACK = 0.005  # seconds a connection timer may fire late
 
@@ -101,6 +102,10 @@ class Sensor:
             on_evidence=self._release,
             on_claimed=self._claimed,
         )
+        # Hot-path shortcuts to objects that live as long as the sensor (never replaced).
+        self._macs = self.claims.macs
+        self._source_os = self.observer.source_os
+        self._p0f = p0f
         self.dataports = DataPortRegistry(self.hosts)
         self.flows = FlowTable(self.observer, self.dataports, self._run)
         self.udp = UdpServices(udp_services or {}, self.counters, self.observer.reporter)
@@ -192,7 +197,7 @@ class Sensor:
             if src_host is not None and eth.src != src_host.definition.mac:
                 self.claims.on_foreign_ipv4(payload, eth.src, checksums_ok)
                 return
-            if eth.dst not in self.claims.macs and eth.dst != BROADCAST:
+            if eth.dst not in self._macs and eth.dst != BROADCAST:
                 return  # other hosts' traffic: not ours to answer
             ip = parse_ipv4(payload, checksums_ok)
             if type(ip) is Malformed:
@@ -203,9 +208,15 @@ class Sensor:
                 return
             self._remember_neighbour(ip.src, eth.src)
             now = time.monotonic()
-            observer = self.observer
-            if ip.proto == IPPROTO_TCP and len(ip.payload) > 15 and observer.wants_syn(ip.src, ip.payload):
-                observer.inspect_syn(ip, checksums_ok, now)
+            if ip.proto == IPPROTO_TCP and len(ip.payload) > 15:
+                tcp = ip.payload
+                # Parse twice only what matters: a window nmap's OS probes use, or a SYN from a
+                # source whose OS p0f has not guessed yet (`Observer.inspect_syn`, written out:
+                # this runs for every TCP frame).
+                if (tcp[14] << 8 | tcp[15]) in PROBE_WINDOWS or (
+                    tcp[13] & _SYN and ip.src not in self._source_os and self._p0f is not None
+                ):
+                    self.observer.inspect_syn(ip, checksums_ok, now)
             stack = host.stack or self._stack(host)
             self._run(stack.receive(ip, now, checksums_ok, answered), now)
         elif ethertype == ETH_P_ARP:
