@@ -24,7 +24,7 @@ from dynapot.sensor.streams import UserlandTransport, start_handler
 from dynapot.services.contract import excerpt
 from dynapot.services.recorder import RECORD_LIMIT, record
 
-_CLOSE = Kind.CLOSE  # every connection's last event: a module constant is read faster than a member
+_CLOSE = Kind.CLOSE.value  # every connection's last event: a plain string is read and pickled faster
 Run = Callable[[list[Output], float | None], None]  # carries out what the stack returned
 
 
