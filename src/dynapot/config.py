@@ -172,6 +172,26 @@ class ExpirySettings(_Section):
         return now - timedelta(days=days) if days else None
 
 
+class SensorSettings(_Section):
+    """[sensor]: the sensor's bounds against the attacker it faces (memory, fairness)."""
+
+    record_budget: int = Field(
+        64 << 20, ge=1 << 20, description="bytes kept in total by ports with no service; then windows close"
+    )
+    service_sessions: int = Field(
+        2048, ge=1, le=1 << 20, description="connections served by emulated services at once, in total"
+    )
+    service_sessions_per_source: int = Field(
+        64, ge=1, description="connections one source may have served by emulated services at once"
+    )
+    connections_per_source: int = Field(
+        16384, ge=16, description="TCP connections of one source; its longest idle goes first"
+    )
+    bytes_per_second_per_source: int = Field(
+        4 << 20, ge=1024, description="bytes a second one source may send; above it, its windows close"
+    )
+
+
 class DaemonSettings(_Section):
     """`dynapot run`: how the daemon keeps the honeypots in step with the network."""
 
@@ -339,6 +359,7 @@ class Settings(_Section):
     discovery: DiscoverySettings = DiscoverySettings()
     expiry: ExpirySettings = ExpirySettings()
     daemon: DaemonSettings = DaemonSettings()
+    sensor: SensorSettings = SensorSettings()
     alerts: AlertSettings = AlertSettings()
     correlation: CorrelationSettings = CorrelationSettings()
     nmap_os_db: Path = Path("/usr/share/nmap/nmap-os-db")

@@ -208,3 +208,35 @@ def test_timers_across_hosts_share_one_queue() -> None:
     assert [p.src for p in sent(out)] == ["198.18.0.1"]
     assert ctx.next_deadline() == 1.5
     assert a.on_timer(1.5) and b.next_deadline() == 3.0
+
+
+def test_a_source_at_its_cap_loses_its_own_least_recent_connection() -> None:
+    """One source cannot hold the table: its own least recently active connection makes room."""
+    ctx = StackContext(StackLimits(max_connections_per_source=3))
+    host = make_host(80, context=ctx)
+    mine = [Client(host, 80, sport=port) for port in (1001, 1002, 1003)]
+    for client in mine:
+        client.connect()
+    other = Client(host, 80, sport=1001, src="198.18.0.77")
+    other.connect()
+    mine[0].send("A")  # the first is active again: the second is now the least recent
+    out = feed(host, syn(dport=80, sport=2000))
+    assert of_type(out, TcpProbe)[-1].verdict == "open"
+    assert [e.reason for e in of_type(out, ConnectionClosed)] == ["evicted"]
+    assert mine[1].conn is not None and mine[1].conn.state is TcpState.CLOSED
+    assert all(c.conn is not None and c.conn.state is TcpState.ESTABLISHED for c in (mine[0], mine[2], other))
+    assert len(ctx.by_source[ip2int(CLIENT_IP)]) == 3 and ctx.connections == 4
+
+
+def test_a_full_table_evicts_the_least_recent_idle_connection() -> None:
+    ctx = StackContext(StackLimits(max_connections=2, min_idle_to_evict=10.0))
+    host = make_host(80, context=ctx)
+    first, second = Client(host, 80, sport=1001), Client(host, 80, sport=1002)
+    first.connect()
+    second.connect()
+    assert of_type(feed(host, syn(dport=80, sport=3000), now=5.0), TcpProbe)[-1].verdict == "full"
+    out = feed(host, syn(dport=80, sport=3001), now=11.0)  # both idle 11 s: the least recent goes
+    assert of_type(out, TcpProbe)[-1].verdict == "open"
+    assert first.conn is not None and first.conn.state is TcpState.CLOSED
+    assert second.conn is not None and second.conn.state is TcpState.ESTABLISHED
+    assert not ctx.recent.get(first.conn) and ctx.connections == 2

@@ -109,6 +109,7 @@ def sensor_command(
             busy_poll=busy_poll,
             fastpath=not no_fastpath,
             secret_path=secret_path,
+            limits=ctx.settings.sensor,
         )
     except (InterfaceError, SecretError) as exc:
         raise click.ClickException(str(exc)) from None

@@ -14,11 +14,13 @@ BLOCK is silence.
 Flow table and SYN floods.  Flows are keyed per host by one int
 ``peer_ip << 32 | peer_port << 16 | local_port``.  A `StackContext` shared by all
 hosts of a sensor bounds them: half-open (SYN_RCVD) connections per host and in
-total, and all connections in total.  A SYN that would exceed a half-open cap evicts
-the *oldest* half-open connection (quietly: no RST, which would only be backscatter to
-spoofed sources); a SYN that would exceed the total evicts the oldest TIME_WAIT, else
-the oldest half-open, else is dropped (`TcpProbe` verdict "full") -- established
-connections are never evicted for newcomers.  SYN cookies were rejected because
+total, connections per source address, and all connections in total.  A SYN that would
+exceed a half-open cap evicts the *oldest* half-open connection (quietly: no RST, which
+would only be backscatter to spoofed sources); one that would exceed its source's cap
+evicts that source's least recently active connection (one source cannot hold the table
+for the others); one that would exceed the total evicts the oldest TIME_WAIT, else the
+oldest half-open, else the least recently active connection if it has been idle for
+`min_idle_to_evict`, else is dropped (`TcpProbe` verdict "full").  SYN cookies were rejected because
 the ISN belongs to the personality (nmap measures ISN rate and GCD).  The context
 also owns the timer queue: a heap of (deadline, n, host, conn) with lazy deletion,
 compacted when stale entries outnumber live ones, so memory stays bounded too.
@@ -132,12 +134,24 @@ class StackLimits:
     max_half_open_per_host: int = 256
     max_half_open: int = 16384
     max_connections: int = 65536
+    max_connections_per_source: int = 16384  # one source's connections; its least recently active goes
+    min_idle_to_evict: float = 10.0  # seconds: a full table evicts the least recent connection this idle
 
 
 class StackContext:
     """What all host stacks of one sensor share: limits, flow accounting and the timer queue."""
 
-    __slots__ = ("_counter", "_heap", "connections", "half_open", "limits", "tcp_config", "time_wait")
+    __slots__ = (
+        "_counter",
+        "_heap",
+        "by_source",
+        "connections",
+        "half_open",
+        "limits",
+        "recent",
+        "tcp_config",
+        "time_wait",
+    )
 
     def __init__(self, limits: StackLimits | None = None, tcp_config: TcpConfig = DEFAULT_CONFIG) -> None:
         self.limits = limits or StackLimits()
@@ -145,6 +159,9 @@ class StackContext:
         self.connections = 0  # live (not CLOSED) connections of all hosts
         self.half_open: OrderedDict[TcpConnection, HostStack] = OrderedDict()
         self.time_wait: OrderedDict[TcpConnection, HostStack] = OrderedDict()
+        # Live connections, least recently active first: all of them, and per source address.
+        self.recent: OrderedDict[TcpConnection, HostStack] = OrderedDict()
+        self.by_source: dict[int, OrderedDict[TcpConnection, HostStack]] = {}
         self._heap: list[tuple[float, int, HostStack, TcpConnection]] = []
         self._counter = 0
 
@@ -333,14 +350,21 @@ class HostStack:
         if len(ctx.half_open) >= limits.max_half_open:
             victim, owner = next(iter(ctx.half_open.items()))
             owner._evict(victim, now, out)
+        mine = ctx.by_source.get(seg.ip.src)
+        if mine is not None and len(mine) >= limits.max_connections_per_source:
+            # One source may not hold the table: its own least recently active connection goes.
+            victim, owner = next(iter(mine.items()))
+            owner._evict(victim, now, out)
         if ctx.connections >= limits.max_connections:
             if ctx.time_wait:
                 victim, owner = next(iter(ctx.time_wait.items()))
             elif ctx.half_open:
                 victim, owner = next(iter(ctx.half_open.items()))
             else:
-                out.append(TcpProbe(self.ip, seg.dport, seg.ip.src, seg.sport, seg.flags, "full", False))
-                return
+                victim, owner = next(iter(ctx.recent.items()))
+                if now - victim.last_rx < limits.min_idle_to_evict:
+                    out.append(TcpProbe(self.ip, seg.dport, seg.ip.src, seg.sport, seg.flags, "full", False))
+                    return
             owner._evict(victim, now, out)
         p = self.personality
         sent = _sent_syn_ack(answered) if answered is not None else None
@@ -359,6 +383,11 @@ class HostStack:
         self.flows[key] = conn
         self.half_open[key] = conn
         ctx.half_open[conn] = self
+        ctx.recent[conn] = self
+        source = ctx.by_source.get(conn.peer_ip)
+        if source is None:
+            source = ctx.by_source[conn.peer_ip] = OrderedDict()
+        source[conn] = self
         ctx.connections += 1
         dl = conn.deadline
         if dl is not None:
@@ -386,9 +415,20 @@ class HostStack:
                     del self.flows[key]
                 ctx.connections -= 1
                 conn.sched = None
+                ctx.recent.pop(conn, None)
+                source = ctx.by_source.get(conn.peer_ip)
+                if source is not None:
+                    source.pop(conn, None)
+                    if not source:
+                        del ctx.by_source[conn.peer_ip]
                 return
             if state is _TIME_WAIT:
                 ctx.time_wait[conn] = self
+        elif state is _CLOSED:
+            return  # an application call on a connection already over
+        # Least recently active first: this one was just active (two O(1) moves per segment).
+        ctx.recent.move_to_end(conn)
+        ctx.by_source[conn.peer_ip].move_to_end(conn)
         dl = conn.deadline
         if dl is not None and (conn.sched is None or dl < conn.sched):
             ctx._push(dl, self, conn)

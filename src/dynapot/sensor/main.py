@@ -13,12 +13,14 @@ import json
 import logging
 import os
 import pwd
+import resource
 import signal
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+from dynapot.config import SensorSettings
 from dynapot.db import Database
 from dynapot.discovery.observation import Observation
 from dynapot.discovery.p0f import DEFAULT_DATABASE, P0fDatabase, P0fDatabaseError, P0fMatcher
@@ -44,6 +46,8 @@ log = logging.getLogger("dynapot.sensor")
 
 
 STATUS_INTERVAL = 5.0
+RESERVED_FILES = 512  # the socket, the database, logs, child pipes, scripts
+FILES_PER_SESSION = 3  # the most a service session holds (SSH: a socket pair, and a spare)
 
 
 def _read_at(dir_fd: int, name: str, limit: int = 256 << 20) -> str:
@@ -123,8 +127,10 @@ def run_sensor(
     busy_poll: bool = False,
     fastpath: bool = True,
     secret_path: Path = DEFAULT_SECRET,
+    limits: SensorSettings | None = None,
 ) -> dict[str, int]:
     """Run the sensor until SIGINT/SIGTERM; returns its counters."""
+    limits = _within_open_files(limits or SensorSettings())
     # Everything that needs root first: the configuration's folder, the secret, the socket,
     # the event writer (it drops root itself), the folders the services write to.
     loader = ConfigLoader(config_path, interface, osdb, mac_prefixes)
@@ -147,6 +153,7 @@ def run_sensor(
         on_conflict=_conflict_recorder(db, loop),
         probe_first=probe_first,
         secret=secret,
+        limits=limits,
     )
     log.info("answering for %d addresses on %s", len(sensor.hosts), interface)
     try:
@@ -161,6 +168,27 @@ def run_sensor(
     summary["events lost"] = events.lost_total
     summary["frames sent"] = raw.sent
     return summary
+
+
+def _within_open_files(limits: SensorSettings) -> SensorSettings:
+    """Raise the open-file limit to its hard limit, and keep the service sessions within it.
+
+    A session can cost file descriptors (SSH serves each over a socket pair): with the usual
+    soft limit of 1,024, 700 SSH connections from one source ran the sensor out of files and
+    shut every other source out.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+        except (ValueError, OSError) as exc:
+            log.warning("open files stay limited to %d: %s", soft, exc)
+    room = max(16, (soft - RESERVED_FILES) // FILES_PER_SESSION)
+    if limits.service_sessions > room:
+        log.warning("service sessions limited to %d by the open-file limit (%d)", room, soft)
+        limits = limits.model_copy(update={"service_sessions": room})
+    return limits
 
 
 def _open_event_log(

@@ -24,6 +24,7 @@ import time
 from collections import Counter, OrderedDict
 from collections.abc import Callable
 
+from dynapot.config import SensorSettings
 from dynapot.discovery.p0f import P0fMatcher
 from dynapot.events import Kind
 from dynapot.netstack.events import (
@@ -35,13 +36,14 @@ from dynapot.netstack.events import (
     TcpProbe,
     UdpProbe,
 )
-from dynapot.netstack.host import HostStack, Output, StackContext, Verdict
+from dynapot.netstack.host import HostStack, Output, StackContext, StackLimits, Verdict
 from dynapot.netstack.packets import Malformed, parse_ethernet, parse_ipv4
 from dynapot.netstack.tcp import (
     ConnectionClosed,
     ConnectionEstablished,
     DataReceived,
     PeerClosed,
+    TcpConfig,
     TcpConnection,
 )
 from dynapot.netstack.types import ETH_P_ARP, ETH_P_IP, IPPROTO_ICMP, IPPROTO_TCP, TcpFlags
@@ -64,6 +66,7 @@ BROADCAST = b"\xff" * 6
 _SYN = int(TcpFlags.SYN)
 NEIGHBOUR_LIMIT = 65536
 TIMER_SLACK = 0.005  # seconds a connection timer may fire late
+THROTTLE_TICK = 0.05  # seconds between releases of data a source's rate held back
 
 
 class Sensor:
@@ -80,6 +83,7 @@ class Sensor:
         on_conflict: Callable[[str, str], None] | None = None,
         probe_first: bool = False,
         secret: bytes = b"",
+        limits: SensorSettings | None = None,
     ) -> None:
         self.raw = raw
         # The C receive thread (when the raw socket has one): it answers ARP, pings and ordinary
@@ -91,7 +95,13 @@ class Sensor:
         self.secret = secret  # the deployment's: every host's identity is keyed with it
         self.on_conflict = on_conflict
         self.hosts: dict[int, VirtualHost] = {}
-        self.context = StackContext()
+        self.limits = limits = limits or SensorSettings()
+        # Data is consumed when the sensor says so (`FlowTable.received`), so that a service that
+        # does not read, or a source above its rate, closes its peer's window as a kernel would.
+        self.context = StackContext(
+            StackLimits(max_connections_per_source=limits.connections_per_source),
+            TcpConfig(auto_consume=False),
+        )
         self.neighbours: OrderedDict[int, bytes] = OrderedDict()
         self.observer = Observer(events, p0f)
         self.claims = AddressClaims(
@@ -107,11 +117,12 @@ class Sensor:
         self._source_os = self.observer.source_os
         self._p0f = p0f
         self.dataports = DataPortRegistry(self.hosts)
-        self.flows = FlowTable(self.observer, self.dataports, self._run)
+        self.flows = FlowTable(self.observer, self.dataports, self._run, self.counters, limits)
         self.udp = UdpServices(udp_services or {}, self.counters, self.observer.reporter)
         self.actions = ActionHandlers(services or {}, scripts)
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
+        self._throttle: asyncio.TimerHandle | None = None  # releases what source rates held back
         self._loop: asyncio.AbstractEventLoop | None = None
         for definition in config.hosts.values():
             self._add_host(definition)
@@ -243,8 +254,9 @@ class Sensor:
             if kind is SendPacket:
                 self._send(out)
             elif kind is DataReceived:
-                flows.received(out)
-                self._run(out.conn.consume(len(out.data), now), now)
+                taken = flows.received(out, now)
+                if taken:
+                    self._run(out.conn.consume(taken, now), now)
             elif kind is TcpProbe:
                 observer.probe(out, now)
             elif kind is ConnectionEstablished:
@@ -270,6 +282,8 @@ class Sensor:
         for conn in closing:
             self._run(conn.close(now), now)
         self._arm_timer()
+        if flows.throttled and self._throttle is None and self._loop is not None:
+            self._throttle = self._loop.call_later(THROTTLE_TICK, self._release_throttled)
 
     def _send(self, out: SendPacket) -> None:
         host = self.hosts.get(out.src)
@@ -310,6 +324,12 @@ class Sensor:
             self._timer.cancel()
         self._timer_at = deadline
         self._timer = self._loop.call_at(deadline, self._on_timer)
+
+    def _release_throttled(self) -> None:
+        self._throttle = None
+        self.flows.release_throttled(time.monotonic())
+        if self.flows.throttled and self._loop is not None:
+            self._throttle = self._loop.call_later(THROTTLE_TICK, self._release_throttled)
 
     def _on_timer(self) -> None:
         self._timer = self._timer_at = None
@@ -418,8 +438,9 @@ class Sensor:
                 poller.cancel()
             else:
                 loop.remove_reader(self.raw.fileno())
-            if self._timer is not None:
-                self._timer.cancel()
+            for handle in (self._timer, self._throttle):
+                if handle is not None:
+                    handle.cancel()
             now = time.monotonic()
             for host in list(self.hosts.values()):
                 if host.stack is not None:

@@ -3,6 +3,11 @@
 The runtime owns the sans-IO connection; `UserlandTransport` is the asyncio Transport a
 service writes to, and the runtime feeds received data and closes into the protocol. So
 services use ordinary `asyncio.StreamReader`/`StreamWriter` and never see packets.
+
+Flow control both ways, as a kernel socket's: a service that does not read makes its
+StreamReader pause the transport, and the sensor then stops consuming the connection's data,
+so its TCP receive window closes (`resume_reading` opens it again); a peer that does not read
+makes writers wait in `drain()` above `HIGH_WATER` unacknowledged bytes.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ class ConnectionOps(Protocol):
     def finish(self) -> None: ...  # send FIN after buffered data
     def abort(self) -> None: ...  # send RST, forget the connection
     def unsent(self) -> int: ...  # bytes queued but not yet acknowledged
+    def resume(self) -> None: ...  # the service reads again: consume what was held back
 
 
 class UserlandTransport(asyncio.Transport):
@@ -35,6 +41,7 @@ class UserlandTransport(asyncio.Transport):
         self._ops = ops
         self._protocol: asyncio.BaseProtocol | None = None
         self._closing = False
+        self.app_closed = False  # the service closed (not just half-closed): data now is an error
         self._lost = False
         self._writing_paused = False
         self._reading_paused = False
@@ -65,6 +72,7 @@ class UserlandTransport(asyncio.Transport):
         return True
 
     def close(self) -> None:
+        self.app_closed = True
         self.write_eof()
 
     def abort(self) -> None:
@@ -80,10 +88,13 @@ class UserlandTransport(asyncio.Transport):
         return self._ops.unsent()
 
     def pause_reading(self) -> None:
-        self._reading_paused = True  # the stack's bounded receive buffer and window do the rest
+        self._reading_paused = True  # the sensor stops consuming: the TCP window closes
 
     def resume_reading(self) -> None:
-        self._reading_paused = False
+        if self._reading_paused:
+            self._reading_paused = False
+            if not self._lost:
+                self._ops.resume()
 
     def is_reading(self) -> bool:
         return not self._reading_paused
