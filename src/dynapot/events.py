@@ -52,6 +52,7 @@ class Kind(StrEnum):
     TERMINAL = "terminal"
     ENVIRON = "environ"
     TIMEOUT = "timeout"
+    REFUSED = "refused"
     # --- honeyd's actions
     SCRIPT = "script"
     SCRIPT_FAILED = "script-failed"
@@ -201,6 +202,7 @@ CATALOGUE: dict[Kind, EventSpec] = dict(
         _spec(Kind.TERMINAL, "the terminal type a client announced", "the type", "type"),
         _spec(Kind.ENVIRON, "environment variables a client sent", "the variables", "vars"),
         _spec(Kind.TIMEOUT, "a session ended by a time limit", "None", "seconds", "lifetime"),
+        _spec(Kind.REFUSED, "a connection turned away by a limit (handshake rate, sessions)", "why", "limit"),
         _spec(Kind.SCRIPT, "a honeyd script started for a connection", "the command line", "pid"),
         _spec(Kind.SCRIPT_FAILED, "a honeyd script could not start", "why", "command"),
         _spec(Kind.SCRIPT_REFUSED, "too many scripts were running", "why", "command"),

@@ -298,3 +298,42 @@ def test_the_banner_is_nmaps_product_else_the_configured_one_else_the_systems(
     handler = make_handler(SSHConfig(key_dir=tmp_path, server_version=configured))
     with ServiceServer(handler, info) as server, server.connect() as client:
         assert client.recv(256) == banner
+
+
+def test_group_exchange_primes_are_capped_and_the_exchange_still_works(tmp_path: Path) -> None:
+    """A client asking for 8,192-bit groups cannot make every key exchange cost tens of ms."""
+    sizes = [group[0] for group in asyncssh.kex_dh._dh_gex_groups]
+    assert sizes and max(sizes) <= ssh_service.MAX_GEX_BITS
+
+    async def main():
+        async with serve(SSHConfig(key_dir=tmp_path)) as (port, reports):
+            gex = {**CLIENT, "kex_algs": ["diffie-hellman-group-exchange-sha256"]}
+            with pytest.raises(asyncssh.PermissionDenied):
+                async with asyncssh.connect("127.0.0.1", port, username="root", password="nope", **gex):
+                    pass
+        return reports
+
+    assert [r[0] for r in run(main())] == ["login"]
+
+
+def test_handshake_budget_per_source() -> None:
+    budget = ssh_service.HandshakeBudget(rate=2.0, burst=3)
+    assert [budget.allow("198.18.0.3", 0.0) for _ in range(4)] == [True, True, True, False]
+    assert budget.allow("198.18.0.4", 0.0)  # another source has its own budget
+    assert not budget.allow("198.18.0.3", 0.2) and budget.allow("198.18.0.3", 0.5)  # 2 a second
+
+
+def test_a_source_over_its_handshake_rate_gets_no_banner(tmp_path: Path) -> None:
+    async def main():
+        config = SSHConfig(key_dir=tmp_path, handshakes_per_second=0.01, handshake_burst=2)
+        async with serve(config) as (port, reports):
+            banners = []
+            for _ in range(4):
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                banners.append(await asyncio.wait_for(reader.read(100), 5))
+                writer.close()
+        return banners, reports
+
+    banners, reports = run(main())
+    assert [b.startswith(b"SSH-2.0-") for b in banners] == [True, True, False, False]
+    assert [r[:2] for r in reports if r[0] == "refused"] == [("refused", "handshake rate")] * 2

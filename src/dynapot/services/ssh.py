@@ -35,6 +35,7 @@ import logging
 import re
 import socket
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -73,6 +74,8 @@ WEAK_PAIRS: frozenset[tuple[str, str]] = frozenset(
 
 AcceptPolicy = Literal["none", "all"] | frozenset[tuple[str, str]]
 
+MAX_GEX_BITS = 4096  # the largest Diffie-Hellman group-exchange prime we compute with
+SOURCES_REMEMBERED = 65536  # per-source handshake budgets kept (the oldest go)
 MAX_SESSIONS = 10  # concurrent session channels per connection (OpenSSH's MaxSessions)
 MAX_SESSIONS_TOTAL = 64  # session channels over a connection's life
 _BUFSIZE = 16 * 1024
@@ -98,6 +101,9 @@ class SSHConfig:
     login_timeout: float = 60.0
     lifetime: float = 600.0
     max_line: int = 1024
+    # CPU is a resource an attacker can burn: key exchanges are the dear part of SSH.
+    handshakes_per_second: float = 4.0  # new connections per source a second, on average
+    handshake_burst: int = 10  # ... and at once
     extra: dict[str, Any] = field(default_factory=dict)  # further asyncssh server options
 
 
@@ -318,15 +324,50 @@ def _version(config: SSHConfig, info: ConnectionInfo) -> str:
     return _imitated_version(info) or chosen.removeprefix("SSH-2.0-")
 
 
+def cap_group_exchange(bits: int = MAX_GEX_BITS) -> None:
+    """Offer no Diffie-Hellman group-exchange prime above `bits`.
+
+    A client may ask for 8,192 bits, and each such key exchange costs the server tens of
+    milliseconds of CPU: a handful of clients could keep the sensor busy. asyncssh takes the
+    groups from one module table and has no setting for it, so the table is trimmed here, once,
+    for the whole process (the sensor's only SSH server is this one).
+    """
+    groups = asyncssh.kex_dh._dh_gex_groups
+    asyncssh.kex_dh._dh_gex_groups = tuple(group for group in groups if group[0] <= bits)
+
+
+class HandshakeBudget:
+    """Per-source token buckets for new SSH connections: `rate` a second, `burst` at once."""
+
+    def __init__(self, rate: float, burst: int) -> None:
+        self.rate, self.burst = rate, burst
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()  # source -> (tokens, when)
+
+    def allow(self, source: str, now: float) -> bool:
+        tokens, then = self._buckets.pop(source, (float(self.burst), now))
+        tokens = min(float(self.burst), tokens + (now - then) * self.rate)
+        allowed = tokens >= 1.0
+        self._buckets[source] = (tokens - 1.0 if allowed else tokens, now)
+        if len(self._buckets) > SOURCES_REMEMBERED:
+            self._buckets.popitem(last=False)
+        return allowed
+
+
 def make_handler(config: SSHConfig | None = None) -> Handler:
     """A service handler `(reader, writer, info, report)` serving SSH with `config`."""
     config = config or SSHConfig()
     host_keys = HostKeys(config.key_dir)
+    budget = HandshakeBudget(config.handshakes_per_second, config.handshake_burst)
 
     async def handle_ssh(
         reader: asyncio.StreamReader, writer: asyncio.StreamWriter, info: ConnectionInfo, report: Report
     ) -> None:
         sink = guarded(report, "ssh")
+        if not budget.allow(info.src, time.monotonic()):
+            # Over its rate: closed before the banner, as sshd's MaxStartups drops a connection.
+            sink(Kind.REFUSED, "handshake rate", {"limit": config.handshakes_per_second})
+            writer.close()
+            return
         key = host_keys.get(info.dst)
         ours, theirs = socket.socketpair()
         conn: asyncssh.SSHServerConnection | None = None
@@ -392,6 +433,7 @@ def preload() -> None:
             continue
 
 
+cap_group_exchange()
 SERVICES = (Service(("ssh",), "tcp", make_handler(), preload),)
 
 __all__ = ["DEFAULT_VERSION", "SERVICES", "WEAK_PAIRS", "SSHConfig", "make_handler"]
