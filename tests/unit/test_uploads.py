@@ -29,7 +29,12 @@ def files(folder: Path) -> list[str]:
 
 
 def test_disk_use_is_counted_in_blocks() -> None:
-    assert blocks(0) == BLOCK and blocks(1) == BLOCK and blocks(BLOCK) == BLOCK and blocks(BLOCK + 1) == 2 * BLOCK
+    assert (
+        blocks(0) == BLOCK
+        and blocks(1) == BLOCK
+        and blocks(BLOCK) == BLOCK
+        and blocks(BLOCK + 1) == 2 * BLOCK
+    )
 
 
 def test_the_same_content_is_one_file_and_costs_its_quota_once(tmp_path: Path) -> None:

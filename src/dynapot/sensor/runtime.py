@@ -55,6 +55,7 @@ from dynapot.sensor.flows import FlowTable
 from dynapot.sensor.hosts import PortActions, VirtualHost, same_machine
 from dynapot.sensor.observe import Observer
 from dynapot.sensor.rawsock import RawSocket
+from dynapot.sensor.storage import StorageGuard
 from dynapot.sensor.udp import UdpServices
 from dynapot.services.contract import DatagramService, Handler
 
@@ -80,6 +81,7 @@ class Sensor:
         on_conflict: Callable[[str, str], None] | None = None,
         probe_first: bool = False,
         secret: bytes = b"",
+        storage: StorageGuard | None = None,
     ) -> None:
         self.raw = raw
         # The C receive thread (when the raw socket has one): it answers ARP, pings and ordinary
@@ -93,7 +95,7 @@ class Sensor:
         self.hosts: dict[int, VirtualHost] = {}
         self.context = StackContext()
         self.neighbours: OrderedDict[int, bytes] = OrderedDict()
-        self.observer = Observer(events, p0f)
+        self.observer = Observer(events, p0f, storage)
         self.claims = AddressClaims(
             raw,
             self.fast,
@@ -130,6 +132,8 @@ class Sensor:
             "counters": dict(self.counters),
             # the C receive thread: frames read, ARP, pings and SYNs it answered, drops (queue full)
             "fastpath": self.fast.stats() if self.fast is not None else None,
+            # budgets, noise folded, payloads and events not stored, uploads kept and refused
+            "storage": self.observer.guard.health(),
         }
 
     # ------------------------------------------------------------------ hosts
@@ -396,6 +400,7 @@ class Sensor:
         when the kernel wakes us: one CPU core spent for about half the reply latency (the wake-up
         of an idle process is most of a Python responder's time)."""
         self._loop = loop = asyncio.get_running_loop()
+        self.observer.start(loop)
         self.raw.start()
         poller: asyncio.Handle | None = None
         if busy_poll:
@@ -424,3 +429,4 @@ class Sensor:
             for host in list(self.hosts.values()):
                 if host.stack is not None:
                     self._run(host.stack.close_all(now), now)
+            self.observer.stop()

@@ -89,7 +89,7 @@ class UploadStore:
         self.clock = clock
         self.used: int | None = None  # bytes the folder holds (in blocks); learnt at first use
         self.reserved = 0  # bytes of uploads under way
-        self.full = False  # the budget refused an upload (the sensor alerts once)
+        self.full = False  # the budget refused an upload since the sensor last looked (it alerts once)
         self.counters: Counter[str] = Counter()
         self._sources: OrderedDict[str, _Quota] = OrderedDict()
 
@@ -170,7 +170,6 @@ class UploadStore:
             "used": self.used,
             "reserved": self.reserved,
             "budget": self.budget,
-            "full": self.full,
             **dict(self.counters),
         }
 
