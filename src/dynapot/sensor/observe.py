@@ -106,6 +106,14 @@ class Observer:
         if self.noise.pending:
             self._arm_flush()
 
+    def storage_health(self) -> dict[str, object]:
+        """The storage guard's budgets and counters, and how much noise was folded."""
+        health = self.guard.health()
+        health["noise folded"] = self.noise.folded
+        if self.noise.early:
+            health["noise windows sent early"] = self.noise.early
+        return health
+
     def storage_news(self, news: list[tuple[str, str, dict[str, Any]]]) -> None:
         """Budgets newly reached (`StorageGuard.update`): recorded as the sensor's news."""
         for _store, detail, data in news:

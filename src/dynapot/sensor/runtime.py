@@ -133,7 +133,7 @@ class Sensor:
             # the C receive thread: frames read, ARP, pings and SYNs it answered, drops (queue full)
             "fastpath": self.fast.stats() if self.fast is not None else None,
             # budgets, noise folded, payloads and events not stored, uploads kept and refused
-            "storage": self.observer.guard.health(),
+            "storage": self.observer.storage_health(),
         }
 
     # ------------------------------------------------------------------ hosts

@@ -212,7 +212,8 @@ class StorageGuard:
         """Take a new measurement; the news of every budget newly reached: (store, detail, data)."""
         news: list[tuple[str, str, dict[str, Any]]] = []
         if used is None:
-            self.counters["database size unknown"] += 1
+            if self.measure is not None:
+                self.counters["database size unknown"] += 1
         elif self.budget is not None:
             self.used = used
             before = self.level
