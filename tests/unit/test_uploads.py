@@ -136,3 +136,18 @@ def test_an_empty_upload_is_kept(tmp_path: Path) -> None:
     result = upload(store, "s", b"")
     assert result.stored and result.size == 0
     assert (tmp_path / hashlib.sha256(b"").hexdigest()).exists()
+
+
+def test_a_folder_it_may_not_search_is_no_error(tmp_path: Path, monkeypatch) -> None:
+    store = UploadStore(tmp_path / "uploads")
+    real_open = os.open
+
+    def refused(path, *args, **kwargs):
+        if str(path).startswith(str(tmp_path / "uploads")):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", refused)
+    monkeypatch.setattr(os, "stat", lambda *a, **k: (_ for _ in ()).throw(PermissionError(13, "denied")))
+    result = upload(store, "s", b"abc")
+    assert not result.stored and result.dropped == CANNOT_WRITE and not result.duplicate

@@ -249,7 +249,7 @@ class Incoming:
         target = store.directory / sha256
         if self.dropped is None and self._file is None:  # nothing arrived: an empty file
             self._keep(b"")
-        duplicate = target.exists()
+        duplicate = os.path.exists(target)  # False, not an error, in a folder it may not search
         stored = duplicate
         if self._file is not None:
             fd, tmp = self._file
