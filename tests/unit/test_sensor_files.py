@@ -76,3 +76,25 @@ def test_a_status_file_is_replaced_whole_where_it_may_be(tmp_path):
 def test_a_missing_user_is_said_before_anything_is_opened():
     with pytest.raises(PrivilegeError, match="make setup"):
         user_entry("dynapot-no-such-user")
+
+
+@root
+def test_the_sensor_command_names_a_missing_user_and_opens_nothing(tmp_path):
+    from click.testing import CliRunner
+
+    from dynapot.cli import main
+
+    config = tmp_path / "honeyd.conf"
+    config.write_text('create t\nset t personality "Linux 5.4"\nbind 198.18.0.100 t\n')
+    args = ["sensor", "-i", "lo", "--config", str(config), "--no-db", "--user", "dynapot-no-such-user"]
+    result = CliRunner().invoke(main, args, env={"DYNAPOT_DB": None, "DYNAPOT_CONFIG": None})
+    assert result.exit_code == 2, result.output
+    assert "--user dynapot-no-such-user: no such user" in result.output and "make setup" in result.output
+
+
+def test_the_sensor_drops_root_to_its_own_account_by_default():
+    from dynapot.cli.sensor import sensor_command
+    from dynapot.config import DaemonSettings
+
+    user = next(p for p in sensor_command.params if p.name == "user")
+    assert user.default == "dynapot" and DaemonSettings().sensor_user == "dynapot"

@@ -248,3 +248,18 @@ def test_the_counters_name_what_was_folded(catalog) -> None:
     assert sensor.observer.noise.folded == 9
     assert Counter(str(ipaddress.IPv4Address(VIP)))  # the sensor's health is JSON-ready
     assert isinstance(sensor.health()["storage"], dict)
+
+
+def test_no_upload_is_kept_while_the_database_is_at_its_budget(tmp_path) -> None:
+    store = UploadStore(tmp_path)
+    sizes = iter([1000, 10])
+    guard = StorageGuard(StorageSettings(database_budget=1000), measure=lambda: next(sizes), uploads=store)
+    guard.update(guard.measure())
+    incoming = store.begin("198.18.0.3")
+    incoming.write(b"dropper")
+    held = incoming.finish()
+    assert not held.stored and held.dropped == "database budget" and len(held.sha256) == 64
+    guard.update(guard.measure())  # room again
+    incoming = store.begin("198.18.0.3")
+    incoming.write(b"dropper")
+    assert incoming.finish().stored

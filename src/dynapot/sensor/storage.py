@@ -12,9 +12,10 @@ from many spoofed sources is counted, not itemised.
 
 `StorageGuard`: the database budget, measured every few seconds (`measure`, off the packet
 loop) and obeyed on every event. Past the budget the sensor keeps counting but stores no
-payloads (`PAYLOAD_KEYS`: excerpts) and no noise; past it by `HARD_MARGIN` it stores nothing
-but its own news. The upload store keeps its own budget; the guard reports both, and says
-once per crossing that a budget was reached (a `storage-full` event, which the daemon alerts on).
+payloads (`PAYLOAD_KEYS`: excerpts; and no uploads are kept) and no noise; past it by
+`HARD_MARGIN` it stores nothing but its own news. The upload store keeps its own budget; the
+guard reports both, and says once per crossing that a budget was reached (a `storage-full`
+event, which the daemon alerts on).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from sqlalchemy import Engine, text
 from dynapot.config import StorageSettings
 from dynapot.events import NEWS_KINDS, PAYLOAD_KEYS
 from dynapot.services.contract import FIELD_LIMIT
-from dynapot.services.uploads import UploadStore
+from dynapot.services.uploads import DATABASE_BUDGET, UploadStore
 
 log = logging.getLogger(__name__)
 
@@ -236,6 +237,8 @@ class StorageGuard:
                 )
             news += self._announce("database", self.level > UNDER, used, self.budget)
         store = self.uploads
+        if store is not None:  # uploads are payloads too: none kept while the database is at its budget
+            store.hold = DATABASE_BUDGET if self.level > UNDER else None
         if store is not None and store.budget is not None and store.used is not None:
             # Reached when the budget refused an upload since the last look; reached until the
             # folder is well below its budget again (expiry, an administrator).
@@ -277,5 +280,5 @@ def _consequence(level: int) -> str:
     if level >= OVER:
         return "nothing but the sensor's news is stored, the rest is counted"
     if level == FULL:
-        return "payloads and noise are counted, not stored"
+        return "payloads (excerpts, uploads) and noise are counted, not stored"
     return "everything is stored again"

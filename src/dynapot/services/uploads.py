@@ -36,6 +36,7 @@ _DIGEST = re.compile(r"[0-9a-f]{64}")
 # Why an upload was not kept.
 SOURCE_QUOTA = "source quota"
 SPOOL_BUDGET = "spool budget"
+DATABASE_BUDGET = "database budget"  # the sensor holds every upload while its database is at its budget
 CANNOT_WRITE = "cannot write"
 
 
@@ -53,7 +54,7 @@ class Kept:
     truncated: bool  # cut at max_file
     stored: bool  # its content is on disk as <directory>/<sha256>
     duplicate: bool  # that content was there already: stored once
-    dropped: str | None  # why it is not kept: SOURCE_QUOTA, SPOOL_BUDGET, CANNOT_WRITE
+    dropped: str | None  # why it is not kept: SOURCE_QUOTA, SPOOL_BUDGET, DATABASE_BUDGET, CANNOT_WRITE
 
 
 class _Quota:
@@ -90,6 +91,7 @@ class UploadStore:
         self.used: int | None = None  # bytes the folder holds (in blocks); learnt at first use
         self.reserved = 0  # bytes of uploads under way
         self.full = False  # the budget refused an upload since the sensor last looked (it alerts once)
+        self.hold: str | None = None  # set: nothing new is kept, for this reason (DATABASE_BUDGET)
         self.counters: Counter[str] = Counter()
         self._sources: OrderedDict[str, _Quota] = OrderedDict()
 
@@ -145,6 +147,8 @@ class UploadStore:
         if self.used is None:
             self.prepare()
         assert self.used is not None
+        if self.hold is not None:
+            return self.hold
         if self.budget is not None and self.used + self.reserved + more > self.budget:
             self.full = True
             return SPOOL_BUDGET
