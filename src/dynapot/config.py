@@ -248,6 +248,12 @@ class StorageSettings(_Section):
         ge=1,
         description="distinct hosts and ports one source gets rows for per window; the rest is one row",
     )
+    noise_rows: int = Field(
+        20_000,
+        ge=1,
+        description="first rows of noise per window from all sources together (a spoofed flood); "
+        "the rest is one row per kind",
+    )
 
 
 class ScanRule(_Section):

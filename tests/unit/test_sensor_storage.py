@@ -10,8 +10,7 @@ counted, and the budget is announced once.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
-from collections import Counter
+import json
 
 import pytest
 from test_sensor_runtime import ATTACKER_IP, VIP, Events, FakeRaw, fingerprints, ip_frame
@@ -246,8 +245,32 @@ def test_the_counters_name_what_was_folded(catalog) -> None:
     for _ in range(10):
         udp(sensor, 5353)
     assert sensor.observer.noise.folded == 9
-    assert Counter(str(ipaddress.IPv4Address(VIP)))  # the sensor's health is JSON-ready
-    assert isinstance(sensor.health()["storage"], dict)
+    assert json.loads(json.dumps(sensor.health()))["storage"]["noise folded"] == 9
+
+
+def test_a_request_flood_to_a_udp_service_is_not_a_row_per_datagram(catalog) -> None:
+    calls = []
+
+    def service(data, info, report):
+        calls.append(data)
+        report("request", "get 1.3.6.1.2.1.1.1.0", {"community": "public"})
+        return None  # a wrong community: silence, so no reply budget is spent
+
+    text = CONFIG.replace("bind 198.18.0.100", 'add noisy udp port 161 "snmp"\nbind 198.18.0.100')
+    config = build_sensor_config(
+        parse_config(text),
+        text,
+        fingerprints=fingerprints(),
+        mac_vendors=catalog.mac_vendors,
+    )
+    events = Events()
+    sensor = Sensor(config, FakeRaw(), events, udp_services={"snmp": service})
+    for i in range(1000):
+        udp(sensor, 161, b"guess %d" % i)
+    sensor.observer.stop()
+    assert len(calls) == len(rows(events, "request")) == 40  # a second's worth, per source
+    assert sensor.counters["udp datagram not served (rate per source)"] == 960
+    assert len(rows(events, "datagram")) == 2 and stands_for(rows(events, "datagram")) == 1000
 
 
 def test_no_upload_is_kept_while_the_database_is_at_its_budget(tmp_path) -> None:

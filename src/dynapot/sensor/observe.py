@@ -75,7 +75,10 @@ class Observer:
         self.guard = guard = guard or StorageGuard()
         settings = guard.settings
         self.noise = NoiseFolder(
-            self._repeats, window=settings.noise_window, per_source=settings.noise_targets
+            self._repeats,
+            window=settings.noise_window,
+            per_source=settings.noise_targets,
+            rows=settings.noise_rows,
         )
         self._loop: asyncio.AbstractEventLoop | None = None
         self._flusher: asyncio.TimerHandle | None = None

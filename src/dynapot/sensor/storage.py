@@ -38,7 +38,7 @@ from dynapot.services.uploads import DATABASE_BUDGET, UploadStore
 log = logging.getLogger(__name__)
 
 NOISE_LIMIT = 65536  # targets remembered in one window; beyond it the window's tallies go out early
-NOISE_ROWS = 20_000  # first rows a window, all sources together
+NOISE_ROWS = 20_000  # first rows a window, all sources together (StorageSettings.noise_rows)
 HARD_MARGIN = 0.1  # past the budget by this share, nothing but the sensor's news is stored
 RESUME = 0.9  # a budget reached is "reached" again only after use fell below this share of it
 
