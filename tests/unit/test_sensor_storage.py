@@ -286,3 +286,15 @@ def test_no_upload_is_kept_while_the_database_is_at_its_budget(tmp_path) -> None
     incoming = store.begin("198.18.0.3")
     incoming.write(b"dropper")
     assert incoming.finish().stored
+
+
+def test_dynapot_status_shows_the_sensors_storage(catalog) -> None:
+    from dynapot.cli.daemon import _storage_line
+
+    sizes = iter([3 << 30])
+    guard = StorageGuard(StorageSettings(database_budget=2 << 30), measure=lambda: next(sizes))
+    sensor, _ = make_sensor(catalog, guard)
+    sensor.observer.storage_news(guard.update(guard.measure()))
+    udp(sensor, 5353)
+    line = _storage_line(json.loads(json.dumps(sensor.health()))["storage"])
+    assert line.startswith("database 3.0 GiB of 2.0 GiB (over)") and "noise not stored 1" in line
