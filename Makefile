@@ -10,10 +10,13 @@ APT_PACKAGES := nmap p0f iproute2 iputils-ping ethtool procps postgresql openssh
                 curl ftp telnet sshpass mariadb-client snmp apache2-utils smbclient \
                 python3-venv python3-dev gcc make
 NETWORK ?=
+# The account the sensor drops root to: a system user of its own (no login shell, no home).
+SENSOR_USER := dynapot
+DATA_DIR := /var/lib/dynapot
 
-.PHONY: setup system-deps run demo test lint bench clean
+.PHONY: setup system-deps system-user run demo test lint bench clean
 
-setup: system-deps $(VENV)/.installed
+setup: system-deps system-user $(VENV)/.installed
 
 # Debian packages: only those missing are installed, so a prepared machine is left alone.
 system-deps:
@@ -23,6 +26,22 @@ system-deps:
 	    echo "installing Debian packages:" $$missing; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
+
+# The sensor's account, made once; its folders are made for it (uploads, SSH host keys), and those
+# an older set-up left to nobody (the former default) are handed over. Nothing else is touched.
+system-user:
+	@if [ "$$(id -u)" != 0 ]; then echo "not root: the system account $(SENSOR_USER) is not made"; exit 0; fi; \
+	if ! getent passwd $(SENSOR_USER) >/dev/null; then \
+	    echo "making the system account $(SENSOR_USER) (no login, no home) for the sensor"; \
+	    useradd --system --user-group --no-create-home --home-dir /nonexistent \
+	        --shell /usr/sbin/nologin --comment "dynapot sensor" $(SENSOR_USER); \
+	fi; \
+	[ -d $(DATA_DIR) ] || install -d -m 0755 $(DATA_DIR); \
+	for folder in uploads ssh-keys; do \
+	    path=$(DATA_DIR)/$$folder; \
+	    if [ ! -e $$path ]; then install -d -o $(SENSOR_USER) -g $(SENSOR_USER) -m 0700 $$path; \
+	    elif [ "$$(stat -c %U $$path)" = nobody ]; then chown -R $(SENSOR_USER):$(SENSOR_USER) $$path; fi; \
+	done
 
 $(VENV)/.installed: pyproject.toml setup.py src/dynapot/_fastpath.c
 	$(PYTHON) -m venv $(VENV)

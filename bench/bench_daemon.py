@@ -33,7 +33,6 @@ import signal
 import sqlite3
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -42,6 +41,7 @@ from ipaddress import IPv4Address
 from pathlib import Path
 from typing import Any
 
+from dynapot.processes import python_command
 from dynapot.sensor.eventlog import Event, EventWriter
 
 TARGET_RATE = 20_000.0  # events/s, the target
@@ -374,7 +374,7 @@ class DaemonRun:
         self.workdir.chmod(0o755)  # the sensor reads its state folder after dropping root
         settings = self.workdir / "dynapot.toml"
         settings.write_text(settings_text(self.workdir, self.lab, self.polite, self.ports))
-        command = [sys.executable, "-m", "dynapot", "run", "--config", str(settings)]
+        command = [*python_command(), "-m", "dynapot", "run", "--config", str(settings)]
         with (self.workdir / "daemon.out").open("wb") as out:
             self.started = time.time()
             self.process = self.lab.popen(self.lab.sensor, command, stdout=out, stderr=subprocess.STDOUT)
@@ -439,7 +439,7 @@ class DaemonRun:
 def arp_answers(lab: Any, targets: list[str], seconds: float) -> dict[str, Any]:
     attacker = lab.attacker
     command = [
-        sys.executable,
+        *python_command(),
         "-c",
         ARP_PROBER,
         "eth0",

@@ -10,12 +10,12 @@ from __future__ import annotations
 import argparse
 import json
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 from dynapot.lab import lab_up
+from dynapot.processes import python_command
 
 PORTS = "21,22,23,25,80,110,139,143,443,445,3306,3389,8080"
 
@@ -25,7 +25,7 @@ def emit(name: str, value: float, unit: str, **extra: object) -> None:
 
 
 def dynapot(*args: str, netns: str | None = None) -> float:
-    command = [sys.executable, "-m", "dynapot", *args]
+    command = [*python_command(), "-m", "dynapot", *args]
     if netns:
         command = ["ip", "netns", "exec", netns, *command]
     start = time.perf_counter()

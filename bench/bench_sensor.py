@@ -34,6 +34,7 @@ from pathlib import Path
 
 from dynapot.lab import lab_up
 from dynapot.lab.sensor import running_sensor
+from dynapot.processes import python_command
 
 HERE = Path(__file__).resolve().parent
 CONNRATE_SOURCE = HERE.parent.parent / "shared" / "tools" / "connrate.c"
@@ -137,7 +138,7 @@ def latencies(lab, reference_host, prefix: str, synrtt: Path) -> None:
 
 def bench_handshakes(lab, binary: Path, workdir: Path, seconds: float) -> None:
     reference_host = lab.real_hosts[0]
-    server = lab.popen(reference_host, [sys.executable, "-c", KERNEL_SERVER])
+    server = lab.popen(reference_host, [*python_command(), "-c", KERNEL_SERVER])
     try:
         time.sleep(0.5)
         with running_sensor(lab, CONFIG, workdir) as sensor:
@@ -168,7 +169,7 @@ def bench_handshakes(lab, binary: Path, workdir: Path, seconds: float) -> None:
 def bench_latency(lab, binary: Path, workdir: Path, seconds: float) -> None:
     """Round trips, from the sensor as it runs by default and from one that busy-polls its socket."""
     reference_host = lab.real_hosts[0]
-    server = lab.popen(reference_host, [sys.executable, "-c", KERNEL_SERVER])
+    server = lab.popen(reference_host, [*python_command(), "-c", KERNEL_SERVER])
     try:
         time.sleep(0.5)
         with running_sensor(lab, CONFIG, workdir):

@@ -30,7 +30,6 @@ import re
 import signal
 import statistics
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -41,6 +40,7 @@ from typing import Any
 
 from dynapot.lab import HostSpec, Lab, LabSpec, lab_up
 from dynapot.lab.sensor import running_sensor
+from dynapot.processes import python_command
 
 THIS = Path(__file__).resolve()
 VIRTUAL = "198.18.0.100"
@@ -340,7 +340,7 @@ def kex_used(lab: Lab, host: str, port: int) -> str | None:
 
 
 def keyscan(lab: Lab, host: str, port: int, seconds: float, workers: int) -> dict[str, Any]:
-    argv = [sys.executable, str(THIS), "--keyscan", host, str(port), str(seconds), str(workers)]
+    argv = [*python_command(), str(THIS), "--keyscan", host, str(port), str(seconds), str(workers)]
     result = lab.exec(lab.attacker, argv, timeout=seconds + KEYSCAN_TIMEOUT + 60)
     try:
         return json.loads(result.stdout.strip().splitlines()[-1])
@@ -406,7 +406,7 @@ def run(sizes: Sizes, parts: tuple[str, ...]) -> None:
         sensor_dir.mkdir()
         www.chmod(0o755)
         workdir.chmod(0o755)
-        serve = [sys.executable, str(THIS), "--serve", reference, str(keys)]
+        serve = [*python_command(), str(THIS), "--serve", reference, str(keys)]
         busybox = ["busybox", "httpd", "-f", "-p", f"{reference}:{BUSYBOX_PORT}", "-h", str(www)]
         sshd = sshd_command(reference, workdir / "openssh")
         with (

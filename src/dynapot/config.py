@@ -197,7 +197,16 @@ class DaemonSettings(_Section):
 
     interface: str | None = Field(None, description="the interface the sensor and the sniffer use")
     state_dir: Path = Field(Path("/var/lib/dynapot/run"), description="honeyd.conf, sensor status, logs")
-    sensor_user: str = Field("nobody", description="the sensor drops root to this user")
+    sensor_user: str = Field(
+        "dynapot",
+        description="the sensor drops root to this user: a system account of its own (no login shell, "
+        "no home), which the set-up creates",
+    )
+    sensor_database_url: str | None = Field(
+        None,
+        description="the sensor's own database URL, for a role that may only insert events "
+        "(PostgreSQL); default: the daemon's",
+    )
     replan_interval: float = Field(
         2.0,
         gt=0,
@@ -218,6 +227,52 @@ class DaemonSettings(_Section):
         ge=0,
         description="passive mode: seconds of listening before the first plan (active and hybrid wait "
         "for the first scan); a plan made on half a picture would move most honeypots soon after",
+    )
+
+
+MIB = 1 << 20
+GIB = 1 << 30
+
+
+class StorageSettings(_Section):
+    """[storage]: what the sensor may put on disk, so that no attacker can fill it.
+
+    Noise (probes to closed ports, datagrams, pings, ICMP) is stored as one row per source,
+    target and `noise_window`, with how many there were and over which span. Uploads are kept
+    once per SHA-256, within a quota per source and the `spool_budget` in all. Past the
+    `database_budget` the sensor keeps counting but stores neither payloads (excerpts, uploads)
+    nor noise, and alerts once; past it by a tenth it stores nothing but its own news.
+    """
+
+    database_budget: int = Field(
+        4 * GIB,
+        ge=0,
+        description="bytes the database may hold before payloads and noise are dropped; 0: no budget",
+    )
+    spool_budget: int = Field(
+        1 * GIB, ge=0, description="bytes of uploaded files kept on disk, all sources together; 0: no budget"
+    )
+    upload_dir: Path = Field(Path("/var/lib/dynapot/uploads"), description="where uploads are kept")
+    max_upload: int = Field(
+        10 * MIB, ge=0, description="bytes kept of one uploaded file (the rest is refused)"
+    )
+    upload_per_source: int = Field(
+        20 * MIB, ge=0, description="bytes of new files one source may leave per `upload_period`"
+    )
+    upload_period: float = Field(86_400.0, gt=0, description="seconds over which a source's uploads count")
+    noise_window: float = Field(
+        60.0, ge=1, le=3600, description="seconds over which repeated probes, datagrams and pings are one row"
+    )
+    noise_targets: int = Field(
+        1000,
+        ge=1,
+        description="distinct hosts and ports one source gets rows for per window; the rest is one row",
+    )
+    noise_rows: int = Field(
+        20_000,
+        ge=1,
+        description="first rows of noise per window from all sources together (a spoofed flood); "
+        "the rest is one row per kind",
     )
 
 
@@ -343,7 +398,7 @@ class Origin:
 
 _DEFAULT = Origin("default")
 #: Settings whose values are never echoed whole: URLs that may carry passwords.
-_SECRET = {("alerts", "urls")}
+_SECRET = {("alerts", "urls"), ("daemon", "sensor_database_url")}
 #: How the settings file spells a setting that the model keeps under another name.
 _FILE_NAMES = {"database_url": "database.url"}
 
@@ -362,6 +417,7 @@ class Settings(_Section):
     sensor: SensorSettings = SensorSettings()
     alerts: AlertSettings = AlertSettings()
     correlation: CorrelationSettings = CorrelationSettings()
+    storage: StorageSettings = StorageSettings()
     nmap_os_db: Path = Path("/usr/share/nmap/nmap-os-db")
     nmap_mac_prefixes: Path = Path("/usr/share/nmap/nmap-mac-prefixes")
 

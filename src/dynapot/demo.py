@@ -18,14 +18,13 @@ import json
 import shlex
 import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import click
 
 from dynapot.lab import Lab, lab_up
-from dynapot.processes import terminate
+from dynapot.processes import python_command, terminate
 
 DEMO_PORTS = "21,22,23,25,80,110,139,143,443,445,3306,3389,8080"
 STEP_TIMEOUT = 900  # seconds; the lab scan takes well under a minute
@@ -48,7 +47,7 @@ def run_demo(out_dir: Path, *, db_url: str | None = None) -> None:
         for stale in out_dir.glob("dynapot.db*"):
             stale.unlink()  # a fresh inventory each run, so the figures are this run's
         db_url = f"sqlite:///{database.resolve()}"
-    dynapot = [sys.executable, "-m", "dynapot"]
+    dynapot = python_command("-m", "dynapot")
     click.secho("building the lab network (namespaces in 198.18.0.0/24) ...", bold=True)
     with lab_up() as lab:
         click.echo(lab.describe())
@@ -130,7 +129,7 @@ def _deceive(lab: Lab, config: Path, plan_json: Path, out_dir: Path, db_url: str
     targets = _show_targets(plan_json)
     planned = len(json.loads(plan_json.read_text())["virtual_hosts"])
     settings = _engine_settings(lab, out_dir, db_url)
-    dynapot = [sys.executable, "-m", "dynapot"]
+    dynapot = python_command("-m", "dynapot")
     click.secho(f"\n$ ip netns exec {lab.sensor.netns} dynapot run --config {settings}  &", bold=True)
     with (out_dir / "engine.out").open("w") as out:
         daemon = lab.popen(lab.sensor, [*dynapot, "run", "--config", str(settings)], stdout=out, stderr=out)

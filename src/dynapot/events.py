@@ -22,7 +22,9 @@ __all__ = [
     "LOGIN_KINDS",
     "NEWS_KINDS",
     "NMAP_OS_SCAN_TOOL",
+    "NOISE_KINDS",
     "NO_FLOW_ADDRESS",
+    "PAYLOAD_KEYS",
     "EventSpec",
     "Kind",
 ]
@@ -64,6 +66,7 @@ class Kind(StrEnum):
     SENSOR_START = "sensor-start"
     SENSOR_RELOAD = "sensor-reload"
     EVENTS_LOST = "events-lost"
+    STORAGE_FULL = "storage-full"
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +77,12 @@ class EventSpec:
     meaning: str
     detail: str
     data: tuple[str, ...] = ()  # the keys `data` may carry
+
+
+# What an aggregated noise row adds: how many packets it stands for (the row that came first for
+# the same source and target is not among them), and the first and last of them (ISO 8601, UTC).
+# A row without `count` stands for one.
+_NOISE_DATA = ("count", "first", "last")
 
 
 def _spec(kind: Kind, meaning: str, detail: str, *data: str) -> tuple[Kind, EventSpec]:
@@ -90,11 +99,16 @@ CATALOGUE: dict[Kind, EventSpec] = dict(
             "bytes_in",
             "bytes_out",
         ),
-        _spec(Kind.PROBE, "a segment or datagram outside any connection", "flags and verdict: 'S closed'"),
+        _spec(
+            Kind.PROBE,
+            "a segment or datagram outside any connection",
+            "flags and verdict: 'S closed'",
+            *_NOISE_DATA,
+        ),
         _spec(Kind.DATA, "what arrived on a port with no emulator", "an excerpt", "bytes", "excerpt"),
-        _spec(Kind.DATAGRAM, "a UDP datagram to an open port", "its size", "excerpt"),
-        _spec(Kind.ECHO, "an ICMP echo request (a ping)", "'8(0): replied' or 'ignored'"),
-        _spec(Kind.ICMP, "any other ICMP message", "'type(code)'"),
+        _spec(Kind.DATAGRAM, "a UDP datagram to an open port", "its size", "excerpt", *_NOISE_DATA),
+        _spec(Kind.ECHO, "an ICMP echo request (a ping)", "'8(0): replied' or 'ignored'", *_NOISE_DATA),
+        _spec(Kind.ICMP, "any other ICMP message", "'type(code)'", *_NOISE_DATA),
         _spec(Kind.OS_SCAN, "nmap's OS-detection probes from a source (once per episode)", "what was seen"),
         _spec(Kind.CONFLICT, "another machine uses a virtual host's address: released", "the evidence"),
         _spec(
@@ -185,6 +199,8 @@ CATALOGUE: dict[Kind, EventSpec] = dict(
             "size",
             "truncated",
             "stored",
+            "duplicate",  # the same content was kept already: stored once
+            "dropped",  # why not kept: "source quota", "spool budget", "database budget", "cannot write"
         ),
         _spec(
             Kind.MESSAGE,
@@ -212,12 +228,25 @@ CATALOGUE: dict[Kind, EventSpec] = dict(
         _spec(Kind.SENSOR_START, "the sensor started", "how many hosts"),
         _spec(Kind.SENSOR_RELOAD, "the sensor applied a new configuration", "the counts, as JSON"),
         _spec(Kind.EVENTS_LOST, "events dropped before they were stored", "how many, and why"),
+        _spec(
+            Kind.STORAGE_FULL,
+            "a storage budget was reached: payloads and noise are counted, not stored (once per crossing)",
+            "which budget, how full",
+            "store",
+            "used",
+            "budget",
+        ),
     )
 )
 
 LOGIN_KINDS = frozenset({Kind.LOGIN, Kind.LOGIN_KEY})
 COMMAND_KINDS = frozenset({Kind.COMMAND})
-NEWS_KINDS = frozenset({Kind.SENSOR_START, Kind.SENSOR_RELOAD, Kind.EVENTS_LOST})
+NEWS_KINDS = frozenset({Kind.SENSOR_START, Kind.SENSOR_RELOAD, Kind.EVENTS_LOST, Kind.STORAGE_FULL})
+# What one packet makes, outside any connection: stored as one row per source, target and
+# window (the first at once, the repeats as one more row whose `count` says how many).
+NOISE_KINDS = frozenset({Kind.PROBE, Kind.DATAGRAM, Kind.ECHO, Kind.ICMP})
+# Data keys holding what the attacker sent, as it was sent: dropped past the database budget.
+PAYLOAD_KEYS = frozenset({"excerpt", "line"})
 
 # The source and destination of events that belong to no flow (the sensor's own news).
 NO_FLOW_ADDRESS = "0.0.0.0"  # noqa: S104 - an address written, never bound

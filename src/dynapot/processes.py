@@ -1,12 +1,42 @@
-"""Ending our child processes the way an administrator would: SIGTERM, then SIGKILL if it hangs."""
+"""Our child processes: started without importing from the current folder, ended the way an
+administrator would (SIGTERM, then SIGKILL if it hangs).
+
+Every Python child (the event writer, the daemon's sensor, the lab's helpers) runs as root at
+first. `python_command` starts it with `-P` (Python 3.11's safe path): neither the current
+folder (for `-m` and `-c`) nor a script's folder goes first on `sys.path`, so that a `dynapot/`
+or a `sqlalchemy.py` in whatever folder root happens to start dynapot from cannot stand in for
+the real one. `python_environment` leaves out the entries of PYTHONPATH that would name the
+current folder all the same (empty or relative ones).
+"""
 
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import subprocess
+import sys
+from collections.abc import Mapping
 
 KILL_WAIT = 10.0
+
+
+def python_command(*args: str) -> list[str]:
+    """This interpreter with `args` (`-m module ...`, `-c code ...`), safe from the current folder."""
+    return [sys.executable, "-P", *args]
+
+
+def python_environment(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """`environ` (default: ours) for a Python child: PYTHONPATH without empty or relative entries."""
+    env = dict(os.environ if environ is None else environ)
+    path = env.get("PYTHONPATH")
+    if path is not None:
+        kept = [entry for entry in path.split(os.pathsep) if os.path.isabs(entry)]
+        if kept:
+            env["PYTHONPATH"] = os.pathsep.join(kept)
+        else:
+            del env["PYTHONPATH"]
+    return env
 
 
 def terminate(process: subprocess.Popen | None, timeout: float) -> int | None:

@@ -12,7 +12,6 @@ import contextlib
 import json
 import sqlite3
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from dynapot.honeyd import parse_config
-from dynapot.processes import terminate
+from dynapot.processes import python_command, terminate
 
 pytestmark = pytest.mark.lab
 
@@ -51,7 +50,7 @@ class Running:
         with (self.workdir / "daemon.out").open("a") as out:
             self.process = self.lab.popen(
                 self.lab.sensor,
-                [sys.executable, "-m", "dynapot", "run", "--config", str(settings)],
+                [*python_command(), "-m", "dynapot", "run", "--config", str(settings)],
                 stdout=out,
                 stderr=subprocess.STDOUT,
             )
@@ -133,7 +132,7 @@ def running(lab, tmp_path_factory) -> Iterator[Running]:
     mailbox.mkdir()
     receivers = lab.popen(
         lab.sensor,
-        [sys.executable, str(RECEIVERS), str(mailbox), "900"],
+        [*python_command(), str(RECEIVERS), str(mailbox), "900"],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
@@ -173,7 +172,7 @@ def test_the_free_addresses_are_filled_and_real_ones_left_alone(running, lab):
     assert len(plan) == 254 - 2 - 7 - len(real)
     status = subprocess.run(
         [
-            sys.executable,
+            *python_command(),
             "-m",
             "dynapot",
             "status",
@@ -272,7 +271,7 @@ def test_scan_brute_force_and_worm_raise_three_findings_and_alerts(running, lab)
             "        except OSError: pass\n"
             "        s.close()\n"
         )
-        worm = [sys.executable, "-c", sweep, ",".join(WORM_SOURCES), *web_hosts[-8:]]
+        worm = [*python_command(), "-c", sweep, ",".join(WORM_SOURCES), *web_hosts[-8:]]
         assert lab.exec(lab.attacker, worm, timeout=120).returncode == 0
     finally:
         for source in WORM_SOURCES:

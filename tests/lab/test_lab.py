@@ -7,7 +7,6 @@ import json
 import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,6 +15,7 @@ from click.testing import CliRunner
 from dynapot.cli.lab import lab as lab_cli
 from dynapot.lab import SERVICES, HostInfo, HostSpec, Lab, LabError, LabSpec, lab_down, lab_up, list_labs
 from dynapot.lab import network as labnet
+from dynapot.processes import python_command
 
 # Talks to host:port from inside a namespace; prints what the server said first.
 _CLIENT = r"""
@@ -38,7 +38,7 @@ sys.stdout.write(data.decode("latin-1"))
 
 def _talk(lab: Lab, host: HostInfo, port: int, send: str = "") -> str:
     result = lab.exec(
-        lab.attacker, [sys.executable, "-c", _CLIENT, str(host.ip), str(port), send], timeout=20
+        lab.attacker, [*python_command(), "-c", _CLIENT, str(host.ip), str(port), send], timeout=20
     )
     assert result.returncode == 0, result.stderr
     return result.stdout
@@ -137,7 +137,7 @@ def test_ftp_banner(lab: Lab) -> None:
 def test_services_only_where_configured(lab: Lab) -> None:
     r3 = lab.host("r3")
     assert r3.services == ("http",)
-    refused = lab.exec(lab.attacker, [sys.executable, "-c", _CLIENT, str(r3.ip), "22", ""])
+    refused = lab.exec(lab.attacker, [*python_command(), "-c", _CLIENT, str(r3.ip), "22", ""])
     assert refused.returncode != 0
     assert "ConnectionRefused" in refused.stderr
 
@@ -197,7 +197,7 @@ def test_down_from_another_process(lab_env: None) -> None:
     try:
         pids = [p.pid for p in built.processes.values()]
         code = f"from dynapot.lab import lab_down; lab_down({built.run_id!r})"
-        subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+        subprocess.run([*python_command(), "-c", code], check=True, timeout=60)
         assert _lab_namespaces(built.run_id) == []
         assert not [pid for pid in pids if _pid_alive(pid)]
     finally:
@@ -314,7 +314,7 @@ def test_a_process_killed_with_sigterm_takes_its_lab_down(tmp_path: Path) -> Non
         "    print(lab.run_id, flush=True)\n"
         "    time.sleep(300)\n"
     )
-    process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    process = subprocess.Popen([*python_command(), "-c", script], stdout=subprocess.PIPE, text=True)
     try:
         run_id = process.stdout.readline().strip()
         assert re.fullmatch(r"[0-9a-f]{6}", run_id)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import ipaddress
 import subprocess
-import sys
 
 import pytest
 from sqlalchemy import select
@@ -24,6 +23,7 @@ from sqlalchemy.orm import selectinload
 
 from dynapot.db import open_database
 from dynapot.db.models import Host, HostOsGuess
+from dynapot.processes import python_command
 
 pytestmark = pytest.mark.lab
 
@@ -57,7 +57,7 @@ def test_watch_sees_hosts_services_and_new_addresses(lab, tmp_path):
     watch = lab.popen(
         lab.attacker,
         [
-            sys.executable,
+            *python_command(),
             "-m",
             "dynapot",
             "watch",
@@ -83,10 +83,10 @@ def test_watch_sees_hosts_services_and_new_addresses(lab, tmp_path):
             for service, port in (("ssh", 22), ("http", 80), ("ftp", 21))
             if service in h.services
         ]
-        talk = lab.exec(lab.attacker, [sys.executable, "-c", CLIENT, *targets], timeout=30)
+        talk = lab.exec(lab.attacker, [*python_command(), "-c", CLIENT, *targets], timeout=30)
         assert talk.returncode == 0, talk.stderr
         for real in lab.real_hosts:
-            lab.exec(real, [sys.executable, "-c", CALL, str(lab.attacker.ip)], timeout=15)
+            lab.exec(real, [*python_command(), "-c", CALL, str(lab.attacker.ip)], timeout=15)
         added = lab.exec(r1, ["ip", "addr", "add", f"{NEW_ADDRESS}/24", "dev", "eth0"]).returncode == 0
         assert added
         arping = lab.exec(

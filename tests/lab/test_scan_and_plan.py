@@ -9,12 +9,12 @@ from __future__ import annotations
 import ipaddress
 import json
 import subprocess
-import sys
 from collections import Counter
 
 import pytest
 
 from dynapot.honeyd import parse_config
+from dynapot.processes import python_command
 
 pytestmark = pytest.mark.lab
 
@@ -23,7 +23,7 @@ SERVICE_PORTS = {"ssh": 22, "http": 80, "ftp": 21}
 
 
 def dynapot(*args: str, netns: str | None = None, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-m", "dynapot", *args]
+    command = [*python_command(), "-m", "dynapot", *args]
     if netns:
         command = ["ip", "netns", "exec", netns, *command]
     result = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)

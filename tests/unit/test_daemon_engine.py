@@ -118,3 +118,54 @@ def test_the_sensor_gets_the_database_url_outside_its_command_line(make_daemon):
     sensor = daemon.sensor
     assert daemon.settings.database_url not in " ".join(sensor.command)
     assert sensor.environment["DYNAPOT_DB"] == daemon.settings.database_url
+
+
+def test_the_sensor_is_unprivileged_and_never_imports_from_the_current_folder(make_daemon):
+    sensor = make_daemon().sensor
+    assert sensor.command[1:4] == ["-P", "-m", "dynapot"]
+    assert sensor.command[sensor.command.index("--user") + 1] == "dynapot"
+
+
+def test_the_sensor_may_have_a_database_role_of_its_own(make_daemon, tmp_path):
+    sensor_url = "postgresql+psycopg://dynapot_sensor:s3cret@db.example/dynapot"
+    settings = SETTINGS.format(mode="hybrid", state=tmp_path / "state")
+    settings = settings.replace("warmup = 30\n", f'warmup = 30\nsensor_database_url = "{sensor_url}"\n')
+    (tmp_path / "dynapot.toml").write_text(settings)
+    daemon = make_daemon()
+    assert daemon.sensor.environment["DYNAPOT_DB"] == sensor_url
+    assert sensor_url not in " ".join(daemon.sensor.command)
+    assert "s3cret" not in daemon.settings.describe("daemon.sensor_database_url")
+
+
+def test_an_existing_state_folder_is_left_as_it_is(make_daemon, tmp_path):
+    state = tmp_path / "state"
+    state.mkdir(mode=0o711)
+    state.chmod(0o711)
+    make_daemon()
+    assert state.stat().st_mode & 0o777 == 0o711
+
+
+def test_a_storage_budget_reached_alerts_once(make_daemon, db):
+    daemon = make_daemon()
+    daemon.status.last_event_id = daemon._load_cursor()
+    with db.session() as session:
+        for used in (1000, 1010):  # said again by a restarted sensor: one alert all the same
+            session.add(
+                HoneypotEvent(
+                    time=datetime.now(UTC),
+                    protocol="tcp",
+                    src_ip="0.0.0.0",
+                    dst_ip="0.0.0.0",
+                    kind="storage-full",
+                    detail=f"database budget reached: {used} of 1000 bytes",
+                    data={"store": "database", "used": used, "budget": 1000},
+                )
+            )
+    daemon.correlate_once()
+    assert [title for _, title, _ in daemon._notices] == ["dynapot: database budget reached"] * 2
+    daemon.alerter.channels = []
+    daemon._alert_found()
+    assert daemon.alerter.counts["suppressed"] == 1
+    assert daemon.alerter._queue is not None and daemon.alerter._queue.qsize() == 1
+    message = daemon.alerter._queue.get_nowait()
+    assert "1000 of 1000 bytes" in message.body and "dynapot status" in message.body

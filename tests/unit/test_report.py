@@ -405,3 +405,46 @@ def test_commands(cli, db_url, tmp_path):
     assert bad.exit_code == 2 and "neither a duration" in bad.output
     empty = cli("report", "--since", until, "--until", since)
     assert empty.exit_code == 2 and "period is empty" in empty.output
+
+
+def test_folded_noise_counts_as_the_packets_it_stands_for(db):
+    """The sensor folds repeated noise into one row with a `count`: the report counts the packets."""
+    flood = [
+        event(at(30), VISITOR, VIRTUAL[0], 5353, "probe", "closed", protocol="udp"),
+        event(
+            at(29),
+            VISITOR,
+            VIRTUAL[0],
+            5353,
+            "probe",
+            "closed: 9999 more in 59.0 s",
+            {"count": 9999, "first": "x", "last": "y"},
+            protocol="udp",
+        ),
+        event(at(28), VISITOR, VIRTUAL[1], None, "echo", "8(0): replied", protocol="icmp"),
+        event(
+            at(27),
+            VISITOR,
+            VIRTUAL[1],
+            None,
+            "echo",
+            "8(0): replied: 99 more in 1.0 s",
+            {"count": 99},
+            protocol="icmp",
+        ),
+        # A count on anything but noise means nothing to the report.
+        event(at(26), VISITOR, VIRTUAL[1], 80, "request", "GET /", {"count": 1000}),
+    ]
+    with db.session() as session:
+        session.add_all(flood)
+    data = build_report(db, SINCE, NOW, now=NOW)
+    t = data.totals
+    assert (t["events"], t["probes"]) == (10_000 + 100 + 1, 10_000)
+    assert sum(b["events"] for b in data.sections["timeline"]) == t["events"]
+    assert {r["address"]: r["events"] for r in data.sections["honeypots"]} == {
+        VIRTUAL[0]: 10_000,
+        VIRTUAL[1]: 101,
+    }
+    assert data.sections["sources"][0]["events"] == t["events"]
+    assert data.sections["ports"][0]["port"] == 5353 and data.sections["ports"][0]["events"] == 10_000
+    assert "10101 events" in render(data, "text")

@@ -18,6 +18,7 @@ from loopback import ServiceServer, needs
 from dynapot.services.contract import FIELD_LIMIT, ConnectionInfo
 from dynapot.services.dataports import KernelDataPorts
 from dynapot.services.ftp import FileTree, FtpConfig, FtpSession, OpenPassive, make_handler
+from dynapot.services.uploads import UploadStore
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -242,6 +243,8 @@ def test_active_mode_upload_is_kept(server: Server, config: FtpConfig) -> None:
         "sha256": digest,
         "truncated": False,
         "stored": True,
+        "duplicate": False,
+        "dropped": None,
     }
     listing: list[str] = []
     client.retrlines("LIST", listing.append)
@@ -283,6 +286,31 @@ def test_upload_reported_when_it_cannot_be_kept(tmp_path: Path) -> None:
         server.close()
     upload = server.kinds("upload")[0][2]
     assert upload["stored"] is False and upload["sha256"] == hashlib.sha256(b"abc").hexdigest()
+
+
+def test_uploads_are_kept_once_and_within_the_sources_quota(tmp_path: Path) -> None:
+    store = UploadStore(tmp_path / "up", max_file=100_000, per_source=2 * 40_960)
+    first, second = os.urandom(40_000), os.urandom(40_000)
+    with Server(FtpConfig(uploads=store, fail_delay=0, data_timeout=2)) as server:
+        client = server.client()
+        client.login()
+        client.cwd("pub")
+        for name, payload in (("a", first), ("again", first), ("b", second), ("c", os.urandom(40_000))):
+            # Answered as a kept file would be, kept or not: the attacker learns nothing of quotas.
+            assert client.storbinary(f"STOR {name}", io.BytesIO(payload)).startswith("226")
+        # The same content from someone else's quota is still only the one file.
+        assert client.storbinary("STOR b2", io.BytesIO(second)).startswith("226")
+        client.quit()
+    uploads = {event[1]: event[2] for event in server.kinds("upload")}
+    assert uploads["a"]["stored"] is True and uploads["a"]["duplicate"] is False
+    assert uploads["again"]["stored"] is True and uploads["again"]["duplicate"] is True
+    assert uploads["b"]["stored"] is True and uploads["b2"]["duplicate"] is True
+    refused = uploads["c"]
+    assert refused["stored"] is False and refused["dropped"] == "source quota"
+    assert refused["size"] == 40_000 and len(refused["sha256"]) == 64  # hashed all the same
+    kept = sorted(p.name for p in (tmp_path / "up").iterdir())
+    assert kept == sorted(hashlib.sha256(p).hexdigest() for p in (first, second))
+    assert store.counters["duplicates"] == 2 and store.counters["not kept: source quota"] == 1
 
 
 def test_epsv_and_windows_listing(tmp_path: Path) -> None:

@@ -187,6 +187,26 @@ class Alerter:
         self._enqueue(*describe(finding), finding_id)
         return "queued"
 
+    def notice(self, key: str, title: str, body: str) -> str:
+        """A message about dynapot itself (a storage budget reached), whatever `min_risk` says:
+        once per key and window, within the window's messages (else in the digest)."""
+        now = self.clock()
+        seen = self._alerted.get(key)
+        if seen is not None and now - seen[0] < self.settings.window:
+            self.counts["suppressed"] += 1
+            return "suppressed"
+        self._alerted[key] = (now, len(RISK_RANK))
+        self._alerted.move_to_end(key)
+        if len(self._alerted) > DEDUP_LIMIT:
+            self._alerted.popitem(last=False)
+        if not self._room(now):
+            self._digest.append(title.removeprefix("dynapot: "))
+            self.counts["digested"] += 1
+            return "digest"
+        self._sent_times.append(now)
+        self._enqueue(title, body, None)
+        return "queued"
+
     def _room(self, now: float) -> bool:
         while self._sent_times and now - self._sent_times[0] >= self.settings.window:
             self._sent_times.popleft()

@@ -44,7 +44,7 @@ from typing import Any, Protocol, TypeVar
 
 from dynapot.analysis.findings import LIST_LIMIT, Finding, addresses, higher_risk
 from dynapot.config import CorrelationSettings
-from dynapot.events import LOGIN_KINDS, NMAP_OS_SCAN_TOOL, NO_FLOW_ADDRESS, Kind
+from dynapot.events import LOGIN_KINDS, NMAP_OS_SCAN_TOOL, NO_FLOW_ADDRESS, NOISE_KINDS, Kind
 
 SCAN, BRUTE_FORCE, WORM = "scan", "brute-force", "worm"
 KINDS = (SCAN, BRUTE_FORCE, WORM)
@@ -52,6 +52,8 @@ KINDS = (SCAN, BRUTE_FORCE, WORM)
 # StrEnum's == costs three times a str's.
 OS_SCAN_KIND: str = Kind.OS_SCAN.value
 OS_SCAN_TOOLS = frozenset({NMAP_OS_SCAN_TOOL})
+# Noise rows may stand for many packets (the sensor folds repeats): their `count` says how many.
+NOISE = frozenset(kind.value for kind in NOISE_KINDS)
 # The sensor's own news (lost events, ARP conflicts) has no source; not an address to bind.
 NO_ADDRESS = frozenset({NO_FLOW_ADDRESS, "", None})
 
@@ -133,6 +135,14 @@ def _epoch(value: datetime | float | int | None) -> float | None:
     if isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     return None
+
+
+def _weight(data: dict[str, Any] | None) -> int:
+    """How many packets a noise row stands for: its `count` (a sane one), else one."""
+    if data.__class__ is not dict:
+        return 1
+    count = data.get("count")  # type: ignore[union-attr]
+    return count if count.__class__ is int and 0 < count < 1 << 40 else 1
 
 
 def _moment(epoch: float) -> datetime:
@@ -289,7 +299,8 @@ class Correlator:
 
         kind = event.kind
         tool = event.scan_tool
-        st = self._episode(self._sources, src, t, eid, _Source)
+        weight = _weight(event.data) if kind in NOISE else 1
+        st = self._episode(self._sources, src, t, eid, _Source, weight)
         new_target = self._account(src, st, dst, pk, t)
         live = st.finding
         if live is not None:
@@ -304,7 +315,7 @@ class Correlator:
             and nports <= self._worm_ports
             and len(st.hosts) >= self._worm_hosts_each
         ):
-            self._worm(src, st, dst, pk, t, eid, found)
+            self._worm(src, st, dst, pk, t, eid, found, weight)
         if live is None and new_target and (len(st.hosts) >= self._scan_hosts or nports >= self._scan_ports):
             self._check_scan(src, st, t, found)
         if pk is not None and dst is not None and kind in LOGIN_KINDS:
@@ -342,9 +353,16 @@ class Correlator:
     # ------------------------------------------------------------------ the steps of feed
 
     def _episode(
-        self, table: OrderedDict[_K, _S], key: _K, t: float, eid: int | None, new: Callable[[float], _S]
+        self,
+        table: OrderedDict[_K, _S],
+        key: _K,
+        t: float,
+        eid: int | None,
+        new: Callable[[float], _S],
+        weight: int = 1,
     ) -> _S:
-        """The state of `key`'s current episode, begun afresh after a window-long pause; counts the event."""
+        """The state of `key`'s current episode, begun afresh after a window-long pause; counts the
+        event (as `weight` events: a noise row's repeats)."""
         state = table.get(key)
         if state is None or t - state.last > self._window:
             if state is not None:
@@ -357,7 +375,7 @@ class Correlator:
             table.move_to_end(key)
             if t > state.last:
                 state.last = t
-        state.count += 1
+        state.count += weight
         if eid is not None and len(state.ids) < self._max_ids:
             state.ids.append(eid)
         return state
@@ -432,10 +450,18 @@ class Correlator:
                 ps.sources.pop(src, None)
 
     def _worm(
-        self, src: str, st: _Source, dst: str, pk: int, t: float, eid: int | None, found: list[Finding]
+        self,
+        src: str,
+        st: _Source,
+        dst: str,
+        pk: int,
+        t: float,
+        eid: int | None,
+        found: list[Finding],
+        weight: int = 1,
     ) -> None:
         s = self.settings
-        ps = self._episode(self._ports, pk, t, eid, _Port)
+        ps = self._episode(self._ports, pk, t, eid, _Port, weight)
         hosts, sources = ps.hosts, ps.sources
         new_host = _note(hosts, dst, t, s.max_distinct)
         new_source = _note(sources, src, t, s.max_distinct)

@@ -19,15 +19,16 @@ from dynapot.analysis.findings import Finding
 from dynapot.config import CorrelationSettings
 from dynapot.db import Database
 from dynapot.db.models import HoneypotEvent
-from dynapot.events import LOGIN_KINDS
+from dynapot.events import LOGIN_KINDS, NOISE_KINDS, Kind
 
 
 def _events() -> Select[Any]:
     """The correlator's columns of honeypot_events, with no filter and no order yet."""
     e = HoneypotEvent
-    # The rules read `data` of logins only (accepted or not): the other kinds skip its JSON parsing.
-    login_kinds = sorted(kind.value for kind in LOGIN_KINDS)
-    data = type_coerce(case((e.kind.in_(login_kinds), e.data), else_=null()), JSON).label("data")
+    # The rules read `data` of logins (accepted or not) and of noise (how many packets a row stands
+    # for), the daemon that of storage alerts; the other kinds skip its JSON parsing.
+    read = sorted(kind.value for kind in LOGIN_KINDS | NOISE_KINDS | {Kind.STORAGE_FULL})
+    data = type_coerce(case((e.kind.in_(read), e.data), else_=null()), JSON).label("data")
     return select(e.id, e.time, e.protocol, e.src_ip, e.dst_ip, e.dst_port, e.kind, e.scan_tool, data)
 
 

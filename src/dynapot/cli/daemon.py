@@ -107,3 +107,31 @@ def _echo_sensor(sensor: dict[str, Any] | None) -> None:
         f"{sensor['events_lost']} events lost, "
         f"status {sensor['age']} s old"
     )
+    storage = sensor.get("storage")
+    if isinstance(storage, dict):
+        click.echo(f"  storage: {_storage_line(storage)}")
+
+
+def _storage_line(storage: dict[str, Any]) -> str:
+    """The sensor's budgets and what it did not store, on one line."""
+    database = storage.get("database") or {}
+    uploads = storage.get("uploads") or {}
+    parts = [
+        f"database {_amount(database.get('used'))} of {_amount(database.get('budget'))} "
+        f"({database.get('level', '?')})",
+        f"uploads {_amount(uploads.get('used'))} of {_amount(uploads.get('budget'))}",
+    ]
+    counted = {k: v for k, v in storage.items() if isinstance(v, int) and not isinstance(v, bool) and v}
+    parts += [f"{name} {value}" for name, value in sorted(counted.items())]
+    refused = {k: v for k, v in uploads.items() if k.startswith("not kept") and v}
+    parts += [f"uploads {name} {value}" for name, value in sorted(refused.items())]
+    return "; ".join(parts)
+
+
+def _amount(value: Any) -> str:
+    if not isinstance(value, int) or isinstance(value, bool):
+        return "-" if value is None else str(value)
+    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if value >= size:
+            return f"{value / size:.1f} {unit}"
+    return f"{value} B"

@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 import click
 
-from dynapot.cli.common import EXISTING_FILE, INTERFACE, Context, command_options
+from dynapot.cli.common import EXISTING_FILE, INTERFACE, Context, UserError, command_options
 from dynapot.db import Access
 from dynapot.sensor.secret import DEFAULT_SECRET
 
@@ -42,7 +42,11 @@ def _optional_file(flag: str, dest: str, text: str) -> Callable[[F], F]:
 )
 @_optional_file("--log", "log_path", "honeyd-format log file.")
 @click.option(
-    "--user", default="nobody", show_default=True, help="Drop root to this user once the socket is open."
+    "--user",
+    default="dynapot",
+    show_default=True,
+    help="Drop root to this user once the socket is open (a system account of its own, which the "
+    "set-up makes).",
 )
 @click.option("--no-db", is_flag=True, help="Log to --log only, not to the database (which must exist).")
 @click.option(
@@ -90,6 +94,7 @@ def sensor_command(
     import logging
 
     from dynapot.sensor.main import run_sensor
+    from dynapot.sensor.privileges import PrivilegeError
     from dynapot.sensor.rawsock import InterfaceError
     from dynapot.sensor.secret import SecretError
 
@@ -98,7 +103,7 @@ def sensor_command(
         summary = run_sensor(
             interface=interface,
             config_path=honeyd_config,
-            db=None if no_db else ctx.database(Access.WRITE),
+            db=None if no_db else ctx.database(Access.APPEND),  # it only adds events
             db_url=None if no_db else ctx.settings.database_url,
             log_path=log_path,
             user=user,
@@ -110,7 +115,10 @@ def sensor_command(
             fastpath=not no_fastpath,
             secret_path=secret_path,
             limits=ctx.settings.sensor,
+            storage=ctx.settings.storage,
         )
+    except PrivilegeError as exc:
+        raise UserError(f"--user {user}: {exc}") from None
     except (InterfaceError, SecretError) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(json.dumps(summary, sort_keys=True), err=True)

@@ -11,6 +11,8 @@ import contextlib
 import ipaddress
 import json
 import logging
+import os
+import stat
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -32,6 +34,7 @@ from dynapot.deploy import Deployer, load_catalog
 from dynapot.discovery.active import run_scan, scan_options
 from dynapot.discovery.p0f import DEFAULT_DATABASE, P0fDatabase, P0fMatcher
 from dynapot.discovery.passive import PassiveObserver
+from dynapot.events import Kind
 from dynapot.files import write_atomically
 from dynapot.inventory import expire, record_observations
 from dynapot.sensor.rawsock import RawSocket, interface_addresses
@@ -83,8 +86,7 @@ class Daemon:
         self.interface = daemon.interface
         self.mode = settings.discovery.mode
         self.state_dir = daemon.state_dir
-        self.state_dir.mkdir(parents=True, exist_ok=True)
-        self.state_dir.chmod(0o755)  # the sensor reads its configuration here after dropping root
+        _state_folder(self.state_dir)
         self.config_path = self.state_dir / "honeyd.conf"
         self.own_addresses = interface_addresses(self.interface)
         configured = settings.networks[0]
@@ -98,7 +100,8 @@ class Daemon:
             interface=self.interface,
             config_path=self.config_path,
             state_dir=self.state_dir,
-            db_url=settings.database_url,
+            # Its own role where one is set: on PostgreSQL one that may only insert events.
+            db_url=daemon.sensor_database_url or settings.database_url,
             user=daemon.sensor_user,
             settings_path=settings_path,
         )
@@ -113,6 +116,7 @@ class Daemon:
         self._cursor_path = self.state_dir / "correlator.json"
         self._resumed = False
         self._found: deque[tuple[Finding, int | None]] = deque()  # from the worker thread to the loop
+        self._notices: deque[tuple[str, str, str]] = deque()  # storage budgets reached: key, title, body
         self.settings_path = settings_path
         self._settings_mtime = _mtime(settings_path)
 
@@ -356,6 +360,9 @@ class Daemon:
             finding, finding_id = self._found.popleft()
             verdict = self.alerter.consider(finding, finding_id)
             log.info("finding %s (%s): %s -> %s", finding.kind, finding.risk, finding.summary, verdict)
+        while self._notices:
+            key, title, body = self._notices.popleft()
+            log.warning("%s -> %s", title, self.alerter.notice(key, title, body))
 
     def correlate_once(self) -> bool:
         """Correlate the next batch of stored events; True when the batch was full."""
@@ -363,6 +370,8 @@ class Daemon:
         found: list[Finding] = []
         for row in rows:
             found += self.correlator.feed(row)
+            if row.kind == Kind.STORAGE_FULL:
+                self._notices.append(_storage_notice(row.data))
         if len(rows) < EVENT_BATCH:
             # Caught up: the clock may close idle attacks. Mid-backlog it would close live ones.
             self.correlator.expire(time.time())
@@ -419,6 +428,39 @@ class Daemon:
             write_atomically(self.state_dir / "daemon-status.json", json.dumps(data))
         except OSError as exc:
             log.warning("cannot write status: %s", exc)
+
+
+def _storage_notice(data: Any) -> tuple[str, str, str]:
+    """The alert for a storage budget the sensor reached: its key, title and body."""
+    data = data if isinstance(data, dict) else {}
+    store = str(data.get("store", "storage"))[:32]
+    used, budget = data.get("used"), data.get("budget")
+    what = (
+        "uploads are hashed and reported, not kept"
+        if store == "spool"
+        else "payloads and noise are counted, not stored; past it by a tenth nothing but the sensor's news"
+    )
+    body = (
+        f"The sensor's {store} budget is reached ({used} of {budget} bytes): {what}. "
+        "`dynapot status` counts what was not stored."
+    )
+    return f"storage-full:{store}", f"dynapot: {store} budget reached", body
+
+
+def _state_folder(path: Path) -> None:
+    """The daemon's state folder: made 0755 when missing (the unprivileged sensor re-reads its
+    configuration there); one that exists is left as it is, never chmodded."""
+    try:
+        path.mkdir(parents=True, mode=0o755)
+    except FileExistsError:
+        if not os.stat(path).st_mode & stat.S_IXOTH:
+            log.warning(
+                "%s is closed to other users: the sensor, once unprivileged, cannot re-read its "
+                "configuration there (it is left as it is; `chmod o+x` opens it)",
+                path,
+            )
+        return
+    os.chmod(path, 0o755)  # noqa: S103 - the folder just made, for the sensor to read in
 
 
 def _mtime(path: Path | None) -> float | None:

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
-from dynapot.processes import terminate
+from dynapot.processes import python_command, python_environment, terminate
 
 log = logging.getLogger(__name__)
 STOP_TIMEOUT = 30.0
@@ -34,9 +32,7 @@ class SensorProcess:
         self.status_path = state_dir / "sensor" / "status.json"
         self.output_path = state_dir / "sensor.out"
         self.command = [
-            sys.executable,
-            "-m",
-            "dynapot",
+            *python_command("-m", "dynapot"),
             "sensor",
             "-i",
             interface,
@@ -50,7 +46,7 @@ class SensorProcess:
             user,
         ]
         # The database URL may hold a password: the environment, not the command line (ps shows that).
-        self.environment = {**os.environ, "DYNAPOT_DB": db_url}
+        self.environment = {**python_environment(), "DYNAPOT_DB": db_url}
         if settings_path is not None:
             self.command += ["--settings", str(settings_path)]
         self.process: subprocess.Popen[bytes] | None = None

@@ -2,8 +2,8 @@
 
 SQLite (in WAL mode) is the default; any SQLAlchemy URL works, PostgreSQL is tested.
 `open_database(url, access=...)` connects, checks that the database holds what the caller
-needs (`Access`: read, write, or create when missing), brings the schema up to date unless it
-only reads, and returns a `Database`.
+needs (`Access`: read, write, append events only, or create when missing), brings the schema
+up to date when it writes or creates, and returns a `Database`.
 """
 
 from dynapot.db.engine import (

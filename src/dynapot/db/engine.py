@@ -2,8 +2,10 @@
 
 A command says what it needs (`Access`): to read an existing database at the current schema
 (and never write, which the connection itself then refuses), to write to an existing one
-(migrating it first), or to create one when there is none. Only the last ever makes a new
-database, so that a mistyped URL is an error rather than a new, empty inventory.
+(migrating it first), to append events to an existing one (the sensor: never migrating, and
+needing no right but INSERT on honeypot_events), or to create one when there is none. Only
+the last ever makes a new database, so that a mistyped URL is an error rather than a new,
+empty inventory.
 """
 
 from __future__ import annotations
@@ -34,6 +36,9 @@ class Access(enum.Enum):
 
     READ = "read"  # an existing database at the current schema; every write is refused
     WRITE = "write"  # an existing database; migrated to the current schema first
+    # An existing database the command only adds events to: never migrated; it needs INSERT on
+    # honeypot_events and nothing else (a PostgreSQL role may be granted just that).
+    APPEND = "append"
     CREATE = "create"  # made (folder, file, schema) when missing, then migrated
 
 
@@ -176,10 +181,39 @@ def _revision(connection: Connection) -> str | None:
     return MigrationContext.configure(connection).get_current_revision()
 
 
+def _check_appendable(connection: Connection, url: str) -> None:
+    """Refuse a database without honeypot_events, or (PostgreSQL) one whose role may not insert
+    there, or one whose schema is not this dynapot's (when the role may read its revision)."""
+    if not inspect(connection).has_table("honeypot_events"):
+        raise DatabaseMissing(url, "no dynapot tables there; `dynapot db upgrade` creates them")
+    if connection.dialect.name == "postgresql":
+        may_insert, may_read = connection.execute(
+            text(
+                "SELECT has_table_privilege('honeypot_events', 'INSERT'), "
+                "has_table_privilege('alembic_version', 'SELECT')"
+            )
+        ).one()
+        if not may_insert:
+            raise DatabaseError(
+                url, "this role may not insert into honeypot_events (see the README's role set-up)"
+            )
+        if not may_read:
+            return  # a role granted INSERT alone: the schema is the owner's business
+    revision = MigrationContext.configure(connection).get_current_revision()
+    head = ScriptDirectory.from_config(alembic_config(connection.engine)).get_current_head()
+    if revision != head:
+        raise DatabaseMissing(
+            url, f"schema {revision}, this dynapot writes {head}; `dynapot db upgrade` migrates it"
+        )
+
+
 def _check_schema(engine: Engine, access: Access, url: str) -> bool:
     """Whether the database has dynapot's tables; refuse what `access` may not use."""
     with engine.connect() as connection:
         connection.execute(text("SELECT 1"))
+        if access is Access.APPEND:
+            _check_appendable(connection, url)
+            return True
         revision = _revision(connection)
     if revision is None:
         if access is not Access.CREATE:
@@ -199,7 +233,7 @@ def open_database(url: str, *, access: Access = Access.CREATE) -> Database:
     printable = redacted(url)
     try:
         existed = _check_schema(engine, access, printable)
-        if access is not Access.READ:
+        if access in (Access.WRITE, Access.CREATE):
             upgrade(engine)
     except OperationalError as exc:
         engine.dispose()

@@ -10,11 +10,11 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 from dynapot.lab.network import HostInfo, Lab
+from dynapot.processes import python_command
 
 __all__ = ["banner", "cpu_seconds", "flood", "hold", "rss_mb", "ssh_login", "stream"]
 
@@ -94,7 +94,7 @@ print(s.recv(64).decode("latin-1"), end="")
 
 
 def _python(lab: Lab, host: HostInfo | str, code: str, *args: object, **kwargs: Any) -> subprocess.Popen[str]:
-    argv = [sys.executable, "-I", "-c", code, *map(str, args)]
+    argv = python_command("-c", code, *map(str, args))
     return lab.popen(host, argv, stdout=subprocess.PIPE, text=True, **kwargs)
 
 
@@ -127,8 +127,7 @@ def flood(lab: Lab, target: str, port: int, seconds: float) -> subprocess.Popen[
 
 def banner(lab: Lab, host: HostInfo | str, target: str, port: int) -> str:
     """The first bytes `target:port` says to a connection from `host`."""
-    argv = [sys.executable, "-I", "-c", _BANNER, target, str(port)]
-    return lab.exec(host, argv, timeout=30).stdout
+    return lab.exec(host, python_command("-c", _BANNER, target, str(port)), timeout=30).stdout
 
 
 def ssh_login(lab: Lab, host: HostInfo | str, target: str, password: str = "123456") -> bool:  # noqa: S107

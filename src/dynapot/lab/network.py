@@ -29,7 +29,6 @@ import secrets
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -40,6 +39,7 @@ from types import TracebackType
 from typing import Any, Self
 
 from dynapot.files import write_atomically
+from dynapot.processes import python_command
 
 __all__ = [
     "DEFAULT_NETWORK",
@@ -232,7 +232,7 @@ def _http_service(name: str, ip: ipaddress.IPv4Address, workdir: Path) -> Servic
         f"<!DOCTYPE html>\n<html><head><title>{name}</title></head>"
         f"<body><h1>Welcome to {name}</h1><p>dynapot lab host</p></body></html>\n"
     )
-    argv = [sys.executable, "-m", "http.server", "80", "--bind", str(ip), "--directory", str(root)]
+    argv = python_command("-m", "http.server", "80", "--bind", str(ip), "--directory", str(root))
     return ServiceCommand(argv, 80)
 
 
@@ -788,7 +788,7 @@ class _Builder:
         for host, ports in waits:
             if not ports:
                 continue
-            argv = ["ip", "netns", "exec", host.netns, sys.executable, "-c", _PROBE]
+            argv = ["ip", "netns", "exec", host.netns, *python_command("-c", _PROBE)]
             argv += [str(host.ip), str(timeout), *map(str, ports)]
             probes.append((host, subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)))
         hard_deadline = time.monotonic() + timeout + 10

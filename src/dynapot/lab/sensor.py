@@ -6,7 +6,6 @@ import contextlib
 import os
 import sqlite3
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +13,7 @@ from typing import Any
 
 from dynapot.db import Access, open_database
 from dynapot.lab.network import Lab
-from dynapot.processes import terminate
+from dynapot.processes import python_command, terminate
 
 START_TIMEOUT = 120.0  # a /16 of bound addresses takes a while to set up
 STOP_TIMEOUT = 60.0
@@ -62,18 +61,9 @@ def running_sensor(
         # The sensor logs into an existing database only (a typo must not make a new one).
         open_database(f"sqlite:///{db}", access=Access.CREATE).dispose()
     os.chmod(workdir, 0o755)  # noqa: S103 - the sensor drops root and must still reach its files
-    command = [
-        sys.executable,
-        "-m",
-        "dynapot",
-        "sensor",
-        "-i",
-        "eth0",
-        "--config",
-        str(conf),
-        "--log",
-        str(log),
-    ]
+    command = python_command(
+        "-m", "dynapot", "sensor", "-i", "eth0", "--config", str(conf), "--log", str(log)
+    )
     command += ["--db", db_url or f"sqlite:///{db}"] if database else ["--no-db"]
     command += list(extra_args)
     started = time.monotonic()

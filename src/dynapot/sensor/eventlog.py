@@ -16,7 +16,6 @@ import os
 import pickle
 import struct
 import subprocess
-import sys
 import threading
 import time
 from collections import deque
@@ -33,6 +32,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from dynapot.db import Database
 from dynapot.db.models import HoneypotEvent
 from dynapot.events import Kind
+from dynapot.processes import python_command
 
 log = logging.getLogger(__name__)
 
@@ -177,7 +177,7 @@ class _ChildSink:
     """The sink in a child process: batches go down a pipe, acknowledgements come back."""
 
     def __init__(self, db_url: str | None, log_path: Path | None, user: str | None) -> None:
-        command = [sys.executable, "-m", "dynapot.sensor.eventsink"]
+        command = python_command("-m", "dynapot.sensor.eventsink")  # never from the current folder
         if log_path is not None:
             command += ["--log", str(log_path)]
         if user is not None:

@@ -15,7 +15,7 @@ import pickle
 import sys
 from pathlib import Path
 
-from dynapot.db import open_database
+from dynapot.db import Access, open_database
 from dynapot.sensor.eventlog import _LENGTH, Event, EventSink, _read_exact
 from dynapot.sensor.privileges import drop_privileges
 
@@ -27,7 +27,7 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s dynapot.eventsink %(levelname)s %(message)s")
     url = os.environ.pop("DYNAPOT_DB", None)
-    db = open_database(url) if url else None
+    db = open_database(url, access=Access.APPEND) if url else None  # it only adds events
     sink = EventSink(db, args.log)
     if db is not None:
         with db.engine.connect():

@@ -3,24 +3,33 @@
 SIGHUP re-reads the configuration and applies the difference to the running sensor (hosts
 that did not change keep their connections); a configuration that does not load is logged
 and the running one stays. With a status file, the sensor writes its health there as JSON.
+
+The folders it writes to once unprivileged (SSH host keys, uploads, its status) are made for
+its user when missing; one that exists is never chowned or chmodded: a status file in a folder
+the user may not write is opened while still root and rewritten in place. Every few seconds it
+measures its database against the storage budget (`storage.StorageGuard`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import os
 import pwd
 import resource
 import signal
+import stat
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from dynapot.config import SensorSettings
+from sqlalchemy.exc import ProgrammingError
+
+from dynapot.config import SensorSettings, StorageSettings
 from dynapot.db import Database
 from dynapot.discovery.observation import Observation
 from dynapot.discovery.p0f import DEFAULT_DATABASE, P0fDatabase, P0fDatabaseError, P0fMatcher
@@ -33,14 +42,16 @@ from dynapot.personality.osdb import load_osdb
 from dynapot.sensor.actions import ScriptRunner
 from dynapot.sensor.config import SensorConfig, parse_sensor_config
 from dynapot.sensor.eventlog import Event, EventWriter
-from dynapot.sensor.privileges import drop_privileges
+from dynapot.sensor.privileges import drop_privileges, user_entry
 from dynapot.sensor.rawsock import RawSocket, interface_addresses
 from dynapot.sensor.runtime import Sensor
 from dynapot.sensor.secret import DEFAULT_SECRET, load_or_create_secret
-from dynapot.services import REGISTRY, UDP_REGISTRY
+from dynapot.sensor.storage import StorageGuard, database_bytes
+from dynapot.services import REGISTRY, UDP_REGISTRY, ftp
 from dynapot.services import preload as preload_services
-from dynapot.services.ftp import DEFAULT_UPLOAD_DIR
+from dynapot.services.contract import Handler
 from dynapot.services.ssh import DEFAULT_KEY_DIR
+from dynapot.services.uploads import UploadStore
 
 log = logging.getLogger("dynapot.sensor")
 
@@ -88,13 +99,27 @@ class ConfigLoader:
 
 
 class StatusFile:
-    """Where the sensor reports its health; its folder is opened while still root (see ConfigLoader)."""
+    """Where the sensor reports its health; its folder is opened while still root (see ConfigLoader).
 
-    def __init__(self, path: Path) -> None:
+    In a folder its user may write, each status replaces the file atomically. In one it may not
+    (an existing folder is never chowned), the file itself is opened now, as root, and each
+    status is written over it in place.
+    """
+
+    def __init__(self, path: Path, *, replace: bool = True) -> None:
         self.path = path
         self.dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+        self.fd: int | None = None
+        if not replace:
+            flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+            self.fd = os.open(path.name, flags, 0o644, dir_fd=self.dir_fd)
 
     def write(self, text: str) -> None:
+        if self.fd is not None:
+            data = text.encode()
+            os.pwrite(self.fd, data, 0)
+            os.ftruncate(self.fd, len(data))
+            return
         tmp = self.path.name + ".tmp"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644, dir_fd=self.dir_fd)
         with os.fdopen(fd, "w") as handle:
@@ -128,9 +153,12 @@ def run_sensor(
     fastpath: bool = True,
     secret_path: Path = DEFAULT_SECRET,
     limits: SensorSettings | None = None,
+    storage: StorageSettings | None = None,
 ) -> dict[str, int]:
     """Run the sensor until SIGINT/SIGTERM; returns its counters."""
     limits = _within_open_files(limits or SensorSettings())
+    storage = storage or StorageSettings()
+    user_entry(user)  # a missing user is said before anything is opened
     # Everything that needs root first: the configuration's folder, the secret, the socket,
     # the event writer (it drops root itself), the folders the services write to.
     loader = ConfigLoader(config_path, interface, osdb, mac_prefixes)
@@ -138,7 +166,11 @@ def run_sensor(
     secret = load_or_create_secret(secret_path)
     raw = RawSocket(interface, fast=fastpath)
     events = _open_event_log(db, db_url, log_path, user, len(config.hosts))
-    status_file = _prepare_files(user, status_path)
+    status_file = _prepare_files(user, status_path, storage.upload_dir)
+    uploads = _upload_store(storage)
+    guard = StorageGuard(
+        storage, measure=functools.partial(database_bytes, db.engine) if db else None, uploads=uploads
+    )
     preload_services()
     drop_privileges(user)
     loop = _new_loop()
@@ -147,13 +179,14 @@ def run_sensor(
         raw,
         events,
         p0f=_load_p0f(p0f_path),
-        services=dict(REGISTRY),
+        services=_services(storage, uploads),
         udp_services=dict(UDP_REGISTRY),
         scripts=ScriptRunner(),
         on_conflict=_conflict_recorder(db, loop),
         probe_first=probe_first,
         secret=secret,
         limits=limits,
+        storage=guard,
     )
     log.info("answering for %d addresses on %s", len(sensor.hosts), interface)
     try:
@@ -205,28 +238,61 @@ def _open_event_log(
     return events
 
 
-def _prepare_files(user: str, status_path: Path | None) -> StatusFile | None:
+def _prepare_files(user: str, status_path: Path | None, upload_dir: Path) -> StatusFile | None:
     """The folders the sensor still writes to once it runs as `user`; its status file."""
     _prepare_dir(DEFAULT_KEY_DIR, user, mode=0o700)  # SSH host keys outlive restarts
-    _prepare_dir(DEFAULT_UPLOAD_DIR, user, mode=0o700)  # FTP uploads are kept there
+    _prepare_dir(upload_dir, user, mode=0o700)  # uploads are kept there
     if status_path is None:
         return None
-    _prepare_dir(status_path.parent, user)
-    return StatusFile(status_path)
+    writable = _prepare_dir(status_path.parent, user)
+    return StatusFile(status_path, replace=writable)
+
+
+def _upload_store(storage: StorageSettings) -> UploadStore:
+    """Where the services keep uploads, with the quotas of the settings; what it holds is counted
+    now, while still root."""
+    store = UploadStore(
+        storage.upload_dir,
+        max_file=storage.max_upload,
+        per_source=storage.upload_per_source,
+        budget=storage.spool_budget or None,
+        period=storage.upload_period,
+    )
+    store.prepare()
+    return store
+
+
+def _services(storage: StorageSettings, uploads: UploadStore) -> dict[str, Handler]:
+    """The TCP services, those that keep files given the sensor's upload store."""
+    services = dict(REGISTRY)
+    services["ftp"] = ftp.make_handler(
+        ftp.FtpConfig(upload_dir=storage.upload_dir, max_upload=storage.max_upload, uploads=uploads)
+    )
+    return services
 
 
 def _conflict_recorder(db: Database | None, loop: asyncio.AbstractEventLoop) -> Callable[[str, str], None]:
     """What the sensor does with an address a real machine took back: store that machine as real,
     in a worker thread (a database write must never hold up the packet loop)."""
 
+    allowed = db is not None
+
     def on_conflict(address: str, mac: str) -> None:
-        if db is None:
+        if db is None or not allowed:
             return
         seen = Observation(address, datetime.now(UTC), "sensor", mac=mac)
 
         def store() -> None:
+            nonlocal allowed
             try:
                 record_observations(db, [seen])
+            except ProgrammingError as exc:  # a role that may only insert events (PostgreSQL)
+                allowed = False
+                log.warning(
+                    "the sensor's database role may not record real hosts (%s): the conflict events "
+                    "are stored, the daemon records the hosts",
+                    str(exc.orig or exc).splitlines()[0],
+                )
             except Exception:
                 log.exception("could not record %s as real", address)
 
@@ -250,6 +316,7 @@ class SensorService:
             loop.add_signal_handler(sig, stop.set)
         loop.add_signal_handler(signal.SIGHUP, self.reload)
         tasks = [loop.create_task(self._report_claims())]  # referenced: a bare task may be collected
+        tasks.append(loop.create_task(self._watch_storage()))
         if self.status_file is not None:
             tasks.append(loop.create_task(self._report_status()))
         if ready is not None:
@@ -295,6 +362,21 @@ class SensorService:
             self._write_status()
             await asyncio.sleep(STATUS_INTERVAL)
 
+    async def _watch_storage(self) -> None:
+        """Measure the database against its budget every few seconds (in a worker thread: a query);
+        say once when a budget is reached."""
+        guard = self.sensor.observer.guard
+        loop = asyncio.get_running_loop()
+        while True:
+            used = None
+            if guard.measure is not None:
+                try:
+                    used = await loop.run_in_executor(None, guard.measure)
+                except Exception as exc:  # a database that is down: the budget stays as it was
+                    log.warning("cannot measure the database: %s", exc)
+            self.sensor.observer.storage_news(guard.update(used))
+            await asyncio.sleep(STATUS_INTERVAL)
+
     async def _report_claims(self) -> None:
         """Say how many addresses are ours once the start-up ARP probes are over (lab tests wait
         for this line)."""
@@ -325,13 +407,49 @@ def _new_loop() -> asyncio.AbstractEventLoop:
     return uvloop.new_event_loop()
 
 
-def _prepare_dir(path: Path, user: str, mode: int = 0o755) -> None:
-    """A folder the sensor may still write to once it runs as `user`."""
+def _prepare_dir(path: Path, user: str, mode: int = 0o755) -> bool:
+    """A folder the sensor may still write to once it runs as `user`: made for `user` when missing.
+
+    One that exists is left exactly as it is (never chowned or chmodded: it may be anybody's,
+    /tmp or /etc); the answer says whether `user` may write there.
+    """
     if os.geteuid() != 0:
-        return
+        return True  # no root to drop: the sensor writes wherever its user may
     try:
         entry = pwd.getpwnam(user)
-        path.mkdir(parents=True, exist_ok=True, mode=mode)
-        os.chown(path, entry.pw_uid, entry.pw_gid)
-    except (KeyError, OSError) as exc:
-        log.warning("cannot prepare %s: %s", path, exc)
+    except KeyError:
+        return False
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)  # as root, like any folder above a data folder
+        os.mkdir(path, mode)
+    except FileExistsError:
+        info = os.stat(path)
+        writable = _writable_by(info, entry)
+        if not writable:
+            log.warning(
+                "%s is not writable by %s, and is left as it is (chown it to %s to let the sensor "
+                "keep files there)",
+                path,
+                user,
+                user,
+            )
+        return writable
+    except OSError as exc:
+        log.warning("cannot make %s: %s", path, exc)
+        return False
+    os.chmod(path, mode)  # the folder we just made: our mode whatever the umask
+    os.chown(path, entry.pw_uid, entry.pw_gid)
+    return True
+
+
+def _writable_by(info: os.stat_result, entry: pwd.struct_passwd) -> bool:
+    """Whether the user may create files in a folder (the sensor keeps only its primary group)."""
+    if not stat.S_ISDIR(info.st_mode):
+        return False
+    if info.st_uid == entry.pw_uid:
+        wanted = stat.S_IWUSR | stat.S_IXUSR
+    elif info.st_gid == entry.pw_gid:
+        wanted = stat.S_IWGRP | stat.S_IXGRP
+    else:
+        wanted = stat.S_IWOTH | stat.S_IXOTH
+    return info.st_mode & wanted == wanted

@@ -13,14 +13,24 @@ class PrivilegeError(RuntimeError):
     pass
 
 
+def user_entry(user: str) -> pwd.struct_passwd | None:
+    """The account root drops to; PrivilegeError when it does not exist (None when not root)."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        return pwd.getpwnam(user)
+    except KeyError:
+        raise PrivilegeError(
+            f"no such user ({user!r}) to drop root to; the set-up (`make setup`, as root) makes the "
+            "system account dynapot, or name another (--user, daemon.sensor_user)"
+        ) from None
+
+
 def drop_privileges(user: str) -> None:
     """Become `user` for good (groups, gid, uid); a no-op when not running as root."""
-    if os.geteuid() != 0:
+    entry = user_entry(user)
+    if entry is None:
         return
-    try:
-        entry = pwd.getpwnam(user)
-    except KeyError:
-        raise PrivilegeError(f"user {user!r} does not exist") from None
     if entry.pw_uid == 0:
         log.warning("running the sensor as root: prefer an unprivileged --user")
         return

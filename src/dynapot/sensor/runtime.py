@@ -57,6 +57,7 @@ from dynapot.sensor.flows import FlowTable
 from dynapot.sensor.hosts import PortActions, VirtualHost, same_machine
 from dynapot.sensor.observe import Observer
 from dynapot.sensor.rawsock import RawSocket
+from dynapot.sensor.storage import StorageGuard
 from dynapot.sensor.udp import UdpServices
 from dynapot.services.contract import DatagramService, Handler
 
@@ -84,6 +85,7 @@ class Sensor:
         probe_first: bool = False,
         secret: bytes = b"",
         limits: SensorSettings | None = None,
+        storage: StorageGuard | None = None,
     ) -> None:
         self.raw = raw
         # The C receive thread (when the raw socket has one): it answers ARP, pings and ordinary
@@ -103,7 +105,7 @@ class Sensor:
             TcpConfig(auto_consume=False),
         )
         self.neighbours: OrderedDict[int, bytes] = OrderedDict()
-        self.observer = Observer(events, p0f)
+        self.observer = Observer(events, p0f, storage)
         self.claims = AddressClaims(
             raw,
             self.fast,
@@ -141,6 +143,8 @@ class Sensor:
             "counters": dict(self.counters),
             # the C receive thread: frames read, ARP, pings and SYNs it answered, drops (queue full)
             "fastpath": self.fast.stats() if self.fast is not None else None,
+            # budgets, noise folded, payloads and events not stored, uploads kept and refused
+            "storage": self.observer.storage_health(),
         }
 
     # ------------------------------------------------------------------ hosts
@@ -416,6 +420,7 @@ class Sensor:
         when the kernel wakes us: one CPU core spent for about half the reply latency (the wake-up
         of an idle process is most of a Python responder's time)."""
         self._loop = loop = asyncio.get_running_loop()
+        self.observer.start(loop)
         self.raw.start()
         poller: asyncio.Handle | None = None
         if busy_poll:
@@ -445,3 +450,4 @@ class Sensor:
             for host in list(self.hosts.values()):
                 if host.stack is not None:
                     self._run(host.stack.close_all(now), now)
+            self.observer.stop()

@@ -19,6 +19,9 @@ log = logging.getLogger(__name__)
 
 MAX_UDP_REPLY = 1472  # one Ethernet frame: never fragment, never amplify much
 UDP_REPLIES_PER_SECOND = 20  # per source
+# Datagrams per source and second a service is asked about (and may report): a flood of
+# requests is noise folded by the observer, not a row per datagram.
+UDP_SERVED_PER_SECOND = 2 * UDP_REPLIES_PER_SECOND
 SOURCE_LIMIT = 65536
 
 
@@ -59,6 +62,7 @@ class UdpServices:
         self.services = services
         self.counters = counters
         self.budget = budget or UdpBudget()
+        self.served = UdpBudget(UDP_SERVED_PER_SECOND)
         self._reporter = reporter
 
     def answer(self, datagram: DatagramReceived, host: VirtualHost, now: float) -> bytes | None:
@@ -68,6 +72,9 @@ class UdpServices:
             return None
         service = self.services.get(action.target or "")
         if service is None:
+            return None
+        if not self.served.allow(datagram.peer_ip, 0, 0, now):
+            self.counters["udp datagram not served (rate per source)"] += 1
             return None
         info = host.connection_info("udp", datagram.peer_ip, datagram.peer_port, datagram.local_port)
         report = self._reporter("udp", datagram)

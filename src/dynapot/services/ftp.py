@@ -11,9 +11,11 @@ of its own (names, sizes and dates drawn from its identity; its /etc/issue its d
 anonymous login, and an accept policy for other accounts. Reported events (`report(kind, detail, data)`):
   login    "user:password"  {"user", "password", "accepted"}
   command  the command line (never PASS)
-  upload   the file name    {"name", "path", "size", "sha256", "truncated", "stored"}
+  upload   the file name    {"name", "path", "size", "sha256", "truncated", "stored", "duplicate", "dropped"}
   bad-request  what was wrong with a command line
-Uploads are kept as `<upload_dir>/<sha256>` (size-capped); they are never served back.
+Uploads go to an `uploads.UploadStore`: kept once as `<upload_dir>/<sha256>` (size-capped), within
+a quota per source and a budget in all, and never served back. One the store does not keep is
+still received, hashed and reported, and answered as a kept one would be.
 Bounds: line length, login failures, idle time, data connection time-outs, session lifetime.
 """
 
@@ -21,10 +23,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import ipaddress
 import logging
-import os
 import posixpath
 import random
 import re
@@ -38,11 +38,11 @@ from dynapot.services.contract import ConnectionInfo, Handler, PassiveListener, 
 from dynapot.services.profiles import Profile, choose
 from dynapot.services.ssh import WEAK_PAIRS, AcceptPolicy
 from dynapot.services.systems import UBUNTU_22_04
+from dynapot.services.uploads import MAX_UPLOAD, UploadStore
 
 log = logging.getLogger(__name__)
 
 DEFAULT_UPLOAD_DIR = Path("/var/lib/dynapot/uploads")
-MAX_UPLOAD = 10 * 1024 * 1024
 MAX_LINE = 4096  # vsftpd's VSFTP_MAX_COMMAND_LINE
 _CHUNK = 64 * 1024
 
@@ -57,6 +57,9 @@ ANONYMOUS = frozenset({"anonymous", "ftp"})
 class FtpConfig:
     upload_dir: Path = DEFAULT_UPLOAD_DIR
     max_upload: int = MAX_UPLOAD  # bytes kept per upload; the rest is refused as a full disk would
+    # Where uploads go, with its quotas (the sensor's, from its settings); without one, a store of
+    # upload_dir and max_upload without quotas, shared by the handler's connections.
+    uploads: UploadStore | None = None
     accept: AcceptPolicy = FTP_PAIRS
     anonymous: bool = True
     max_login_fails: int = 3  # vsftpd's max_login_fails: then hang up
@@ -586,6 +589,8 @@ class Upload:
     sha256: str
     truncated: bool  # cut at `max_upload`, as a full disk would
     stored: bool  # kept as <upload_dir>/<sha256>
+    duplicate: bool = False  # that content was kept already (stored once)
+    dropped: str | None = None  # why it was not kept: a quota, the budget, the disk
 
 
 @dataclass(slots=True)
@@ -1100,40 +1105,6 @@ async def _close(writer: asyncio.StreamWriter) -> None:
         await asyncio.wait_for(writer.wait_closed(), 2.0)
 
 
-class _Uploads:
-    """Keeps uploads in `directory` as <sha256> (the directory is created 0700 on first use)."""
-
-    def __init__(self, directory: Path) -> None:
-        self.directory = Path(directory)
-
-    def open(self) -> tuple[int, Path] | None:
-        try:
-            self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-            tmp = self.directory / f".upload-{os.getpid()}-{os.urandom(8).hex()}"
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-        except OSError as exc:
-            log.warning("ftp: cannot keep uploads in %s (%s)", self.directory, exc)
-            return None
-        return fd, tmp
-
-    def finish(self, fd: int, tmp: Path, sha256: str) -> bool:
-        try:
-            os.close(fd)
-            os.replace(tmp, self.directory / sha256)  # the same content twice is one file
-            return True
-        except OSError as exc:
-            log.warning("ftp: cannot keep upload %s (%s)", sha256, exc)
-            self.abandon(None, tmp)
-            return False
-
-    @staticmethod
-    def abandon(fd: int | None, tmp: Path) -> None:
-        with contextlib.suppress(OSError):
-            if fd is not None:
-                os.close(fd)
-            os.unlink(tmp)
-
-
 class _Connection:
     """The IO around one FtpSession: control lines in, replies out, data connections on request."""
 
@@ -1144,12 +1115,13 @@ class _Connection:
         info: ConnectionInfo,
         report: Report,
         config: FtpConfig,
+        uploads: UploadStore,
     ) -> None:
         self.writer = writer
         self.info = info
         self.report = report
         self.config = config
-        self.uploads = _Uploads(config.upload_dir)
+        self.uploads = uploads
         self.session = FtpSession(info, config)
         self.lines = _Lines(reader, config.max_line)
         self.listener: PassiveListener | None = None
@@ -1253,11 +1225,8 @@ class _Connection:
         return self.session.transfer_done(True, listing=action.listing)
 
     async def _receive(self, reader: asyncio.StreamReader, action: ReceiveData) -> Reply:
-        digest = hashlib.sha256()
-        size = 0
-        truncated = ok = timed_out = False
-        target = self.uploads.open()
-        limit = self.config.max_upload
+        ok = timed_out = False
+        incoming = self.uploads.begin(self.info.src)
         try:
             while True:
                 try:
@@ -1270,39 +1239,34 @@ class _Connection:
                 if not chunk:
                     ok = True
                     break
-                if size + len(chunk) > limit:
-                    chunk = chunk[: limit - size]
-                    truncated = True  # keep the head; hang up on the rest as a full disk would
-                digest.update(chunk)
-                size += len(chunk)
-                if target is not None:
-                    try:
-                        # A plain write: at most 64 KiB into the page cache, cheaper than a thread hop.
-                        os.write(target[0], chunk)
-                    except OSError as exc:
-                        log.warning("ftp: writing an upload failed (%s)", exc)
-                        self.uploads.abandon(*target)
-                        target = None
-                if truncated:
-                    break
+                if not incoming.write(chunk):
+                    break  # keep the head; hang up on the rest as a full disk would
         except BaseException:
-            if target is not None:
-                self.uploads.abandon(*target)
+            incoming.abandon()
             raise
-        sha256 = digest.hexdigest()
-        stored = target is not None and self.uploads.finish(*target, sha256)
-        upload = Upload(action.name, action.path, size, sha256, truncated, stored)
+        kept = incoming.finish()
+        upload = Upload(
+            action.name,
+            action.path,
+            kept.size,
+            kept.sha256,
+            kept.truncated,
+            kept.stored,
+            kept.duplicate,
+            kept.dropped,
+        )
         return self.session.received(upload, ok=ok, timed_out=timed_out)
 
 
 def make_handler(config: FtpConfig | None = None) -> Handler:
     """A service handler `(reader, writer, info, report)` serving FTP with `config`."""
     config = config or FtpConfig()
+    uploads = config.uploads or UploadStore(config.upload_dir, max_file=config.max_upload)
 
     async def serve_ftp(
         reader: asyncio.StreamReader, writer: asyncio.StreamWriter, info: ConnectionInfo, report: Report
     ) -> None:
-        connection = _Connection(reader, writer, info, guarded(report, "ftp"), config)
+        connection = _Connection(reader, writer, info, guarded(report, "ftp"), config, uploads)
         try:
             await asyncio.wait_for(connection.run(), config.lifetime)
         except TimeoutError:

@@ -3,6 +3,10 @@
 Every section is a list of flat rows (str, int, bool, None, or a list of str), so that
 each renderer can print them without knowing the database. Lists of single events
 (credentials, commands) and top-N lists are capped; the totals stay exact.
+
+"Events" are counted as what happened, not as rows: the sensor folds repeated noise (probes,
+datagrams, pings) into one row per source, target and window whose `count` says how many
+packets it stands for, and every count here adds that up.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from dynapot.db import Database
 from dynapot.db.models import Alert, Finding, HoneypotEvent, Host, OperatingSystem, Port
-from dynapot.events import COMMAND_KINDS, LOGIN_KINDS, NO_FLOW_ADDRESS, Kind
+from dynapot.events import COMMAND_KINDS, LOGIN_KINDS, NO_FLOW_ADDRESS, NOISE_KINDS, Kind
 
 # Report sections in the order every renderer shows them.
 SECTIONS = (
@@ -37,6 +41,7 @@ SECTIONS = (
 LOGINS = tuple(sorted(kind.value for kind in LOGIN_KINDS))
 # The "commands and requests" section: command lines and protocol requests alike.
 COMMANDS = tuple(sorted(kind.value for kind in COMMAND_KINDS | {Kind.REQUEST}))
+NOISE = tuple(sorted(kind.value for kind in NOISE_KINDS))
 BUCKETS = (60, 300, 900, 3600, 6 * 3600, 86_400, 7 * 86_400)
 MAX_BUCKETS = 240
 PORTS_PER_HONEYPOT = 10
@@ -98,6 +103,17 @@ def _epoch_seconds(column: Any, dialect: str) -> ColumnElement[Any] | None:
     return None
 
 
+def _weight() -> ColumnElement[Any]:
+    """How many events a row stands for: a noise row's `count`, else one."""
+    e = HoneypotEvent
+    return case((e.kind.in_(NOISE), func.coalesce(e.data["count"].as_integer(), 1)), else_=1)
+
+
+def _events() -> ColumnElement[Any]:
+    """The events of a group of rows (an integer: SUM of nothing would be NULL)."""
+    return func.coalesce(func.sum(_weight()), 0)
+
+
 def _service_names(session: Session) -> dict[tuple[str, int], str]:
     """(protocol, port) -> the service name the inventory most often gives it."""
     votes: dict[tuple[str, int], tuple[int, str]] = {}
@@ -147,8 +163,9 @@ class _Query:
     def totals(self) -> dict[str, int]:
         e = HoneypotEvent
         events, sources = self.session.execute(
-            select(func.count(), func.count(distinct(e.src_ip))).where(self.where)
+            select(_events(), func.count(distinct(e.src_ip))).where(self.where)
         ).one()
+        probes = self.session.scalar(select(_events()).where(self.where, e.kind == Kind.PROBE.value))
         honeypots = self.session.scalar(
             select(func.count(distinct(e.dst_ip))).where(self.where, e.dst_ip != NO_FLOW_ADDRESS)
         )
@@ -171,7 +188,8 @@ class _Query:
             select(func.count()).select_from(Alert).where(Alert.time >= self.since, Alert.time < self.until)
         )
         return {
-            "events": events or 0,
+            "events": int(events or 0),
+            "probes": int(probes or 0),
             "sources": sources or 0,
             "honeypots": honeypots or 0,
             "logins": sum(by_kind.get(k, 0) for k in LOGINS),
@@ -186,7 +204,7 @@ class _Query:
         self, group: tuple[Any, ...], tie: Any, *columns: Any, where: tuple[Any, ...] = ()
     ) -> list[Row[Any]]:
         """The `limit` groups with the most events; a row is the group, its event count, `columns`."""
-        events = func.count().label("events")
+        events = _events().label("events")
         return list(
             self.session.execute(
                 select(*group, events, *columns)
@@ -216,7 +234,7 @@ class _Query:
         ports: dict[str, list[tuple[int, str]]] = defaultdict(list)
         if addresses:
             for dst, proto, port, count in self.session.execute(
-                select(e.dst_ip, e.protocol, e.dst_port, func.count())
+                select(e.dst_ip, e.protocol, e.dst_port, _events())
                 .where(self.where, e.dst_ip.in_(addresses), e.dst_port.is_not(None))
                 .group_by(e.dst_ip, e.protocol, e.dst_port)
             ):
@@ -232,7 +250,7 @@ class _Query:
                     "address": dst,
                     "virtual": None if host is None else host.is_virtual,
                     "os": os_name,
-                    "events": count,
+                    "events": int(count),
                     "source_count": sources,
                     "ports": [label for _, label in sorted(ports[dst])[:PORTS_PER_HONEYPOT]],
                     "first_seen": _iso(first),
@@ -259,7 +277,7 @@ class _Query:
                 "address": src,
                 "os": _clip(os_guess),
                 "tool": _clip(tool),
-                "events": count,
+                "events": int(count),
                 "honeypot_count": honeypots,
                 "port_count": port_count,
                 "login_count": int(login_count or 0),
@@ -283,7 +301,7 @@ class _Query:
                 "protocol": proto,
                 "port": port,
                 "service": _service(self.services, proto, port),
-                "events": count,
+                "events": int(count),
                 "source_count": sources,
                 "honeypot_count": honeypots,
             }
@@ -384,17 +402,16 @@ class _Query:
         if epoch is not None:
             bucket = (epoch - epoch % size).label("bucket")
             for key, count, sources in self.session.execute(
-                select(bucket, func.count(), func.count(distinct(e.src_ip)))
-                .where(self.where)
-                .group_by(bucket)
+                select(bucket, _events(), func.count(distinct(e.src_ip))).where(self.where).group_by(bucket)
             ):
-                counts[int(key)] = (count, sources)
-        else:  # another backend: bucket in Python, reading only the two columns
+                counts[int(key)] = (int(count), sources)
+        else:  # another backend: bucket in Python, reading only the columns it needs
             seen: dict[int, set[str]] = defaultdict(set)
             totals: dict[int, int] = defaultdict(int)
-            for moment, src in self.session.execute(select(e.time, e.src_ip).where(self.where)):
+            rows = self.session.execute(select(e.time, e.src_ip, _weight()).where(self.where))
+            for moment, src, weight in rows:
                 key = int(moment.timestamp()) // size * size
-                totals[key] += 1
+                totals[key] += int(weight)
                 seen[key].add(src)
             counts = {key: (totals[key], len(seen[key])) for key in totals}
         end = int(self.until.timestamp())

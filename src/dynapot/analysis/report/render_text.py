@@ -50,7 +50,8 @@ def render_text(data: ReportData, width: int = WIDTH) -> str:
     )
     console.print(
         Text(
-            f"{t['events']} events from {t['sources']} sources on {t['honeypots']} honeypots; "
+            f"{t['events']} events ({t.get('probes', 0)} probes) from {t['sources']} sources on "
+            f"{t['honeypots']} honeypots; "
             f"{t['logins']} logins, {t['commands']} commands, {t['requests']} requests; "
             f"{t['findings']} findings, {t['alerts']} alerts"
             + (f"; {t['sensor_notices']} sensor notices" if t.get("sensor_notices") else "")
