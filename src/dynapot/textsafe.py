@@ -87,7 +87,8 @@ def json_for_storage(value: Any, limit: int = TEXT_LIMIT, _depth: int = 0) -> An
     if isinstance(value, float):
         return value if math.isfinite(value) else str(value)
     if isinstance(value, bytes | bytearray | memoryview):
-        return for_storage(bytes(value[:limit]).decode("latin-1").encode("unicode_escape").decode("ascii"), limit)
+        shown = bytes(value[:limit]).decode("latin-1").encode("unicode_escape").decode("ascii")
+        return for_storage(shown, limit)
     if _depth >= JSON_DEPTH and isinstance(value, dict | list | tuple):
         return for_storage(repr(value)[:limit], limit)
     if isinstance(value, dict):

@@ -11,7 +11,14 @@ from typing import Any
 
 import click
 
-from dynapot.cli.common import Context, command_options, require_interface, seconds_option, setting_option
+from dynapot.cli.common import (
+    Context,
+    command_options,
+    require_interface,
+    seconds_option,
+    setting_option,
+    shown,
+)
 from dynapot.db import Access
 
 __all__ = ["register"]
@@ -94,7 +101,7 @@ def _echo_daemon(daemon: dict[str, Any] | None) -> None:
         f"last scan {scan}; {daemon['replans']} re-plans; alerts {daemon.get('alerts')}"
     )
     for error in daemon.get("errors", []):
-        click.echo(f"  error: {error}")
+        click.echo(f"  error: {shown(error)}")
 
 
 def _echo_sensor(sensor: dict[str, Any] | None) -> None:
