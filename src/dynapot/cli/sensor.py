@@ -64,6 +64,15 @@ def _optional_file(flag: str, dest: str, text: str) -> Callable[[F], F]:
     "keyed with it.",
 )
 @click.option(
+    "--journal",
+    "journal_path",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("/var/lib/dynapot/journal"),
+    show_default=True,
+    help="The event journal's folder: every event is written there before the database, and what "
+    "a crash left unstored is replayed at the next start (not used with --no-db).",
+)
+@click.option(
     "--no-fastpath",
     is_flag=True,
     help="Read the socket from Python, without the C receive thread that answers ARP, pings and "
@@ -82,6 +91,7 @@ def sensor_command(
     busy_poll: bool,
     no_fastpath: bool,
     secret_path: Path,
+    journal_path: Path,
 ) -> None:
     """Answer for the configured virtual hosts on INTERFACE until SIGINT/SIGTERM.
 
@@ -89,6 +99,7 @@ def sensor_command(
     """
     import logging
 
+    from dynapot.sensor.journal import JournalError
     from dynapot.sensor.main import run_sensor
     from dynapot.sensor.rawsock import InterfaceError
     from dynapot.sensor.secret import SecretError
@@ -109,7 +120,8 @@ def sensor_command(
             busy_poll=busy_poll,
             fastpath=not no_fastpath,
             secret_path=secret_path,
+            journal_path=journal_path,
         )
-    except (InterfaceError, SecretError) as exc:
+    except (InterfaceError, SecretError, JournalError) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(json.dumps(summary, sort_keys=True), err=True)

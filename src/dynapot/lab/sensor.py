@@ -74,7 +74,12 @@ def running_sensor(
         "--log",
         str(log),
     ]
-    command += ["--db", db_url or f"sqlite:///{db}"] if database else ["--no-db"]
+    # The journal in the run's own folder: runs side by side must not share one.
+    command += (
+        ["--db", db_url or f"sqlite:///{db}", "--journal", str(workdir / "journal")]
+        if database
+        else ["--no-db"]
+    )
     command += list(extra_args)
     started = time.monotonic()
     with output.open("w") as out:
