@@ -8,7 +8,7 @@ command line). Protocol, both ways over the pipes between our own processes:
   "lag"}`);
 - to the writer: per batch, its length, the journal position just after it (-1, -1: none)
   and whether it is live (lag measured) or replayed, then the events as the body of a JSON
-  array (`eventlog.encode`): parsed as JSON and checked field by field, never unpickled.
+  array (`eventformat.encode`): parsed as JSON and checked field by field, never unpickled.
 
 End of input ends the process after the last batch. SIGTERM gives up waiting for a database
 that is down (the batch is reported abandoned, its events stay in the journal); SIGINT is
@@ -25,7 +25,8 @@ import sys
 from pathlib import Path
 
 from dynapot.db import open_database
-from dynapot.sensor.eventlog import _BATCH, EventSink, _read_exact, send_message
+from dynapot.sensor.eventlog import _BATCH, _read_exact, send_message
+from dynapot.sensor.eventstore import EventSink
 from dynapot.sensor.journal import Position
 from dynapot.sensor.privileges import drop_privileges
 

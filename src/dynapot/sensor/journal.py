@@ -14,7 +14,7 @@ The folder, owned by the sensor's user:
 - `NNNNNNNNNNNNNNNN.dpj`: the segments, numbered in order; a new start begins a new one.
 
 A record is a 12-byte header (`DJ`, 2 reserved bytes, the payload's length and CRC-32) and the
-payload: events as the body of a JSON array, ASCII (`eventlog.encode`). The folder is
+payload: events as the body of a JSON array, ASCII (`eventformat.encode`). The folder is
 writable by the unprivileged sensor user, so reading it back trusts nothing: a segment is
 read up to its first record that is short, oversized or fails its CRC (the tail a crash
 leaves), and a payload is only ever parsed as JSON, never unpickled or evaluated.
