@@ -114,3 +114,20 @@ def _echo_sensor(sensor: dict[str, Any] | None) -> None:
         f"{sensor['events_lost']} events lost, "
         f"status {sensor['age']} s old"
     )
+    events = sensor.get("events")
+    if events:
+        lag = events.get("lag_ms") or {}
+        journal = events.get("journal")
+        kept = f", journal {journal['bytes'] / 1048576:.1f} MiB unstored" if journal else ", no journal"
+        click.echo(
+            f"  events: {events['stored']} stored, {events['replayed']} replayed, {events['queued']} queued; "
+            f"lag p50 {lag.get('p50')} ms, p99 {lag.get('p99')} ms{kept}"
+        )
+    drops = sensor.get("drops") or {}
+    if not drops:
+        click.echo("  drops: none")
+        return
+    click.echo("  drops:")
+    width = max(len(str(count)) for count in drops.values())
+    for name, count in drops.items():
+        click.echo(f"    {count:>{width}}  {shown(name)}")
