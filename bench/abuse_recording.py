@@ -130,26 +130,6 @@ def sqlite_count(db: Path, where: str = "1") -> int:
         return conn.execute(f"SELECT count(*) FROM honeypot_events WHERE {where}").fetchone()[0]
 
 
-def writer_processes(marker: str) -> list[int]:
-    """Event writer processes whose command line names `marker` (its log file: one run's)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        with contextlib.suppress(OSError):
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-            if b"dynapot.sensor.eventsink" in argv and marker.encode() in b" ".join(argv):
-                found.append(int(entry.name))
-    return found
-
-
-def wait_gone(marker: str, timeout: float = 120.0) -> float:
-    start = time.monotonic()
-    while writer_processes(marker) and time.monotonic() - start < timeout:
-        time.sleep(0.05)
-    return time.monotonic() - start
-
-
 def summary(output: Path) -> dict[str, Any]:
     """The sensor's last words: its counters as one JSON line."""
     for line in reversed(output.read_text().splitlines()):
@@ -304,11 +284,12 @@ def check_durability(lab: Any, binary: Path, workdir: Path, seconds: float, conc
         sensor.process.send_signal(signal.SIGKILL)
         sensor.process.wait()
     completed = warm["conns"] + load["conns"]
-    drained = wait_gone(str(sensor.log))
+    start = time.monotonic()
+    sensor.wait_writers_gone()  # the killed sensor's writer stores what it was given, then ends
+    drained = time.monotonic() - start
     after_kill = sqlite_count(db, connects)
     with running_sensor(lab, CONFIG, workdir) as restarted:
         pass
-    wait_gone(str(restarted.log))
     stored = sqlite_count(db, connects)
     missing = max(0, completed - stored)
     share = 100.0 * missing / max(completed, 1)
