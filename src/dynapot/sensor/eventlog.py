@@ -230,15 +230,18 @@ class EventWriter:
         self._batch_size = batch_size
         self._interval = interval
         self._max_queued = max_queued
-        self._lost = 0
+        self._lost_in = self._lost_told = 0  # events lost to a full queue (loop), and told (writer)
         self._wake = threading.Event()
         self._abandon = threading.Event()
         self._stopping = False
         self.accepted = 0  # submitted (by one producer thread: the packet loop)
-        self.written = 0  # accepted and done with: stored, quarantined, or dropped and counted
+        # Each counter has one writer thread: the packet loop's, or the event writer's.
+        self._done = 0  # accepted and done with in the writer: stored, quarantined, given up
+        self._refused = 0  # accepted and dropped in the loop (the queue full)
         self.stored = 0
         self.replayed = 0
-        self.counters: Counter[str] = Counter()
+        self._loop_counters: Counter[str] = Counter()
+        self._writer_counters: Counter[str] = Counter()
         self.lag: Counter[int] = Counter()
         self._thread = threading.Thread(target=self._run, name="dynapot-events", daemon=True)
         self._thread.start()
@@ -277,11 +280,11 @@ class EventWriter:
             if isinstance(written, Position):
                 position = written
             else:
-                self.counters[JOURNAL_FULL if written == "full" else JOURNAL_FAILED] += count
+                self._loop_counters[JOURNAL_FULL if written == "full" else JOURNAL_FAILED] += count
         if self._queued_in - self._queued_out + count > self._max_queued:
-            self._lost += count  # counted, and recorded as an event by the writer: never silent
-            self.counters[QUEUE_FULL] += count
-            self.written += count
+            self._lost_in += count  # counted, and recorded as an event by the writer: never silent
+            self._loop_counters[QUEUE_FULL] += count
+            self._refused += count
             return
         self._queue.append((payload, count, position))  # deque.append is atomic under the GIL
         self._queued_in += count
@@ -349,7 +352,8 @@ class EventWriter:
         return batch
 
     def _report_loss(self) -> list[Event]:
-        lost, self._lost = self._lost, 0
+        lost = self._lost_in - self._lost_told
+        self._lost_told += lost
         if not lost:
             return []
         log.error("event queue full: %d events lost", lost)
@@ -369,24 +373,24 @@ class EventWriter:
         journaled = sum(entry[1] for entry in batch if entry[2] is not None)
         if outcome is None:
             if self._abandon.is_set():
-                self.counters[DEFERRED] += journaled
-                self.counters[LOST_AT_SHUTDOWN] += count - journaled
+                self._writer_counters[DEFERRED] += journaled
+                self._writer_counters[LOST_AT_SHUTDOWN] += count - journaled
             else:
-                self.counters[WRITER_LOST] += count
+                self._writer_counters[WRITER_LOST] += count
         elif outcome["abandoned"]:
-            self.counters[DEFERRED] += journaled
-            self.counters[LOST_AT_SHUTDOWN] += count - journaled
+            self._writer_counters[DEFERRED] += journaled
+            self._writer_counters[LOST_AT_SHUTDOWN] += count - journaled
         else:
             self.stored += outcome["stored"]
             self._count(outcome)
             if position is not None and self._journal is not None:
                 self._journal.stored(position)
-        self.written += count
+        self._done += count
         return True
 
     def _count(self, outcome: dict[str, Any]) -> None:
         if outcome["quarantined"]:
-            self.counters[QUARANTINED] += outcome["quarantined"]
+            self._writer_counters[QUARANTINED] += outcome["quarantined"]
         self.lag.update({int(bucket): n for bucket, n in outcome["lag"].items()})
 
     def _deliver(
@@ -402,7 +406,7 @@ class EventWriter:
                 if self._abandon.is_set():
                     return None
                 tries += 1
-                self.counters[WRITER_RESTARTS] += 1
+                self._writer_counters[WRITER_RESTARTS] += 1
                 log.error("the event writer process failed (%s); restarting it (try %d)", exc, tries)
                 if tries > WRITER_TRIES or self._abandon.wait(min(0.25 * 2**tries, 5.0)):
                     return None
@@ -428,11 +432,26 @@ class EventWriter:
         return self.written >= target
 
     @property
+    def written(self) -> int:
+        """Events accepted and done with: stored, quarantined, or dropped and counted."""
+        return self._done + self._refused
+
+    @property
+    def counters(self) -> Counter[str]:
+        """Every drop counter of the event path (the loop's and the writer's), from copies: the
+        other thread may be adding a counter meanwhile."""
+        merged = Counter(dict(self._loop_counters))
+        merged.update(dict(self._writer_counters))
+        return merged
+
+    @property
     def lost_total(self) -> int:
-        return sum(self.counters[name] for name in LOST_COUNTERS)
+        counters = self.counters
+        return sum(counters[name] for name in LOST_COUNTERS)
 
     def stats(self) -> dict[str, Any]:
         """The event path for `dynapot status`: totals, lag, the journal, and every drop counter."""
+        lag = Counter(dict(self.lag))
         return {
             "accepted": self.accepted,
             "written": self.written,
@@ -440,9 +459,9 @@ class EventWriter:
             "replayed": self.replayed,
             "queued": self.pending,
             "lag_ms": {
-                "p50": lag_quantile(self.lag, 0.5),
-                "p99": lag_quantile(self.lag, 0.99),
-                "max": lag_quantile(self.lag, 1.0),
+                "p50": lag_quantile(lag, 0.5),
+                "p99": lag_quantile(lag, 0.99),
+                "max": lag_quantile(lag, 1.0),
             },
             "journal": self._journal.stats() if self._journal is not None else None,
             "drops": {name: count for name, count in sorted(self.counters.items()) if count},
@@ -470,7 +489,7 @@ class EventWriter:
             self._sink.abandon()
             self._thread.join(STALL + 20)
         for _, count, position in list(self._queue):  # only when the thread is stuck for good
-            self.counters[DEFERRED if position is not None else LOST_AT_SHUTDOWN] += count
+            self._writer_counters[DEFERRED if position is not None else LOST_AT_SHUTDOWN] += count
         self._sink.close(30.0)
         if self._journal is not None:
             self._journal.close()

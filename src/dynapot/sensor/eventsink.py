@@ -10,9 +10,9 @@ command line). Protocol, both ways over the pipes between our own processes:
   and whether it is live (lag measured) or replayed, then the events as the body of a JSON
   array (`eventformat.encode`): parsed as JSON and checked field by field, never unpickled.
 
-End of input ends the process after the last batch. SIGTERM gives up waiting for a database
-that is down (the batch is reported abandoned, its events stay in the journal); SIGINT is
-left to the sensor, which ends this process by closing its input.
+End of input ends the process after the last batch. SIGTERM, or the sensor's death, gives up
+waiting for a database that is down (the batch is reported abandoned, its events stay in the
+journal); SIGINT is left to the sensor, which ends this process by closing its input.
 """
 
 from __future__ import annotations
@@ -47,6 +47,8 @@ def main() -> None:
         sink.stopping = True
 
     signal.signal(signal.SIGTERM, give_up)
+    parent = os.getppid()
+    sink.orphaned = lambda: os.getppid() != parent
     if db is not None:
         with db.engine.connect():
             pass  # the pooled connection (and SQLite's files) opened before dropping root

@@ -130,6 +130,10 @@ class EventSink:
         self.journal_id = journal_id
         self._log_file: TextIO | None = open(log_path, "a", encoding="utf-8") if log_path else None  # noqa: SIM115
         self.stopping = False
+        # Also a reason to give up waiting for the database: the process that feeds this sink is
+        # gone (a sensor killed while the database was down must not leave its writer retrying
+        # forever, holding the journal's lock that its restarted self waits for).
+        self.orphaned: Callable[[], bool] = lambda: False
 
     def position(self) -> Position | None:
         """How far this sink's journal is stored in the database."""
@@ -298,12 +302,13 @@ class EventSink:
 
     def _pause(self, seconds: float) -> None:
         deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            if self.stopping:
+        while True:
+            if self.stopping or self.orphaned():
                 raise GiveUp
-            time.sleep(min(0.1, max(deadline - time.monotonic(), 0)))
-        if self.stopping:
-            raise GiveUp
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            time.sleep(min(0.1, left))
 
     def close(self) -> None:
         if self._log_file is not None:
