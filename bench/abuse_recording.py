@@ -130,6 +130,24 @@ def sqlite_count(db: Path, where: str = "1") -> int:
         return conn.execute(f"SELECT count(*) FROM honeypot_events WHERE {where}").fetchone()[0]
 
 
+def wait_writers_gone(sensor: Any, timeout: float = 120.0) -> None:
+    """Until the (killed) sensor's event writer has stored what it was given and ended."""
+    if hasattr(sensor, "wait_writers_gone"):
+        sensor.wait_writers_gone(timeout)
+        return
+    marker = str(sensor.log).encode()  # a dynapot from before its lab harness could say: /proc
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        busy = False
+        for entry in Path("/proc").iterdir():
+            with contextlib.suppress(OSError):
+                argv = (entry / "cmdline").read_bytes().split(b"\0") if entry.name.isdigit() else []
+                busy = busy or (b"dynapot.sensor.eventsink" in argv and marker in argv)
+        if not busy:
+            return
+        time.sleep(0.05)
+
+
 def summary(output: Path) -> dict[str, Any]:
     """The sensor's last words: its counters as one JSON line."""
     for line in reversed(output.read_text().splitlines()):
@@ -285,7 +303,7 @@ def check_durability(lab: Any, binary: Path, workdir: Path, seconds: float, conc
         sensor.process.wait()
     completed = warm["conns"] + load["conns"]
     start = time.monotonic()
-    sensor.wait_writers_gone()  # the killed sensor's writer stores what it was given, then ends
+    wait_writers_gone(sensor)  # the killed sensor's writer stores what it was given, then ends
     drained = time.monotonic() - start
     after_kill = sqlite_count(db, connects)
     with running_sensor(lab, CONFIG, workdir) as restarted:
