@@ -328,6 +328,10 @@ typedef struct Recent {
     uint32_t src, dst, ports, when_ms;
 } Recent;
 #define RECENT_SLOTS (1u << 18)
+/* Frames waiting for Python beyond which SYNs are left to Python to answer, like a listen
+ * backlog: a connection the C thread completed is one Python will see soon, not seconds later
+ * (what it has not seen yet is lost in a crash). */
+#define SYN_BACKLOG 1024u
 #define RECENT_MS 120000u /* longer than Python keeps a half-open connection */
 
 /* ------------------------------------------------------------------ decisions (pure) */
@@ -542,6 +546,7 @@ static size_t decide_syn(ResponderObject *r, const uint8_t *f, size_t n, int ok,
                  (uint32_t)(now_ms - seen->when_ms) < RECENT_MS;
     seen->src = src, seen->dst = dst, seen->ports = ports, seen->when_ms = now_ms;
     if (repeat || !h->bound || !h->tcp || memcmp(f, h->mac, 6) != 0) return 0;
+    if (r->queued >= SYN_BACKLOG) return 0; /* Python is behind: it answers, at its own pace */
     if (table_find(t, src)) return 0;
     uint32_t top = src >> 24;
     if (top == 0 || top == 127 || top >= 224 || src == dst) return 0;

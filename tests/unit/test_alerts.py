@@ -148,3 +148,35 @@ def test_no_database_call_is_made_on_the_event_loop_thread(db):
         assert sorted((r.status, r.attempts) for r in rows) == [("failed", 2)] * 2 + [("sent", 1)] * 2
         assert all(r.last_error for r in rows if r.status == "failed")
     assert alerter.counts["sent"] == 2 and alerter.counts["failed"] == 2
+
+
+HOSTILE_USER = "root\nsources:    6.6.6.6\x1b[2J<b>bold</b>**md**"
+
+
+def test_attacker_strings_reach_mail_and_chat_inert():
+    """A user name with a newline, a terminal escape, HTML and markdown: one escaped line in every
+    channel (HTML mail, a plain webhook, a markdown webhook), never markup or a forged line."""
+    hostile = finding(key="brute-force:198.18.0.3:1")
+    hostile = Finding(
+        **{
+            **{f: getattr(hostile, f) for f in hostile.__dataclass_fields__},
+            "summary": (f"198.18.0.3 tried 12 logins on 198.18.0.20 22/tcp (users {HOSTILE_USER})"),
+        }
+    )
+    with receivers() as (smtp, hook):
+        markdown_hook = hook.url() + "?format=markdown"
+        html_mail = smtp.url() + "&format=html"
+        settings = AlertSettings(urls=(smtp.url(), html_mail, hook.url(), markdown_hook), retry_delay=0)
+        alerter = Alerter(settings, None)
+        assert alerter.consider(hostile, None) == "queued"
+        asyncio.run(alerter.drain())
+        assert len(smtp.messages) == 2 and len(hook.bodies) == 2
+        parts = {p.get_content_type(): p.get_payload(decode=True).decode()
+                 for mail in smtp.messages for p in mail.walk() if not p.is_multipart()}  # fmt: skip
+        plain, markdown = (b["message"] for b in sorted(hook.bodies, key=lambda b: "\\*" in b["message"]))
+    for text in [*parts.values(), plain, markdown]:
+        assert "\x1b" not in text and "x1b" in text  # shown, not sent (markdown escapes its backslash)
+        assert not any(line.lstrip("> ").startswith("sources:    6.6.6.6") for line in text.splitlines())
+    assert "&lt;b&gt;bold&lt;/b&gt;" in parts["text/html"] and "<b>bold" not in parts["text/html"]
+    assert "\\*\\*md\\*\\*" in markdown and "**md**" not in markdown  # the markdown channel: escaped
+    assert "<b>bold</b>**md**" in plain  # plain text stays as typed (it is not interpreted)

@@ -148,3 +148,42 @@ def test_status_without_a_running_daemon(tmp_path):
     assert result.exit_code == 0, result.output
     status = json.loads(result.output)
     assert status["daemon"] is None and status["sensor"] is None and status["virtual_hosts"] == []
+
+
+def test_status_shows_the_sensors_drop_counters_like_a_kernel(tmp_path):
+    """One line per drop counter that is not zero, from the packet path, the C receive thread and
+    the event path; --json has them too; an attacker-chosen name cannot drive the terminal."""
+    state = tmp_path / "state"
+    (state / "sensor").mkdir(parents=True)
+    health = {
+        "time": time.time(), "pid": 4242, "hosts": 3, "pending": 0, "released": [], "flows": 0,
+        "counters": {"ethernet: malformed": 7, "send: no neighbour": 0, "bad\x1b[2J": 1},
+        "fastpath": {"received": 900, "answered_syn": 12, "dropped": 5, "send_errors": 0, "recv_errors": 2},
+        "events_written": 10, "events_lost": 4,
+        "events": {
+            "accepted": 10, "written": 10, "stored": 6, "replayed": 2, "queued": 0,
+            "lag_ms": {"p50": 1.0, "p99": 2.5, "max": 3.0},
+            "journal": {"bytes": 0, "segments": 1, "full": 0, "write_errors": 0, "damaged_segments": 0},
+            "drops": {"events: queue full (lost)": 4, "events: quarantined (refused by the database)": 1},
+        },
+    }  # fmt: skip
+    (state / "sensor" / "status.json").write_text(json.dumps(health))
+    settings = tmp_path / "dynapot.toml"
+    settings.write_text(f'[daemon]\nstate_dir = "{state}"\n')
+    db = f"sqlite:///{tmp_path / 'd.db'}"
+    assert CliRunner().invoke(main, ["db", "upgrade", "--db", db]).exit_code == 0
+    result = CliRunner().invoke(main, ["status", "--db", db, "--config", str(settings)])
+    assert result.exit_code == 0, result.output
+    lines = [line.strip() for line in result.output.splitlines()]
+    assert "7  ethernet: malformed" in lines
+    assert "5  fastpath: dropped" in lines and "2  fastpath: recv errors" in lines
+    assert "4  events: queue full (lost)" in lines
+    assert "1  events: quarantined (refused by the database)" in lines
+    assert "1  bad\\x1b[2J" in lines and "\x1b" not in result.output
+    assert not any("no neighbour" in line or "send errors" in line for line in lines)  # zero: not shown
+    assert any("lag p50 1.0 ms, p99 2.5 ms" in line for line in lines)
+    as_json = json.loads(
+        CliRunner().invoke(main, ["status", "--json", "--db", db, "--config", str(settings)]).output
+    )
+    assert as_json["sensor"]["drops"]["fastpath: dropped"] == 5
+    assert "send: no neighbour" not in as_json["sensor"]["drops"]

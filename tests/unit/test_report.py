@@ -243,11 +243,11 @@ def test_json_and_csv_parse_back(report_db):
     assert {r["name"]: r["value"] for r in sections["totals"]}["events"] == str(data.totals["events"])
     assert len(sections["sources"]) == 2 and sections["sources"][0]["address"] == ATTACKER
     assert sections["credentials"][9]["secret"] == XSS
-    # A formula is neutralised, markup and escapes stay as typed.
+    # A formula is neutralised, markup stays as typed, a terminal escape is shown, not sent.
     assert sections["credentials"][10]["secret"] == "'" + FORMULA
-    assert (
-        sections["credentials"][11]["secret"] == MARKUP and sections["credentials"][11]["accepted"] == "true"
-    )
+    assert sections["credentials"][11]["secret"] == MARKUP.replace("\x1b", "\\x1b")
+    assert sections["credentials"][11]["accepted"] == "true"
+    assert "\x1b" not in render(data, "csv") and "\x1b" not in render(data, "json")
     assert sections["honeypots"][0]["ports"].split()[0] == "22/tcp"
     assert len(sections["timeline"]) == 60 and len(sections["os_mix"]) == 4
     assert sections["findings"][0]["targets"] == " ".join(VIRTUAL)

@@ -7,6 +7,11 @@ the last attempt it is logged and stored as failed, never dropped silently. Ever
 row of the alerts table, its channel with secrets masked (apprise's privacy form): stored
 as pending when it is queued, then marked sent or failed.
 
+Nothing an attacker typed is interpreted on the way: every field of a message is shown with
+`dynapot.textsafe.for_display` (no control character, no forged line), and the message is
+handed to apprise as plain text, which escapes it for the channel's own format (HTML mail,
+markdown chat).
+
 `consider` runs in the event loop's thread (the daemon calls it there), so it must not
 wait on the database: the rows are written by `AlertTable`, in a thread of its own.
 """
@@ -23,11 +28,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import apprise
+from apprise import NotifyFormat
 
 from dynapot.analysis.findings import Finding
 from dynapot.config import RISK_RANK, AlertSettings
 from dynapot.db import Database
 from dynapot.db.models import Alert, utcnow
+from dynapot.textsafe import for_display
 
 log = logging.getLogger(__name__)
 DEDUP_LIMIT = 100_000  # finding keys remembered for deduplication
@@ -46,8 +53,11 @@ class Channel:
         self._apprise.add(plugin)
 
     def send(self, title: str, body: str) -> None:
-        """Deliver once; raises on failure (apprise logs the reason at warning level)."""
-        if not self._apprise.notify(body=body, title=title):
+        """Deliver once; raises on failure (apprise logs the reason at warning level).
+
+        The message is plain text: apprise escapes it for a channel that reads HTML or markdown.
+        """
+        if not self._apprise.notify(body=body, title=title, body_format=NotifyFormat.TEXT):
             raise OSError(f"delivery through {self.name.split('://')[0]} failed")
 
 
@@ -119,7 +129,7 @@ class AlertTable:
 
 
 def describe(finding: Finding) -> tuple[str, str]:
-    """Title and body of the message for one finding."""
+    """Title and body of the message for one finding; every field one line (`for_display`)."""
     who = ", ".join(finding.sources[:5]) + (" ..." if len(finding.sources) > 5 else "")
     title = f"dynapot: {finding.risk.upper()} {finding.kind} from {who or 'unknown'}"
     lines = [
@@ -132,7 +142,7 @@ def describe(finding: Finding) -> tuple[str, str]:
         f"ports:      {', '.join(finding.ports[:20])}",
         f"events:     {finding.event_count}",
     ]
-    return title, "\n".join(lines)
+    return for_display(title), "\n".join(for_display(line) for line in lines)
 
 
 class Alerter:

@@ -23,10 +23,12 @@ from typing import Any, TypeVar
 
 import click
 from rich.console import Console
+from rich.text import Text
 
 from dynapot.config import ConfigError, Settings, load_settings, parse_address_range, parse_network
 from dynapot.db import Access, Database, DatabaseError, DatabaseMissing, DatabaseUrlError, open_database
 from dynapot.db.engine import parse_url
+from dynapot.textsafe import for_display
 
 __all__ = [
     "ADDRESS_RANGE",
@@ -39,6 +41,7 @@ __all__ = [
     "Context",
     "SettingOption",
     "UserError",
+    "cells",
     "command_options",
     "err_console",
     "interface_problem",
@@ -49,6 +52,7 @@ __all__ = [
     "seconds_option",
     "setting_default",
     "setting_option",
+    "shown",
     "store_observations",
 ]
 
@@ -68,6 +72,19 @@ class UserError(click.ClickException):
 
 def _one_line(text: str) -> str:
     return "; ".join(line.strip() for line in text.splitlines() if line.strip())
+
+
+def shown(value: Any) -> str:
+    """A value in a line the CLI prints: control characters and terminal escapes shown as \\xNN.
+
+    Whatever came from the wire (a host name, a banner, a login) may hold escape sequences.
+    """
+    return "" if value is None else for_display(value)
+
+
+def cells(*values: Any) -> list[Text]:
+    """A table row of `shown` cells, never read as rich markup (a "[bold]" stays as typed)."""
+    return [Text(shown(value)) for value in values]
 
 
 def print_wide(renderable: Any) -> None:

@@ -11,7 +11,14 @@ from typing import Any
 
 import click
 
-from dynapot.cli.common import Context, command_options, require_interface, seconds_option, setting_option
+from dynapot.cli.common import (
+    Context,
+    command_options,
+    require_interface,
+    seconds_option,
+    setting_option,
+    shown,
+)
 from dynapot.db import Access
 
 __all__ = ["register"]
@@ -94,7 +101,7 @@ def _echo_daemon(daemon: dict[str, Any] | None) -> None:
         f"last scan {scan}; {daemon['replans']} re-plans; alerts {daemon.get('alerts')}"
     )
     for error in daemon.get("errors", []):
-        click.echo(f"  error: {error}")
+        click.echo(f"  error: {shown(error)}")
 
 
 def _echo_sensor(sensor: dict[str, Any] | None) -> None:
@@ -110,6 +117,23 @@ def _echo_sensor(sensor: dict[str, Any] | None) -> None:
     storage = sensor.get("storage")
     if isinstance(storage, dict):
         click.echo(f"  storage: {_storage_line(storage)}")
+    events = sensor.get("events")
+    if events:
+        lag = events.get("lag_ms") or {}
+        journal = events.get("journal")
+        kept = f", journal {journal['bytes'] / 1048576:.1f} MiB unstored" if journal else ", no journal"
+        click.echo(
+            f"  events: {events['stored']} stored, {events['replayed']} replayed, {events['queued']} queued; "
+            f"lag p50 {lag.get('p50')} ms, p99 {lag.get('p99')} ms{kept}"
+        )
+    drops = sensor.get("drops") or {}
+    if not drops:
+        click.echo("  drops: none")
+        return
+    click.echo("  drops:")
+    width = max(len(str(count)) for count in drops.values())
+    for name, count in drops.items():
+        click.echo(f"    {count:>{width}}  {shown(name)}")
 
 
 def _storage_line(storage: dict[str, Any]) -> str:

@@ -19,6 +19,7 @@ from dynapot.cli.common import (
     EXISTING_FILE,
     Context,
     UserError,
+    cells,
     command_options,
     err_console,
     print_wide,
@@ -228,12 +229,14 @@ def hosts_command(ctx: Context, as_json: bool) -> None:
         ports = ", ".join(f"{p['port']}/{p['proto']}" for p in row["ports"] if p["state"] == "open")
         detail = row["personality"] if row["virtual"] else row["os_detail"]
         table.add_row(
-            row["ip"],
-            "virtual" if row["virtual"] else "real",
-            row["os"] or "?",
-            detail or "",
-            ports,
-            row["tool"],
-            row["last_seen"][:19],
+            *cells(
+                row["ip"],
+                "virtual" if row["virtual"] else "real",
+                row["os"] or "?",
+                detail or "",
+                ports,
+                row["tool"],
+                row["last_seen"][:19],
+            )
         )
     print_wide(table)

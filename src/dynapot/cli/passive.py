@@ -22,9 +22,11 @@ from dynapot.cli.common import (
     EXISTING_FILE,
     INTERFACE,
     Context,
+    cells,
     command_options,
     print_wide,
     seconds_option,
+    shown,
     store_observations,
 )
 from dynapot.db import Access
@@ -92,13 +94,15 @@ def _print_table(hosts: list[HostSummary]) -> None:
             for _, p in sorted(host.ports.items())
         )
         table.add_row(
-            host.ip,
-            host.mac or "",
-            host.os.name if host.os else "?",
-            host.match or "",
-            "" if host.distance is None else str(host.distance),
-            services,
-            host.hostname or "",
+            *cells(
+                host.ip,
+                host.mac or "",
+                host.os.name if host.os else "?",
+                host.match or "",
+                "" if host.distance is None else str(host.distance),
+                services,
+                host.hostname or "",
+            )
         )
     print_wide(table)
 
@@ -150,13 +154,13 @@ class _News:
         if self._first((obs.ip,)):
             click.echo(f"host {obs.ip} ({obs.tool}{', ' + obs.mac if obs.mac else ''})")
         if obs.os is not None and self._first((obs.ip, "os", obs.os.name)):
-            click.echo(f"os {obs.ip} {obs.os.name} ({obs.os.accuracy}%)")
+            click.echo(f"os {obs.ip} {shown(obs.os.name)} ({obs.os.accuracy}%)")
         for p in obs.ports:
             if self._first((obs.ip, p.protocol, str(p.port), p.product or "")):
                 what = " ".join(x for x in (p.service, p.product, p.version) if x)
-                click.echo(f"service {obs.ip} {p.port}/{p.protocol} {what}")
+                click.echo(f"service {obs.ip} {p.port}/{p.protocol} {shown(what)}")
         if obs.hostname and self._first((obs.ip, "name", obs.hostname)):
-            click.echo(f"name {obs.ip} {obs.hostname}")
+            click.echo(f"name {obs.ip} {shown(obs.hostname)}")
 
 
 @contextlib.contextmanager

@@ -24,11 +24,13 @@ from dynapot.cli.common import (
     NETWORK,
     Context,
     UserError,
+    cells,
     command_options,
     err_console,
     output_option,
     print_wide,
     setting_option,
+    shown,
 )
 from dynapot.config import NetworkSettings, Origin, describe_errors
 from dynapot.db import Access
@@ -143,11 +145,11 @@ def plan_command(ctx: Context, apply: bool, as_json: bool, **network: Any) -> No
         return
     click.echo(f"{result.real_hosts} real hosts, {result.free_ips} free addresses; virtual OS mix:")
     for name, count in result.quotas.items():
-        click.echo(f"  {count:6d}  {name}")
+        click.echo(f"  {count:6d}  {shown(name)}")
     table = Table("address", "MAC", "OS group", "personality", "services")
     for vh in result.virtual_hosts:
         services = ", ".join(f"{s.port}/{s.proto} {s.service}" for s in vh.services)
-        table.add_row(vh.ip, vh.mac, vh.os, vh.personality or "(none)", services)
+        table.add_row(*cells(vh.ip, vh.mac, vh.os, vh.personality or "(none)", services))
     print_wide(table)
     click.echo(f"added {len(result.added)}, removed {len(result.removed)}, changed {len(result.changed)}")
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from dynapot.cli.common import WHEN, Context, UserError, command_options, output_option, print_wide
+from dynapot.cli.common import WHEN, Context, UserError, cells, command_options, output_option, print_wide
 from dynapot.db import Access
 from dynapot.files import write_atomically
 
@@ -130,13 +130,10 @@ def findings_command(
 def _print_findings(findings: list[Any]) -> None:
     """One table row per finding; every cell cleaned of terminal control characters."""
     from rich.table import Table
-    from rich.text import Text
-
-    from dynapot.analysis.report.render_text import clean
 
     table = Table("risk", "kind", "first seen", "last seen", "events", "summary", "key")
     for f in findings:
-        cells = [
+        row = [
             f.risk,
             f.kind,
             f.first_seen.isoformat(timespec="seconds"),
@@ -145,5 +142,5 @@ def _print_findings(findings: list[Any]) -> None:
             f.summary,
             f.key,
         ]
-        table.add_row(*(Text(clean(cell)) for cell in cells))
+        table.add_row(*cells(*row))
     print_wide(table)

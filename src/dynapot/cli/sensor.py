@@ -68,6 +68,15 @@ def _optional_file(flag: str, dest: str, text: str) -> Callable[[F], F]:
     "keyed with it.",
 )
 @click.option(
+    "--journal",
+    "journal_path",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("/var/lib/dynapot/journal"),
+    show_default=True,
+    help="The event journal's folder: every event is written there before the database, and what "
+    "a crash left unstored is replayed at the next start (not used with --no-db).",
+)
+@click.option(
     "--no-fastpath",
     is_flag=True,
     help="Read the socket from Python, without the C receive thread that answers ARP, pings and "
@@ -86,6 +95,7 @@ def sensor_command(
     busy_poll: bool,
     no_fastpath: bool,
     secret_path: Path,
+    journal_path: Path,
 ) -> None:
     """Answer for the configured virtual hosts on INTERFACE until SIGINT/SIGTERM.
 
@@ -93,6 +103,7 @@ def sensor_command(
     """
     import logging
 
+    from dynapot.sensor.journal import JournalError
     from dynapot.sensor.main import run_sensor
     from dynapot.sensor.privileges import PrivilegeError
     from dynapot.sensor.rawsock import InterfaceError
@@ -116,9 +127,10 @@ def sensor_command(
             secret_path=secret_path,
             limits=ctx.settings.sensor,
             storage=ctx.settings.storage,
+            journal_path=journal_path,
         )
     except PrivilegeError as exc:
         raise UserError(f"--user {user}: {exc}") from None
-    except (InterfaceError, SecretError) as exc:
+    except (InterfaceError, SecretError, JournalError) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(json.dumps(summary, sort_keys=True), err=True)

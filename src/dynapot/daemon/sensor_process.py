@@ -42,6 +42,8 @@ class SensorProcess:
             str(state_dir / "honeyd.log"),
             "--status",
             str(self.status_path),
+            "--journal",
+            str(state_dir / "sensor" / "journal"),
             "--user",
             user,
         ]

@@ -19,7 +19,7 @@ from dynapot.db import Database
 from dynapot.db.models import Finding, HoneypotEvent, Host
 from dynapot.inventory import network_picture
 
-__all__ = ["gather_status"]
+__all__ = ["gather_status", "sensor_drops"]
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
@@ -32,6 +32,27 @@ def _read_json(path: Path) -> dict[str, Any] | None:
 def _with_age(health: dict[str, Any] | None, now: float) -> dict[str, Any] | None:
     """The health file with `age`: seconds since it was written (a stale one means a stopped writer)."""
     return health and {**health, "age": round(now - health.get("time", 0), 1)}
+
+
+def sensor_drops(sensor: dict[str, Any] | None) -> dict[str, int]:
+    """Every drop counter in the sensor's health that is not zero, like a kernel's: the packet
+    path's (`counters`), the C receive thread's (`fastpath`: what it dropped or failed to read or
+    send) and the event path's (`events`: queue, journal, quarantine, writer restarts, shutdown)."""
+    if not sensor:
+        return {}
+    drops: dict[str, int] = {}
+    for name, count in (sensor.get("counters") or {}).items():
+        drops[str(name)] = count
+    for name, count in (sensor.get("fastpath") or {}).items():
+        if "drop" in name or "error" in name:
+            drops[f"fastpath: {name.replace('_', ' ')}"] = count
+    events = sensor.get("events") or {}
+    for name, count in (events.get("drops") or {}).items():
+        drops[str(name)] = count
+    journal = events.get("journal") or {}
+    if journal.get("damaged_segments"):
+        drops["event journal: damaged segments (their tail not replayed)"] = journal["damaged_segments"]
+    return {name: count for name, count in sorted(drops.items()) if isinstance(count, int) and count}
 
 
 def gather_status(settings: Settings, db: Database) -> dict[str, Any]:
@@ -68,5 +89,5 @@ def gather_status(settings: Settings, db: Database) -> dict[str, Any]:
         "events": events,
         "findings": findings,
         "daemon": _with_age(daemon, now),
-        "sensor": _with_age(sensor, now),
+        "sensor": sensor and {**_with_age(sensor, now), "drops": sensor_drops(sensor)},
     }

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     ForeignKey,
@@ -174,6 +175,41 @@ class HoneypotEvent(Base):
     attacker_os: Mapped[str | None] = mapped_column(String(255))
     scan_tool: Mapped[str | None] = mapped_column(String(64))
     data: Mapped[dict | None] = mapped_column(JSON(none_as_null=True))  # no data is SQL NULL, not 'null'
+
+
+class QuarantinedEvent(Base):
+    """An event the database refused even after it was made safe: kept, never retried.
+
+    The event writer splits a batch that fails until the offending row is alone; that row
+    comes here instead of `honeypot_events`, as escaped text (`raw`: the event's fields as
+    ASCII JSON), with the database's error and when it happened.
+    """
+
+    __tablename__ = "quarantined_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    time: Mapped[datetime] = mapped_column(UtcDateTime, index=True)  # when it was quarantined
+    event_time: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    kind: Mapped[str | None] = mapped_column(String(32))
+    src_ip: Mapped[str | None] = mapped_column(String(45))
+    error: Mapped[str] = mapped_column(Text)
+    raw: Mapped[str] = mapped_column(Text)
+
+
+class EventJournal(Base):
+    """How far a sensor's local event journal is stored: written in the transaction of each batch.
+
+    After a crash the sensor replays what its journal holds beyond this position, so that an
+    event is stored once, whether the crash came before or after its batch was committed.
+    """
+
+    __tablename__ = "event_journal"
+
+    journal_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    segment: Mapped[int] = mapped_column(BigInteger)
+    journal_offset: Mapped[int] = mapped_column(BigInteger)
+    events: Mapped[int] = mapped_column(BigInteger)  # stored through this journal, all told
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
 class Session(Base):

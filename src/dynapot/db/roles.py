@@ -2,8 +2,9 @@
 
 The sensor faces the attackers; if one ever ran code in it, its database role is all it would
 hold. `sensor_grants` gives an existing login role exactly what the sensor's event writer needs
-(connect, find the table, insert rows, draw their ids) and nothing more: it cannot read events
-back, change or delete them, or touch any other table. The statements are the README's; the
+(connect, find the table, insert rows, draw their ids; keep the rows it cannot store in
+`quarantined_events`; read and move its own place in its journal, `event_journal`) and nothing
+more: it cannot read events back, change or delete them, or touch any other table. The statements are the README's; the
 tests run them on a real server. Run them as the database's owner, after `dynapot db upgrade`.
 """
 
@@ -28,6 +29,9 @@ def sensor_grants(role: str, database: str, schema: str = "public") -> list[str]
         f"GRANT USAGE ON SCHEMA {s} TO {r}",
         f"GRANT INSERT ON {s}.honeypot_events TO {r}",
         f"GRANT USAGE ON SEQUENCE {s}.honeypot_events_id_seq TO {r}",
+        f"GRANT INSERT ON {s}.quarantined_events TO {r}",
+        f"GRANT USAGE ON SEQUENCE {s}.quarantined_events_id_seq TO {r}",
+        f"GRANT SELECT, INSERT, UPDATE ON {s}.event_journal TO {r}",
         # Before PostgreSQL 15 every role may create tables in public: not this one.
         f"REVOKE CREATE ON SCHEMA {s} FROM PUBLIC",
     ]

@@ -37,6 +37,27 @@ class RunningSensor:
                 rows = conn.execute("SELECT * FROM honeypot_events WHERE kind = ?", (kind,))
             return [dict(r) for r in rows]
 
+    def writer_pids(self) -> list[int]:
+        """This sensor's event writer processes (their command line names its log file); one
+        outlives a sensor killed with SIGKILL until it has stored what it was given."""
+        marker = str(self.log).encode()
+        found = []
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                with contextlib.suppress(OSError):
+                    argv = (entry / "cmdline").read_bytes().split(b"\0")
+                    if b"dynapot.sensor.eventsink" in argv and marker in argv:
+                        found.append(int(entry.name))
+        return found
+
+    def wait_writers_gone(self, timeout: float = STOP_TIMEOUT) -> bool:
+        deadline = time.monotonic() + timeout
+        while self.writer_pids():
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.05)
+        return True
+
     def stop(self) -> int | None:
         return terminate(self.process, STOP_TIMEOUT)
 
@@ -64,7 +85,12 @@ def running_sensor(
     command = python_command(
         "-m", "dynapot", "sensor", "-i", "eth0", "--config", str(conf), "--log", str(log)
     )
-    command += ["--db", db_url or f"sqlite:///{db}"] if database else ["--no-db"]
+    # The journal in the run's own folder: runs side by side must not share one.
+    command += (
+        ["--db", db_url or f"sqlite:///{db}", "--journal", str(workdir / "journal")]
+        if database
+        else ["--no-db"]
+    )
     command += list(extra_args)
     started = time.monotonic()
     with output.open("w") as out:

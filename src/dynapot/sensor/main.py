@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy.exc import ProgrammingError
 
@@ -42,6 +43,7 @@ from dynapot.personality.osdb import load_osdb
 from dynapot.sensor.actions import ScriptRunner
 from dynapot.sensor.config import SensorConfig, parse_sensor_config
 from dynapot.sensor.eventlog import Event, EventWriter
+from dynapot.sensor.journal import Journal
 from dynapot.sensor.privileges import drop_privileges, user_entry
 from dynapot.sensor.rawsock import RawSocket, interface_addresses
 from dynapot.sensor.runtime import Sensor
@@ -59,6 +61,7 @@ log = logging.getLogger("dynapot.sensor")
 STATUS_INTERVAL = 5.0
 RESERVED_FILES = 512  # the socket, the database, logs, child pipes, scripts
 FILES_PER_SESSION = 3  # the most a service session holds (SSH: a socket pair, and a spare)
+DEFAULT_JOURNAL = Path("/var/lib/dynapot/journal")
 
 
 def _read_at(dir_fd: int, name: str, limit: int = 256 << 20) -> str:
@@ -154,7 +157,8 @@ def run_sensor(
     secret_path: Path = DEFAULT_SECRET,
     limits: SensorSettings | None = None,
     storage: StorageSettings | None = None,
-) -> dict[str, int]:
+    journal_path: Path | None = DEFAULT_JOURNAL,
+) -> dict[str, Any]:
     """Run the sensor until SIGINT/SIGTERM; returns its counters."""
     limits = _within_open_files(limits or SensorSettings())
     storage = storage or StorageSettings()
@@ -165,7 +169,7 @@ def run_sensor(
     config = loader.load()
     secret = load_or_create_secret(secret_path)
     raw = RawSocket(interface, fast=fastpath)
-    events = _open_event_log(db, db_url, log_path, user, len(config.hosts))
+    events = _open_event_log(db, db_url, log_path, user, len(config.hosts), journal_path)
     status_file = _prepare_files(user, status_path, storage.upload_dir)
     uploads = _upload_store(storage)
     guard = StorageGuard(
@@ -199,6 +203,9 @@ def run_sensor(
     summary = dict(sensor.counters)
     summary["events written"] = events.written
     summary["events lost"] = events.lost_total
+    summary.update(events.counters)
+    lag = events.stats()["lag_ms"]
+    summary["event lag p99 (ms)"] = lag["p99"]
     summary["frames sent"] = raw.sent
     return summary
 
@@ -225,17 +232,35 @@ def _within_open_files(limits: SensorSettings) -> SensorSettings:
 
 
 def _open_event_log(
-    db: Database | None, db_url: str | None, log_path: Path | None, user: str, hosts: int
+    db: Database | None,
+    db_url: str | None,
+    log_path: Path | None,
+    user: str,
+    hosts: int,
+    journal_path: Path | None,
 ) -> EventWriter:
-    """The event writer: a child process (its own GIL) opens the database and the log as root,
-    then drops root itself."""
-    events = EventWriter(None, log_path, child=True, db_url=db_url if db is not None else None, user=user)
+    """The event writer: the journal (with a database), and a child process (its own GIL) that
+    opens the database and the log as root, then drops root itself."""
+    journal = None
+    if db is not None and journal_path is not None:
+        _prepare_dir(journal_path, user, mode=0o700)  # the sensor, once unprivileged, writes there
+        journal = Journal(journal_path, owner=_owner(user))
+    url = db_url if db is not None else None
+    events = EventWriter(None, log_path, child=True, db_url=url, user=user, journal=journal)
     events.submit(Event.news(Kind.SENSOR_START, f"{hosts} hosts"))
     events.flush()
     if db is not None:
         with db.engine.connect():
             pass  # our own connection (address conflicts are recorded as real hosts) opened as root
     return events
+
+
+def _owner(user: str) -> tuple[int, int] | None:
+    try:
+        entry = pwd.getpwnam(user)
+    except KeyError:
+        return None
+    return entry.pw_uid, entry.pw_gid
 
 
 def _prepare_files(user: str, status_path: Path | None, upload_dir: Path) -> StatusFile | None:
@@ -350,6 +375,7 @@ class SensorService:
             **self.sensor.health(),
             "events_written": events.written,
             "events_lost": events.lost_total,
+            "events": events.stats(),
             "last_apply": self.applied,
         }
         try:

@@ -7,14 +7,12 @@ format shows its own way (findings, alerts) stay with that format's renderer.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from dynapot.analysis.report.queries import ReportData
-
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+from dynapot.textsafe import for_display
 
 
 def plain(value: Any, *, yes: str, no: str, sep: str) -> str:
@@ -29,9 +27,9 @@ def plain(value: Any, *, yes: str, no: str, sep: str) -> str:
 
 
 def clean(value: Any) -> str:
-    """Printable text of a cell: control and bidi characters escaped as \\xNN or \\uNNNN."""
-    text = plain(value, yes="yes", no="no", sep=", ")
-    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+    """Printable text of a cell: control, bidi and invisible characters escaped as \\xNN or \\uNNNN
+    (`dynapot.textsafe.for_display`)."""
+    return for_display(plain(value, yes="yes", no="no", sep=", "))
 
 
 def when(value: str | None) -> str:

@@ -5,7 +5,9 @@ belongs to ("period", "totals", "honeypots", ... "os_mix"), the other columns ar
 union of all sections' fields in a fixed order, left empty where a section has no such
 field. Filter on `section` to get one section back. Lists are joined with spaces,
 booleans are "true"/"false". Cells that a spreadsheet would run as a formula (starting
-with = + - @ or a tab) get a leading apostrophe: attackers choose those strings.
+with = + - @ or a tab) get a leading apostrophe, and control characters are shown as \\xNN
+(`dynapot.textsafe.for_display`), so that a `cat` of the file cannot drive a terminal:
+attackers choose those strings. The JSON report escapes them as JSON does (\\u001b).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 
 from dynapot.analysis.report.common import plain
 from dynapot.analysis.report.queries import SECTIONS, ReportData
+from dynapot.textsafe import for_display
 
 # The union of the sections' fields, in the order a reader expects them.
 CSV_COLUMNS = (
@@ -69,7 +72,7 @@ def render_json(data: ReportData) -> str:
 
 
 def _cell(value: Any) -> str:
-    text = plain(value, yes="true", no="false", sep=" ")
+    text = for_display(plain(value, yes="true", no="false", sep=" "))
     if text.startswith(_FORMULA_STARTS) and not isinstance(value, int | float):
         return "'" + text
     return text
