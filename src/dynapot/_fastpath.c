@@ -18,6 +18,9 @@
  * socket buffer would. An eventfd tells Python's event loop that frames wait.
  * IP ID counters and ISN generators, which Python uses too, are `Counter` (atomic) and
  * `Isn` (locked) objects.
+ *
+ * Misuse from Python must not crash the process either: objects are usable only once
+ * initialised (and initialised once), recipes are checked before the thread sees them.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -101,7 +104,9 @@ static PyTypeObject CounterType = {
 #define MAX_PATTERN 64
 
 /* The personality engine's ISN generator (engine._PyIsn, same arithmetic): grows by g * n_k
- * per 100 ms, n_k cycling through a pattern. Shared by Python and the thread, so locked. */
+ * per 100 ms, n_k cycling through a pattern. Shared by Python and the thread, so locked.
+ * Its lock exists from allocation (Isn_new); until __init__ succeeds (once) `n` is 0 and the
+ * generator never moves, and no recipe accepts it. */
 typedef struct {
     PyObject_HEAD
     pthread_mutex_t lock;
@@ -114,18 +119,36 @@ typedef struct {
 
 static uint32_t isn_next(IsnObject *o, double now) {
     pthread_mutex_lock(&o->lock);
+    if (o->n < 1) { /* not initialised: no pattern to step through */
+        uint32_t value = o->value;
+        pthread_mutex_unlock(&o->lock);
+        return value;
+    }
     double dt = now - o->last;
     o->last = now;
     int64_t n = o->pattern[o->k];
     o->k = (o->k + 1) % o->n;
     if (n) {
-        /* Python's round(): ties to even, which nearbyint does in the default rounding mode */
-        int64_t units = dt > 0 ? (int64_t)nearbyint((double)n * dt * 10.0) : n;
+        /* Python's round(): ties to even, which nearbyint does in the default rounding mode;
+         * clamped where a double no longer fits an int64 (only absurd clocks get there) */
+        double scaled = dt > 0 ? nearbyint((double)n * dt * 10.0) : (double)n;
+        int64_t units = scaled >= 9.2e18 ? INT64_MAX : scaled > -9.2e18 ? (int64_t)scaled : 1;
         o->value = (uint32_t)(o->value + o->g * (uint64_t)(units > 0 ? units : 1));
     }
     uint32_t value = o->value;
     pthread_mutex_unlock(&o->lock);
     return value;
+}
+
+static PyObject *Isn_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
+    IsnObject *self = (IsnObject *)type->tp_alloc(type, 0);
+    if (self) pthread_mutex_init(&self->lock, NULL);
+    return (PyObject *)self;
+}
+
+static void Isn_dealloc(IsnObject *self) {
+    pthread_mutex_destroy(&self->lock);
+    Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
 static int Isn_init(IsnObject *self, PyObject *args, PyObject *kw) {
@@ -134,6 +157,13 @@ static int Isn_init(IsnObject *self, PyObject *args, PyObject *kw) {
     double now;
     static char *names[] = {"g", "pattern", "start", "now", NULL};
     if (!PyArg_ParseTupleAndKeywords(args, kw, "KOKd", names, &g, &pattern, &start, &now)) return -1;
+    pthread_mutex_lock(&self->lock);
+    int ready = self->n > 0;
+    pthread_mutex_unlock(&self->lock);
+    if (ready) { /* a recipe may share it with the receive thread: its sequence is for life */
+        PyErr_SetString(PyExc_TypeError, "an Isn is initialised once");
+        return -1;
+    }
     PyObject *seq = PySequence_Fast(pattern, "pattern must be a sequence");
     if (!seq) return -1;
     Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
@@ -142,23 +172,37 @@ static int Isn_init(IsnObject *self, PyObject *args, PyObject *kw) {
         PyErr_SetString(PyExc_ValueError, "pattern must have 1 to 64 entries");
         return -1;
     }
+    int64_t values[MAX_PATTERN];
     for (Py_ssize_t i = 0; i < n; i++) {
         long long v = PyLong_AsLongLong(PySequence_Fast_GET_ITEM(seq, i));
         if (v == -1 && PyErr_Occurred()) {
             Py_DECREF(seq);
             return -1;
         }
-        self->pattern[i] = v;
+        values[i] = v;
     }
     Py_DECREF(seq);
-    pthread_mutex_init(&self->lock, NULL);
+    pthread_mutex_lock(&self->lock);
+    memcpy(self->pattern, values, (size_t)n * sizeof values[0]);
     self->g = g, self->value = (uint32_t)start, self->last = now, self->k = 0, self->n = (int)n;
+    pthread_mutex_unlock(&self->lock);
     return 0;
+}
+
+static int isn_ready(IsnObject *self) {
+    pthread_mutex_lock(&self->lock);
+    int ready = self->n > 0;
+    pthread_mutex_unlock(&self->lock);
+    return ready;
 }
 
 static PyObject *Isn_next(IsnObject *self, PyObject *arg) {
     double now = PyFloat_AsDouble(arg);
     if (now == -1.0 && PyErr_Occurred()) return NULL;
+    if (!isn_ready(self)) {
+        PyErr_SetString(PyExc_ValueError, "Isn not initialised");
+        return NULL;
+    }
     return PyLong_FromUnsignedLong(isn_next(self, now));
 }
 
@@ -193,8 +237,9 @@ static PyTypeObject IsnType = {
     .tp_doc = "Isn(g, pattern, start, now): an ISN generator shared by Python and the receive thread.",
     .tp_basicsize = sizeof(IsnObject),
     .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_new = PyType_GenericNew,
+    .tp_new = Isn_new,
     .tp_init = (initproc)Isn_init,
+    .tp_dealloc = (destructor)Isn_dealloc,
     .tp_methods = Isn_methods,
     .tp_getset = Isn_getset,
 };
@@ -518,6 +563,11 @@ static void parse_offered(const uint8_t *o, size_t n, Offered *out) {
     }
 }
 
+/* Monotonic seconds as 32-bit milliseconds (they wrap; the SYN memory compares differences). */
+static uint32_t ms32(double now) {
+    return now >= 0 && now < 1.8e16 ? (uint32_t)(uint64_t)(now * 1000.0) : 0;
+}
+
 static Recent *recent_slot(ResponderObject *r, uint32_t src, uint32_t dst, uint32_t ports) {
     return &r->recent[mix64(((uint64_t)src << 32 | dst) ^ mix64(ports)) & (RECENT_SLOTS - 1)];
 }
@@ -534,9 +584,15 @@ static size_t decide_syn(ResponderObject *r, const uint8_t *f, size_t n, int ok,
     uint32_t src = be32(ip + 12), dst = be32(ip + 16);
     Host *h = table_find(t, dst);
     if (!h) return 0;
+    size_t tlen = total - hl;
+    /* A SYN whose checksum is wrong is dropped by Python too and holds no flow: it must not take
+     * the memory of one (a forged one would evict a real SYN's slot, or claim a 4-tuple) */
+    if (ok && (sum16(tcp, tlen) + (src >> 16) + (src & 0xFFFF) + (dst >> 16) + (dst & 0xFFFF) + 6 + tlen) %
+                  0xFFFF)
+        return 0;
     /* Every SYN to an address of ours is remembered, whoever answers it (Python answers a host's
      * first SYN, before its recipe exists): a repeat goes to Python, which knows the flow. */
-    uint32_t ports = be32(tcp), now_ms = (uint32_t)(uint64_t)(now * 1000.0);
+    uint32_t ports = be32(tcp), now_ms = ms32(now);
     Recent *seen = recent_slot(r, src, dst, ports);
     int repeat = seen->src == src && seen->dst == dst && seen->ports == ports &&
                  (uint32_t)(now_ms - seen->when_ms) < RECENT_MS;
@@ -545,15 +601,12 @@ static size_t decide_syn(ResponderObject *r, const uint8_t *f, size_t n, int ok,
     if (table_find(t, src)) return 0;
     uint32_t top = src >> 24;
     if (top == 0 || top == 127 || top >= 224 || src == dst) return 0;
-    size_t tlen = total - hl, off = (size_t)(tcp[12] >> 4) * 4;
+    size_t off = (size_t)(tcp[12] >> 4) * 4;
     if (off < 20 || off != tlen) return 0;                   /* no data on the SYN */
     if (tcp[13] != 0x02 || (tcp[12] & 0x0F) || be16(tcp + 18)) return 0; /* plain SYN only */
     uint16_t window = be16(tcp + 14);
     for (int i = 0; i < r->nprobe_windows; i++)
         if (window == r->probe_windows[i]) return 0;         /* nmap's OS probes are Python's */
-    if (ok && (sum16(tcp, tlen) + (src >> 16) + (src & 0xFFFF) + (dst >> 16) + (dst & 0xFFFF) + 6 + tlen) %
-                  0xFFFF)
-        return 0;
     TcpRecipe *rec = h->tcp;
     uint16_t sport = be16(tcp), dport = be16(tcp + 2);
     if (!port_open(rec, dport)) return 0;
@@ -565,7 +618,9 @@ static size_t decide_syn(ResponderObject *r, const uint8_t *f, size_t n, int ok,
 
     /* as engine.HostPersonality: the ISN first, then the timestamp clock and the IP ID */
     uint32_t isn = isn_next(rec->isn, now);
-    uint32_t tsval = rec->hz > 0 ? (uint32_t)(rec->ts_base + (uint64_t)(int64_t)((now - rec->epoch) * rec->hz)) : 0;
+    double ticks = rec->hz > 0 ? (now - rec->epoch) * rec->hz : 0.0;
+    int64_t whole = ticks > -9.2e18 && ticks < 9.2e18 ? (int64_t)ticks : 0; /* absurd clocks only */
+    uint32_t tsval = rec->hz > 0 ? (uint32_t)(rec->ts_base + (uint64_t)whole) : 0;
     uint8_t *oip = out + 14, *otcp = oip + 20;
     size_t tcp_len = 20 + tpl->olen, out_total = 20 + tcp_len;
     memcpy(out, f + 6, 6);
@@ -724,32 +779,54 @@ static void *run(void *arg) {
 
 /* ------------------------------------------------------------------ Responder */
 
+/* A Responder exists in two states: allocated (Responder_new: no descriptor of its own, its lock
+ * ready) and initialised (once, by __init__: the SYN memory, the eventfd). Every method but
+ * stop() refuses an object that is not initialised, and dealloc frees only what it owns. */
+static PyObject *Responder_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
+    ResponderObject *self = (ResponderObject *)type->tp_alloc(type, 0);
+    if (!self) return NULL;
+    self->fd = -1, self->event_fd = -1;
+    pthread_mutex_init(&self->lock, NULL);
+    return (PyObject *)self;
+}
+
+static int ready(ResponderObject *self) {
+    if (self->recent) return 1;
+    PyErr_SetString(PyExc_ValueError, "Responder not initialised");
+    return 0;
+}
+
 static int Responder_init(ResponderObject *self, PyObject *args, PyObject *kw) {
     int fd;
     Py_ssize_t max_frames = 65536, max_bytes = 64 << 20;
     static char *names[] = {"fd", "max_frames", "max_bytes", NULL};
+    if (self->recent) { /* the thread may be running on this state: it is set once */
+        PyErr_SetString(PyExc_TypeError, "a Responder is initialised once");
+        return -1;
+    }
     if (!PyArg_ParseTupleAndKeywords(args, kw, "i|nn", names, &fd, &max_frames, &max_bytes)) return -1;
     if (max_frames < 1 || max_bytes < MAX_FRAME) {
         PyErr_SetString(PyExc_ValueError, "max_frames must be >= 1 and max_bytes >= 65536");
         return -1;
     }
-    self->fd = fd, self->event_fd = -1;
-    self->max_frames = (size_t)max_frames, self->max_bytes = (size_t)max_bytes;
-    pthread_mutex_init(&self->lock, NULL);
-    self->recent = calloc(RECENT_SLOTS, sizeof(Recent));
-    if (!self->recent) {
-        PyErr_NoMemory();
-        return -1;
-    }
-    self->event_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (self->event_fd < 0) {
+    int event_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (event_fd < 0) {
         PyErr_SetFromErrno(PyExc_OSError);
         return -1;
     }
+    Recent *recent = calloc(RECENT_SLOTS, sizeof(Recent));
+    if (!recent) {
+        close(event_fd);
+        PyErr_NoMemory();
+        return -1;
+    }
+    self->fd = fd, self->event_fd = event_fd, self->recent = recent;
+    self->max_frames = (size_t)max_frames, self->max_bytes = (size_t)max_bytes;
     return 0;
 }
 
 static PyObject *Responder_start(ResponderObject *self, PyObject *unused) {
+    if (!ready(self)) return NULL;
     if (self->running) Py_RETURN_NONE;
     if (self->fd < 0) {
         PyErr_SetString(PyExc_ValueError, "no socket: this responder only decides (answer())");
@@ -782,6 +859,7 @@ static PyObject *Responder_stop(ResponderObject *self, PyObject *unused) {
 }
 
 static PyObject *Responder_take(ResponderObject *self, PyObject *args) {
+    if (!ready(self)) return NULL;
     Py_ssize_t limit = 256;
     if (!PyArg_ParseTuple(args, "|n", &limit)) return NULL;
     uint64_t drain;
@@ -838,6 +916,7 @@ static int parse_mac(PyObject *obj, uint8_t mac[6]) {
 }
 
 static PyObject *Responder_bind(ResponderObject *self, PyObject *args) {
+    if (!ready(self)) return NULL;
     unsigned long ip;
     PyObject *mac_obj;
     uint8_t mac[6];
@@ -857,6 +936,7 @@ static PyObject *Responder_bind(ResponderObject *self, PyObject *args) {
 /* reserve(ip): an address of ours not yet claimed (ARP-probed first): never answered for, but
  * frames from it are left to Python, which watches for conflicts. */
 static PyObject *Responder_reserve(ResponderObject *self, PyObject *arg) {
+    if (!ready(self)) return NULL;
     unsigned long ip = PyLong_AsUnsignedLongMask(arg);
     if (PyErr_Occurred()) return NULL;
     if (ip == 0 || ip >= TOMBSTONE) {
@@ -872,6 +952,7 @@ static PyObject *Responder_reserve(ResponderObject *self, PyObject *arg) {
 
 /* unbind(ip): forget the address altogether (ARP, echo and SYN). */
 static PyObject *Responder_unbind(ResponderObject *self, PyObject *arg) {
+    if (!ready(self)) return NULL;
     unsigned long ip = PyLong_AsUnsignedLongMask(arg);
     if (PyErr_Occurred()) return NULL;
     CounterObject *counters[2] = {NULL, NULL};
@@ -908,6 +989,7 @@ static int parse_ip_id(PyObject *kind_obj, PyObject *const_obj, PyObject *low_ob
 
 /* set_echo(ip, recipe or None); recipe = (ttl, df_mode, code, ipid_kind, const_id, low, high, counter) */
 static PyObject *Responder_set_echo(ResponderObject *self, PyObject *args) {
+    if (!ready(self)) return NULL;
     unsigned long ip;
     PyObject *recipe;
     if (!PyArg_ParseTuple(args, "kO", &ip, &recipe)) return NULL;
@@ -991,6 +1073,7 @@ static int parse_template(PyObject *obj, SynTemplate *tpl) {
  * recipe = (templates (8, by key), (ipid_kind, const_id, low, high, counter), isn, hz (< 0: no
  * timestamps), ts_base, epoch, open ports) */
 static PyObject *Responder_set_tcp(ResponderObject *self, PyObject *args) {
+    if (!ready(self)) return NULL;
     unsigned long ip;
     PyObject *recipe;
     if (!PyArg_ParseTuple(args, "kO", &ip, &recipe)) return NULL;
@@ -1006,6 +1089,10 @@ static PyObject *Responder_set_tcp(ResponderObject *self, PyObject *args) {
         if (!PyArg_ParseTuple(recipe, "O!O!O!dKdO", &PyTuple_Type, &templates, &PyTuple_Type, &id_rule,
                               &IsnType, &isn, &hz, &ts_base, &epoch, &ports))
             return NULL;
+        if (!isfinite(hz) || !isfinite(epoch) || hz > 1e12 || !isn_ready((IsnObject *)isn)) {
+            PyErr_SetString(PyExc_ValueError, "bad TCP recipe");
+            return NULL;
+        }
         PyObject *port_seq = PySequence_Fast(ports, "open ports must be a sequence");
         if (!port_seq) return NULL;
         Py_ssize_t nports = PySequence_Fast_GET_SIZE(port_seq);
@@ -1078,6 +1165,7 @@ static PyObject *Responder_set_tcp(ResponderObject *self, PyObject *args) {
 
 /* forget(src, sport, dst, dport): Python closed that connection; a new SYN on it is C's again. */
 static PyObject *Responder_forget(ResponderObject *self, PyObject *args) {
+    if (!ready(self)) return NULL;
     unsigned long src, dst;
     unsigned int sport, dport;
     if (!PyArg_ParseTuple(args, "kIkI", &src, &sport, &dst, &dport)) return NULL;
@@ -1091,6 +1179,7 @@ static PyObject *Responder_forget(ResponderObject *self, PyObject *args) {
 
 /* set_probe_windows(windows): SYNs with these windows (nmap's OS probes) are always Python's. */
 static PyObject *Responder_set_probe_windows(ResponderObject *self, PyObject *arg) {
+    if (!ready(self)) return NULL;
     PyObject *seq = PySequence_Fast(arg, "windows must be a sequence");
     if (!seq) return NULL;
     Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
@@ -1121,13 +1210,15 @@ static PyObject *Responder_set_probe_windows(ResponderObject *self, PyObject *ar
  * (for tests; `now` stands for the monotonic clock). It has the thread's side effects: IP IDs,
  * ISNs and the memory of SYNs seen move on. */
 static PyObject *Responder_answer(ResponderObject *self, PyObject *args, PyObject *kw) {
+    if (!ready(self)) return NULL;
     Py_buffer frame;
     int ok = 1;
     PyObject *now_obj = Py_None;
     static char *names[] = {"frame", "checksums_ok", "now", NULL};
     if (!PyArg_ParseTupleAndKeywords(args, kw, "y*|pO", names, &frame, &ok, &now_obj)) return NULL;
     double now = now_obj == Py_None ? monotonic_now() : PyFloat_AsDouble(now_obj);
-    if (now == -1.0 && PyErr_Occurred()) {
+    if ((now == -1.0 && PyErr_Occurred()) || !isfinite(now)) {
+        if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "now must be a finite number");
         PyBuffer_Release(&frame);
         return NULL;
     }
@@ -1149,6 +1240,7 @@ static PyObject *Responder_answer(ResponderObject *self, PyObject *args, PyObjec
 }
 
 static PyObject *Responder_stats(ResponderObject *self, PyObject *unused) {
+    if (!ready(self)) return NULL;
     pthread_mutex_lock(&self->lock);
     PyObject *d = Py_BuildValue(
         "{sKsKsKsKsKsKsKsKsnsn}", "received", (unsigned long long)self->received, "silenced",
@@ -1163,6 +1255,7 @@ static PyObject *Responder_stats(ResponderObject *self, PyObject *unused) {
 }
 
 static PyObject *Responder_event_fd(ResponderObject *self, PyObject *unused) {
+    if (!ready(self)) return NULL;
     return PyLong_FromLong(self->event_fd);
 }
 
@@ -1222,7 +1315,7 @@ static PyTypeObject ResponderType = {
               "(fd -1: no thread, decisions only).",
     .tp_basicsize = sizeof(ResponderObject),
     .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_new = PyType_GenericNew,
+    .tp_new = Responder_new,
     .tp_init = (initproc)Responder_init,
     .tp_dealloc = (destructor)Responder_dealloc,
     .tp_methods = Responder_methods,

@@ -870,6 +870,44 @@ def test_a_recipe_that_is_not_a_tuple_is_a_type_error(recipe: object) -> None:
         r.set_echo(HOST_IP, recipe)
 
 
+def test_a_responder_is_initialised_once() -> None:
+    """Its thread may be running on its state: a second __init__ is refused, and changes nothing
+    (no eventfd, SYN memory or descriptor replaced or leaked)."""
+    r = responder()
+    fd = r.event_fd()
+    for args in ((-1,), (5, 10, 1 << 20), (-1, 0)):
+        with pytest.raises(TypeError, match="initialised once"):
+            r.__init__(*args)
+    assert r.event_fd() == fd and r.answer(arp_frame()) is not None
+
+
+def test_an_isn_is_initialised_once() -> None:
+    isn = Isn(1, [1], 5, 0.0)
+    with pytest.raises(TypeError, match="initialised once"):
+        isn.__init__(7, [2, 3], 9, 1.0)
+    assert isn.value == 5 and isn.next(0.0) == 6
+
+
+def test_a_recipe_refuses_an_isn_never_initialised_and_clocks_that_are_not_finite() -> None:
+    """Either would reach the thread: a division by zero, or a cast of infinity to an integer."""
+    a, _ = twins(fingerprint("Linux 5.4"), 3)
+    r = responder()
+    good = tcp_recipe(a)
+    for bad in (
+        replace_at(good, 2, Isn.__new__(Isn)),
+        replace_at(good, 3, float("nan")),
+        replace_at(good, 3, float("inf")),
+        replace_at(good, 3, 1e300),
+        replace_at(good, 5, float("-inf")),
+    ):
+        with pytest.raises(ValueError, match="bad TCP recipe"):
+            r.set_tcp(HOST_IP, bad)
+    assert r.answer(SYN.frame(), now=T0) is None  # no recipe in place
+    for now in (float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="finite"):
+            r.answer(SYN.frame(), now=now)
+
+
 def test_responder_limits_are_checked() -> None:
     with pytest.raises(ValueError):
         Responder(-1, max_frames=0)
@@ -1486,6 +1524,17 @@ def test_c_answers_a_tcp_segment_only_as_python_does(
 
 
 # --------------------------------------------------------------------------- repeated SYNs
+
+
+def test_a_syn_with_a_bad_checksum_takes_no_memory_of_its_4_tuple() -> None:
+    """Python drops it and holds no flow, so it must not make the real SYN after it a "repeat"
+    (a forged one would also evict the slot of a SYN Python does hold)."""
+    r, _ = syn_pair()
+    bad = syn_patched(flip(36))
+    assert bad[34:38] == SYN.frame()[34:38] and r.answer(bad, now=T0) is None  # the same ports
+    assert r.answer(SYN.frame(), now=T0 + 0.1) is not None
+    assert r.answer(bad, now=T0 + 0.2) is None
+    assert r.answer(SYN.frame(), now=T0 + 0.3) is None  # the real one is remembered: a repeat
 
 
 def isn_of(reply: bytes | None) -> int:
