@@ -32,7 +32,7 @@ from dynapot.sensor.actions import ScriptRunner
 from dynapot.sensor.config import SensorConfig, parse_sensor_config
 from dynapot.sensor.eventlog import Event, EventWriter
 from dynapot.sensor.privileges import drop_privileges
-from dynapot.sensor.rawsock import RawSocket, interface_addresses
+from dynapot.sensor.rawsock import RawSocket, interface_addresses, interface_networks
 from dynapot.sensor.runtime import Sensor
 from dynapot.sensor.secret import DEFAULT_SECRET, load_or_create_secret
 from dynapot.services import REGISTRY, UDP_REGISTRY
@@ -148,6 +148,7 @@ def run_sensor(
         probe_first=probe_first,
         secret=secret,
     )
+    sensor.claims.set_network(*interface_networks(interface))  # routers' traffic is no evidence
     log.info("answering for %d addresses on %s", len(sensor.hosts), interface)
     try:
         loop.run_until_complete(SensorService(sensor, loader, status_file).serve(ready, busy_poll))
