@@ -10,14 +10,21 @@
  *     personality's echo_reply and SYN/ACK (tests/unit/test_fastpath.py checks C against
  *     Python byte for byte); nmap's probes, repeated SYNs and anything unusual are left to
  *     Python, which adopts the connections of the SYNs answered here;
- *   - it queues every frame, answered or not, for Python, which logs it, detects address
- *     conflicts and runs TCP, UDP and everything else. A frame's `answered` flag is the
- *     thread's decision, so exactly one of the two ever replies.
+ *   - it runs the checks of claimed addresses (dynapot.netstack.arpcheck's rules): evidence
+ *     that another machine uses one (ARP or IPv4 from it with another MAC, not a router's)
+ *     starts an ARP probe for it, and an answer from another MAC within the check's window
+ *     silences the address here at once; Python, perhaps seconds behind, gives it back;
+ *   - it queues every frame, answered or not, for Python, which logs it and runs TCP, UDP and
+ *     everything else. A frame's `answered` flag is the thread's decision, so exactly one of
+ *     the two ever replies; its note says what it meant to the address checks.
  *
  * The queue is bounded (frames and bytes); a full queue drops and counts, as a full
  * socket buffer would. An eventfd tells Python's event loop that frames wait.
  * IP ID counters and ISN generators, which Python uses too, are `Counter` (atomic) and
  * `Isn` (locked) objects.
+ *
+ * Misuse from Python must not crash the process either: objects are usable only once
+ * initialised (and initialised once), recipes are checked before the thread sees them.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -101,7 +108,9 @@ static PyTypeObject CounterType = {
 #define MAX_PATTERN 64
 
 /* The personality engine's ISN generator (engine._PyIsn, same arithmetic): grows by g * n_k
- * per 100 ms, n_k cycling through a pattern. Shared by Python and the thread, so locked. */
+ * per 100 ms, n_k cycling through a pattern. Shared by Python and the thread, so locked.
+ * Its lock exists from allocation (Isn_new); until __init__ succeeds (once) `n` is 0 and the
+ * generator never moves, and no recipe accepts it. */
 typedef struct {
     PyObject_HEAD
     pthread_mutex_t lock;
@@ -114,18 +123,36 @@ typedef struct {
 
 static uint32_t isn_next(IsnObject *o, double now) {
     pthread_mutex_lock(&o->lock);
+    if (o->n < 1) { /* not initialised: no pattern to step through */
+        uint32_t value = o->value;
+        pthread_mutex_unlock(&o->lock);
+        return value;
+    }
     double dt = now - o->last;
     o->last = now;
     int64_t n = o->pattern[o->k];
     o->k = (o->k + 1) % o->n;
     if (n) {
-        /* Python's round(): ties to even, which nearbyint does in the default rounding mode */
-        int64_t units = dt > 0 ? (int64_t)nearbyint((double)n * dt * 10.0) : n;
+        /* Python's round(): ties to even, which nearbyint does in the default rounding mode;
+         * clamped where a double no longer fits an int64 (only absurd clocks get there) */
+        double scaled = dt > 0 ? nearbyint((double)n * dt * 10.0) : (double)n;
+        int64_t units = scaled >= 9.2e18 ? INT64_MAX : scaled > -9.2e18 ? (int64_t)scaled : 1;
         o->value = (uint32_t)(o->value + o->g * (uint64_t)(units > 0 ? units : 1));
     }
     uint32_t value = o->value;
     pthread_mutex_unlock(&o->lock);
     return value;
+}
+
+static PyObject *Isn_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
+    IsnObject *self = (IsnObject *)type->tp_alloc(type, 0);
+    if (self) pthread_mutex_init(&self->lock, NULL);
+    return (PyObject *)self;
+}
+
+static void Isn_dealloc(IsnObject *self) {
+    pthread_mutex_destroy(&self->lock);
+    Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
 static int Isn_init(IsnObject *self, PyObject *args, PyObject *kw) {
@@ -134,6 +161,13 @@ static int Isn_init(IsnObject *self, PyObject *args, PyObject *kw) {
     double now;
     static char *names[] = {"g", "pattern", "start", "now", NULL};
     if (!PyArg_ParseTupleAndKeywords(args, kw, "KOKd", names, &g, &pattern, &start, &now)) return -1;
+    pthread_mutex_lock(&self->lock);
+    int ready = self->n > 0;
+    pthread_mutex_unlock(&self->lock);
+    if (ready) { /* a recipe may share it with the receive thread: its sequence is for life */
+        PyErr_SetString(PyExc_TypeError, "an Isn is initialised once");
+        return -1;
+    }
     PyObject *seq = PySequence_Fast(pattern, "pattern must be a sequence");
     if (!seq) return -1;
     Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
@@ -142,23 +176,37 @@ static int Isn_init(IsnObject *self, PyObject *args, PyObject *kw) {
         PyErr_SetString(PyExc_ValueError, "pattern must have 1 to 64 entries");
         return -1;
     }
+    int64_t values[MAX_PATTERN];
     for (Py_ssize_t i = 0; i < n; i++) {
         long long v = PyLong_AsLongLong(PySequence_Fast_GET_ITEM(seq, i));
         if (v == -1 && PyErr_Occurred()) {
             Py_DECREF(seq);
             return -1;
         }
-        self->pattern[i] = v;
+        values[i] = v;
     }
     Py_DECREF(seq);
-    pthread_mutex_init(&self->lock, NULL);
+    pthread_mutex_lock(&self->lock);
+    memcpy(self->pattern, values, (size_t)n * sizeof values[0]);
     self->g = g, self->value = (uint32_t)start, self->last = now, self->k = 0, self->n = (int)n;
+    pthread_mutex_unlock(&self->lock);
     return 0;
+}
+
+static int isn_ready(IsnObject *self) {
+    pthread_mutex_lock(&self->lock);
+    int ready = self->n > 0;
+    pthread_mutex_unlock(&self->lock);
+    return ready;
 }
 
 static PyObject *Isn_next(IsnObject *self, PyObject *arg) {
     double now = PyFloat_AsDouble(arg);
     if (now == -1.0 && PyErr_Occurred()) return NULL;
+    if (!isn_ready(self)) {
+        PyErr_SetString(PyExc_ValueError, "Isn not initialised");
+        return NULL;
+    }
     return PyLong_FromUnsignedLong(isn_next(self, now));
 }
 
@@ -193,8 +241,9 @@ static PyTypeObject IsnType = {
     .tp_doc = "Isn(g, pattern, start, now): an ISN generator shared by Python and the receive thread.",
     .tp_basicsize = sizeof(IsnObject),
     .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_new = PyType_GenericNew,
+    .tp_new = Isn_new,
     .tp_init = (initproc)Isn_init,
+    .tp_dealloc = (destructor)Isn_dealloc,
     .tp_methods = Isn_methods,
     .tp_getset = Isn_getset,
 };
@@ -239,6 +288,11 @@ typedef struct {
     IpIdRule echo_id;
     TcpRecipe *tcp;  /* answer ordinary SYNs to open ports, or NULL */
     uint64_t rng;
+    /* the address check (see "address checks" below) */
+    int64_t check_ms;     /* when the last check of this address started (ms) */
+    uint8_t checked;      /* a check was ever started */
+    uint8_t silenced;     /* another machine answered a check: no longer ours to answer for */
+    uint8_t other_mac[6]; /* ... from this MAC */
 } Host;
 
 #define TOMBSTONE 0xFFFFFFFFu
@@ -303,8 +357,12 @@ typedef struct Item {
     struct Item *next;
     uint32_t len, reply_len; /* the frame, then the reply sent for it (reply_len 0: none) */
     uint8_t checksums_ok;
+    uint8_t note;            /* what the frame meant to an address check (NOTE_*) */
     uint8_t data[];
 } Item;
+
+#define ROUTER_SLOTS 64
+#define MAX_NETWORKS 16
 
 typedef struct {
     PyObject_HEAD
@@ -317,6 +375,14 @@ typedef struct {
     Item *head, *tail;
     size_t queued, queued_bytes, max_frames, max_bytes;
     uint64_t received, answered_arp, answered_echo, answered_syn, silenced, dropped, send_errors, recv_errors;
+    /* address checks: started, evidence during one, evidence over a limit, routed, probes noted */
+    uint64_t checks, check_busy, check_limited, routed, probes_noted;
+    int64_t check_tat;        /* the global limit (GCRA): when the next check is due, ms */
+    uint8_t routers[ROUTER_SLOTS][6];
+    int nrouters, router_next;
+    struct { uint32_t net, mask; } networks[MAX_NETWORKS];
+    int nnetworks;
+    uint32_t gateway;
     struct Recent *recent;    /* SYNs seen lately, by 4-tuple: a repeat is Python's to answer */
     uint16_t probe_windows[32];
     int nprobe_windows;
@@ -522,6 +588,11 @@ static void parse_offered(const uint8_t *o, size_t n, Offered *out) {
     }
 }
 
+/* Monotonic seconds as 32-bit milliseconds (they wrap; the SYN memory compares differences). */
+static uint32_t ms32(double now) {
+    return now >= 0 && now < 1.8e16 ? (uint32_t)(uint64_t)(now * 1000.0) : 0;
+}
+
 static Recent *recent_slot(ResponderObject *r, uint32_t src, uint32_t dst, uint32_t ports) {
     return &r->recent[mix64(((uint64_t)src << 32 | dst) ^ mix64(ports)) & (RECENT_SLOTS - 1)];
 }
@@ -538,9 +609,15 @@ static size_t decide_syn(ResponderObject *r, const uint8_t *f, size_t n, int ok,
     uint32_t src = be32(ip + 12), dst = be32(ip + 16);
     Host *h = table_find(t, dst);
     if (!h) return 0;
+    size_t tlen = total - hl;
+    /* A SYN whose checksum is wrong is dropped by Python too and holds no flow: it must not take
+     * the memory of one (a forged one would evict a real SYN's slot, or claim a 4-tuple) */
+    if (ok && (sum16(tcp, tlen) + (src >> 16) + (src & 0xFFFF) + (dst >> 16) + (dst & 0xFFFF) + 6 + tlen) %
+                  0xFFFF)
+        return 0;
     /* Every SYN to an address of ours is remembered, whoever answers it (Python answers a host's
      * first SYN, before its recipe exists): a repeat goes to Python, which knows the flow. */
-    uint32_t ports = be32(tcp), now_ms = (uint32_t)(uint64_t)(now * 1000.0);
+    uint32_t ports = be32(tcp), now_ms = ms32(now);
     Recent *seen = recent_slot(r, src, dst, ports);
     int repeat = seen->src == src && seen->dst == dst && seen->ports == ports &&
                  (uint32_t)(now_ms - seen->when_ms) < RECENT_MS;
@@ -550,15 +627,12 @@ static size_t decide_syn(ResponderObject *r, const uint8_t *f, size_t n, int ok,
     if (table_find(t, src)) return 0;
     uint32_t top = src >> 24;
     if (top == 0 || top == 127 || top >= 224 || src == dst) return 0;
-    size_t tlen = total - hl, off = (size_t)(tcp[12] >> 4) * 4;
+    size_t off = (size_t)(tcp[12] >> 4) * 4;
     if (off < 20 || off != tlen) return 0;                   /* no data on the SYN */
     if (tcp[13] != 0x02 || (tcp[12] & 0x0F) || be16(tcp + 18)) return 0; /* plain SYN only */
     uint16_t window = be16(tcp + 14);
     for (int i = 0; i < r->nprobe_windows; i++)
         if (window == r->probe_windows[i]) return 0;         /* nmap's OS probes are Python's */
-    if (ok && (sum16(tcp, tlen) + (src >> 16) + (src & 0xFFFF) + (dst >> 16) + (dst & 0xFFFF) + 6 + tlen) %
-                  0xFFFF)
-        return 0;
     TcpRecipe *rec = h->tcp;
     uint16_t sport = be16(tcp), dport = be16(tcp + 2);
     if (!port_open(rec, dport)) return 0;
@@ -570,7 +644,9 @@ static size_t decide_syn(ResponderObject *r, const uint8_t *f, size_t n, int ok,
 
     /* as engine.HostPersonality: the ISN first, then the timestamp clock and the IP ID */
     uint32_t isn = isn_next(rec->isn, now);
-    uint32_t tsval = rec->hz > 0 ? (uint32_t)(rec->ts_base + (uint64_t)(int64_t)((now - rec->epoch) * rec->hz)) : 0;
+    double ticks = rec->hz > 0 ? (now - rec->epoch) * rec->hz : 0.0;
+    int64_t whole = ticks > -9.2e18 && ticks < 9.2e18 ? (int64_t)ticks : 0; /* absurd clocks only */
+    uint32_t tsval = rec->hz > 0 ? (uint32_t)(rec->ts_base + (uint64_t)whole) : 0;
     uint8_t *oip = out + 14, *otcp = oip + 20;
     size_t tcp_len = 20 + tpl->olen, out_total = 20 + tcp_len;
     memcpy(out, f + 6, 6);
@@ -603,41 +679,158 @@ static size_t decide_syn(ResponderObject *r, const uint8_t *f, size_t n, int ok,
     return 14 + out_total;
 }
 
-/* Another machine uses or wants one of our claimed addresses (the evidence Sensor._release acts
- * on): stop answering for it here at once, before Python, perhaps busy with a backlog, gets to
- * the frame and releases the address for good. Lock held; returns 1 when it silenced one. */
-static int silence_on_conflict(Table *t, const uint8_t *f, size_t n, int ok) {
-    uint16_t type = be16(f + 12);
-    Host *h = NULL;
-    if (type == 0x0806 && n >= 14 + 28 && memcmp(f + 14, ARP_HEAD, 6) == 0) {
-        const uint8_t *a = f + 14, *sha = a + 8;
-        uint16_t op = be16(a + 6);
-        if ((op != 1 && op != 2) || (sha[0] & 1) || memcmp(sha, ZERO_MAC, 6) == 0) return 0;
-        h = table_find(t, be32(a + 14));
-        if (!(h && h->bound && memcmp(h->mac, sha, 6) != 0)) {
-            h = op == 1 && be32(a + 14) == 0 ? table_find(t, be32(a + 24)) : NULL; /* a probe for it */
-            if (!(h && h->bound && memcmp(h->mac, sha, 6) != 0)) return 0;
-        }
-    } else if (type == 0x0800) {
-        size_t hl, total;
-        const uint8_t *ip = ipv4_header(f, n, ok, &hl, &total);
-        if (!ip) return 0;
-        h = table_find(t, be32(ip + 12));
-        if (!(h && h->bound && memcmp(h->mac, f + 6, 6) != 0)) return 0;
-    } else {
-        return 0;
-    }
-    h->bound = 0; /* the entry stays: frames from and to it are Python's until it unbinds */
-    return 1;
+/* ------------------------------------------------------------------ address checks
+ *
+ * dynapot.netstack.arpcheck's rules, which the sensor applies in Python without this thread
+ * (tests/unit/test_fastpath.py checks one against the other). One packet with a claimed address
+ * as its source proves nothing (anyone can send it), so it only starts a check: an ARP probe for
+ * the address from the host's own MAC (RFC 5227 2.1.1); a reply to it from another MAC within
+ * CHECK_WINDOW_MS silences the address here at once and tells Python (NOTE_CONFIRMED), which
+ * gives it back. Checks are limited per address and in total: never an ARP amplifier. */
+
+enum {
+    NOTE_NONE = 0,     /* nothing to do with a claimed address */
+    NOTE_CHECK = 1,    /* evidence: a check started (the reply is its probe) */
+    NOTE_CONFIRMED = 2, /* an answer to our check from another MAC: the address is silenced */
+    NOTE_BUSY = 3,     /* evidence while a check of the address runs */
+    NOTE_LIMITED = 4,  /* evidence, but a check now would exceed a limit */
+    NOTE_ROUTED = 5,   /* IPv4 from a claimed address through a router: never evidence */
+    NOTE_PROBED = 6,   /* an ARP probe for a claimed address from another MAC: noted only */
+};
+#define CHECK_WINDOW_MS 500     /* how long an answer to our probe counts */
+#define CHECK_INTERVAL_MS 1000  /* one check per address per this */
+#define CHECK_COST_MS 50        /* the global rate: one check per 50 ms on average (20/s) ... */
+#define CHECK_BURST 20          /* ... in bursts of up to 20 */
+#define TAT_START (INT64_MIN / 4)
+
+static int bogus_mac(const uint8_t *mac) { return (mac[0] & 1) || memcmp(mac, ZERO_MAC, 6) == 0; }
+
+/* The thread's clock in whole milliseconds (0 for clocks no check can use). */
+static int64_t clock_ms(double now) { return now >= 0 && now < 1e12 ? (int64_t)(now * 1000.0) : 0; }
+
+static int is_router(const ResponderObject *r, const uint8_t *mac) {
+    for (int i = 0; i < r->nrouters; i++)
+        if (memcmp(r->routers[i], mac, 6) == 0) return 1;
+    return 0;
 }
 
-static size_t decide(ResponderObject *r, const uint8_t *f, size_t n, int checksums_ok, uint8_t *out,
-                     double now) {
-    if (n < 14) return 0;
-    if (silence_on_conflict(&r->table, f, n, checksums_ok)) {
-        r->silenced++;
+static void add_router(ResponderObject *r, const uint8_t *mac) {
+    if (bogus_mac(mac) || is_router(r, mac)) return;
+    if (r->nrouters < ROUTER_SLOTS) {
+        memcpy(r->routers[r->nrouters++], mac, 6);
+    } else { /* full: the oldest goes (a flood of forged routers costs only probes) */
+        memcpy(r->routers[r->router_next], mac, 6);
+        r->router_next = (r->router_next + 1) % ROUTER_SLOTS;
+    }
+}
+
+/* A source only a router forwards: outside the interface's networks, not one of ours, and not
+ * a source no router forwards (0/8, 127/8, 169.254/16, multicast and above). */
+static int foreign(const ResponderObject *r, uint32_t src) {
+    uint32_t top = src >> 24;
+    if (!r->nnetworks || top == 0 || top == 127 || (src >> 16) == 0xA9FE || top >= 224) return 0;
+    for (int i = 0; i < r->nnetworks; i++)
+        if ((src & r->networks[i].mask) == r->networks[i].net) return 0;
+    return table_find((Table *)&r->table, src) == NULL;
+}
+
+/* Routers are learned from every frame: IPv4 from a foreign source or from the gateway, ARP
+ * from the gateway's address. Lock held. */
+static void learn_router(ResponderObject *r, const uint8_t *f, size_t n) {
+    uint16_t type = be16(f + 12);
+    if (type == 0x0800 && n >= 34 && f[14] >> 4 == 4) {
+        uint32_t src = be32(f + 26);
+        if ((r->gateway && src == r->gateway) || foreign(r, src)) add_router(r, f + 6);
+    } else if (type == 0x0806 && r->gateway && n >= 42 && memcmp(f + 14, ARP_HEAD, 6) == 0) {
+        uint16_t op = be16(f + 20);
+        if ((op == 1 || op == 2) && be32(f + 28) == r->gateway) add_router(r, f + 22);
+    }
+}
+
+static int checking(const Host *h, int64_t ms) {
+    return h->checked && ms >= h->check_ms && ms < h->check_ms + CHECK_WINDOW_MS;
+}
+
+/* Evidence against claimed host h: start a check (the probe in `out`), unless one runs or a
+ * limit says no. Lock held. */
+static size_t start_check(ResponderObject *r, Host *h, uint8_t *out, int64_t ms, uint8_t *note) {
+    if (checking(h, ms)) {
+        r->check_busy++, *note = NOTE_BUSY;
         return 0;
     }
+    int64_t due = r->check_tat > ms ? r->check_tat : ms;
+    if ((h->checked && ms >= h->check_ms && ms < h->check_ms + CHECK_INTERVAL_MS) ||
+        due - ms > (int64_t)(CHECK_BURST - 1) * CHECK_COST_MS) {
+        r->check_limited++, *note = NOTE_LIMITED;
+        return 0;
+    }
+    r->check_tat = due + CHECK_COST_MS;
+    h->checked = 1, h->check_ms = ms;
+    r->checks++, *note = NOTE_CHECK;
+    /* the probe, as netstack.arp.build_probe: broadcast, sender IP 0.0.0.0, our MAC */
+    memset(out, 0xFF, 6);
+    memcpy(out + 6, h->mac, 6);
+    out[12] = 0x08, out[13] = 0x06;
+    memcpy(out + 14, ARP_HEAD, 6);
+    put16(out + 20, 1);
+    memcpy(out + 22, h->mac, 6);
+    put32(out + 28, 0);
+    memset(out + 32, 0, 6);
+    put32(out + 38, h->ip);
+    return 42;
+}
+
+/* What frame `f` means to the address checks; the probe to send, in `out`, or 0. Lock held. */
+static size_t guard(ResponderObject *r, const uint8_t *f, size_t n, int ok, uint8_t *out, double now,
+                    uint8_t *note) {
+    Table *t = &r->table;
+    uint16_t type = be16(f + 12);
+    if (type == 0x0806) {
+        if (n < 14 + 28 || memcmp(f + 14, ARP_HEAD, 6) != 0) return 0;
+        const uint8_t *a = f + 14, *sha = a + 8, *tha = a + 18;
+        uint16_t op = be16(a + 6);
+        if ((op != 1 && op != 2) || bogus_mac(sha)) return 0;
+        uint32_t spa = be32(a + 14);
+        Host *h = table_find(t, spa);
+        if (h && h->bound) {
+            if (memcmp(h->mac, sha, 6) == 0) return 0; /* ourselves, reflected */
+            int64_t ms = clock_ms(now);
+            if (op == 2 && checking(h, ms) && memcmp(tha, h->mac, 6) == 0) {
+                /* the answer to our probe: another machine has the address */
+                h->bound = 0, h->silenced = 1;
+                memcpy(h->other_mac, sha, 6);
+                r->silenced++, *note = NOTE_CONFIRMED;
+                return 0;
+            }
+            return start_check(r, h, out, ms, note);
+        }
+        if (spa == 0 && op == 1) {
+            h = table_find(t, be32(a + 24));
+            if (h && h->bound && memcmp(h->mac, sha, 6) != 0) r->probes_noted++, *note = NOTE_PROBED;
+        }
+        return 0;
+    }
+    if (type != 0x0800) return 0;
+    size_t hl, total;
+    const uint8_t *ip = ipv4_header(f, n, ok, &hl, &total);
+    if (!ip) return 0;
+    Host *h = table_find(t, be32(ip + 12));
+    if (!h || !h->bound || memcmp(h->mac, f + 6, 6) == 0 || bogus_mac(f + 6)) return 0;
+    if (is_router(r, f + 6)) {
+        r->routed++, *note = NOTE_ROUTED;
+        return 0;
+    }
+    return start_check(r, h, out, clock_ms(now), note);
+}
+
+/* The thread's decision for one frame: the reply to send (its length, or 0), and its note. */
+static size_t decide(ResponderObject *r, const uint8_t *f, size_t n, int checksums_ok, uint8_t *out,
+                     double now, uint8_t *note) {
+    *note = NOTE_NONE;
+    if (n < 14) return 0;
+    learn_router(r, f, n);
+    size_t m = guard(r, f, n, checksums_ok, out, now, note);
+    if (*note != NOTE_NONE) return m;
     uint16_t type = be16(f + 12);
     if (type == 0x0806) return decide_arp(&r->table, f, n, out);
     if (type != 0x0800 || n < 34) return 0;
@@ -648,9 +841,12 @@ static size_t decide(ResponderObject *r, const uint8_t *f, size_t n, int checksu
 
 /* ------------------------------------------------------------------ the thread */
 
-static void enqueue(ResponderObject *r, const uint8_t *f, size_t n, int ok, const uint8_t *reply, size_t m) {
-    /* lock held */
-    if (r->queued >= r->max_frames || r->queued_bytes + n + m > r->max_bytes) {
+static void enqueue(ResponderObject *r, const uint8_t *f, size_t n, int ok, const uint8_t *reply, size_t m,
+                    uint8_t note) {
+    /* lock held. A check started or confirmed always reaches Python, full queue or not: Python
+     * gives the address back on it (checks are rate-limited, so these few cannot grow it much) */
+    int vital = note == NOTE_CHECK || note == NOTE_CONFIRMED;
+    if (!vital && (r->queued >= r->max_frames || r->queued_bytes + n + m > r->max_bytes)) {
         r->dropped++;
         return;
     }
@@ -660,7 +856,7 @@ static void enqueue(ResponderObject *r, const uint8_t *f, size_t n, int ok, cons
         return;
     }
     item->next = NULL, item->len = (uint32_t)n, item->reply_len = (uint32_t)m;
-    item->checksums_ok = (uint8_t)ok;
+    item->checksums_ok = (uint8_t)ok, item->note = note;
     memcpy(item->data, f, n);
     if (m) memcpy(item->data + n, reply, m);
     int was_empty = r->head == NULL;
@@ -707,20 +903,25 @@ static void *run(void *arg) {
             }
         }
         double now = monotonic_now();
+        uint8_t note;
         pthread_mutex_lock(&r->lock);
-        size_t m = decide(r, frame, (size_t)n, ok, reply, now);
+        size_t m = decide(r, frame, (size_t)n, ok, reply, now, &note);
         pthread_mutex_unlock(&r->lock);
         /* sent outside the lock: the send carries the frame across the bridge, tens of us */
         int answered = m && send(r->fd, reply, m, MSG_DONTWAIT) == (ssize_t)m;
+        int syn = !note && m && frame[14 + 9] == 6;
         pthread_mutex_lock(&r->lock);
         r->received++;
-        if (m && !answered) r->send_errors++;
-        else if (answered && be16(frame + 12) == 0x0806) r->answered_arp++;
-        else if (answered && frame[14 + 9] == 6) r->answered_syn++;
-        else if (answered) r->answered_echo++;
+        if (m && !answered) {
+            r->send_errors++;
+        } else if (answered && !note) { /* (a check's probe is counted as a check) */
+            if (be16(frame + 12) == 0x0806) r->answered_arp++;
+            else if (syn) r->answered_syn++;
+            else r->answered_echo++;
+        }
         /* a SYN/ACK that could not be sent is still handed on: Python adopts the connection and
          * its retransmission timer sends the SYN/ACK again, as after any lost segment */
-        enqueue(r, frame, (size_t)n, ok, reply, m && (answered || frame[14 + 9] == 6) ? m : 0);
+        enqueue(r, frame, (size_t)n, ok, reply, answered || syn ? m : 0, note);
         pthread_mutex_unlock(&r->lock);
     }
     free(frame), free(reply);
@@ -729,32 +930,55 @@ static void *run(void *arg) {
 
 /* ------------------------------------------------------------------ Responder */
 
+/* A Responder exists in two states: allocated (Responder_new: no descriptor of its own, its lock
+ * ready) and initialised (once, by __init__: the SYN memory, the eventfd). Every method but
+ * stop() refuses an object that is not initialised, and dealloc frees only what it owns. */
+static PyObject *Responder_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
+    ResponderObject *self = (ResponderObject *)type->tp_alloc(type, 0);
+    if (!self) return NULL;
+    self->fd = -1, self->event_fd = -1;
+    self->check_tat = TAT_START;
+    pthread_mutex_init(&self->lock, NULL);
+    return (PyObject *)self;
+}
+
+static int ready(ResponderObject *self) {
+    if (self->recent) return 1;
+    PyErr_SetString(PyExc_ValueError, "Responder not initialised");
+    return 0;
+}
+
 static int Responder_init(ResponderObject *self, PyObject *args, PyObject *kw) {
     int fd;
     Py_ssize_t max_frames = 65536, max_bytes = 64 << 20;
     static char *names[] = {"fd", "max_frames", "max_bytes", NULL};
+    if (self->recent) { /* the thread may be running on this state: it is set once */
+        PyErr_SetString(PyExc_TypeError, "a Responder is initialised once");
+        return -1;
+    }
     if (!PyArg_ParseTupleAndKeywords(args, kw, "i|nn", names, &fd, &max_frames, &max_bytes)) return -1;
     if (max_frames < 1 || max_bytes < MAX_FRAME) {
         PyErr_SetString(PyExc_ValueError, "max_frames must be >= 1 and max_bytes >= 65536");
         return -1;
     }
-    self->fd = fd, self->event_fd = -1;
-    self->max_frames = (size_t)max_frames, self->max_bytes = (size_t)max_bytes;
-    pthread_mutex_init(&self->lock, NULL);
-    self->recent = calloc(RECENT_SLOTS, sizeof(Recent));
-    if (!self->recent) {
-        PyErr_NoMemory();
-        return -1;
-    }
-    self->event_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (self->event_fd < 0) {
+    int event_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (event_fd < 0) {
         PyErr_SetFromErrno(PyExc_OSError);
         return -1;
     }
+    Recent *recent = calloc(RECENT_SLOTS, sizeof(Recent));
+    if (!recent) {
+        close(event_fd);
+        PyErr_NoMemory();
+        return -1;
+    }
+    self->fd = fd, self->event_fd = event_fd, self->recent = recent;
+    self->max_frames = (size_t)max_frames, self->max_bytes = (size_t)max_bytes;
     return 0;
 }
 
 static PyObject *Responder_start(ResponderObject *self, PyObject *unused) {
+    if (!ready(self)) return NULL;
     if (self->running) Py_RETURN_NONE;
     if (self->fd < 0) {
         PyErr_SetString(PyExc_ValueError, "no socket: this responder only decides (answer())");
@@ -787,6 +1011,7 @@ static PyObject *Responder_stop(ResponderObject *self, PyObject *unused) {
 }
 
 static PyObject *Responder_take(ResponderObject *self, PyObject *args) {
+    if (!ready(self)) return NULL;
     Py_ssize_t limit = 256;
     if (!PyArg_ParseTuple(args, "|n", &limit)) return NULL;
     uint64_t drain;
@@ -818,8 +1043,8 @@ static PyObject *Responder_take(ResponderObject *self, PyObject *args) {
             PyObject *reply = i->reply_len
                                   ? PyBytes_FromStringAndSize((char *)i->data + i->len, i->reply_len)
                                   : Py_NewRef(Py_None);
-            PyObject *t = reply ? Py_BuildValue("(y#ON)", (const char *)i->data, (Py_ssize_t)i->len,
-                                                i->checksums_ok ? Py_True : Py_False, reply)
+            PyObject *t = reply ? Py_BuildValue("(y#ONi)", (const char *)i->data, (Py_ssize_t)i->len,
+                                                i->checksums_ok ? Py_True : Py_False, reply, (int)i->note)
                                 : NULL;
             if (!t) Py_CLEAR(list);
             else PyList_SET_ITEM(list, k, t);
@@ -843,6 +1068,7 @@ static int parse_mac(PyObject *obj, uint8_t mac[6]) {
 }
 
 static PyObject *Responder_bind(ResponderObject *self, PyObject *args) {
+    if (!ready(self)) return NULL;
     unsigned long ip;
     PyObject *mac_obj;
     uint8_t mac[6];
@@ -853,7 +1079,7 @@ static PyObject *Responder_bind(ResponderObject *self, PyObject *args) {
     }
     pthread_mutex_lock(&self->lock);
     Host *h = table_insert(&self->table, (uint32_t)ip);
-    if (h) memcpy(h->mac, mac, 6), h->bound = 1;
+    if (h) memcpy(h->mac, mac, 6), h->bound = 1, h->silenced = 0;
     pthread_mutex_unlock(&self->lock);
     if (!h) return PyErr_NoMemory();
     Py_RETURN_NONE;
@@ -862,6 +1088,7 @@ static PyObject *Responder_bind(ResponderObject *self, PyObject *args) {
 /* reserve(ip): an address of ours not yet claimed (ARP-probed first): never answered for, but
  * frames from it are left to Python, which watches for conflicts. */
 static PyObject *Responder_reserve(ResponderObject *self, PyObject *arg) {
+    if (!ready(self)) return NULL;
     unsigned long ip = PyLong_AsUnsignedLongMask(arg);
     if (PyErr_Occurred()) return NULL;
     if (ip == 0 || ip >= TOMBSTONE) {
@@ -877,6 +1104,7 @@ static PyObject *Responder_reserve(ResponderObject *self, PyObject *arg) {
 
 /* unbind(ip): forget the address altogether (ARP, echo and SYN). */
 static PyObject *Responder_unbind(ResponderObject *self, PyObject *arg) {
+    if (!ready(self)) return NULL;
     unsigned long ip = PyLong_AsUnsignedLongMask(arg);
     if (PyErr_Occurred()) return NULL;
     CounterObject *counters[2] = {NULL, NULL};
@@ -913,6 +1141,7 @@ static int parse_ip_id(PyObject *kind_obj, PyObject *const_obj, PyObject *low_ob
 
 /* set_echo(ip, recipe or None); recipe = (ttl, df_mode, code, ipid_kind, const_id, low, high, counter) */
 static PyObject *Responder_set_echo(ResponderObject *self, PyObject *args) {
+    if (!ready(self)) return NULL;
     unsigned long ip;
     PyObject *recipe;
     if (!PyArg_ParseTuple(args, "kO", &ip, &recipe)) return NULL;
@@ -996,6 +1225,7 @@ static int parse_template(PyObject *obj, SynTemplate *tpl) {
  * recipe = (templates (8, by key), (ipid_kind, const_id, low, high, counter), isn, hz (< 0: no
  * timestamps), ts_base, epoch, open ports) */
 static PyObject *Responder_set_tcp(ResponderObject *self, PyObject *args) {
+    if (!ready(self)) return NULL;
     unsigned long ip;
     PyObject *recipe;
     if (!PyArg_ParseTuple(args, "kO", &ip, &recipe)) return NULL;
@@ -1011,6 +1241,10 @@ static PyObject *Responder_set_tcp(ResponderObject *self, PyObject *args) {
         if (!PyArg_ParseTuple(recipe, "O!O!O!dKdO", &PyTuple_Type, &templates, &PyTuple_Type, &id_rule,
                               &IsnType, &isn, &hz, &ts_base, &epoch, &ports))
             return NULL;
+        if (!isfinite(hz) || !isfinite(epoch) || hz > 1e12 || !isn_ready((IsnObject *)isn)) {
+            PyErr_SetString(PyExc_ValueError, "bad TCP recipe");
+            return NULL;
+        }
         PyObject *port_seq = PySequence_Fast(ports, "open ports must be a sequence");
         if (!port_seq) return NULL;
         Py_ssize_t nports = PySequence_Fast_GET_SIZE(port_seq);
@@ -1083,6 +1317,7 @@ static PyObject *Responder_set_tcp(ResponderObject *self, PyObject *args) {
 
 /* forget(src, sport, dst, dport): Python closed that connection; a new SYN on it is C's again. */
 static PyObject *Responder_forget(ResponderObject *self, PyObject *args) {
+    if (!ready(self)) return NULL;
     unsigned long src, dst;
     unsigned int sport, dport;
     if (!PyArg_ParseTuple(args, "kIkI", &src, &sport, &dst, &dport)) return NULL;
@@ -1096,6 +1331,7 @@ static PyObject *Responder_forget(ResponderObject *self, PyObject *args) {
 
 /* set_probe_windows(windows): SYNs with these windows (nmap's OS probes) are always Python's. */
 static PyObject *Responder_set_probe_windows(ResponderObject *self, PyObject *arg) {
+    if (!ready(self)) return NULL;
     PyObject *seq = PySequence_Fast(arg, "windows must be a sequence");
     if (!seq) return NULL;
     Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
@@ -1122,17 +1358,18 @@ static PyObject *Responder_set_probe_windows(ResponderObject *self, PyObject *ar
     Py_RETURN_NONE;
 }
 
-/* answer(frame, checksums_ok=True, now=None): the thread's decision for one frame, without IO
- * (for tests; `now` stands for the monotonic clock). It has the thread's side effects: IP IDs,
- * ISNs and the memory of SYNs seen move on. */
-static PyObject *Responder_answer(ResponderObject *self, PyObject *args, PyObject *kw) {
+/* The thread's decision for one frame, without IO, and its note (for answer() and judge()).
+ * `now` stands for the monotonic clock. It has the thread's side effects: IP IDs, ISNs, the
+ * memory of SYNs seen, routers and address checks move on. */
+static PyObject *decide_py(ResponderObject *self, PyObject *args, PyObject *kw, int with_note) {
     Py_buffer frame;
     int ok = 1;
     PyObject *now_obj = Py_None;
     static char *names[] = {"frame", "checksums_ok", "now", NULL};
     if (!PyArg_ParseTupleAndKeywords(args, kw, "y*|pO", names, &frame, &ok, &now_obj)) return NULL;
     double now = now_obj == Py_None ? monotonic_now() : PyFloat_AsDouble(now_obj);
-    if (now == -1.0 && PyErr_Occurred()) {
+    if ((now == -1.0 && PyErr_Occurred()) || !isfinite(now)) {
+        if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "now must be a finite number");
         PyBuffer_Release(&frame);
         return NULL;
     }
@@ -1142,32 +1379,125 @@ static PyObject *Responder_answer(ResponderObject *self, PyObject *args, PyObjec
         return PyErr_NoMemory();
     }
     size_t n = 0;
+    uint8_t note = NOTE_NONE;
     if (frame.len <= MAX_FRAME) {
         pthread_mutex_lock(&self->lock);
-        n = decide(self, frame.buf, (size_t)frame.len, ok, out, now);
+        n = decide(self, frame.buf, (size_t)frame.len, ok, out, now, &note);
         pthread_mutex_unlock(&self->lock);
     }
     PyBuffer_Release(&frame);
     PyObject *result = n ? PyBytes_FromStringAndSize((char *)out, (Py_ssize_t)n) : Py_NewRef(Py_None);
     free(out);
-    return result;
+    if (!with_note || !result) return result;
+    return Py_BuildValue("(Ni)", result, (int)note);
+}
+
+/* answer(frame, checksums_ok=True, now=None) -> the reply the thread sends for it, or None. */
+static PyObject *Responder_answer(ResponderObject *self, PyObject *args, PyObject *kw) {
+    if (!ready(self)) return NULL;
+    return decide_py(self, args, kw, 0);
+}
+
+/* judge(frame, checksums_ok=True, now=None) -> (reply or None, note). */
+static PyObject *Responder_judge(ResponderObject *self, PyObject *args, PyObject *kw) {
+    if (!ready(self)) return NULL;
+    return decide_py(self, args, kw, 1);
+}
+
+/* set_networks(networks, gateway): the interface's networks, as (address, prefix length), and
+ * the gateway's address (0: none); a MAC sending IPv4 from outside them, or from the gateway,
+ * is a router's. The routers learned so far stay. */
+static PyObject *Responder_set_networks(ResponderObject *self, PyObject *args) {
+    if (!ready(self)) return NULL;
+    PyObject *networks;
+    unsigned long gateway;
+    if (!PyArg_ParseTuple(args, "Ok", &networks, &gateway)) return NULL;
+    PyObject *seq = PySequence_Fast(networks, "networks must be a sequence");
+    if (!seq) return NULL;
+    Py_ssize_t count = PySequence_Fast_GET_SIZE(seq);
+    uint32_t nets[MAX_NETWORKS], masks[MAX_NETWORKS];
+    if (count > MAX_NETWORKS || gateway > 0xFFFFFFFFul) {
+        Py_DECREF(seq);
+        PyErr_SetString(PyExc_ValueError, "at most 16 networks, and a gateway that is an IPv4 address");
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < count; i++) {
+        unsigned long address;
+        int prefix;
+        PyObject *item = PySequence_Fast_GET_ITEM(seq, i);
+        if (!PyTuple_Check(item) || !PyArg_ParseTuple(item, "ki", &address, &prefix) || address > 0xFFFFFFFFul ||
+            prefix < 0 || prefix > 32) {
+            Py_DECREF(seq);
+            if (!PyErr_Occurred() || PyErr_ExceptionMatches(PyExc_TypeError)) {
+                PyErr_Clear();
+                PyErr_SetString(PyExc_ValueError, "a network is (address, prefix length 0..32)");
+            }
+            return NULL;
+        }
+        masks[i] = prefix ? 0xFFFFFFFFu << (32 - prefix) : 0;
+        nets[i] = (uint32_t)address & masks[i];
+    }
+    Py_DECREF(seq);
+    pthread_mutex_lock(&self->lock);
+    for (Py_ssize_t i = 0; i < count; i++) self->networks[i].net = nets[i], self->networks[i].mask = masks[i];
+    self->nnetworks = (int)count;
+    self->gateway = (uint32_t)gateway;
+    pthread_mutex_unlock(&self->lock);
+    Py_RETURN_NONE;
+}
+
+/* routers() -> the MACs taken for routers' (their IPv4 never counts as evidence), oldest first. */
+static PyObject *Responder_routers(ResponderObject *self, PyObject *unused) {
+    if (!ready(self)) return NULL;
+    uint8_t routers[ROUTER_SLOTS][6];
+    pthread_mutex_lock(&self->lock);
+    int count = self->nrouters, next = self->router_next;
+    memcpy(routers, self->routers, sizeof routers);
+    pthread_mutex_unlock(&self->lock);
+    PyObject *list = PyList_New(count);
+    for (int i = 0; list && i < count; i++) {
+        PyObject *mac = PyBytes_FromStringAndSize((char *)routers[(next + i) % count], 6);
+        if (!mac) Py_CLEAR(list);
+        else PyList_SET_ITEM(list, i, mac);
+    }
+    return list;
+}
+
+/* silenced(ip) -> the MAC that answered a check of ip (the thread no longer answers for it), or None. */
+static PyObject *Responder_silenced(ResponderObject *self, PyObject *arg) {
+    if (!ready(self)) return NULL;
+    unsigned long ip = PyLong_AsUnsignedLongMask(arg);
+    if (PyErr_Occurred()) return NULL;
+    uint8_t mac[6];
+    pthread_mutex_lock(&self->lock);
+    Host *h = table_find(&self->table, (uint32_t)ip);
+    int silenced = h && h->silenced;
+    if (silenced) memcpy(mac, h->other_mac, 6);
+    pthread_mutex_unlock(&self->lock);
+    if (!silenced) Py_RETURN_NONE;
+    return PyBytes_FromStringAndSize((char *)mac, 6);
 }
 
 static PyObject *Responder_stats(ResponderObject *self, PyObject *unused) {
+    if (!ready(self)) return NULL;
     pthread_mutex_lock(&self->lock);
     PyObject *d = Py_BuildValue(
-        "{sKsKsKsKsKsKsKsKsnsn}", "received", (unsigned long long)self->received, "silenced",
+        "{sKsKsKsKsKsKsKsKsnsnsKsKsKsKsKsi}", "received", (unsigned long long)self->received, "silenced",
         (unsigned long long)self->silenced, "answered_arp",
         (unsigned long long)self->answered_arp, "answered_echo", (unsigned long long)self->answered_echo,
         "answered_syn", (unsigned long long)self->answered_syn, "dropped",
         (unsigned long long)self->dropped, "send_errors", (unsigned long long)self->send_errors,
         "recv_errors", (unsigned long long)self->recv_errors, "queued", (Py_ssize_t)self->queued,
-        "queued_bytes", (Py_ssize_t)self->queued_bytes);
+        "queued_bytes", (Py_ssize_t)self->queued_bytes, "checks", (unsigned long long)self->checks, "check_busy",
+        (unsigned long long)self->check_busy, "check_limited", (unsigned long long)self->check_limited, "routed",
+        (unsigned long long)self->routed, "probes_noted", (unsigned long long)self->probes_noted, "routers",
+        self->nrouters);
     pthread_mutex_unlock(&self->lock);
     return d;
 }
 
 static PyObject *Responder_event_fd(ResponderObject *self, PyObject *unused) {
+    if (!ready(self)) return NULL;
     return PyLong_FromLong(self->event_fd);
 }
 
@@ -1201,7 +1531,7 @@ static PyMethodDef Responder_methods[] = {
     {"start", (PyCFunction)Responder_start, METH_NOARGS, "start the receive thread"},
     {"stop", (PyCFunction)Responder_stop, METH_NOARGS, "stop the thread (returns within 0.1 s)"},
     {"take", (PyCFunction)Responder_take, METH_VARARGS,
-     "take([limit]) -> [(frame, checksums_ok, reply sent or None)], oldest first"},
+     "take([limit]) -> [(frame, checksums_ok, reply sent or None, note)], oldest first"},
     {"bind", (PyCFunction)Responder_bind, METH_VARARGS, "bind(ip, mac): answer ARP for ip"},
     {"reserve", (PyCFunction)Responder_reserve, METH_O,
      "reserve(ip): an address of ours still being probed (not answered; its frames go to Python)"},
@@ -1216,6 +1546,13 @@ static PyMethodDef Responder_methods[] = {
      "set_probe_windows(windows): SYNs with these windows are left to Python"},
     {"answer", (PyCFunction)(void (*)(void))Responder_answer, METH_VARARGS | METH_KEYWORDS,
      "answer(frame, checksums_ok=True, now=None) -> reply frame or None (the thread's rule, no IO)"},
+    {"judge", (PyCFunction)(void (*)(void))Responder_judge, METH_VARARGS | METH_KEYWORDS,
+     "judge(frame, checksums_ok=True, now=None) -> (reply frame or None, note) (the thread's rule, no IO)"},
+    {"set_networks", (PyCFunction)Responder_set_networks, METH_VARARGS,
+     "set_networks(networks, gateway): the interface's networks [(address, prefix)] and gateway (0: none)"},
+    {"routers", (PyCFunction)Responder_routers, METH_NOARGS, "routers() -> the routers' MACs, oldest first"},
+    {"silenced", (PyCFunction)Responder_silenced, METH_O,
+     "silenced(ip) -> the MAC that answered a check of ip (no longer answered for here), or None"},
     {"stats", (PyCFunction)Responder_stats, METH_NOARGS, "counters"},
     {"event_fd", (PyCFunction)Responder_event_fd, METH_NOARGS,
      "an eventfd that is readable while frames wait"},
@@ -1227,7 +1564,7 @@ static PyTypeObject ResponderType = {
               "(fd -1: no thread, decisions only).",
     .tp_basicsize = sizeof(ResponderObject),
     .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_new = PyType_GenericNew,
+    .tp_new = Responder_new,
     .tp_init = (initproc)Responder_init,
     .tp_dealloc = (destructor)Responder_dealloc,
     .tp_methods = Responder_methods,

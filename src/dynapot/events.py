@@ -43,6 +43,7 @@ class Kind(StrEnum):
     ICMP = "icmp"
     OS_SCAN = "os-scan"
     CONFLICT = "conflict"
+    CONFLICT_UNCONFIRMED = "conflict-unconfirmed"
     # --- what services learn
     LOGIN = "login"
     LOGIN_KEY = "login-key"
@@ -111,6 +112,11 @@ CATALOGUE: dict[Kind, EventSpec] = dict(
         _spec(Kind.ICMP, "any other ICMP message", "'type(code)'", *_NOISE_DATA),
         _spec(Kind.OS_SCAN, "nmap's OS-detection probes from a source (once per episode)", "what was seen"),
         _spec(Kind.CONFLICT, "another machine uses a virtual host's address: released", "the evidence"),
+        _spec(
+            Kind.CONFLICT_UNCONFIRMED,
+            "evidence against a virtual host's address that nobody confirmed (a spoofed packet?): kept",
+            "the evidence",
+        ),
         _spec(
             Kind.LOGIN,
             "a password login attempt",

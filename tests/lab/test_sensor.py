@@ -15,6 +15,8 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from dynapot.lab.sensor import running_sensor
+from dynapot.lab.wire import ArpWatch, inject
+from dynapot.netstack.packets import BROADCAST_MAC, build_arp_frame, build_udp_packet
 from dynapot.personality.osdb import fingerprints_by_name, load_osdb
 from dynapot.processes import python_command
 
@@ -202,6 +204,48 @@ bind 198.18.0.91 box
             lab.exec(real, ["ip", "addr", "del", "198.18.0.90/24", "dev", "eth0"])
     log = sensor.log.read_text()
     assert "conflict" in log
+
+
+@pytest.mark.parametrize("mode", ["fastpath", "python"])
+def test_one_spoofed_packet_does_not_take_an_address(lab, tmp_path, mode):
+    """A gratuitous ARP, and a UDP datagram, from virtual hosts' addresses under the attacker's
+    MAC: the sensor checks each address (an ARP probe nobody answers) and keeps both, with the
+    C thread and without it (bench/abuse_claims.py holds them 145 s, floods and times a real
+    machine taking one)."""
+    config = """
+create box
+set box personality "Linux 5.4"
+add box tcp port 22 open
+bind 198.18.0.92 box
+bind 198.18.0.93 box
+"""
+    me = lab.attacker
+    mac = bytes.fromhex(me.mac.replace(":", ""))
+    garp, udp = ("198.18.0.92", 0xC612005C), ("198.18.0.93", 0xC612005D)
+    extra = () if mode == "fastpath" else ("--no-fastpath",)
+    with running_sensor(lab, config, tmp_path, extra_args=extra) as sensor:
+        owners = {ip: arp_owners(lab, ip) for ip, _ in (garp, udp)}
+        assert all(len(macs) == 1 for macs in owners.values()), owners
+        watch = ArpWatch(lab, me, 1.5)
+        spoofed = build_udp_packet(udp[1], 0xC61200FF, 137, 137, b"spoofed", 64, 1, False)  # broadcast
+        announcement = build_arp_frame(BROADCAST_MAC, 1, mac, garp[1], bytes(6), garp[1])
+        inject(lab, me, [announcement, BROADCAST_MAC + mac + b"\x08\x00" + spoofed])
+        probes = {a.target_ip for a in watch.result() if a.op == 1 and a.sender_ip == "0.0.0.0"}
+        assert probes == {garp[0], udp[0]}  # checked ...
+        deadline = time.monotonic() + 15
+        while len(sensor.events("conflict-unconfirmed")) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert {e["dst_ip"] for e in sensor.events("conflict-unconfirmed")} == {garp[0], udp[0]}
+        for ip, _ in (garp, udp):  # ... and kept
+            assert arp_owners(lab, ip) == owners[ip]
+            assert attacker(lab, "busybox", "ping", "-c", "1", "-W", "2", ip).returncode == 0
+        assert sensor.events("conflict") == []
+
+
+def arp_owners(lab, ip: str) -> set[str]:
+    """The MACs that answer who-has `ip`, asked from the attacker."""
+    seen = ArpWatch(lab, lab.attacker, 0.3, ask=ip, every=0.1).result()
+    return {a.sender_mac for a in seen if a.op == 2 and a.sender_ip == ip}
 
 
 def test_an_address_a_real_host_uses_is_never_claimed(lab, tmp_path):

@@ -15,6 +15,8 @@ Everything here goes through `Responder.answer()`, the thread's decision without
   engine's pure-Python ones;
 - ARP: generated frames give exactly `ArpResponder.receive`'s reply (or none), and the
   address table survives bind/unbind churn;
+- address checks: sequences of evidence, answers to our probes, ARP probes, routed and spoofed
+  IPv4 give exactly `netstack.arpcheck`'s notes and probes, and the same routers;
 - echo and SYN: real nmap-os-db personalities (and variants for values the database lacks)
   compiled twice with the same seed, one feeding C its `echo_recipe()`/`syn_recipe()`, the
   other a real `HostStack`; replies must be equal, IP IDs included where they are
@@ -32,6 +34,7 @@ import dataclasses
 import functools
 import itertools
 import os
+import random
 import struct
 import sys
 import threading
@@ -48,7 +51,8 @@ from test_sensor_runtime import Events as ListedEvents
 from test_sensor_runtime import FakeRaw
 
 from dynapot.honeyd import parse_config
-from dynapot.netstack.arp import ArpResponder, SendFrame
+from dynapot.netstack.arp import ArpResponder, SendFrame, build_probe
+from dynapot.netstack.arpcheck import AddressChecks, Note
 from dynapot.netstack.events import SendPacket
 from dynapot.netstack.host import HostStack, PortPolicy
 from dynapot.netstack.packets import (
@@ -58,6 +62,7 @@ from dynapot.netstack.packets import (
     build_icmp,
     build_ipv4,
     build_tcp_packet,
+    build_udp_packet,
     checksum,
     parse_arp,
     parse_ethernet,
@@ -110,6 +115,12 @@ STATS_KEYS = {
     "recv_errors",
     "queued",
     "queued_bytes",
+    "checks",
+    "check_busy",
+    "check_limited",
+    "routed",
+    "probes_noted",
+    "routers",
 }
 
 # Real fingerprints, each picked for how it answers pings (nmap's SEQ.II/SS and IE.DFI/CD).
@@ -287,16 +298,32 @@ def arp_frame(
     return eth_dst + (sender_mac if eth_src is None else eth_src) + b"\x08\x06" + body
 
 
-def python_arp(frame: bytes, bindings: dict[int, bytes] = BINDINGS) -> bytes | None:
-    """The frame dynapot.netstack.arp sends for `frame`, or None."""
+def python_judge(
+    frame: bytes,
+    bindings: dict[int, bytes] = BINDINGS,
+    checks: AddressChecks | None = None,
+    checksums_ok: bool = True,
+    now: float = NOW,
+) -> tuple[bytes | None, int]:
+    """What the sensor's Python path does with an ARP frame (or IPv4 from a bound address): the
+    probe of an address check (`netstack.arpcheck`) and its note, or `netstack.arp`'s answer."""
     eth = parse_ethernet(frame)
-    if type(eth) is Malformed or eth.ethertype != ETH_P_ARP:
-        return None
+    if type(eth) is Malformed:
+        return None, Note.NONE
+    checks = AddressChecks(bindings) if checks is None else checks
+    probe, note = checks.judge(eth, checksums_ok, now)
+    if note or eth.ethertype != ETH_P_ARP:
+        return probe, note
     arp = parse_arp(eth.payload)
     if type(arp) is Malformed:
-        return None
+        return None, Note.NONE
     result = ArpResponder(bindings).receive(eth, arp)
-    return result.frame if type(result) is SendFrame else None
+    return (result.frame if type(result) is SendFrame else None), Note.NONE
+
+
+def python_arp(frame: bytes, bindings: dict[int, bytes] = BINDINGS) -> bytes | None:
+    """The frame the sensor's Python path sends for an ARP frame, or None."""
+    return python_judge(frame, bindings)[0]
 
 
 u16 = st.integers(0, 0xFFFF)
@@ -494,9 +521,11 @@ ARP_CASES: dict[str, tuple[bytes, bool]] = {
     "broadcast sender IP": (arp_frame(sender_ip=0xFFFFFFFF), False),
     "multicast sender IP": (arp_frame(sender_ip=0xE0000001), False),
     "spoofed requester": (arp_frame(eth_src=STRANGER_MAC), False),
-    "announcement of a bound address by another MAC": (arp_frame(1, STRANGER_MAC, HOST_IP, HOST_IP), False),
+    # evidence another machine has a bound address: not answered, but checked (our probe)
+    "announcement of a bound address by another MAC": (arp_frame(1, STRANGER_MAC, HOST_IP, HOST_IP), True),
     "a bound address asking, with its own MAC": (arp_frame(1, OTHER_MAC, OTHER_IP, HOST_IP), False),
-    "a bound address asking, with another MAC": (arp_frame(1, STRANGER_MAC, OTHER_IP, HOST_IP), False),
+    "a bound address asking, with another MAC": (arp_frame(1, STRANGER_MAC, OTHER_IP, HOST_IP), True),
+    "a reply from a bound address by another MAC": (arp_frame(2, STRANGER_MAC, OTHER_IP, PEER_IP), True),
     "reply": (arp_frame(op=2), False),
     "opcode 3": (arp_frame(op=3), False),
     "unbound target": (arp_frame(target_ip=UNBOUND_IP), False),
@@ -510,10 +539,10 @@ ARP_CASES: dict[str, tuple[bytes, bool]] = {
 @pytest.mark.parametrize("case", ARP_CASES)
 def test_arp_cases(case: str) -> None:
     frame, answered = ARP_CASES[case]
-    expected = python_arp(frame)
-    assert (expected is not None) == answered  # the case says what it claims to say
-    assert responder().answer(frame) == expected
-    assert responder().answer(frame, False) == expected  # checksum offload is irrelevant to ARP
+    expected = python_judge(frame)
+    assert (expected[0] is not None) == answered  # the case says what it claims to say
+    assert responder().judge(frame) == expected
+    assert responder().answer(frame, False) == expected[0]  # checksum offload is irrelevant to ARP
 
 
 def test_arp_reply_layout() -> None:
@@ -554,7 +583,7 @@ def arp_frames(draw: st.DrawFn) -> bytes:
 @settings(max_examples=1000, deadline=None)
 @given(frame=arp_frames(), checksums_ok=st.booleans())
 def test_arp_answers_equal_the_python_responder(frame: bytes, checksums_ok: bool) -> None:
-    assert responder().answer(frame, checksums_ok) == python_arp(frame)
+    assert responder().judge(frame, checksums_ok) == python_judge(frame)
 
 
 def test_the_address_table_survives_churn() -> None:
@@ -596,6 +625,257 @@ def test_bind_and_unbind_follow_a_dict(ops: list[tuple[bool, int, int]]) -> None
     for n in range(41):
         frame = arp_frame(target_ip=0xC0A80000 + n)
         assert r.answer(frame) == python_arp(frame, model)
+
+
+# --------------------------------------------------------------------------- address checks
+
+ROUTER_MAC = bytes.fromhex("0200000000fe")
+GATEWAY_IP = 0xC6120001
+NETWORKS = [(0xC6120002, 16), (0x0A000000, 8)]
+FAR_IP = 0x08080808
+# weighted towards one address and one stranger, so that checks start, overlap and get answered
+check_macs = st.sampled_from(
+    [STRANGER_MAC] * 4 + [PEER_MAC, ROUTER_MAC, HOST_MAC, OTHER_MAC, bytes(6), BROADCAST_MAC]
+)
+check_ips = st.sampled_from([HOST_IP] * 4 + [OTHER_IP, THIRD_IP, UNBOUND_IP])
+# steps of the clock, in ms: on and around the window (500), the interval (1000) and the cost (50)
+check_steps = st.sampled_from([0, 0, 0, 1, 49, 50, 51, 100, 250, 499, 500, 501, 999, 1000, 1001, 5000])
+CHECK_KINDS = (
+    ["announce"] * 2
+    + ["answer"] * 3
+    + ["ipv4", "far"] * 2
+    + ["request", "reply", "probe", "gateway", "who-has"]
+)
+
+
+def udp_from(
+    src: int, mac: bytes, dst: int = PEER_IP, dst_mac: bytes = PEER_MAC, *, bad_sum: bool = False
+) -> bytes:
+    packet = build_udp_packet(src, dst, 53, 5353, b"x", 64, 1, False)
+    if bad_sum:
+        packet = packet[:10] + bytes((packet[10] ^ 1,)) + packet[11:]
+    return dst_mac + mac + b"\x08\x00" + packet
+
+
+@st.composite
+def check_frames(draw: st.DrawFn) -> tuple[bytes, bool]:
+    """A frame that matters to the address checks (evidence, an answer to a probe, a probe, routed
+    or spoofed IPv4, a router or the gateway showing itself), or an ordinary request."""
+    ip, mac = draw(check_ips), draw(check_macs)
+    ours = BINDINGS.get(ip, HOST_MAC)
+    kind = draw(st.sampled_from(CHECK_KINDS))
+    ok = draw(st.booleans())
+    if kind == "announce":
+        return arp_frame(1, mac, ip, ip), ok
+    if kind == "request":
+        return arp_frame(1, mac, ip, PEER_IP), ok
+    if kind == "reply":
+        return arp_frame(
+            2, mac, ip, PEER_IP, target_mac=draw(st.sampled_from([PEER_MAC, bytes(6), BROADCAST_MAC]))
+        ), ok
+    if kind == "answer":  # what a machine with the address sends to our probe
+        return arp_frame(2, mac, ip, 0, target_mac=ours, eth_dst=ours), ok
+    if kind == "probe":
+        return arp_frame(1, mac, 0, ip), ok
+    if kind == "ipv4":
+        return udp_from(ip, draw(st.sampled_from([mac, ROUTER_MAC])), bad_sum=draw(st.booleans())), ok
+    if kind == "far":
+        src = draw(st.sampled_from([FAR_IP] * 4 + [0, 0x7F000001, 0xA9FE0001, 0xE0000001, UNBOUND_IP]))
+        return udp_from(src, draw(st.sampled_from([ROUTER_MAC, mac]))), ok
+    if kind == "gateway":
+        if draw(st.booleans()):
+            return arp_frame(1, mac, GATEWAY_IP, PEER_IP), ok
+        return udp_from(GATEWAY_IP, mac), ok
+    return arp_frame(1, PEER_MAC, PEER_IP, ip), ok
+
+
+check_ops = st.one_of(
+    st.tuples(st.just("frame"), check_steps, check_frames()),
+    st.tuples(st.just("unbind"), check_steps, check_ips),
+    st.tuples(st.just("bind"), check_steps, check_ips),
+)
+
+
+@settings(max_examples=600, deadline=None)
+@given(ops=st.lists(check_ops, min_size=5, max_size=80), gateway=st.sampled_from([0, GATEWAY_IP]))
+def test_address_checks_equal_the_python_rules(ops: list[tuple], gateway: int) -> None:
+    """The thread's checks and `netstack.arpcheck`, frame after frame: the same probes, notes,
+    answers, routers and counters. A confirmed check is followed by what the sensor does: the
+    address unbound on both sides."""
+    assert_checks_agree(ops, gateway)
+
+
+def test_address_checks_agree_over_long_runs() -> None:
+    """The same over 40 runs of 400 steps (hypothesis keeps its examples short): every note
+    occurs many times."""
+    seen: dict[int, int] = {}
+    for seed in range(40):
+        rng = random.Random(seed)
+        ops: list[tuple] = []
+        for _ in range(400):
+            step = rng.choice([0, 0, 0, 1, 49, 50, 51, 100, 250, 499, 500, 501, 999, 1000, 1001])
+            ip = rng.choice([HOST_IP] * 4 + [OTHER_IP, THIRD_IP, UNBOUND_IP])
+            roll = rng.random()
+            if roll < 0.03:
+                ops.append(("unbind", step, ip))
+            elif roll < 0.08:
+                ops.append(("bind", step, ip))
+            else:
+                ops.append(("frame", step, random_check_frame(rng)))
+        for note, count in assert_checks_agree(ops, rng.choice([0, GATEWAY_IP])).items():
+            seen[note] = seen.get(note, 0) + count
+    assert all(seen.get(note, 0) >= 20 for note in Note), seen
+
+
+def random_check_frame(rng: random.Random) -> tuple[bytes, bool]:
+    """A frame as `check_frames` draws them, from a seeded generator."""
+    ip = rng.choice([HOST_IP] * 4 + [OTHER_IP, THIRD_IP, UNBOUND_IP])
+    mac = rng.choice(
+        [STRANGER_MAC] * 4 + [PEER_MAC, ROUTER_MAC, HOST_MAC, OTHER_MAC, bytes(6), BROADCAST_MAC]
+    )
+    ours = BINDINGS.get(ip, HOST_MAC)
+    kind = rng.choice(CHECK_KINDS)
+    ok = rng.random() < 0.8
+    frames = {
+        "announce": lambda: arp_frame(1, mac, ip, ip),
+        "request": lambda: arp_frame(1, mac, ip, PEER_IP),
+        "reply": lambda: arp_frame(
+            2, mac, ip, PEER_IP, target_mac=rng.choice([PEER_MAC, bytes(6), BROADCAST_MAC])
+        ),
+        "answer": lambda: arp_frame(2, mac, ip, 0, target_mac=ours, eth_dst=ours),
+        "probe": lambda: arp_frame(1, mac, 0, ip),
+        "ipv4": lambda: udp_from(ip, rng.choice([mac, ROUTER_MAC]), bad_sum=rng.random() < 0.2),
+        "far": lambda: udp_from(
+            rng.choice([FAR_IP] * 4 + [0, 0x7F000001, UNBOUND_IP]), rng.choice([ROUTER_MAC, mac])
+        ),
+        "gateway": lambda: rng.choice([arp_frame(1, mac, GATEWAY_IP, PEER_IP), udp_from(GATEWAY_IP, mac)]),
+        "who-has": lambda: arp_frame(1, PEER_MAC, PEER_IP, ip),
+    }
+    return frames[kind](), ok
+
+
+def assert_checks_agree(ops: list[tuple], gateway: int) -> dict[int, int]:
+    """Run `ops` through a Responder and through `AddressChecks`; returns how often each note came."""
+    r = responder()
+    r.set_networks(NETWORKS, gateway)
+    bindings = dict(BINDINGS)
+    checks = AddressChecks(bindings)
+    checks.set_networks(NETWORKS, gateway)
+    notes: dict[int, int] = {}
+    now_ms = 5_000_000
+    for op, step, arg in ops:
+        now_ms += step
+        now = now_ms / 1000
+        if op == "unbind" or (op == "bind" and arg == UNBOUND_IP):
+            r.unbind(arg)
+            bindings.pop(arg, None)
+            checks.forget(arg)
+            continue
+        if op == "bind":
+            r.bind(arg, BINDINGS[arg])
+            bindings[arg] = BINDINGS[arg]
+            continue
+        frame, ok = arg
+        c = r.judge(frame, ok, now=now)
+        py = python_judge(frame, bindings, checks, ok, now)
+        assert c == py, (frame.hex(), ok, now)
+        notes[py[1]] = notes.get(py[1], 0) + 1
+        if py[1] == Note.CONFIRMED:
+            ip = int.from_bytes(frame[28:32], "big")
+            assert r.silenced(ip) == checks.silenced[ip] == frame[22:28]
+            r.unbind(ip)
+            bindings.pop(ip)
+            checks.forget(ip)
+        if py[1] == Note.CHECK:
+            probed = int.from_bytes(py[0][38:42], "big")
+            assert py[0] == build_probe(BINDINGS[probed], probed)
+    assert r.routers() == checks.routers_oldest_first()
+    stats = r.stats()
+    counted = {
+        Note.CHECK: "checks",
+        Note.CONFIRMED: "silenced",
+        Note.BUSY: "check_busy",
+        Note.LIMITED: "check_limited",
+        Note.ROUTED: "routed",
+        Note.PROBED: "probes_noted",
+    }
+    assert {key: stats[key] for key in counted.values()} == {
+        key: notes.get(n, 0) for n, key in counted.items()
+    }
+    assert stats["routers"] == len(checks.routers)
+    return notes
+
+
+def test_a_check_runs_and_is_answered() -> None:
+    """Evidence -> our probe; the answer from another MAC within the window -> silenced, and
+    every later ARP request, ping and SYN for the address left to Python (which gives it back)."""
+    a, _ = twins(fingerprint("Linux 5.4"), 1)
+    r = responder(a.echo_recipe())
+    announcement = arp_frame(1, STRANGER_MAC, HOST_IP, HOST_IP)
+    probe, note = r.judge(announcement, now=10.0)
+    assert note == Note.CHECK and probe == build_probe(HOST_MAC, HOST_IP)
+    assert r.answer(arp_frame(), now=10.1) is not None and r.answer(Ping().frame(), now=10.1) is not None
+    assert r.judge(announcement, now=10.2) == (None, Note.BUSY)
+    assert r.silenced(HOST_IP) is None
+    answer = arp_frame(2, STRANGER_MAC, HOST_IP, 0, target_mac=HOST_MAC, eth_dst=HOST_MAC)
+    assert r.judge(answer, now=10.499) == (None, Note.CONFIRMED)
+    assert r.silenced(HOST_IP) == STRANGER_MAC
+    assert r.answer(arp_frame(), now=10.5) is None and r.answer(Ping().frame(), now=10.5) is None
+    assert r.judge(announcement, now=10.6) == (None, Note.NONE)  # no longer ours: no more checks
+    assert r.answer(arp_frame(target_ip=OTHER_IP)) is not None  # the other addresses are untouched
+    stats = r.stats()
+    assert (stats["checks"], stats["silenced"], stats["check_busy"]) == (1, 1, 1)
+    r.unbind(HOST_IP)  # what the sensor does next
+    assert r.silenced(HOST_IP) is None
+
+
+def test_an_unanswered_check_keeps_the_address() -> None:
+    r = responder()
+    assert r.judge(arp_frame(1, STRANGER_MAC, HOST_IP, HOST_IP), now=10.0)[1] == Note.CHECK
+    late = arp_frame(2, STRANGER_MAC, HOST_IP, 0, target_mac=HOST_MAC, eth_dst=HOST_MAC)
+    assert r.judge(late, now=10.5) == (None, Note.LIMITED)  # after the window: evidence, one check a second
+    assert r.answer(arp_frame(), now=10.5) is not None and r.silenced(HOST_IP) is None
+    assert r.judge(late, now=11.0)[1] == Note.CHECK  # a second later: checked again
+
+
+def test_a_syn_from_a_claimed_address_with_another_mac_starts_a_check() -> None:
+    """Another machine seems to use one of our addresses: C checks (its probe is the frame's
+    reply), keeps answering for the address, and silences it only when the probe is answered."""
+    r, _ = syn_pair()
+    r.set_tcp(OTHER_IP, tcp_recipe(twins(fingerprint("Linux 5.4"), 4)[0]))
+    conflict = with_variants(SYN, src=HOST_IP, src_mac=STRANGER_MAC, dst=OTHER_IP, dst_mac=OTHER_MAC).frame()
+    assert r.judge(conflict, now=T0) == (build_probe(HOST_MAC, HOST_IP), Note.CHECK)
+    assert r.answer(SYN.frame(), now=T0) is not None and r.answer(arp_frame(), now=T0) is not None
+    answer = arp_frame(2, STRANGER_MAC, HOST_IP, 0, target_mac=HOST_MAC, eth_dst=HOST_MAC)
+    assert r.judge(answer, now=T0 + 0.2)[1] == Note.CONFIRMED
+    assert r.stats()["silenced"] == 1
+    assert (
+        r.answer(with_variants(SYN, sport=2).frame(), now=T0 + 0.3) is None and r.answer(arp_frame()) is None
+    )
+    to_other = with_variants(SYN, dst=OTHER_IP, dst_mac=OTHER_MAC, sport=1).frame()
+    assert r.answer(to_other, now=T0) is not None  # the other address is untouched
+
+
+def test_routers_are_learned_and_their_ipv4_is_no_evidence() -> None:
+    r = responder()
+    assert r.judge(udp_from(FAR_IP, ROUTER_MAC), now=1.0) == (None, Note.NONE)
+    assert r.routers() == []  # no networks known: nobody is taken for a router
+    r.set_networks([(0xC6120000, 16)], 0)
+    r.judge(udp_from(FAR_IP, ROUTER_MAC), now=1.0)
+    for src in (0, 0x7F000001, 0xA9FE0101, 0xE0000001, 0xC6120999, UNBOUND_IP, THIRD_IP):
+        r.judge(udp_from(src, STRANGER_MAC), now=1.0)  # none of these is forwarded by a router
+    assert r.routers() == [ROUTER_MAC]
+    assert r.judge(udp_from(HOST_IP, ROUTER_MAC), now=1.0) == (None, Note.ROUTED)
+    assert r.judge(udp_from(HOST_IP, STRANGER_MAC), now=1.0)[1] == Note.CHECK
+    many = [bytes((2, 0, 0, 0, 1, i)) for i in range(70)]
+    for mac in many:
+        r.judge(udp_from(FAR_IP, mac), now=2.0)
+    assert r.routers() == many[-64:] and r.stats()["routers"] == 64  # the oldest went first
+    for bad in ([(1, 33)], [(1, -1)], [(2**32, 8)], [(1, 8)] * 17, [1], ["x"]):
+        with pytest.raises(ValueError):
+            r.set_networks(bad, 0)
+    with pytest.raises(TypeError):
+        r.set_networks(5, 0)
 
 
 # --------------------------------------------------------------------------- echo
@@ -870,6 +1150,44 @@ def test_a_recipe_that_is_not_a_tuple_is_a_type_error(recipe: object) -> None:
         r.set_echo(HOST_IP, recipe)
 
 
+def test_a_responder_is_initialised_once() -> None:
+    """Its thread may be running on its state: a second __init__ is refused, and changes nothing
+    (no eventfd, SYN memory or descriptor replaced or leaked)."""
+    r = responder()
+    fd = r.event_fd()
+    for args in ((-1,), (5, 10, 1 << 20), (-1, 0)):
+        with pytest.raises(TypeError, match="initialised once"):
+            r.__init__(*args)
+    assert r.event_fd() == fd and r.answer(arp_frame()) is not None
+
+
+def test_an_isn_is_initialised_once() -> None:
+    isn = Isn(1, [1], 5, 0.0)
+    with pytest.raises(TypeError, match="initialised once"):
+        isn.__init__(7, [2, 3], 9, 1.0)
+    assert isn.value == 5 and isn.next(0.0) == 6
+
+
+def test_a_recipe_refuses_an_isn_never_initialised_and_clocks_that_are_not_finite() -> None:
+    """Either would reach the thread: a division by zero, or a cast of infinity to an integer."""
+    a, _ = twins(fingerprint("Linux 5.4"), 3)
+    r = responder()
+    good = tcp_recipe(a)
+    for bad in (
+        replace_at(good, 2, Isn.__new__(Isn)),
+        replace_at(good, 3, float("nan")),
+        replace_at(good, 3, float("inf")),
+        replace_at(good, 3, 1e300),
+        replace_at(good, 5, float("-inf")),
+    ):
+        with pytest.raises(ValueError, match="bad TCP recipe"):
+            r.set_tcp(HOST_IP, bad)
+    assert r.answer(SYN.frame(), now=T0) is None  # no recipe in place
+    for now in (float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="finite"):
+            r.answer(SYN.frame(), now=now)
+
+
 def test_responder_limits_are_checked() -> None:
     with pytest.raises(ValueError):
         Responder(-1, max_frames=0)
@@ -975,29 +1293,53 @@ def test_the_sensor_never_answers_twice(catalog: PersonalityCatalog) -> None:
     sensor.handle_frame(request)
     assert raw.sent[2:] == [arp_reply]
 
-    # Another machine announces the address: neither side answers for it any more.
-    sensor.handle_frame(build_arp_frame(BROADCAST_MAC, 1, STRANGER_MAC, VIP, bytes(6), VIP))
-    assert VIP not in sensor.hosts
-    assert fast.answer(request) is None and fast.answer(ping) is None
+    # Another machine announces the address: C checks it (Python only notes the check) ...
+    announcement = build_arp_frame(BROADCAST_MAC, 1, STRANGER_MAC, VIP, bytes(6), VIP)
+    probe, note = fast.judge(announcement)
+    assert probe == build_probe(vmac, VIP) and note == Note.CHECK
+    sensor.handle_frame(announcement, True, probe, note)
+    assert VIP in sensor.hosts and raw.sent[3:] == []
+    # ... and the machine answers: neither side answers for the address any more.
+    answer = build_arp_frame(vmac, 2, STRANGER_MAC, VIP, vmac, 0)
+    assert fast.judge(answer) == (None, Note.CONFIRMED)
+    assert fast.answer(request) is None and fast.answer(ping) is None  # C at once
+    sensor.handle_frame(answer, True, None, Note.CONFIRMED)
+    assert VIP not in sensor.hosts and events.items[-1].kind == "conflict"
     # The other address is untouched.
     other = build_arp_frame(BROADCAST_MAC, 1, ATTACKER_MAC, ATTACKER_IP, bytes(6), VIP + 1)
     assert fast.answer(other) is not None
 
 
-def test_ipv4_from_a_bound_address_releases_it_in_c_too(catalog: PersonalityCatalog) -> None:
-    sensor, _, _ = make_sensor(catalog)
+def test_ipv4_from_a_bound_address_is_checked_in_c(catalog: PersonalityCatalog) -> None:
+    """IPv4 from a bound address with a foreign MAC: C checks, Python records the check; nobody
+    answers, so the address stays, and Python records the evidence as unconfirmed."""
+    sensor, raw, events = make_sensor(catalog)
     ping = sensor_ping(sensor)
     sensor.handle_frame(ping)
     assert sensor.fast.answer(ping) is not None
-    # IPv4 from the bound address with a foreign MAC releases it too.
     packet = Ping(src=VIP, dst=ATTACKER_IP, dst_mac=ATTACKER_MAC, src_mac=STRANGER_MAC).frame()
-    sensor.handle_frame(packet)
+    probe, note = sensor.fast.judge(packet)
+    assert note == Note.CHECK and probe is not None
+    sensor.handle_frame(packet, True, probe, note)
+    assert VIP in sensor.hosts and len(raw.sent) == 1  # the probe was C's to send
+    sensor.claims.expire(time.monotonic() + 1.0)
+    assert VIP in sensor.hosts and events.items[-1].kind == "conflict-unconfirmed"
+    assert sensor.fast.answer(sensor_ping(sensor, seq=2)) is not None
+
+
+def test_a_check_c_confirmed_releases_the_address_even_if_its_frame_was_lost(
+    catalog: PersonalityCatalog,
+) -> None:
+    """The answer that confirmed a check never reached Python (a full queue): when the check's
+    time is up, Python asks the thread, and gives the address back all the same."""
+    sensor, _, events = make_sensor(catalog)
+    vmac = sensor.hosts[VIP].definition.mac
+    announcement = build_arp_frame(BROADCAST_MAC, 1, STRANGER_MAC, VIP, bytes(6), VIP)
+    sensor.handle_frame(announcement, True, *sensor.fast.judge(announcement))
+    assert sensor.fast.judge(build_arp_frame(vmac, 2, STRANGER_MAC, VIP, vmac, 0))[1] == Note.CONFIRMED
+    sensor.claims.expire(time.monotonic() + 1.0)  # the answer's frame is lost: only the thread knew
     assert VIP not in sensor.hosts
-    assert sensor.fast.answer(ping) is None
-    assert (
-        sensor.fast.answer(build_arp_frame(BROADCAST_MAC, 1, ATTACKER_MAC, ATTACKER_IP, bytes(6), VIP))
-        is None
-    )
+    assert events.items[-1].kind == "conflict" and "by 02:00:00:00:00:99: released" in events.items[-1].detail
 
 
 def pending_sensor(catalog: PersonalityCatalog) -> tuple[Sensor, FastRaw]:
@@ -1419,19 +1761,6 @@ def test_every_open_port_and_no_other_is_answered() -> None:
     assert r.answer(with_variants(SYN, sport=1).frame(), now=T0) is None
 
 
-def test_a_syn_from_a_claimed_address_with_another_mac_silences_the_address() -> None:
-    """Another machine using one of our addresses (Sensor._release's evidence): C stops answering
-    for the address at once, SYNs included, and leaves the frame to Python."""
-    r, _ = syn_pair()
-    r.set_tcp(OTHER_IP, tcp_recipe(twins(fingerprint("Linux 5.4"), 4)[0]))
-    conflict = with_variants(SYN, src=HOST_IP, src_mac=STRANGER_MAC, dst=OTHER_IP, dst_mac=OTHER_MAC).frame()
-    assert r.answer(conflict, now=T0) is None
-    assert r.stats()["silenced"] == 1
-    assert r.answer(SYN.frame(), now=T0) is None and r.answer(arp_frame()) is None
-    to_other = with_variants(SYN, dst=OTHER_IP, dst_mac=OTHER_MAC, sport=1).frame()
-    assert r.answer(to_other, now=T0) is not None  # the other address is untouched
-
-
 # Ways a segment may differ from an ordinary SYN (tcp_frames applies none, one or two).
 SEGMENT_CHANGES: dict[str, st.SearchStrategy[object]] = {
     "flags": st.one_of(st.sampled_from([0xC2, 0x12, 0x03, 0x0A, 0x42, 0x10]), st.integers(0, 255)),
@@ -1477,15 +1806,28 @@ def tcp_frames(draw: st.DrawFn) -> tuple[bytes, bool]:
 def test_c_answers_a_tcp_segment_only_as_python_does(
     name: str, seed: int, case: tuple[bytes, bool], now: float
 ) -> None:
-    """Whatever the segment, C declines it or sends exactly the frame Python sends."""
+    """Whatever the segment, C declines it or sends exactly the frame Python sends: the probe of an
+    address check when the segment claims to come from one of our addresses, else the answer."""
     frame, checksums_ok = case
     a, b = twins(fingerprint(name), seed)
     reply = syn_responder(a).answer(frame, checksums_ok, now=now)
     if reply is not None:
-        assert reply == python_syn(syn_stack(b), frame, now, checksums_ok)
+        probe, note = python_judge(frame, checksums_ok=checksums_ok, now=now)
+        assert reply == (probe if note else python_syn(syn_stack(b), frame, now, checksums_ok))
 
 
 # --------------------------------------------------------------------------- repeated SYNs
+
+
+def test_a_syn_with_a_bad_checksum_takes_no_memory_of_its_4_tuple() -> None:
+    """Python drops it and holds no flow, so it must not make the real SYN after it a "repeat"
+    (a forged one would also evict the slot of a SYN Python does hold)."""
+    r, _ = syn_pair()
+    bad = syn_patched(flip(36))
+    assert bad[34:38] == SYN.frame()[34:38] and r.answer(bad, now=T0) is None  # the same ports
+    assert r.answer(SYN.frame(), now=T0 + 0.1) is not None
+    assert r.answer(bad, now=T0 + 0.2) is None
+    assert r.answer(SYN.frame(), now=T0 + 0.3) is None  # the real one is remembered: a repeat
 
 
 def isn_of(reply: bytes | None) -> int:

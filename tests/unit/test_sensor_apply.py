@@ -94,6 +94,8 @@ def test_an_address_taken_back_by_a_real_host_is_not_claimed_again_by_a_stale_pl
     raw = FakeRaw()
     sensor = Sensor(config_of(BASE, catalog), raw, Events())
     sensor.handle_frame(build_arp_frame(BROADCAST, 1, OTHER_MAC, VIP, bytes(6), VIP))  # real host announces
+    ours = sensor.hosts[VIP].definition.mac
+    sensor.handle_frame(build_arp_frame(ours, 2, OTHER_MAC, VIP, ours, 0))  # ... and answers our check
     assert VIP not in sensor.hosts
     counts = sensor.apply(config_of(BASE, catalog))
     assert VIP not in sensor.hosts and counts["refused (a real host took it back)"] == 1

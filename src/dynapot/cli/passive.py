@@ -225,7 +225,7 @@ def watch_command(ctx: Context, interface: str, seconds: float | None, p0f_db: P
                     continue
                 if readable:
                     ts = time.time()
-                    for frame, checksums_ok, _ in sock.frames():
+                    for frame, checksums_ok, _, _ in sock.frames():
                         observer.feed(frame, ts, checksums_ok)
                 if time.monotonic() >= next_flush:
                     flush()

@@ -173,7 +173,7 @@ class Daemon:
         own, virtual, passive = self._raw.mac, self._virtual_macs, self.mode != "active"
         feed = self._observer.feed
         now = time.time()
-        for frame, checksums_ok, _ in self._raw.frames():
+        for frame, checksums_ok, _, _ in self._raw.frames():
             source = frame[6:12]
             if source == own or source in virtual:
                 continue  # our own frames and the sensor's say nothing about the real network

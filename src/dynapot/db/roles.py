@@ -4,8 +4,9 @@ The sensor faces the attackers; if one ever ran code in it, its database role is
 hold. `sensor_grants` gives an existing login role exactly what the sensor's event writer needs
 (connect, find the table, insert rows, draw their ids; keep the rows it cannot store in
 `quarantined_events`; read and move its own place in its journal, `event_journal`) and nothing
-more: it cannot read events back, change or delete them, or touch any other table. The statements are the README's; the
-tests run them on a real server. Run them as the database's owner, after `dynapot db upgrade`.
+more: it cannot read events back, change or delete them, or touch any other table. The
+statements are the README's; the tests run them on a real server. Run them as the database's
+owner, after `dynapot db upgrade`.
 """
 
 from __future__ import annotations

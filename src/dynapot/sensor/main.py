@@ -45,7 +45,7 @@ from dynapot.sensor.config import SensorConfig, parse_sensor_config
 from dynapot.sensor.eventlog import Event, EventWriter
 from dynapot.sensor.journal import Journal
 from dynapot.sensor.privileges import drop_privileges, user_entry
-from dynapot.sensor.rawsock import RawSocket, interface_addresses
+from dynapot.sensor.rawsock import RawSocket, interface_addresses, interface_networks
 from dynapot.sensor.runtime import Sensor
 from dynapot.sensor.secret import DEFAULT_SECRET, load_or_create_secret
 from dynapot.sensor.storage import StorageGuard, database_bytes
@@ -192,6 +192,7 @@ def run_sensor(
         limits=limits,
         storage=guard,
     )
+    sensor.claims.set_network(*interface_networks(interface))  # routers' traffic is no evidence
     log.info("answering for %d addresses on %s", len(sensor.hosts), interface)
     try:
         loop.run_until_complete(SensorService(sensor, loader, status_file).serve(ready, busy_poll))

@@ -8,11 +8,13 @@ Our own outgoing frames are not looped back (PACKET_IGNORE_OUTGOING).
 
 With `fast=True` (the sensor) a C thread (dynapot._fastpath) reads the socket instead of
 Python: it answers ARP, pings and ordinary SYNs for the hosts the sensor registers there at
-once, and hands every frame on with the reply it sent; the event loop waits on its eventfd.
+once, runs the checks of claimed addresses, and hands every frame on with the reply it sent and
+its note; the event loop waits on its eventfd.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import socket
 import struct
@@ -50,13 +52,33 @@ def interface_mac(ifname: str) -> bytes:
     return bytes.fromhex(text.replace(":", ""))
 
 
-def interface_addresses(ifname: str) -> list[str]:
-    """The IPv4 addresses the kernel owns on `ifname` (never to be bound to a virtual host)."""
-    command = ["ip", "-j", "-4", "addr", "show", "dev", ifname]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=10, check=False)
+def _ip_json(command: list[str], ifname: str) -> list[dict]:
+    result = subprocess.run(
+        ["ip", "-j", "-4", *command], capture_output=True, text=True, timeout=10, check=False
+    )
     if result.returncode != 0:
         raise InterfaceError(f"network interface {ifname!r}: {result.stderr.strip()}")
-    return [a["local"] for entry in json.loads(result.stdout or "[]") for a in entry.get("addr_info", [])]
+    return json.loads(result.stdout or "[]")
+
+
+def interface_addresses(ifname: str) -> list[str]:
+    """The IPv4 addresses the kernel owns on `ifname` (never to be bound to a virtual host)."""
+    entries = _ip_json(["addr", "show", "dev", ifname], ifname)
+    return [a["local"] for entry in entries for a in entry.get("addr_info", [])]
+
+
+def interface_networks(ifname: str) -> tuple[list[tuple[int, int]], int]:
+    """The IPv4 networks on `ifname` as (address, prefix length), and its default gateway's
+    address (0: none): what tells a router's traffic from a host's (sensor.claims)."""
+    entries = _ip_json(["addr", "show", "dev", ifname], ifname)
+    networks = [
+        (int(ipaddress.IPv4Address(a["local"])), int(a["prefixlen"]))
+        for entry in entries
+        for a in entry.get("addr_info", [])
+    ]
+    routes = _ip_json(["route", "show", "default", "dev", ifname], ifname)
+    gateways = [int(ipaddress.IPv4Address(r["gateway"])) for r in routes if r.get("gateway")]
+    return networks[:16], gateways[0] if gateways else 0
 
 
 class RawSocket:
@@ -102,9 +124,9 @@ class RawSocket:
         """What the event loop waits on: the socket, or the receive thread's eventfd."""
         return self._sock.fileno() if self.responder is None else self.responder.event_fd()
 
-    def frames(self) -> Iterator[tuple[bytes, bool, bytes | None]]:
-        """Drain waiting frames: (frame, checksums_trustworthy, the reply the thread sent or None).
-        Stops at EAGAIN or DRAIN_LIMIT."""
+    def frames(self) -> Iterator[tuple[bytes, bool, bytes | None, int | None]]:
+        """Drain waiting frames: (frame, checksums_trustworthy, the reply the thread sent or None,
+        the thread's note on it or None without the thread). Stops at EAGAIN or DRAIN_LIMIT."""
         if self.responder is not None:
             yield from self.responder.take(DRAIN_LIMIT)
             return
@@ -124,7 +146,7 @@ class RawSocket:
                     and _AUXDATA.unpack_from(value)[0] & TP_STATUS_CSUMNOTREADY
                 ):
                     checksums_ok = False
-            yield data, checksums_ok, None
+            yield data, checksums_ok, None, None
 
     def send(self, frame: bytes) -> None:
         try:

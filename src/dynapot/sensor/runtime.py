@@ -19,6 +19,7 @@ the connection's service). Connection timers of all hosts live in one heap (the 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import time
 from collections import Counter, OrderedDict
@@ -113,7 +114,11 @@ class Sensor:
             probe_first=probe_first,
             on_evidence=self._release,
             on_claimed=self._claimed,
+            on_unconfirmed=self._unconfirmed,
         )
+        # Without the receive thread, routers are learned here from every IPv4 frame (the thread
+        # learns them itself).
+        self._learn = self.claims.checks.learn_ipv4 if self.fast is None else None
         # Hot-path shortcuts to objects that live as long as the sensor (never replaced).
         self._macs = self.claims.macs
         self._source_os = self.observer.source_os
@@ -139,6 +144,8 @@ class Sensor:
             "hosts": len(self.hosts),
             "pending": len(self.claims.pending),
             "released": self.claims.released,
+            # checks of claimed addresses (evidence, probes, outcomes) and the routers seen
+            "address_checks": self.claims.report(),
             "flows": len(self.flows),
             "counters": dict(self.counters),
             # the C receive thread: frames read, ARP, pings and SYNs it answered, drops (queue full)
@@ -188,17 +195,20 @@ class Sensor:
 
     def on_readable(self) -> None:
         handle = self.handle_frame
-        for frame, checksums_ok, answered in self.raw.frames():
+        for frame, checksums_ok, answered, note in self.raw.frames():
             try:
-                handle(frame, checksums_ok, answered)
+                handle(frame, checksums_ok, answered, note)
             except Exception:  # a bug must cost one frame, never the sensor
                 self.counters["internal error"] += 1
                 log.exception("frame handling failed")
         self._arm_timer()
 
-    def handle_frame(self, frame: bytes, checksums_ok: bool = True, answered: bytes | None = None) -> None:
+    def handle_frame(
+        self, frame: bytes, checksums_ok: bool = True, answered: bytes | None = None, note: int | None = None
+    ) -> None:
         """One frame from the wire; `answered`: the reply the receive thread already sent (ARP,
-        echo or SYN/ACK): this records it, watches for conflicts and adopts the connection."""
+        echo or SYN/ACK): this records it, watches for conflicts and adopts the connection;
+        `note`: what the thread's address checks made of it (None: no thread, judged here)."""
         eth = parse_ethernet(frame)
         if type(eth) is Malformed:
             self.counters["ethernet: malformed"] += 1
@@ -207,10 +217,13 @@ class Sensor:
         if ethertype == ETH_P_IP:
             payload = eth.payload
             # Another machine sending from a bound address, to anyone (promiscuous mode shows it):
-            # the address is taken. Checked on two bytes first; parsed only when it matters.
-            src_host = self.hosts.get(int.from_bytes(payload[12:16], "big")) if len(payload) >= 20 else None
+            # evidence the address is taken. Checked on the source first; parsed only when it matters.
+            src = int.from_bytes(payload[12:16], "big") if len(payload) >= 20 else -1
+            if self._learn is not None and src >= 0 and payload[0] >> 4 == 4:
+                self._learn(src, eth.src)
+            src_host = self.hosts.get(src)
             if src_host is not None and eth.src != src_host.definition.mac:
-                self.claims.on_foreign_ipv4(payload, eth.src, checksums_ok)
+                self.claims.on_foreign_ipv4(payload, eth.src, checksums_ok, note)
                 return
             if eth.dst not in self._macs and eth.dst != BROADCAST:
                 return  # other hosts' traffic: not ours to answer
@@ -235,7 +248,7 @@ class Sensor:
             stack = host.stack or self._stack(host)
             self._run(stack.receive(ip, now, checksums_ok, answered), now)
         elif ethertype == ETH_P_ARP:
-            self.claims.on_arp(eth, answered)
+            self.claims.on_arp(eth, answered, note)
 
     def _remember_neighbour(self, ip: int, mac: bytes) -> None:
         neighbours = self.neighbours
@@ -396,6 +409,15 @@ class Sensor:
         self.dataports.close_host(ip)
         if host.stack is not None:
             self._run(host.stack.close_all(now), now)
+
+    def _unconfirmed(self, ip: int, mac: bytes, why: str) -> None:
+        """Evidence against `ip` that nobody confirmed by answering our ARP check: it stays ours."""
+        mac_text = mac.hex(":")
+        log.info(
+            "kept %s: %s by %s, but nobody answered our ARP check", ipaddress.IPv4Address(ip), why, mac_text
+        )
+        detail = f"{why} by {mac_text}: nobody answered our ARP check, kept"
+        self.observer.event("arp", 0, None, ip, None, Kind.CONFLICT_UNCONFIRMED, detail, time.monotonic())
 
     def _release(self, ip: int, mac: bytes, why: str) -> None:
         """Another machine uses `ip`: stop answering for it at once, and say so."""
