@@ -33,7 +33,13 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import TypeVar
 
-from dynapot.personality.catalog import GroupDescription, PersonalityCatalog, Resolution, format_mac
+from dynapot.personality.catalog import (
+    GroupDescription,
+    PersonalityCatalog,
+    Resolution,
+    format_mac,
+    release_key,
+)
 
 OPEN = "open"  # a port served without an emulator: accept and record what arrives
 LISTED = 4  # addresses named in one explanation or warning before "and N more"
@@ -321,16 +327,17 @@ class _Group:
         return text
 
     def _explain(self, kind: _Kind) -> str:
-        gave = self.os_of[kind.personality]
-        resolved = [m for m in gave if m.resolution is not None]
-        first = resolved[0] if resolved else gave[0]
-        ips = [m.host.ip for m in gave]
-        text = f"mirrors the OS of {_listed(ips)} ({_said(first.host)})"
-        if first.resolution is not None:
-            text += f"; {first.resolution.class_of(kind.personality)}; {first.resolution.why}"
-        joined = [m.host.ip for m in gave if m.resolution is None]
+        gave = [m for m in self.os_of[kind.personality] if m.resolution is not None]
+        first = gave[0]  # every fingerprint of the group came from a host whose OS resolved to it
+        assert first.resolution is not None
+        text = (
+            f"mirrors the OS of {_listed([m.host.ip for m in gave])} ({_said(first.host)}); "
+            f"{first.resolution.class_of(kind.personality)}; {first.resolution.why}"
+        )
+        joined = [m.host for m in self.members if m.resolution is None]
         if joined:
-            text += f"; {_listed(joined)} known only by family, mirror(s) the group's other hosts"
+            ips = _listed([h.ip for h in joined])
+            text += f"; counted with them: {ips} ({_said(joined[0])}), known by family only"
         copied = self.services_of[kind.services]
         ports = ", ".join(f"{s.port}/{s.proto}" for s in kind.services) or "no open port"
         return f"{text}; services ({ports}) of {_listed(copied)}"
@@ -441,9 +448,10 @@ def _lineage(group: GroupDescription) -> tuple[str, str, str]:
 
 
 def _peer_group(group: GroupDescription, members: Mapping[str, list[_Member]]) -> str | None:
-    """The largest group whose hosts are of `group`'s family and device type (the vendor where both say)."""
+    """The group of `group`'s family and device type (and vendor, where both say) with the most real
+    hosts; of equals, the newest generation (as for a family alone), then the first by name."""
     vendor, family, device_type = _lineage(group)
-    best: tuple[int, str] | None = None
+    best: tuple[int, tuple[int, int], str] | None = None
     for name, hosts in members.items():
         described = hosts[0].host.group
         assert described is not None
@@ -452,9 +460,15 @@ def _peer_group(group: GroupDescription, members: Mapping[str, list[_Member]]) -
             vendor and their_vendor and vendor != their_vendor
         ):
             continue
-        if best is None or (-len(hosts), name) < (-best[0], best[1]):
-            best = (len(hosts), name)
-    return best[1] if best else None
+        release = release_key(described.family, described.generation, described.cpe) or (0, 0)
+        rank = (len(hosts), release, name)
+        if (
+            best is None
+            or (rank[0], rank[1]) > (best[0], best[1])
+            or (rank[:2] == best[:2] and name < best[2])
+        ):
+            best = rank
+    return best[2] if best else None
 
 
 def _keep_current(

@@ -210,6 +210,22 @@ def test_a_host_known_by_its_family_only_mirrors_that_familys_hosts(catalog):
     assert sum(1 for vh in result.virtual_hosts if vh.os == "Linux 2.4.X" and not vh.services) in (1, 2)
 
 
+def test_of_two_equal_groups_of_its_family_a_host_known_by_family_only_joins_the_newer(catalog):
+    linux26 = GroupDescription("Linux 2.6.X", "Linux", "Linux", "2.6.X", "general purpose", ("Linux 2.6.32",))
+    by_ttl = GroupDescription(
+        "Linux", "Linux", "Linux", None, None, ("TTL 64: Linux or another Unix",), (), "ttl"
+    )
+    real = [RealHost(ip(1), REDHAT), RealHost(ip(2), linux26), RealHost(ip(3), by_ttl)]
+    result = plan(picture(real, [ip(n) for n in range(4, 10)]), Policy(), [], catalog)
+    assert result.groups[ip(3)] == "Linux 2.6.X"
+    assert result.quotas == {"Linux 2.4.X": 2, "Linux 2.6.X": 4}
+    for vh in result.virtual_hosts:
+        joined = (
+            "counted with them: 198.18.0.3 (ttl: TTL 64: Linux or another Unix)" in result.explanations[vh.ip]
+        )
+        assert joined == (vh.os == "Linux 2.6.X")
+
+
 def test_a_family_with_no_real_host_of_a_known_generation_takes_its_newest(catalog):
     by_ttl = GroupDescription(
         "Windows", "Microsoft", "Windows", None, None, ("TTL 128: Windows",), (), "ttl 20%"
