@@ -129,15 +129,27 @@ class PlannerSettings(_Section):
     """Policy for filling free addresses."""
 
     hold_off: float = Field(
-        3600.0, ge=0, description="seconds since an address was last seen before it counts as free"
+        3600.0,
+        ge=0,
+        le=3_153_600_000,  # a hundred years: beyond any use, well inside the dates a database keeps
+        description="seconds since an address was last seen before it counts as free",
     )
     fill_ratio: float = Field(1.0, ge=0, le=1, description="share of free addresses to fill (1 = all)")
-    unknown_os: Literal["group", "exclude"] = Field(
-        "group", description="hosts of unknown OS form their own group, or are left out of the ratio"
+    unknown_os: Literal["infer", "exclude"] = Field(
+        "infer",
+        description="a host no OS tool named takes the family its services, TTL or MAC vendor point "
+        'to ("infer"), or is left out of the ratio at once ("exclude"); "group", the old default, '
+        "reads as infer: a honeypot without a personality is never planned",
     )
     min_os_accuracy: int = Field(
         0, ge=0, le=100, description="OS answers below this accuracy count as unknown"
     )
+
+    @field_validator("unknown_os", mode="before")
+    @classmethod
+    def _group_is_infer(cls, value: Any) -> Any:
+        return "infer" if value == "group" else value
+
     default_tcp_action: Literal["reset", "block", "closed", "filtered"] = "reset"
     default_udp_action: Literal["reset", "block", "closed", "filtered"] = "reset"
     max_network_size: int = Field(

@@ -66,10 +66,20 @@ def run_demo(out_dir: Path, *, db_url: str | None = None) -> None:
             subprocess.run(
                 [*dynapot, "plan", *plan_args, "--json"], stdout=handle, timeout=STEP_TIMEOUT, check=True
             )
+        _check_personalities(plan_json)
         _deceive(lab, config, plan_json, out_dir, db_url)
     click.secho("\nlab torn down.", bold=True)
     click.echo(f"inventory: {db_url}\nplan:      {plan_json}\nhoneyd:    {config}")
     click.echo(f"report:    {out_dir / 'report.html'}\nengine:    {out_dir / 'engine.out'}")
+
+
+def _check_personalities(plan_json: Path) -> None:
+    """Every planned host wears an nmap-os-db fingerprint (issue 16): say so, or stop the demo."""
+    hosts = json.loads(plan_json.read_text())["virtual_hosts"]
+    bare = [h["ip"] for h in hosts if not h["personality"]]
+    if bare:
+        raise click.ClickException(f"{len(bare)} virtual hosts planned without a personality: {bare[:5]}")
+    click.echo(f"{len(hosts)} virtual hosts planned, each wearing an nmap-os-db fingerprint")
 
 
 def _show_targets(plan_json: Path, count: int = 4) -> list[dict]:

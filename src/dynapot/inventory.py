@@ -8,7 +8,8 @@ database as it was.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable, Sequence
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -29,6 +30,12 @@ from dynapot.db.models import (
 )
 from dynapot.discovery.fusion import DEFAULT_RULE, FusionPolicy, ToolGuess, fuse
 from dynapot.discovery.observation import Observation, OsGuess
+from dynapot.discovery.osinfer import (
+    TTL_TOOL,
+    os_from_mac_vendor,
+    os_from_services,
+    os_from_ttl,
+)
 from dynapot.personality.catalog import GroupDescription
 from dynapot.planner import NetworkPicture, OpenPort, Plan, RealHost, ServiceSpec, VirtualHost, free_addresses
 
@@ -57,6 +64,10 @@ def _os_row(session: Session, guess: OsGuess, cache: dict[str, OperatingSystem])
         )
         session.add(row)
         session.flush()
+    elif row.family is None and guess.family:
+        # A row a deployment made with the name alone (a group named from a clue): the tool knows more.
+        row.vendor, row.family = guess.vendor, guess.family
+        row.generation, row.device_type = guess.generation, guess.device_type
     cache[name] = row
     return row
 
@@ -123,7 +134,11 @@ def record_observations(
             host.hostname = obs.hostname or host.hostname
             session.flush()
             if obs.os is not None:
-                _record_os_guess(session, host, obs, obs.os, os_cache, fusion)
+                _record_os_guess(session, host, obs.tool, obs, obs.os, os_cache, fusion)
+            elif (by_ttl := os_from_ttl(obs.initial_ttl)) is not None:
+                # The tool named no OS, but the TTL of its replies points to a family: kept apart,
+                # as the "ttl" tool, so that any tool's real answer outranks it.
+                _record_os_guess(session, host, TTL_TOOL, obs, by_ttl, os_cache, fusion)
             if obs.ports:
                 _record_ports(host, obs)
                 port_count += len(obs.ports)
@@ -142,6 +157,7 @@ def _reclaim(host: Host, seen_at: datetime) -> None:
 def _record_os_guess(
     session: Session,
     host: Host,
+    tool: str,
     obs: Observation,
     os_guess: OsGuess,
     os_cache: dict[str, OperatingSystem],
@@ -150,13 +166,14 @@ def _record_os_guess(
     """Store this tool's OS guess for the host (one row per tool), then fuse all tools' guesses."""
     os_row = _os_row(session, os_guess, os_cache)
     guess = session.scalar(
-        select(HostOsGuess).where(HostOsGuess.host_id == host.id, HostOsGuess.tool == obs.tool)
+        select(HostOsGuess).where(HostOsGuess.host_id == host.id, HostOsGuess.tool == tool)
     )
     if guess is None:
-        guess = HostOsGuess(host_id=host.id, tool=obs.tool)
+        guess = HostOsGuess(host_id=host.id, tool=tool)
         session.add(guess)
     guess.os_id, guess.detail = os_row.id, os_guess.name
     guess.confidence, guess.seen_at = os_guess.accuracy, obs.seen_at
+    guess.cpe = list(os_guess.cpe) or None
     session.flush()
     _fuse_os(host, session.scalars(select(HostOsGuess).where(HostOsGuess.host_id == host.id)).all(), fusion)
 
@@ -202,7 +219,8 @@ def network_picture(
     *,
     now: datetime | None = None,
 ) -> NetworkPicture:
-    """Real hosts seen within the hold-off time, and the addresses free for honeypots."""
+    """Real hosts seen within the hold-off time, each with what is known of its OS, and the
+    addresses free for honeypots."""
     now = now or utcnow()
     cutoff = now - timedelta(seconds=policy.hold_off)
     real: list[RealHost] = []
@@ -213,25 +231,20 @@ def network_picture(
             .where(Host.is_virtual.is_(False), Host.last_seen >= cutoff)
             .options(selectinload(Host.ports))
         ).all()
+        os_rows = {row.id: row for row in session.scalars(select(OperatingSystem))}
+        guesses: dict[int, list[HostOsGuess]] = defaultdict(list)
+        for guess in session.scalars(select(HostOsGuess).join(Host).where(Host.last_seen >= cutoff)):
+            guesses[guess.host_id].append(guess)
         for host in hosts:
             if not _in_network(host.ip, network.cidr):
                 continue
             used.append(int(ipaddress.IPv4Address(host.ip)))
-            group = None
-            if host.os is not None and (host.reliability or 0) >= policy.min_os_accuracy:
-                group = GroupDescription(
-                    name=host.os.name,
-                    vendor=host.os.vendor,
-                    family=host.os.family,
-                    generation=host.os.generation,
-                    device_type=host.os.device_type,
-                    seen_names=(host.os_detail,) if host.os_detail else (),
-                )
             ports = tuple(
                 OpenPort(p.protocol, p.port, p.service, p.product, p.version)
                 for p in sorted(host.ports, key=lambda p: (p.protocol, p.port))
                 if p.state == "open"
             )
+            group = _os_description(host, guesses[host.id], os_rows, policy)
             real.append(RealHost(host.ip, group, host.mac, ports))
     excluded = [parse_address_range(item) for item in network.exclude]
     free = free_addresses(network.cidr, used, gateway=network.gateway, excluded=excluded)
@@ -239,6 +252,70 @@ def network_picture(
         network=network.cidr,
         real_hosts=tuple(sorted(real, key=lambda h: ipaddress.IPv4Address(h.ip))),
         free_ips=tuple(str(ipaddress.IPv4Address(address)) for address in free),
+    )
+
+
+def _os_description(
+    host: Host,
+    guesses: Sequence[HostOsGuess],
+    os_rows: Mapping[int, OperatingSystem],
+    policy: PlannerSettings,
+) -> GroupDescription | None:
+    """What is known of the host's OS, from the best source that has an answer at the least accuracy.
+
+    In order: the fused answer of the OS tools (nmap, p0f, ...), else the most confident other
+    tool's; then, unless `policy.unknown_os` is "exclude", the family its services name, the
+    family its TTL points to, the family of its NIC's maker. None: nothing names it.
+    """
+    least = max(policy.min_os_accuracy, 1)
+    usable = [g for g in guesses if g.confidence >= least and g.os_id in os_rows]
+    tools = [g for g in usable if g.tool != TTL_TOOL]
+    fused = next(
+        (
+            g
+            for g in tools
+            if (g.os_id, g.detail, g.confidence) == (host.os_id, host.os_detail, host.reliability)
+        ),
+        None,
+    )
+    best = fused or max(tools, key=lambda g: (g.confidence, g.seen_at), default=None)
+    if best is not None:
+        return _described(os_rows[best.os_id], best.detail, best.cpe, f"{best.tool} {best.confidence}%")
+    if not guesses and host.os is not None and (host.reliability or 0) >= least:
+        return _described(host.os, host.os_detail, None, f"{host.tool} {host.reliability}%")
+    if policy.unknown_os == "exclude":
+        return None
+    by_services = os_from_services(p for p in host.ports if p.state == "open")
+    if by_services is not None and by_services.accuracy >= least:
+        return _inferred(by_services, "services")
+    by_ttl = next((g for g in usable if g.tool == TTL_TOOL), None)
+    if by_ttl is not None:
+        return _described(os_rows[by_ttl.os_id], by_ttl.detail, None, f"{TTL_TOOL} {by_ttl.confidence}%")
+    by_mac = os_from_mac_vendor(host.mac_vendor)
+    if by_mac is not None and by_mac.accuracy >= least:
+        return _inferred(by_mac, "MAC vendor")
+    return None
+
+
+def _inferred(guess: OsGuess, source: str) -> GroupDescription:
+    """A family guessed from a clue that is not stored as a tool's answer."""
+    return GroupDescription(
+        guess.group, guess.vendor, guess.family, None, None, (guess.name,), (), f"{source} {guess.accuracy}%"
+    )
+
+
+def _described(
+    os_row: OperatingSystem, detail: str | None, cpe: Sequence[str] | None, source: str
+) -> GroupDescription:
+    return GroupDescription(
+        name=os_row.name,
+        vendor=os_row.vendor,
+        family=os_row.family,
+        generation=os_row.generation,
+        device_type=os_row.device_type,
+        seen_names=(detail,) if detail else (),
+        cpe=tuple(cpe or ()),
+        source=source,
     )
 
 
@@ -340,7 +417,11 @@ def save_deployment(
                 host = Host(ip=ip, is_virtual=True, tool=DEPLOY_TOOL, first_seen=now, last_seen=now)
                 session.add(host)
             os_row = os_rows.get(vh.os)
-            host.os_id = os_row.id if os_row else None
+            if os_row is None:  # a group named from a clue, not by a tool: the row keeps the name
+                os_row = os_rows[vh.os] = OperatingSystem(name=vh.os)
+                session.add(os_row)
+                session.flush()
+            host.os_id = os_row.id
             host.mac, host.personality, host.last_seen = vh.mac, vh.personality, now
             current = {(p.protocol, p.port): p for p in host.ports}
             for key in set(current) - {(s.proto, s.port) for s in vh.services}:

@@ -1,14 +1,21 @@
 """The planner: a pure function from the network picture to the virtual honeypots to deploy.
 
-Rules, from the original design and the issues:
+Rules, from the original design and issues 2 and 16:
 - The virtual OS mix mirrors the real one (largest-remainder apportionment): 2 Windows NT
   and 3 Red Hat hosts with 10 free addresses give 4 virtual NT and 6 virtual Red Hat.
-- Each virtual host wears an nmap-os-db fingerprint of its group, a MAC with a vendor
-  prefix that fits, and the open ports of one real host of its group (so that hosts are
-  not clones and every port combination is one that really occurs).
+- A virtual host wears a fingerprint of the same OS generation as the real hosts it mirrors
+  (`PersonalityCatalog.resolve`: nmap's own match, else the same osclass and release by CPE,
+  else the nearest generation; never another device type). A real host known only by its
+  family (a p0f range, a TTL) mirrors the network's real hosts of that family.
+- Within a group, virtual hosts take the real hosts' fingerprints and their open ports with
+  nmap -sV's products in the same proportions (each real host weighs one, shared among the
+  fingerprints its OS resolves to), so that a scan of the virtual hosts looks like a scan of
+  the real ones. A MAC with a vendor prefix that fits the group.
+- A real host with no OS guess from any source is left out of the ratio, and the plan says
+  so: no virtual host is planned without a personality.
 - Re-planning moves as few virtual hosts as possible: kept hosts keep address, MAC and
-  personality; choices are made by consistent hashing, so adding or removing one real
-  host changes the choice for only a small share of virtual hosts.
+  personality (and their services while their kind still has seats); new hosts go to
+  addresses scattered by hash, so that the same picture always gives the same plan.
 
 No IO here: the caller supplies the picture, the policy, the current deployment and
 the personality catalog.
@@ -16,21 +23,26 @@ the personality catalog.
 
 from __future__ import annotations
 
-import bisect
 import hashlib
 import ipaddress
+import math
 import socket
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Literal
+from typing import TypeVar
 
-from dynapot.personality.catalog import GroupDescription, PersonalityCatalog, format_mac
+from dynapot.personality.catalog import (
+    GroupDescription,
+    PersonalityCatalog,
+    Resolution,
+    format_mac,
+    release_key,
+)
 
-UNKNOWN_GROUP = "unknown"
 OPEN = "open"  # a port served without an emulator: accept and record what arrives
-MAX_FINGERPRINT_CHOICES = 8
+LISTED = 4  # addresses named in one explanation or warning before "and N more"
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +68,7 @@ class OpenPort:
 @dataclass(frozen=True, slots=True)
 class RealHost:
     ip: str
-    group: GroupDescription | None  # None: OS unknown
+    group: GroupDescription | None  # what is known of its OS; None: no guess from any source
     mac: str | None = None
     open_ports: tuple[OpenPort, ...] = ()
 
@@ -71,7 +83,6 @@ class NetworkPicture:
 @dataclass(frozen=True, slots=True)
 class Policy:
     fill_ratio: float = 1.0
-    unknown_os: Literal["group", "exclude"] = "group"
     # (protocol, nmap service name) -> emulator/script; from the service_scripts table.
     service_scripts: Mapping[tuple[str, str], str] = field(default_factory=dict)
 
@@ -81,7 +92,7 @@ class VirtualHost:
     ip: str
     mac: str
     os: str
-    personality: str | None  # exact nmap-os-db Fingerprint name; None for the unknown group
+    personality: str | None  # exact nmap-os-db Fingerprint name (None only in deployments made before 16)
     services: tuple[ServiceSpec, ...]
 
     def as_json(self) -> dict[str, object]:
@@ -113,10 +124,15 @@ class Plan:
     removed: tuple[str, ...]  # addresses given up
     changed: tuple[str, ...]  # addresses kept whose services changed
     warnings: tuple[str, ...] = ()
+    explanations: Mapping[str, str] = field(default_factory=dict)  # by virtual address: why it wears that
+    groups: Mapping[str, str] = field(default_factory=dict)  # real address -> the OS group it counts in
+    left_out: tuple[str, ...] = ()  # real addresses in no group: no OS guess, or no fingerprint fits
 
     def as_json(self) -> dict[str, object]:
         return {
-            "virtual_hosts": [vh.as_json() for vh in self.virtual_hosts],
+            "virtual_hosts": [
+                {**vh.as_json(), "why": self.explanations.get(vh.ip)} for vh in self.virtual_hosts
+            ],
             "real_hosts": self.real_hosts,
             "free_ips": self.free_ips,
             "quotas": self.quotas,
@@ -124,6 +140,8 @@ class Plan:
             "removed": list(self.removed),
             "changed": list(self.changed),
             "warnings": list(self.warnings),
+            "groups": dict(self.groups),
+            "left_out": list(self.left_out),
         }
 
 
@@ -136,45 +154,23 @@ def ip_key(ip: str) -> int:
     return int.from_bytes(socket.inet_aton(ip), "big")
 
 
-class _Ring:
-    """Consistent hashing: a key maps to the next member clockwise; few keys move when members change."""
-
-    REPLICAS = 3  # points per member, to even out the arcs
-
-    def __init__(self, members: Sequence[str], label: str) -> None:
-        points = sorted(
-            (_hash64(f"{label}:{replica}:{member}"), member)
-            for member in members
-            for replica in range(self.REPLICAS)
-        )
-        self._hashes = [h for h, _ in points]
-        self._members = [m for _, m in points]
-
-    def pick(self, point: int) -> str:
-        """The member owning `point` (a 64-bit hash of the key)."""
-        index = bisect.bisect(self._hashes, point) % len(self._hashes)
-        return self._members[index]
-
-
 class _Draws:
     """Independent stable pseudo-random numbers for one address, from a single hash.
 
     One digest per address instead of one per decision keeps planning a /16 well under a second.
     """
 
-    __slots__ = ("mac_prefix", "mac_suffix", "personality", "slot", "template")
+    __slots__ = ("mac_prefix", "mac_suffix", "slot")
 
     def __init__(self, ip: str) -> None:
         digest = hashlib.blake2b(ip.encode(), digest_size=32, person=b"dynapot-plan").digest()
         self.slot = int.from_bytes(digest[0:8], "big")
-        self.template = int.from_bytes(digest[8:16], "big")
-        self.personality = int.from_bytes(digest[16:24], "big")
         self.mac_prefix = int.from_bytes(digest[24:29], "big")
         self.mac_suffix = digest[29:32]
 
 
-def largest_remainder(counts: Mapping[str, int], seats: int) -> dict[str, int]:
-    """Apportion `seats` to groups in proportion to `counts` (Hamilton's method).
+def largest_remainder(counts: Mapping[str, int | Fraction], seats: int) -> dict[str, int]:
+    """Apportion `seats` to groups in proportion to `counts` (Hamilton's method); counts may be fractions.
 
     Ties in the remainder go to the larger group, then to the name that sorts first,
     so the result is deterministic.
@@ -222,19 +218,13 @@ def free_addresses(
     return result
 
 
-def _group_name(host: RealHost) -> str:
-    return host.group.name if host.group is not None else UNKNOWN_GROUP
-
-
 def _service_spec(port: OpenPort, service: str) -> ServiceSpec:
     if service == OPEN:  # nothing behind the port speaks, so nothing can claim a product
         return ServiceSpec(port.proto, port.port, service)
     return ServiceSpec(port.proto, port.port, service, port.product, port.version)
 
 
-def _services(host: RealHost | None, policy: Policy) -> tuple[ServiceSpec, ...]:
-    if host is None:
-        return ()
+def _services(host: RealHost, policy: Policy) -> tuple[ServiceSpec, ...]:
     specs = {
         (p.proto, p.port): _service_spec(p, policy.service_scripts.get((p.proto, p.service or ""), OPEN))
         for p in host.open_ports
@@ -242,25 +232,124 @@ def _services(host: RealHost | None, policy: Policy) -> tuple[ServiceSpec, ...]:
     return tuple(specs[key] for key in sorted(specs))
 
 
-def _best_fingerprints(candidates: list[str], group: GroupDescription) -> list[str]:
-    """The few candidates that fit the group's own words best: no exotic appliances for a PC."""
-    if group.seen_names or len(candidates) <= MAX_FINGERPRINT_CHOICES:
-        return candidates
-    words = set(group.name.lower().split())
-    ranked = sorted(candidates, key=lambda n: (-len(words & set(n.lower().split())), len(n), n))
-    return ranked[:MAX_FINGERPRINT_CHOICES]
+def _listed(ips: Sequence[str]) -> str:
+    shown = ", ".join(ips[:LISTED])
+    return f"{shown} and {len(ips) - LISTED} more" if len(ips) > LISTED else shown
+
+
+K = TypeVar("K")
+
+
+def _interleave(deficits: Mapping[K, int]) -> Iterator[K]:
+    """Keys one seat at a time round the keys (so that no kind sits in one block of addresses)."""
+    remaining = {key: count for key, count in deficits.items() if count > 0}
+    while remaining:
+        for key in list(remaining):
+            yield key
+            remaining[key] -= 1
+            if remaining[key] == 0:
+                del remaining[key]
+
+
+@dataclass(frozen=True, slots=True, eq=False)  # one object per kind (`_Group._kind`): hashed by identity
+class _Kind:
+    """One kind of virtual host in a group: a fingerprint and the services of the real hosts it copies."""
+
+    personality: str
+    services: tuple[ServiceSpec, ...]
+    key: str  # a stable name, for ordering
 
 
 @dataclass
-class _GroupPlan:
-    """One OS group: its real hosts (by address), what its virtual hosts may wear, the rings that choose."""
+class _Member:
+    host: RealHost
+    resolution: Resolution | None  # None: known by its family only, it mirrors the group's other hosts
+    services: tuple[ServiceSpec, ...]
 
-    description: GroupDescription | None
-    members: list[RealHost]
-    fingerprints: list[str]
-    mac_prefixes: list[int]
-    templates: _Ring | None = None
-    personalities: _Ring | None = None
+
+class _Group:
+    """One OS group: its real hosts, the kinds of virtual host that mirror them and their seats."""
+
+    def __init__(self, name: str, members: list[_Member], catalog: PersonalityCatalog) -> None:
+        self.name = name
+        self.members = sorted(members, key=lambda m: ip_key(m.host.ip))
+        described = next(m.host.group for m in self.members if m.resolution is not None)
+        assert described is not None
+        self.mac_prefixes = catalog.mac_prefixes_for(described, [m.host.mac for m in members if m.host.mac])
+        self.weights: Counter[_Kind] = Counter()
+        self.os_of: dict[str, list[_Member]] = defaultdict(list)  # fingerprint -> members whose OS gave it
+        self.services_of: dict[tuple[ServiceSpec, ...], list[str]] = defaultdict(list)
+        self._kinds: dict[tuple[str, tuple[ServiceSpec, ...]], _Kind] = {}
+        # Weights in whole numbers: every host weighs `unit`; a resolved host shares it equally among
+        # its fingerprints, one known by its family only as the resolved hosts' fingerprints share theirs.
+        resolved = [m.resolution for m in self.members if m.resolution is not None]
+        unit = math.lcm(*{len(r.fingerprints) for r in resolved}) * len(resolved)
+        shares: Counter[str] = Counter()
+        for resolution in resolved:
+            for name in resolution.fingerprints:
+                shares[name] += unit // (len(resolution.fingerprints) * len(resolved))
+        for member in self.members:
+            self.services_of[member.services].append(member.host.ip)
+            if member.resolution is not None:
+                fingerprints = member.resolution.fingerprints
+                mix = dict.fromkeys(fingerprints, unit // len(fingerprints))
+            else:
+                mix = shares
+            for name, weight in mix.items():
+                self.weights[self._kind(name, member.services)] += weight
+                self.os_of[name].append(member)
+        self.by_personality: dict[str, list[_Kind]] = defaultdict(list)
+        for kind in sorted(self.weights, key=lambda k: k.key):
+            self.by_personality[kind.personality].append(kind)
+        self.seats: dict[_Kind, int] = {}
+        self._explained: dict[_Kind, str] = {}
+
+    def _kind(self, personality: str, services: tuple[ServiceSpec, ...]) -> _Kind:
+        key = (personality, services)
+        if key not in self._kinds:
+            self._kinds[key] = _Kind(personality, services, f"{personality}\0{services!r}")
+        return self._kinds[key]
+
+    def kind_of(self, vh: VirtualHost) -> _Kind | None:
+        return self._kinds.get((vh.personality or "", vh.services))
+
+    def apportion(self, seats: int) -> None:
+        """The group's seats shared among its kinds in proportion to their weights."""
+        by_key = {kind.key: kind for kind in self.weights}
+        quotas = largest_remainder({kind.key: weight for kind, weight in self.weights.items()}, seats)
+        self.seats = {by_key[key]: count for key, count in quotas.items()}
+
+    def explain(self, kind: _Kind) -> str:
+        """Which real hosts' OS the kind mirrors, the osclass/CPE matched, why this fingerprint."""
+        text = self._explained.get(kind)
+        if text is None:
+            text = self._explained[kind] = self._explain(kind)
+        return text
+
+    def _explain(self, kind: _Kind) -> str:
+        gave = [m for m in self.os_of[kind.personality] if m.resolution is not None]
+        first = gave[0]  # every fingerprint of the group came from a host whose OS resolved to it
+        assert first.resolution is not None
+        text = (
+            f"mirrors the OS of {_listed([m.host.ip for m in gave])} ({_said(first.host)}); "
+            f"{first.resolution.class_of(kind.personality)}; {first.resolution.why}"
+        )
+        joined = [m.host for m in self.members if m.resolution is None]
+        if joined:
+            ips = _listed([h.ip for h in joined])
+            text += f"; counted with them: {ips} ({_said(joined[0])}), known by family only"
+        copied = self.services_of[kind.services]
+        ports = ", ".join(f"{s.port}/{s.proto}" for s in kind.services) or "no open port"
+        return f"{text}; services ({ports}) of {_listed(copied)}"
+
+
+def _said(host: RealHost) -> str:
+    """What a real host's OS answer was and where it came from: "nmap 100%: Linux 2.4.18-14 (Red Hat 8)"."""
+    group = host.group
+    if group is None:
+        return "no OS guess"
+    label = group.seen_names[0] if group.seen_names else group.name
+    return f"{group.source}: {label}" if group.source else label
 
 
 def plan(
@@ -271,163 +360,170 @@ def plan(
 ) -> Plan:
     """The desired deployment: `current` changed as little as the new picture allows.
 
-    The steps: group the real hosts by OS, apportion the free addresses to the groups,
-    keep what still fits of `current`, and fill each group's remaining seats with new hosts.
+    The steps: resolve each real host's OS to fingerprints and group the hosts, apportion the
+    free addresses to the groups and each group's seats to its kinds of host, keep what still
+    fits of `current`, and fill the remaining seats with new hosts.
     """
     warnings: list[str] = []
-    groups = _plan_groups(_members_by_group(picture, policy), catalog, warnings)
+    groups, left_out = _groups(picture.real_hosts, policy, catalog, warnings)
     seats = int(len(picture.free_ips) * policy.fill_ratio + 1e-9)
     quotas = largest_remainder({name: len(g.members) for name, g in groups.items()}, seats)
-    services = _ServiceChoice(groups, policy)
-    kept, removed, changed = _keep_current(current, set(picture.free_ips), groups, quotas, services)
-    filled = Counter(vh.os for vh in kept)
-    deficits = {name: quotas[name] - filled[name] for name in sorted(groups)}
-    taken = {vh.ip for vh in kept}
-    new = _place_new([ip for ip in picture.free_ips if ip not in taken], deficits, groups, services)
+    for name, group in groups.items():
+        group.apportion(quotas[name])
+    kept, removed, changed = _keep_current(current, set(picture.free_ips), groups)
+    taken = {vh.ip for vh, _ in kept}
+    new = _place_new([ip for ip in picture.free_ips if ip not in taken], groups)
+    hosts = kept + new
+    explanations: dict[str, str] = {}
+    for vh, kind in hosts:
+        explanations[vh.ip] = groups[vh.os].explain(kind)
     return Plan(
-        virtual_hosts=tuple(sorted(kept + new, key=lambda v: ip_key(v.ip))),
+        virtual_hosts=tuple(sorted((vh for vh, _ in hosts), key=lambda v: ip_key(v.ip))),
         real_hosts=len(picture.real_hosts),
         free_ips=len(picture.free_ips),
         quotas={name: quotas[name] for name in sorted(quotas)},
-        added=tuple(sorted((vh.ip for vh in new), key=ip_key)),
+        added=tuple(sorted((vh.ip for vh, _ in new), key=ip_key)),
         removed=tuple(sorted(removed, key=ip_key)),
         changed=tuple(sorted(changed, key=ip_key)),
         warnings=tuple(warnings),
+        explanations=explanations,
+        groups={m.host.ip: name for name, g in sorted(groups.items()) for m in g.members},
+        left_out=tuple(sorted(left_out, key=ip_key)),
     )
 
 
-def _members_by_group(picture: NetworkPicture, policy: Policy) -> dict[str, list[RealHost]]:
-    """The real hosts by OS group name; hosts of unknown OS form their own group unless excluded."""
-    members: dict[str, list[RealHost]] = defaultdict(list)
-    for host in picture.real_hosts:
-        if host.group is None and policy.unknown_os == "exclude":
+def _groups(
+    real_hosts: Sequence[RealHost], policy: Policy, catalog: PersonalityCatalog, warnings: list[str]
+) -> tuple[dict[str, _Group], list[str]]:
+    """The OS groups by name, and the real hosts left out of every group (said in `warnings`).
+
+    A host whose OS names a generation counts in its own group; one known by its family only
+    joins the largest group of that family and device type, or else forms a group of the
+    family's fallback generation.
+    """
+    members: dict[str, list[_Member]] = defaultdict(list)
+    family_only: list[tuple[RealHost, Resolution]] = []
+    unknown: list[str] = []
+    unfit: dict[str, list[str]] = defaultdict(list)
+    for host in real_hosts:
+        if host.group is None:
+            unknown.append(host.ip)
             continue
-        members[_group_name(host)].append(host)
-    return members
-
-
-def _plan_groups(
-    members: Mapping[str, list[RealHost]], catalog: PersonalityCatalog, warnings: list[str]
-) -> dict[str, _GroupPlan]:
-    """Each group's fingerprints, MAC prefixes and rings, by name; a group no fingerprint fits is left out."""
-    groups: dict[str, _GroupPlan] = {}
-    for name in sorted(members):
-        group = _plan_group(name, members[name], catalog)
-        if group is None:
-            warnings.append(f"no nmap-os-db fingerprint fits OS group {name!r}; group left out")
+        resolution = catalog.resolve(host.group)
+        if resolution is None:
+            unfit[host.group.name].append(host.ip)
+        elif resolution.kind == "family":
+            family_only.append((host, resolution))
         else:
-            groups[name] = group
-    return groups
-
-
-def _plan_group(name: str, hosts: list[RealHost], catalog: PersonalityCatalog) -> _GroupPlan | None:
-    """The plan of one group, or None when no fingerprint fits it."""
-    description = hosts[0].group
-    if description is None:
-        fingerprints: list[str] = []
-        prefixes = catalog.mac_prefixes_for(GroupDescription(UNKNOWN_GROUP), [])
-    else:
-        # The group as all its members saw it: every OS name nmap gave any of them.
-        seen = tuple(sorted({n for h in hosts if h.group for n in h.group.seen_names}))
-        description = GroupDescription(
-            name,
-            description.vendor,
-            description.family,
-            description.generation,
-            description.device_type,
-            seen,
+            members[host.group.name].append(_Member(host, resolution, _services(host, policy)))
+    for host, resolution in family_only:
+        assert host.group is not None
+        peer = _peer_group(host.group, members)
+        if peer is not None:
+            members[peer].append(_Member(host, None, _services(host, policy)))
+        else:
+            members[host.group.name].append(_Member(host, resolution, _services(host, policy)))
+    if unknown:
+        unknown.sort(key=ip_key)
+        warnings.append(
+            f"{len(unknown)} real host(s) with no OS guess from nmap, p0f, services, TTL or MAC vendor, "
+            f"left out of the ratio: {_listed(unknown)}"
         )
-        fingerprints = _best_fingerprints(catalog.fingerprints_for(description), description)
-        if not fingerprints:
-            return None
-        prefixes = catalog.mac_prefixes_for(description, [h.mac for h in hosts if h.mac])
-    group = _GroupPlan(description, sorted(hosts, key=lambda h: h.ip), fingerprints, prefixes)
-    group.templates = _Ring([h.ip for h in group.members], f"template:{name}")
-    if fingerprints:
-        group.personalities = _Ring(fingerprints, f"personality:{name}")
-    return group
+    for name, ips in sorted(unfit.items()):
+        ips.sort(key=ip_key)
+        warnings.append(
+            f"no nmap-os-db fingerprint fits OS group {name!r}; its {len(ips)} real host(s) left out "
+            f"of the ratio: {_listed(ips)}"
+        )
+    groups = {name: _Group(name, members[name], catalog) for name in sorted(members)}
+    return groups, unknown + [ip for ips in unfit.values() for ip in ips]
 
 
-class _ServiceChoice:
-    """Which real host of its group a virtual host copies its services from (by consistent hashing)."""
+def _lineage(group: GroupDescription) -> tuple[str, str, str]:
+    return (
+        (group.vendor or "").lower(),
+        (group.family or "").lower(),
+        (group.device_type or "general purpose").lower(),
+    )
 
-    def __init__(self, groups: Mapping[str, _GroupPlan], policy: Policy) -> None:
-        self._policy = policy
-        self._by_ip = {h.ip: h for g in groups.values() for h in g.members}
-        self._cache: dict[str, tuple[ServiceSpec, ...]] = {}  # by template address
 
-    def of(self, ip: str, group: _GroupPlan, draw: _Draws | None = None) -> tuple[ServiceSpec, ...]:
-        """The services of virtual host `ip` in `group` (`draw`: its hashes, when already made)."""
-        draw = draw or _Draws(ip)
-        template_ip = group.templates.pick(draw.template) if group.templates else ""
-        services = self._cache.get(template_ip)
-        if services is None:
-            services = self._cache[template_ip] = _services(self._by_ip.get(template_ip), self._policy)
-        return services
+def _peer_group(group: GroupDescription, members: Mapping[str, list[_Member]]) -> str | None:
+    """The group of `group`'s family and device type (and vendor, where both say) with the most real
+    hosts; of equals, the newest generation (as for a family alone), then the first by name."""
+    vendor, family, device_type = _lineage(group)
+    best: tuple[int, tuple[int, int], str] | None = None
+    for name, hosts in members.items():
+        described = hosts[0].host.group
+        assert described is not None
+        their_vendor, their_family, their_type = _lineage(described)
+        if (their_family, their_type) != (family, device_type) or (
+            vendor and their_vendor and vendor != their_vendor
+        ):
+            continue
+        release = release_key(described.family, described.generation, described.cpe) or (0, 0)
+        rank = (len(hosts), release, name)
+        if (
+            best is None
+            or (rank[0], rank[1]) > (best[0], best[1])
+            or (rank[:2] == best[:2] and name < best[2])
+        ):
+            best = rank
+    return best[2] if best else None
 
 
 def _keep_current(
-    current: Sequence[VirtualHost],
-    free: set[str],
-    groups: Mapping[str, _GroupPlan],
-    quotas: Mapping[str, int],
-    services: _ServiceChoice,
-) -> tuple[list[VirtualHost], list[str], list[str]]:
-    """The current hosts that still fit (kept, with today's services), the addresses given up, and
-    the kept addresses whose services changed.
+    current: Sequence[VirtualHost], free: set[str], groups: Mapping[str, _Group]
+) -> tuple[list[tuple[VirtualHost, _Kind]], list[str], list[str]]:
+    """The current hosts that still fit (kept), the addresses given up, and the kept addresses whose
+    services changed.
 
-    A host stays while its address is free, its group exists and its personality still fits that
-    group, within the group's quota.
+    A host stays while its address is free and its group still has a seat for its kind; failing
+    that, a seat of another kind with the same fingerprint (its services change); else it goes.
+    The hosts are taken in a stable order, so that when a kind shrinks, the same ones go.
     """
-    kept: list[VirtualHost] = []
+    kept: list[tuple[VirtualHost, _Kind]] = []
     removed: list[str] = []
     changed: list[str] = []
-    filled: Counter[str] = Counter()
-    # Keep current hosts in a stable order so that, when a group shrinks, the same ones go.
+    left = {name: dict(g.seats) for name, g in groups.items()}
+    unmatched: list[VirtualHost] = []
     for vh in sorted(current, key=lambda v: _hash64(f"keep:{v.ip}")):
         group = groups.get(vh.os)
-        valid_personality = group is not None and (
-            vh.personality in group.fingerprints if group.fingerprints else vh.personality is None
-        )
-        if vh.ip not in free or group is None or not valid_personality or filled[vh.os] >= quotas[vh.os]:
+        if vh.ip not in free or group is None:
             removed.append(vh.ip)
             continue
-        filled[vh.os] += 1
-        wanted = services.of(vh.ip, group)
-        if wanted != vh.services:
-            changed.append(vh.ip)
-        kept.append(VirtualHost(vh.ip, vh.mac, vh.os, vh.personality, wanted))
+        kind = group.kind_of(vh)
+        if kind is not None and left[vh.os][kind] > 0:
+            left[vh.os][kind] -= 1
+            kept.append((vh, kind))
+        else:
+            unmatched.append(vh)
+    for vh in unmatched:
+        seats = left[vh.os]
+        open_kinds = [k for k in groups[vh.os].by_personality.get(vh.personality or "", ()) if seats[k] > 0]
+        if not open_kinds:
+            removed.append(vh.ip)
+            continue
+        kind = max(open_kinds, key=lambda k: seats[k])  # the first of equals: by_personality is ordered
+        seats[kind] -= 1
+        changed.append(vh.ip)
+        kept.append((VirtualHost(vh.ip, vh.mac, vh.os, vh.personality, kind.services), kind))
+    for name, seats in left.items():
+        groups[name].seats = seats  # what is still to fill
     return kept, removed, changed
 
 
-def _interleave(deficits: Mapping[str, int]) -> list[str]:
-    """Group names, one seat at a time round the groups (so that no group sits in one block of addresses)."""
-    order: list[str] = []
-    remaining = {name: count for name, count in deficits.items() if count > 0}
-    while remaining:
-        for name in list(remaining):
-            order.append(name)
-            remaining[name] -= 1
-            if remaining[name] == 0:
-                del remaining[name]
-    return order
-
-
-def _place_new(
-    free: Sequence[str],
-    deficits: Mapping[str, int],
-    groups: Mapping[str, _GroupPlan],
-    services: _ServiceChoice,
-) -> list[VirtualHost]:
-    """New virtual hosts for the groups' missing seats, on addresses scattered over `free` by hash."""
+def _place_new(free: Sequence[str], groups: Mapping[str, _Group]) -> list[tuple[VirtualHost, _Kind]]:
+    """New virtual hosts for the groups' empty seats, on addresses scattered over `free` by hash."""
     draws = {ip: _Draws(ip) for ip in free}
     candidates = sorted(draws, key=lambda ip: draws[ip].slot)
-    new: list[VirtualHost] = []
+    kinds = {
+        name: _interleave({k: g.seats[k] for k in sorted(g.seats, key=lambda k: k.key)})
+        for name, g in groups.items()
+    }
+    deficits = {name: sum(g.seats.values()) for name, g in groups.items()}
+    new: list[tuple[VirtualHost, _Kind]] = []
     for ip, name in zip(candidates, _interleave(deficits), strict=False):
-        group = groups[name]
-        draw = draws[ip]
-        personality = group.personalities.pick(draw.personality) if group.personalities else None
-        prefix = group.mac_prefixes[draw.mac_prefix % len(group.mac_prefixes)]
-        mac = format_mac(prefix, draw.mac_suffix)
-        new.append(VirtualHost(ip, mac, name, personality, services.of(ip, group, draw)))
+        group, draw, kind = groups[name], draws[ip], next(kinds[name])
+        mac = format_mac(group.mac_prefixes[draw.mac_prefix % len(group.mac_prefixes)], draw.mac_suffix)
+        new.append((VirtualHost(ip, mac, name, kind.personality, kind.services), kind))
     return new

@@ -79,13 +79,25 @@ def test_plan_fills_every_free_address_in_the_real_os_ratio(lab, scanned):
     assert str(lab.gateway) not in ips
     assert all(ipaddress.IPv4Address(ip) in network for ip in ips)
 
-    real_mix = Counter(h["os"] or "unknown" for h in hosts if not h["virtual"])
+    # Every real host counts in one OS group or is left out, said so; the lab's real hosts, which
+    # nmap names, count in their own group; the sensor's and attacker's namespaces (no open port,
+    # no OS nmap can name) count by their TTL in a Linux group, or are left out: never as "unknown".
+    assert set(plan["groups"]) | set(plan["left_out"]) == real_ips
+    assert not set(plan["groups"]) & set(plan["left_out"])
+    by_ip = {h["ip"]: h for h in hosts}
+    for real in lab.real_hosts:
+        assert plan["groups"][str(real.ip)] == by_ip[str(real.ip)]["os"]
+    for other in (lab.sensor, lab.attacker):
+        assert str(other.ip) in plan["left_out"] or plan["groups"][str(other.ip)].startswith("Linux")
+    real_mix = Counter(plan["groups"].values())
     virtual_mix = Counter(vh["os"] for vh in virtual)
     assert set(virtual_mix) <= set(real_mix)
     total_real = sum(real_mix.values())
     for group, count in real_mix.items():
         share = count * len(virtual) / total_real
         assert int(share) <= virtual_mix[group] <= int(share) + 1, (group, real_mix, virtual_mix)
+    # No decoy without a personality, and each says why it wears it.
+    assert all(vh["personality"] and vh["why"] for vh in virtual)
     assert len({vh["mac"] for vh in virtual}) == len(virtual)
 
 

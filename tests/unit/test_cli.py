@@ -56,8 +56,9 @@ def test_import_then_plan_json(run, tmp_path):
     assert plan["real_hosts"] == 1 and plan["free_ips"] == 12
     assert len(plan["virtual_hosts"]) == 12
     for vh in plan["virtual_hosts"]:
-        assert set(vh) == {"ip", "mac", "os", "personality", "services"}
+        assert set(vh) == {"ip", "mac", "os", "personality", "services", "why"}
         assert vh["os"] == "Windows XP"  # the operating_systems row: family + generation
+        assert vh["why"].startswith("mirrors the OS of 198.18.0.2 (nmap")
         assert vh["personality"] == "Microsoft Windows XP SP3"
         assert {(s["proto"], s["port"], s["service"]) for s in vh["services"]} == {
             ("tcp", 139, "smb"),

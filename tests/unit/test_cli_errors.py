@@ -140,7 +140,7 @@ CASES: dict[str, list[Case]] = {
         Case((*PLAN, "--exclude", "1.2.3"), ("'--exclude'", "'1.2.3' is not an address, range or network")),
         Case((*PLAN, "--fill-ratio", "2"), ("--fill-ratio 2.0: must be less than or equal to 1",)),
         Case((*PLAN, "--hold-off", "-1"), ("--hold-off -1.0: must be greater than or equal to 0",)),
-        Case((*PLAN, "--unknown-os", "maybe"), ("'--unknown-os'", "'maybe'", "'group'", "'exclude'")),
+        Case((*PLAN, "--unknown-os", "maybe"), ("'--unknown-os'", "'maybe'", "'infer'", "'exclude'")),
     ],
     "honeyd-config": [
         *common(*PLAN),

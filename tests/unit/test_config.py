@@ -130,4 +130,4 @@ def test_settings_remember_where_each_value_came_from(tmp_path):
     assert settings.describe("database_url") == f'database.url = "postgresql://u:***@h/d" in {path}'
     assert settings.describe("daemon.interface") == "DYNAPOT_DAEMON__INTERFACE=eth9 (daemon.interface)"
     assert settings.describe("planner.hold_off") == "--hold-off 5.0"
-    assert settings.describe("planner.unknown_os") == 'planner.unknown_os = "group" (default)'
+    assert settings.describe("planner.unknown_os") == 'planner.unknown_os = "infer" (default)'

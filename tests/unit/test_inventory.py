@@ -198,3 +198,96 @@ def test_a_banner_heard_in_passing_does_not_replace_nmaps_product(db):
     )
     with db.session() as s:
         assert s.scalar(select(Port.version).where(Port.port == 22)) == "9.2p1 Debian"
+
+
+# --- what is known of a host's OS: the best source that has an answer (issue 16) -------------
+
+
+def one_host(db, policy=None):
+    (host,) = network_picture(db, NET, policy or PlannerSettings(), now=NOW).real_hosts
+    return host.group
+
+
+def test_nmaps_osclass_and_cpe_reach_the_planner(db):
+    nt = OsGuess(
+        "Microsoft Windows NT 4.0 SP5 - SP6",
+        100,
+        "Microsoft",
+        "Windows",
+        "NT",
+        "general purpose",
+        ("cpe:/o:microsoft:windows_nt:4.0",),
+    )
+    record_observations(db, [seen("198.18.0.2", nt)])
+    group = one_host(db)
+    assert (group.name, group.vendor, group.family, group.generation) == (
+        "Windows NT",
+        "Microsoft",
+        "Windows",
+        "NT",
+    )
+    assert group.seen_names == ("Microsoft Windows NT 4.0 SP5 - SP6",)
+    assert group.cpe == ("cpe:/o:microsoft:windows_nt:4.0",)
+    assert group.source == "nmap 100%"
+
+
+def test_a_ttl_is_a_guess_of_its_own_that_any_tools_answer_outranks(db):
+    record_observations(db, [Observation("198.18.0.2", NOW, "nmap", initial_ttl=64)])
+    with db.session() as s:
+        (guess,) = s.scalars(select(HostOsGuess)).all()
+        assert (guess.tool, guess.confidence, guess.detail) == ("ttl", 20, "TTL 64: Linux or another Unix")
+    group = one_host(db)
+    assert (group.family, group.generation, group.source) == ("Linux", None, "ttl 20%")
+    record_observations(db, [seen("198.18.0.2", XP, at=NOW + timedelta(seconds=1))])
+    assert one_host(db).name == "Windows XP"
+
+
+def test_a_host_no_tool_named_takes_its_services_then_its_ttl_then_its_nic_makers_family(db):
+    ubuntu = PortObservation(
+        "tcp", 22, "open", "ssh", "OpenSSH", "8.9p1 Ubuntu 3", "Ubuntu Linux; protocol 2.0"
+    )
+    iis = PortObservation("tcp", 80, "open", "http", "Microsoft IIS httpd", "10.0")
+    record_observations(
+        db,
+        [
+            Observation("198.18.0.2", NOW, "nmap", ports=(ubuntu,), initial_ttl=128),
+            Observation("198.18.0.3", NOW, "nmap", ports=(iis,)),
+            Observation("198.18.0.4", NOW, "nmap", initial_ttl=128),
+            Observation("198.18.0.5", NOW, "nmap", mac="00:03:93:01:02:03", mac_vendor="Apple"),
+            Observation("198.18.0.6", NOW, "nmap", mac="00:0c:29:01:02:03", mac_vendor="VMware"),
+        ],
+    )
+    hosts = {h.ip: h.group for h in network_picture(db, NET, PlannerSettings(), now=NOW).real_hosts}
+    assert (hosts["198.18.0.2"].family, hosts["198.18.0.2"].source) == ("Linux", "services 30%")
+    assert (hosts["198.18.0.3"].family, hosts["198.18.0.3"].vendor) == ("Windows", "Microsoft")
+    assert (hosts["198.18.0.4"].family, hosts["198.18.0.4"].source) == ("Windows", "ttl 20%")
+    assert (hosts["198.18.0.5"].family, hosts["198.18.0.5"].source) == ("Mac OS X", "MAC vendor 10%")
+    assert hosts["198.18.0.6"] is None  # a VMware NIC runs anything
+    excluded = network_picture(db, NET, PlannerSettings(unknown_os="exclude"), now=NOW).real_hosts
+    assert [h.group for h in excluded] == [None] * 5
+
+
+def test_below_the_least_accuracy_the_next_tools_answer_counts(db):
+    weak = OsGuess("Linux 2.6.32", 40, "Linux", "Linux", "2.6.X", "general purpose")
+    record_observations(db, [seen("198.18.0.2", weak)])
+    record_observations(
+        db, [seen("198.18.0.2", OsGuess("Windows 7 or 8", 70, "Microsoft", "Windows", "7 or 8"), tool="p0f")]
+    )
+    assert one_host(db, PlannerSettings(min_os_accuracy=50)).source == "p0f 70%"
+    assert one_host(db, PlannerSettings(min_os_accuracy=80)) is None
+
+
+def test_a_deployed_group_named_from_a_clue_keeps_its_name(db, catalog):
+    record_observations(
+        db, [Observation("198.18.0.2", NOW, "nmap", mac="00:03:93:01:02:03", mac_vendor="Apple")]
+    )
+    first = plan(network_picture(db, NET, PlannerSettings(), now=NOW), Policy(), [], catalog)
+    assert first.quotas == {"Mac OS X": 12}
+    save_deployment(db, first, now=NOW)
+    again = plan(
+        network_picture(db, NET, PlannerSettings(), now=NOW),
+        Policy(),
+        current_deployment(db, NET.cidr),
+        catalog,
+    )
+    assert (again.added, again.removed, again.changed) == ((), (), ())

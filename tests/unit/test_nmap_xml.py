@@ -170,6 +170,21 @@ def test_host_without_os() -> None:
     )
 
 
+def test_the_ttl_replies_started_with() -> None:
+    windows, linux, down = parse_nmap_xml(doc(WINDOWS_HOST, LINUX_HOST_NO_OS, DOWN_HOST)).observations
+    assert windows.initial_ttl == 128  # SYN/ACKs came with 128, one hop (<distance value="1"/>)
+    assert linux.initial_ttl == 64  # no <distance>: as seen
+    assert down.initial_ttl is None  # no port answered
+    # Two routers on the way: 62 arrived, 64 it started with; a filtered port's 0 says nothing.
+    far = LINUX_HOST_NO_OS.replace('reason_ttl="64"', 'reason_ttl="62"').replace(
+        "<times ", '<distance value="3"/><times '
+    )
+    (obs,) = parse_nmap_xml(doc(far)).observations
+    assert obs.initial_ttl == 64
+    with pytest.raises(NmapXmlError, match="reason_ttl='x'"):
+        parse_nmap_xml(doc(LINUX_HOST_NO_OS.replace('reason_ttl="64"', 'reason_ttl="x"')))
+
+
 def test_down_host_uses_run_time() -> None:
     (obs,) = parse_nmap_xml(doc(DOWN_HOST)).observations
     assert obs.ip == "198.18.0.9"

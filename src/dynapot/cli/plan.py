@@ -74,8 +74,9 @@ def planning_options(func: F) -> F:
     @setting_option(
         "--unknown-os",
         setting="planner.unknown_os",
-        type=click.Choice(["group", "exclude"]),
-        help="Unknown OS.",
+        type=click.Choice(["infer", "exclude"]),
+        help="A host no OS tool named: take the family its services, TTL or MAC vendor point to, "
+        "or leave it out of the ratio.",
     )
     @click.option("--apply", is_flag=True, help="Record the plan as the current deployment.")
     @functools.wraps(func)
@@ -133,9 +134,15 @@ def _record(ctx: Context, result: Any) -> None:
 
 @click.command("plan")
 @planning_options
-@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON (each host with its reason).")
+@click.option(
+    "--explain",
+    is_flag=True,
+    help="One line per virtual host: which real hosts' OS it mirrors, the osclass/CPE matched, why "
+    "this fingerprint, whose services.",
+)
 @command_options
-def plan_command(ctx: Context, apply: bool, as_json: bool, **network: Any) -> None:
+def plan_command(ctx: Context, apply: bool, as_json: bool, explain: bool, **network: Any) -> None:
     """Show which virtual honeypots to deploy on the free addresses of a network."""
     result, _ = _make_plan(ctx, _network(ctx, **network), apply)
     if apply:
@@ -143,9 +150,19 @@ def plan_command(ctx: Context, apply: bool, as_json: bool, **network: Any) -> No
     if as_json:
         click.echo(json.dumps(result.as_json(), indent=2))
         return
-    click.echo(f"{result.real_hosts} real hosts, {result.free_ips} free addresses; virtual OS mix:")
+    counted = len(result.groups)
+    click.echo(
+        f"{result.real_hosts} real hosts ({counted} counted, {len(result.left_out)} left out), "
+        f"{result.free_ips} free addresses; virtual OS mix:"
+    )
     for name, count in result.quotas.items():
         click.echo(f"  {count:6d}  {shown(name)}")
+    if explain:  # explanations quote scanned hosts' OS labels and products: escaped like the rest
+        for vh in result.virtual_hosts:
+            reason = result.explanations.get(vh.ip, "")
+            click.echo(f"{vh.ip}  {shown(vh.personality or '(none)')}  <- {shown(reason)}")
+        click.echo(f"added {len(result.added)}, removed {len(result.removed)}, changed {len(result.changed)}")
+        return
     table = Table("address", "MAC", "OS group", "personality", "services")
     for vh in result.virtual_hosts:
         services = ", ".join(f"{s.port}/{s.proto} {s.service}" for s in vh.services)

@@ -118,6 +118,9 @@ class HostOsGuess(Base):
     detail: Mapped[str] = mapped_column(String(255))
     confidence: Mapped[int] = mapped_column(Integer)
     seen_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    # The CPE names of the tool's OS class (nmap's osclass: cpe:/o:microsoft:windows_nt:4.0), which
+    # tell one release from another where the class's generation does not ("NT").
+    cpe: Mapped[list[str] | None] = mapped_column(JSON(none_as_null=True))
 
 
 class Port(Base):

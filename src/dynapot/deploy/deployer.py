@@ -53,11 +53,7 @@ class Deployer:
         picture = network_picture(self.db, self.network, self.planner)
         return plan(
             picture,
-            Policy(
-                fill_ratio=self.planner.fill_ratio,
-                unknown_os=self.planner.unknown_os,
-                service_scripts=service_scripts(self.db),
-            ),
+            Policy(fill_ratio=self.planner.fill_ratio, service_scripts=service_scripts(self.db)),
             current_deployment(self.db, self.network.cidr),
             self.catalog,
         )

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from xml.etree.ElementTree import Element, ParseError, TreeBuilder
@@ -21,6 +22,7 @@ from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import DefusedXMLParser
 
 from dynapot.discovery.observation import Observation, OsGuess, PortObservation
+from dynapot.discovery.osinfer import starting_ttl
 
 __all__ = ["NmapRun", "NmapXmlError", "parse_nmap_xml"]
 
@@ -172,7 +174,25 @@ class _Parser:
             hostname=hostname,
             os=self.os_guess(host),
             ports=tuple(self.port(p) for p in host.findall("ports/port")),
+            initial_ttl=self.initial_ttl(host),
         )
+
+    def initial_ttl(self, host: Element) -> int | None:
+        """The TTL the host's replies started with: the commonest TTL of its SYN/ACKs and RSTs plus
+        the routers on the way (nmap's <distance> counts the host itself), rounded up to the
+        usual starting values; None when no port reply gave one."""
+        seen: Counter[int] = Counter()
+        for state in host.findall("ports/port/state"):
+            if state.get("reason") in ("syn-ack", "reset") and state.get("reason_ttl") is not None:
+                ttl = self.int_attr(state, "reason_ttl", lo=0, hi=255)
+                if ttl:
+                    seen[ttl] += 1
+        if not seen:
+            return None
+        observed = min(seen, key=lambda ttl: (-seen[ttl], ttl))
+        distance = host.find("distance")
+        hops = self.int_attr(distance, "value", lo=0, hi=255) - 1 if distance is not None else 0
+        return starting_ttl(observed + max(hops, 0))
 
     def port(self, port: Element) -> PortObservation:
         protocol = port.get("protocol")

@@ -49,7 +49,9 @@ class Observation:
     """Everything one tool learned about one address at one time.
 
     `alive` is False when a tool looked and found nothing (a host that was down);
-    the inventory then leaves the last-seen time alone.
+    the inventory then leaves the last-seen time alone. `initial_ttl` is the TTL the host's
+    packets started with (32, 64, 128 or 255), as the tool measured it: a clue to the OS
+    family where the tool named no OS.
     """
 
     ip: str
@@ -61,3 +63,4 @@ class Observation:
     hostname: str | None = None
     os: OsGuess | None = None
     ports: tuple[PortObservation, ...] = field(default_factory=tuple)
+    initial_ttl: int | None = None

@@ -7,6 +7,7 @@ as raw strings per attribute here; the sensor's personality engine compiles them
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections import Counter
 from collections.abc import Iterable
@@ -28,6 +29,7 @@ class OsClass:
     family: str
     generation: str  # may be empty
     device_type: str
+    cpe: tuple[str, ...] = ()  # the CPE lines that follow this Class line: what it names, with versions
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +82,9 @@ def parse_osdb(text: str, *, source: str = "nmap-os-db") -> list[Fingerprint]:
             classes.append(OsClass(*parts))
         elif line.startswith("CPE "):
             cpe.append(line[len("CPE ") :].split()[0])
+            if classes:
+                last = classes[-1]
+                classes[-1] = dataclasses.replace(last, cpe=(*last.cpe, cpe[-1]))
         else:
             match = _TEST_LINE.match(line)
             if not match:
