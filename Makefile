@@ -14,7 +14,7 @@ NETWORK ?=
 SENSOR_USER := dynapot
 DATA_DIR := /var/lib/dynapot
 
-.PHONY: setup system-deps system-user run demo test lint bench clean
+.PHONY: setup system-deps system-user run demo test lint bench abuse clean
 
 setup: system-deps system-user $(VENV)/.installed
 
@@ -77,6 +77,14 @@ bench: setup
 	$(BIN)/python bench/bench_correlate.py
 	$(BIN)/python bench/bench_services.py
 	$(BIN)/python bench/bench_daemon.py
+
+# The abuse suite: each script builds a lab, attacks the sensor and prints one line per check.
+abuse: setup
+	$(BIN)/python bench/abuse_memory.py
+	$(BIN)/python bench/abuse_claims.py
+	$(BIN)/python bench/abuse_recording.py
+	$(BIN)/python bench/abuse_disk.py
+	$(BIN)/python bench/abuse_fastpath.py
 
 clean:
 	rm -rf $(VENV) demo-output .pytest_cache

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, func, select, text
@@ -109,3 +110,11 @@ def test_a_role_that_may_not_insert_is_refused_at_once(new_pg_database):
 def test_grants_name_only_plain_names():
     with pytest.raises(ValueError):
         sensor_grants('x"; DROP TABLE hosts; --', "dynapot")
+
+
+def test_the_readme_grants_exactly_the_statements_of_sensor_grants() -> None:
+    """An administrator copies the README's SQL: it must be what the tests above run."""
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    block = readme.split("```sql\n", 1)[1].split("```", 1)[0]
+    written = [line.removesuffix(";") for line in block.splitlines() if line.strip()]
+    assert written == sensor_grants("dynapot_sensor", "dynapot")
