@@ -306,7 +306,6 @@ class BackendSettings(_Section):
     )
     health_interval: float = Field(30.0, gt=0, le=86_400, description="seconds between health checks")
     mac: str | None = Field(None, description="its MAC (packet mode: frames to it are sent there)")
-    interface: str | None = Field(None, description="the sensor interface toward it; default: the sensor's")
 
     @field_validator("address", mode="before")
     @classmethod

@@ -159,3 +159,43 @@ def test_the_catalog_names_a_fingerprints_os() -> None:
     assert "linux" in catalog.os_names(LINUX_FP)
     assert "windows" in catalog.os_names(WINDOWS_FP) and "linux" not in catalog.os_names(WINDOWS_FP)
     assert catalog.os_names("no such fingerprint") == frozenset()
+
+
+def test_the_deployer_redirects_to_a_healthy_backend_and_rewrites_when_it_goes_down(
+    db, catalog, tmp_path
+) -> None:
+    from datetime import UTC, datetime
+
+    from dynapot.config import NetworkSettings
+    from dynapot.deploy.deployer import Deployer
+    from dynapot.discovery.observation import Observation, OsGuess, PortObservation
+    from dynapot.inventory import record_observations
+
+    linux = OsGuess("Linux 5.4", 98, "Linux", "Linux", "5.X", "general purpose")
+    ssh = PortObservation("tcp", 22, "open", "ssh", "OpenSSH", "8.9p1")
+    now = datetime.now(UTC)
+    record_observations(
+        db, [Observation(ip="198.18.0.2", seen_at=now, tool="nmap", alive=True, os=linux, ports=(ssh,))]
+    )
+    up = [True]
+    backends = [
+        BackendSettings(name="lin1", address="198.18.0.14", os="Linux", ports=(22,), health_interval=1)
+    ]
+    clock = [0.0]
+    health = BackendHealth(backends, check=lambda address, port: up[0], clock=lambda: clock[0])
+    network = NetworkSettings(cidr="198.18.0.0/28", gateway="198.18.0.1")
+    deployer = Deployer(db, network, PlannerSettings(), catalog, backends=backends, health=health)
+    path = tmp_path / "honeyd.conf"
+    first = deployer.deploy(path)
+    hosts = first.plan.virtual_hosts
+    assert hosts and "198.18.0.14" not in {vh.ip for vh in hosts}  # the backend's address is never free
+    assert set(first.plan.redirects) == {vh.ip for vh in hosts}
+    assert path.read_text().count("proxy 198.18.0.14:22") == len(hosts)
+    up[0], clock[0] = False, 5.0
+    second = deployer.deploy(path)
+    assert not second.moved and second.plan.redirects == {}
+    assert "proxy" not in path.read_text()  # the hosts stay, their port 22 is emulated again
+    assert (
+        "22/tcp stays emulated: its backend(s) of this OS are down: lin1"
+        in second.plan.explanations[hosts[0].ip]
+    )

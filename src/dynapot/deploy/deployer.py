@@ -52,11 +52,12 @@ class Deployer:
         backends: Sequence[BackendSettings] = (),
         health: BackendHealth | None = None,
     ) -> None:
+        inside = tuple(str(b.address) for b in backends if b.address in network.cidr)
+        if inside:  # a backend's address is a real machine's: never free for a virtual host
+            network = network.model_copy(update={"exclude": (*network.exclude, *inside)})
         self.db, self.network, self.planner, self.catalog = db, network, planner, catalog
-        self.backends = tuple(
-            Backend(b.name, str(b.address), b.os, b.ports) for b in backends if b.address in network.cidr
-        )
-        self.health = health or BackendHealth([b for b in backends if b.address in network.cidr])
+        self.backends = tuple(Backend(b.name, str(b.address), b.os, b.ports) for b in backends)
+        self.health = health or BackendHealth(backends)
         self._written: object = None  # the redirects in the configuration last written
 
     def _with_backends(self, result: Plan) -> Plan:

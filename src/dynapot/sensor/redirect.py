@@ -19,6 +19,14 @@ What each mode reveals to the two sides:
   route must point at the sensor, and no other route may reach the attackers: what it starts
   itself is contained (sinkholed up to `outbound_per_hour`, then refused).
 
+Inside the backend, what it cannot hide in packet mode: its own address (`ip addr`, the local
+half of `$SSH_CONNECTION`) is the backend's, not the virtual host's; a careful intruder who
+compares it with the address it connected to learns it was relayed. Its outbound DNS and other
+UDP/ICMP are dropped (counted, not logged one by one), so name lookups fail.
+
+Backends are reached on the sensor's own interface (one link for attackers and backends: the
+backend's address a /32 with the sensor as its only route); their MAC must be configured.
+
 The sensor's own MAC is the backend's gateway's: frames to a backend go from it; replies go to
 the attacker from the virtual host's MAC.
 """
