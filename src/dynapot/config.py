@@ -353,6 +353,9 @@ class RedirectSettings(_Section):
     max_flows: int = Field(
         65_536, ge=16, le=1 << 22, description="relayed connections at once; the idlest go first"
     )
+    flows_per_attacker: int = Field(
+        256, ge=1, le=1 << 22, description="relayed connections one attacker may have at once"
+    )
     max_attackers: int = Field(65_536, ge=16, le=1 << 22, description="attackers remembered for stickiness")
     idle_timeout: float = Field(
         900.0, gt=0, le=86_400, description="seconds a silent relayed connection is kept"

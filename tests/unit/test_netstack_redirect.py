@@ -120,7 +120,7 @@ def test_a_segment_of_no_flow_is_dropped_and_counted() -> None:
 
 
 def test_the_flow_table_is_bounded_the_idlest_goes() -> None:
-    nat = table(max_flows=16)
+    nat = table(max_flows=16, flows_per_attacker=1000)
     for port in range(1000, 1100):
         nat.from_attacker(segment(ATTACKER, VH, port, 22, SYN), [B1], float(port))
     assert len(nat) == 16
@@ -180,8 +180,32 @@ def test_other_protocols_from_a_backend_never_leave() -> None:
 
     nat = table()
     dns = parse_ipv4(build_udp_packet(B1.ip, OUTSIDE, 5353, 53, b"\x00" * 12, 64, 1, False))
-    assert nat.from_backend(dns, 0.0) == []
+    assert nat.from_backend(dns, 0.0) == [Outbound(B1, 5353, OUTSIDE, 53, "dropped", 1, 17)]
     assert nat.counters["containment: protocol 17 dropped"] == 1
+    for n in range(200):  # reported up to a bound per hour, all counted, none sent on
+        assert not relays(nat.from_backend(dns, 1.0 + n))
+    assert nat.counters["containment: protocol 17 dropped"] == 201
+    assert nat.from_backend(dns, 300.0) == []
+    assert [o.verdict for o in nat.from_backend(dns, 3601.0)] == ["dropped"]
+
+
+def test_the_sensors_own_address_is_the_kernels_business() -> None:
+    nat = table()
+    nat.own = frozenset({OTHER})
+    assert nat.from_backend(segment(B1.ip, OTHER, 22, 40000, SYN | ACK), 0.0) == []
+    assert not nat.counters
+
+
+def test_one_attacker_cannot_fill_the_table() -> None:
+    nat = table(max_flows=1000, flows_per_attacker=8)
+    for port in range(1000, 1100):
+        nat.from_attacker(segment(ATTACKER, VH, port, 22, SYN), [B1], 0.0)
+    assert len(nat) == 8
+    assert nat.counters["redirect: attacker at its flow limit"] == 92
+    assert nat.from_attacker(segment(OTHER, VH, 1000, 22, SYN), [B1], 0.0)[0].attacker == OTHER
+    nat.from_attacker(segment(ATTACKER, VH, 1000, 22, RST), [B1], 1.0)
+    nat.expire(20.0)  # one closed: room for one more
+    assert isinstance(nat.from_attacker(segment(ATTACKER, VH, 2000, 22, SYN), [B1], 21.0)[0], Redirected)
 
 
 def test_hostile_bytes_never_crash_it() -> None:

@@ -43,6 +43,7 @@ from dynapot.netstack.types import IPPROTO_TCP, IPv4, TcpFlags
 CLOSED_LINGER = 10.0  # seconds a flow is kept after its RST or second FIN (late segments)
 SINKHOLE_IDLE = 60.0  # seconds a silent sinkhole connection is kept
 SINKHOLE_MAX = 1024  # sinkhole connections at once, all backends together
+DROPS_LOGGED_PER_HOUR = 100  # a backend's dropped non-TCP packets reported per hour; the rest counted
 HOUR = 3600.0
 
 _SYN, _ACK, _FIN, _RST = int(TcpFlags.SYN), int(TcpFlags.ACK), int(TcpFlags.FIN), int(TcpFlags.RST)
@@ -63,6 +64,7 @@ class Backend:
 class RedirectLimits:
     sticky_seconds: float = 3600.0
     max_flows: int = 65_536
+    flows_per_attacker: int = 256
     max_attackers: int = 65_536
     idle_timeout: float = 900.0
     outbound_per_hour: int = 10
@@ -94,14 +96,16 @@ class Redirected:
 
 @dataclass(frozen=True, slots=True)
 class Outbound:
-    """A connection a backend started itself: "sinkholed" (answered by the sinkhole) or "refused"."""
+    """Something a backend started itself: a TCP connection "sinkholed" (answered by the
+    sinkhole) or "refused" (beyond the hourly limit), or another protocol's packet "dropped"."""
 
     backend: Backend
     sport: int
     dst: int
     dport: int
     verdict: str
-    used: int  # outbound connections of this backend in the past hour, this one included
+    used: int  # outbound connections (or dropped packets reported) of this backend this hour
+    proto: int = IPPROTO_TCP
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,6 +183,9 @@ class RedirectTable:
         self._sticky: OrderedDict[int, tuple[Backend, float]] = OrderedDict()
         self._sinks: OrderedDict[tuple[int, int, int, int], _Sink] = OrderedDict()
         self._outbound: dict[int, deque[float]] = {}
+        self._drops_logged: dict[int, deque[float]] = {}
+        self._per_attacker: Counter[int] = Counter()
+        self.own: frozenset[int] = frozenset()  # the sensor's own addresses: the kernel's traffic
         self._secret = secret
 
     def __len__(self) -> int:
@@ -242,13 +249,17 @@ class RedirectTable:
         if reply_key in self._replies:  # the same attacker port to two hosts on one backend port
             self.counters["redirect: port clash"] += 1
             return None
+        if self._per_attacker[attacker] >= self.limits.flows_per_attacker:
+            self.counters["redirect: attacker at its flow limit"] += 1
+            return None
         if len(self._flows) >= self.limits.max_flows:
-            _, idlest = self._flows.popitem(last=False)
-            self._replies.pop((idlest.backend.ip, idlest.port, idlest.attacker, idlest.aport), None)
+            key, idlest = next(iter(self._flows.items()))
+            self._forget(key, idlest)
             self.counters["redirect: flow evicted"] += 1
         flow = _Flow(attacker, aport, vhost, port, backend, now + self.limits.idle_timeout)
         self._flows[(attacker, aport, vhost, port)] = flow
         self._replies[reply_key] = flow
+        self._per_attacker[attacker] += 1
         self._stick(attacker, backend, now)
         out.append(Redirected(attacker, aport, vhost, port, backend, stuck == backend))
         return flow
@@ -270,8 +281,14 @@ class RedirectTable:
         flow.expires = now + (CLOSED_LINGER if flow.fins == 3 else self.limits.idle_timeout)
 
     def _forget(self, key: tuple[int, int, int, int], flow: _Flow) -> None:
-        self._flows.pop(key, None)
+        if self._flows.pop(key, None) is None:
+            return
         self._replies.pop((flow.backend.ip, flow.port, flow.attacker, flow.aport), None)
+        left = self._per_attacker[flow.attacker] - 1
+        if left > 0:
+            self._per_attacker[flow.attacker] = left
+        else:
+            del self._per_attacker[flow.attacker]
 
     def _expire(self, now: float) -> None:
         """Forget the flows at the idle end of the table that have expired."""
@@ -288,11 +305,10 @@ class RedirectTable:
         """A packet a backend sent through its gateway (the sensor): a reply of a relayed flow goes
         back to its attacker from the virtual host's address; anything else is contained."""
         backend = self.backends.get(ip.src)
-        if backend is None:
-            return []
+        if backend is None or ip.dst in self.own:
+            return []  # the sensor's kernel talking to the backend (a health check) is the kernel's
         if ip.proto != IPPROTO_TCP:
-            self.counters[f"containment: protocol {ip.proto} dropped"] += 1
-            return []
+            return self._dropped(backend, ip, now)
         tcp = ip.payload
         if ip.mf or ip.frag_offset or len(tcp) < 20:
             self.counters["containment: fragment or truncated dropped"] += 1
@@ -304,6 +320,22 @@ class RedirectTable:
             packet = _rewrite(ip, flow.vhost, ip.dst, checksums_ok)
             return [Relay(packet, flow.attacker, vhost=flow.vhost)]
         return self._contain(backend, ip, sport, dport, now)
+
+    def _dropped(self, backend: Backend, ip: IPv4, now: float) -> list[Output]:
+        """A backend's packet of another protocol (DNS, ICMP, ...): never sent on; the first
+        DROPS_LOGGED_PER_HOUR an hour reported, all counted."""
+        self.counters[f"containment: protocol {ip.proto} dropped"] += 1
+        logged = self._drops_logged.setdefault(backend.ip, deque())
+        while logged and logged[0] <= now - HOUR:
+            logged.popleft()
+        if len(logged) >= DROPS_LOGGED_PER_HOUR:
+            return []
+        logged.append(now)
+        body = ip.payload
+        ports = (
+            (body[0] << 8 | body[1], body[2] << 8 | body[3]) if ip.proto == 17 and len(body) >= 4 else (0, 0)
+        )
+        return [Outbound(backend, ports[0], ip.dst, ports[1], "dropped", len(logged), ip.proto)]
 
     def _contain(self, backend: Backend, ip: IPv4, sport: int, dport: int, now: float) -> list[Output]:
         tcp = ip.payload

@@ -196,7 +196,10 @@ def run_sensor(
         backends=backends,
         redirect=redirect,
     )
-    sensor.claims.set_network(*interface_networks(interface))  # routers' traffic is no evidence
+    networks, gateway = interface_networks(interface)
+    sensor.claims.set_network(networks, gateway)  # routers' traffic is no evidence
+    if sensor.redirector is not None:  # a backend talking to the sensor's own address talks to its kernel
+        sensor.redirector.set_own_addresses([address for address, _ in networks])
     log.info("answering for %d addresses on %s", len(sensor.hosts), interface)
     try:
         loop.run_until_complete(SensorService(sensor, loader, status_file).serve(ready, busy_poll))

@@ -41,6 +41,7 @@ from collections.abc import Callable, Sequence
 from dynapot.config import BackendSettings, RedirectSettings
 from dynapot.events import Kind
 from dynapot.netstack.redirect import (
+    DROPS_LOGGED_PER_HOUR,
     Backend,
     Outbound,
     OutboundData,
@@ -58,6 +59,7 @@ from dynapot.services.contract import excerpt
 log = logging.getLogger(__name__)
 
 EXPIRE_EVERY = 10.0  # seconds between sweeps of the redirect table
+_PROTO_NAMES = {1: "icmp", 6: "tcp", 17: "udp"}
 
 
 def _ip(address: object) -> int:
@@ -96,16 +98,21 @@ class Redirector:
             self._ports[backend.ip] = b.ports
         self.by_ip = {b.ip: b for b in relayed}
         limits = RedirectLimits(
-            settings.sticky_seconds,
-            settings.max_flows,
-            settings.max_attackers,
-            settings.idle_timeout,
-            settings.outbound_per_hour,
-            settings.sinkhole_bytes,
+            sticky_seconds=settings.sticky_seconds,
+            max_flows=settings.max_flows,
+            flows_per_attacker=settings.flows_per_attacker,
+            max_attackers=settings.max_attackers,
+            idle_timeout=settings.idle_timeout,
+            outbound_per_hour=settings.outbound_per_hour,
+            sinkhole_bytes=settings.sinkhole_bytes,
         )
         self.table = RedirectTable(relayed, limits, secret)
         self.table.counters = counters  # its drops are the sensor's, in `dynapot status`
         self._next_sweep = 0.0
+
+    def set_own_addresses(self, addresses: list[int]) -> None:
+        """The sensor interface's own addresses: the backend's traffic to them is the kernel's."""
+        self.table.own = frozenset(addresses)
 
     def ports_of(self, definition: HostDefinition) -> dict[int, tuple[Backend, ...]]:
         """TCP port -> the backends that may serve it (the planned one first), for the host's ports
@@ -161,11 +168,15 @@ class Redirector:
             elif kind is Outbound:
                 o: Outbound = out  # type: ignore[assignment]
                 limit = self.settings.outbound_per_hour
+                proto = _PROTO_NAMES.get(o.proto, str(o.proto))
+                if o.verdict == "dropped":
+                    limit = DROPS_LOGGED_PER_HOUR
                 data = {"backend": o.backend.name, "used": o.used, "limit": limit}
-                event("tcp", o.backend.ip, o.sport, o.dst, o.dport, Kind.OUTBOUND, o.verdict, now, data=data)
+                event(proto, o.backend.ip, o.sport, o.dst, o.dport, Kind.OUTBOUND, o.verdict, now, data=data)
                 log.warning(
-                    "backend %s started a connection to %s:%d: %s (%d of %d this hour)",
+                    "backend %s sent %s to %s:%d: %s (%d of %d this hour)",
                     o.backend.name,
+                    proto,
                     ipaddress.IPv4Address(o.dst),
                     o.dport,
                     o.verdict,
