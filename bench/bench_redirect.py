@@ -46,7 +46,8 @@ def per_packet(fn, packets: list, repeat: int = 5) -> float:
 
 def bench_sans_io(flows: int) -> None:
     backend = Backend("b", BACKEND, b"\x02\0\0\0\0\x34")
-    table = RedirectTable([backend], RedirectLimits(max_flows=flows, max_attackers=flows, flows_per_attacker=flows))
+    limits = RedirectLimits(max_flows=flows, max_attackers=flows, flows_per_attacker=flows)
+    table = RedirectTable([backend], limits)
     payload = b"x" * 512
     data = parse_ipv4(
         build_tcp_packet(ATTACKER, VH, 40000, 22, 1, 1, 0x18, 29200, 64, 1, True, payload=payload)
@@ -70,7 +71,7 @@ def bench_sans_io(flows: int) -> None:
         )
         for n in range(flows)
     ]
-    fresh = RedirectTable([backend], RedirectLimits(max_flows=flows, max_attackers=flows, flows_per_attacker=flows))
+    fresh = RedirectTable([backend], limits)
     tracemalloc.start()
     start = time.perf_counter()
     for packet in syns:
