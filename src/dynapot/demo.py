@@ -23,6 +23,7 @@ import shlex
 import shutil
 import subprocess
 import time
+from collections import Counter
 from pathlib import Path
 
 import click
@@ -114,7 +115,7 @@ def _show_targets(plan_json: Path, count: int = 4) -> list[dict]:
     return list(chosen.values())[:count]
 
 
-def _engine_settings(lab: Lab, out_dir: Path, db_url: str, backend: BackendHost) -> Path:
+def _engine_settings(lab: Lab, out_dir: Path, db_url: str, backend: BackendHost, os_name: str) -> Path:
     state = out_dir / "engine"
     state.mkdir(exist_ok=True)
     settings = out_dir / "dynapot.toml"
@@ -140,7 +141,7 @@ replan_interval = 1
 urls = []               # e.g. ["mailto://...", "json://hooks.example/dynapot"]
 
 [[backends]]            # a real machine behind the Linux virtual hosts' SSH port
-{"".join(f"{key} = {json.dumps(value)}{chr(10)}" for key, value in backend.settings().items())}
+{"".join(f"{key} = {json.dumps(value)}{chr(10)}" for key, value in backend.settings(os_name).items())}
 [redirect]
 mode = "packet"         # the backend sees the attacker's own address
 outbound_per_hour = 2   # what the backend starts: two answered by the sinkhole, then refused
@@ -168,7 +169,10 @@ def _deceive(
     """Run the engine on the lab, attack a few honeypots, show the findings and the report."""
     targets = _show_targets(plan_json)
     planned = len(json.loads(plan_json.read_text())["virtual_hosts"])
-    settings = _engine_settings(lab, out_dir, db_url, backend)
+    # The backend stands for the largest OS group (a real Linux box); the others stay emulated.
+    groups = Counter(h["os"] for h in json.loads(plan_json.read_text())["virtual_hosts"])
+    os_name = groups.most_common(1)[0][0] if groups else "Linux"
+    settings = _engine_settings(lab, out_dir, db_url, backend, os_name)
     dynapot = python_command("-m", "dynapot")
     click.secho(f"\n$ ip netns exec {lab.sensor.netns} dynapot run --config {settings}  &", bold=True)
     with (out_dir / "engine.out").open("w") as out:
@@ -183,11 +187,12 @@ def _deceive(
         _step(["nmap", "-n", "-O", "-p", port_list, *(h["ip"] for h in targets)], netns=lab.attacker.netns)
         redirected = _redirected(out_dir / "engine" / "honeyd.conf", backend)
         # The password guesses go to an emulated SSH (it records each); the intruder, to the backend.
-        ssh = [
+        with_ssh = [
             h["ip"]
             for h in json.loads(plan_json.read_text())["virtual_hosts"]
-            if any(s["port"] == 22 for s in h["services"]) and h["ip"] not in redirected
+            if any(s["port"] == 22 for s in h["services"])
         ]
+        ssh = [ip for ip in with_ssh if ip not in redirected] or with_ssh
         if ssh and shutil.which("sshpass"):
             click.secho(f"\n$ for i in $(seq 12); do sshpass -p guess-$i ssh root@{ssh[0]}; done", bold=True)
             for attempt in range(12):
