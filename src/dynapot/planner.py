@@ -127,6 +127,8 @@ class Plan:
     explanations: Mapping[str, str] = field(default_factory=dict)  # by virtual address: why it wears that
     groups: Mapping[str, str] = field(default_factory=dict)  # real address -> the OS group it counts in
     left_out: tuple[str, ...] = ()  # real addresses in no group: no OS guess, or no fingerprint fits
+    # virtual address -> TCP port -> the backend address it is redirected to (dynapot.redirects)
+    redirects: Mapping[str, Mapping[int, str]] = field(default_factory=dict)
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -142,6 +144,7 @@ class Plan:
             "warnings": list(self.warnings),
             "groups": dict(self.groups),
             "left_out": list(self.left_out),
+            "redirects": {ip: {str(p): b for p, b in ports.items()} for ip, ports in self.redirects.items()},
         }
 
 

@@ -119,7 +119,9 @@ def _make_plan(ctx: Context, network: NetworkSettings, apply: bool) -> tuple[Any
     from dynapot.deploy import Deployer, load_catalog
 
     database = ctx.database(Access.WRITE if apply else Access.READ)
-    deployer = Deployer(database, network, ctx.settings.planner, load_catalog(ctx.settings))
+    deployer = Deployer(
+        database, network, ctx.settings.planner, load_catalog(ctx.settings), backends=ctx.settings.backends
+    )
     result = deployer.plan()
     for warning in result.warnings:
         err_console.print(f"[yellow]warning:[/] {warning}")
@@ -165,7 +167,13 @@ def plan_command(ctx: Context, apply: bool, as_json: bool, explain: bool, **netw
         return
     table = Table("address", "MAC", "OS group", "personality", "services")
     for vh in result.virtual_hosts:
-        services = ", ".join(f"{s.port}/{s.proto} {s.service}" for s in vh.services)
+        redirected = result.redirects.get(vh.ip, {})
+        services = ", ".join(
+            f"{s.port}/{s.proto} -> {redirected[s.port]}"
+            if s.proto == "tcp" and s.port in redirected
+            else f"{s.port}/{s.proto} {s.service}"
+            for s in vh.services
+        )
         table.add_row(*cells(vh.ip, vh.mac, vh.os, vh.personality or "(none)", services))
     print_wide(table)
     click.echo(f"added {len(result.added)}, removed {len(result.removed)}, changed {len(result.changed)}")

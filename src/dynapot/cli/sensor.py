@@ -128,6 +128,8 @@ def sensor_command(
             limits=ctx.settings.sensor,
             storage=ctx.settings.storage,
             journal_path=journal_path,
+            backends=ctx.settings.backends,
+            redirect=ctx.settings.redirect,
         )
     except PrivilegeError as exc:
         raise UserError(f"--user {user}: {exc}") from None

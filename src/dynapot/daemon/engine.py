@@ -95,7 +95,9 @@ class Daemon:
         self.network = NetworkSettings(
             cidr=configured.cidr, gateway=configured.gateway, exclude=(*configured.exclude, *own)
         )
-        self.deployer = Deployer(db, self.network, settings.planner, load_catalog(settings))
+        self.deployer = Deployer(
+            db, self.network, settings.planner, load_catalog(settings), backends=settings.backends
+        )
         self.sensor = SensorProcess(
             interface=self.interface,
             config_path=self.config_path,

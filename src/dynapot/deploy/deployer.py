@@ -7,13 +7,15 @@ sensor reads. The nmap databases are loaded once: the daemon re-plans every few 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
-from dynapot.config import ConfigError, NetworkSettings, PlannerSettings, Settings
+from dynapot.config import BackendSettings, ConfigError, NetworkSettings, PlannerSettings, Settings
 from dynapot.db import Database
 from dynapot.db.models import utcnow
+from dynapot.deploy.health import BackendHealth
 from dynapot.deploy.honeyd_export import plan_to_honeyd
 from dynapot.files import staged_write, write_atomically  # the sensor reads it after dropping root
 from dynapot.honeyd.render import render_config
@@ -21,6 +23,7 @@ from dynapot.inventory import current_deployment, network_picture, save_deployme
 from dynapot.personality.catalog import MacVendors, PersonalityCatalog
 from dynapot.personality.osdb import load_osdb
 from dynapot.planner import Plan, Policy, plan
+from dynapot.redirects import Backend, assign_backends
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,31 +48,50 @@ class Deployer:
         network: NetworkSettings,
         planner: PlannerSettings,
         catalog: PersonalityCatalog,
+        *,
+        backends: Sequence[BackendSettings] = (),
+        health: BackendHealth | None = None,
     ) -> None:
+        inside = tuple(str(b.address) for b in backends if b.address in network.cidr)
+        if inside:  # a backend's address is a real machine's: never free for a virtual host
+            network = network.model_copy(update={"exclude": (*network.exclude, *inside)})
         self.db, self.network, self.planner, self.catalog = db, network, planner, catalog
+        self.backends = tuple(Backend(b.name, str(b.address), b.os, b.ports) for b in backends)
+        self.health = health or BackendHealth(backends)
+        self._written: object = None  # the redirects in the configuration last written
+
+    def _with_backends(self, result: Plan) -> Plan:
+        """The plan's redirects: its ports the healthy backends of the same OS serve."""
+        if not self.backends:
+            return result
+        return assign_backends(result, self.backends, self.health.healthy(), self.catalog.os_names)
 
     def plan(self) -> Plan:
         """The plan for the network as the database sees it now, relative to what is deployed."""
         picture = network_picture(self.db, self.network, self.planner)
-        return plan(
-            picture,
-            Policy(fill_ratio=self.planner.fill_ratio, service_scripts=service_scripts(self.db)),
-            current_deployment(self.db, self.network.cidr),
-            self.catalog,
+        return self._with_backends(
+            plan(
+                picture,
+                Policy(fill_ratio=self.planner.fill_ratio, service_scripts=service_scripts(self.db)),
+                current_deployment(self.db, self.network.cidr),
+                self.catalog,
+            )
         )
 
     def current(self) -> Plan:
         """What is deployed now, as a plan that moves nothing (a restart resumes it)."""
         hosts = tuple(current_deployment(self.db, self.network.cidr))
-        return Plan(hosts, 0, 0, {}, (), (), ())
+        return self._with_backends(Plan(hosts, 0, 0, {}, (), (), ()))
 
     def write_current(self, config_path: Path) -> Plan:
         result = self.current()
         write_atomically(config_path, self.render(result))
+        self._written = result.redirects
         return result
 
     def deploy(self, config_path: Path, *, force: bool = False) -> Deployment:
-        """Plan, record and write the configuration; a plan that moves nothing writes nothing."""
+        """Plan, record and write the configuration; a plan that moves nothing writes nothing (a
+        backend going up or down changes the redirects: that is written, the hosts stay)."""
         result = self.plan()
         moved = bool(result.added or result.removed or result.changed)
         if moved or force or not config_path.exists():
@@ -78,6 +100,10 @@ class Deployer:
                 save_deployment(
                     self.db, result, now=now, gone_before=now - timedelta(seconds=self.planner.hold_off)
                 )
+            self._written = result.redirects
+        elif self.backends and result.redirects != self._written:
+            write_atomically(config_path, self.render(result))
+            self._written = result.redirects
         return Deployment(result, moved)
 
     def render(self, result: Plan) -> str:

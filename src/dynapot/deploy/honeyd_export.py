@@ -56,9 +56,14 @@ def plan_to_honeyd(plan: Plan, policy: PlannerSettings) -> HoneydConfig:
             config.templates[name] = base
         host = config.templates[names[key]].copy(vh.ip, base=names[key])
         host.ethernet = vh.mac
+        redirected = plan.redirects.get(vh.ip, {})
         for spec in vh.services:
             if spec.proto in ("tcp", "udp"):
                 host.ports[(spec.proto, spec.port)] = _action(spec)  # type: ignore[index]
+            if spec.proto == "tcp" and spec.port in redirected:
+                # honeyd's own word for it: a real honeyd proxies; dynapot's sensor relays packets
+                # with the attacker's address when the target is a configured backend (packet mode).
+                host.ports[("tcp", spec.port)] = Action("proxy", f"{redirected[spec.port]}:{spec.port}")
         config.templates[vh.ip] = host
         config.binds[vh.ip] = vh.ip
     return config

@@ -307,6 +307,15 @@ class PersonalityCatalog:
             self._words.append((fp.name, self._name_words[fp.name] | class_words))
         self._resolved: dict[GroupDescription, Resolution | None] = {}
 
+    def os_names(self, fingerprint: str) -> frozenset[str]:
+        """What a fingerprint's OS is called, lower-cased: each class's family ("linux") and its
+        family and generation ("linux 2.6.x"); empty for a name not in the database."""
+        names: set[str] = set()
+        for entry in self._entries.get(fingerprint, ()):
+            names.add(entry.cls.family.lower())
+            names.add(f"{entry.cls.family} {entry.cls.generation}".strip().lower())
+        return frozenset(names)
+
     def fingerprints_for(self, group: GroupDescription) -> list[str]:
         """Fingerprint names that fit `group`, best first; [] if none fits (see `resolve`)."""
         resolution = self.resolve(group)

@@ -14,6 +14,7 @@ from socket import inet_ntoa
 
 from dynapot.honeyd.config import Action
 from dynapot.netstack.host import HostStack, StackContext, Verdict
+from dynapot.netstack.redirect import Backend
 from dynapot.netstack.types import IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP
 from dynapot.personality.engine import compile_personality
 from dynapot.sensor.config import HostDefinition
@@ -81,6 +82,8 @@ class VirtualHost:
     identity: HostIdentity  # its name and boot time, for its services and its TCP clock
     handlers: dict[int, Handler] = field(default_factory=dict)  # TCP port -> service
     stack: HostStack | None = None  # built on the first packet: a /16 of idle hosts stays cheap
+    # TCP port -> the real backends its connections are relayed to (packet mode, sensor/redirect.py)
+    redirected: dict[int, tuple[Backend, ...]] = field(default_factory=dict)
 
     @classmethod
     def define(cls, definition: HostDefinition, secret: bytes) -> VirtualHost:
@@ -124,5 +127,11 @@ class VirtualHost:
         )
 
     def open_ports(self) -> tuple[int, ...]:
-        """The TCP ports that accept connections (the receive thread answers their SYNs)."""
-        return tuple(port for port, action in self.definition.tcp.items() if verdict(action) is Verdict.OPEN)
+        """The TCP ports that accept connections (the receive thread answers their SYNs); a port
+        redirected to a backend is not among them: the backend answers."""
+        redirected = self.redirected
+        return tuple(
+            port
+            for port, action in self.definition.tcp.items()
+            if verdict(action) is Verdict.OPEN and port not in redirected
+        )

@@ -30,7 +30,7 @@ from typing import Any
 
 from sqlalchemy.exc import ProgrammingError
 
-from dynapot.config import SensorSettings, StorageSettings
+from dynapot.config import BackendSettings, RedirectSettings, SensorSettings, StorageSettings
 from dynapot.db import Database
 from dynapot.discovery.observation import Observation
 from dynapot.discovery.p0f import DEFAULT_DATABASE, P0fDatabase, P0fDatabaseError, P0fMatcher
@@ -158,6 +158,8 @@ def run_sensor(
     limits: SensorSettings | None = None,
     storage: StorageSettings | None = None,
     journal_path: Path | None = DEFAULT_JOURNAL,
+    backends: tuple[BackendSettings, ...] = (),
+    redirect: RedirectSettings | None = None,
 ) -> dict[str, Any]:
     """Run the sensor until SIGINT/SIGTERM; returns its counters."""
     limits = _within_open_files(limits or SensorSettings())
@@ -191,8 +193,13 @@ def run_sensor(
         secret=secret,
         limits=limits,
         storage=guard,
+        backends=backends,
+        redirect=redirect,
     )
-    sensor.claims.set_network(*interface_networks(interface))  # routers' traffic is no evidence
+    networks, gateway = interface_networks(interface)
+    sensor.claims.set_network(networks, gateway)  # routers' traffic is no evidence
+    if sensor.redirector is not None:  # a backend talking to the sensor's own address talks to its kernel
+        sensor.redirector.set_own_addresses([address for address, _ in networks])
     log.info("answering for %d addresses on %s", len(sensor.hosts), interface)
     try:
         loop.run_until_complete(SensorService(sensor, loader, status_file).serve(ready, busy_poll))

@@ -23,9 +23,9 @@ import ipaddress
 import logging
 import time
 from collections import Counter, OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
-from dynapot.config import SensorSettings
+from dynapot.config import BackendSettings, RedirectSettings, SensorSettings
 from dynapot.discovery.p0f import P0fMatcher
 from dynapot.events import Kind
 from dynapot.netstack.events import (
@@ -58,6 +58,7 @@ from dynapot.sensor.flows import FlowTable
 from dynapot.sensor.hosts import PortActions, VirtualHost, same_machine
 from dynapot.sensor.observe import Observer
 from dynapot.sensor.rawsock import RawSocket
+from dynapot.sensor.redirect import Redirector
 from dynapot.sensor.storage import StorageGuard
 from dynapot.sensor.udp import UdpServices
 from dynapot.services.contract import DatagramService, Handler
@@ -87,6 +88,8 @@ class Sensor:
         secret: bytes = b"",
         limits: SensorSettings | None = None,
         storage: StorageGuard | None = None,
+        backends: Sequence[BackendSettings] = (),
+        redirect: RedirectSettings | None = None,
     ) -> None:
         self.raw = raw
         # The C receive thread (when the raw socket has one): it answers ARP, pings and ordinary
@@ -127,6 +130,22 @@ class Sensor:
         self.flows = FlowTable(self.observer, self.dataports, self._run, self.counters, limits)
         self.udp = UdpServices(udp_services or {}, self.counters, self.observer.reporter)
         self.actions = ActionHandlers(services or {}, scripts)
+        # Packet-mode redirects to real backends: frames from a backend's address go to it first.
+        self.redirector: Redirector | None = None
+        redirect = redirect or RedirectSettings()
+        if backends and redirect.mode == "packet":
+            self.redirector = Redirector(
+                backends,
+                redirect,
+                raw.mac,
+                self.observer,
+                self.counters,
+                raw.send,
+                self.neighbours.get,
+                self._host_mac,
+                secret,
+            )
+        self._backends = self.redirector.by_ip if self.redirector is not None else {}
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self._throttle: asyncio.TimerHandle | None = None  # releases what source rates held back
@@ -152,7 +171,13 @@ class Sensor:
             "fastpath": self.fast.stats() if self.fast is not None else None,
             # budgets, noise folded, payloads and events not stored, uploads kept and refused
             "storage": self.observer.storage_health(),
+            # relayed connections, sticky attackers, sinkholed backend connections
+            "redirect": self.redirector.table.health() if self.redirector is not None else None,
         }
+
+    def _host_mac(self, ip: int) -> bytes | None:
+        host = self.hosts.get(ip)
+        return host.definition.mac if host is not None else None
 
     # ------------------------------------------------------------------ hosts
 
@@ -160,6 +185,8 @@ class Sensor:
         """Answer for a new host (after its ARP probe, with probe_first); True if it is pending."""
         host = VirtualHost.define(definition, self.secret)
         host.handlers = self.actions.for_host(definition)
+        if self.redirector is not None:
+            host.redirected = self.redirector.ports_of(definition)
         self.hosts[definition.ip] = host
         return self.claims.add(definition.ip, definition.mac)
 
@@ -201,6 +228,8 @@ class Sensor:
             except Exception:  # a bug must cost one frame, never the sensor
                 self.counters["internal error"] += 1
                 log.exception("frame handling failed")
+        if self.redirector is not None:
+            self.redirector.sweep(time.monotonic())
         self._arm_timer()
 
     def handle_frame(
@@ -221,6 +250,10 @@ class Sensor:
             src = int.from_bytes(payload[12:16], "big") if len(payload) >= 20 else -1
             if self._learn is not None and src >= 0 and payload[0] >> 4 == 4:
                 self._learn(src, eth.src)
+            if src in self._backends:  # a real backend, through its gateway: relayed or contained
+                if eth.dst == self.raw.mac:
+                    self._from_backend(payload, checksums_ok)
+                return
             src_host = self.hosts.get(src)
             if src_host is not None and eth.src != src_host.definition.mac:
                 self.claims.on_foreign_ipv4(payload, eth.src, checksums_ok, note)
@@ -245,10 +278,23 @@ class Sensor:
                     tcp[13] & _SYN and ip.src not in self._source_os and self._p0f is not None
                 ):
                     self.observer.inspect_syn(ip, checksums_ok, now)
+                if host.redirected:
+                    backends = host.redirected.get(tcp[2] << 8 | tcp[3])
+                    if backends is not None and self.redirector is not None:
+                        self.redirector.from_attacker(ip, backends, now, checksums_ok)
+                        return
             stack = host.stack or self._stack(host)
             self._run(stack.receive(ip, now, checksums_ok, answered), now)
         elif ethertype == ETH_P_ARP:
             self.claims.on_arp(eth, answered, note)
+
+    def _from_backend(self, payload: bytes, checksums_ok: bool) -> None:
+        ip = parse_ipv4(payload, checksums_ok)
+        if type(ip) is Malformed:
+            self.counters[f"backend: {ip.reason}"] += 1
+            return
+        assert self.redirector is not None
+        self.redirector.from_backend(ip, time.monotonic(), checksums_ok)
 
     def _remember_neighbour(self, ip: int, mac: bytes) -> None:
         neighbours = self.neighbours
@@ -396,6 +442,8 @@ class Sensor:
     def _update_ports(self, host: VirtualHost, definition: HostDefinition) -> None:
         host.definition = definition
         host.handlers = self.actions.for_host(definition)
+        if self.redirector is not None:
+            host.redirected = self.redirector.ports_of(definition)
         if host.stack is not None:
             host.stack.policy = PortActions(definition)  # live connections keep their services
             self._register_fast(host)
