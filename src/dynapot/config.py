@@ -338,6 +338,54 @@ class CorrelationSettings(_Section):
         return self
 
 
+def parse_listen(text: str) -> tuple[str, int]:
+    """`ADDR:PORT` (an IPv6 address in brackets: `[::1]:1101`) -> (address, port); ValueError says why."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or int(port) > 65535:
+        raise ValueError(f"{text!r} is not ADDR:PORT (e.g. 127.0.0.1:1101, [::1]:1101; port 0: any free one)")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        raise ValueError(f"{text!r}: {host!r} is not an IP address") from None
+    return str(address), int(port)
+
+
+class CollectorSettings(_Section):
+    """[collector]: the Sebek v3 collector (`dynapot collector`; in `dynapot run` when enabled)."""
+
+    enabled: bool = Field(False, description="run the collector inside dynapot run")
+    listen: str = Field(
+        "127.0.0.1:1101", description="ADDR:PORT of the UDP listener; 0.0.0.0:1101 to hear honeypots"
+    )
+    magic: int = Field(
+        0x00D0D0D0,
+        ge=0,
+        le=0xFFFFFFFF,
+        description="the magic value the Sebek clients were built with; records with another are "
+        "counted and dropped",
+    )
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, value: str) -> str:
+        parse_listen(value)
+        return value
+
+    @field_validator("magic", mode="before")
+    @classmethod
+    def _magic(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                number = int(value, 16 if value.lower().startswith("0x") else 10)
+            except ValueError:
+                raise ValueError(f"{value!r} is not a number (e.g. 0xD0D0D0)") from None
+            if not 0 <= number <= 0xFFFFFFFF:
+                raise ValueError("must be 0 to 0xFFFFFFFF (32 bits)")
+            return number
+        return value
+
+
 class AlertSettings(_Section):
     """Where findings are sent. `urls` are apprise URLs (mailto://, slack://, json://, syslog://, ...)."""
 
@@ -430,6 +478,7 @@ class Settings(_Section):
     alerts: AlertSettings = AlertSettings()
     correlation: CorrelationSettings = CorrelationSettings()
     storage: StorageSettings = StorageSettings()
+    collector: CollectorSettings = CollectorSettings()
     nmap_os_db: Path = Path("/usr/share/nmap/nmap-os-db")
     nmap_mac_prefixes: Path = Path("/usr/share/nmap/nmap-mac-prefixes")
 

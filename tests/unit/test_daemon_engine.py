@@ -169,3 +169,18 @@ def test_a_storage_budget_reached_alerts_once(make_daemon, db):
     assert daemon.alerter._queue is not None and daemon.alerter._queue.qsize() == 1
     message = daemon.alerter._queue.get_nowait()
     assert "1000 of 1000 bytes" in message.body and "dynapot status" in message.body
+
+
+def test_the_collector_runs_in_the_daemon_only_when_enabled(make_daemon, tmp_path):
+    import json
+
+    assert make_daemon().collector is None
+    path = tmp_path / "dynapot.toml"
+    path.write_text(
+        path.read_text() + '\n[collector]\nenabled = true\nlisten = "127.0.0.1:0"\nmagic = 0xD0D0D0\n'
+    )
+    daemon = make_daemon()
+    assert daemon.collector is not None and daemon.collector.settings.magic == 0xD0D0D0
+    daemon._write_status()
+    status = json.loads((tmp_path / "state" / "daemon-status.json").read_text())
+    assert status["collector"]["received"] == 0 and status["collector"]["lost"] == 0

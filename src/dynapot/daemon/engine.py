@@ -25,6 +25,7 @@ from dynapot.analysis.alerts import Alerter, Channel
 from dynapot.analysis.correlate import Correlator
 from dynapot.analysis.findings import Finding, finding_ids, store_findings
 from dynapot.analysis.stored import events_after
+from dynapot.collector import Collector
 from dynapot.config import ConfigError, NetworkSettings, Settings, load_settings
 from dynapot.daemon.liveness import arp_requests, sweep
 from dynapot.daemon.sensor_process import SensorProcess
@@ -107,6 +108,8 @@ class Daemon:
         )
         self.alerter = Alerter(settings.alerts, db)
         self.correlator = Correlator(settings.correlation)
+        # The Sebek collector ([collector] enabled): records from high-interaction honeypots.
+        self.collector = Collector(db, settings.collector) if settings.collector.enabled else None
         self.status = DaemonStatus(mode=self.mode, network=str(self.network.cidr))
         self.virtual: dict[str, str] = {}  # deployed address -> MAC
         self._virtual_macs: set[bytes] = set()
@@ -140,6 +143,9 @@ class Daemon:
             asyncio.create_task(self._status_loop(stop), name="status"),
             asyncio.create_task(self.alerter.run(stop), name="alerts"),
         ]
+        if self.collector is not None:
+            await self.collector.start()  # a bind error stops `dynapot run` before it serves
+            tasks.append(asyncio.create_task(self.collector.run(stop), name="collector"))
         if self.mode in ("active", "hybrid"):
             tasks.append(asyncio.create_task(self._scan_loop(stop), name="scan"))
             if self.settings.daemon.liveness_interval > 0:
@@ -423,6 +429,7 @@ class Daemon:
             "time": time.time(),
             "sensor_running": self.sensor.running,
             "sensor_starts": self.sensor.starts,
+            "collector": self.collector.status() if self.collector is not None else None,
         }
         try:
             write_atomically(self.state_dir / "daemon-status.json", json.dumps(data))
