@@ -193,3 +193,23 @@ def test_the_command_says_when_it_cannot_listen(tmp_path) -> None:
     assert result.exit_code == 2, result.output
     assert f"--listen 127.0.0.1:{port}" in result.output and "cannot listen" in result.output
     assert not (tmp_path / "d.db").exists()  # refused before the database was made
+
+
+def test_the_bench_accounts_for_every_record_it_sends() -> None:
+    """bench/bench_sebek.py, short: `dynapot collector` as its own process, 500 records."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": str(root / "src")}
+    done = subprocess.run(
+        [sys.executable, str(root / "bench" / "bench_sebek.py"), "--records", "500"],
+        capture_output=True, text=True, timeout=120, env=env,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["sent"] == 500 and result["accounted"] is True
+    assert result["stored"] == result["collector_stored"]
