@@ -318,6 +318,13 @@ class WormRule(_Section):
     risk: Risk = "high"
 
 
+class CompromiseRule(_Section):
+    """[correlation.compromise]: commands typed in a session on a high-interaction honeypot."""
+
+    commands: int = Field(1, ge=1, description="commands typed in one session that make it a compromise")
+    risk: Risk = "high"
+
+
 class CorrelationSettings(_Section):
     """[correlation]: the window, the rules' thresholds and risks, and memory bounds."""
 
@@ -325,6 +332,7 @@ class CorrelationSettings(_Section):
     scan: ScanRule = ScanRule()
     brute_force: BruteForceRule = BruteForceRule()
     worm: WormRule = WormRule()
+    compromise: CompromiseRule = CompromiseRule()
     max_sources: int = Field(65_536, ge=16, description="states kept per table; the oldest go first")
     max_distinct: int = Field(4096, ge=16, description="hosts, ports or sources counted per state")
     max_event_ids: int = Field(100, ge=1, le=10_000, description="event ids kept per finding")

@@ -184,3 +184,35 @@ def test_the_collector_runs_in_the_daemon_only_when_enabled(make_daemon, tmp_pat
     daemon._write_status()
     status = json.loads((tmp_path / "state" / "daemon-status.json").read_text())
     assert status["collector"]["received"] == 0 and status["collector"]["lost"] == 0
+
+
+def test_commands_typed_on_a_backend_are_a_compromise_finding_alerted_once(make_daemon, db):
+    from sqlalchemy import insert
+    from test_sessions import ATTACKER, story
+
+    from dynapot.db.models import Session
+
+    daemon = make_daemon()
+    daemon.status.last_event_id = daemon._load_cursor()
+    daemon.correlate_once()  # a fresh start: Sebek rows stored before it are not news
+    with db.session() as session:
+        session.execute(insert(Session), story())
+    daemon.correlate_once()
+    (finding, finding_id), *others = daemon._found
+    assert finding.kind == "compromise" and finding.risk == "high" and finding_id is not None
+    assert finding.sources == (ATTACKER,) and finding.details["first_commands"] == [
+        "uname -a",
+        "cat /etc/passwd",
+    ]
+    assert "interactive compromise of high-interaction honeypot 198.18.0.5" in finding.summary
+    assert [f.sources for f, _ in others] == [()]  # the unlinked session typed a command too
+    daemon._found.clear()
+    with db.session() as session:
+        more = story()[-3]  # the same session goes on: its finding is updated, not alerted again
+        session.execute(insert(Session), [{**more, "counter": 99}])
+    daemon.correlate_once()
+    assert not daemon._found
+    with db.session() as session:
+        assert (
+            session.scalar(select(func.count()).select_from(Finding).where(Finding.kind == "compromise")) == 2
+        )

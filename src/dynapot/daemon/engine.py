@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy import select
 
 from dynapot.analysis.alerts import Alerter, Channel
+from dynapot.analysis.compromise import CompromiseWatch
 from dynapot.analysis.correlate import Correlator
 from dynapot.analysis.findings import Finding, finding_ids, store_findings
 from dynapot.analysis.stored import events_after
@@ -108,6 +109,7 @@ class Daemon:
         )
         self.alerter = Alerter(settings.alerts, db)
         self.correlator = Correlator(settings.correlation)
+        self.compromise = CompromiseWatch(settings.correlation.compromise)  # from the Sebek rows
         # The Sebek collector ([collector] enabled): records from high-interaction honeypots.
         self.collector = Collector(db, settings.collector) if settings.collector.enabled else None
         self.status = DaemonStatus(mode=self.mode, network=str(self.network.cidr))
@@ -321,6 +323,7 @@ class Daemon:
         if new.correlation != self.settings.correlation:
             # New thresholds, new correlator: attacks in progress are counted afresh.
             self.correlator = Correlator(new.correlation)
+            self.compromise.rule = new.correlation.compromise
             changed.append("correlation")
         self.settings = self.settings.model_copy(
             update={"planner": new.planner, "alerts": new.alerts, "correlation": new.correlation}
@@ -388,11 +391,24 @@ class Daemon:
             ids = finding_ids(self.db, (f.key for f in found))
             self._found.extend((finding, ids.get(finding.key)) for finding in found)
             self.status.findings += len(found)
+        self._compromises()
         if rows:
             self.status.last_event_id = rows[-1].id
             self.status.events_correlated += len(rows)
             self._save_cursor(self.status.last_event_id)
         return len(rows) == EVENT_BATCH
+
+    def _compromises(self) -> None:
+        """Sessions with commands typed on a high-interaction honeypot: stored, new ones alerted."""
+        found = self.compromise.after(self.db)
+        if not found:
+            return
+        known = finding_ids(self.db, (f.key for f in found))
+        store_findings(self.db, found)
+        ids = finding_ids(self.db, (f.key for f in found))
+        new = [f for f in found if f.key not in known]
+        self._found.extend((finding, ids.get(finding.key)) for finding in new)
+        self.status.findings += len(new)
 
     def _load_cursor(self) -> int:
         """Where correlation stopped before a restart; new events only after a fresh start."""
