@@ -216,3 +216,21 @@ def test_commands_typed_on_a_backend_are_a_compromise_finding_alerted_once(make_
         assert (
             session.scalar(select(func.count()).select_from(Finding).where(Finding.kind == "compromise")) == 2
         )
+
+
+def test_a_collector_address_in_use_stops_the_daemon_before_anything_starts(make_daemon, tmp_path):
+    import asyncio
+    import socket
+
+    from dynapot.config import ConfigError
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        port = taken.getsockname()[1]
+        make_daemon()  # writes the settings file
+        path = tmp_path / "dynapot.toml"
+        path.write_text(path.read_text() + f'\n[collector]\nenabled = true\nlisten = "127.0.0.1:{port}"\n')
+        daemon = make_daemon()
+        with pytest.raises(ConfigError, match=f'collector.listen = "127.0.0.1:{port}" in .*: cannot listen'):
+            asyncio.run(daemon.run(asyncio.Event()))
+    assert daemon._raw is None and not daemon.sensor.running

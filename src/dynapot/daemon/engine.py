@@ -128,6 +128,13 @@ class Daemon:
     # ------------------------------------------------------------------ running
 
     async def run(self, stop: asyncio.Event) -> None:
+        if self.collector is not None:  # first: an address it cannot listen on stops everything
+            try:
+                await self.collector.start()
+            except OSError as exc:
+                raise ConfigError(
+                    f"{self.settings.describe('collector.listen')}: cannot listen: {exc.strerror}"
+                ) from None
         self._raw = RawSocket(self.interface)
         self._observer = PassiveObserver(_p0f())
         self.status.last_event_id = self._load_cursor()
@@ -146,7 +153,6 @@ class Daemon:
             asyncio.create_task(self.alerter.run(stop), name="alerts"),
         ]
         if self.collector is not None:
-            await self.collector.start()  # a bind error stops `dynapot run` before it serves
             tasks.append(asyncio.create_task(self.collector.run(stop), name="collector"))
         if self.mode in ("active", "hybrid"):
             tasks.append(asyncio.create_task(self._scan_loop(stop), name="scan"))
