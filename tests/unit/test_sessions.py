@@ -12,7 +12,7 @@ from dynapot.analysis.sessions import group_sessions, replay_steps, typed_comman
 from dynapot.cli import main
 from dynapot.collector.rows import session_row
 from dynapot.db import Database
-from dynapot.db.models import Session
+from dynapot.db.models import HoneypotEvent, Session
 from dynapot.sebek.records import Record, RecordType, SocketCall, socket_data
 
 T0 = 1_800_000_000
@@ -118,8 +118,14 @@ def test_reports_show_the_commands_typed_per_attacker(db: Database) -> None:
     rows.append(
         session_row(rec(30, b"wget http://x/\x1b[31mevil\r", pid=80, ppid=1, at=20), HP, "198.18.1.3")
     )
+    probe = datetime.fromtimestamp(T0, UTC) - timedelta(
+        minutes=5
+    )  # the attacker scanned a virtual host first
     with db.session() as session:
         session.execute(insert(Session), rows)
+        for port in (22, 80):
+            event = dict(protocol="tcp", src_ip=ATTACKER, src_port=4000, dst_ip="198.18.0.50", kind="probe")
+            session.add(HoneypotEvent(time=probe, dst_port=port, detail="S", **event))
     since = datetime.fromtimestamp(T0, UTC) - timedelta(hours=1)
     data = build_report(db, since, since + timedelta(hours=2))
     section = data.sections["high_interaction"]
@@ -128,7 +134,10 @@ def test_reports_show_the_commands_typed_per_attacker(db: Database) -> None:
         (ATTACKER, ["uname -a", "cat /etc/passwd"]),
         (None, ["id"]),
     ]
-    assert json.loads(render(data, "json"))["high_interaction"][1]["command"] == "uname -a; cat /etc/passwd"
+    story_row = json.loads(render(data, "json"))["high_interaction"][1]
+    assert story_row["command"] == "uname -a; cat /etc/passwd"
+    assert (story_row["first_event"], story_row["event_count"]) == (probe.isoformat(), 2)
+    assert section[0]["first_event"] is None and section[0]["event_count"] == 0
     text = render(data, "text")
     assert "Commands typed on high-interaction honeypots" in text and "(unlinked)" in text
     html = render(data, "html")

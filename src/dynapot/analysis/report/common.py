@@ -147,10 +147,23 @@ def high_interaction(data: ReportData) -> Table:
     """Per attacker, the commands typed on high-interaction honeypots (one row per session)."""
     return Table(
         "Commands typed on high-interaction honeypots",
-        ["attacker", "honeypot", "first seen", "last seen", "session", "records", "lost", "commands"],
+        [
+            "attacker",
+            "first event (any honeypot)",
+            "its events",
+            "honeypot",
+            "first seen",
+            "last seen",
+            "session",
+            "records",
+            "lost",
+            "commands",
+        ],
         [
             [
                 r["src"] or "(unlinked)",
+                when(r.get("first_event")),
+                r.get("event_count", 0),
                 r["dst"],
                 when(r["first_seen"]),
                 when(r["last_seen"]),

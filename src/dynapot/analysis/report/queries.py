@@ -381,7 +381,25 @@ class _Query:
                     }
                 )
         result.sort(key=lambda r: (r["src"] is None, r["src"] or "", r["first_seen"]))
-        return result[: self.rows]
+        result = result[: self.rows]
+        # The attacker's story across the tiers: its first event on any honeypot (a probe of a
+        # virtual host, usually) and how many it caused, in the same period.
+        attackers = sorted({r["src"] for r in result if r["src"]})
+        e = HoneypotEvent
+        before: dict[str, tuple[Any, int]] = {}
+        for chunk in range(0, len(attackers), 500):
+            statement = (
+                select(e.src_ip, func.min(e.time), _events())
+                .where(
+                    e.src_ip.in_(attackers[chunk : chunk + 500]), e.time >= self.since, e.time < self.until
+                )
+                .group_by(e.src_ip)
+            )
+            before.update((src, (first, count)) for src, first, count in self.session.execute(statement))
+        for row in result:
+            first, count = before.get(row["src"] or "", (None, 0))
+            row["first_event"], row["event_count"] = _iso(first), int(count or 0)
+        return result
 
     def findings(self) -> list[dict[str, Any]]:
         f = Finding
