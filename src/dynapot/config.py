@@ -401,6 +401,13 @@ class WormRule(_Section):
     risk: Risk = "high"
 
 
+class CompromiseRule(_Section):
+    """[correlation.compromise]: commands typed in a session on a high-interaction honeypot."""
+
+    commands: int = Field(1, ge=1, description="commands typed in one session that make it a compromise")
+    risk: Risk = "high"
+
+
 class CorrelationSettings(_Section):
     """[correlation]: the window, the rules' thresholds and risks, and memory bounds."""
 
@@ -408,6 +415,7 @@ class CorrelationSettings(_Section):
     scan: ScanRule = ScanRule()
     brute_force: BruteForceRule = BruteForceRule()
     worm: WormRule = WormRule()
+    compromise: CompromiseRule = CompromiseRule()
     max_sources: int = Field(65_536, ge=16, description="states kept per table; the oldest go first")
     max_distinct: int = Field(4096, ge=16, description="hosts, ports or sources counted per state")
     max_event_ids: int = Field(100, ge=1, le=10_000, description="event ids kept per finding")
@@ -419,6 +427,54 @@ class CorrelationSettings(_Section):
         if highest > self.max_distinct:
             raise ValueError(f"max_distinct ({self.max_distinct}) is below a threshold ({highest})")
         return self
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """`ADDR:PORT` (an IPv6 address in brackets: `[::1]:1101`) -> (address, port); ValueError says why."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or int(port) > 65535:
+        raise ValueError(f"{text!r} is not ADDR:PORT (e.g. 127.0.0.1:1101, [::1]:1101; port 0: any free one)")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        raise ValueError(f"{text!r}: {host!r} is not an IP address") from None
+    return str(address), int(port)
+
+
+class CollectorSettings(_Section):
+    """[collector]: the Sebek v3 collector (`dynapot collector`; in `dynapot run` when enabled)."""
+
+    enabled: bool = Field(False, description="run the collector inside dynapot run")
+    listen: str = Field(
+        "127.0.0.1:1101", description="ADDR:PORT of the UDP listener; 0.0.0.0:1101 to hear honeypots"
+    )
+    magic: int = Field(
+        0x00D0D0D0,
+        ge=0,
+        le=0xFFFFFFFF,
+        description="the magic value the Sebek clients were built with; records with another are "
+        "counted and dropped",
+    )
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, value: str) -> str:
+        parse_listen(value)
+        return value
+
+    @field_validator("magic", mode="before")
+    @classmethod
+    def _magic(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                number = int(value, 16 if value.lower().startswith("0x") else 10)
+            except ValueError:
+                raise ValueError(f"{value!r} is not a number (e.g. 0xD0D0D0)") from None
+            if not 0 <= number <= 0xFFFFFFFF:
+                raise ValueError("must be 0 to 0xFFFFFFFF (32 bits)")
+            return number
+        return value
 
 
 class AlertSettings(_Section):
@@ -515,6 +571,7 @@ class Settings(_Section):
     storage: StorageSettings = StorageSettings()
     backends: tuple[BackendSettings, ...] = ()
     redirect: RedirectSettings = RedirectSettings()
+    collector: CollectorSettings = CollectorSettings()
     nmap_os_db: Path = Path("/usr/share/nmap/nmap-os-db")
     nmap_mac_prefixes: Path = Path("/usr/share/nmap/nmap-mac-prefixes")
 

@@ -187,6 +187,28 @@ CASES: dict[str, list[Case]] = {
         Case(("--since", "banana"), ("'--since'", "'banana' is neither a duration")),
         Case(("--since", "1h", "--until", "2h", "--store"), ("is not later than --since",)),
     ],
+    "collector": [
+        *common("--seconds", "0.1"),
+        Case(("--listen", "localhost:1101"), ("--listen localhost:1101", "'localhost' is not an IP address")),
+        Case(("--listen", "127.0.0.1"), ("--listen 127.0.0.1", "is not ADDR:PORT")),
+        Case(("--listen", "127.0.0.1:70000"), ("--listen 127.0.0.1:70000", "is not ADDR:PORT")),
+        Case(("--magic", "0xZZ"), ("--magic 0xZZ", "'0xZZ' is not a number")),
+        Case(("--magic", "0x1FFFFFFFF"), ("--magic 0x1FFFFFFFF: must be 0 to 0xFFFFFFFF",)),
+        Case(("--seconds", "0"), ("'--seconds'", "0")),
+    ],
+    "sessions": [
+        *common(),
+        missing_database(),
+        Case(("--honeypot", "banana"), ("--honeypot banana: not an IP address",)),
+        Case(("--since", "banana"), ("'--since'", "'banana' is neither a duration")),
+    ],
+    "sessions replay": [
+        *common("1"),
+        missing_database("1"),
+        Case(("0",), ("'ID'", "0")),
+        Case(("1", "--speed", "0"), ("'--speed'", "0")),
+        Case(("1", "--max-delay", "-1"), ("'--max-delay'", "-1")),
+    ],
     "lab up": [Case(("--run-id", "XYZ"), ("'--run-id'", "'XYZ' is not a run id (6 lowercase hex digits"))],
     "lab down": [
         Case(("zz",), ("'[RUN_ID]'", "'zz' is not a run id")),
@@ -201,6 +223,8 @@ def command_names(group: click.Group = main, prefix: tuple[str, ...] = ()) -> li
     names = []
     for name, command in sorted(group.commands.items()):
         if isinstance(command, click.Group):
+            if command.invoke_without_command:  # a group that is a command too (`sessions`)
+                names.append(" ".join((*prefix, name)))
             names += command_names(command, (*prefix, name))
         else:
             names.append(" ".join((*prefix, name)))

@@ -169,3 +169,68 @@ def test_a_storage_budget_reached_alerts_once(make_daemon, db):
     assert daemon.alerter._queue is not None and daemon.alerter._queue.qsize() == 1
     message = daemon.alerter._queue.get_nowait()
     assert "1000 of 1000 bytes" in message.body and "dynapot status" in message.body
+
+
+def test_the_collector_runs_in_the_daemon_only_when_enabled(make_daemon, tmp_path):
+    import json
+
+    assert make_daemon().collector is None
+    path = tmp_path / "dynapot.toml"
+    path.write_text(
+        path.read_text() + '\n[collector]\nenabled = true\nlisten = "127.0.0.1:0"\nmagic = 0xD0D0D0\n'
+    )
+    daemon = make_daemon()
+    assert daemon.collector is not None and daemon.collector.settings.magic == 0xD0D0D0
+    daemon._write_status()
+    status = json.loads((tmp_path / "state" / "daemon-status.json").read_text())
+    assert status["collector"]["received"] == 0 and status["collector"]["lost"] == 0
+
+
+def test_commands_typed_on_a_backend_are_a_compromise_finding_alerted_once(make_daemon, db):
+    from sqlalchemy import insert
+    from test_sessions import ATTACKER, story
+
+    from dynapot.db.models import Session
+
+    daemon = make_daemon()
+    daemon.status.last_event_id = daemon._load_cursor()
+    daemon.correlate_once()  # a fresh start: Sebek rows stored before it are not news
+    with db.session() as session:
+        session.execute(insert(Session), story())
+    daemon.correlate_once()
+    (finding, finding_id), *others = daemon._found
+    assert finding.kind == "compromise" and finding.risk == "high" and finding_id is not None
+    assert finding.sources == (ATTACKER,) and finding.details["first_commands"] == [
+        "uname -a",
+        "cat /etc/passwd",
+    ]
+    assert "interactive compromise of high-interaction honeypot 198.18.0.5" in finding.summary
+    assert [f.sources for f, _ in others] == [()]  # the unlinked session typed a command too
+    daemon._found.clear()
+    with db.session() as session:
+        more = story()[-3]  # the same session goes on: its finding is updated, not alerted again
+        session.execute(insert(Session), [{**more, "counter": 99}])
+    daemon.correlate_once()
+    assert not daemon._found
+    with db.session() as session:
+        assert (
+            session.scalar(select(func.count()).select_from(Finding).where(Finding.kind == "compromise")) == 2
+        )
+
+
+def test_a_collector_address_in_use_stops_the_daemon_before_anything_starts(make_daemon, tmp_path):
+    import asyncio
+    import socket
+
+    from dynapot.config import ConfigError
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        port = taken.getsockname()[1]
+        make_daemon()  # writes the settings file
+        path = tmp_path / "dynapot.toml"
+        path.write_text(path.read_text() + f'\n[collector]\nenabled = true\nlisten = "127.0.0.1:{port}"\n')
+        daemon = make_daemon()
+        with pytest.raises(ConfigError, match=f'collector.listen = "127.0.0.1:{port}" in .*: cannot listen'):
+            asyncio.run(daemon.run(asyncio.Event()))
+    assert daemon._raw is None and not daemon.sensor.running

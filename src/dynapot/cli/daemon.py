@@ -102,6 +102,14 @@ def _echo_daemon(daemon: dict[str, Any] | None) -> None:
     )
     for error in daemon.get("errors", []):
         click.echo(f"  error: {shown(error)}")
+    collector = daemon.get("collector")
+    if isinstance(collector, dict):
+        malformed = sum((collector.get("malformed") or {}).values())
+        click.echo(
+            f"  collector: {collector['stored']} Sebek records stored of {collector['records']}, "
+            f"{collector['lost']} lost (counter gaps), {malformed} malformed, "
+            f"{collector['dropped_queue']} dropped (queue), {collector['dropped_kernel']} (kernel)"
+        )
 
 
 def _echo_sensor(sensor: dict[str, Any] | None) -> None:

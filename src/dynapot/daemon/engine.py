@@ -22,9 +22,11 @@ from typing import Any
 from sqlalchemy import select
 
 from dynapot.analysis.alerts import Alerter, Channel
+from dynapot.analysis.compromise import CompromiseWatch
 from dynapot.analysis.correlate import Correlator
 from dynapot.analysis.findings import Finding, finding_ids, store_findings
 from dynapot.analysis.stored import events_after
+from dynapot.collector import Collector
 from dynapot.config import ConfigError, NetworkSettings, Settings, load_settings
 from dynapot.daemon.liveness import arp_requests, sweep
 from dynapot.daemon.sensor_process import SensorProcess
@@ -109,6 +111,9 @@ class Daemon:
         )
         self.alerter = Alerter(settings.alerts, db)
         self.correlator = Correlator(settings.correlation)
+        self.compromise = CompromiseWatch(settings.correlation.compromise)  # from the Sebek rows
+        # The Sebek collector ([collector] enabled): records from high-interaction honeypots.
+        self.collector = Collector(db, settings.collector) if settings.collector.enabled else None
         self.status = DaemonStatus(mode=self.mode, network=str(self.network.cidr))
         self.virtual: dict[str, str] = {}  # deployed address -> MAC
         self._virtual_macs: set[bytes] = set()
@@ -125,6 +130,13 @@ class Daemon:
     # ------------------------------------------------------------------ running
 
     async def run(self, stop: asyncio.Event) -> None:
+        if self.collector is not None:  # first: an address it cannot listen on stops everything
+            try:
+                await self.collector.start()
+            except OSError as exc:
+                raise ConfigError(
+                    f"{self.settings.describe('collector.listen')}: cannot listen: {exc.strerror}"
+                ) from None
         self._raw = RawSocket(self.interface)
         self._observer = PassiveObserver(_p0f())
         self.status.last_event_id = self._load_cursor()
@@ -142,6 +154,8 @@ class Daemon:
             asyncio.create_task(self._status_loop(stop), name="status"),
             asyncio.create_task(self.alerter.run(stop), name="alerts"),
         ]
+        if self.collector is not None:
+            tasks.append(asyncio.create_task(self.collector.run(stop), name="collector"))
         if self.mode in ("active", "hybrid"):
             tasks.append(asyncio.create_task(self._scan_loop(stop), name="scan"))
             if self.settings.daemon.liveness_interval > 0:
@@ -317,6 +331,7 @@ class Daemon:
         if new.correlation != self.settings.correlation:
             # New thresholds, new correlator: attacks in progress are counted afresh.
             self.correlator = Correlator(new.correlation)
+            self.compromise.rule = new.correlation.compromise
             changed.append("correlation")
         self.settings = self.settings.model_copy(
             update={"planner": new.planner, "alerts": new.alerts, "correlation": new.correlation}
@@ -384,11 +399,24 @@ class Daemon:
             ids = finding_ids(self.db, (f.key for f in found))
             self._found.extend((finding, ids.get(finding.key)) for finding in found)
             self.status.findings += len(found)
+        self._compromises()
         if rows:
             self.status.last_event_id = rows[-1].id
             self.status.events_correlated += len(rows)
             self._save_cursor(self.status.last_event_id)
         return len(rows) == EVENT_BATCH
+
+    def _compromises(self) -> None:
+        """Sessions with commands typed on a high-interaction honeypot: stored, new ones alerted."""
+        found = self.compromise.after(self.db)
+        if not found:
+            return
+        known = finding_ids(self.db, (f.key for f in found))
+        store_findings(self.db, found)
+        ids = finding_ids(self.db, (f.key for f in found))
+        new = [f for f in found if f.key not in known]
+        self._found.extend((finding, ids.get(finding.key)) for finding in new)
+        self.status.findings += len(new)
 
     def _load_cursor(self) -> int:
         """Where correlation stopped before a restart; new events only after a fresh start."""
@@ -425,6 +453,7 @@ class Daemon:
             "time": time.time(),
             "sensor_running": self.sensor.running,
             "sensor_starts": self.sensor.starts,
+            "collector": self.collector.status() if self.collector is not None else None,
         }
         try:
             write_atomically(self.state_dir / "daemon-status.json", json.dumps(data))

@@ -216,19 +216,32 @@ class EventJournal(Base):
 
 
 class Session(Base):
-    """The Sebek log: keystrokes and reads recorded on a physical (high-interaction) honeypot."""
+    """The Sebek log: one row per Sebek v3 record from a physical (high-interaction) honeypot.
+
+    `time` is the honeypot's clock (the record's); `honeypot_ip` the record's sender; `src_ip`
+    the attacker, when the collector could link the process to a connection (else NULL).
+    `type` is Sebek's (0 read: what was typed, 1 write, 2 socket, 3 open); `command` the
+    process name and `data` what it read or wrote, both as `textsafe.for_storage` text.
+    `lost_before`: records the sender's counter says were lost just before this one (-1: this
+    record came late and fills one counted before), so that their sum is the net loss.
+    """
 
     __tablename__ = "sessions"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     time: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
     honeypot_ip: Mapped[str] = mapped_column(String(45), index=True)
-    src_ip: Mapped[str | None] = mapped_column(String(45))
-    pid: Mapped[int | None] = mapped_column(Integer)
-    uid: Mapped[int | None] = mapped_column(Integer)
-    fd: Mapped[int | None] = mapped_column(Integer)
+    src_ip: Mapped[str | None] = mapped_column(String(45), index=True)
+    pid: Mapped[int | None] = mapped_column(BigInteger)  # Sebek's fields are unsigned 32-bit
+    uid: Mapped[int | None] = mapped_column(BigInteger)
+    fd: Mapped[int | None] = mapped_column(BigInteger)
     command: Mapped[str | None] = mapped_column(String(255))
     data: Mapped[str | None] = mapped_column(Text)
+    ppid: Mapped[int | None] = mapped_column(BigInteger)
+    inode: Mapped[int | None] = mapped_column(BigInteger)
+    type: Mapped[int | None] = mapped_column(Integer)
+    counter: Mapped[int | None] = mapped_column(BigInteger)
+    lost_before: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class Finding(Base):

@@ -143,6 +143,40 @@ def commands(data: ReportData) -> Table:
     )
 
 
+def high_interaction(data: ReportData) -> Table:
+    """Per attacker, the commands typed on high-interaction honeypots (one row per session)."""
+    return Table(
+        "Commands typed on high-interaction honeypots",
+        [
+            "attacker",
+            "first event (any honeypot)",
+            "its events",
+            "honeypot",
+            "first seen",
+            "last seen",
+            "session",
+            "records",
+            "lost",
+            "commands",
+        ],
+        [
+            [
+                r["src"] or "(unlinked)",
+                when(r.get("first_event")),
+                r.get("event_count", 0),
+                r["dst"],
+                when(r["first_seen"]),
+                when(r["last_seen"]),
+                r["session"],
+                r["events"],
+                r["lost"],
+                r["command"],
+            ]
+            for r in data.sections.get("high_interaction", [])
+        ],
+    )
+
+
 def timeline(data: ReportData) -> Table:
     return Table(
         f"Timeline ({data.bucket_seconds} s buckets, non-empty only)",

@@ -21,8 +21,10 @@ from sqlalchemy import BigInteger, Integer, Row, and_, case, cast, distinct, fun
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
+from dynapot.analysis.sessions import group_sessions
 from dynapot.db import Database
 from dynapot.db.models import Alert, Finding, HoneypotEvent, Host, OperatingSystem, Port
+from dynapot.db.models import Session as SessionRow
 from dynapot.events import COMMAND_KINDS, LOGIN_KINDS, NO_FLOW_ADDRESS, NOISE_KINDS, Kind
 
 # Report sections in the order every renderer shows them.
@@ -32,6 +34,7 @@ SECTIONS = (
     "ports",
     "credentials",
     "commands",
+    "high_interaction",
     "findings",
     "alerts",
     "timeline",
@@ -46,6 +49,8 @@ BUCKETS = (60, 300, 900, 3600, 6 * 3600, 86_400, 7 * 86_400)
 MAX_BUCKETS = 240
 PORTS_PER_HONEYPOT = 10
 TEXT_LIMIT = 500  # characters of an attacker string kept in a report row
+MAX_SESSION_ROWS = 100_000  # Sebek rows read for the high-interaction section
+COMMANDS_PER_SESSION = 100
 
 
 @dataclass
@@ -349,6 +354,53 @@ class _Query:
     def commands(self) -> list[dict[str, Any]]:
         return [{**self._event(ev), "command": _clip(ev.detail)} for ev in self._latest(COMMANDS)]
 
+    def high_interaction(self) -> list[dict[str, Any]]:
+        """Sessions with commands typed on high-interaction honeypots (Sebek), per attacker, oldest
+        first; at most `rows` sessions, `MAX_SESSION_ROWS` Sebek rows read (the newest)."""
+        statement = (
+            select(SessionRow)
+            .where(SessionRow.time >= self.since, SessionRow.time < self.until)
+            .order_by(SessionRow.id.desc())
+            .limit(MAX_SESSION_ROWS)
+        )
+        result = []
+        for found in group_sessions(list(self.session.scalars(statement))):
+            commands = found.commands
+            if commands:
+                result.append(
+                    {
+                        "src": found.src_ip,
+                        "dst": found.honeypot_ip,
+                        "first_seen": _iso(found.start),
+                        "last_seen": _iso(found.end),
+                        "session": found.id,
+                        "events": len(found.rows),
+                        "lost": found.lost,
+                        "command": _clip("; ".join(commands)),
+                        "commands": commands[:COMMANDS_PER_SESSION],
+                    }
+                )
+        result.sort(key=lambda r: (r["src"] is None, r["src"] or "", r["first_seen"]))
+        result = result[: self.rows]
+        # The attacker's story across the tiers: its first event on any honeypot (a probe of a
+        # virtual host, usually) and how many it caused, in the same period.
+        attackers = sorted({r["src"] for r in result if r["src"]})
+        e = HoneypotEvent
+        before: dict[str, tuple[Any, int]] = {}
+        for chunk in range(0, len(attackers), 500):
+            statement = (
+                select(e.src_ip, func.min(e.time), _events())
+                .where(
+                    e.src_ip.in_(attackers[chunk : chunk + 500]), e.time >= self.since, e.time < self.until
+                )
+                .group_by(e.src_ip)
+            )
+            before.update((src, (first, count)) for src, first, count in self.session.execute(statement))
+        for row in result:
+            first, count = before.get(row["src"] or "", (None, 0))
+            row["first_event"], row["event_count"] = _iso(first), int(count or 0)
+        return result
+
     def findings(self) -> list[dict[str, Any]]:
         f = Finding
         rows = self.session.scalars(
@@ -466,6 +518,7 @@ def build_report(
             "ports": query.ports(),
             "credentials": query.credentials(),
             "commands": query.commands(),
+            "high_interaction": query.high_interaction(),
             "findings": query.findings(),
             "alerts": query.alerts(),
             "timeline": query.timeline(size),

@@ -247,6 +247,7 @@ def render_html(data: ReportData) -> str:
         _table(common.ports(data)),
         _table(common.credentials(data)),
         _table(common.commands(data)),
+        _table(common.high_interaction(data)),
         _table(common.timeline(data)),
         _table(common.os_mix(data)),
         "</body></html>",

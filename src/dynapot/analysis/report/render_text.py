@@ -88,6 +88,7 @@ def render_text(data: ReportData, width: int = WIDTH) -> str:
         common.ports(data),
         common.credentials(data),
         common.commands(data),
+        common.high_interaction(data),
         alerts,
         common.timeline(data),
         common.os_mix(data),
