@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 from starlette.testclient import TestClient
+from web_fixtures import ADMIN, HOSTILE, PASSWORD, VIEWER, make_database
 
 from dynapot.config import load_settings
 from dynapot.db.models import AuditEntry
@@ -19,7 +20,6 @@ from dynapot.web.app import create_app
 from dynapot.web.context import WebContext
 from dynapot.web.live import next_batch
 from dynapot.web.security import LoginLimiter
-from web_fixtures import ADMIN, HOSTILE, PASSWORD, VIEWER, make_database
 
 COOKIE = "__Host-dynapot"
 
@@ -175,7 +175,7 @@ def test_a_bad_value_is_shown_beside_its_field_and_nothing_is_written(site):
 
 
 def test_csrf_is_required_for_every_change_made_with_the_cookie(site):
-    app, web, path = site
+    app, _, path = site
     browser, csrf = logged_in(app)
     before = path.read_text()
     assert browser.post("/settings", data={"planner.fill_ratio": "0.1"}).status_code == 403
@@ -192,7 +192,7 @@ def test_csrf_is_required_for_every_change_made_with_the_cookie(site):
 
 
 def test_a_viewer_reads_but_cannot_change_settings(site):
-    app, web, path = site
+    app, _, path = site
     browser, csrf = logged_in(app, VIEWER)
     before = path.read_text()
     page = browser.get("/settings").text
