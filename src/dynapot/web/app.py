@@ -10,6 +10,7 @@ A page that fails shows a one-line message, never a stack trace.
 from __future__ import annotations
 
 import asyncio
+import re
 import secrets
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,7 @@ __all__ = ["create_app"]
 
 HERE = Path(__file__).parent
 LOGIN_CSRF = "dynapot_login"
+_TOKEN = re.compile(r"[A-Za-z0-9_-]{43}")
 #: How long one live-feed connection lasts; the browser's EventSource then reconnects where it was.
 STREAM_SECONDS = 300.0
 
@@ -59,7 +61,13 @@ def _templates() -> Jinja2Templates:
         autoescape=True,
         undefined=jinja2.StrictUndefined,
     )
+    env.filters["when"] = _when
     return Jinja2Templates(env=env)
+
+
+def _when(iso: str | None) -> str:
+    """An ISO time as the pages show it: 2026-12-07 02:47:20 (UTC, to the second)."""
+    return "" if not iso else iso[:19].replace("T", " ")
 
 
 def _safe_next(target: str | None) -> str:
@@ -109,7 +117,11 @@ def create_app(web: WebContext, *, stream_seconds: float = STREAM_SECONDS) -> An
     # --- login and logout ---------------------------------------------------------------------
 
     def login_page(request: Request, error: str = "", status: int = 200) -> HTMLResponse:
-        token = secrets.token_urlsafe(32)
+        # One token per browser while it has one: a second tab, or the browser's own request for
+        # /favicon.ico that lands here, must not invalidate the form already shown.
+        token = request.cookies.get(LOGIN_CSRF, "")
+        if not _TOKEN.fullmatch(token):
+            token = secrets.token_urlsafe(32)
         response = render(
             request,
             "login",

@@ -15,6 +15,7 @@ __all__ = ["Bar", "BarChart", "paired_bars", "simple_bars"]
 LABEL_WIDTH = 220
 BAR_AREA = 360
 ROW = 22
+GAP = 10  # between the pairs of bars
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,7 @@ def paired_bars(
     largest = max((max(a, b) for _, a, b in rows), default=0)
     bars = []
     for index, (label, first, second) in enumerate(rows):
-        top = index * 2 * ROW
+        top = index * (2 * ROW + GAP)
         for offset, (value, name) in enumerate(((first, series[0]), (second, series[1]))):
             bars.append(
                 Bar(label, value, name, LABEL_WIDTH, top + offset * ROW, _width(value, largest), ROW - 4)

@@ -29,7 +29,7 @@
       row.className = "new";
       row.dataset.id = e.id;
       cell(row, e.id);
-      cell(row, e.time);
+      cell(row, (e.time || "").slice(0, 19).replace("T", " "));
       cell(row, e.kind);
       cell(row, address(e.src_ip, e.src_port));
       cell(row, address(e.dst_ip, e.dst_port));
