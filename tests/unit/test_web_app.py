@@ -316,3 +316,31 @@ def test_extreme_numbers_in_the_query_are_refused_not_a_server_error(site, value
     for query in (f"before={value}", f"after={value}", f"limit={value}"):
         response = client(app).get(f"/api/v1/events?{query}", headers=bearer)
         assert response.status_code in (200, 422), (query, response.status_code)
+
+
+def test_alert_urls_are_masked_everywhere_but_the_file_and_a_test_alert_arrives(site):
+    from receivers import WebhookReceiver, wait_for
+
+    app, web, path = site
+    browser, csrf = logged_in(app)
+    with WebhookReceiver() as hook:
+        url = f"json://watcher:s3cret-pass@{hook.host}:{hook.port}/hook"
+        done = browser.post("/settings", data={"csrf_token": csrf, "alerts.urls": url})
+        assert done.status_code == 303
+        assert tomllib.loads(path.read_text())["alerts"]["urls"] == [url]
+        page = browser.get("/settings").text
+        api = browser.get("/api/v1/settings").text
+        assert "s3cret" not in page and "s3cret" not in api and f"{hook.port}" in page
+        assert not [row for row in audit_rows(web) if "s3cret" in str(row)]
+        sent = browser.post("/settings/test-alert", data={"csrf_token": csrf})
+        assert sent.status_code == 200 and ": sent</li>" in sent.text and "s3cret" not in sent.text
+        assert wait_for(lambda: len(hook.bodies) == 1)
+        assert "test alert" in hook.bodies[0]["title"]
+    kept = browser.post("/settings", data={"csrf_token": csrf, "planner.fill_ratio": "0.5"})
+    assert kept.status_code == 303 and tomllib.loads(path.read_text())["alerts"]["urls"] == [
+        url
+    ]  # empty: kept
+    cleared = browser.post("/settings", data={"csrf_token": csrf, "alerts.clear": "on"})
+    assert cleared.status_code == 303 and tomllib.loads(path.read_text())["alerts"]["urls"] == []
+    bad = browser.post("/settings", data={"csrf_token": csrf, "alerts.urls": "nosuch://x"})
+    assert bad.status_code == 422 and 'data-field="alerts.urls"' in bad.text

@@ -55,15 +55,15 @@ def _read_password(generate: bool) -> tuple[str, bool]:
 
 @admin.command("create-user")
 @click.argument("name")
-@click.option(
-    "--role", type=click.Choice(["admin", "viewer"]), required=True, help="admin may change settings."
-)
+@click.option("--role", type=click.Choice(["admin", "viewer"]), help="admin may change settings.")
 @click.option("--generate", is_flag=True, help="Make a random password and print it once.")
 @command_options
-def create_user_command(ctx: Context, name: str, role: str, generate: bool) -> None:
+def create_user_command(ctx: Context, name: str, role: str | None, generate: bool) -> None:
     """Create an account; the password comes from standard input (or --generate)."""
     from dynapot.web.accounts import AccountError, create_user
 
+    if role is None:  # required, said on one line (click's own message spans several)
+        raise UserError("--role is required: admin (may change settings) or viewer")
     password, generated = _read_password(generate)
     try:
         create_user(ctx.database(Access.CREATE), name, password, role, actor=_actor())
