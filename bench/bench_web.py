@@ -26,8 +26,10 @@ from pathlib import Path
 
 import httpx
 
-from dynapot.db import open_database
+from dynapot.db import Access, open_database
 from dynapot.web.accounts import create_user
+from dynapot.web.live import next_batch
+from dynapot.web.queries import latest_event_id
 
 ROOT = Path(__file__).resolve().parents[1]
 PASSWORD = "bench password, long enough"
@@ -160,6 +162,33 @@ def main() -> None:
         finally:
             server.terminate()
             server.wait(timeout=10)
+        feed(path, args.runs)
+
+
+def feed(path: Path, runs: int) -> None:
+    """The live feed's work per second when 1,000 events arrived in that second (the issue's rate),
+    and when it fell 100,000 behind (the count is capped there): one batch, in ms."""
+    db = open_database(f"sqlite:///{path}", access=Access.READ)
+    try:
+        newest = latest_event_id(db)
+        for behind in (1_000, 100_000):
+            times = []
+            for _ in range(runs):
+                began = time.perf_counter()
+                batch, _ = next_batch(db, newest - behind)
+                times.append((time.perf_counter() - began) * 1000)
+            assert batch is not None and len(batch["events"]) + batch["more"] == behind
+            emit(
+                "web_live_batch",
+                statistics.median(times),
+                "ms",
+                behind=behind,
+                shown=len(batch["events"]),
+                more=batch["more"],
+                p95=round(sorted(times)[int(len(times) * 0.95) - 1], 2),
+            )
+    finally:
+        db.dispose()
 
 
 if __name__ == "__main__":

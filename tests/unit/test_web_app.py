@@ -150,6 +150,7 @@ def test_an_admin_changes_a_setting_it_is_stored_and_audited(site):
     assert load_settings(path).planner.fill_ratio == 0.25  # what the daemon reads
     assert (ADMIN, "setting.change", "planner.fill_ratio", "0.5", "0.25") in audit_rows(web)
     assert (ADMIN, "setting.change", "discovery.active.parallel", "8", "4") in audit_rows(web)
+    assert (ADMIN, "login", "web", None, "testclient") in audit_rows(web)
 
 
 def test_a_bad_value_is_shown_beside_its_field_and_nothing_is_written(site):

@@ -224,6 +224,8 @@ def create_token(
     now = utcnow()
     with db.session() as session:
         owner = _user(session, user)
+        # Expired tokens (mostly the OAuth2 endpoint's, which last a session) are of no use: gone.
+        session.execute(delete(ApiToken).where(ApiToken.expires_at <= now))
         session.add(
             ApiToken(
                 user_id=owner.id,

@@ -163,6 +163,7 @@ def create_app(web: WebContext, *, stream_seconds: float = STREAM_SECONDS) -> An
         except LoginRefused as exc:
             return login_page(request, str(exc), 401)
         cookie_value, _ = await run_in_threadpool(start_session, web.db, who, hours=settings.session_hours)
+        await run_in_threadpool(audit, web.db, who.name, "login", "web", None, client)
         response = RedirectResponse(_safe_next(str(form.get("next", "/"))), status_code=303)
         response.set_cookie(
             web.cookie_name,
