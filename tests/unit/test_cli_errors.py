@@ -201,6 +201,10 @@ CASES: dict[str, list[Case]] = {
         Case(("alice", "--role", "admin"), ("no password on standard input",)),  # before any database
     ],
     "admin list-users": [*common(), missing_database()],
+    "admin set-password": [
+        *common("alice"),
+        Case(("alice",), ("no password on standard input",)),  # before any database
+    ],
     "admin delete-user": [
         *common("alice"),
         missing_database("alice"),

@@ -172,3 +172,15 @@ def test_cli_create_user_reads_the_password_from_stdin_or_generates_one(tmp_path
     assert token.exit_code == 0 and token.stdout.startswith("dp_")
     nobody = runner.invoke(main, ["admin", "create-token", "ci", "--user", "zed", "--db", url])
     assert nobody.exit_code == 2 and "no user" in nobody.output
+
+
+def test_a_new_password_ends_the_sessions_and_the_old_one(db):
+    accounts.create_user(db, "alice", PASSWORD, "admin")
+    cookie, _ = accounts.start_session(db, login(db), hours=1)
+    with pytest.raises(AccountError, match="too short"):
+        accounts.set_password(db, "alice", "short")
+    accounts.set_password(db, "alice", "a brand new passphrase")
+    assert accounts.session_identity(db, cookie) is None
+    with pytest.raises(LoginRefused):
+        login(db)
+    assert login(db, password="a brand new passphrase").name == "alice"

@@ -68,7 +68,7 @@ def test_every_response_carries_the_security_headers(site):
         assert "'unsafe-inline'" not in headers["content-security-policy"]
         assert headers["x-frame-options"] == "DENY"
         assert headers["x-content-type-options"] == "nosniff"
-        assert headers["referrer-policy"] == "no-referrer"
+        assert headers["referrer-policy"] == "same-origin"
         assert headers["strict-transport-security"]
 
 
@@ -345,3 +345,25 @@ def test_alert_urls_are_masked_everywhere_but_the_file_and_a_test_alert_arrives(
     assert cleared.status_code == 303 and tomllib.loads(path.read_text())["alerts"]["urls"] == []
     bad = browser.post("/settings", data={"csrf_token": csrf, "alerts.urls": "nosuch://x"})
     assert bad.status_code == 422 and 'data-field="alerts.urls"' in bad.text
+
+
+def test_a_cross_origin_change_is_refused_even_with_the_token(site):
+    app, _, path = site
+    browser, csrf = logged_in(app)
+    before = path.read_text()
+    forged = browser.post(
+        "/settings",
+        data={"csrf_token": csrf, "planner.fill_ratio": "0.1"},
+        headers={"Origin": "https://evil.example"},
+    )
+    assert forged.status_code == 403 and path.read_text() == before
+    sandboxed = browser.post(
+        "/settings", data={"csrf_token": csrf, "planner.fill_ratio": "0.1"}, headers={"Origin": "null"}
+    )
+    assert sandboxed.status_code == 403 and path.read_text() == before
+    same = browser.post(
+        "/settings",
+        data={"csrf_token": csrf, "planner.fill_ratio": "0.1"},
+        headers={"Origin": "https://testserver"},
+    )
+    assert same.status_code == 303

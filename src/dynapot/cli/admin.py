@@ -74,6 +74,24 @@ def create_user_command(ctx: Context, name: str, role: str | None, generate: boo
     click.echo(f"created {role} {name}", err=True)
 
 
+@admin.command("set-password")
+@click.argument("name")
+@click.option("--generate", is_flag=True, help="Make a random password and print it once.")
+@command_options
+def set_password_command(ctx: Context, name: str, generate: bool) -> None:
+    """Give an account a new password (standard input, or --generate); its logins end."""
+    from dynapot.web.accounts import AccountError, set_password
+
+    password, generated = _read_password(generate)
+    try:
+        set_password(ctx.database(Access.WRITE), name, password, actor=_actor())
+    except AccountError as exc:
+        raise UserError(str(exc)) from None
+    if generated:
+        click.echo(f"password for {name} (shown once): {password}")
+    click.echo(f"new password for {name}", err=True)
+
+
 @admin.command("list-users")
 @command_options
 def list_users_command(ctx: Context) -> None:

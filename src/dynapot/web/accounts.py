@@ -44,6 +44,7 @@ __all__ = [
     "list_users",
     "revoke_token",
     "session_identity",
+    "set_password",
     "start_session",
     "token_identity",
     "unlock_user",
@@ -168,6 +169,17 @@ def delete_user(db: Database, name: str, *, actor: str = "cli") -> None:
     with db.session() as session:
         session.delete(_user(session, name))
     audit(db, actor, "user.delete", name)
+
+
+def set_password(db: Database, name: str, password: str, *, actor: str = "cli") -> None:
+    """A new password for `name`; its browser sessions end (its API tokens stay: revoke them apart)."""
+    _check_password(password)
+    with db.session() as session:
+        user = _user(session, name)
+        user.password_hash = _hasher.hash(password)
+        user.failed_logins, user.locked_until = 0, None
+        session.execute(delete(WebSession).where(WebSession.user_id == user.id))
+    audit(db, actor, "user.password", name)
 
 
 def unlock_user(db: Database, name: str, *, actor: str = "cli") -> None:

@@ -5,7 +5,8 @@ token in `Authorization`, else the session cookie) and denies by default: only `
 paths (login, static files, /health, the token endpoint) are served without one; an API path
 answers 401, a page redirects to /login. So a route added later is protected without saying so.
 
-CSRF: the synchronizer-token pattern. Each browser session has its own random token, kept
+CSRF: the synchronizer-token pattern (and, in depth, a browser's Origin header must name this
+host on every state-changing request). Each browser session has its own random token, kept
 server-side with the session; every state-changing request made with the cookie must carry it
 (the `csrf_token` form field, or the `X-CSRF-Token` header for the API), compared in constant
 time. Requests with a bearer token carry no ambient credential and need none. The login form,
@@ -61,7 +62,7 @@ def security_headers(tls: bool) -> list[tuple[bytes, bytes]]:
         (b"content-security-policy", CSP.encode()),
         (b"x-frame-options", b"DENY"),
         (b"x-content-type-options", b"nosniff"),
-        (b"referrer-policy", b"no-referrer"),
+        (b"referrer-policy", b"same-origin"),  # no-referrer would make Origin "null"
         (b"cross-origin-opener-policy", b"same-origin"),
         (b"permissions-policy", b"camera=(), microphone=(), geolocation=()"),
     ]
@@ -90,6 +91,18 @@ def _cookie(scope: Scope, name: str) -> str | None:
         if sep and key == name:
             return value
     return None
+
+
+def _same_origin(scope: Scope) -> bool:
+    """Whether a state-changing request comes from this site: its Origin header, when the browser
+    sends one, names the host the request was sent to (defence in depth beside the CSRF token and
+    SameSite; scripts without a browser send no Origin)."""
+    origin = _header(scope, b"origin")
+    if origin is None:
+        return True
+    host = _header(scope, b"host")
+    scheme, sep, rest = origin.partition("://")
+    return bool(sep) and host is not None and rest == host and scheme in ("http", "https")
 
 
 def check_csrf(identity: Identity | None, given: str | None) -> bool:
@@ -132,6 +145,9 @@ class Guard:
         scope.setdefault("state", {})["identity"] = identity
         if identity is None and not _is_public(path):
             await self._refuse(scope, send_with_headers, path)
+            return
+        if scope["method"] in UNSAFE and not _same_origin(scope):
+            await _plain(send_with_headers, 403, b"403: cross-origin request refused", "text/plain")
             return
         api = path.startswith("/api/")
         unsafe = api and identity is not None and scope["method"] in UNSAFE
