@@ -367,3 +367,15 @@ def test_a_cross_origin_change_is_refused_even_with_the_token(site):
         headers={"Origin": "https://testserver"},
     )
     assert same.status_code == 303
+
+
+def test_the_inventory_page_says_when_it_lists_only_the_first_hosts(site, monkeypatch):
+    from dynapot.web import queries
+
+    app, _, _ = site
+    browser, _ = logged_in(app)
+    assert "3 hosts. Each" in browser.get("/inventory").text
+    monkeypatch.setattr(queries, "PAGE_HOSTS", 2)
+    page = browser.get("/inventory").text
+    assert "3 hosts (the first 2 found are listed here; /api/v1/hosts lists them all)" in page
+    assert page.count('<tr class="real">') + page.count('<tr class="virtual">') == 2

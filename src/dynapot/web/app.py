@@ -208,7 +208,8 @@ def create_app(web: WebContext, *, stream_seconds: float = STREAM_SECONDS) -> An
 
     @app.get("/inventory", include_in_schema=False)
     def inventory(request: Request) -> Any:
-        return render(request, "inventory", hosts=queries.hosts_with_evidence(web.db))
+        hosts = queries.hosts_with_evidence(web.db, limit=queries.PAGE_HOSTS)
+        return render(request, "inventory", hosts=hosts, total=queries.host_count(web.db))
 
     def settings_page(
         request: Request,

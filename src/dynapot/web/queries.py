@@ -24,6 +24,7 @@ __all__ = [
     "dashboard_counts",
     "event_rows",
     "findings_rows",
+    "host_count",
     "hosts_with_evidence",
     "latest_event_id",
     "os_mix",
@@ -31,6 +32,10 @@ __all__ = [
 ]
 
 MAX_PAGE = 500
+#: More than any network the planner accepts (planner.max_network_size: 65,536 at most by default).
+MAX_HOSTS = 70_000
+#: Hosts the inventory page lists; the API lists them all.
+PAGE_HOSTS = 5_000
 
 
 def _iso(value: Any) -> str | None:
@@ -154,8 +159,15 @@ def findings_rows(db: Database, *, risk: str | None = None, limit: int = 50) -> 
         ]
 
 
-def hosts_with_evidence(db: Database, *, limit: int = 5000) -> list[dict[str, Any]]:
-    """Every host with the fused OS, each tool's own OS answer, and its ports (the evidence)."""
+def host_count(db: Database) -> int:
+    """How many hosts, real and virtual, the inventory holds."""
+    with db.session() as session:
+        return int(session.scalar(select(func.count()).select_from(Host)) or 0)
+
+
+def hosts_with_evidence(db: Database, *, limit: int = MAX_HOSTS) -> list[dict[str, Any]]:
+    """Hosts (the first `limit` found) with the fused OS, each tool's own OS answer, and their ports
+    (the evidence), in address order."""
     with db.session() as session:
         os_names = dict(session.execute(select(OperatingSystem.id, OperatingSystem.name)).all())
         guesses: dict[int, list[dict[str, Any]]] = {}
@@ -170,7 +182,9 @@ def hosts_with_evidence(db: Database, *, limit: int = 5000) -> list[dict[str, An
                     "cpe": list(g.cpe or []),
                 }
             )
-        hosts = session.scalars(select(Host).options(selectinload(Host.ports)).limit(limit)).all()
+        hosts = session.scalars(
+            select(Host).options(selectinload(Host.ports)).order_by(Host.id).limit(limit)
+        ).all()
         rows = [
             {
                 "ip": h.ip,
