@@ -1,4 +1,7 @@
-"""Accounts of the web interface: no default account, argon2 hashes, lockout, tokens, sessions, audit."""
+"""Accounts of the web interface: no default account, argon2 hashes, lockout, tokens, sessions, audit.
+
+Each test runs on SQLite and on PostgreSQL (the shared `db` fixture).
+"""
 
 from __future__ import annotations
 
@@ -15,13 +18,6 @@ from dynapot.web import accounts
 from dynapot.web.accounts import AccountError, LoginRefused
 
 PASSWORD = "correct horse battery staple"
-
-
-@pytest.fixture
-def db(tmp_path):
-    database = open_database(f"sqlite:///{tmp_path / 'web.db'}")
-    yield database
-    database.dispose()
 
 
 def login(db, name="alice", password=PASSWORD, **kwargs):

@@ -25,8 +25,9 @@ COOKIE = "__Host-dynapot"
 
 
 @pytest.fixture
-def site(tmp_path):
-    db, settings_path = make_database(tmp_path)
+def site(tmp_path, db_url):
+    """The application over a seeded database, on SQLite and on PostgreSQL."""
+    db, settings_path = make_database(tmp_path, db_url)
     web = WebContext(db, load_settings(settings_path), settings_path, tls=True)
     app = create_app(web, stream_seconds=1.5)
     yield app, web, settings_path

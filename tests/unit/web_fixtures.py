@@ -121,9 +121,9 @@ def seed(db: Database, events: int = 30) -> None:
         )
 
 
-def make_database(folder: Path) -> tuple[Database, Path]:
-    """(the seeded database, its settings file)."""
-    db = open_database(f"sqlite:///{folder / 'web.db'}")
+def make_database(folder: Path, url: str | None = None) -> tuple[Database, Path]:
+    """(the seeded database, its settings file): SQLite in `folder` unless `url` names another."""
+    db = open_database(url or f"sqlite:///{folder / 'web.db'}")
     seed(db)
     settings = folder / "dynapot.toml"
     settings.write_text(SETTINGS)
