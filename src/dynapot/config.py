@@ -242,6 +242,25 @@ class DaemonSettings(_Section):
     )
 
 
+class WebSettings(_Section):
+    """[web]: the admin interface (`dynapot web`): sessions, login limits, where its certificate lives."""
+
+    data_dir: Path = Field(
+        Path("/var/lib/dynapot/web"),
+        description="the self-signed TLS certificate and key made at first start",
+    )
+    lockout_failures: int = Field(
+        5, ge=1, le=1000, description="failed logins in a row after which an account is locked"
+    )
+    lockout_seconds: float = Field(
+        900.0, gt=0, le=86_400 * 30, description="how long a locked account stays locked"
+    )
+    login_attempts_per_minute: int = Field(
+        10, ge=1, le=10_000, description="login attempts one client address may make a minute (any account)"
+    )
+    session_hours: float = Field(8.0, gt=0, le=24 * 30, description="a login lasts this long")
+
+
 MIB = 1 << 20
 GIB = 1 << 30
 
@@ -572,6 +591,7 @@ class Settings(_Section):
     backends: tuple[BackendSettings, ...] = ()
     redirect: RedirectSettings = RedirectSettings()
     collector: CollectorSettings = CollectorSettings()
+    web: WebSettings = WebSettings()
     nmap_os_db: Path = Path("/usr/share/nmap/nmap-os-db")
     nmap_mac_prefixes: Path = Path("/usr/share/nmap/nmap-mac-prefixes")
 

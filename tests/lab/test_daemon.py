@@ -24,6 +24,7 @@ from dynapot.processes import python_command, terminate
 pytestmark = pytest.mark.lab
 
 RECEIVERS = Path(__file__).parent.parent / "receivers.py"
+WEB_PROBE = Path(__file__).parent / "web_probe.py"
 WORM_SOURCES = ("198.18.0.5", "198.18.0.6", "198.18.0.7")
 HOLD_OFF = 10.0
 
@@ -313,6 +314,82 @@ def test_a_new_policy_is_applied_to_the_running_sensor(running):
     finally:
         settings.write_text(text)
     assert wait_for(lambda: len(running.plan()) == before, 20)
+
+
+def test_the_web_interface_shows_a_live_probe_and_its_setting_reaches_the_running_daemon(running, lab):
+    """Chromium (in the sensor's namespace) on `dynapot web`: an attacker's connection to a virtual
+    host appears in the live feed without a reload; the fill ratio changed on the settings page is
+    stored, audited, and halves the running daemon's deployment."""
+    from dynapot.db import open_database
+    from dynapot.web.accounts import create_user
+
+    database = open_database(f"sqlite:///{running.db}")
+    try:
+        create_user(database, "labadmin", "lab admin password", "admin")
+    finally:
+        database.dispose()
+    settings = running.workdir / "dynapot.toml"
+    text = settings.read_text()
+    before = len(running.plan())
+    target, port = next(
+        (ip, number)
+        for ip, ports in sorted(running.plan().items())
+        for (proto, number), action in sorted(ports.items())
+        if proto == "tcp" and action.kind in ("open", "service")
+    )
+    shots = Path(__file__).resolve().parents[2] / "test-artifacts" / "web"
+    with (running.workdir / "web.out").open("w") as out:
+        web = lab.popen(
+            lab.sensor,
+            [
+                *python_command(),
+                "-m",
+                "dynapot",
+                "web",
+                "--no-tls",
+                "--listen",
+                "127.0.0.1:8088",
+                "--config",
+                str(settings),
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    probe = None
+    try:
+        assert wait_for(
+            lambda: lab.exec(lab.sensor, ["curl", "-sf", "http://127.0.0.1:8088/health"]).returncode == 0, 30
+        ), (running.workdir / "web.out").read_text()
+        probe = lab.popen(
+            lab.sensor,
+            [
+                *python_command(),
+                str(WEB_PROBE),
+                "http://127.0.0.1:8088",
+                "labadmin",
+                "lab admin password",
+                f"{lab.attacker.ip}:",
+                str(shots),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        assert probe.stdout.readline().strip() == "ready", probe.stdout.read()
+        connect = f"import socket; socket.create_connection(({target!r}, {int(port)}), 5).close()"
+        assert lab.exec(lab.attacker, [*python_command(), "-c", connect], timeout=30).returncode == 0
+        assert probe.stdout.readline().strip() == "seen", probe.stdout.read()
+        assert probe.stdout.readline().strip() == "saved", probe.stdout.read()
+        assert "fill_ratio = 0.5" in settings.read_text()
+        assert running.query(
+            "SELECT actor, old_value, new_value FROM audit_log WHERE target = 'planner.fill_ratio'"
+        ) == [("labadmin", "1.0", "0.5")]
+        assert wait_for(lambda: abs(len(running.plan()) - before / 2) <= 1, 30), running.output()
+    finally:
+        stop(probe)
+        stop(web)
+        settings.write_text(text)
+    assert wait_for(lambda: len(running.plan()) == before, 30)
 
 
 def test_a_restart_resumes_the_same_deployment(running):

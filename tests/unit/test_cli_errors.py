@@ -216,6 +216,53 @@ CASES: dict[str, list[Case]] = {
     ],
     "lab list": [Case(("extra",), ("unexpected extra argument (extra)",))],
     "demo": [*common("--out", "{tmp}/demo"), Case(("--out", "{xml}"), ("'--out'", "is a file"))],
+    "admin create-user": [
+        *common("alice", "--role", "admin"),
+        Case(("alice", "--role", "root"), ("'--role'", "'root'", "'viewer'")),
+        Case(("alice",), ("--role is required: admin",)),
+        Case(("alice", "--role", "admin"), ("no password on standard input",)),  # before any database
+    ],
+    "admin list-users": [*common(), missing_database()],
+    "admin set-password": [
+        *common("alice"),
+        Case(("alice",), ("no password on standard input",)),  # before any database
+    ],
+    "admin delete-user": [
+        *common("alice"),
+        missing_database("alice"),
+        Case(("nobody",), ("there is no user 'nobody'",), states=("existing",)),
+    ],
+    "admin unlock-user": [
+        *common("alice"),
+        missing_database("alice"),
+        Case(("nobody",), ("there is no user 'nobody'",), states=("existing",)),
+    ],
+    "admin create-token": [
+        *common("ci", "--user", "alice"),
+        missing_database("ci", "--user", "alice"),
+        Case(("ci", "--user", "nobody"), ("there is no user 'nobody'",), states=("existing",)),
+        Case(("ci", "--user", "alice", "--days", "0"), ("'--days'", "0")),
+        Case(("c i", "--user", "alice"), ("'c i' is not a user name",), states=("existing",)),
+    ],
+    "admin list-tokens": [*common(), missing_database()],
+    "admin revoke-token": [
+        *common("1"),
+        missing_database("1"),
+        Case(("x",), ("'TOKEN_ID'", "'x'")),
+        Case(("99",), ("there is no API token 99",), states=("existing",)),
+    ],
+    "admin audit": [*common(), missing_database(), Case(("--limit", "0"), ("'--limit'", "0"))],
+    # Every case fails before a socket is opened: were one ever accepted, the server would start.
+    "web": [
+        *common("--no-tls", "--listen", "127.0.0.1:1"),
+        missing_database("--no-tls", "--listen", "127.0.0.1:1"),
+        Case(("--listen", "banana"), ("'--listen'", "'banana' is not HOST:PORT")),
+        Case(("--listen", "127.0.0.1:0"), ("'--listen'", "the port must be 1-65535")),
+        Case(("--listen", "example.org:8443"), ("'--listen'", "is not an IP address")),
+        Case(("--cert", "{xml}"), ("--cert and --key go together",)),
+        Case(("--no-tls", "--cert", "{xml}", "--key", "{xml}"), ("--no-tls and --cert contradict",)),
+        Case(("--cert", "{tmp}/no.pem", "--key", "{xml}"), ("'--cert'", "no.pem", "does not exist")),
+    ],
 }
 
 

@@ -76,6 +76,20 @@ def test_a_changed_settings_file_changes_the_policy_and_a_bad_one_changes_nothin
     assert "fill_ratio" in daemon.status.errors[-1]
 
 
+def test_scanning_and_expiry_settings_apply_without_a_restart_but_the_mode_does_not(make_daemon, tmp_path):
+    daemon = make_daemon()
+    path = tmp_path / "dynapot.toml"
+    text = path.read_text().replace('mode = "hybrid"', 'mode = "passive"')
+    path.write_text(
+        text + "\n[discovery.active]\nparallel = 3\ninterval = 5\npolite = true\n\n[expiry]\nhosts = 2\n"
+    )
+    assert daemon.reload_policy(force=True) is True
+    active = daemon.settings.discovery.active
+    assert (active.parallel, active.interval, active.polite) == (3, 5.0, True)
+    assert daemon.settings.expiry.hosts == 2
+    assert daemon.mode == "hybrid" and daemon.settings.discovery.mode == "hybrid"  # needs a restart
+
+
 def test_the_first_plan_waits_for_a_full_picture(make_daemon):
     hybrid = make_daemon("hybrid")
     assert not hybrid._may_plan()

@@ -223,9 +223,11 @@ class Daemon:
         return ours is None or (mac is not None and mac.lower() != ours.lower())
 
     async def _scan_loop(self, stop: asyncio.Event) -> None:
-        active = self.settings.discovery.active
         while True:
-            options = scan_options(active, interface=self.interface, virtual=dict(self.virtual))
+            # Read each time: N, D and polite mode may change in the settings file meanwhile.
+            options = scan_options(
+                self.settings.discovery.active, interface=self.interface, virtual=dict(self.virtual)
+            )
             try:
                 result = await asyncio.to_thread(run_scan, [str(self.network.cidr)], options)
                 observations = [o for o in result.observations if o.ip not in self.own_addresses]
@@ -303,11 +305,12 @@ class Daemon:
                 self._counts(deployment.plan)
 
     def reload_policy(self, *, force: bool = False) -> bool:
-        """Take the admin's new planner, alert and correlation policy from the settings file.
+        """Take the admin's new planner, alert, correlation, scanning (N, D, polite) and expiry
+        policy from the settings file.
 
         Read when the file changes (or on SIGHUP with `force`); a file that does not validate
-        is logged and the running policy stays. Network, database and daemon settings need a
-        restart: they decide what the daemon is, not how it plans.
+        is logged and the running policy stays. Discovery mode, network, database and daemon
+        settings need a restart: they decide what the daemon is, not how it plans.
         """
         if self.settings_path is None:
             return False
@@ -333,8 +336,19 @@ class Daemon:
             self.correlator = Correlator(new.correlation)
             self.compromise.rule = new.correlation.compromise
             changed.append("correlation")
+        if new.discovery.active != self.settings.discovery.active:
+            changed.append("discovery.active")  # the next scan uses it
+        if new.expiry != self.settings.expiry:
+            changed.append("expiry")  # the next expiry run uses it
+        discovery = self.settings.discovery.model_copy(update={"active": new.discovery.active})
         self.settings = self.settings.model_copy(
-            update={"planner": new.planner, "alerts": new.alerts, "correlation": new.correlation}
+            update={
+                "planner": new.planner,
+                "alerts": new.alerts,
+                "correlation": new.correlation,
+                "discovery": discovery,
+                "expiry": new.expiry,
+            }
         )
         if changed:
             log.info("new policy from %s: %s", self.settings_path, ", ".join(changed))
