@@ -2,8 +2,9 @@
 
 `main` is the click group; each module here registers one group of commands on it
 (`register(main)`): `inventory` (db upgrade, expire, scan, import-nmap, import-p0f, hosts),
-`passive` (fingerprint, watch), `plan` (plan, honeyd-config), `sensor`, `daemon` (run,
-status), `reports` (report, findings) and `lab` (lab up/list/down, demo). What they share
+`passive` (fingerprint, watch), `plan` (plan, honeyd-config), `honeyd` (honeyd-check),
+`sensor`, `daemon` (run, status), `reports` (report, findings) and `lab` (lab up/list/down,
+demo). What they share
 (the Context, --db and --config, consoles, the user-error mapping, parameter types) is in
 `common`.
 
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 import click
 
-from dynapot.cli import daemon, inventory, lab, passive, plan, reports, sensor
+from dynapot.cli import daemon, honeyd, inventory, lab, passive, plan, reports, sensor
 from dynapot.cli.common import command_options
 
 __all__ = ["command_options", "main"]
@@ -30,5 +31,5 @@ def main() -> None:
     """dynapot: dynamic honeypots that configure themselves from the real network."""
 
 
-for _commands in (inventory, plan, sensor, lab, passive, daemon, reports):
+for _commands in (inventory, plan, honeyd, sensor, lab, passive, daemon, reports):
     _commands.register(main)

@@ -91,14 +91,18 @@ class ConfigLoader:
             text = _read_at(self.dir_fd, self.path.name)
         except (OSError, UnicodeDecodeError) as exc:
             raise HoneydConfigError(str(self.path), 0, "", f"cannot read: {exc}") from None
-        return parse_sensor_config(
+        config = parse_sensor_config(
             text,
             source=str(self.path),
             fingerprints=self.fingerprints,
             mac_vendors=self.vendors,
             own_addresses=interface_addresses(self.interface),
             builtin_services=BUILTIN_SERVICES | set(REGISTRY) | set(UDP_REGISTRY),
+            base_dir=self.path.parent,  # `include`: read as the sensor's user after a reload
         )
+        for note in config.notes:
+            log.warning("%s: %s", self.path, note)
+        return config
 
 
 class StatusFile:
