@@ -15,7 +15,7 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from dynapot.honeyd.config import Action, HoneydConfig, Template
+from dynapot.honeyd.config import Action, HoneydConfig, Template, Topology
 from dynapot.honeyd.parser import HoneydConfigError, parse_config
 from dynapot.personality.catalog import MacVendors, format_mac
 from dynapot.personality.osdb import Fingerprint, fingerprints_by_name
@@ -49,6 +49,7 @@ class SensorConfig:
     # What the configuration asks that the sensor does not do (yet), or did differently: logged
     # at load and printed by `dynapot honeyd-check`, never silent.
     notes: list[str] = field(default_factory=list)
+    topology: Topology = field(default_factory=Topology)  # honeyd's routers (`route ...`)
 
 
 def _stable_int(text: str) -> int:
@@ -110,11 +111,9 @@ def build_sensor_config(
     hosts: dict[int, HostDefinition] = {}
     macs: dict[bytes, str] = {}
     notes = [f"line {note.line}: {note.text}" for note in config.notes]
-    if config.topology:
-        notes.append(
-            f"{len(config.topology.routers)} routers (route ...): read and checked, but every host "
-            "still answers as if on the sensor's own link (no hops, latency or loss yet)"
-        )
+    for router in config.topology.routers.values():
+        if router.tunnels:
+            notes.append(f"router {router.address}: GRE tunnels are not built; packets for them are dropped")
     for address in config.bound_addresses():
         template = config.template_for(address)
         assert template is not None  # the parser guarantees bound templates exist
@@ -166,7 +165,7 @@ def build_sensor_config(
                 action = replace(action, tarpit=False)
             (host.tcp if proto == "tcp" else host.udp)[port] = action
         hosts[host.ip] = host
-    return SensorConfig(hosts=hosts, source=source, notes=notes)
+    return SensorConfig(hosts=hosts, source=source, notes=notes, topology=config.topology)
 
 
 def _static_choice(
