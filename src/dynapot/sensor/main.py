@@ -412,12 +412,15 @@ class SensorService:
         """Say how many addresses are ours once the start-up ARP probes are over (lab tests wait
         for this line)."""
         sensor = self.sensor
-        total = len(sensor.hosts)
+        routed = sensor.routed_hosts
+        total = len(sensor.hosts) - routed
+        behind = f"; {routed} more behind routers" if routed else ""
         if sensor.claims.probing_done is not None:
             await sensor.claims.probing_done.wait()
-            log.info("claimed %d of %d addresses after ARP probes", len(sensor.hosts), total)
+            claimed = len(sensor.hosts) - sensor.routed_hosts
+            log.info("claimed %d of %d addresses after ARP probes%s", claimed, total, behind)
         else:
-            log.info("claimed %d of %d addresses", total, total)
+            log.info("claimed %d of %d addresses%s", total, total, behind)
 
 
 def _stop_services(loop: asyncio.AbstractEventLoop) -> None:

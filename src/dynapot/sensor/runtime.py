@@ -141,6 +141,11 @@ class Sensor:
             self._add_host(definition)
 
     @property
+    def routed_hosts(self) -> int:
+        """How many virtual hosts answer from behind honeyd's routers (never claimed on the link)."""
+        return len(self._routed)
+
+    @property
     def events(self) -> EventWriter:
         return self.observer.events
 
@@ -152,6 +157,8 @@ class Sensor:
             "released": self.claims.released,
             # checks of claimed addresses (evidence, probes, outcomes) and the routers seen
             "address_checks": self.claims.report(),
+            "routed": len(self._routed),
+            "routing_delayed": self.routes.delayed if self.routes is not None else 0,
             "flows": len(self.flows),
             "counters": dict(self.counters),
             # the C receive thread: frames read, ARP, pings and SYNs it answered, drops (queue full)
