@@ -17,8 +17,17 @@ from click.testing import CliRunner
 from dynapot.cli import main
 from dynapot.honeyd import HoneydConfigError, load_config, parse_config, render_config
 from dynapot.honeyd.config import Condition, DynamicRule, RouteNet, Spoof, TimeOfDay, Tunnel
+from dynapot.netstack.host import Verdict
+from dynapot.netstack.types import IPPROTO_TCP
 from dynapot.personality.osdb import load_osdb
 from dynapot.sensor.config import build_sensor_config
+from dynapot.sensor.hosts import PortActions, VirtualHost
+
+
+def c_thread_ports(definition) -> tuple[int, ...]:
+    """The ports the C receive thread would answer SYNs for (a tarpit port is never one)."""
+    return VirtualHost.define(definition, b"secret").open_ports()
+
 
 LINUX = "Linux 2.6.32"
 WINDOWS = "Microsoft Windows XP Professional SP2"
@@ -187,9 +196,11 @@ def test_the_sensor_answers_every_bound_address_and_says_what_it_does_not_do(cat
         chosen is not None
         and chosen.name == {h.address: h for h in again.hosts.values()}["198.18.0.31"].personality.name
     )
-    assert not any(action.tarpit for host in sensor.hosts.values() for action in host.tcp.values())
+    windows = by_address["198.18.1.10"]
+    assert PortActions(windows)(IPPROTO_TCP, 445) is Verdict.TARPIT and 445 not in c_thread_ports(windows)
+    assert PortActions(windows)(IPPROTO_TCP, 135) is Verdict.OPEN
     notes = " ".join(sensor.notes)
-    for what in ("dynamic template 'magichost' answers as 'linux'", "tarpit", "GRE tunnels are not built"):
+    for what in ("dynamic template 'magichost' answers as 'linux'", "GRE tunnels are not built"):
         assert what in notes
 
 

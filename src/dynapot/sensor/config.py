@@ -12,7 +12,7 @@ import difflib
 import hashlib
 import ipaddress
 from collections.abc import Collection, Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from dynapot.honeyd.config import Action, HoneydConfig, Template, Topology
@@ -158,11 +158,8 @@ def build_sensor_config(
             line=line,
         )
         for (proto, port), action in template.ports.items():
-            if action.tarpit:
-                notes.append(
-                    f"{address} {proto} port {port}: tarpit is served at full speed (not slowed yet)"
-                )
-                action = replace(action, tarpit=False)
+            if action.tarpit and proto == "udp":
+                notes.append(f"{address} udp port {port}: tarpit slows TCP only; served as usual")
             (host.tcp if proto == "tcp" else host.udp)[port] = action
         hosts[host.ip] = host
     return SensorConfig(hosts=hosts, source=source, notes=notes, topology=config.topology)
