@@ -153,6 +153,11 @@ CASES: dict[str, list[Case]] = {
         Case((*PLAN, "-o", "{tmp}"), ("'-o' / '--output'", "is a folder")),
         Case(("--network", "198.18.0.0/15", "--apply"), ("--network 198.18.0.0/15:", "max_network_size")),
     ],
+    "honeyd-check": [
+        *common("{bad_honeyd}"),
+        Case(("{tmp}/nope.conf",), ("'FILE'", "nope.conf", "does not exist")),
+        Case(("{bad_honeyd}",), ("{bad_honeyd}:2: bind 198.18.0.95 nosuch: unknown template 'nosuch'",)),
+    ],
     "sensor": [
         # --no-db, and a configuration the sensor refuses: were a case ever accepted, it fails fast.
         *common("-i", "lo", "--config", "{bad_honeyd}", "--no-db", settings="--settings"),

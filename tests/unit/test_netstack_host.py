@@ -240,3 +240,25 @@ def test_a_full_table_evicts_the_least_recent_idle_connection() -> None:
     assert first.conn is not None and first.conn.state is TcpState.CLOSED
     assert second.conn is not None and second.conn.state is TcpState.ESTABLISHED
     assert not ctx.recent.get(first.conn) and ctx.connections == 2
+
+
+def test_a_tarpit_port_takes_five_bytes_at_a_time_and_sends_one() -> None:
+    """honeyd's tarpit: window 5, MSS 64 and no window scaling announced; the peer's data is
+    taken 5 bytes at a time, ours leaves 1 byte a segment, one segment in flight."""
+    host = make_host(wscale=7)
+    host.policy = PortPolicy({(IPPROTO_TCP, 80): Verdict.TARPIT})
+    client = Client(host, dport=80, wscale=7)
+    synack = client.connect()
+    options = dict(synack[TCP].options)
+    assert synack[TCP].window == 5 and options["MSS"] == 64 and "WScale" not in options
+    (ack,) = client.send("PA", b"GET / HTTP/1.0\r\n\r\n")  # 18 bytes into a 5-byte window
+    assert bytes(client.server_data) == b"GET /" and ack[TCP].ack == client.isn + 1 + 5
+    client.snd_nxt = ack[TCP].ack  # the rest waits on the client's side, as a real sender's would
+    replies = client.app(lambda conn: conn.send(b"HTTP/1.0 200 OK\r\n", client.now))
+    assert [bytes(p[TCP].payload) for p in replies] == [b"H"]
+    client.absorb(replies)
+    assert [bytes(p[TCP].payload) for p in client.send("A")] == [b"T"]  # one more per ACK, never more
+    # an open port of the same host is a normal one
+    host.policy = PortPolicy({(IPPROTO_TCP, 80): Verdict.OPEN})
+    normal = Client(host, dport=80, sport=40001, wscale=7).connect()
+    assert normal[TCP].window > 5 and "WScale" in dict(normal[TCP].options)

@@ -2,10 +2,10 @@
 
 `main` is the click group; each module here registers one group of commands on it
 (`register(main)`): `inventory` (db upgrade, expire, scan, import-nmap, import-p0f, hosts),
-`passive` (fingerprint, watch), `plan` (plan, honeyd-config), `sensor`, `daemon` (run,
-status), `reports` (report, findings), `lab` (lab up/list/down, demo), `collector`,
-`sessions` (sessions, sessions replay), `admin` (the web interface's accounts and tokens)
-and `web` (the admin web interface). What they share
+`passive` (fingerprint, watch), `plan` (plan, honeyd-config), `honeyd` (honeyd-check),
+`sensor`, `daemon` (run, status), `reports` (report, findings), `lab` (lab up/list/down,
+demo), `collector`, `sessions` (sessions, sessions replay), `admin` (the web interface's
+accounts and tokens) and `web` (the admin web interface). What they share
 (the Context, --db and --config, consoles, the user-error mapping, parameter types) is in
 `common`.
 
@@ -24,6 +24,7 @@ from dynapot.cli import (
     admin,
     collector,
     daemon,
+    honeyd,
     inventory,
     lab,
     passive,
@@ -44,5 +45,18 @@ def main() -> None:
     """dynapot: dynamic honeypots that configure themselves from the real network."""
 
 
-for _commands in (inventory, plan, sensor, lab, passive, daemon, reports, collector, sessions, admin, web):
+for _commands in (
+    inventory,
+    plan,
+    honeyd,
+    sensor,
+    lab,
+    passive,
+    daemon,
+    reports,
+    collector,
+    sessions,
+    admin,
+    web,
+):
     _commands.register(main)

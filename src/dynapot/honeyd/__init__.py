@@ -14,8 +14,11 @@ users can bring their existing files. The supported statements are honeyd's ever
     bind 198.18.0.20 windows
     set 198.18.0.20 ethernet "00:0c:29:12:34:56"   # only this host: a host template
 
-`route`, `include`, `dynamic`, `dhcp`, `delete` and similar are rejected with a clear error that
-names the line. `annotate` is parsed and kept (`HoneydConfig.annotations`) and rendered back.
+The rest of honeyd's grammar is read too: `route` topologies (`HoneydConfig.topology`), `tarpit`,
+`dynamic` templates and conditional binds, `delete`, `spoof`, `dhcp`, `bind IP to IFACE`,
+`option`, `include`, `personality random`, `internal`; what the sensor does not act on is kept
+as a `Note` (`HoneydConfig.notes`, printed by `dynapot honeyd-check`). `annotate` is parsed and
+kept (`HoneydConfig.annotations`) and rendered back.
 
     parse_config(text, *, builtin_services=BUILTIN_SERVICES, source="<string>") -> HoneydConfig
     load_config(path, *, builtin_services=BUILTIN_SERVICES) -> HoneydConfig

@@ -122,8 +122,11 @@ class Action:
     target: str | None = None
     product: str | None = None
     version: str | None = None
+    tarpit: bool = False  # honeyd's `tarpit` flag: the connection is slowed to a crawl
 
     def __post_init__(self) -> None:
+        if self.tarpit and self.kind in ("closed", "reset", "block", "filtered"):
+            raise ValueError(f"action {self.kind!r} cannot be tarpitted (only open, proxy or a script)")
         if self.kind != "service" and (self.product or self.version):
             raise ValueError(f"action {self.kind!r} takes no product or version")
         if self.kind in SIMPLE_ACTIONS:
@@ -181,6 +184,127 @@ class Subsystem:
 
 
 @dataclass(frozen=True, slots=True)
+class Spoof:
+    """`set T spoof from IP [to IP]` / `set T spoof to IP`: honeyd rewrites the host's addresses."""
+
+    source: str | None = None
+    destination: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TimeOfDay:
+    """A clock time in a `time between` condition (honeyd keeps hours and minutes, and seconds
+    when written as "hh:mm:ss")."""
+
+    hour: int
+    minute: int
+    second: int = 0
+
+    def render(self) -> str:
+        return f'"{self.hour:02d}:{self.minute:02d}:{self.second:02d}"'
+
+
+@dataclass(frozen=True, slots=True)
+class Condition:
+    """When a dynamic template uses one of its templates (honeyd's `condition`).
+
+    kind: "os" (the source's passive OS fingerprint names `value`, a p0f class such as
+    "windows"), "ip" (the source is the address or network `value`), "time" (the local time is
+    within `between`), "proto" (the packet's protocol is `value`), or "otherwise".
+    """
+
+    kind: Literal["os", "ip", "time", "proto", "otherwise"]
+    value: str | None = None
+    between: tuple[TimeOfDay, TimeOfDay] | None = None
+
+    def render(self) -> str:
+        if self.kind == "os":
+            return f'source os = "{self.value}"'
+        if self.kind == "ip":
+            return f"source ip = {self.value}"
+        if self.kind == "time" and self.between is not None:
+            return f"time between {self.between[0].render()} - {self.between[1].render()}"
+        if self.kind == "proto":
+            return str(self.value)
+        return "otherwise"
+
+
+@dataclass(frozen=True, slots=True)
+class DynamicRule:
+    """`add DYN use T if CONDITION` (or `add DYN otherwise use T`: condition None)."""
+
+    template: str
+    condition: Condition | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RouteNet:
+    """`route R add net NET GW [latency N ms] [loss P] [bandwidth B] [drop between L ms - H ms]`.
+
+    `loss` is a percentage, `bandwidth` bits per second (0: unlimited), `drop_between` the queue
+    delays in milliseconds between which honeyd drops packets at random (its RED).
+    """
+
+    network: ipaddress.IPv4Network
+    gateway: str
+    latency_ms: int = 0
+    loss: float = 0.0
+    bandwidth: int = 0
+    drop_between: tuple[int, int] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Tunnel:
+    """`route R add net NET tunnel SRC DST`: NET lies behind a GRE tunnel from SRC to DST."""
+
+    network: ipaddress.IPv4Network
+    source: str
+    destination: str
+
+
+@dataclass(slots=True)
+class Router:
+    """One router of honeyd's simulated topology: the networks it reaches and how."""
+
+    address: str
+    links: list[ipaddress.IPv4Network] = field(default_factory=list)  # directly attached
+    nets: list[RouteNet] = field(default_factory=list)  # reached through another router
+    unreachable: list[ipaddress.IPv4Network] = field(default_factory=list)
+    tunnels: list[Tunnel] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Topology:
+    """honeyd's routed network (`route ...` statements): where packets enter, and the routers.
+
+    `entries` maps each entry router's address to the network it is the entry for (None: every
+    address it can route). Empty when the configuration has no `route` statement: every host is
+    then on the sensor's own link.
+    """
+
+    entries: dict[str, ipaddress.IPv4Network | None] = field(default_factory=dict)
+    routers: dict[str, Router] = field(default_factory=dict)
+
+    def router(self, address: str) -> Router:
+        """The router at `address`, made on first mention (honeyd's forward references)."""
+        if address not in self.routers:
+            self.routers[address] = Router(address)
+        return self.routers[address]
+
+    def __bool__(self) -> bool:
+        return bool(self.entries or self.routers)
+
+
+@dataclass(frozen=True, slots=True)
+class Note:
+    """Something a configuration says that the sensor accepts but does not act on, or that was
+    corrected; `dynapot honeyd-check` prints them."""
+
+    line: int
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
 class Annotation:
     """An `annotate "FINGERPRINT" SETTING` line: tweaks to a personality, not to a template."""
 
@@ -199,6 +323,7 @@ class Template:
 
     name: str
     personality: str | None = None
+    random_personality: bool = False  # `set T personality random`: a fingerprint drawn per host
     ethernet: str | None = None
     uptime: int | None = None
     droprate: int | None = None
@@ -209,6 +334,9 @@ class Template:
     defaults: dict[Proto, Action] = field(default_factory=dict)
     ports: dict[tuple[PortProto, int], Action] = field(default_factory=dict)
     subsystems: list[Subsystem] = field(default_factory=list)
+    spoof: Spoof | None = None
+    # honeyd's `dynamic` templates: the first rule whose condition matches picks the template.
+    dynamic: list[DynamicRule] | None = None
     base: str | None = None
     line: int | None = field(default=None, compare=False)
 
@@ -239,7 +367,12 @@ class HoneydConfig:
     templates: dict[str, Template] = field(default_factory=dict)
     binds: dict[str, str] = field(default_factory=dict)  # IPv4 address -> template name
     annotations: list[Annotation] = field(default_factory=list)
+    topology: Topology = field(default_factory=Topology)
+    interfaces: dict[str, str] = field(default_factory=dict)  # `bind IP to IFACE`: external addresses
+    dhcp: dict[str, tuple[str, str | None]] = field(default_factory=dict)  # template -> (iface, MAC)
+    options: list[tuple[str, str, str]] = field(default_factory=list)  # `option PLUGIN KEY VALUE`
     bind_lines: dict[str, int] = field(default_factory=dict, compare=False)
+    notes: list[Note] = field(default_factory=list, compare=False)
 
     def template_for(self, ip: str) -> Template | None:
         """The template answering for `ip`: its bound template, else `default` if created, else None."""

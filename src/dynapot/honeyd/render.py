@@ -14,6 +14,7 @@ that contains a double quote cannot be expressed for honeyd itself.
 from __future__ import annotations
 
 from collections.abc import Collection
+from dataclasses import replace
 
 from dynapot.honeyd.config import (
     BUILTIN_SERVICES,
@@ -23,6 +24,7 @@ from dynapot.honeyd.config import (
     HoneydConfig,
     Subsystem,
     Template,
+    Topology,
     canonical_mac,
     ethernet_problem,
     is_ipv4,
@@ -49,6 +51,8 @@ def quote(text: str) -> str:
 
 def render_action(action: Action, builtin_services: Collection[str] = BUILTIN_SERVICES) -> str:
     """The honeyd text of one action."""
+    if action.tarpit:
+        return "tarpit " + render_action(replace(action, tarpit=False), builtin_services)
     if action.kind in SIMPLE_ACTIONS:
         return action.kind
     target = action.target or ""
@@ -82,7 +86,16 @@ def _template_lines(
         return mine is not None and mine != theirs
 
     lines: list[str] = []
-    if changed("personality"):
+    if template.dynamic is not None:
+        for rule in template.dynamic:
+            if rule.condition is None:
+                lines.append(f"add {name} otherwise use {rule.template}")
+            else:
+                lines.append(f"add {name} use {rule.template} if {rule.condition.render()}")
+        return lines
+    if template.random_personality and not (base is not None and base.random_personality):
+        lines.append(f"set {name} personality random")
+    elif changed("personality"):
         lines.append(f"set {name} personality {quote(template.personality or '')}")
     if changed("ethernet"):
         ethernet = template.ethernet or ""
@@ -131,6 +144,14 @@ def _template_lines(
             raise ValueError(f"template {name}: port {rule.port} out of range 1..65535")
         lines.append(f"add {name} {rule.proto} port {rule.port} {render_action(rule.action, services)}")
 
+    if template.spoof is not None and (base is None or base.spoof != template.spoof):
+        spoof = template.spoof
+        parts = [
+            f"from {spoof.source}" if spoof.source else "",
+            f"to {spoof.destination}" if spoof.destination else "",
+        ]
+        lines.append(f"set {name} spoof " + " ".join(p for p in parts if p))
+
     base_subs = base.subsystems if base is not None else []
     if template.subsystems[: len(base_subs)] != base_subs:
         raise ValueError(f"host template {name}: subsystems must extend those of its base")
@@ -160,10 +181,12 @@ def render_config(
         out.extend(f"# {line}".rstrip() for line in header.splitlines())
         out.append("")
 
-    for template in config.named_templates():
+    named = [t for t in config.named_templates() if not is_ipv4(t.name)]  # IP-named: conditional binds
+    # Dynamic templates name others, so they come after every template they may use.
+    for template in sorted(named, key=lambda t: t.dynamic is not None):
         if problem := name_problem(template.name):
             raise ValueError(problem)
-        out.append(f"create {template.name}")
+        out.append(f"{'dynamic' if template.dynamic is not None else 'create'} {template.name}")
         out.extend(_template_lines(template.name, template, None, builtin_services))
         out.append("")
 
@@ -177,6 +200,11 @@ def render_config(
         template = config.templates.get(config.binds[ip])
         if template is None:
             raise ValueError(f"{ip} is bound to unknown template {config.binds[ip]!r}")
+        if template.name == ip and template.dynamic is not None:  # `bind CONDITION IP TEMPLATE`
+            for rule in template.dynamic:
+                condition = rule.condition.render() if rule.condition else "otherwise"
+                out.append(f"bind {condition} {ip} {rule.template}")
+            continue
         if not template.is_host_template:
             out.append(f"bind {ip} {template.name}")
             continue
@@ -186,6 +214,15 @@ def render_config(
         out.append(f"bind {ip} {base.name}")
         out.extend(_template_lines(ip, template, base, builtin_services))
 
+    for ip, interface in sorted(config.interfaces.items()):
+        out.append(f"bind {ip} to {interface}")
+    for name, (interface, mac) in sorted(config.dhcp.items()):
+        out.append(f"dhcp {name} on {interface}" + (f" ethernet {quote(mac)}" if mac else ""))
+    out.extend(f"option {plugin} {key} {value}" for plugin, key, value in config.options)
+    if config.topology:
+        out.append("")
+        out.extend(render_topology(config.topology))
+
     orphans = [t.name for t in config.templates.values() if t.is_host_template and t.name not in config.binds]
     if orphans:
         raise ValueError(f"host templates without a bind: {', '.join(sorted(orphans))}")
@@ -193,3 +230,30 @@ def render_config(
     while out and not out[-1]:
         out.pop()
     return "\n".join(out) + "\n"
+
+
+def render_topology(topology: Topology) -> list[str]:
+    """honeyd's `route` lines: entry points first, then each router's links, routes and the rest."""
+    lines = [
+        f"route entry {router}" + (f" network {network}" if network is not None else "")
+        for router, network in topology.entries.items()
+    ]
+    for router in topology.routers.values():
+        lines.extend(f"route {router.address} link {network}" for network in router.links)
+        for net in router.nets:
+            line = f"route {router.address} add net {net.network} {net.gateway}"
+            if net.latency_ms:
+                line += f" latency {net.latency_ms}ms"
+            if net.loss:
+                line += f" loss {net.loss:g}"
+            if net.bandwidth:
+                line += f" bandwidth {net.bandwidth}"
+            if net.drop_between:
+                line += f" drop between {net.drop_between[0]}ms - {net.drop_between[1]}ms"
+            lines.append(line)
+        lines.extend(f"route {router.address} unreach {network}" for network in router.unreachable)
+        lines.extend(
+            f"route {router.address} add net {t.network} tunnel {t.source} {t.destination}"
+            for t in router.tunnels
+        )
+    return lines

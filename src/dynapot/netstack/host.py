@@ -34,7 +34,7 @@ from __future__ import annotations
 import heapq
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import TypeAlias
 
@@ -59,7 +59,15 @@ from dynapot.netstack.packets import (
     parse_udp,
 )
 from dynapot.netstack.personality import Personality, TcpReply
-from dynapot.netstack.tcp import DEFAULT_CONFIG, TcpConfig, TcpConnection, TcpEvent, TcpState, reply_packet
+from dynapot.netstack.tcp import (
+    DEFAULT_CONFIG,
+    TcpConfig,
+    TcpConnection,
+    TcpEvent,
+    TcpState,
+    reply_packet,
+    tarpit_reply,
+)
 from dynapot.netstack.types import IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, IPv4, TcpFlags, TcpSegment
 
 __all__ = ["HostStack", "Output", "PortPolicy", "StackContext", "StackLimits", "Verdict"]
@@ -94,6 +102,7 @@ def _sent_syn_ack(frame: bytes) -> tuple[int, TcpReply] | None:
 
 class Verdict(StrEnum):
     OPEN = "open"
+    TARPIT = "tarpit"  # open, and every connection crawls (honeyd's `tarpit`)
     CLOSED = "closed"
     BLOCK = "block"
 
@@ -149,6 +158,7 @@ class StackContext:
         "half_open",
         "limits",
         "recent",
+        "tarpit_config",
         "tcp_config",
         "time_wait",
     )
@@ -156,6 +166,7 @@ class StackContext:
     def __init__(self, limits: StackLimits | None = None, tcp_config: TcpConfig = DEFAULT_CONFIG) -> None:
         self.limits = limits or StackLimits()
         self.tcp_config = tcp_config
+        self.tarpit_config = replace(tcp_config, tarpit=True)
         self.connections = 0  # live (not CLOSED) connections of all hosts
         self.half_open: OrderedDict[TcpConnection, HostStack] = OrderedDict()
         self.time_wait: OrderedDict[TcpConnection, HostStack] = OrderedDict()
@@ -312,9 +323,9 @@ class HostStack:
         else:
             out = []
         verdict = self.policy(IPPROTO_TCP, seg.dport)
-        if verdict == Verdict.OPEN:
+        if verdict == Verdict.OPEN or verdict == Verdict.TARPIT:  # == : a policy may answer "open"
             if flags & (_SYN | _ACK | _RST | _FIN) == _SYN:
-                self._accept(seg, key, now, out, answered)
+                self._accept(seg, key, now, out, answered, tarpit=verdict == Verdict.TARPIT)
                 return [o for o in out if type(o) is not TcpProbe] if restarted else out
             reply = None if flags & _RST else self.personality.open_port_stray(seg, now)
             kind = "stray"
@@ -341,7 +352,14 @@ class HostStack:
         return reply_packet(reply, self.ip, seg.ip.src, seg.dport, seg.sport, seq, ack)
 
     def _accept(
-        self, seg: TcpSegment, key: int, now: float, out: list[Output], answered: bytes | None = None
+        self,
+        seg: TcpSegment,
+        key: int,
+        now: float,
+        out: list[Output],
+        answered: bytes | None = None,
+        *,
+        tarpit: bool = False,
     ) -> None:
         ctx = self.context
         limits = ctx.limits
@@ -376,7 +394,10 @@ class HostStack:
         if reply is None:
             out.append(TcpProbe(self.ip, seg.dport, seg.ip.src, seg.sport, seg.flags, "silent", False))
             return
-        conn = TcpConnection(self.ip, seg.dport, seg.ip.src, seg.sport, p, ctx.tcp_config)
+        config = ctx.tcp_config
+        if tarpit:
+            reply, config = tarpit_reply(reply), ctx.tarpit_config
+        conn = TcpConnection(self.ip, seg.dport, seg.ip.src, seg.sport, p, config)
         conn.owner = self
         opened = conn.open(seg, isn, reply, now)
         out += opened if sent is None else [o for o in opened if type(o) is not SendPacket]

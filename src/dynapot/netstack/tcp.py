@@ -37,7 +37,7 @@ unwrapped around the expected value), so comparisons are plain ``<``.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import IntEnum
 from typing import Protocol, TypeAlias
 
@@ -219,6 +219,13 @@ class TcpConfig:
     initial_cwnd: int = 10  # segments (RFC 6928)
     default_mss: int = 536  # when the SYN has no MSS option
     max_mss: int = 1460  # Ethernet MTU 1500
+    # honeyd's `tarpit`: a window of TARPIT_WINDOW bytes, and one byte a segment, one segment in
+    # flight, so that a worm or a scanner on the port crawls (the SYN/ACK says so: `tarpit_reply`).
+    tarpit: bool = False
+
+
+TARPIT_WINDOW = 5  # honeyd's tarpit window
+TARPIT_MSS = 64  # the MSS honeyd's tarpit announces
 
 
 DEFAULT_CONFIG = TcpConfig()
@@ -360,6 +367,8 @@ class TcpConnection:
         self.snd_wl2 = isn
         self.rcv_cap = max(cfg.rcv_buffer, reply.window)
         self.cwnd = cfg.initial_cwnd * self.seg_size
+        if cfg.tarpit:
+            self.rcv_cap, self.seg_size, self.cwnd = TARPIT_WINDOW, 1, 1
         self.ssthresh = 1 << 30
         self.last_rx = now
         out: list[Output] = []
@@ -678,7 +687,7 @@ class TcpConnection:
         if self.rtt_seq is not None and ack >= self.rtt_seq:
             self._rtt_sample(now - self.rtt_time)
             self.rtt_seq = None
-        if n > 0 and not self.recover:
+        if n > 0 and not self.recover and not self.config.tarpit:  # a tarpit never speeds up
             seg_size = self.seg_size
             if self.cwnd < self.ssthresh:
                 self.cwnd += min(n, seg_size)  # slow start
@@ -926,3 +935,26 @@ _EFFECTS.update(
     if fx.startswith("report_")
 )
 assert all(fx in _EFFECTS for effects, _ in TRANSITIONS.values() for fx in effects)
+
+
+def tarpit_reply(reply: TcpReply) -> TcpReply:
+    """A SYN/ACK as honeyd's tarpit sends it: window 5, MSS 64, and no window scaling (its window
+    is meant to be read as 5 bytes; the option's place is kept with NOPs)."""
+    raw = bytearray(reply.options)
+    i = 0
+    while i < len(raw):
+        kind = raw[i]
+        if kind == 0:
+            break
+        if kind == 1:
+            i += 1
+            continue
+        if i + 1 >= len(raw) or raw[i + 1] < 2:
+            break
+        length = raw[i + 1]
+        if kind == 2 and length == 4 and i + 4 <= len(raw):
+            raw[i + 2 : i + 4] = TARPIT_MSS.to_bytes(2, "big")
+        elif kind == 3 and length == 3 and i + 3 <= len(raw):
+            raw[i : i + 3] = b"\x01\x01\x01"
+        i += length
+    return replace(reply, window=TARPIT_WINDOW, options=bytes(raw))

@@ -13,8 +13,9 @@ import hashlib
 import ipaddress
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from dynapot.honeyd.config import Action, HoneydConfig, Template
+from dynapot.honeyd.config import Action, HoneydConfig, Template, Topology
 from dynapot.honeyd.parser import HoneydConfigError, parse_config
 from dynapot.personality.catalog import MacVendors, format_mac
 from dynapot.personality.osdb import Fingerprint, fingerprints_by_name
@@ -45,6 +46,10 @@ class HostDefinition:
 class SensorConfig:
     hosts: dict[int, HostDefinition]
     source: str
+    # What the configuration asks that the sensor does not do (yet), or did differently: logged
+    # at load and printed by `dynapot honeyd-check`, never silent.
+    notes: list[str] = field(default_factory=list)
+    topology: Topology = field(default_factory=Topology)  # honeyd's routers (`route ...`)
 
 
 def _stable_int(text: str) -> int:
@@ -105,14 +110,23 @@ def build_sensor_config(
     own = set(own_addresses)
     hosts: dict[int, HostDefinition] = {}
     macs: dict[bytes, str] = {}
+    notes = [f"line {note.line}: {note.text}" for note in config.notes]
+    for router in config.topology.routers.values():
+        if router.tunnels:
+            notes.append(f"router {router.address}: GRE tunnels are not built; packets for them are dropped")
     for address in config.bound_addresses():
         template = config.template_for(address)
         assert template is not None  # the parser guarantees bound templates exist
         line = config.bind_lines.get(address, template.line or 0)
+        if template.dynamic is not None:
+            template = _static_choice(config, template, address, notes, check.fail(line, ""))
         if address in own:
             raise check.fail(line, f"{address} belongs to the sensor interface itself; it cannot be virtual")
         personality = None
-        if template.personality is not None:
+        if template.random_personality:  # honeyd draws one; ours is stable per address
+            names = sorted(by_name)
+            personality = by_name[names[_stable_int(f"random:{address}") % len(names)]]
+        elif template.personality is not None:
             personality = by_name.get(template.personality)
             if personality is None:
                 close = difflib.get_close_matches(template.personality, list(by_name), n=3, cutoff=0.5)
@@ -144,9 +158,28 @@ def build_sensor_config(
             line=line,
         )
         for (proto, port), action in template.ports.items():
+            if action.tarpit and proto == "udp":
+                notes.append(f"{address} udp port {port}: tarpit slows TCP only; served as usual")
             (host.tcp if proto == "tcp" else host.udp)[port] = action
         hosts[host.ip] = host
-    return SensorConfig(hosts=hosts, source=source)
+    return SensorConfig(hosts=hosts, source=source, notes=notes, topology=config.topology)
+
+
+def _static_choice(
+    config: HoneydConfig, template: Template, address: str, notes: list[str], where: HoneydConfigError
+) -> Template:
+    """The one template a dynamic template answers with, until conditions are evaluated per source:
+    its `otherwise` rule, else its last rule (honeyd too falls through to the last one listed)."""
+    rules = template.dynamic or []
+    if not rules:
+        reason = f"dynamic template {template.name!r} uses no template (add {template.name} use T if ...)"
+        raise HoneydConfigError(where.source, where.line, where.text, reason)
+    chosen = next((rule for rule in rules if rule.condition is None), rules[-1])
+    notes.append(
+        f"{address}: dynamic template {template.name!r} answers as {chosen.template!r} for every source "
+        f"(its {len(rules)} conditions are not evaluated yet)"
+    )
+    return config.templates[chosen.template]
 
 
 def parse_sensor_config(
@@ -157,11 +190,13 @@ def parse_sensor_config(
     mac_vendors: MacVendors,
     own_addresses: Collection[str] = (),
     builtin_services: Collection[str] | None = None,
+    base_dir: Path | None = None,
 ) -> SensorConfig:
-    """A honeyd configuration's text as the sensor's hosts (parsed, then checked against the databases)."""
+    """A honeyd configuration's text as the sensor's hosts (parsed, then checked against the
+    databases); `include` reads files relative to `base_dir` (refused when None)."""
     kwargs = {"builtin_services": builtin_services} if builtin_services is not None else {}
     return build_sensor_config(
-        parse_config(text, source=source, **kwargs),
+        parse_config(text, source=source, base_dir=base_dir, **kwargs),
         text,
         fingerprints=fingerprints,
         mac_vendors=mac_vendors,

@@ -9,7 +9,7 @@ table in the form the stack asks it: `(proto, port) -> Verdict`.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from socket import inet_ntoa
 
 from dynapot.honeyd.config import Action
@@ -25,7 +25,7 @@ from dynapot.services.identity import HostIdentity, identity_for
 def verdict(action: Action) -> Verdict:
     """What the stack does with a packet for a port carrying `action`."""
     if action.kind in ("proxy", "service", "command", "open"):
-        return Verdict.OPEN
+        return Verdict.TARPIT if action.tarpit else Verdict.OPEN
     if action.kind in ("closed", "reset"):
         return Verdict.CLOSED
     return Verdict.BLOCK  # block, filtered: silence
@@ -47,7 +47,8 @@ class PortActions:
 
     def __init__(self, host: HostDefinition) -> None:
         table = {(IPPROTO_TCP, port): verdict(a) for port, a in host.tcp.items()}
-        table.update({(IPPROTO_UDP, port): verdict(a) for port, a in host.udp.items()})
+        # tarpit slows TCP only: a tarpitted UDP port is an open one
+        table.update({(IPPROTO_UDP, port): verdict(replace(a, tarpit=False)) for port, a in host.udp.items()})
         icmp = verdict(host.default_icmp)
         table[(IPPROTO_ICMP, 8)] = Verdict.OPEN if icmp is Verdict.OPEN else Verdict.BLOCK
         self._table = table

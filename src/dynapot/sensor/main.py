@@ -91,14 +91,18 @@ class ConfigLoader:
             text = _read_at(self.dir_fd, self.path.name)
         except (OSError, UnicodeDecodeError) as exc:
             raise HoneydConfigError(str(self.path), 0, "", f"cannot read: {exc}") from None
-        return parse_sensor_config(
+        config = parse_sensor_config(
             text,
             source=str(self.path),
             fingerprints=self.fingerprints,
             mac_vendors=self.vendors,
             own_addresses=interface_addresses(self.interface),
             builtin_services=BUILTIN_SERVICES | set(REGISTRY) | set(UDP_REGISTRY),
+            base_dir=self.path.parent,  # `include`: read as the sensor's user after a reload
         )
+        for note in config.notes:
+            log.warning("%s: %s", self.path, note)
+        return config
 
 
 class StatusFile:
@@ -415,12 +419,15 @@ class SensorService:
         """Say how many addresses are ours once the start-up ARP probes are over (lab tests wait
         for this line)."""
         sensor = self.sensor
-        total = len(sensor.hosts)
+        routed = sensor.routed_hosts
+        total = len(sensor.hosts) - routed
+        behind = f"; {routed} more behind routers" if routed else ""
         if sensor.claims.probing_done is not None:
             await sensor.claims.probing_done.wait()
-            log.info("claimed %d of %d addresses after ARP probes", len(sensor.hosts), total)
+            claimed = len(sensor.hosts) - sensor.routed_hosts
+            log.info("claimed %d of %d addresses after ARP probes%s", claimed, total, behind)
         else:
-            log.info("claimed %d of %d addresses", total, total)
+            log.info("claimed %d of %d addresses%s", total, total, behind)
 
 
 def _stop_services(loop: asyncio.AbstractEventLoop) -> None:

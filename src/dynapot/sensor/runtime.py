@@ -28,6 +28,7 @@ from collections.abc import Callable, Sequence
 from dynapot.config import BackendSettings, RedirectSettings, SensorSettings
 from dynapot.discovery.p0f import P0fMatcher
 from dynapot.events import Kind
+from dynapot.honeyd.routing import RoutedNetwork
 from dynapot.netstack.events import (
     DatagramReceived,
     EchoRequest,
@@ -47,7 +48,7 @@ from dynapot.netstack.tcp import (
     TcpConfig,
     TcpConnection,
 )
-from dynapot.netstack.types import ETH_P_ARP, ETH_P_IP, IPPROTO_ICMP, IPPROTO_TCP, TcpFlags
+from dynapot.netstack.types import ETH_P_ARP, ETH_P_IP, IPPROTO_ICMP, IPPROTO_TCP, IPv4, TcpFlags
 from dynapot.personality.nmap_probes import PROBE_WINDOWS
 from dynapot.sensor.actions import ActionHandlers, ScriptRunner
 from dynapot.sensor.claims import AddressClaims
@@ -59,6 +60,7 @@ from dynapot.sensor.hosts import PortActions, VirtualHost, same_machine
 from dynapot.sensor.observe import Observer
 from dynapot.sensor.rawsock import RawSocket
 from dynapot.sensor.redirect import Redirector
+from dynapot.sensor.routes import RoutedHosts
 from dynapot.sensor.storage import StorageGuard
 from dynapot.sensor.udp import UdpServices
 from dynapot.services.contract import DatagramService, Handler
@@ -150,8 +152,17 @@ class Sensor:
         self._timer_at: float | None = None
         self._throttle: asyncio.TimerHandle | None = None  # releases what source rates held back
         self._loop: asyncio.AbstractEventLoop | None = None
+        # honeyd's routed networks: hosts behind its routers answer through them (`routes`).
+        self.routes: RoutedHosts | None = None
+        self._routed: set[int] = set()
+        self._route(config)
         for definition in config.hosts.values():
             self._add_host(definition)
+
+    @property
+    def routed_hosts(self) -> int:
+        """How many virtual hosts answer from behind honeyd's routers (never claimed on the link)."""
+        return len(self._routed)
 
     @property
     def events(self) -> EventWriter:
@@ -165,6 +176,8 @@ class Sensor:
             "released": self.claims.released,
             # checks of claimed addresses (evidence, probes, outcomes) and the routers seen
             "address_checks": self.claims.report(),
+            "routed": len(self._routed),
+            "routing_delayed": self.routes.delayed if self.routes is not None else 0,
             "flows": len(self.flows),
             "counters": dict(self.counters),
             # the C receive thread: frames read, ARP, pings and SYNs it answered, drops (queue full)
@@ -182,13 +195,55 @@ class Sensor:
     # ------------------------------------------------------------------ hosts
 
     def _add_host(self, definition: HostDefinition) -> bool:
-        """Answer for a new host (after its ARP probe, with probe_first); True if it is pending."""
+        """Answer for a new host (after its ARP probe, with probe_first); True if it is pending.
+        A host behind routers is never claimed on the link: its packets come through them."""
         host = VirtualHost.define(definition, self.secret)
         host.handlers = self.actions.for_host(definition)
         if self.redirector is not None:
             host.redirected = self.redirector.ports_of(definition)
         self.hosts[definition.ip] = host
+        if self.routes is not None and self.routes.routed(definition.ip):
+            self._routed.add(definition.ip)
+            return False
         return self.claims.add(definition.ip, definition.mac)
+
+    def _route(self, config: SensorConfig) -> None:
+        """Build the routed networks of `config` (none without `route` statements)."""
+        if not config.topology:
+            self.routes = None
+            return
+        self.routes = RoutedHosts(
+            RoutedNetwork(config.topology),
+            self.counters,
+            deliver=self._deliver_routed,
+            send=self.raw.send,
+            mac_of=lambda ip: host.definition.mac if (host := self.hosts.get(ip)) is not None else None,
+            neighbour=self.neighbours.get,
+            ttl_of=self._initial_ttl,
+        )
+        self.routes.loop = self._loop
+
+    def _initial_ttl(self, ip: int) -> int | None:
+        host = self.hosts.get(ip)
+        if host is None or host.definition.personality is None:
+            return None
+        return (host.stack or self._stack(host)).personality.ttl
+
+    def _deliver_routed(self, ip: IPv4, now: float) -> None:
+        """A packet that crossed the routers reaches its host (if it is still bound)."""
+        host = self.hosts.get(ip.dst)
+        if host is None:
+            self.counters["routing: no host"] += 1
+            return
+        tcp = ip.payload
+        if (
+            ip.proto == IPPROTO_TCP
+            and len(tcp) > 15
+            and ((tcp[14] << 8 | tcp[15]) in PROBE_WINDOWS or tcp[13] & _SYN)
+        ):
+            self.observer.inspect_syn(ip, True, now)  # the attacker's OS, nmap's probes: as on the link
+        stack = host.stack or self._stack(host)
+        self._run(stack.receive(ip, now, True), now)
 
     def _claimed(self, ip: int) -> None:
         host = self.hosts.get(ip)
@@ -255,7 +310,7 @@ class Sensor:
                     self._from_backend(payload, checksums_ok)
                 return
             src_host = self.hosts.get(src)
-            if src_host is not None and eth.src != src_host.definition.mac:
+            if src_host is not None and eth.src != src_host.definition.mac and src not in self._routed:
                 self.claims.on_foreign_ipv4(payload, eth.src, checksums_ok, note)
                 return
             if eth.dst not in self._macs and eth.dst != BROADCAST:
@@ -265,7 +320,11 @@ class Sensor:
                 self.counters[ip.reason] += 1
                 return
             host = self.hosts.get(ip.dst)
-            if host is None:
+            if host is None or ip.dst in self._routed:
+                # behind honeyd's routers (bound or not): through them, else not ours
+                if self.routes is not None and eth.dst != BROADCAST and self.routes.routed(ip.dst):
+                    self._remember_neighbour(ip.src, eth.src)
+                    self.routes.receive(ip, time.monotonic())
                 return
             self._remember_neighbour(ip.src, eth.src)
             now = time.monotonic()
@@ -349,6 +408,9 @@ class Sensor:
             self._throttle = self._loop.call_later(THROTTLE_TICK, self._release_throttled)
 
     def _send(self, out: SendPacket) -> None:
+        if out.src in self._routed and self.routes is not None:
+            self.routes.send(out.packet, out.src, out.dst, time.monotonic())
+            return
         host = self.hosts.get(out.src)
         mac = self.neighbours.get(out.dst)
         if host is None or mac is None:
@@ -412,8 +474,9 @@ class Sensor:
         now = time.monotonic()
         counts: Counter[str] = Counter()
         wanted = config.hosts
-        for ip in [ip for ip in self.hosts if ip not in wanted]:
-            self._retire(ip, now)
+        self._route(config)
+        for ip in [ip for ip in self.hosts if ip not in wanted or self._moves(ip)]:
+            self._retire(ip, now)  # gone, or now behind routers (or no longer): a new machine
             counts["removed"] += 1
         fresh: list[tuple[int, bytes]] = []
         for ip, definition in wanted.items():
@@ -439,6 +502,11 @@ class Sensor:
             self._loop.create_task(self.claims.probe(fresh))
         return dict(counts)
 
+    def _moves(self, ip: int) -> bool:
+        """Whether `ip` changes sides: from the link to behind the routers, or back."""
+        routed = self.routes is not None and self.routes.routed(ip)
+        return routed != (ip in self._routed)
+
     def _update_ports(self, host: VirtualHost, definition: HostDefinition) -> None:
         host.definition = definition
         host.handlers = self.actions.for_host(definition)
@@ -453,7 +521,10 @@ class Sensor:
         host = self.hosts.pop(ip, None)
         if host is None:
             return
-        self.claims.unclaim(ip, host.definition.mac)
+        if ip in self._routed:
+            self._routed.discard(ip)
+        else:
+            self.claims.unclaim(ip, host.definition.mac)
         self.dataports.close_host(ip)
         if host.stack is not None:
             self._run(host.stack.close_all(now), now)
@@ -490,6 +561,8 @@ class Sensor:
         when the kernel wakes us: one CPU core spent for about half the reply latency (the wake-up
         of an idle process is most of a Python responder's time)."""
         self._loop = loop = asyncio.get_running_loop()
+        if self.routes is not None:
+            self.routes.loop = loop
         self.observer.start(loop)
         self.raw.start()
         poller: asyncio.Handle | None = None
