@@ -6,7 +6,8 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-APT_PACKAGES := nmap p0f iproute2 iputils-ping ethtool procps postgresql openssh-server vsftpd busybox tcpdump \
+APT_PACKAGES := nmap p0f iproute2 iputils-ping ethtool procps postgresql openssh-server vsftpd busybox-static tcpdump \
+                postfix apache2 nginx mariadb-server \
                 curl ftp telnet sshpass mariadb-client snmp apache2-utils smbclient \
                 python3-venv python3-dev gcc make
 NETWORK ?=
