@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import shutil
 import stat
+import struct
 import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -187,7 +188,14 @@ def test_host_key_per_address_and_persistent(tmp_path: Path) -> None:
     a1, a2, b = run(main())
     assert a1 == a2 and a1 != b
     files = sorted(p.name for p in tmp_path.iterdir())
-    assert files == ["ssh_host_ed25519_key-198.18.0.5", "ssh_host_ed25519_key-198.18.0.6"]
+    # OpenSSH's set, as ssh-keygen -A makes it: RSA (3072 bits), ECDSA P-256, Ed25519; per address.
+    assert files == [
+        f"ssh_host_{kind}_key-{ip}"
+        for kind in ("ecdsa", "ed25519", "rsa")
+        for ip in ("198.18.0.5", "198.18.0.6")
+    ]
+    rsa = asyncssh.read_private_key(tmp_path / "ssh_host_rsa_key-198.18.0.5")
+    assert rsa.pyca_key.key_size == 3072
     for p in tmp_path.iterdir():
         assert stat.S_IMODE(p.stat().st_mode) == 0o600
 
@@ -337,3 +345,105 @@ def test_a_source_over_its_handshake_rate_gets_no_banner(tmp_path: Path) -> None
     banners, reports = run(main())
     assert [b.startswith(b"SSH-2.0-") for b in banners] == [True, True, False, False]
     assert [r[:2] for r in reports if r[0] == "refused"] == [("refused", "handshake rate")] * 2
+
+
+# -- answering as the OpenSSH it claims (issue 15) -------------------------------------------------------
+
+DEBIAN = "SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3"
+
+
+async def _exchange(port: int, data: bytes) -> bytes:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(data)
+    received = b""
+    with contextlib.suppress(TimeoutError):
+        while chunk := await asyncio.wait_for(reader.read(65536), 2):
+            received += chunk
+            if b"\x14" in received[len(DEBIAN) + 2 :]:  # a KEXINIT came: enough
+                break
+    writer.close()
+    return received
+
+
+def test_the_kexinit_is_the_imitated_openssh_s(tmp_path: Path) -> None:
+    from dynapot.lab.probe_norm import ssh_kexinit_fields
+    from dynapot.services.ssh_profiles import profile_for
+
+    async def main():
+        async with serve(SSHConfig(key_dir=tmp_path, server_version=DEBIAN)) as (port, _):
+            return await _exchange(port, b"SSH-2.0-OpenSSH_9.2p1\r\n")
+
+    data = run(main())
+    banner, _, packet = data.partition(b"\r\n")
+    assert banner == DEBIAN.encode()
+    length, padding = struct.unpack(">IB", packet[:5])
+    fields = ssh_kexinit_fields(packet[5 : 4 + length - padding])
+    profile = profile_for(DEBIAN.removeprefix("SSH-2.0-"))
+    assert fields is not None and profile is not None
+    assert fields["kex"].split(",") == [*profile.kex, "kex-strict-s-v00@openssh.com"]  # no ext-info-s
+    assert fields["hostkey"] == "rsa-sha2-512,rsa-sha2-256,ecdsa-sha2-nistp256,ssh-ed25519"
+    assert fields["enc_s2c"].split(",") == list(profile.ciphers)
+    assert fields["mac_s2c"].split(",") == list(profile.macs)
+    assert fields["comp_s2c"] == "none,zlib@openssh.com"
+
+
+@pytest.mark.skipif(not shutil.which("ssh"), reason="OpenSSH client not installed")
+def test_every_profile_names_only_algorithms_openssh_has() -> None:
+    from dynapot.services.ssh_profiles import PROFILES
+
+    def query(what: str) -> set[str]:
+        return set(
+            subprocess.run(["ssh", "-Q", what], capture_output=True, text=True, check=True).stdout.split()
+        )
+
+    kex, ciphers, macs, keys = query("kex"), query("cipher"), query("mac"), query("HostKeyAlgorithms")
+    for profile in PROFILES:
+        assert set(profile.kex) <= kex, profile.name
+        assert set(profile.ciphers) <= ciphers and set(profile.macs) <= macs, profile.name
+        assert set(profile.host_key_algs) <= keys and set(profile.key_types) <= keys, profile.name
+
+
+@pytest.mark.parametrize(
+    ("sent", "answer"),
+    [
+        (b"SSH-1.5-Client\r\n", b"Protocol major versions differ.\r\n"),
+        (b"SSH-2.0\r\n", b"Invalid SSH identification string.\r\n"),
+        (b"GET / HTTP/1.0\r\n\r\n", b"Invalid SSH identification string.\r\n"),
+    ],
+)
+def test_malformed_identifications_get_openssh_s_plain_text(
+    tmp_path: Path, sent: bytes, answer: bytes
+) -> None:
+    async def main():
+        async with serve(SSHConfig(key_dir=tmp_path, server_version=DEBIAN)) as (port, reports):
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(sent)
+            received = await asyncio.wait_for(reader.read(), 5)  # up to the close
+            writer.close()
+        return received, reports
+
+    received, reports = run(main())
+    assert received == DEBIAN.encode() + b"\r\n" + answer
+    assert [r[:2] for r in reports] == [("bad-request", "identification")]
+
+
+@pytest.mark.skipif(not shutil.which("ssh"), reason="OpenSSH client not installed")
+def test_openssh_client_negotiates_as_with_sshd(tmp_path: Path) -> None:
+    async def ssh(port: int, *options: str) -> str:
+        proc = await asyncio.create_subprocess_exec(
+            "ssh", "-v", "-F", "/dev/null", "-p", str(port), "-o", "BatchMode=yes",
+            "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "ConnectTimeout=5",
+            *options, "root@127.0.0.1", "true",
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        _, err = await asyncio.wait_for(proc.communicate(), 10)
+        return err.decode(errors="replace")
+
+    async def main():
+        async with serve(SSHConfig(key_dir=tmp_path, server_version=DEBIAN)) as (port, _):
+            return await ssh(port), await ssh(port, "-o", "HostKeyAlgorithms=rsa-sha2-512")
+
+    plain, rsa = run(main())
+    assert "kex: algorithm: sntrup761x25519-sha512" in plain  # OpenSSH 9's first choice
+    assert "Authentications that can continue: publickey,password\r\n" in plain  # no keyboard-interactive
+    assert "Server host key: ssh-rsa SHA256:" in rsa  # the RSA key sshd has too

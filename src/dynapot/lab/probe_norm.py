@@ -5,8 +5,8 @@ printable text out. What is removed or replaced, and nothing else:
 
 - the target's own address and host name (two machines legitimately differ there): `<ip>`, `<host>`;
 - SSH: the KEXINIT cookie and the packet padding (random by the protocol), host key fingerprints;
-- HTTP: the values of Date, Last-Modified and ETag, and the body of a 2xx answer (site content,
-  not server software); error pages are compared in full;
+- HTTP: the values of Date, Last-Modified, ETag and Content-Length, and the body of a 2xx answer
+  (site content, not server software); error pages are compared in full;
 - SMTP: Postfix queue ids; FTP: the passive port; MySQL: thread id and scramble;
 - timings are put into coarse buckets (`delay_bucket`).
 """
@@ -205,8 +205,10 @@ def http_answer(data: bytes, ip: str, names: tuple[str, ...] = ()) -> str:
             if key == "transfer-encoding" and b"chunked" in value.lower():
                 chunked = True
             shown = "<v>" if key in _RANDOM_HEADERS else escape(value)
-            if key == "content-length" and code.startswith(b"2"):
-                shown = "<n>"
+            if key == "content-length":
+                shown = (
+                    "<n>"  # follows the body: a 2xx body is site content, an error page holds the host name
+                )
             headers.append(f"{escape(name)}: {shown}")
         if length is None and not chunked:
             body, rest = rest, b""
