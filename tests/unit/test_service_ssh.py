@@ -259,20 +259,35 @@ def test_openssh_client_sees_banner_and_key(tmp_path: Path) -> None:
     assert public in (tmp_path / "known_hosts").read_text()
 
 
+async def _until_end(reader: asyncio.StreamReader) -> tuple[bytes, str]:
+    """Everything up to the end, and how it ended: "closed" (FIN) or "reset" (RST)."""
+    received = b""
+    try:
+        while chunk := await reader.read(65536):
+            received += chunk
+    except ConnectionResetError:
+        return received, "reset"
+    return received, "closed"
+
+
 def test_lifetime_and_garbage_end_the_connection(tmp_path: Path) -> None:
     async def main():
         async with serve(SSHConfig(key_dir=tmp_path, lifetime=0.5)) as (port, reports):
             idle_r, idle_w = await asyncio.open_connection("127.0.0.1", port)
             junk_r, junk_w = await asyncio.open_connection("127.0.0.1", port)
             junk_w.write(b"GET / HTTP/1.0\r\n\r\n" + b"x" * 100_000)
-            junk = await asyncio.wait_for(junk_r.read(), 5)
+            junk = await asyncio.wait_for(_until_end(junk_r), 5)
             idle = await asyncio.wait_for(idle_r.read(), 5)
             idle_w.close()
             junk_w.close()
         return reports, idle, junk
 
     reports, idle, junk = run(main())
-    assert idle.startswith(b"SSH-2.0-OpenSSH_8.9p1") and junk.startswith(b"SSH-2.0-OpenSSH_8.9p1")
+    assert idle.startswith(b"SSH-2.0-OpenSSH_8.9p1")
+    assert junk == (
+        b"SSH-2.0-OpenSSH_8.9p1 Ubuntu-3ubuntu0.6\r\nInvalid SSH identification string.\r\n",
+        "reset",
+    )
     assert ("timeout", None, {"lifetime": 0.5}) in reports
 
 
@@ -404,26 +419,27 @@ def test_every_profile_names_only_algorithms_openssh_has() -> None:
 
 
 @pytest.mark.parametrize(
-    ("sent", "answer"),
+    ("sent", "answer", "end"),
     [
-        (b"SSH-1.5-Client\r\n", b"Protocol major versions differ.\r\n"),
-        (b"SSH-2.0\r\n", b"Invalid SSH identification string.\r\n"),
-        (b"GET / HTTP/1.0\r\n\r\n", b"Invalid SSH identification string.\r\n"),
+        (b"SSH-1.5-Client\r\n", b"Protocol major versions differ.\r\n", "closed"),
+        (b"SSH-2.0\r\n", b"Invalid SSH identification string.\r\n", "closed"),
+        # sshd closes with the rest unread: its kernel resets the connection
+        (b"GET / HTTP/1.0\r\n\r\n", b"Invalid SSH identification string.\r\n", "reset"),
     ],
 )
 def test_malformed_identifications_get_openssh_s_plain_text(
-    tmp_path: Path, sent: bytes, answer: bytes
+    tmp_path: Path, sent: bytes, answer: bytes, end
 ) -> None:
     async def main():
         async with serve(SSHConfig(key_dir=tmp_path, server_version=DEBIAN)) as (port, reports):
             reader, writer = await asyncio.open_connection("127.0.0.1", port)
             writer.write(sent)
-            received = await asyncio.wait_for(reader.read(), 5)  # up to the close
+            received = await asyncio.wait_for(_until_end(reader), 5)
             writer.close()
         return received, reports
 
     received, reports = run(main())
-    assert received == DEBIAN.encode() + b"\r\n" + answer
+    assert received == (DEBIAN.encode() + b"\r\n" + answer, end)
     assert [r[:2] for r in reports] == [("bad-request", "identification")]
 
 
@@ -447,3 +463,29 @@ def test_openssh_client_negotiates_as_with_sshd(tmp_path: Path) -> None:
     assert "kex: algorithm: sntrup761x25519-sha512" in plain  # OpenSSH 9's first choice
     assert "Authentications that can continue: publickey,password\r\n" in plain  # no keyboard-interactive
     assert "Server host key: ssh-rsa SHA256:" in rsa  # the RSA key sshd has too
+
+
+@pytest.mark.parametrize(
+    ("packet", "answer"),
+    [
+        (b"\xff\xff\xff\xff" + b"\0" * 60, b""),  # a bad length: closed without a word
+        (struct.pack(">IB", 20, 2) + b"\x05" + b"\0" * 18, b"Corrupted padlen 2 on input."),
+        (struct.pack(">IB", 12, 6) + b"\x05" + b"\0" * 10, b""),  # not a KEXINIT first
+    ],
+)
+def test_broken_packets_before_the_key_exchange_get_sshd_s_reaction(tmp_path: Path, packet, answer) -> None:
+    from dynapot.lab.probe_norm import ssh_answer
+
+    async def main():
+        async with serve(SSHConfig(key_dir=tmp_path, server_version=DEBIAN)) as (port, reports):
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(b"SSH-2.0-OpenSSH_9.2p1\r\n" + packet)
+            received = await asyncio.wait_for(_until_end(reader), 5)
+            writer.close()
+        return received, reports
+
+    (received, end), reports = run(main())
+    packets = ssh_answer(received, "127.0.0.1").split(" | ")
+    assert packets[1].startswith("KEXINIT ") and end == "closed"
+    assert packets[2:] == ([f"DISCONNECT 2 {answer.decode()}"] if answer else [])
+    assert ("bad-request", "key exchange") in [r[:2] for r in reports]

@@ -31,7 +31,7 @@ __all__ = [
     "ssh_kexinit_fields",
 ]
 
-LIMIT = 1500  # characters of normalised text kept per answer
+LIMIT = 4000  # characters of normalised text kept per answer (a KEXINIT takes ~1,100)
 
 KEXINIT_FIELDS = (
     "kex",

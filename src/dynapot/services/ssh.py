@@ -35,6 +35,7 @@ import logging
 import random
 import re
 import socket
+import struct
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -51,6 +52,7 @@ from dynapot.services.contract import ConnectionInfo, Handler, Report, Service, 
 from dynapot.services.profiles import Profile, choose
 from dynapot.services.shell import shell_for
 from dynapot.services.ssh_ident import IdentReader, IdentResult
+from dynapot.services.ssh_prekex import PreKexGuard, Verdict
 from dynapot.services.ssh_profiles import SSHProfile, profile_for
 
 log = logging.getLogger(__name__)
@@ -334,15 +336,32 @@ async def _session(
 # -- the service ----------------------------------------------------------------------------------------
 
 
-async def _pump(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
-    try:
-        while chunk := await src.read(_BUFSIZE):
-            dst.write(chunk)
-            await dst.drain()
-        if dst.can_write_eof():
-            dst.write_eof()
-    except (OSError, ConnectionError, RuntimeError):
-        pass
+async def _sent(writer: asyncio.StreamWriter) -> None:
+    """Until what was written has left (the sensor's TCP: until it is acknowledged)."""
+    await writer.drain()
+    while writer.transport.get_write_buffer_size():
+        await asyncio.sleep(0.01)
+
+
+def _reset(writer: asyncio.StreamWriter) -> None:
+    """Close with a RST, as a kernel does when a server closes with the client's bytes unread."""
+    sock = writer.get_extra_info("socket")
+    if sock is not None:  # a kernel socket: linger 0 makes close() send the RST
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    writer.transport.abort()
+
+
+def _offer(options: dict[str, Any], keys: list[asyncssh.SSHKey]) -> dict[str, list[str]]:
+    """What our KEXINIT lists, for judging the client's (`PreKexGuard`)."""
+    host_algs = [alg.decode("ascii") for key in keys for alg in key.sig_algorithms]
+    return {
+        "kex": options["kex_algs"],
+        "hostkey": host_algs,
+        "cipher": options["encryption_algs"],
+        "mac": options["mac_algs"],
+        "compression": options["compression_algs"],
+    }
 
 
 async def _skip_line(src: asyncio.StreamReader) -> None:
@@ -470,11 +489,17 @@ def make_handler(config: SSHConfig | None = None) -> Handler:
             if config.lifetime <= config.login_timeout:
                 sink(Kind.TIMEOUT, None, {"lifetime": config.lifetime})
         if ident is None or ident.status != "ok":
-            if ident is not None:
-                sink(Kind.BAD_REQUEST, "identification", {"answer": ident.status})
-                if ident.reply:
-                    writer.write(ident.reply)
-            writer.close()
+            if ident is None:
+                writer.close()
+                return
+            sink(Kind.BAD_REQUEST, "identification", {"answer": ident.status})
+            writer.write(ident.reply)
+            if ident.reset:
+                with contextlib.suppress(TimeoutError, OSError, ConnectionError):
+                    await asyncio.wait_for(_sent(writer), 1.0)
+                _reset(writer)
+            else:
+                writer.close()
             return
         kinds = profile.key_types if profile is not None else ("ssh-ed25519",)
         if host_keys.cached(info.dst, kinds):
@@ -508,16 +533,56 @@ def make_handler(config: SSHConfig | None = None) -> Handler:
                 log.exception("ssh: serving %s -> %s failed", info.src, info.dst)  # a bug: say so
 
         bridge_r, bridge_w = await asyncio.open_connection(sock=ours)
-        bridge_w.write(ident.line + ident.rest)  # asyncssh reads the identification we judged
+        bridge_w.write(ident.line)  # asyncssh reads the identification we judged
+        guard = PreKexGuard(_offer(options, keys)) if profile is not None else None
+        server_spoke = asyncio.Event()  # asyncssh's first packet has gone to the client
+        ended = asyncio.Event()  # the guard closed the connection: asyncssh's words are dropped
 
         async def to_client() -> None:
-            await _skip_line(bridge_r)
-            await _pump(bridge_r, writer)
+            await _skip_line(bridge_r)  # the client has had our identification already
+            try:
+                while chunk := await bridge_r.read(_BUFSIZE):
+                    if ended.is_set():
+                        return
+                    writer.write(chunk)
+                    await writer.drain()
+                    server_spoke.set()
+                if not ended.is_set() and writer.can_write_eof():
+                    writer.write_eof()
+            except (OSError, ConnectionError, RuntimeError):
+                pass
 
-        tasks = [
-            asyncio.create_task(serve()),
-            asyncio.create_task(_pump(reader, bridge_w)),
-        ]
+        async def from_client() -> None:
+            data = ident.rest
+            try:
+                while True:
+                    verdict = guard.feed(data) if guard is not None else Verdict("pass", forward=data)
+                    if verdict.status == "close":
+                        # After sshd's KEXINIT, as sshd would: its DISCONNECT or nothing, then the end.
+                        with contextlib.suppress(TimeoutError):
+                            await asyncio.wait_for(server_spoke.wait(), 2.0)
+                        ended.set()
+                        sink(
+                            Kind.BAD_REQUEST,
+                            "key exchange",
+                            {"answer": "disconnect" if verdict.reply else "close"},
+                        )
+                        writer.write(verdict.reply)
+                        writer.close()
+                        bridge_w.close()
+                        return
+                    if verdict.forward:
+                        bridge_w.write(verdict.forward)
+                        await bridge_w.drain()
+                    data = await reader.read(_BUFSIZE)
+                    if not data:
+                        break
+                if bridge_w.can_write_eof():
+                    bridge_w.write_eof()
+            except (OSError, ConnectionError, RuntimeError):
+                pass
+
+        tasks = [asyncio.create_task(serve()), asyncio.create_task(from_client())]
         try:
             # Everything ends with asyncssh closing its end of the pair.
             await asyncio.wait_for(to_client(), config.lifetime)

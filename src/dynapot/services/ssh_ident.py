@@ -41,7 +41,12 @@ class IdentResult:
     status: Status
     reply: bytes = b""
     line: bytes = b""  # the identification line as received, with its line ending
-    rest: bytes = b""  # bytes that came after it
+    rest: bytes = b""  # bytes that came after it (or after the byte that made it invalid)
+
+    @property
+    def reset(self) -> bool:
+        """sshd closes with the client's further bytes unread: its kernel answers with a RST."""
+        return self.status != "ok" and bool(self.rest)
 
 
 class IdentReader:
@@ -65,28 +70,28 @@ class IdentReader:
                 self._done = self._judge(bytes(data[index + 1 :]))
                 return self._done
             if byte == 0 or self._expect_nl:
-                return self._finish("invalid", INVALID)
+                return self._finish(IdentResult("invalid", INVALID, rest=bytes(data[index + 1 :])))
             self._line.append(byte)
             if len(self._line) > MAX_LINE:
-                return self._finish("invalid", INVALID)
+                return self._finish(IdentResult("invalid", INVALID, rest=bytes(data[index + 1 :])))
         return IdentResult("more")
 
-    def _finish(self, status: Status, reply: bytes) -> IdentResult:
-        self._done = IdentResult(status, reply)
-        return self._done
+    def _finish(self, result: IdentResult) -> IdentResult:
+        self._done = result
+        return result
 
     def _judge(self, rest: bytes) -> IdentResult:
         line = bytes(self._line)
         # A line that is not an identification: sshd accepts none from a client.
         if not (len(line) > 4 and line.startswith(b"SSH-")):
-            return IdentResult("invalid", INVALID)
+            return IdentResult("invalid", INVALID, rest=rest)
         match = _VERSION.fullmatch(line)
         if match is None:
-            return IdentResult("invalid", INVALID)
+            return IdentResult("invalid", INVALID, rest=rest)
         major, minor = int(match.group(1)), int(match.group(2))
         software = match.group(3).decode("latin-1")
         if any(fnmatch.fnmatchcase(software, pattern) for pattern in SILENT_PATTERNS):
-            return IdentResult("silent")
+            return IdentResult("silent", rest=rest)
         if not (major == 2 or (major == 1 and minor == 99)):
-            return IdentResult("mismatch", MISMATCH)
+            return IdentResult("mismatch", MISMATCH, rest=rest)
         return IdentResult("ok", line=bytes(self._raw), rest=rest)
