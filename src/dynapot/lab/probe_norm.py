@@ -5,8 +5,9 @@ printable text out. What is removed or replaced, and nothing else:
 
 - the target's own address and host name (two machines legitimately differ there): `<ip>`, `<host>`;
 - SSH: the KEXINIT cookie and the packet padding (random by the protocol), host key fingerprints;
-- HTTP: the values of Date, Last-Modified, ETag and Content-Length, and the body of a 2xx answer
-  (site content, not server software); error pages are compared in full;
+- HTTP: the values of Date, Last-Modified, ETag and Content-Length, the total of Content-Range,
+  the order of Allow (Apache's differs per process), the body of a 2xx answer and of an HTTP/0.9
+  page (site content, not server software); error pages are compared in full;
 - SMTP: Postfix queue ids; FTP: the passive port; MySQL: thread id and scramble;
 - timings are put into coarse buckets (`delay_bucket`).
 """
@@ -186,7 +187,16 @@ def http_answer(data: bytes, ip: str, names: tuple[str, ...] = ()) -> str:
     parts, rest = [], data
     while rest:
         if not rest.startswith(b"HTTP/"):
-            parts.append("raw:" + escape(rest[:600]))
+            # No status line: an HTTP/0.9 answer (a page: site content, unless an error page) or junk.
+            text = escape(rest[:600])
+            parts.append(
+                "raw:"
+                + (
+                    text
+                    if re.search(r"<title>\d{3} ", text) or not text.lstrip("\\n").startswith("<")
+                    else "<page>"
+                )
+            )
             break
         head, sep, rest = rest.partition(b"\r\n\r\n")
         if not sep:
@@ -205,6 +215,10 @@ def http_answer(data: bytes, ip: str, names: tuple[str, ...] = ()) -> str:
             if key == "transfer-encoding" and b"chunked" in value.lower():
                 chunked = True
             shown = "<v>" if key in _RANDOM_HEADERS else escape(value)
+            if key == "allow":  # Apache lists its methods in hash order, different per process
+                shown = ",".join(sorted(shown.split(",")))
+            if key == "content-range":  # the total is the page's size: site content
+                shown = re.sub(r"/\d+$", "/<n>", shown)
             if key == "content-length":
                 shown = (
                     "<n>"  # follows the body: a 2xx body is site content, an error page holds the host name

@@ -72,8 +72,11 @@ def imitation_config(template: str, ip: str, services: dict[int, dict[str, str]]
         if not name:
             continue
         text = name
+        version = svc["version"]
+        if name == "http" and version and svc["extrainfo"].startswith("("):
+            version += f" {svc['extrainfo']}"  # Apache's OS comment, "(Debian)": its Server header says it
         if svc["product"]:
-            text += f" {svc['product']}" + (f"|{svc['version']}" if svc["version"] else "")
+            text += f" {svc['product']}" + (f"|{version}" if version else "")
         lines.append(f'add {template} tcp port {port} "{text}"')
     lines.append(f"bind {ip} {template}")
     return "\n".join(lines) + "\n"
