@@ -15,7 +15,7 @@ NETWORK ?=
 SENSOR_USER := dynapot
 DATA_DIR := /var/lib/dynapot
 
-.PHONY: setup system-deps system-user run demo test lint bench abuse clean
+.PHONY: setup system-deps system-user run demo test lint bench abuse realism clean
 
 setup: system-deps system-user $(VENV)/.installed
 
@@ -86,6 +86,10 @@ abuse: setup
 	$(BIN)/python bench/abuse_recording.py
 	$(BIN)/python bench/abuse_disk.py
 	$(BIN)/python bench/abuse_fastpath.py
+
+# The realism probe suite: real daemons against dynapot's imitation of them, one line per probe.
+realism: setup
+	$(BIN)/python bench/realism_probes.py
 
 clean:
 	rm -rf $(VENV) demo-output .pytest_cache

@@ -10,6 +10,7 @@ form. Bounded: request size, requests per connection, idle time.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import html
 import re
 import time
@@ -214,6 +215,15 @@ def _page_of(site: Site, info: ConnectionInfo) -> Page:
     return Page(_page(site, info), float(int(info.identity.boot_time - age)))
 
 
+async def _linger(reader: asyncio.StreamReader, quiet: float, limit: float = 30.0) -> None:
+    """nginx's lingering close: read and drop what still comes until `quiet` seconds pass without
+    a byte (at most `limit`), so that a body it did not read does not turn its close into a RST."""
+    with contextlib.suppress(TimeoutError, OSError, ConnectionError):
+        async with asyncio.timeout(limit):
+            while await asyncio.wait_for(reader.read(65536), quiet):
+                pass
+
+
 async def _imitate(
     product: ServerProfile,
     reader: asyncio.StreamReader,
@@ -224,6 +234,7 @@ async def _imitate(
 ) -> None:
     """Serve as `product` does (dynapot.services.http_servers): its parser's limits, its answers."""
     limits = Limits(fields=100 if product.name == "apache" else None)
+    unread = False
     page = _page_of(site, info)
     buffer = b""
     for _ in range(MAX_REQUESTS):
@@ -255,6 +266,7 @@ async def _imitate(
                 writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
             # nginx answers a static site's POST without waiting for the body it will not use.
             expecting = "100-continue" in (parsed.header("expect") or "")
+            unread = not product.continue_first and expecting and len(body) < wanted
             while len(body) < wanted and (product.continue_first or not expecting):
                 data = await _read(reader)
                 if not data:
@@ -286,6 +298,8 @@ async def _imitate(
         except (OSError, ConnectionError):
             return
         if answer.close:
+            if unread and product.linger:
+                await _linger(reader, product.linger)
             return
 
 

@@ -60,6 +60,7 @@ class ServerProfile:
     no_length_on: frozenset[int] = frozenset()  # statuses sent without Content-Length (body until close)
     close_on: frozenset[int] = frozenset({400, 414, 501, 505})  # statuses that end the connection
     continue_first: bool = False  # "100 Continue" before waiting for a body
+    linger: float = 0.0  # seconds of quiet a lingering close waits for, after a body left unread
 
 
 APACHE = ServerProfile(
@@ -112,6 +113,7 @@ NGINX = ServerProfile(
     },
     extra={"field-too-long": "Request Header Or Cookie Too Large"},
     early_garbage=True,
+    linger=5.0,  # lingering_timeout
 )  # fmt: skip
 
 PROFILES = {"apache": APACHE, "nginx": NGINX}
