@@ -281,7 +281,7 @@ async def _imitate(
                     Kind.LOGIN, f"{user}:{password}", {"user": user, "password": password, "accepted": False}
                 )
         else:
-            report(Kind.BAD_REQUEST, parsed.why, {"method": parsed.method[:20]})
+            report(Kind.BAD_REQUEST, parsed.why, None)
             buffer = b""
         answer = respond(
             product,

@@ -492,7 +492,7 @@ def make_handler(config: SSHConfig | None = None) -> Handler:
             if ident is None:
                 writer.close()
                 return
-            sink(Kind.BAD_REQUEST, "identification", {"answer": ident.status})
+            sink(Kind.BAD_REQUEST, f"identification: {ident.status}", None)
             writer.write(ident.reply)
             if ident.reset:
                 with contextlib.suppress(TimeoutError, OSError, ConnectionError):
@@ -562,11 +562,8 @@ def make_handler(config: SSHConfig | None = None) -> Handler:
                         with contextlib.suppress(TimeoutError):
                             await asyncio.wait_for(server_spoke.wait(), 2.0)
                         ended.set()
-                        sink(
-                            Kind.BAD_REQUEST,
-                            "key exchange",
-                            {"answer": "disconnect" if verdict.reply else "close"},
-                        )
+                        why = "disconnect" if verdict.reply else "close"
+                        sink(Kind.BAD_REQUEST, f"key exchange: {why}", None)
                         writer.write(verdict.reply)
                         writer.close()
                         bridge_w.close()
