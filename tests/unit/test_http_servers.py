@@ -83,3 +83,36 @@ def test_error_pages_are_the_servers_own() -> None:
 
 def test_http_0_9_gets_the_body_alone() -> None:
     assert answer(APACHE, b"GET /\r\n") == PAGE.body
+
+
+def test_huge_numbers_are_not_converted() -> None:
+    ranged = answer(APACHE, b"GET / HTTP/1.0\r\nRange: bytes=" + b"9" * 5000 + b"-\r\n\r\n")
+    assert ranged.startswith(b"HTTP/1.1 200 OK\r\n")  # not a range Apache could take: the whole page
+
+
+def test_a_huge_content_length_is_refused_not_a_crash() -> None:
+    import asyncio
+
+    from dynapot.services.contract import ConnectionInfo
+    from dynapot.services.http import serve_http
+
+    async def main() -> bytes:
+        info = ConnectionInfo(
+            "tcp", "127.0.0.1", 1, "198.18.0.70", 80, "Linux 5.4", "t", "Apache httpd", "2.4.71"
+        )
+        server = await asyncio.start_server(
+            lambda r, w: serve_http(r, w, info, lambda *a: None), "127.0.0.1", 0
+        )
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.sockets[0].getsockname()[1])
+        writer.write(b"POST / HTTP/1.0\r\nContent-Length: " + b"9" * 5000 + b"\r\n\r\n")
+        data = await asyncio.wait_for(reader.read(), 5)
+        writer.close()
+        server.close()
+        return data
+
+    assert asyncio.run(main()).startswith(b"HTTP/1.1 200 OK\r\n")
+
+
+def test_latin1_digits_are_not_numbers() -> None:
+    page = answer(APACHE, b"GET /x HTTP/1.1\r\nHost: a.example:\xb2\xb3\r\n\r\n")
+    assert b"Server at a.example Port 80</address>" in page

@@ -61,3 +61,7 @@ def test_byte_by_byte_and_bounded() -> None:
 def test_known_scanners_get_silence() -> None:
     assert judge(b"SSH-2.0-Probe-Scanner\r\n").status == "silent"
     assert judge(b"SSH-2.0-SSH_Version_Mapper\r\n").status == "silent"
+
+
+def test_a_5000_digit_version_is_invalid_not_a_crash() -> None:
+    assert judge(b"SSH-" + b"2" * 5000 + b".0-x\r\n").reply == INVALID

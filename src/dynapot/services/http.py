@@ -256,7 +256,8 @@ async def _imitate(
             agent = (parsed.header("user-agent") or "")[:200]
             report(Kind.REQUEST, f"{parsed.method[:20]} {target}", {"user_agent": agent})
             length = parsed.header("content-length") or "0"
-            wanted = min(int(length), MAX_REQUEST) if length.isdigit() else 0
+            # ASCII digits only ("²".isdigit() is true), and few: int() of thousands of digits raises.
+            wanted = min(int(length), MAX_REQUEST) if re.fullmatch(r"[0-9]{1,15}", length) else 0
             body = buffer[parsed.consumed : parsed.consumed + wanted]
             if (
                 len(body) < wanted

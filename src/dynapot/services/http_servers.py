@@ -143,7 +143,7 @@ class Answer:
 
 _STATIC = ("GET", "HEAD")
 _KNOWN = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "TRACE", "CONNECT", "PATCH"})
-_RANGE = re.compile(r"bytes=(\d*)-(\d*)")
+_RANGE = re.compile(r"bytes=(\d{0,15})-(\d{0,15})")  # bounded: no int() of a 5,000-digit number
 
 
 def _etag(profile: ServerProfile, page: Page) -> str:
@@ -198,7 +198,7 @@ def _host_port(request: Request | None, hostname: str, port: int) -> tuple[str, 
         authority = request.target
     name, _, text = authority.partition(":")
     if name and re.fullmatch(r"[A-Za-z0-9.-]{1,253}", name):
-        return name, int(text) if text.isdigit() and 0 < int(text) < 65536 else port
+        return name, int(text) if re.fullmatch(r"[0-9]{1,5}", text) and 0 < int(text) < 65536 else port
     return hostname, port
 
 

@@ -29,7 +29,7 @@ MISMATCH = b"Protocol major versions differ.\r\n"
 #: Client software OpenSSH's compat table marks as a probe or scanner: closed without a word.
 SILENT_PATTERNS = ("Probe-*", "*SSH_Version_Mapper*")
 
-_VERSION = re.compile(rb"SSH-\s*([+-]?\d+)\.\s*([+-]?\d+)-([^\n]+)", re.DOTALL)
+_VERSION = re.compile(rb"SSH-\s*([+-]?\d{1,9})\.\s*([+-]?\d{1,9})-([^\n]+)", re.DOTALL)  # bounded for int()
 
 Status = Literal["more", "ok", "invalid", "mismatch", "silent"]
 
