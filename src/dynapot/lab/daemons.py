@@ -224,6 +224,8 @@ def _mysql(name: str, ip: ipaddress.IPv4Address, workdir: Path) -> ServiceComman
             timeout=_TIMEOUT,
         )
     argv = ["/usr/sbin/mariadbd", "--no-defaults", "--user=mysql", f"--datadir={data}"]
+    # Debian's /etc/mysql/mariadb.conf.d/50-server.cnf: the greeting's collation is utf8mb4's.
+    argv += ["--character-set-server=utf8mb4", "--collation-server=utf8mb4_general_ci"]
     argv += [f"--bind-address={ip}", "--port=3306", f"--socket={data}/mysqld.sock"]
     # A user who may connect from anywhere, as on a server that is reachable at all (without
     # one, MariaDB answers any remote client "Host ... is not allowed to connect").

@@ -35,7 +35,6 @@ import logging
 import random
 import re
 import socket
-import struct
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -50,6 +49,7 @@ from dynapot.services import ssh_pq
 from dynapot.services.banner import banner_for
 from dynapot.services.contract import ConnectionInfo, Handler, Report, Service, clip, guarded
 from dynapot.services.profiles import Profile, choose
+from dynapot.services.reset import reset
 from dynapot.services.shell import shell_for
 from dynapot.services.ssh_ident import IdentReader, IdentResult
 from dynapot.services.ssh_prekex import PreKexGuard, Verdict
@@ -343,15 +343,6 @@ async def _sent(writer: asyncio.StreamWriter) -> None:
         await asyncio.sleep(0.01)
 
 
-def _reset(writer: asyncio.StreamWriter) -> None:
-    """Close with a RST, as a kernel does when a server closes with the client's bytes unread."""
-    sock = writer.get_extra_info("socket")
-    if sock is not None:  # a kernel socket: linger 0 makes close() send the RST
-        with contextlib.suppress(OSError):
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    writer.transport.abort()
-
-
 def _offer(options: dict[str, Any], keys: list[asyncssh.SSHKey]) -> dict[str, list[str]]:
     """What our KEXINIT lists, for judging the client's (`PreKexGuard`)."""
     host_algs = [alg.decode("ascii") for key in keys for alg in key.sig_algorithms]
@@ -497,7 +488,7 @@ def make_handler(config: SSHConfig | None = None) -> Handler:
             if ident.reset:
                 with contextlib.suppress(TimeoutError, OSError, ConnectionError):
                     await asyncio.wait_for(_sent(writer), 1.0)
-                _reset(writer)
+                reset(writer)
             else:
                 writer.close()
             return
