@@ -38,6 +38,7 @@ SAME = {
     ("ftp", "syst"),
     ("ftp", "unknown-command"),
     ("mysql", "nmap-sV"),
+    ("mysql", "wrong-password"),
     ("smtp", "nmap-sV"),
     ("apache", "nmap-sV"),
     ("apache", "not-found"),
