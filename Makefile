@@ -6,15 +6,16 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-APT_PACKAGES := nmap p0f iproute2 iputils-ping ethtool procps postgresql openssh-server vsftpd busybox tcpdump \
+APT_PACKAGES := nmap p0f iproute2 iputils-ping ethtool procps postgresql openssh-server vsftpd busybox-static tcpdump \
+                postfix apache2 nginx mariadb-server \
                 curl ftp telnet sshpass mariadb-client snmp apache2-utils smbclient \
-                python3-venv python3-dev gcc make chromium
+                python3-venv python3-dev gcc make chromium tshark
 NETWORK ?=
 # The account the sensor drops root to: a system user of its own (no login shell, no home).
 SENSOR_USER := dynapot
 DATA_DIR := /var/lib/dynapot
 
-.PHONY: setup system-deps system-user run demo test lint bench abuse clean
+.PHONY: setup system-deps system-user run demo test lint bench abuse realism clean
 
 setup: system-deps system-user $(VENV)/.installed
 
@@ -85,6 +86,10 @@ abuse: setup
 	$(BIN)/python bench/abuse_recording.py
 	$(BIN)/python bench/abuse_disk.py
 	$(BIN)/python bench/abuse_fastpath.py
+
+# The realism probe suite: real daemons against dynapot's imitation of them, one line per probe.
+realism: setup
+	$(BIN)/python bench/realism_probes.py
 
 clean:
 	rm -rf $(VENV) demo-output .pytest_cache

@@ -279,3 +279,43 @@ def test_parse_response_survives_odd_fields(user, auth, caps, tail):
     response = parse_response(payload)
     if response is not None and caps & CLIENT_PROTOCOL_41:
         assert len(response.user) <= 4 * len(user) + 1
+
+
+# -- MariaDB's ways (recorded from MariaDB 10.11 on Debian 12 by the realism probe suite) ----------------
+
+MARIADB_VERSION = "5.5.5-10.11.19-MariaDB-0+deb12u1"
+
+
+@pytest.fixture
+def mariadb():
+    with ServiceServer(serve_mysql, info(product="MySQL", version=MARIADB_VERSION)) as s:
+        yield s
+
+
+def test_mariadb_refuses_packets_out_of_order(mariadb):
+    with mariadb.connect() as sock:
+        read_packet(sock)
+        sock.sendall(packet(5, handshake_response(b"root", bytes(20))))
+        seq, err = read_packet(sock)
+        with pytest.raises(ConnectionResetError):  # the rest is left unread: a RST
+            while sock.recv(100):
+                pass
+    assert seq == 1 and err == b"\xff\x84\x04#08S01Got packets out of order"
+
+
+def test_mariadb_errors_carry_sqlstate_and_unknown_users_get_1698(mariadb):
+    with mariadb.connect() as sock:
+        read_packet(sock)
+        sock.sendall(packet(1, b"\x01"))  # COM_QUIT instead of a handshake response
+        _, err = read_packet(sock)
+    assert err == b"\xff\x13\x04#08S01Bad handshake"
+    with mariadb.connect() as sock:
+        read_packet(sock)
+        sock.sendall(packet(1, handshake_response(b"nosuchuser", bytes(20))))
+        _, err = read_packet(sock)
+    assert err == b"\xff\xa2\x06#28000Access denied for user 'nosuchuser'@'127.0.0.1'"
+    with mariadb.connect() as sock:
+        read_packet(sock)
+        sock.sendall(packet(1, handshake_response(b"root", bytes(20))))
+        _, err = read_packet(sock)
+    assert err.endswith(b"Access denied for user 'root'@'127.0.0.1' (using password: YES)")

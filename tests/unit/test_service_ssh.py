@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import shutil
 import stat
+import struct
 import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -187,7 +188,14 @@ def test_host_key_per_address_and_persistent(tmp_path: Path) -> None:
     a1, a2, b = run(main())
     assert a1 == a2 and a1 != b
     files = sorted(p.name for p in tmp_path.iterdir())
-    assert files == ["ssh_host_ed25519_key-198.18.0.5", "ssh_host_ed25519_key-198.18.0.6"]
+    # OpenSSH's set, as ssh-keygen -A makes it: RSA (3072 bits), ECDSA P-256, Ed25519; per address.
+    assert files == [
+        f"ssh_host_{kind}_key-{ip}"
+        for kind in ("ecdsa", "ed25519", "rsa")
+        for ip in ("198.18.0.5", "198.18.0.6")
+    ]
+    rsa = asyncssh.read_private_key(tmp_path / "ssh_host_rsa_key-198.18.0.5")
+    assert rsa.pyca_key.key_size == 3072
     for p in tmp_path.iterdir():
         assert stat.S_IMODE(p.stat().st_mode) == 0o600
 
@@ -251,20 +259,35 @@ def test_openssh_client_sees_banner_and_key(tmp_path: Path) -> None:
     assert public in (tmp_path / "known_hosts").read_text()
 
 
+async def _until_end(reader: asyncio.StreamReader) -> tuple[bytes, str]:
+    """Everything up to the end, and how it ended: "closed" (FIN) or "reset" (RST)."""
+    received = b""
+    try:
+        while chunk := await reader.read(65536):
+            received += chunk
+    except ConnectionResetError:
+        return received, "reset"
+    return received, "closed"
+
+
 def test_lifetime_and_garbage_end_the_connection(tmp_path: Path) -> None:
     async def main():
         async with serve(SSHConfig(key_dir=tmp_path, lifetime=0.5)) as (port, reports):
             idle_r, idle_w = await asyncio.open_connection("127.0.0.1", port)
             junk_r, junk_w = await asyncio.open_connection("127.0.0.1", port)
             junk_w.write(b"GET / HTTP/1.0\r\n\r\n" + b"x" * 100_000)
-            junk = await asyncio.wait_for(junk_r.read(), 5)
+            junk = await asyncio.wait_for(_until_end(junk_r), 5)
             idle = await asyncio.wait_for(idle_r.read(), 5)
             idle_w.close()
             junk_w.close()
         return reports, idle, junk
 
     reports, idle, junk = run(main())
-    assert idle.startswith(b"SSH-2.0-OpenSSH_8.9p1") and junk.startswith(b"SSH-2.0-OpenSSH_8.9p1")
+    assert idle.startswith(b"SSH-2.0-OpenSSH_8.9p1")
+    assert junk == (
+        b"SSH-2.0-OpenSSH_8.9p1 Ubuntu-3ubuntu0.6\r\nInvalid SSH identification string.\r\n",
+        "reset",
+    )
     assert ("timeout", None, {"lifetime": 0.5}) in reports
 
 
@@ -337,3 +360,132 @@ def test_a_source_over_its_handshake_rate_gets_no_banner(tmp_path: Path) -> None
     banners, reports = run(main())
     assert [b.startswith(b"SSH-2.0-") for b in banners] == [True, True, False, False]
     assert [r[:2] for r in reports if r[0] == "refused"] == [("refused", "handshake rate")] * 2
+
+
+# -- answering as the OpenSSH it claims (issue 15) -------------------------------------------------------
+
+DEBIAN = "SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3"
+
+
+async def _exchange(port: int, data: bytes) -> bytes:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(data)
+    received = b""
+    with contextlib.suppress(TimeoutError):
+        while chunk := await asyncio.wait_for(reader.read(65536), 2):
+            received += chunk
+            if b"\x14" in received[len(DEBIAN) + 2 :]:  # a KEXINIT came: enough
+                break
+    writer.close()
+    return received
+
+
+def test_the_kexinit_is_the_imitated_openssh_s(tmp_path: Path) -> None:
+    from dynapot.lab.probe_norm import ssh_kexinit_fields
+    from dynapot.services.ssh_profiles import profile_for
+
+    async def main():
+        async with serve(SSHConfig(key_dir=tmp_path, server_version=DEBIAN)) as (port, _):
+            return await _exchange(port, b"SSH-2.0-OpenSSH_9.2p1\r\n")
+
+    data = run(main())
+    banner, _, packet = data.partition(b"\r\n")
+    assert banner == DEBIAN.encode()
+    length, padding = struct.unpack(">IB", packet[:5])
+    fields = ssh_kexinit_fields(packet[5 : 4 + length - padding])
+    profile = profile_for(DEBIAN.removeprefix("SSH-2.0-"))
+    assert fields is not None and profile is not None
+    assert fields["kex"].split(",") == [*profile.kex, "kex-strict-s-v00@openssh.com"]  # no ext-info-s
+    assert fields["hostkey"] == "rsa-sha2-512,rsa-sha2-256,ecdsa-sha2-nistp256,ssh-ed25519"
+    assert fields["enc_s2c"].split(",") == list(profile.ciphers)
+    assert fields["mac_s2c"].split(",") == list(profile.macs)
+    assert fields["comp_s2c"] == "none,zlib@openssh.com"
+
+
+@pytest.mark.skipif(not shutil.which("ssh"), reason="OpenSSH client not installed")
+def test_every_profile_names_only_algorithms_openssh_has() -> None:
+    from dynapot.services.ssh_profiles import PROFILES
+
+    def query(what: str) -> set[str]:
+        return set(
+            subprocess.run(["ssh", "-Q", what], capture_output=True, text=True, check=True).stdout.split()
+        )
+
+    kex, ciphers, macs, keys = query("kex"), query("cipher"), query("mac"), query("HostKeyAlgorithms")
+    for profile in PROFILES:
+        assert set(profile.kex) <= kex, profile.name
+        assert set(profile.ciphers) <= ciphers and set(profile.macs) <= macs, profile.name
+        assert set(profile.host_key_algs) <= keys and set(profile.key_types) <= keys, profile.name
+
+
+@pytest.mark.parametrize(
+    ("sent", "answer", "end"),
+    [
+        (b"SSH-1.5-Client\r\n", b"Protocol major versions differ.\r\n", "closed"),
+        (b"SSH-2.0\r\n", b"Invalid SSH identification string.\r\n", "closed"),
+        # sshd closes with the rest unread: its kernel resets the connection
+        (b"GET / HTTP/1.0\r\n\r\n", b"Invalid SSH identification string.\r\n", "reset"),
+    ],
+)
+def test_malformed_identifications_get_openssh_s_plain_text(
+    tmp_path: Path, sent: bytes, answer: bytes, end
+) -> None:
+    async def main():
+        async with serve(SSHConfig(key_dir=tmp_path, server_version=DEBIAN)) as (port, reports):
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(sent)
+            received = await asyncio.wait_for(_until_end(reader), 5)
+            writer.close()
+        return received, reports
+
+    received, reports = run(main())
+    assert received == (DEBIAN.encode() + b"\r\n" + answer, end)
+    assert [(r[0], r[1].split(":")[0]) for r in reports] == [("bad-request", "identification")]
+
+
+@pytest.mark.skipif(not shutil.which("ssh"), reason="OpenSSH client not installed")
+def test_openssh_client_negotiates_as_with_sshd(tmp_path: Path) -> None:
+    async def ssh(port: int, *options: str) -> str:
+        proc = await asyncio.create_subprocess_exec(
+            "ssh", "-v", "-F", "/dev/null", "-p", str(port), "-o", "BatchMode=yes",
+            "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "ConnectTimeout=5",
+            *options, "root@127.0.0.1", "true",
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        _, err = await asyncio.wait_for(proc.communicate(), 10)
+        return err.decode(errors="replace")
+
+    async def main():
+        async with serve(SSHConfig(key_dir=tmp_path, server_version=DEBIAN)) as (port, _):
+            return await ssh(port), await ssh(port, "-o", "HostKeyAlgorithms=rsa-sha2-512")
+
+    plain, rsa = run(main())
+    assert "kex: algorithm: sntrup761x25519-sha512" in plain  # OpenSSH 9's first choice
+    assert "Authentications that can continue: publickey,password\r\n" in plain  # no keyboard-interactive
+    assert "Server host key: ssh-rsa SHA256:" in rsa  # the RSA key sshd has too
+
+
+@pytest.mark.parametrize(
+    ("packet", "answer"),
+    [
+        (b"\xff\xff\xff\xff" + b"\0" * 60, b""),  # a bad length: closed without a word
+        (struct.pack(">IB", 20, 2) + b"\x05" + b"\0" * 18, b"Corrupted padlen 2 on input."),
+        (struct.pack(">IB", 12, 6) + b"\x05" + b"\0" * 10, b""),  # not a KEXINIT first
+    ],
+)
+def test_broken_packets_before_the_key_exchange_get_sshd_s_reaction(tmp_path: Path, packet, answer) -> None:
+    from dynapot.lab.probe_norm import ssh_answer
+
+    async def main():
+        async with serve(SSHConfig(key_dir=tmp_path, server_version=DEBIAN)) as (port, reports):
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(b"SSH-2.0-OpenSSH_9.2p1\r\n" + packet)
+            received = await asyncio.wait_for(_until_end(reader), 5)
+            writer.close()
+        return received, reports
+
+    (received, end), reports = run(main())
+    packets = ssh_answer(received, "127.0.0.1").split(" | ")
+    assert packets[1].startswith("KEXINIT ") and end == "closed"
+    assert packets[2:] == ([f"DISCONNECT 2 {answer.decode()}"] if answer else [])
+    assert ("bad-request", "key exchange") in [(r[0], r[1].split(":")[0]) for r in reports]

@@ -136,7 +136,9 @@ _VSFTPD: dict[str, str] = {
     "abor": "225 No transfer to ABOR.",
     "site_bad": "500 Unknown SITE command.",
     "timeout": "421 Timeout.",
-    "feat": "211-Features:\n EPRT\n EPSV\n MDTM\n PASV\n REST STREAM\n SIZE\n TVFS\n UTF8\n211 End",
+    # vsftpd lists UTF8 only with utf8_filesystem=YES, which no distribution's default sets
+    # (recorded: Debian 12's vsftpd 3.0.3 with its own vsftpd.conf).
+    "feat": "211-Features:\n EPRT\n EPSV\n MDTM\n PASV\n REST STREAM\n SIZE\n TVFS\n211 End",
     "help": "214-The following commands are recognized.\n"
     " ABOR ACCT ALLO APPE CDUP CWD  DELE EPRT EPSV FEAT HELP LIST MDTM MKD\n"
     " MODE NLST NOOP OPTS PASS PASV PORT PWD  QUIT REIN REST RETR RMD  RNFR\n"

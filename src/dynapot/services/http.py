@@ -10,7 +10,10 @@ form. Bounded: request size, requests per connection, idle time.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import html
+import re
+import time
 from dataclasses import dataclass
 from email.utils import formatdate
 from urllib.parse import parse_qs
@@ -19,6 +22,8 @@ import h11
 
 from dynapot.events import Kind
 from dynapot.services.contract import ConnectionInfo, Report, Service
+from dynapot.services.http_request import Bad, Limits, Need, Request, parse
+from dynapot.services.http_servers import Page, ServerProfile, profile_named, respond
 from dynapot.services.profiles import Profile, choose
 
 MAX_REQUEST = 16 * 1024  # bytes of request line, headers and body kept
@@ -77,6 +82,9 @@ SERVERS: tuple[Profile[str | None], ...] = (
 )
 
 
+_COMMENT = re.compile(r"\(+([A-Za-z][A-Za-z0-9 ._-]{0,30}?)\)+")
+
+
 def site_for(info: ConnectionInfo) -> Site:
     """The web server this host imitates: its system's, with the Server header of nmap's product."""
     site = choose(SITES, info).what
@@ -84,11 +92,16 @@ def site_for(info: ConnectionInfo) -> Site:
     version = row.version(info)
     if row.what is None or not version:
         return site
-    # The OS comment the host's own server carries ("(Ubuntu)", "(FreeBSD)"); Apache says "(Unix)".
+    # The OS comment nmap saw on the real server ("2.4.71 (Debian)": its extrainfo), else the one
+    # the host's own server carries ("(Ubuntu)", "(FreeBSD)"); Apache says "(Unix)".
+    seen = _COMMENT.fullmatch((info.version or "").partition(" ")[2].strip())
     comment = site.server[site.server.find(" (") :] if " (" in site.server else ""
     if row.product == "apache":
         comment = comment or " (Unix)"
-    return Site(row.what.format(version=version, comment=comment), site.title, site.not_found)
+    server = row.what.format(version=version, comment=comment)
+    if seen:
+        server = f"{server.split(' (', 1)[0]} ({seen.group(1)})"
+    return Site(server, site.title, site.not_found)
 
 
 def _page(site: Site, info: ConnectionInfo) -> bytes:
@@ -118,6 +131,11 @@ async def serve_http(
     reader: asyncio.StreamReader, writer: asyncio.StreamWriter, info: ConnectionInfo, report: Report
 ) -> None:
     site = site_for(info)
+    product = profile_named(site.server)
+    if product is not None:  # a server whose ways are recorded: answer as it does
+        await _imitate(product, reader, writer, info, report, site)
+        writer.close()
+        return
     conn = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_REQUEST)
     try:
         await _exchange(conn, reader, writer, info, report, site)
@@ -182,6 +200,108 @@ async def _exchange(
             conn.start_next_cycle()
         except h11.LocalProtocolError:
             break
+
+
+async def _read(reader: asyncio.StreamReader) -> bytes:
+    try:
+        return await asyncio.wait_for(reader.read(65536), IDLE)
+    except (TimeoutError, OSError, ConnectionError):
+        return b""
+
+
+def _page_of(site: Site, info: ConnectionInfo) -> Page:
+    """The site's page and when it was last changed: some weeks before the host's last boot."""
+    age = info.identity.rng("http-mtime").uniform(7, 400) * 86400
+    return Page(_page(site, info), float(int(info.identity.boot_time - age)))
+
+
+async def _linger(reader: asyncio.StreamReader, quiet: float, limit: float = 30.0) -> None:
+    """nginx's lingering close: read and drop what still comes until `quiet` seconds pass without
+    a byte (at most `limit`), so that a body it did not read does not turn its close into a RST."""
+    with contextlib.suppress(TimeoutError, OSError, ConnectionError):
+        async with asyncio.timeout(limit):
+            while await asyncio.wait_for(reader.read(65536), quiet):
+                pass
+
+
+async def _imitate(
+    product: ServerProfile,
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    info: ConnectionInfo,
+    report: Report,
+    site: Site,
+) -> None:
+    """Serve as `product` does (dynapot.services.http_servers): its parser's limits, its answers."""
+    limits = Limits(fields=100 if product.name == "apache" else None)
+    unread = False
+    page = _page_of(site, info)
+    buffer = b""
+    for _ in range(MAX_REQUESTS):
+        while True:
+            parsed = parse(buffer, limits)
+            if product.early_garbage and re.match(rb"[\r\n]*[^\r\nA-Z_-]", buffer):
+                parsed = Bad("garbage", consumed=len(buffer))
+            if not isinstance(parsed, Need):
+                break
+            if len(buffer) > 2 * MAX_REQUEST:
+                parsed = Bad("field-too-long", consumed=len(buffer))
+                break
+            data = await _read(reader)
+            if not data:
+                return
+            buffer += data[: 3 * MAX_REQUEST - len(buffer)]
+        if isinstance(parsed, Request):
+            target = parsed.target[:200]
+            agent = (parsed.header("user-agent") or "")[:200]
+            report(Kind.REQUEST, f"{parsed.method[:20]} {target}", {"user_agent": agent})
+            length = parsed.header("content-length") or "0"
+            # ASCII digits only ("²".isdigit() is true), and few: int() of thousands of digits raises.
+            wanted = min(int(length), MAX_REQUEST) if re.fullmatch(r"[0-9]{1,15}", length) else 0
+            body = buffer[parsed.consumed : parsed.consumed + wanted]
+            if (
+                len(body) < wanted
+                and product.continue_first
+                and "100-continue" in (parsed.header("expect") or "")
+            ) and parsed.method not in ("GET", "HEAD"):
+                writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            # nginx answers a static site's POST without waiting for the body it will not use.
+            expecting = "100-continue" in (parsed.header("expect") or "")
+            unread = not product.continue_first and expecting and len(body) < wanted
+            while len(body) < wanted and (product.continue_first or not expecting):
+                data = await _read(reader)
+                if not data:
+                    return
+                buffer += data[: 3 * MAX_REQUEST - len(buffer)]
+                body = buffer[parsed.consumed : parsed.consumed + wanted]
+            buffer = buffer[parsed.consumed + wanted :]
+            if parsed.method == "POST" and parsed.target.startswith("/login"):
+                form = parse_qs(body.decode("latin-1"))
+                user, password = form.get("username", [""])[0], form.get("password", [""])[0]
+                report(
+                    Kind.LOGIN, f"{user}:{password}", {"user": user, "password": password, "accepted": False}
+                )
+        else:
+            report(Kind.BAD_REQUEST, parsed.why, None)
+            buffer = b""
+        answer = respond(
+            product,
+            parsed,
+            page,
+            server=site.server,
+            hostname=info.identity.hostname,
+            port=info.dport,
+            now=time.time(),
+        )
+        writer.write(answer.data)
+        try:
+            await writer.drain()
+        except (OSError, ConnectionError):
+            return
+        if answer.close:
+            if unread and product.linger:
+                await _linger(reader, product.linger)
+            return
 
 
 SERVICES = (Service(("http",), "tcp", serve_http),)

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from dynapot.events import Kind
 from dynapot.services.contract import ConnectionInfo, Report, Service, excerpt, printable
 from dynapot.services.profiles import Profile, choose
+from dynapot.services.reset import reset
 
 CONNECT_TIMEOUT = 10.0  # MySQL's connect_timeout: the whole handshake must arrive within it
 MAX_PACKET = 64 * 1024  # a handshake response with every connection attribute fits easily
@@ -46,6 +47,8 @@ CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA = 0x200000
 
 ER_ACCESS_DENIED = 1045
 ER_HANDSHAKE_ERROR = 1043
+ER_NET_PACKETS_OUT_OF_ORDER = 1156
+ER_ACCESS_DENIED_NO_PASSWORD = 1698
 SERVER_STATUS_AUTOCOMMIT = 0x0002
 
 DEFAULT_LINUX = "8.0.35-0ubuntu0.22.04.1"
@@ -59,6 +62,22 @@ VERSIONS: tuple[Profile[str], ...] = (
 
 
 @dataclass(frozen=True, slots=True)
+class Dialect:
+    """How a server family refuses: recorded from MariaDB 10.11 (Debian 12) with the realism
+    probe suite (dynapot.lab.probes); MySQL keeps the emulator's earlier answers."""
+
+    state_before_auth: bool = False  # SQLSTATE on errors before the client said it speaks 4.1
+    check_sequence: bool = False  # a first packet not numbered 1: 1156 "Got packets out of order", RST
+    quit_is_bad_handshake: bool = False  # COM_QUIT instead of a handshake response: 1043
+    # Users the server has (on any host): a wrong password is 1045; other names get 1698.
+    known_users: frozenset[str] | None = None
+
+
+MYSQL = Dialect()
+MARIADB = Dialect(True, True, True, frozenset({"root", "mysql", "mariadb.sys"}))
+
+
+@dataclass(frozen=True, slots=True)
 class Server:
     """What the greeting says: version string, capabilities, default collation."""
 
@@ -66,6 +85,7 @@ class Server:
     capabilities: int  # 32 bits; CLIENT_SSL is never set (no TLS here)
     charset: int
     mariadb_caps: int | None = None  # MariaDB's extended capabilities, in the reserved bytes
+    dialect: Dialect = MYSQL
 
 
 def server_for(info: ConnectionInfo) -> Server:
@@ -82,7 +102,7 @@ def server_for(info: ConnectionInfo) -> Server:
         # MariaDB before 11 prefixes "5.5.5-" so that old MySQL clients accept the version.
         if not version.startswith("5.5.5-") and major.isdigit() and int(major) < 11:
             version = "5.5.5-" + version
-        return Server(version[:60], 0x81FF_F7FE, 45, mariadb_caps=0x1D)
+        return Server(version[:60], 0x81FF_F7FE, 45, mariadb_caps=0x1D, dialect=MARIADB)
     if not version:
         version = choose(VERSIONS, info).what
     if version.startswith("8."):
@@ -290,11 +310,20 @@ async def serve_mysql(
     writer.write(packet(0, greeting(server, _connection_id(info), salt)))
     try:
         await writer.drain()
-        await asyncio.wait_for(_handshake(reader, writer, info, report, salt), CONNECT_TIMEOUT)
+        await asyncio.wait_for(
+            _handshake(reader, writer, info, report, salt, server.dialect), CONNECT_TIMEOUT
+        )
+    except _OutOfOrder:
+        reset(writer)  # the packet's body is left unread: the kernel's close is a RST
+        return
     except (TimeoutError, asyncio.IncompleteReadError, ConnectionError):
         pass  # silent clients, and clients hanging up: the server just closes
     finally:
         writer.close()
+
+
+class _OutOfOrder(Exception):
+    """The server refused a packet by its sequence number and closes at once."""
 
 
 async def _handshake(
@@ -303,9 +332,22 @@ async def _handshake(
     info: ConnectionInfo,
     report: Report,
     salt: bytes,
+    dialect: Dialect = MYSQL,
 ) -> None:
-    seq, payload = await _read_packet(reader)
-    if payload == b"\x01":
+    if dialect.check_sequence:
+        header = await reader.readexactly(4)
+        if header[3] != 1:
+            report(Kind.BAD_REQUEST, "packets out of order", {"bytes": 4})
+            writer.write(
+                error(1, ER_NET_PACKETS_OUT_OF_ORDER, "08S01", "Got packets out of order", protocol41=True)
+            )
+            await writer.drain()
+            raise _OutOfOrder
+        length = int.from_bytes(header[:3], "little")
+        seq, payload = 1, (await reader.readexactly(length) if length <= MAX_PACKET else None)
+    else:
+        seq, payload = await _read_packet(reader)
+    if payload == b"\x01" and not dialect.quit_is_bad_handshake:
         return  # COM_QUIT: the client gives up before authenticating
     response = parse_response(payload) if payload else None
     if response is None:
@@ -316,7 +358,8 @@ async def _handshake(
         else:
             detail = excerpt(payload[:512])
         report(Kind.BAD_REQUEST, detail, {"bytes": len(payload) if payload is not None else None})
-        writer.write(error(seq + 1, ER_HANDSHAKE_ERROR, "08S01", "Bad handshake", protocol41=False))
+        state = dialect.state_before_auth
+        writer.write(error(seq + 1, ER_HANDSHAKE_ERROR, "08S01", "Bad handshake", protocol41=state))
         await writer.drain()
         return
     plugin = response.plugin
@@ -346,10 +389,13 @@ async def _handshake(
             "capabilities": response.capabilities,
         },
     )
-    message = (
-        f"Access denied for user '{response.user}'@'{info.src}' (using password: {'YES' if auth else 'NO'})"
-    )
-    writer.write(error(seq + 1, ER_ACCESS_DENIED, "28000", message, protocol41=response.protocol41))
+    message = f"Access denied for user '{response.user}'@'{info.src}'"
+    code = ER_ACCESS_DENIED
+    if dialect.known_users is not None and response.user not in dialect.known_users:
+        code = ER_ACCESS_DENIED_NO_PASSWORD  # MariaDB: a name it has no account for
+    else:
+        message += f" (using password: {'YES' if auth else 'NO'})"
+    writer.write(error(seq + 1, code, "28000", message, protocol41=response.protocol41))
     await writer.drain()
 
 

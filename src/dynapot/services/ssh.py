@@ -32,6 +32,7 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
+import random
 import re
 import socket
 import time
@@ -44,10 +45,15 @@ import asyncssh
 
 from dynapot.events import Kind
 from dynapot.files import create_once
+from dynapot.services import ssh_pq
 from dynapot.services.banner import banner_for
 from dynapot.services.contract import ConnectionInfo, Handler, Report, Service, clip, guarded
 from dynapot.services.profiles import Profile, choose
+from dynapot.services.reset import reset
 from dynapot.services.shell import shell_for
+from dynapot.services.ssh_ident import IdentReader, IdentResult
+from dynapot.services.ssh_prekex import PreKexGuard, Verdict
+from dynapot.services.ssh_profiles import SSHProfile, profile_for
 
 log = logging.getLogger(__name__)
 
@@ -104,42 +110,65 @@ class SSHConfig:
     # CPU is a resource an attacker can burn: key exchanges are the dear part of SSH.
     handshakes_per_second: float = 4.0  # new connections per source a second, on average
     handshake_burst: int = 10  # ... and at once
+    # Seconds before a wrong password is turned down (low, high); None: the imitated server's own.
+    fail_delay: tuple[float, float] | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # further asyncssh server options
 
 
 # -- host keys ------------------------------------------------------------------------------------------
 
 
+#: Key files per type: the name sshd gives it, and how to make one (ssh-keygen's defaults).
+KEY_KINDS: dict[str, tuple[str, dict[str, Any]]] = {
+    "ssh-ed25519": ("ed25519", {}),
+    "ssh-rsa": ("rsa", {"key_size": 3072}),
+    "ecdsa-sha2-nistp256": ("ecdsa", {}),
+}
+
+
 class HostKeys:
-    """One ed25519 key per virtual host address, created on first use, kept in `key_dir` (0600)."""
+    """A virtual host's host keys, one per type, created on first use and kept in `key_dir` (0600).
+
+    Keys are per address, so no two virtual hosts share one, and survive restarts like a real
+    host's /etc/ssh/ssh_host_*_key.
+    """
 
     def __init__(self, key_dir: Path) -> None:
         self.key_dir = Path(key_dir)
-        self._cache: dict[str, asyncssh.SSHKey] = {}
+        self._cache: dict[tuple[str, str], asyncssh.SSHKey] = {}
 
     @staticmethod
-    def _name(address: str) -> str:
+    def _name(address: str, kind: str = "ssh-ed25519") -> str:
         try:
             text = str(ipaddress.ip_address(address))
         except ValueError:
             text = "host-" + re.sub(r"[^A-Za-z0-9.-]", "_", address)[:64]
-        return "ssh_host_ed25519_key-" + text.replace(":", "_")
+        return f"ssh_host_{KEY_KINDS[kind][0]}_key-" + text.replace(":", "_")
 
-    def get(self, address: str) -> asyncssh.SSHKey:
-        key = self._cache.get(address)
+    def get(self, address: str, kind: str = "ssh-ed25519") -> asyncssh.SSHKey:
+        key = self._cache.get((address, kind))
         if key is None:
-            key = self._cache[address] = self._load_or_create(self.key_dir / self._name(address))
+            key = self._load_or_create(self.key_dir / self._name(address, kind), kind)
+            self._cache[(address, kind)] = key
         return key
 
-    def _load_or_create(self, path: Path) -> asyncssh.SSHKey:
+    def get_all(self, address: str, kinds: tuple[str, ...]) -> list[asyncssh.SSHKey]:
+        """The host's keys of `kinds`, in that order (an RSA key takes a moment to make)."""
+        return [self.get(address, kind) for kind in kinds if kind in KEY_KINDS]
+
+    def cached(self, address: str, kinds: tuple[str, ...]) -> bool:
+        return all((address, kind) in self._cache for kind in kinds if kind in KEY_KINDS)
+
+    def _load_or_create(self, path: Path, kind: str) -> asyncssh.SSHKey:
+        options = KEY_KINDS[kind][1]
         try:
             return asyncssh.read_private_key(path)
         except FileNotFoundError:
             pass
         except (OSError, asyncssh.KeyImportError) as exc:
             log.warning("ssh host key %s unusable (%s); using a temporary key", path, exc)
-            return asyncssh.generate_private_key("ssh-ed25519")
-        key = asyncssh.generate_private_key("ssh-ed25519")
+            return asyncssh.generate_private_key(kind, **options)
+        key = asyncssh.generate_private_key(kind, **options)
         try:
             self.key_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
             if not create_once(path, key.export_private_key(), 0o600):
@@ -155,15 +184,18 @@ class HostKeys:
 class _Server(asyncssh.SSHServer):
     """Per-connection authentication policy: report every attempt, bound their number."""
 
-    def __init__(self, config: SSHConfig, report: Report) -> None:
+    def __init__(self, config: SSHConfig, report: Report, profile: SSHProfile | None = None) -> None:
         self._config = config
         self._report = report
+        self._profile = profile
         self._attempts = 0
         self._keys_seen: set[tuple[str, str]] = set()
         self._conn: asyncssh.SSHServerConnection | None = None
 
     def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
         self._conn = conn
+        if self._profile is not None:
+            _imitate_kexinit(conn, self._profile)
 
     def begin_auth(self, username: str) -> bool:
         return True
@@ -184,7 +216,10 @@ class _Server(asyncssh.SSHServer):
                 "Too many authentication failures",
             )
 
-    def validate_password(self, username: str, password: str) -> bool:
+    def kbdint_auth_supported(self) -> bool:
+        return self._profile.kbdint if self._profile is not None else super().kbdint_auth_supported()
+
+    async def validate_password(self, username: str, password: str) -> bool:
         if self._attempts >= self._config.max_auth_attempts:
             return False
         policy = self._config.accept
@@ -192,6 +227,10 @@ class _Server(asyncssh.SSHServer):
         user, pw = clip(username), clip(password)
         self._report(Kind.LOGIN, f"{user}:{pw}", {"user": user, "password": pw, "accepted": accepted})
         if not accepted:
+            # sshd answers a wrong password only after PAM's delay; an instant "no" is a tell.
+            low, high = self._config.fail_delay or (self._profile.fail_delay if self._profile else (0.0, 0.0))
+            if high > 0:
+                await asyncio.sleep(random.uniform(low, high))
             self._count()
         return accepted
 
@@ -297,15 +336,76 @@ async def _session(
 # -- the service ----------------------------------------------------------------------------------------
 
 
-async def _pump(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+async def _sent(writer: asyncio.StreamWriter) -> None:
+    """Until what was written has left (the sensor's TCP: until it is acknowledged)."""
+    await writer.drain()
+    while writer.transport.get_write_buffer_size():
+        await asyncio.sleep(0.01)
+
+
+def _offer(options: dict[str, Any], keys: list[asyncssh.SSHKey]) -> dict[str, list[str]]:
+    """What our KEXINIT lists, for judging the client's (`PreKexGuard`)."""
+    host_algs = [alg.decode("ascii") for key in keys for alg in key.sig_algorithms]
+    return {
+        "kex": options["kex_algs"],
+        "hostkey": host_algs,
+        "cipher": options["encryption_algs"],
+        "mac": options["mac_algs"],
+        "compression": options["compression_algs"],
+    }
+
+
+async def _skip_line(src: asyncio.StreamReader) -> None:
+    """Drop asyncssh's own identification line: the client has had ours already."""
+    with contextlib.suppress(ValueError, asyncio.LimitOverrunError, asyncio.IncompleteReadError, OSError):
+        await src.readuntil(b"\n")
+
+
+async def _read_ident(reader: asyncio.StreamReader) -> IdentResult | None:
+    """The client's identification, judged as sshd judges it (`IdentReader`); None at EOF."""
+    judge = IdentReader()
     try:
-        while chunk := await src.read(_BUFSIZE):
-            dst.write(chunk)
-            await dst.drain()
-        if dst.can_write_eof():
-            dst.write_eof()
-    except (OSError, ConnectionError, RuntimeError):
+        while chunk := await reader.read(_BUFSIZE):
+            result = judge.feed(chunk)
+            if result.status != "more":
+                return result
+    except (OSError, ConnectionError):
         pass
+    return None
+
+
+def _imitate_kexinit(conn: asyncssh.SSHServerConnection, profile: SSHProfile) -> None:
+    """What asyncssh has no option for, set on the connection before its KEXINIT: the host key
+    algorithms in the imitated sshd's order (asyncssh lists each key's in its own), and the
+    pseudo-algorithms after the kex list (asyncssh always adds ext-info-s, which OpenSSH servers
+    before 9.6 never send). Both are asyncssh internals: without them the lists stay asyncssh's."""
+    keys = getattr(conn, "_server_host_keys", None)
+    if isinstance(keys, dict) and hasattr(conn, "_server_host_key_algs"):
+        wanted = [name.encode("ascii") for name in profile.host_key_algs]
+        conn._server_host_key_algs = [alg for alg in wanted if alg in keys]
+    extras = [b"ext-info-s"] if profile.ext_info else []
+    extras += [b"kex-strict-s-v00@openssh.com"] if profile.strict_kex else []
+    if hasattr(conn, "_get_extra_kex_algs"):
+        conn._get_extra_kex_algs = lambda: list(extras)  # type: ignore[method-assign]
+
+
+def _supported(wanted: tuple[str, ...], available: list[bytes]) -> list[str]:
+    have = {name.decode("ascii") for name in available}
+    return [name for name in wanted if name in have]
+
+
+def algorithm_options(profile: SSHProfile) -> dict[str, Any]:
+    """asyncssh's options for a profile: its lists in its order, less what asyncssh lacks
+    (host key algorithms: `_imitate_kexinit`)."""
+    from asyncssh import compression, encryption, kex, mac
+
+    return {
+        "kex_algs": _supported(profile.kex, kex.get_kex_algs()),
+        "encryption_algs": _supported(profile.ciphers, encryption.get_encryption_algs()),
+        "mac_algs": _supported(profile.macs, mac.get_mac_algs()),
+        "compression_algs": _supported(profile.compression, compression.get_compression_algs()),
+        "kbdint_auth": profile.kbdint,
+    }
 
 
 def _imitated_version(info: ConnectionInfo) -> str | None:
@@ -368,7 +468,36 @@ def make_handler(config: SSHConfig | None = None) -> Handler:
             sink(Kind.REFUSED, "handshake rate", {"limit": config.handshakes_per_second})
             writer.close()
             return
-        key = host_keys.get(info.dst)
+        version = _version(config, info)
+        profile = profile_for(version)
+        # sshd speaks first and at once, then reads the client's identification itself.
+        writer.write(f"SSH-2.0-{version}\r\n".encode("ascii", "replace"))
+        wait = min(config.login_timeout, config.lifetime)
+        try:
+            ident = await asyncio.wait_for(_read_ident(reader), wait)
+        except TimeoutError:
+            ident = None
+            if config.lifetime <= config.login_timeout:
+                sink(Kind.TIMEOUT, None, {"lifetime": config.lifetime})
+        if ident is None or ident.status != "ok":
+            if ident is None:
+                writer.close()
+                return
+            sink(Kind.BAD_REQUEST, f"identification: {ident.status}", None)
+            writer.write(ident.reply)
+            if ident.reset:
+                with contextlib.suppress(TimeoutError, OSError, ConnectionError):
+                    await asyncio.wait_for(_sent(writer), 1.0)
+                reset(writer)
+            else:
+                writer.close()
+            return
+        kinds = profile.key_types if profile is not None else ("ssh-ed25519",)
+        if host_keys.cached(info.dst, kinds):
+            keys = host_keys.get_all(info.dst, kinds)
+        else:  # first contact: an RSA key takes a moment to make, away from the event loop
+            keys = await asyncio.to_thread(host_keys.get_all, info.dst, kinds)
+        options = algorithm_options(profile) if profile is not None else {}
         ours, theirs = socket.socketpair()
         conn: asyncssh.SSHServerConnection | None = None
 
@@ -377,16 +506,16 @@ def make_handler(config: SSHConfig | None = None) -> Handler:
             try:
                 conn = await asyncssh.run_server(
                     theirs,
-                    server_factory=lambda: _Server(config, sink),
-                    server_host_keys=[key],
-                    server_version=_version(config, info),
+                    server_factory=lambda: _Server(config, sink, profile),
+                    server_host_keys=keys,
+                    server_version=version,
                     process_factory=_make_process_factory(config, info, sink),
                     login_timeout=config.login_timeout,
                     agent_forwarding=False,
                     x11_forwarding=False,
                     allow_scp=False,
                     max_line_length=config.max_line,
-                    **config.extra,
+                    **{**options, **config.extra},
                 )
                 await conn.wait_closed()
             except (asyncssh.Error, OSError, ConnectionError, TimeoutError):
@@ -395,13 +524,56 @@ def make_handler(config: SSHConfig | None = None) -> Handler:
                 log.exception("ssh: serving %s -> %s failed", info.src, info.dst)  # a bug: say so
 
         bridge_r, bridge_w = await asyncio.open_connection(sock=ours)
-        tasks = [
-            asyncio.create_task(serve()),
-            asyncio.create_task(_pump(reader, bridge_w)),
-        ]
+        bridge_w.write(ident.line)  # asyncssh reads the identification we judged
+        guard = PreKexGuard(_offer(options, keys)) if profile is not None else None
+        server_spoke = asyncio.Event()  # asyncssh's first packet has gone to the client
+        ended = asyncio.Event()  # the guard closed the connection: asyncssh's words are dropped
+
+        async def to_client() -> None:
+            await _skip_line(bridge_r)  # the client has had our identification already
+            try:
+                while chunk := await bridge_r.read(_BUFSIZE):
+                    if ended.is_set():
+                        return
+                    writer.write(chunk)
+                    await writer.drain()
+                    server_spoke.set()
+                if not ended.is_set() and writer.can_write_eof():
+                    writer.write_eof()
+            except (OSError, ConnectionError, RuntimeError):
+                pass
+
+        async def from_client() -> None:
+            data = ident.rest
+            try:
+                while True:
+                    verdict = guard.feed(data) if guard is not None else Verdict("pass", forward=data)
+                    if verdict.status == "close":
+                        # After sshd's KEXINIT, as sshd would: its DISCONNECT or nothing, then the end.
+                        with contextlib.suppress(TimeoutError):
+                            await asyncio.wait_for(server_spoke.wait(), 2.0)
+                        ended.set()
+                        why = "disconnect" if verdict.reply else "close"
+                        sink(Kind.BAD_REQUEST, f"key exchange: {why}", None)
+                        writer.write(verdict.reply)
+                        writer.close()
+                        bridge_w.close()
+                        return
+                    if verdict.forward:
+                        bridge_w.write(verdict.forward)
+                        await bridge_w.drain()
+                    data = await reader.read(_BUFSIZE)
+                    if not data:
+                        break
+                if bridge_w.can_write_eof():
+                    bridge_w.write_eof()
+            except (OSError, ConnectionError, RuntimeError):
+                pass
+
+        tasks = [asyncio.create_task(serve()), asyncio.create_task(from_client())]
         try:
             # Everything ends with asyncssh closing its end of the pair.
-            await asyncio.wait_for(_pump(bridge_r, writer), config.lifetime)
+            await asyncio.wait_for(to_client(), config.lifetime)
         except TimeoutError:
             sink(Kind.TIMEOUT, None, {"lifetime": config.lifetime})
         finally:
@@ -433,7 +605,18 @@ def preload() -> None:
             continue
 
 
+def match_openssh_limits() -> None:
+    """Take identification lines up to OpenSSH's 8,192 bytes: asyncssh stops at RFC 4253's 255,
+    which sshd does not enforce, so a long client version would tell them apart (module constant)."""
+    from asyncssh import connection
+
+    if getattr(connection, "_MAX_VERSION_LINE_LEN", 0) < 8192:
+        connection._MAX_VERSION_LINE_LEN = 8192
+
+
 cap_group_exchange()
+match_openssh_limits()
+ssh_pq.register()
 SERVICES = (Service(("ssh",), "tcp", make_handler(), preload),)
 
 __all__ = ["DEFAULT_VERSION", "SERVICES", "WEAK_PAIRS", "SSHConfig", "make_handler"]

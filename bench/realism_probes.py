@@ -1,0 +1,78 @@
+"""The realism probe suite: the same probes to real daemons and to dynapot's imitation of them.
+
+A lab host runs the real daemons (Debian's OpenSSH with its sshd_config, vsftpd, BusyBox telnetd,
+Postfix, Apache, nginx on 8080, MariaDB; `dynapot.lab.daemons`). nmap -sV scans it from the
+attacker namespace, and a dynapot sensor serves one virtual host configured from that scan, as
+the planner would. Then every probe of `dynapot.lab.probes` goes to both, from the attacker
+namespace, and the answers are compared after normalising only random fields
+(`dynapot.lab.probe_norm`). nmap -sV of both is compared per port as one more probe.
+
+Prints one JSON line per probe {"service", "probe", "real", "dynapot", "differs"}, then one
+{"summary": {service: {"probes", "tells"}}, "probes", "tells"}. Needs root; the lab lives in
+198.18.0.0/15 and is torn down whatever happens. `--short`: a handful of probes per service.
+`--only-differences`: print only the rows that differ (the summary counts all).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+from dynapot.lab import LabSpec, lab_up
+from dynapot.lab.realism import (
+    TARGETS,
+    compare,
+    imitation_config,
+    nmap_rows,
+    nmap_services,
+    probe_host,
+    real_spec,
+    summary,
+)
+from dynapot.lab.sensor import running_sensor
+
+VIRTUAL_OFFSET = 70
+PERSONALITY = "Linux 5.4"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--short", action="store_true", help="a handful of probes per service")
+    parser.add_argument("--only-differences", action="store_true")
+    args = parser.parse_args()
+    ports = [port for _, _, port in TARGETS]
+    with (
+        lab_up(LabSpec(hosts=(real_spec(),), service_timeout=120)) as lab,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
+        real_ip = str(lab.host("real").ip)
+        virtual_ip = str(lab.network.network_address + VIRTUAL_OFFSET)
+        real_nmap = nmap_services(lab, real_ip, ports)
+        config = imitation_config("imitation", virtual_ip, real_nmap, PERSONALITY)
+        print(json.dumps({"honeyd_config": config}), flush=True)
+        with running_sensor(lab, config, Path(tmp), database=False):
+            virtual_nmap = nmap_services(lab, virtual_ip, ports)
+            real = probe_host(lab, real_ip, short=args.short)
+            imitation = probe_host(lab, virtual_ip, short=args.short)
+        rows = nmap_rows(real_nmap, virtual_nmap) + compare(real, imitation, real_ip, virtual_ip)
+    for row in rows:
+        if row["differs"] or not args.only_differences:
+            print(json.dumps(row))
+    per_service = summary(rows)
+    print(
+        json.dumps(
+            {
+                "summary": per_service,
+                "probes": sum(v["probes"] for v in per_service.values()),
+                "tells": sum(v["tells"] for v in per_service.values()),
+            }
+        )
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
