@@ -3,8 +3,8 @@
 `main` is the click group; each module here registers one group of commands on it
 (`register(main)`): `inventory` (db upgrade, expire, scan, import-nmap, import-p0f, hosts),
 `passive` (fingerprint, watch), `plan` (plan, honeyd-config), `sensor`, `daemon` (run,
-status), `reports` (report, findings), `lab` (lab up/list/down, demo), `collector` and
-`sessions` (sessions, sessions replay). What they share
+status), `reports` (report, findings), `lab` (lab up/list/down, demo), `collector`,
+`sessions` (sessions, sessions replay) and `agent`. What they share
 (the Context, --db and --config, consoles, the user-error mapping, parameter types) is in
 `common`.
 
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import click
 
-from dynapot.cli import collector, daemon, inventory, lab, passive, plan, reports, sensor, sessions
+from dynapot.cli import agent, collector, daemon, inventory, lab, passive, plan, reports, sensor, sessions
 from dynapot.cli.common import command_options
 
 __all__ = ["command_options", "main"]
@@ -31,5 +31,5 @@ def main() -> None:
     """dynapot: dynamic honeypots that configure themselves from the real network."""
 
 
-for _commands in (inventory, plan, sensor, lab, passive, daemon, reports, collector, sessions):
+for _commands in (inventory, plan, sensor, lab, passive, daemon, reports, collector, sessions, agent):
     _commands.register(main)
