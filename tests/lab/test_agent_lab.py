@@ -110,7 +110,8 @@ def test_an_attackers_commands_on_a_real_backend_are_recorded_by_the_agent(lab, 
                 # The backend reaching out beyond its limit: refused by the sensor, seen by the agent.
                 loop = (
                     f"for i in $(seq {LIMIT + 1}); do "
-                    f"if ( echo x > /dev/tcp/{OUTSIDE}/80 ) 2>/dev/null; then echo CONNECTED; else echo REFUSED; fi; "
+                    f"if ( echo x > /dev/tcp/{OUTSIDE}/80 ) 2>/dev/null; "
+                    "then echo CONNECTED; else echo REFUSED; fi; "
                     "done"
                 )
                 third = ssh(lab, hi1, VH1, command=loop)

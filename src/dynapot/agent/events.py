@@ -11,7 +11,8 @@ clock is CLOCK_MONOTONIC; `now` (wall time and monotonic time, read together by 
 maps it to the wall clock. Execve becomes a Sebek `open` record (type 3: the file executed,
 then its first two arguments, space-separated); accept and connect become socket records (type 2,
 socket call 5 and 3, TCP) whose data is what Wireshark's dissector reads. A new process
-(fork) is a record of type 4, which Sebek never sent: no data, its pid and parent pid, so
+(fork) is a record of type 4, which Sebek never sent: its pid and parent pid (the data is
+"fork": tshark calls an empty record malformed), so
 that the collector follows a process tree through processes that record nothing themselves.
 """
 
@@ -28,8 +29,10 @@ __all__ = ["AgentStats", "Recorder"]
 U32 = 0xFFFFFFFF
 CALL_CONNECT, CALL_ACCEPT = 3, 5  # Linux socketcall numbers
 IPPROTO_TCP = 6
+UNKNOWN_LOCAL = "0.0.0.0"  # noqa: S104 - the local end is not known to the tracepoint, not a bind
 MAX_LINE = 8192  # characters: the longest line the program prints is about 2,600
 FORK = 4  # not a Sebek type: dynapot's record of a new process (no data), see the module
+FORK_DATA = b"fork"  # tshark calls a record with no data malformed
 _NAMES = {RecordType.READ: "read", RecordType.WRITE: "write", RecordType.SOCKET: "socket"}
 _NAMES |= {RecordType.OPEN: "exec", FORK: "fork"}
 _HEX = re.compile(r"(?:\\x[0-9a-f]{2})*")
@@ -116,7 +119,7 @@ class Recorder:
         if kind == "F":
             if len(fields) != 9:
                 raise _Bad
-            data, kind_type = b"", FORK
+            data, kind_type = FORK_DATA, FORK
         elif kind in ("R", "W"):
             if len(fields) != 10:
                 raise _Bad
@@ -142,7 +145,7 @@ class Recorder:
             port = int.from_bytes(port_be.to_bytes(2, "little"), "big")
             address = ".".join(str(byte) for byte in addr_le.to_bytes(4, "little"))
             call = CALL_ACCEPT if kind == "A" else CALL_CONNECT
-            data = socket_data(SocketCall(address, port, "0.0.0.0", 0, call, IPPROTO_TCP))
+            data = socket_data(SocketCall(address, port, UNKNOWN_LOCAL, 0, call, IPPROTO_TCP))
             kind_type = RecordType.SOCKET
         return Record(
             magic=self.magic,

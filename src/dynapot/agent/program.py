@@ -33,7 +33,9 @@ __all__ = ["STRLEN", "program"]
 STRLEN = 128  # bytes of a buffer printed per event (BPFTRACE_STRLEN; bpftrace allows up to 200)
 
 _HEAD = "nsecs, pid, curtask->real_parent->tgid, uid"
-_FILTER = "curtask->nsproxy->net_ns->ns.inum == {netns} && pid != {agent} && curtask->real_parent->tgid != {agent}"
+_FILTER = (
+    "curtask->nsproxy->net_ns->ns.inum == {netns} && pid != {agent} && curtask->real_parent->tgid != {agent}"
+)
 
 
 def program(netns: int, agent_pid: int, strlen: int = STRLEN) -> str:
@@ -75,14 +77,16 @@ tracepoint:syscalls:sys_enter_accept, tracepoint:syscalls:sys_enter_accept4 /{wh
 tracepoint:syscalls:sys_exit_accept, tracepoint:syscalls:sys_exit_accept4 /@abuf[tid]/ {{
   $a = uptr((struct sockaddr_in *)@abuf[tid]);
   if (args->ret >= 0 && $a->sin_family == 2) {{
-    printf("A %llu %d %d %d %d 0 0 %rx 2 %u %u\\n", {_HEAD}, args->ret, {comm}, $a->sin_port, $a->sin_addr.s_addr);
+    printf("A %llu %d %d %d %d 0 0 %rx 2 %u %u\\n", {_HEAD}, args->ret, {comm},
+           $a->sin_port, $a->sin_addr.s_addr);
   }}
   delete(@abuf[tid]);
 }}
 tracepoint:syscalls:sys_enter_connect /{where}/ {{
   $c = uptr((struct sockaddr_in *)args->uservaddr);
   if ($c->sin_family == 2) {{
-    printf("C %llu %d %d %d %d 0 0 %rx 2 %u %u\\n", {_HEAD}, args->fd, {comm}, $c->sin_port, $c->sin_addr.s_addr);
+    printf("C %llu %d %d %d %d 0 0 %rx 2 %u %u\\n", {_HEAD}, args->fd, {comm},
+           $c->sin_port, $c->sin_addr.s_addr);
   }}
 }}
 tracepoint:sched:sched_process_fork /{where}/ {{

@@ -136,7 +136,9 @@ class Agent:
             except OSError as exc:
                 stats.send_errors += 1
                 if stats.send_errors in (1, 10) or stats.send_errors % 1000 == 0:
-                    log.warning("sending to %s:%d failed (%d so far): %s", *self.collector, stats.send_errors, exc)
+                    log.warning(
+                        "sending to %s:%d failed (%d so far): %s", *self.collector, stats.send_errors, exc
+                    )
 
     def _finish(self) -> None:
         process = self._process

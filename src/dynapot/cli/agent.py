@@ -8,7 +8,7 @@ import signal
 
 import click
 
-from dynapot.cli.common import UserError, seconds_option
+from dynapot.cli.common import Context, UserError, command_options, seconds_option, setting_option
 
 __all__ = ["register"]
 
@@ -18,19 +18,16 @@ def register(main: click.Group) -> None:
     main.add_command(agent_command)
 
 
-def _magic(text: str) -> int:
-    try:
-        value = int(text, 16)
-    except ValueError:
-        raise UserError(f"--magic {text!r}: not a hexadecimal number (e.g. 0xD0D0D0)") from None
-    if not 0 <= value <= 0xFFFFFFFF:
-        raise UserError(f"--magic {text!r}: must fit 32 bits")
-    return value
-
-
 @click.command("agent")
-@click.option("--collector", "collector", required=True, metavar="ADDR:PORT", help="The collector's UDP address.")
-@click.option("--magic", default="0xD0D0D0", metavar="HEX", help="Magic value of the records (the collector's).")
+@click.option(
+    "--collector", "collector", required=True, metavar="ADDR:PORT", help="The collector's UDP address."
+)
+@setting_option(
+    "--magic",
+    setting="collector.magic",
+    metavar="HEX",
+    help="Magic value of the records (the collector's, e.g. 0xD0D0D0).",
+)
 @click.option(
     "--netns",
     default="/proc/self/ns/net",
@@ -38,25 +35,30 @@ def _magic(text: str) -> int:
     help="Record the processes of this network namespace (e.g. /run/netns/NAME).",
 )
 @seconds_option(until="SIGTERM")
-def agent_command(collector: str, magic: str, netns: str, seconds: float | None) -> None:
+@command_options
+def agent_command(ctx: Context, collector: str, netns: str, seconds: float | None) -> None:
     """Record what attackers type, read and run on this Linux backend; ship it as Sebek v3 records.
 
     Runs bpftrace (root) on syscall tracepoints, filtered in the kernel to the processes of one
     network namespace (by default the agent's own), the agent itself excluded: reads on fd 0,
-    writes on fd 1 and 2, execve, accept and connect. Prints its counters as one JSON object
-    when it stops.
+    writes on fd 1 and 2, execve, accept, connect and new processes. Opens no database (--db is
+    accepted like everywhere, and unused). Prints its counters as one JSON object when it stops.
     """
-    from dynapot.agent.service import Agent, AgentError
+    from dynapot.agent.service import Agent, AgentError, netns_inode
     from dynapot.config import parse_listen
 
     try:
         address = parse_listen(collector)
     except ValueError as exc:
-        raise UserError(f"--collector: {exc}") from None
+        raise UserError(f"--collector {collector}: {exc}") from None
     if address[1] == 0:
-        raise UserError(f"--collector {collector!r}: port 0 is not a collector's port")
+        raise UserError(f"--collector {collector}: port 0 is not a collector's port")
+    try:
+        netns_inode(netns)
+    except AgentError as exc:
+        raise UserError(f"--netns {exc}") from None
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    agent = Agent(address, magic=_magic(magic), netns=netns)
+    agent = Agent(address, magic=ctx.settings.collector.magic, netns=netns)
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: agent.stop())
     try:

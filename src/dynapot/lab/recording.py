@@ -41,7 +41,9 @@ def running_collector(lab: Lab, workdir: Path, db_url: str, port: int = COLLECTO
     log = workdir / f"collector-{port}.log"
     command = python_command("-m", "dynapot", "collector", "--listen", address, "--db", db_url)
     with log.open("w") as out:
-        process = lab.popen(lab.sensor, command, stdout=out, stderr=subprocess.STDOUT, env=python_environment())
+        process = lab.popen(
+            lab.sensor, command, stdout=out, stderr=subprocess.STDOUT, env=python_environment()
+        )
     lab.processes[f"collector-{port}"] = process
     try:
         _wait_for(log, "collector listening", process, "the collector")
