@@ -94,6 +94,12 @@ def test_a_new_process_is_a_fork_record():
     )
 
 
+def test_events_bpftrace_lost_are_counted():
+    recorder = Recorder()
+    assert recorder.feed("Lost 17 events\n", NOW) is None
+    assert (recorder.stats.lost_events, recorder.stats.unparsed, recorder.counter) == (17, 0, 0)
+
+
 @pytest.mark.parametrize(
     "text",
     [

@@ -3,7 +3,8 @@
 `Recorder.feed(line, now)` parses one line of the program in `agent.program` and returns the
 record for it (or None); it never raises on what it is given. A line it cannot read (bpftrace's
 own messages, a line cut short, a field out of range) is counted in `stats.unparsed` and
-dropped; a buffer longer than the bytes printed counts its missing bytes in `stats.clipped`.
+dropped; bpftrace's "Lost N events" (its buffers overflowed) adds N to `stats.lost_events`;
+a buffer longer than the bytes printed counts its missing bytes in `stats.clipped`.
 
 Records are numbered as a Sebek client numbers them: `counter` 0, 1, 2, ... (modulo 2**32),
 one per record made, so the collector sees as a gap any record lost on the way. bpftrace's
@@ -36,6 +37,7 @@ FORK_DATA = b"fork"  # tshark calls a record with no data malformed
 _NAMES = {RecordType.READ: "read", RecordType.WRITE: "write", RecordType.SOCKET: "socket"}
 _NAMES |= {RecordType.OPEN: "exec", FORK: "fork"}
 _HEX = re.compile(r"(?:\\x[0-9a-f]{2})*")
+_LOST = re.compile(r"Lost ([0-9]{1,19}) events")
 _NUMBER = re.compile(r"[0-9]{1,20}")
 
 
@@ -44,6 +46,7 @@ class AgentStats:
     """What the agent saw: lines, records made by type, lines it could not read, bytes clipped."""
 
     lines: int = 0
+    lost_events: int = 0  # events bpftrace's perf buffers overflowed on ("Lost N events")
     records: Counter[str] = field(default_factory=Counter)
     unparsed: int = 0
     clipped: int = 0
@@ -53,6 +56,7 @@ class AgentStats:
     def as_dict(self) -> dict[str, object]:
         return {
             "lines": self.lines,
+            "lost_events": self.lost_events,
             "records": dict(sorted(self.records.items())),
             "unparsed": self.unparsed,
             "clipped": self.clipped,
@@ -92,6 +96,9 @@ class Recorder:
     def feed(self, line: str, now: tuple[float, float]) -> Record | None:
         """The record for one line of output (None: not an event, counted). `now`: (wall, monotonic)."""
         self.stats.lines += 1
+        if (lost := _LOST.fullmatch(line.strip())) is not None:  # bpftrace could not keep up
+            self.stats.lost_events += int(lost.group(1))
+            return None
         try:
             record = self._parse(line.rstrip("\n"), now)
         except (_Bad, ValueError, OverflowError):

@@ -29,6 +29,7 @@ from dynapot.sebek.records import DEFAULT_MAGIC, encode
 __all__ = ["Agent", "AgentError", "netns_inode"]
 
 log = logging.getLogger("dynapot.agent")
+PERF_PAGES = 1024  # pages per CPU of bpftrace's event buffer (its default, 64, overflows at once)
 STOP_TIMEOUT = 5.0  # seconds bpftrace has to exit after SIGTERM before it is killed
 _SCRIPT = 'mount -t tracefs nodev /sys/kernel/tracing 2>/dev/null; exec "$0" -B line "$1"'
 
@@ -91,7 +92,7 @@ class Agent:
             path = Path(tmp) / "agent.bt"
             path.write_text(source)
             sock.connect(self.collector)
-            env = dict(os.environ, BPFTRACE_STRLEN=str(self.strlen))
+            env = dict(os.environ, BPFTRACE_STRLEN=str(self.strlen), BPFTRACE_PERF_RB_PAGES=str(PERF_PAGES))
             command = ["unshare", "--mount", "--propagation", "private", "sh", "-c", _SCRIPT]
             self._process = subprocess.Popen(
                 [*command, bpftrace, str(path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
