@@ -91,6 +91,17 @@ def test_the_socket_linker_follows_an_accept_down_the_process_tree() -> None:
     assert small.attacker(hp, record(3, pid=1, ppid=0)) is None  # the oldest was forgotten
 
 
+def test_an_accept_from_the_sensor_itself_links_nobody() -> None:
+    sensor = "198.18.0.2"  # its health checks connect to the backends' ports
+    linker = Collector(None, SETTINGS.model_copy(update={"listen": f"{sensor}:1101"})).linker
+    hp = "198.18.0.5"
+    attacker = SocketCall("198.18.1.9", 50123, hp, 22, 5, 6)
+    check = SocketCall(sensor, 40000, hp, 22, 5, 6)
+    assert linker.attacker(hp, record(0, type=2, pid=50, ppid=1, data=socket_data(attacker))) == "198.18.1.9"
+    assert linker.attacker(hp, record(1, type=2, pid=50, ppid=1, data=socket_data(check))) is None
+    assert linker.attacker(hp, record(2, pid=61, ppid=50)) is None  # the child serving the health check
+
+
 def test_a_database_that_fails_keeps_the_rows_until_it_works() -> None:
     rows = Rows()
     collector = Collector(None, SETTINGS, writer=rows)

@@ -39,7 +39,7 @@ def test_the_story_joins_probes_logins_redirect_commands_and_outbound_in_time_or
                 event(start - timedelta(minutes=10), "probe", port=22, data={"count": 2}),
                 event(start - timedelta(minutes=9), "probe", port=80),
                 *(
-                    event(start - timedelta(minutes=5, seconds=-i), "login-failed", detail="root")
+                    event(start - timedelta(minutes=5, seconds=-i), "login-failed", detail=f"root:guess-{i}")
                     for i in range(4)
                 ),
                 event(start - timedelta(seconds=2), "redirect", data={"backend": "hi1", "sticky": False}),
@@ -62,8 +62,7 @@ def test_the_story_joins_probes_logins_redirect_commands_and_outbound_in_time_or
     steps = data.sections["stories"]
     assert {s["src"] for s in steps} == {ATTACKER}
     assert [(s["tier"], s["step"], s["port"], s["count"]) for s in steps] == [
-        ("virtual", "probe", 22, 5),  # consecutive probes of one port fold into one step
-        ("virtual", "probe", 80, 1),
+        ("virtual", "probe", None, 6),  # probes of one honeypot within a minute: one step
         ("virtual", "login-failed", 22, 4),
         ("virtual", "redirect", 22, 1),
         ("backend", "session", None, 1),
@@ -75,7 +74,9 @@ def test_the_story_joins_probes_logins_redirect_commands_and_outbound_in_time_or
     assert [s["time"] for s in steps] == sorted(s["time"] for s in steps)
     commands = [s["detail"] for s in steps if s["step"] == "command"]
     assert commands[:2] == ["uname -a", "cat /etc/passwd"]
-    assert steps[3]["detail"] == "to backend hi1"
+    assert steps[0]["detail"] == "ports 22, 80"
+    assert steps[1]["detail"] == "root:guess-0; root:guess-1; root:guess-2; root:guess-3"
+    assert steps[2]["detail"] == "to backend hi1"
     assert steps[-1]["detail"] == "198.19.0.80:80 refused"
     assert json.loads(render(data, "json"))["stories"] == steps
     html = render(data, "html")

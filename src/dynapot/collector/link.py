@@ -8,6 +8,10 @@ accepting the attacker's connection); that process, and every process whose pare
 redirect table that sent the attacker to this backend) can implement `Linker` and be given to
 the collector instead, or be consulted by a linker that falls back to this one.
 
+An accept from an address in `ignore` unlinks the accepting process and links nothing: the
+collector passes its own address, the sensor's, whose health checks connect to the backends
+(they are not attackers).
+
 Limits, said plainly: a process that no linked process started, or whose parent sent no record,
 stays unlinked (NULL); a reused pid inherits the old link until an accept relinks it; at most
 `MAX_PROCESSES` processes are remembered (the least recently seen go first).
@@ -36,9 +40,10 @@ class Linker(Protocol):
 class SocketLinker:
     """Links processes to the remote end of the connection their ancestors accepted."""
 
-    def __init__(self, limit: int = MAX_PROCESSES) -> None:
+    def __init__(self, limit: int = MAX_PROCESSES, ignore: frozenset[str] = frozenset()) -> None:
         self._links: OrderedDict[tuple[str, int], str] = OrderedDict()
         self._limit = limit
+        self._ignore = ignore
 
     def _remember(self, key: tuple[str, int], address: str) -> None:
         self._links[key] = address
@@ -49,6 +54,9 @@ class SocketLinker:
     def attacker(self, honeypot_ip: str, record: Record) -> str | None:
         call = socket_call(record)
         if call is not None and call.call in ACCEPT_CALLS:
+            if call.remote_ip in self._ignore:  # the process now serves no attacker
+                self._links.pop((honeypot_ip, record.pid), None)
+                return None
             remote = ipaddress.ip_address(call.remote_ip)
             if not (remote.is_loopback or remote.is_unspecified or call.remote_ip == honeypot_ip):
                 self._remember((honeypot_ip, record.pid), call.remote_ip)

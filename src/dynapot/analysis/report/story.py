@@ -5,8 +5,9 @@ to its address), the report's `stories` section lists its steps in time order, o
 each (`src`, `time`, `tier`, `step`, `honeypot`, `port`, `count`, `detail`):
 
 - tier `virtual`: what the sensor logged from that address (probes, scans, logins tried,
-  commands on emulated services, the redirect to a backend); consecutive events of the same
-  kind on the same honeypot and port are one step whose `count` says how many;
+  commands on emulated services, the redirect to a backend); events of one kind on one
+  honeypot less than `FOLD_SECONDS` apart are one step: its `count` says how many, its
+  detail names the ports (when more than one) and the first distinct details (the logins tried);
 - tier `backend`: each session on a backend (`session`: who logged in, which uids), then each
   command typed, at the time its Enter was read (or, where nothing was typed, each program run,
   from the exec records of dynapot's agent);
@@ -38,6 +39,9 @@ __all__ = ["EVENTS_READ", "STEPS", "stories"]
 STEPS = 200  # steps kept per attacker
 EVENTS_READ = 5000  # sensor rows read per attacker
 EXEC = 3  # the agent's exec records (Sebek type 3)
+FOLD_SECONDS = 60.0  # events of one kind on one honeypot this close together are one step
+PORTS = 10  # ports named in a folded step
+DETAILS = 5  # distinct details named in a folded step
 
 
 def _step(src: str, time: datetime, tier: str, step: str, honeypot: str, **rest: Any) -> dict[str, Any]:
@@ -62,6 +66,17 @@ def _event_detail(event: HoneypotEvent) -> str | None:
     return event.detail
 
 
+def _fold(step: dict[str, Any], event: HoneypotEvent, count: int) -> None:
+    """Add `event` to a step of the same kind on the same honeypot: count, ports, details."""
+    step["count"] += count
+    step["last"] = event.time
+    if step["port"] != event.dst_port:
+        step["ports"].add(event.dst_port)
+    detail = _event_detail(event)
+    if detail and detail not in step["details"] and len(step["details"]) <= DETAILS:
+        step["details"].append(detail)
+
+
 def _virtual(session: Session, src: str, since: datetime, until: datetime) -> list[dict[str, Any]]:
     e = HoneypotEvent
     statement = (
@@ -71,29 +86,29 @@ def _virtual(session: Session, src: str, since: datetime, until: datetime) -> li
         .limit(EVENTS_READ)
     )
     steps: list[dict[str, Any]] = []
+    open_steps: dict[tuple[str, str], dict[str, Any]] = {}  # (kind, honeypot) -> its latest step
     for event in session.scalars(statement):
         data = event.data if isinstance(event.data, dict) else {}
         count = int(data.get("count", 1)) if str(data.get("count", 1)).isdigit() else 1
-        last = steps[-1] if steps else None
-        if last is not None and (last["step"], last["honeypot"], last["port"]) == (
-            event.kind,
-            event.dst_ip,
-            event.dst_port,
-        ):
-            last["count"] += count
+        key = (event.kind, event.dst_ip)
+        last = open_steps.get(key)
+        if last is not None and (event.time - last["last"]).total_seconds() <= FOLD_SECONDS:
+            _fold(last, event, count)
             continue
-        steps.append(
-            _step(
-                src,
-                event.time,
-                "virtual",
-                event.kind,
-                event.dst_ip,
-                port=event.dst_port,
-                count=count,
-                detail=_event_detail(event),
-            )
-        )
+        detail = _event_detail(event)
+        step = _step(src, event.time, "virtual", event.kind, event.dst_ip, port=event.dst_port, count=count)
+        step.update(last=event.time, ports={event.dst_port}, details=[detail] if detail else [])
+        open_steps[key] = step
+        steps.append(step)
+    for step in steps:
+        ports = sorted(p for p in step.pop("ports") if p is not None)
+        if len(ports) > 1:
+            step["port"] = None
+            shown = ", ".join(str(p) for p in ports[:PORTS])
+            step["details"].insert(0, f"ports {shown}" + (", ..." if len(ports) > PORTS else ""))
+        details = step.pop("details")
+        step["detail"] = "; ".join(details[:DETAILS]) + ("; ..." if len(details) > DETAILS else "") or None
+        del step["last"]
     return steps
 
 
