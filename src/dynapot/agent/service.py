@@ -63,6 +63,7 @@ class Agent:
         self.strlen = strlen
         self.attached = threading.Event()
         self._process: subprocess.Popen[bytes] | None = None
+        self._errors: Path | None = None
         self._stopping = threading.Event()
 
     @property
@@ -94,9 +95,11 @@ class Agent:
             sock.connect(self.collector)
             env = dict(os.environ, BPFTRACE_STRLEN=str(self.strlen), BPFTRACE_PERF_RB_PAGES=str(PERF_PAGES))
             command = ["unshare", "--mount", "--propagation", "private", "sh", "-c", _SCRIPT]
-            self._process = subprocess.Popen(
-                [*command, bpftrace, str(path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
-            )
+            self._errors = Path(tmp) / "bpftrace.err"  # a file: a full stderr pipe would stall bpftrace
+            with self._errors.open("wb") as errors:
+                self._process = subprocess.Popen(
+                    [*command, bpftrace, str(path)], stdout=subprocess.PIPE, stderr=errors, env=env
+                )
             timer = threading.Timer(seconds, self.stop) if seconds is not None else None
             if timer is not None:
                 timer.daemon = True
@@ -149,11 +152,12 @@ class Agent:
             with contextlib.suppress(ProcessLookupError):
                 process.terminate()
         try:
-            _, err = process.communicate(timeout=STOP_TIMEOUT)
+            process.communicate(timeout=STOP_TIMEOUT)
         except subprocess.TimeoutExpired:
             process.kill()
-            _, err = process.communicate()
+            process.communicate()
         if not self._stopping.is_set() and process.returncode != 0:
+            err = self._errors.read_bytes()[-8192:] if self._errors is not None else b""
             text = err.decode("utf-8", "replace").strip().splitlines()
             problems = [line for line in text if "RLIMIT_MEMLOCK" not in line and "WARNING" not in line]
             raise AgentError(f"bpftrace exited with {process.returncode}: {' | '.join(problems[-3:])}")
