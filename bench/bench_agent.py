@@ -10,9 +10,11 @@ there, then:
   `agent_lost_events` what bpftrace said it lost (its buffers overflowed), `agent_unparsed`;
 - **latency**: --commands times, `/bin/true` is run in the namespace and the database polled
   (every 2 ms) until its exec record is a row: `command_to_row_p50/p99` in seconds;
-- **reference** in the same run, the same collector: a plain Sebek client (the codec over UDP)
-  sends as many records as the agent stored (`reference_per_second`), and single records whose
-  time to a row is `reference_to_row_p50/p99` — what the collector alone costs.
+- **reference** in the same run, the same collector: a plain Sebek client (the codec over UDP,
+  its own sender address) sends as many records as the agent stored in one burst
+  (`reference_per_second`: rows stored / seconds until the last; what the collector's socket
+  dropped shows in `collector_dropped_kernel` and `collector_lost`), then single records whose
+  time to a row is `reference_to_row_p50/p99`: what the collector alone costs.
 
     sudo python bench/bench_agent.py [--writes 20000] [--commands 40]
 
