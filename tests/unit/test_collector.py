@@ -91,6 +91,29 @@ def test_the_socket_linker_follows_an_accept_down_the_process_tree() -> None:
     assert small.attacker(hp, record(3, pid=1, ppid=0)) is None  # the oldest was forgotten
 
 
+def test_a_process_is_linked_through_ancestors_whose_records_came_before_the_accept() -> None:
+    linker = SocketLinker()
+    hp = "198.18.0.5"
+    accept = SocketCall("198.18.1.9", 50123, hp, 22, 5, 6)
+    # An agent's per-CPU buffers: sshd's child and grandchild are seen before the listener's accept.
+    assert linker.attacker(hp, record(0, type=4, pid=60, ppid=50, data=b"fork")) is None
+    assert linker.attacker(hp, record(1, type=4, pid=61, ppid=60, data=b"fork")) is None
+    assert linker.attacker(hp, record(2, type=2, pid=50, ppid=1, data=socket_data(accept))) == "198.18.1.9"
+    assert linker.attacker(hp, record(3, pid=70, ppid=61)) == "198.18.1.9"  # the shell, two generations down
+    assert linker.attacker("198.18.0.6", record(4, pid=71, ppid=61)) is None  # another honeypot's pids
+
+
+def test_an_accept_from_the_sensor_itself_links_nobody() -> None:
+    sensor = "198.18.0.2"  # its health checks connect to the backends' ports
+    linker = Collector(None, SETTINGS.model_copy(update={"listen": f"{sensor}:1101"})).linker
+    hp = "198.18.0.5"
+    attacker = SocketCall("198.18.1.9", 50123, hp, 22, 5, 6)
+    check = SocketCall(sensor, 40000, hp, 22, 5, 6)
+    assert linker.attacker(hp, record(0, type=2, pid=50, ppid=1, data=socket_data(attacker))) == "198.18.1.9"
+    assert linker.attacker(hp, record(1, type=2, pid=50, ppid=1, data=socket_data(check))) is None
+    assert linker.attacker(hp, record(2, pid=61, ppid=50)) is None  # the child serving the health check
+
+
 def test_a_database_that_fails_keeps_the_rows_until_it_works() -> None:
     rows = Rows()
     collector = Collector(None, SETTINGS, writer=rows)

@@ -42,6 +42,7 @@ __all__ = [
     "group_sessions",
     "list_sessions",
     "replay_steps",
+    "timed_commands",
     "typed_commands",
 ]
 
@@ -131,7 +132,12 @@ def _keystrokes(row: SessionRow) -> bool:
 
 def typed_commands(rows: list[SessionRow]) -> list[str]:
     """The lines typed on standard input, in order, edited as a terminal would (see the module)."""
-    commands: list[str] = []
+    return [text for _, text in timed_commands(rows)]
+
+
+def timed_commands(rows: list[SessionRow]) -> list[tuple[datetime, str]]:
+    """`typed_commands` with the time each was entered (the row holding its Enter)."""
+    commands: list[tuple[datetime, str]] = []
     line: list[str] = []
     for row in rows:
         if not _keystrokes(row):
@@ -140,7 +146,7 @@ def typed_commands(rows: list[SessionRow]) -> list[str]:
             if char in "\r\n":
                 text = "".join(line).strip()
                 if text and len(commands) < MAX_COMMANDS:
-                    commands.append(for_display(text))
+                    commands.append((row.time, for_display(text)))
                 line.clear()
             elif char in "\x7f\x08":
                 if line:

@@ -5,9 +5,9 @@
 `passive` (fingerprint, watch), `plan` (plan, honeyd-config), `honeyd` (honeyd-check),
 `sensor`, `daemon` (run, status), `reports` (report, findings), `lab` (lab up/list/down,
 demo), `collector`, `sessions` (sessions, sessions replay), `admin` (the web interface's
-accounts and tokens) and `web` (the admin web interface). What they share
-(the Context, --db and --config, consoles, the user-error mapping, parameter types) is in
-`common`.
+accounts and tokens), `web` (the admin web interface) and `agent` (the backends' recorder).
+What they share (the Context, --db and --config, consoles, the user-error mapping, parameter
+types) is in `common`.
 
 Every subcommand accepts `--db URL` (else DYNAPOT_DB, else the settings file) and
 `--config FILE` (else DYNAPOT_CONFIG); `--help` shows every option's default. A mistake in
@@ -22,6 +22,7 @@ import click
 
 from dynapot.cli import (
     admin,
+    agent,
     collector,
     daemon,
     honeyd,
@@ -58,5 +59,6 @@ for _commands in (
     sessions,
     admin,
     web,
+    agent,
 ):
     _commands.register(main)

@@ -108,7 +108,10 @@ class Collector:
         self.settings = settings
         self.stats = CollectorStats()
         self.counters = Counters()
-        self.linker: Linker = linker if linker is not None else SocketLinker()
+        if linker is None:
+            own = parse_listen(settings.listen)[0]  # the sensor's address: its health checks are no attacker
+            linker = SocketLinker(ignore=frozenset() if own in ("0.0.0.0", "::") else frozenset({own}))  # noqa: S104
+        self.linker: Linker = linker
         self.db = db  # may be given after `start` (bind first, then open the database)
         self._writer = writer or self._write
         self._pending: deque[dict[str, Any]] = collections.deque()

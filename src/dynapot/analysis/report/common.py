@@ -177,6 +177,27 @@ def high_interaction(data: ReportData) -> Table:
     )
 
 
+def stories(data: ReportData) -> Table:
+    """One story per attacker: its steps on virtual hosts and backends, in time order."""
+    return Table(
+        "One story per attacker (virtual hosts and high-interaction backends, in time order)",
+        ["attacker", "time", "tier", "step", "honeypot", "port", "count", "detail"],
+        [
+            [
+                r["src"],
+                when(r["time"]),
+                r["tier"],
+                r["step"],
+                r["honeypot"],
+                r["port"],
+                r["count"],
+                r["detail"],
+            ]
+            for r in data.sections.get("stories", [])
+        ],
+    )
+
+
 def timeline(data: ReportData) -> Table:
     return Table(
         f"Timeline ({data.bucket_seconds} s buckets, non-empty only)",

@@ -21,6 +21,7 @@ from sqlalchemy import BigInteger, Integer, Row, and_, case, cast, distinct, fun
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
+from dynapot.analysis.report.story import stories
 from dynapot.analysis.sessions import group_sessions
 from dynapot.db import Database
 from dynapot.db.models import Alert, Finding, HoneypotEvent, Host, OperatingSystem, Port
@@ -35,6 +36,7 @@ SECTIONS = (
     "credentials",
     "commands",
     "high_interaction",
+    "stories",
     "findings",
     "alerts",
     "timeline",
@@ -401,6 +403,17 @@ class _Query:
             row["first_event"], row["event_count"] = _iso(first), int(count or 0)
         return result
 
+    def stories(self) -> list[dict[str, Any]]:
+        """One story per attacker with a recorded session: the tiers in time order (`story`)."""
+        statement = (
+            select(SessionRow)
+            .where(SessionRow.time >= self.since, SessionRow.time < self.until)
+            .order_by(SessionRow.id.desc())
+            .limit(MAX_SESSION_ROWS)
+        )
+        rows = list(self.session.scalars(statement))
+        return stories(self.session, self.since, self.until, rows, attackers=self.limit, iso=_iso, clip=_clip)
+
     def findings(self) -> list[dict[str, Any]]:
         f = Finding
         rows = self.session.scalars(
@@ -519,6 +532,7 @@ def build_report(
             "credentials": query.credentials(),
             "commands": query.commands(),
             "high_interaction": query.high_interaction(),
+            "stories": query.stories(),
             "findings": query.findings(),
             "alerts": query.alerts(),
             "timeline": query.timeline(size),

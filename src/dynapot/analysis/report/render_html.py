@@ -248,6 +248,7 @@ def render_html(data: ReportData) -> str:
         _table(common.credentials(data)),
         _table(common.commands(data)),
         _table(common.high_interaction(data)),
+        _table(common.stories(data)),
         _table(common.timeline(data)),
         _table(common.os_mix(data)),
         "</body></html>",

@@ -89,6 +89,7 @@ def render_text(data: ReportData, width: int = WIDTH) -> str:
         common.credentials(data),
         common.commands(data),
         common.high_interaction(data),
+        common.stories(data),
         alerts,
         common.timeline(data),
         common.os_mix(data),

@@ -1,0 +1,1 @@
+"""The recorder agent for Linux backends: eBPF (bpftrace) events shipped as Sebek v3 records."""
