@@ -57,6 +57,11 @@ def run_demo(out_dir: Path, *, db_url: str | None = None) -> None:
         database = out_dir / "dynapot.db"
         for stale in out_dir.glob("dynapot.db*"):
             stale.unlink()  # a fresh inventory each run, so the figures are this run's
+        # ... and a fresh engine: a previous run's event journal and correlator state belong to
+        # the old inventory (replayed into the new one, they would show the last run's events)
+        engine = out_dir / "engine"
+        if engine.is_dir() and not engine.is_symlink():
+            shutil.rmtree(engine)
         db_url = f"sqlite:///{database.resolve()}"
     dynapot = python_command("-m", "dynapot")
     click.secho("building the lab network (namespaces in 198.18.0.0/24) ...", bold=True)
