@@ -13,6 +13,7 @@ import pytest
 
 from dynapot.services.contract import ConnectionInfo
 from dynapot.services.http import serve_http, site_for
+from dynapot.services.identity import identity_for
 
 
 def info(personality: str, dst: str = "198.18.0.20") -> ConnectionInfo:
@@ -126,3 +127,14 @@ def test_each_system_has_its_own_server(personality, server):
 def test_nmaps_product_names_the_server(personality, product, version, server):
     conn = ConnectionInfo("tcp", "198.18.0.3", 40000, "198.18.0.20", 80, personality, "t", product, version)
     assert site_for(conn).server == server
+
+
+def test_on_a_debian_host_apache_and_nginx_say_what_debians_packages_say():
+    """Debian's Apache names Debian; Debian's nginx names nothing (only Ubuntu's names its OS)."""
+    debian = identity_for("198.18.0.20", "Linux 5.4", hint="OpenSSH 9.2p1 Debian 2+deb12u3")
+    own = ConnectionInfo("tcp", "198.18.0.3", 40000, "198.18.0.20", 80, "Linux 5.4", "t", identity=debian)
+    assert site_for(own).server == "Apache/2.4.57 (Debian)"
+    nginx = ConnectionInfo(
+        "tcp", "198.18.0.3", 40000, "198.18.0.20", 8080, "Linux 5.4", "t", "nginx", "1.22.1", identity=debian
+    )
+    assert site_for(nginx).server == "nginx/1.22.1"

@@ -167,3 +167,39 @@ def test_a_rows_version_is_nmaps_only_when_chosen_for_nmaps_product() -> None:
     assert version_of(info(None, "x", "2.4.52 ((Ubuntu))")) == "2.4.52"
     for hostile in ("1.0\r\n230 ok", "{host}", "", "   ", "1.0\x00"):
         assert version_of(info(None, "x", hostile), "d") == "d"
+
+
+@pytest.mark.parametrize(
+    ("hint", "pretty", "kernel"),
+    [
+        ("OpenSSH 9.2p1 Debian 2+deb12u3", "Debian GNU/Linux 12 (bookworm)", "6.1.0-17-amd64"),
+        ("Apache httpd 2.4.57 (Debian)", "Debian GNU/Linux 12 (bookworm)", "6.1.0-17-amd64"),
+        ("OpenSSH 8.4p1 Debian 5+deb11u3", "Debian GNU/Linux 11 (bullseye)", "5.10.0-26-amd64"),
+        ("OpenSSH 8.9p1 Ubuntu 3ubuntu0.10", "Ubuntu 22.04.3 LTS", "5.15.0-91-generic"),
+        (
+            "OpenSSH 7.4 protocol 2.0 Apache httpd 2.4.6 (CentOS) el7",
+            "CentOS Linux 7 (Core)",
+            "3.10.0-1160.el7.x86_64",
+        ),
+    ],
+)
+def test_what_a_hosts_services_say_names_its_distribution(hint, pretty, kernel) -> None:
+    """A Debian network's decoys are Debian: the banners nmap -sV read on the real hosts (which
+    the decoys repeat) outweigh the TCP fingerprint, which only tells a kernel generation."""
+    identity = identity_for("198.18.0.20", "Linux 5.4", hint=hint)
+    assert identity.distribution.pretty == pretty and identity.kernel.release == kernel
+    motd = identity.motd(1.7e9)
+    if "Debian" in pretty:
+        assert motd.startswith(f"Linux {identity.hostname} {kernel} ") and "ABSOLUTELY NO WARRANTY" in motd
+        assert identity.issue_net().startswith("Debian GNU/Linux")
+        assert "debian" in identity.system.tags and "ubuntu" not in identity.system.tags
+
+
+def test_without_a_hint_or_off_linux_the_personality_decides() -> None:
+    assert identity_for("198.18.0.20", "Linux 5.4").distribution.id == "ubuntu"
+    assert identity_for("198.18.0.20", "Linux 2.6.32", hint="").distribution.id == "centos"
+    # a FreeBSD host running a Debian-built banner stays FreeBSD; Windows stays Windows
+    assert (
+        identity_for("198.18.0.20", "FreeBSD 13.1", hint="OpenSSH 9.2p1 Debian").distribution.id == "freebsd"
+    )
+    assert identity_for("198.18.0.20", "Microsoft Windows 10 1809", hint="Debian").system.family == "windows"

@@ -89,7 +89,12 @@ class VirtualHost:
     @classmethod
     def define(cls, definition: HostDefinition, secret: bytes) -> VirtualHost:
         personality = definition.personality.name if definition.personality else None
-        identity = identity_for(definition.address, personality, secret=secret, uptime=definition.uptime)
+        # what its services say they are ("OpenSSH 9.2p1 Debian 2+deb12u3") names its distribution
+        actions = [*definition.tcp.values(), *definition.udp.values()]
+        hint = " ".join(f"{a.product} {a.version or ''}" for a in actions if a.product)
+        identity = identity_for(
+            definition.address, personality, secret=secret, uptime=definition.uptime, hint=hint
+        )
         return cls(definition, identity)
 
     def build_stack(self, context: StackContext) -> HostStack:

@@ -49,6 +49,7 @@ def _apache(version: str, comment: str, title: str) -> Site:
 
 
 _UBUNTU_PAGE = "Apache2 Ubuntu Default Page: It works"
+_DEBIAN_PAGE = "Apache2 Debian Default Page: It works"
 _CENTOS_PAGE = "Apache HTTP Server Test Page powered by CentOS"
 
 # The web server a host of each system runs when nmap found none: IIS as its Windows release
@@ -68,6 +69,8 @@ SITES: tuple[Profile[Site], ...] = (
     Profile(_apache("2.2.15", "CentOS", _CENTOS_PAGE), os="centos-6"),
     Profile(_apache("2.4.6", "CentOS", _CENTOS_PAGE), os="centos"),
     Profile(_apache("2.4.29", "Ubuntu", _UBUNTU_PAGE), os="ubuntu-18.04"),
+    Profile(_apache("2.4.51", "Debian", _DEBIAN_PAGE), os="debian-11"),
+    Profile(_apache("2.4.57", "Debian", _DEBIAN_PAGE), os="debian"),
     Profile(_apache("2.4.52", "Ubuntu", _UBUNTU_PAGE)),
 )
 # The Server header of the product nmap found on the real hosts, in that product's own form:
@@ -98,6 +101,8 @@ def site_for(info: ConnectionInfo) -> Site:
     comment = site.server[site.server.find(" (") :] if " (" in site.server else ""
     if row.product == "apache":
         comment = comment or " (Unix)"
+    elif row.product == "nginx" and "ubuntu" not in info.identity.system.tags:
+        comment = ""  # only Ubuntu's nginx names its distribution (Debian's says "nginx/1.22.1")
     server = row.what.format(version=version, comment=comment)
     if seen:
         server = f"{server.split(' (', 1)[0]} ({seen.group(1)})"

@@ -103,7 +103,11 @@ class HostIdentity:
         """The message of the day a login shows (empty where the distribution has none)."""
         distribution, kernel = self.distribution, self.kernel
         text = distribution.welcome.format(
-            pretty=distribution.pretty, release=kernel.release, machine=kernel.machine
+            pretty=distribution.pretty,
+            release=kernel.release,
+            machine=kernel.machine,
+            host=self.hostname,
+            kernel_version=kernel.version,
         )
         if distribution.landscape:
             news = Sysinfo.draw(self.rng("motd")).render(self.address, self.load_average()[0], now)
@@ -267,16 +271,18 @@ def identity_for(
     secret: bytes = b"",
     uptime: float | None = None,
     now: float | None = None,
+    hint: str = "",
 ) -> HostIdentity:
     """The identity of the host at `address` wearing `personality`.
 
     `uptime` (honeyd's `set T uptime N`) fixes the uptime at `now`; otherwise the host
     reboots every 20-60 days at its own phase, so its uptime keeps growing across sensor
-    restarts as a real machine's does.
+    restarts as a real machine's does. `hint`: what the host's services say of themselves (nmap
+    -sV's products and versions), which names its distribution where they do.
     """
     moment = time.time() if now is None else now
     seed = _seed(secret, address, personality)
-    system = system_for(personality)
+    system = system_for(personality, hint)
     boot, boots = _clock(seed, moment, uptime)
     hostname = _hostname(system, seed)
     domain = _domain(secret, address, system)

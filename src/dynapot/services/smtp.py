@@ -231,9 +231,11 @@ SERVERS: tuple[Profile[MailServer], ...] = (
     Profile(MICROSOFT, "microsoft"),
     Profile(MICROSOFT, "exchange"),
     Profile(_postfix(" (Ubuntu)"), "postfix", os="ubuntu"),
+    Profile(_postfix(" (Debian/GNU)"), "postfix", os="debian"),
     Profile(_postfix(""), "postfix"),
     Profile(MICROSOFT, os="windows"),
     Profile(_postfix(" (Ubuntu)"), os="ubuntu"),
+    Profile(_postfix(" (Debian/GNU)"), os="debian"),
     Profile(_postfix("")),
 )
 # What the Windows SMTP service (IIS's) of each release says in its banner.

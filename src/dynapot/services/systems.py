@@ -263,6 +263,34 @@ def _centos(version_id: str, version: str, pretty: str) -> Distribution:
     )
 
 
+# Debian's login screen: `uname -snrvm` (update-motd's 10-uname), then /etc/motd.
+_DEBIAN_WELCOME = (
+    "Linux {host} {release} {kernel_version} {machine}\n\n"
+    "The programs included with the Debian GNU/Linux system are free software;\n"
+    "the exact distribution terms for each program are described in the\n"
+    "individual files in /usr/share/doc/*/copyright.\n\n"
+    "Debian GNU/Linux comes with ABSOLUTELY NO WARRANTY, to the extent\n"
+    "permitted by applicable law.\n"
+)
+
+
+def _debian(version_id: str, codename: str) -> Distribution:
+    pretty = f"Debian GNU/Linux {version_id} ({codename})"
+    return Distribution(
+        "debian",
+        "Debian GNU/Linux",
+        version_id,
+        f"{version_id} ({codename})",
+        pretty,
+        "",
+        f"Debian GNU/Linux {version_id} \\n \\l\n\n",
+        f"Debian GNU/Linux {version_id}\n",
+        _DEBIAN_WELCOME,
+    )
+
+
+DEBIAN_12 = _debian("12", "bookworm")
+DEBIAN_11 = _debian("11", "bullseye")
 UBUNTU_22_04 = _ubuntu("22.04", "22.04.3", "Jammy Jellyfish")
 UBUNTU_18_04 = _ubuntu("18.04", "18.04.6", "Bionic Beaver")
 CENTOS_7 = _centos("7", "7 (Core)", "CentOS Linux 7 (Core)")
@@ -340,8 +368,42 @@ UNIXES: tuple[tuple[str, Unix], ...] = (
 )
 
 
-def unix_for(personality: str | None) -> Unix:
+_CENTOS_7 = UNIXES[2][1]
+_CENTOS_6 = UNIXES[1][1]
+# What services say of the distribution they were built for (nmap -sV's product and version of
+# the real hosts a virtual host copies: "OpenSSH 9.2p1 Debian 2+deb12u3", "Apache httpd 2.4.57
+# (Debian)"): stronger evidence of the distribution than the TCP fingerprint, which only speaks
+# of the kernel's generation. (pattern in the lower-cased words, system); the first match wins.
+_DEBIAN_12 = Unix(
+    Kernel("Linux", "6.1.0-17-amd64", "#1 SMP PREEMPT_DYNAMIC Debian 6.1.69-1 (2023-12-30)", "x86_64"),
+    DEBIAN_12,
+)
+DISTRIBUTION_HINTS: tuple[tuple[str, Unix], ...] = (
+    (r"deb12|bookworm", _DEBIAN_12),
+    (
+        r"deb11|bullseye",
+        Unix(
+            Kernel("Linux", "5.10.0-26-amd64", "#1 SMP Debian 5.10.197-1 (2023-09-29)", "x86_64"),
+            DEBIAN_11,
+        ),
+    ),
+    (r"ubuntu\S*0\.(?:18|19)\.04|4ubuntu0|bionic", UNIXES[3][1]),
+    (r"ubuntu", _UBUNTU_22),
+    (r"\bel7\b|centos[ -]?7", _CENTOS_7),
+    (r"\bel6\b|centos[ -]?6", _CENTOS_6),
+    (r"\bdebian\b", _DEBIAN_12),  # Debian without a release: the current one
+)
+
+
+def unix_for(personality: str | None, hint: str = "") -> Unix:
+    """The Unix a personality's machine runs; on Linux, what its services say (`hint`) decides
+    the distribution when they name one."""
     name = (personality or "").lower()
+    if hint and ("linux" in name or not name):
+        words = hint.lower()
+        for pattern, unix in DISTRIBUTION_HINTS:
+            if re.search(pattern, words):
+                return unix
     return next(unix for pattern, unix in UNIXES if re.search(pattern, name))
 
 
@@ -363,9 +425,10 @@ class System:
 
 
 @lru_cache(maxsize=1024)
-def system_for(personality: str | None) -> System:
+def system_for(personality: str | None, hint: str = "") -> System:
+    """What the machine wearing `personality` is; `hint`: what its services say of themselves."""
     family = family_of(personality)
-    unix = unix_for(personality)
+    unix = unix_for(personality, hint)
     if family == "windows":
         release = windows_release(personality)
         tags = {"windows", f"windows-{release.key}"} | ({"windows-server"} if release.server else set())
