@@ -78,6 +78,10 @@ bench: setup
 	$(BIN)/python bench/bench_correlate.py
 	$(BIN)/python bench/bench_services.py
 	$(BIN)/python bench/bench_daemon.py
+	$(BIN)/python bench/bench_redirect.py --lab
+	$(BIN)/python bench/bench_sebek.py
+	$(BIN)/python bench/bench_agent.py
+	$(BIN)/python bench/bench_web.py
 
 # The abuse suite: each script builds a lab, attacks the sensor and prints one line per check.
 abuse: setup
