@@ -119,7 +119,7 @@ def build_sensor_config(
         assert template is not None  # the parser guarantees bound templates exist
         line = config.bind_lines.get(address, template.line or 0)
         if template.dynamic is not None:
-            template = _static_choice(config, template, address, notes, check.fail(line, ""))
+            template = _static_choice(config, template, address, notes, check, line)
         if address in own:
             raise check.fail(line, f"{address} belongs to the sensor interface itself; it cannot be virtual")
         personality = None
@@ -166,14 +166,14 @@ def build_sensor_config(
 
 
 def _static_choice(
-    config: HoneydConfig, template: Template, address: str, notes: list[str], where: HoneydConfigError
+    config: HoneydConfig, template: Template, address: str, notes: list[str], check: _Checker, line: int
 ) -> Template:
     """The one template a dynamic template answers with, until conditions are evaluated per source:
     its `otherwise` rule, else its last rule (honeyd too falls through to the last one listed)."""
     rules = template.dynamic or []
     if not rules:
         reason = f"dynamic template {template.name!r} uses no template (add {template.name} use T if ...)"
-        raise HoneydConfigError(where.source, where.line, where.text, reason)
+        raise check.fail(line, reason)
     chosen = next((rule for rule in rules if rule.condition is None), rules[-1])
     notes.append(
         f"{address}: dynamic template {template.name!r} answers as {chosen.template!r} for every source "

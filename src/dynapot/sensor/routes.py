@@ -26,7 +26,7 @@ from collections import Counter
 from collections.abc import Callable
 
 from dynapot.honeyd.routing import RoutedNetwork, Walk
-from dynapot.netstack.packets import build_icmp_packet
+from dynapot.netstack.packets import build_icmp_packet, checksum
 from dynapot.netstack.types import IPv4
 
 __all__ = ["MAX_DELAYED", "RoutedHosts"]
@@ -135,8 +135,5 @@ def _with_ttl(header: bytes, ttl: int) -> bytes:
     head = bytearray(header)
     head[8] = max(0, min(ttl, 255))
     head[10:12] = b"\x00\x00"
-    total = sum(int.from_bytes(head[i : i + 2], "big") for i in range(0, len(head) - 1, 2))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    head[10:12] = (~total & 0xFFFF).to_bytes(2, "big")
+    head[10:12] = checksum(bytes(head)).to_bytes(2, "big")
     return bytes(head)

@@ -323,6 +323,18 @@ class Unix:
     distribution: Distribution
 
 
+_CENTOS_6 = Unix(
+    Kernel("Linux", "2.6.32-754.35.1.el6.x86_64", "#1 SMP Sat Nov 7 12:42:14 UTC 2020", "x86_64"),
+    CENTOS_6,
+)
+_CENTOS_7 = Unix(
+    Kernel("Linux", "3.10.0-1160.el7.x86_64", "#1 SMP Mon Oct 19 16:18:59 UTC 2020", "x86_64"),
+    CENTOS_7,
+)
+_UBUNTU_18 = Unix(
+    Kernel("Linux", "4.15.0-213-generic", "#224-Ubuntu SMP Mon Jun 19 13:30:12 UTC 2023", "x86_64"),
+    UBUNTU_18_04,
+)
 _UBUNTU_22 = Unix(
     Kernel("Linux", "5.15.0-91-generic", "#101-Ubuntu SMP Tue Nov 14 13:30:08 UTC 2023", "x86_64"),
     UBUNTU_22_04,
@@ -343,33 +355,13 @@ UNIXES: tuple[tuple[str, Unix], ...] = (
             FREEBSD_13,
         ),
     ),
-    (
-        r"\blinux 2\.6",
-        Unix(
-            Kernel("Linux", "2.6.32-754.35.1.el6.x86_64", "#1 SMP Sat Nov 7 12:42:14 UTC 2020", "x86_64"),
-            CENTOS_6,
-        ),
-    ),
-    (
-        r"\blinux 3\.",
-        Unix(
-            Kernel("Linux", "3.10.0-1160.el7.x86_64", "#1 SMP Mon Oct 19 16:18:59 UTC 2020", "x86_64"),
-            CENTOS_7,
-        ),
-    ),
-    (
-        r"\blinux 4\.",
-        Unix(
-            Kernel("Linux", "4.15.0-213-generic", "#224-Ubuntu SMP Mon Jun 19 13:30:12 UTC 2023", "x86_64"),
-            UBUNTU_18_04,
-        ),
-    ),
+    (r"\blinux 2\.6", _CENTOS_6),
+    (r"\blinux 3\.", _CENTOS_7),
+    (r"\blinux 4\.", _UBUNTU_18),
     (r"", _UBUNTU_22),
 )
 
 
-_CENTOS_7 = UNIXES[2][1]
-_CENTOS_6 = UNIXES[1][1]
 # What services say of the distribution they were built for (nmap -sV's product and version of
 # the real hosts a virtual host copies: "OpenSSH 9.2p1 Debian 2+deb12u3", "Apache httpd 2.4.57
 # (Debian)"): stronger evidence of the distribution than the TCP fingerprint, which only speaks
@@ -387,7 +379,7 @@ DISTRIBUTION_HINTS: tuple[tuple[str, Unix], ...] = (
             DEBIAN_11,
         ),
     ),
-    (r"ubuntu\S*0\.(?:18|19)\.04|4ubuntu0|bionic", UNIXES[3][1]),
+    (r"ubuntu\S*0\.(?:18|19)\.04|4ubuntu0|bionic", _UBUNTU_18),
     (r"ubuntu", _UBUNTU_22),
     (r"\bel7\b|centos[ -]?7", _CENTOS_7),
     (r"\bel6\b|centos[ -]?6", _CENTOS_6),
