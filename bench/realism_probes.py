@@ -10,7 +10,8 @@ namespace, and the answers are compared after normalising only random fields
 Prints one JSON line per probe {"service", "probe", "real", "dynapot", "differs"}, then one
 {"summary": {service: {"probes", "tells"}}, "probes", "tells"}. Needs root; the lab lives in
 198.18.0.0/15 and is torn down whatever happens. `--short`: a handful of probes per service.
-`--only-differences`: print only the rows that differ (the summary counts all).
+`--only-differences`: print only the rows that differ (the summary counts all). `--service
+NAME` (repeatable): only that service's probes, e.g. `--service smtp`.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ from pathlib import Path
 
 from dynapot.lab import LabSpec, lab_up
 from dynapot.lab.realism import (
-    TARGETS,
     compare,
     imitation_config,
     nmap_rows,
@@ -31,6 +31,7 @@ from dynapot.lab.realism import (
     probe_host,
     real_spec,
     summary,
+    targets,
 )
 from dynapot.lab.sensor import running_sensor
 
@@ -42,8 +43,15 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--short", action="store_true", help="a handful of probes per service")
     parser.add_argument("--only-differences", action="store_true")
+    parser.add_argument(
+        "--service", action="append", default=[], help="probe only this service (ssh, ftp, ...); repeatable"
+    )
     args = parser.parse_args()
-    ports = [port for _, _, port in TARGETS]
+    try:
+        chosen = targets(args.service)
+    except ValueError as exc:
+        parser.error(str(exc))
+    ports = [port for _, _, port in chosen]
     with (
         lab_up(LabSpec(hosts=(real_spec(),), service_timeout=120)) as lab,
         tempfile.TemporaryDirectory() as tmp,
@@ -55,8 +63,8 @@ def main() -> int:
         print(json.dumps({"honeyd_config": config}), flush=True)
         with running_sensor(lab, config, Path(tmp), database=False):
             virtual_nmap = nmap_services(lab, virtual_ip, ports)
-            real = probe_host(lab, real_ip, short=args.short)
-            imitation = probe_host(lab, virtual_ip, short=args.short)
+            real = probe_host(lab, real_ip, short=args.short, labels=args.service)
+            imitation = probe_host(lab, virtual_ip, short=args.short, labels=args.service)
         rows = nmap_rows(real_nmap, virtual_nmap) + compare(real, imitation, real_ip, virtual_ip)
     for row in rows:
         if row["differs"] or not args.only_differences:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import socket
 from collections import Counter
+from collections.abc import Collection
 from typing import Any
 
 from defusedxml import ElementTree
@@ -22,7 +23,16 @@ from dynapot.lab.network import HostSpec, Lab
 from dynapot.lab.probe_norm import describe, host_names
 from dynapot.processes import python_command
 
-__all__ = ["TARGETS", "compare", "imitation_config", "nmap_services", "probe_host", "real_spec", "summary"]
+__all__ = [
+    "TARGETS",
+    "compare",
+    "imitation_config",
+    "nmap_services",
+    "probe_host",
+    "real_spec",
+    "summary",
+    "targets",
+]
 
 #: (label, protocol, port) of each daemon the real host runs.
 TARGETS: tuple[tuple[str, str, int], ...] = (
@@ -82,9 +92,22 @@ def imitation_config(template: str, ip: str, services: dict[int, dict[str, str]]
     return "\n".join(lines) + "\n"
 
 
-def probe_host(lab: Lab, ip: str, *, short: bool = False, timeout: float = 900) -> list[dict[str, Any]]:
-    """Every probe's raw result against `ip`, sent from the attacker namespace."""
-    spec = json.dumps({"ip": ip, "targets": [list(t) for t in TARGETS], "short": short})
+def targets(labels: Collection[str] = ()) -> list[tuple[str, str, int]]:
+    """The TARGETS named by `labels` (all of them when none are named); an unknown label is refused."""
+    unknown = set(labels) - {label for label, _, _ in TARGETS}
+    if unknown:
+        raise ValueError(
+            f"no such service: {', '.join(sorted(unknown))} (known: {', '.join(t[0] for t in TARGETS)})"
+        )
+    return [t for t in TARGETS if not labels or t[0] in labels]
+
+
+def probe_host(
+    lab: Lab, ip: str, *, short: bool = False, labels: Collection[str] = (), timeout: float = 900
+) -> list[dict[str, Any]]:
+    """Every probe's raw result against `ip` (of the services named by `labels`, or all), sent
+    from the attacker namespace."""
+    spec = json.dumps({"ip": ip, "targets": [list(t) for t in targets(labels)], "short": short})
     result = lab.exec(lab.attacker, python_command("-m", "dynapot.lab.probe_run", spec), timeout=timeout)
     if result.returncode != 0:
         raise RuntimeError(f"probe run failed: {result.stderr.strip()[-2000:]}")
