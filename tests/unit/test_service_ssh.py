@@ -8,6 +8,7 @@ import shutil
 import stat
 import struct
 import subprocess
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -339,27 +340,55 @@ def test_group_exchange_primes_are_capped_and_the_exchange_still_works(tmp_path:
     assert [r[0] for r in run(main())] == ["login"]
 
 
-def test_handshake_budget_per_source() -> None:
-    budget = ssh_service.HandshakeBudget(rate=2.0, burst=3)
-    assert [budget.allow("198.18.0.3", 0.0) for _ in range(4)] == [True, True, True, False]
-    assert budget.allow("198.18.0.4", 0.0)  # another source has its own budget
-    assert not budget.allow("198.18.0.3", 0.2) and budget.allow("198.18.0.3", 0.5)  # 2 a second
-
-
-def test_a_source_over_its_handshake_rate_gets_no_banner(tmp_path: Path) -> None:
-    async def main():
-        config = SSHConfig(key_dir=tmp_path, handshakes_per_second=0.01, handshake_burst=2)
+def test_a_source_over_its_budget_waits_and_is_dropped_only_past_its_queue(tmp_path: Path) -> None:
+    # 2 at once, then one every 2 s, a queue of 1 s: the third connection is dropped, but only
+    # because the queue would hold it longer than 1 s; with a longer queue it waits instead.
+    async def main(max_wait: float):
+        config = SSHConfig(
+            key_dir=tmp_path, handshakes_per_second=0.5, handshake_burst=2, handshake_max_wait=max_wait
+        )
         async with serve(config) as (port, reports):
-            banners = []
-            for _ in range(4):
+            banners, waited = [], []
+            for _ in range(3):
+                started = time.monotonic()
                 reader, writer = await asyncio.open_connection("127.0.0.1", port)
-                banners.append(await asyncio.wait_for(reader.read(100), 5))
+                banners.append(await asyncio.wait_for(reader.read(100), 10))
+                waited.append(time.monotonic() - started)
                 writer.close()
-        return banners, reports
+        return banners, waited, reports
 
-    banners, reports = run(main())
-    assert [b.startswith(b"SSH-2.0-") for b in banners] == [True, True, False, False]
-    assert [r[:2] for r in reports if r[0] == "refused"] == [("refused", "handshake rate")] * 2
+    banners, _, reports = run(main(1.0))
+    assert [b.startswith(b"SSH-2.0-") for b in banners] == [True, True, False]
+    assert [r[:2] for r in reports if r[0] == "refused"] == [("refused", "handshake rate")]
+
+    banners, waited, reports = run(main(5.0))
+    assert all(b.startswith(b"SSH-2.0-") for b in banners)
+    assert not [r for r in reports if r[0] == "refused"]
+    assert waited[2] > 1.0  # the third one got its banner late (about 2 s), not never
+
+
+def test_max_startups_drops_before_the_banner_once_too_many_are_unauthenticated(tmp_path: Path) -> None:
+    async def main():
+        config = SSHConfig(key_dir=tmp_path, max_startups=(2, 100, 2))
+        async with serve(config) as (port, reports):
+            held = [await asyncio.open_connection("127.0.0.1", port) for _ in range(2)]
+            for reader, _ in held:
+                assert (await asyncio.wait_for(reader.read(100), 5)).startswith(b"SSH-2.0-")
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            third = await asyncio.wait_for(reader.read(100), 5)
+            writer.close()
+            for _, w in held:  # the two end: their places are free again
+                w.close()
+            await asyncio.sleep(0.5)
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            fourth = await asyncio.wait_for(reader.read(100), 5)
+            writer.close()
+        return third, fourth, reports
+
+    third, fourth, reports = run(main())
+    assert third == b""
+    assert fourth.startswith(b"SSH-2.0-")
+    assert [r[:2] for r in reports if r[0] == "refused"] == [("refused", "MaxStartups")]
 
 
 # -- answering as the OpenSSH it claims (issue 15) -------------------------------------------------------

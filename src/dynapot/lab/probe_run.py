@@ -26,9 +26,6 @@ QUIET = 0.8  # an answer is over after this long without a byte
 STEP_LIMIT = 10.0  # seconds per step at most
 MAX_BYTES = 65536  # kept per step
 PER_PROTOCOL = 2  # probes of one protocol at once
-#: Seconds between the starts of two probes of one protocol: dynapot's SSH handshake budget
-#: (4 a second per source) refuses faster scanners, which is a tell of its own, not the subject here.
-PACE = {"ssh": 0.4}
 DELAY_TRIES = 2
 
 
@@ -151,8 +148,7 @@ async def _run_all(spec: dict[str, Any]) -> None:
     ip = spec["ip"]
     lock = asyncio.Lock()
 
-    async def one(label: str, port: int, probe: Probe, gate: asyncio.Semaphore, start: float) -> None:
-        await asyncio.sleep(start)
+    async def one(label: str, port: int, probe: Probe, gate: asyncio.Semaphore) -> None:
         async with gate:
             result = await run_probe(ip, port, probe)
         line = {"label": label, "protocol": probe.protocol, "probe": probe.name, "kind": probe.kind, **result}
@@ -163,9 +159,8 @@ async def _run_all(spec: dict[str, Any]) -> None:
     tasks = []
     for label, protocol, port in spec["targets"]:
         gate = asyncio.Semaphore(PER_PROTOCOL)
-        pace = PACE.get(protocol, 0.0)
         probes = probes_for(protocol, bool(spec.get("short")))
-        tasks += [one(label, int(port), p, gate, i * pace) for i, p in enumerate(probes)]
+        tasks += [one(label, int(port), p, gate) for p in probes]
     await asyncio.gather(*tasks)
 
 

@@ -36,7 +36,7 @@ import random
 import re
 import socket
 import time
-from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -51,6 +51,7 @@ from dynapot.services.contract import ConnectionInfo, Handler, Report, Service, 
 from dynapot.services.profiles import Profile, choose
 from dynapot.services.reset import reset
 from dynapot.services.shell import shell_for
+from dynapot.services.ssh_admission import HandshakeBudget, StartupGate
 from dynapot.services.ssh_ident import IdentReader, IdentResult
 from dynapot.services.ssh_prekex import PreKexGuard, Verdict
 from dynapot.services.ssh_profiles import SSHProfile, profile_for
@@ -81,7 +82,6 @@ WEAK_PAIRS: frozenset[tuple[str, str]] = frozenset(
 AcceptPolicy = Literal["none", "all"] | frozenset[tuple[str, str]]
 
 MAX_GEX_BITS = 4096  # the largest Diffie-Hellman group-exchange prime we compute with
-SOURCES_REMEMBERED = 65536  # per-source handshake budgets kept (the oldest go)
 MAX_SESSIONS = 10  # concurrent session channels per connection (OpenSSH's MaxSessions)
 MAX_SESSIONS_TOTAL = 64  # session channels over a connection's life
 _BUFSIZE = 16 * 1024
@@ -107,9 +107,12 @@ class SSHConfig:
     login_timeout: float = 60.0
     lifetime: float = 600.0
     max_line: int = 1024
-    # CPU is a resource an attacker can burn: key exchanges are the dear part of SSH.
+    # CPU is a resource an attacker can burn: key exchanges are the dear part of SSH. Past its
+    # budget a source's connections wait (a busy machine), dropped only past `handshake_max_wait`.
     handshakes_per_second: float = 4.0  # new connections per source a second, on average
     handshake_burst: int = 10  # ... and at once
+    handshake_max_wait: float = 10.0  # seconds a source's queue may hold
+    max_startups: tuple[int, int, int] = (10, 30, 100)  # sshd's MaxStartups start:rate:full, per host
     # Seconds before a wrong password is turned down (low, high); None: the imitated server's own.
     fail_delay: tuple[float, float] | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # further asyncssh server options
@@ -184,8 +187,15 @@ class HostKeys:
 class _Server(asyncssh.SSHServer):
     """Per-connection authentication policy: report every attempt, bound their number."""
 
-    def __init__(self, config: SSHConfig, report: Report, profile: SSHProfile | None = None) -> None:
+    def __init__(
+        self,
+        config: SSHConfig,
+        report: Report,
+        profile: SSHProfile | None = None,
+        authenticated: Callable[[], None] | None = None,
+    ) -> None:
         self._config = config
+        self._authenticated = authenticated  # MaxStartups counts a connection until this
         self._report = report
         self._profile = profile
         self._attempts = 0
@@ -199,6 +209,10 @@ class _Server(asyncssh.SSHServer):
 
     def begin_auth(self, username: str) -> bool:
         return True
+
+    def auth_completed(self) -> None:
+        if self._authenticated is not None:
+            self._authenticated()
 
     def password_auth_supported(self) -> bool:
         return True
@@ -436,38 +450,49 @@ def cap_group_exchange(bits: int = MAX_GEX_BITS) -> None:
     asyncssh.kex_dh._dh_gex_groups = tuple(group for group in groups if group[0] <= bits)
 
 
-class HandshakeBudget:
-    """Per-source token buckets for new SSH connections: `rate` a second, `burst` at once."""
-
-    def __init__(self, rate: float, burst: int) -> None:
-        self.rate, self.burst = rate, burst
-        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()  # source -> (tokens, when)
-
-    def allow(self, source: str, now: float) -> bool:
-        tokens, then = self._buckets.pop(source, (float(self.burst), now))
-        tokens = min(float(self.burst), tokens + (now - then) * self.rate)
-        allowed = tokens >= 1.0
-        self._buckets[source] = (tokens - 1.0 if allowed else tokens, now)
-        if len(self._buckets) > SOURCES_REMEMBERED:
-            self._buckets.popitem(last=False)
-        return allowed
-
-
 def make_handler(config: SSHConfig | None = None) -> Handler:
     """A service handler `(reader, writer, info, report)` serving SSH with `config`."""
     config = config or SSHConfig()
     host_keys = HostKeys(config.key_dir)
-    budget = HandshakeBudget(config.handshakes_per_second, config.handshake_burst)
+    budget = HandshakeBudget(config.handshakes_per_second, config.handshake_burst, config.handshake_max_wait)
+    startups = StartupGate(*config.max_startups)
 
     async def handle_ssh(
         reader: asyncio.StreamReader, writer: asyncio.StreamWriter, info: ConnectionInfo, report: Report
     ) -> None:
         sink = guarded(report, "ssh")
-        if not budget.allow(info.src, time.monotonic()):
-            # Over its rate: closed before the banner, as sshd's MaxStartups drops a connection.
-            sink(Kind.REFUSED, "handshake rate", {"limit": config.handshakes_per_second})
+        if not startups.admit(info.dst):
+            # Too many unauthenticated connections to this host: dropped before the banner, as sshd does.
+            sink(Kind.REFUSED, "MaxStartups", {"limit": startups.pending(info.dst)})
             writer.close()
             return
+        pending = True
+
+        def authenticated() -> None:
+            nonlocal pending
+            if pending:
+                pending = False
+                startups.done(info.dst)
+
+        try:
+            delay = budget.wait(info.src, time.monotonic())
+            if delay is None:  # its queue is full: dropped like MaxStartups drops
+                sink(Kind.REFUSED, "handshake rate", {"limit": config.handshakes_per_second})
+                writer.close()
+                return
+            if delay > 0:
+                await asyncio.sleep(delay)  # a busy machine answers late, it does not refuse
+            await _serve_admitted(reader, writer, info, sink, authenticated)
+        finally:
+            authenticated()
+
+    async def _serve_admitted(
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        info: ConnectionInfo,
+        sink: Report,
+        authenticated: Callable[[], None],
+    ) -> None:
         version = _version(config, info)
         profile = profile_for(version)
         # sshd speaks first and at once, then reads the client's identification itself.
@@ -506,7 +531,7 @@ def make_handler(config: SSHConfig | None = None) -> Handler:
             try:
                 conn = await asyncssh.run_server(
                     theirs,
-                    server_factory=lambda: _Server(config, sink, profile),
+                    server_factory=lambda: _Server(config, sink, profile, authenticated),
                     server_host_keys=keys,
                     server_version=version,
                     process_factory=_make_process_factory(config, info, sink),
