@@ -213,11 +213,28 @@ def test_honeyd_check_accepts_a_good_file_and_prints_its_notes(tmp_path: Path, c
     assert "note: " in result.output and "tunnel" in result.output
 
 
+def test_honeyd_check_reads_honeyds_first_generation_names_as_todays_and_says_so(
+    tmp_path: Path, catalog
+) -> None:
+    # honeyd's own config.ethernet and config.localhost name personalities from nmap.prints
+    path = tmp_path / "honeyd.conf"
+    path.write_text(
+        'create a\nset a personality "Linux 2.4.7 (X86)"\n'
+        'create r\nset r personality "Cisco 7206 running IOS 11.1(24)"\n'
+        "bind 198.18.0.2 a\nbind 198.18.0.3 r\n"
+    )
+    result = CliRunner().invoke(main, ["honeyd-check", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "'Linux 2.4.7 (X86)' is not in nmap-os-db" in result.output
+    assert "answering as 'Linux 2.4.7'" in result.output
+    assert "answering as 'Cisco 2500 router (IOS 11.1)'" in result.output
+
+
 @pytest.mark.parametrize(
     ("text", "line", "reason"),
     [
         (
-            'create a\nset a personality "Linux 2.4.7 (X86)"\nbind 198.18.0.2 a\n',
+            'create a\nset a personality "Frobnitz OS 1.0"\nbind 198.18.0.2 a\n',
             1,
             "is not in the installed nmap-os-db",
         ),

@@ -18,6 +18,7 @@ from pathlib import Path
 from dynapot.honeyd.config import Action, HoneydConfig, Template, Topology
 from dynapot.honeyd.parser import HoneydConfigError, parse_config
 from dynapot.personality.catalog import MacVendors, format_mac
+from dynapot.personality.legacy_names import closest_fingerprint
 from dynapot.personality.osdb import Fingerprint, fingerprints_by_name
 
 CLOSED = Action("closed")
@@ -106,7 +107,9 @@ def build_sensor_config(
     source: str = "<string>",
 ) -> SensorConfig:
     check = _Checker(text, source)
+    fingerprints = list(fingerprints)
     by_name = fingerprints_by_name(fingerprints)
+    read_as: dict[str, Fingerprint | None] = {}  # honeyd's old names, read once each
     own = set(own_addresses)
     hosts: dict[int, HostDefinition] = {}
     macs: dict[bytes, str] = {}
@@ -128,6 +131,17 @@ def build_sensor_config(
             personality = by_name[names[_stable_int(f"random:{address}") % len(names)]]
         elif template.personality is not None:
             personality = by_name.get(template.personality)
+            if personality is None and template.personality not in read_as:
+                # honeyd's names came from nmap's first generation: read as today's closest entry.
+                read_as[template.personality] = found = closest_fingerprint(
+                    template.personality, fingerprints
+                )
+                if found is not None:
+                    notes.append(
+                        f"line {template.line or line}: personality {template.personality!r} is not in "
+                        f"nmap-os-db (honeyd's first-generation name?): answering as {found.name!r}"
+                    )
+            personality = personality or read_as.get(template.personality)
             if personality is None:
                 close = difflib.get_close_matches(template.personality, list(by_name), n=3, cutoff=0.5)
                 hint = f"; closest: {', '.join(repr(c) for c in close)}" if close else ""
