@@ -15,7 +15,7 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dynapot.honeyd.config import Action, HoneydConfig, Template, Topology
+from dynapot.honeyd.config import Action, Condition, DynamicRule, HoneydConfig, Template, Topology
 from dynapot.honeyd.parser import HoneydConfigError, parse_config
 from dynapot.personality.catalog import MacVendors, format_mac
 from dynapot.personality.legacy_names import closest_fingerprint
@@ -41,6 +41,9 @@ class HostDefinition:
     default_udp: Action = CLOSED
     default_icmp: Action = OPEN
     line: int = field(default=0, compare=False)  # where it was defined; not part of what it is
+    # A dynamic template's other templates, each with the condition on the source that picks it
+    # (in honeyd's order; the first that holds wins, else this definition answers).
+    variants: tuple[tuple[Condition, HostDefinition], ...] = ()
 
 
 @dataclass(slots=True)
@@ -107,13 +110,11 @@ def build_sensor_config(
     source: str = "<string>",
 ) -> SensorConfig:
     check = _Checker(text, source)
-    fingerprints = list(fingerprints)
-    by_name = fingerprints_by_name(fingerprints)
-    read_as: dict[str, Fingerprint | None] = {}  # honeyd's old names, read once each
+    notes = [f"line {note.line}: {note.text}" for note in config.notes]
+    build = _Builder(check, list(fingerprints), notes)
     own = set(own_addresses)
     hosts: dict[int, HostDefinition] = {}
     macs: dict[bytes, str] = {}
-    notes = [f"line {note.line}: {note.text}" for note in config.notes]
     for router in config.topology.routers.values():
         if router.tunnels:
             notes.append(f"router {router.address}: GRE tunnels are not built; packets for them are dropped")
@@ -121,34 +122,11 @@ def build_sensor_config(
         template = config.template_for(address)
         assert template is not None  # the parser guarantees bound templates exist
         line = config.bind_lines.get(address, template.line or 0)
+        rules: list[DynamicRule] = []
         if template.dynamic is not None:
-            template = _static_choice(config, template, address, notes, check, line)
+            template, rules = _dynamic_rules(config, template, check, line)
         if address in own:
             raise check.fail(line, f"{address} belongs to the sensor interface itself; it cannot be virtual")
-        personality = None
-        if template.random_personality:  # honeyd draws one; ours is stable per address
-            names = sorted(by_name)
-            personality = by_name[names[_stable_int(f"random:{address}") % len(names)]]
-        elif template.personality is not None:
-            personality = by_name.get(template.personality)
-            if personality is None and template.personality not in read_as:
-                # honeyd's names came from nmap's first generation: read as today's closest entry.
-                read_as[template.personality] = found = closest_fingerprint(
-                    template.personality, fingerprints
-                )
-                if found is not None:
-                    notes.append(
-                        f"line {template.line or line}: personality {template.personality!r} is not in "
-                        f"nmap-os-db (honeyd's first-generation name?): answering as {found.name!r}"
-                    )
-            personality = personality or read_as.get(template.personality)
-            if personality is None:
-                close = difflib.get_close_matches(template.personality, list(by_name), n=3, cutoff=0.5)
-                hint = f"; closest: {', '.join(repr(c) for c in close)}" if close else ""
-                raise check.fail(
-                    template.line or line,
-                    f"personality {template.personality!r} is not in the installed nmap-os-db{hint}",
-                )
         mac = _mac_of(template, address, mac_vendors, check, template.line or line)
         explicit = template.ethernet is not None and ":" in template.ethernet
         while mac in macs and not explicit:
@@ -159,12 +137,32 @@ def build_sensor_config(
         if mac[0] & 1:
             raise check.fail(template.line or line, f"MAC {mac.hex(':')} is a multicast address")
         macs[mac] = address
+        host = build.definition(template, address, mac, line)
+        # A dynamic template's conditional templates answer on the same address and MAC.
+        host.variants = tuple(
+            (rule.condition, build.definition(config.templates[rule.template], address, mac, line))
+            for rule in rules
+            if rule.condition is not None
+        )
+        hosts[host.ip] = host
+    return SensorConfig(hosts=hosts, source=source, notes=notes, topology=config.topology)
+
+
+class _Builder:
+    """One template on one address as a HostDefinition, its personality checked."""
+
+    def __init__(self, check: _Checker, fingerprints: list[Fingerprint], notes: list[str]) -> None:
+        self.check, self.fingerprints, self.notes = check, fingerprints, notes
+        self.by_name = fingerprints_by_name(fingerprints)
+        self.read_as: dict[str, Fingerprint | None] = {}  # honeyd's old names, read once each
+
+    def definition(self, template: Template, address: str, mac: bytes, line: int) -> HostDefinition:
         host = HostDefinition(
             ip=int(ipaddress.IPv4Address(address)),
             address=address,
             mac=mac,
             template=template.base or template.name,
-            personality=personality,
+            personality=self.personality(template, address, line),
             uptime=template.uptime,
             default_tcp=template.defaults.get("tcp", CLOSED),
             default_udp=template.defaults.get("udp", CLOSED),
@@ -173,27 +171,59 @@ def build_sensor_config(
         )
         for (proto, port), action in template.ports.items():
             if action.tarpit and proto == "udp":
-                notes.append(f"{address} udp port {port}: tarpit slows TCP only; served as usual")
+                self.notes.append(f"{address} udp port {port}: tarpit slows TCP only; served as usual")
             (host.tcp if proto == "tcp" else host.udp)[port] = action
-        hosts[host.ip] = host
-    return SensorConfig(hosts=hosts, source=source, notes=notes, topology=config.topology)
+        return host
+
+    def personality(self, template: Template, address: str, line: int) -> Fingerprint | None:
+        by_name = self.by_name
+        if template.random_personality:  # honeyd draws one; ours is stable per address
+            names = sorted(by_name)
+            return by_name[names[_stable_int(f"random:{address}") % len(names)]]
+        name = template.personality
+        if name is None:
+            return None
+        personality = by_name.get(name)
+        if personality is None and name not in self.read_as:
+            # honeyd's names came from nmap's first generation: read as today's closest entry.
+            self.read_as[name] = found = closest_fingerprint(name, self.fingerprints)
+            if found is not None:
+                self.notes.append(
+                    f"line {template.line or line}: personality {name!r} is not in "
+                    f"nmap-os-db (honeyd's first-generation name?): answering as {found.name!r}"
+                )
+        personality = personality or self.read_as.get(name)
+        if personality is None:
+            close = difflib.get_close_matches(name, list(by_name), n=3, cutoff=0.5)
+            hint = f"; closest: {', '.join(repr(c) for c in close)}" if close else ""
+            raise self.check.fail(
+                template.line or line, f"personality {name!r} is not in the installed nmap-os-db{hint}"
+            )
+        return personality
 
 
-def _static_choice(
-    config: HoneydConfig, template: Template, address: str, notes: list[str], check: _Checker, line: int
-) -> Template:
-    """The one template a dynamic template answers with, until conditions are evaluated per source:
-    its `otherwise` rule, else its last rule (honeyd too falls through to the last one listed)."""
+def _dynamic_rules(
+    config: HoneydConfig, template: Template, check: _Checker, line: int
+) -> tuple[Template, list[DynamicRule]]:
+    """A dynamic template's default template (its `otherwise` rule, else its last one, where
+    honeyd too falls through) and the conditional rules tried before it, each naming a plain
+    template."""
     rules = template.dynamic or []
     if not rules:
         reason = f"dynamic template {template.name!r} uses no template (add {template.name} use T if ...)"
         raise check.fail(line, reason)
-    chosen = next((rule for rule in rules if rule.condition is None), rules[-1])
-    notes.append(
-        f"{address}: dynamic template {template.name!r} answers as {chosen.template!r} for every source "
-        f"(its {len(rules)} conditions are not evaluated yet)"
-    )
-    return config.templates[chosen.template]
+    for rule in rules:
+        used = config.templates.get(rule.template)
+        if used is None or used.dynamic is not None:
+            reason = (
+                f"dynamic template {template.name!r} uses {rule.template!r}, which is not a plain template"
+            )
+            raise check.fail(line, reason)
+    # Rules are tried in order and `otherwise` holds always: none after it is ever reached.
+    first_otherwise = next((i for i, rule in enumerate(rules) if rule.condition is None), None)
+    if first_otherwise is not None:
+        return config.templates[rules[first_otherwise].template], list(rules[:first_otherwise])
+    return config.templates[rules[-1].template], list(rules)
 
 
 def parse_sensor_config(

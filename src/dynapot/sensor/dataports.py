@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 from dynapot.sensor.hosts import VirtualHost
@@ -68,12 +68,12 @@ class DataListener:
 class DataPortRegistry:
     """The passive data ports open on the sensor's virtual hosts, by (host, port)."""
 
-    def __init__(self, hosts: Mapping[int, VirtualHost]) -> None:
-        self._hosts = hosts
+    def __init__(self, serving: Callable[[int, int], VirtualHost | None]) -> None:
+        self._serving = serving  # (host address, peer) -> the machine answering that peer there
         self.listeners: dict[tuple[int, int], DataListener] = {}
 
     def open(self, host_ip: int, peer_ip: int) -> DataListener:
-        host = self._hosts.get(host_ip)
+        host = self._serving(host_ip, peer_ip)
         if host is None or host.stack is None:
             raise OSError("the virtual host is gone")
         taken = set(host.definition.tcp) | {p for (ip, p) in self.listeners if ip == host_ip}

@@ -18,6 +18,7 @@ from dynapot.netstack.redirect import Backend
 from dynapot.netstack.types import IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP
 from dynapot.personality.engine import compile_personality
 from dynapot.sensor.config import HostDefinition
+from dynapot.sensor.dynamic import Chooser
 from dynapot.services.contract import ConnectionInfo, DataPorts, Handler
 from dynapot.services.identity import HostIdentity, identity_for
 
@@ -37,7 +38,8 @@ def same_machine(a: HostDefinition, b: HostDefinition) -> bool:
     def key(host: HostDefinition) -> tuple:
         return (host.mac, host.personality.name if host.personality else None, host.uptime)
 
-    return key(a) == key(b)
+    # A dynamic host's other templates are other machines too: any change there is a new host.
+    return key(a) == key(b) and a.variants == b.variants
 
 
 class PortActions:
@@ -85,9 +87,30 @@ class VirtualHost:
     stack: HostStack | None = None  # built on the first packet: a /16 of idle hosts stays cheap
     # TCP port -> the real backends its connections are relayed to (packet mode, sensor/redirect.py)
     redirected: dict[int, tuple[Backend, ...]] = field(default_factory=dict)
+    # honeyd's dynamic template: which of the address's machines answers a source (None: this
+    # one always); `dynamic`: this host is one of several on its address, so the receive thread
+    # never answers for it (its choice is made per packet, here).
+    chooser: Chooser[VirtualHost] | None = None
+    dynamic: bool = False
 
     @classmethod
     def define(cls, definition: HostDefinition, secret: bytes) -> VirtualHost:
+        host = cls._one(definition, secret)
+        if definition.variants:
+            host.dynamic = True
+            machines = {definition.template: host}  # one machine per template, however many rules use it
+            rules = []
+            for condition, variant in definition.variants:
+                machine = machines.get(variant.template)
+                if machine is None:
+                    machine = machines[variant.template] = cls._one(variant, secret)
+                    machine.dynamic = True
+                rules.append((condition, machine))
+            host.chooser = Chooser(host, rules)
+        return host
+
+    @classmethod
+    def _one(cls, definition: HostDefinition, secret: bytes) -> VirtualHost:
         personality = definition.personality.name if definition.personality else None
         # what its services say they are ("OpenSSH 9.2p1 Debian 2+deb12u3") names its distribution
         actions = [*definition.tcp.values(), *definition.udp.values()]

@@ -48,7 +48,7 @@ from dynapot.netstack.tcp import (
     TcpConfig,
     TcpConnection,
 )
-from dynapot.netstack.types import ETH_P_ARP, ETH_P_IP, IPPROTO_ICMP, IPPROTO_TCP, IPv4, TcpFlags
+from dynapot.netstack.types import ETH_P_ARP, ETH_P_IP, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, IPv4, TcpFlags
 from dynapot.personality.nmap_probes import PROBE_WINDOWS
 from dynapot.sensor.actions import ActionHandlers, ScriptRunner
 from dynapot.sensor.claims import AddressClaims
@@ -128,7 +128,7 @@ class Sensor:
         self._macs = self.claims.macs
         self._source_os = self.observer.source_os
         self._p0f = p0f
-        self.dataports = DataPortRegistry(self.hosts)
+        self.dataports = DataPortRegistry(self._serving)
         self.flows = FlowTable(self.observer, self.dataports, self._run, self.counters, limits)
         self.udp = UdpServices(udp_services or {}, self.counters, self.observer.reporter)
         self.actions = ActionHandlers(services or {}, scripts)
@@ -188,6 +188,40 @@ class Sensor:
             "redirect": self.redirector.table.health() if self.redirector is not None else None,
         }
 
+    def _serving(self, ip: int, peer: int, proto: int = IPPROTO_TCP) -> VirtualHost | None:
+        """The machine that answers `peer` at `ip` for a new exchange: the host, or for a
+        honeyd dynamic template the one its conditions choose."""
+        host = self.hosts.get(ip)
+        if host is None or host.chooser is None:
+            return host
+        return host.chooser.choose(peer, proto, self._source_os.get(peer))
+
+    def _answering(self, host: VirtualHost, ip: IPv4) -> VirtualHost:
+        """Which of a dynamic address's machines takes this packet: the one holding its TCP
+        connection, else the one its conditions choose (honeyd keeps a connection's template)."""
+        assert host.chooser is not None
+        if ip.proto == IPPROTO_TCP and len(ip.payload) >= 4:
+            tcp = ip.payload
+            sport, dport = tcp[0] << 8 | tcp[1], tcp[2] << 8 | tcp[3]
+            for machine in host.chooser.all():
+                stack = machine.stack
+                if stack is not None and stack.connection(ip.src, sport, dport) is not None:
+                    return machine
+        return host.chooser.choose(ip.src, ip.proto, self._source_os.get(ip.src))
+
+    def _machine_of(self, conn: TcpConnection) -> VirtualHost | None:
+        """The machine whose stack holds `conn`."""
+        host = self.hosts.get(conn.local_ip)
+        if host is None or host.chooser is None:
+            return host
+        for machine in host.chooser.all():
+            if (
+                machine.stack is not None
+                and machine.stack.connection(conn.peer_ip, conn.peer_port, conn.local_port) is conn
+            ):
+                return machine
+        return None
+
     def _host_mac(self, ip: int) -> bytes | None:
         host = self.hosts.get(ip)
         return host.definition.mac if host is not None else None
@@ -198,9 +232,10 @@ class Sensor:
         """Answer for a new host (after its ARP probe, with probe_first); True if it is pending.
         A host behind routers is never claimed on the link: its packets come through them."""
         host = VirtualHost.define(definition, self.secret)
-        host.handlers = self.actions.for_host(definition)
-        if self.redirector is not None:
-            host.redirected = self.redirector.ports_of(definition)
+        for machine in host.chooser.all() if host.chooser is not None else (host,):
+            machine.handlers = self.actions.for_host(machine.definition)
+            if self.redirector is not None:
+                machine.redirected = self.redirector.ports_of(machine.definition)
         self.hosts[definition.ip] = host
         if self.routes is not None and self.routes.routed(definition.ip):
             self._routed.add(definition.ip)
@@ -242,6 +277,8 @@ class Sensor:
             and ((tcp[14] << 8 | tcp[15]) in PROBE_WINDOWS or tcp[13] & _SYN)
         ):
             self.observer.inspect_syn(ip, True, now)  # the attacker's OS, nmap's probes: as on the link
+        if host.chooser is not None:
+            host = self._answering(host, ip)
         stack = host.stack or self._stack(host)
         self._run(stack.receive(ip, now, True), now)
 
@@ -255,8 +292,8 @@ class Sensor:
         its personality would, once its address is claimed and its stack built (the first packet,
         which builds the stack, is answered here)."""
         fast, stack, ip = self.fast, host.stack, host.definition.ip
-        if fast is None or stack is None or not self.claims.claimed(ip):
-            return
+        if fast is None or stack is None or host.dynamic or not self.claims.claimed(ip):
+            return  # a dynamic address's machine is chosen per packet, in Python
         personality = stack.personality
         echo = tcp = None
         if stack.policy(IPPROTO_ICMP, 8) is Verdict.OPEN and hasattr(personality, "echo_recipe"):
@@ -337,11 +374,15 @@ class Sensor:
                     tcp[13] & _SYN and ip.src not in self._source_os and self._p0f is not None
                 ):
                     self.observer.inspect_syn(ip, checksums_ok, now)
+                if host.chooser is not None:
+                    host = self._answering(host, ip)
                 if host.redirected:
                     backends = host.redirected.get(tcp[2] << 8 | tcp[3])
                     if backends is not None and self.redirector is not None:
                         self.redirector.from_attacker(ip, backends, now, checksums_ok)
                         return
+            elif host.chooser is not None:
+                host = self._answering(host, ip)
             stack = host.stack or self._stack(host)
             self._run(stack.receive(ip, now, checksums_ok, answered), now)
         elif ethertype == ETH_P_ARP:
@@ -383,6 +424,8 @@ class Sensor:
                 observer.probe(out, now)
             elif kind is ConnectionEstablished:
                 host = self.hosts.get(out.conn.local_ip)
+                if host is not None and host.chooser is not None:
+                    host = self._machine_of(out.conn)
                 if host is not None:
                     flows.established(out.conn, host)
             elif kind is PeerClosed:
@@ -425,7 +468,7 @@ class Sensor:
         self.flows.closed(closed, now)
 
     def _datagram(self, datagram: DatagramReceived, now: float) -> None:
-        host = self.hosts.get(datagram.local_ip)
+        host = self._serving(datagram.local_ip, datagram.peer_ip, IPPROTO_UDP)
         if host is None or host.stack is None:
             return
         reply = self.udp.answer(datagram, host, now)
@@ -526,8 +569,13 @@ class Sensor:
         else:
             self.claims.unclaim(ip, host.definition.mac)
         self.dataports.close_host(ip)
-        if host.stack is not None:
-            self._run(host.stack.close_all(now), now)
+        self._close_all(host, now)
+
+    def _close_all(self, host: VirtualHost, now: float) -> None:
+        """Close every connection of `host` (of each of its machines, for a dynamic address)."""
+        for machine in host.chooser.all() if host.chooser is not None else (host,):
+            if machine.stack is not None:
+                self._run(machine.stack.close_all(now), now)
 
     def _unconfirmed(self, ip: int, mac: bytes, why: str) -> None:
         """Evidence against `ip` that nobody confirmed by answering our ARP check: it stays ours."""
@@ -545,8 +593,7 @@ class Sensor:
             return
         now = time.monotonic()
         self.claims.unclaim(ip, host.definition.mac)
-        if host.stack is not None:
-            self._run(host.stack.close_all(now), now)
+        self._close_all(host, now)
         address, mac_text = host.definition.address, mac.hex(":")
         self.claims.remember_release(ip, address, mac)
         log.warning("released %s: %s (%s); recorded as a real host", address, why, mac_text)
@@ -591,6 +638,5 @@ class Sensor:
                     handle.cancel()
             now = time.monotonic()
             for host in list(self.hosts.values()):
-                if host.stack is not None:
-                    self._run(host.stack.close_all(now), now)
+                self._close_all(host, now)
             self.observer.stop()
