@@ -137,6 +137,7 @@ def register(app: FastAPI, render: Any, web: WebContext) -> None:
                 422,
                 rows=[],
                 next_url=None,
+                first_url=None,
                 errors=errors,
                 kinds=kinds,
                 risks=RISKS,

@@ -65,7 +65,10 @@ def _moment(text: str, now: datetime) -> datetime:
         return now
     match = _DURATION.match(text)
     if match:
-        return now - timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2).lower()])
+        seconds = int(match.group(1)) * _UNITS[match.group(2).lower()]
+        if seconds > (now - _EARLIEST).total_seconds():
+            raise ValueError("before 1970")
+        return now - timedelta(seconds=seconds)
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
