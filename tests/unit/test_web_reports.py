@@ -388,3 +388,21 @@ def test_anonymous_callers_get_nothing_and_a_viewer_reads_everything(site):
         assert response.status_code == 200, path
         if "format" not in path and path != "/api/v1/reports":
             json.dumps(response.json())
+
+
+def test_the_findings_api_pages_by_keyset_and_filters_by_kind(site):
+    app, _ = site
+    api = TestClient(app, base_url="https://testserver")
+    headers = bearer(app, VIEWER)
+    seen: list[int] = []
+    after = None
+    while True:
+        params = {"limit": 40, **({"after": after} if after else {})}
+        page = api.get("/api/v1/findings", params=params, headers=headers).json()
+        seen += [f["id"] for f in page]
+        if len(page) < 40:
+            break
+        after = page[-1]["id"]
+    assert len(seen) == 121 == len(set(seen))
+    worms = api.get("/api/v1/findings", params={"kind": "worm", "limit": 500}, headers=headers).json()
+    assert len(worms) == 40 and {f["kind"] for f in worms} == {"worm"}
