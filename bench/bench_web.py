@@ -9,8 +9,8 @@ The issue's goal: dashboard first byte <= 300 ms with 10^6 events.
 
 The reports page is measured too (`web_report`): a week's report holding all 10^6 events, a
 day's holding none of them (the indexed range finds nothing), and the week's CSV export; the
-page is rendered whole before its first byte, so first byte is its full time. The task's goal:
-a week's report in well under a second.
+page is rendered whole before its first byte, so first byte is its full time; and a period
+holding a tenth of them (10^5 events). The task's goal: a week's report in well under a second.
 """
 
 from __future__ import annotations
@@ -44,6 +44,12 @@ def emit(name: str, value: float, unit: str, **extra: object) -> None:
     print(json.dumps({"name": name, "value": round(value, 2), "unit": unit, **extra}), flush=True)
 
 
+def stored(moment: datetime) -> str:
+    """A time as dynapot's SQLite columns hold it (SQLAlchemy's form: naive UTC, a space, microseconds),
+    so that range queries compare like with like."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
 def build(path: Path, events: int) -> None:
     """The schema through dynapot, the rows through sqlite3's executemany (fast enough for 10^6)."""
     db = open_database(f"sqlite:///{path}")
@@ -59,14 +65,14 @@ def build(path: Path, events: int) -> None:
             "INSERT INTO hosts (ip, is_virtual, tool, os_id, first_seen, last_seen) "
             "VALUES (?, ?, ?, ?, ?, ?)",
             [
-                (f"198.18.0.{n}", n % 3 == 0, "nmap", 1 + n % 20, start.isoformat(), start.isoformat())
+                (f"198.18.0.{n}", n % 3 == 0, "nmap", 1 + n % 20, stored(start), stored(start))
                 for n in range(1, 255)
             ],
         )
 
         def rows():
             for n in range(events):
-                moment = (start + timedelta(milliseconds=n)).isoformat()
+                moment = stored(start + timedelta(milliseconds=n))
                 yield (
                     moment,
                     "tcp",
@@ -87,14 +93,14 @@ def build(path: Path, events: int) -> None:
             "INSERT INTO findings (key, kind, risk, first_seen, last_seen, summary, sources, targets, ports, "
             "event_count, event_ids) VALUES (?, 'scan', ?, ?, ?, 'a scan', '[]', '[]', '[]', 10, '[]')",
             [
-                (f"k{n}", ("low", "medium", "high", "critical")[n % 4], start.isoformat(), start.isoformat())
+                (f"k{n}", ("low", "medium", "high", "critical")[n % 4], stored(start), stored(start))
                 for n in range(10_000)
             ],
         )
         connection.executemany(
             "INSERT INTO alerts (time, channel, status, attempts, message) "
             "VALUES (?, 'json://x', 'sent', 1, ?)",
-            [(start.isoformat(), f"alert {n}") for n in range(1_000)],
+            [(stored(start), f"alert {n}") for n in range(1_000)],
         )
     connection.close()
 
@@ -173,6 +179,7 @@ def main() -> None:
 
 WEEK = "since=2026-11-30T00:00:00&until=2026-12-07T00:00:00"  # all the events (1 Dec, 00:00 on)
 EMPTY_DAY = "since=2026-11-20T00:00:00&until=2026-11-21T00:00:00"
+TENTH = "since=2026-12-01T00:00:00&until=2026-12-01T00:01:40"  # the first 100 s: 10^5 events
 
 
 def reports(client: httpx.Client, events: int, runs: int) -> None:
@@ -181,6 +188,7 @@ def reports(client: httpx.Client, events: int, runs: int) -> None:
         ("reference", "/health"),
         ("week", f"/reports?{WEEK}"),
         ("empty_day", f"/reports?{EMPTY_DAY}"),
+        ("tenth", f"/reports?{TENTH}"),
         ("week_csv", f"/reports/export?format=csv&{WEEK}"),
     ):
         first_byte(client, path_)
