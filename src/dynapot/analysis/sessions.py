@@ -41,6 +41,7 @@ __all__ = [
     "find_session",
     "group_sessions",
     "list_sessions",
+    "printable",
     "replay_steps",
     "timed_commands",
     "typed_commands",
@@ -167,7 +168,9 @@ class ReplayStep:
     typed: bool  # a read on standard input (else a write to the terminal)
 
 
-def _printable(text: str) -> str:
+def printable(text: str) -> str:
+    """Recorded text safe to show: newlines (CR, LF, CR LF -> LF) and tabs kept, every other
+    control, bidi or invisible character written as \\xNN or \\uNNNN (`textsafe.for_display`)."""
     return "\n".join(
         "\t".join(for_display(part) for part in piece.split("\t")) for piece in _NEWLINES.split(text)
     )
@@ -186,7 +189,7 @@ def replay_steps(
             continue
         delay = 0.0 if previous is None else max(0.0, (row.time - previous).total_seconds())
         previous = row.time
-        steps.append(ReplayStep(min(delay / speed, max_delay), _printable(row.data or ""), typed))
+        steps.append(ReplayStep(min(delay / speed, max_delay), printable(row.data or ""), typed))
     return steps
 
 

@@ -18,8 +18,9 @@ from fastapi.security import OAuth2PasswordBearer, OAuth2PasswordRequestForm
 from pydantic import BaseModel
 
 from dynapot.daemon.status import gather_status
-from dynapot.web import queries
+from dynapot.web import queries, report_queries
 from dynapot.web.accounts import Identity, LoginRefused, audit, authenticate, create_token
+from dynapot.web.api_reports import router as reports_router
 from dynapot.web.context import WebContext
 from dynapot.web.settings_store import EDITABLE, RESTART, SettingsRefused, current_values, update_settings
 
@@ -137,9 +138,14 @@ def findings(
     _who: Who,
     risk: Literal["low", "medium", "high", "critical"] | None = None,
     limit: Annotated[int, Query(ge=1, le=queries.MAX_PAGE)] = 50,
+    kind: Annotated[str | None, Query(max_length=32)] = None,
+    after: Annotated[
+        int | None, Query(ge=1, le=2**63 - 1, description="the last id of the page before")
+    ] = None,
 ) -> list[dict[str, Any]]:
-    """The most recent findings, optionally of one risk."""
-    return queries.findings_rows(web.db, risk=risk, limit=limit)
+    """The most recent findings (last seen, newest first), optionally of one risk and kind; the next
+    page is the one `after` the last id of this one (keyset)."""
+    return report_queries.findings_page(web.db, risk=risk, kind=kind, after=after, limit=limit).rows
 
 
 @router.get("/settings", response_model=SettingsOut)
@@ -176,3 +182,6 @@ def patch_settings(
     for change in made:
         audit(web.db, who.name, "setting.change", change.dotted, change.old, change.new)
     return SettingsChanged(changed=[{"setting": c.dotted, "old": c.old, "new": c.new} for c in made])
+
+
+router.include_router(reports_router)  # reports, findings/{id}, sessions: web/api_reports.py

@@ -30,7 +30,7 @@ from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from dynapot.web import queries
+from dynapot.web import pages_reports, queries
 from dynapot.web.accounts import Identity, LoginRefused, audit, authenticate, end_session, start_session
 from dynapot.web.api import router as api_router
 from dynapot.web.charts import paired_bars, simple_bars
@@ -282,6 +282,8 @@ def create_app(web: WebContext, *, stream_seconds: float = STREAM_SECONDS) -> An
         results = await run_in_threadpool(_send_test_alerts, web, who.name)
         notice = "" if results else "no alert URLs are set"
         return settings_page(request, notice=notice, results=results)
+
+    pages_reports.register(app, render, web)  # reports, findings, sessions
 
     @app.get("/events/stream", include_in_schema=False)
     async def event_stream(request: Request) -> Any:

@@ -23,7 +23,6 @@ __all__ = [
     "count_after",
     "dashboard_counts",
     "event_rows",
-    "findings_rows",
     "host_count",
     "hosts_with_evidence",
     "latest_event_id",
@@ -134,29 +133,6 @@ def latest_event_id(db: Database) -> int:
     """The newest event's id (0 when there is none): where a live feed starts."""
     with db.session() as session:
         return int(session.scalar(select(func.max(HoneypotEvent.id))) or 0)
-
-
-def findings_rows(db: Database, *, risk: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
-    """The most recent findings (optionally of one risk)."""
-    statement = select(Finding).order_by(Finding.last_seen.desc(), Finding.id.desc())
-    if risk is not None:
-        statement = statement.where(Finding.risk == risk)
-    with db.session() as session:
-        return [
-            {
-                "id": f.id,
-                "kind": f.kind,
-                "risk": f.risk,
-                "first_seen": _iso(f.first_seen),
-                "last_seen": _iso(f.last_seen),
-                "summary": f.summary,
-                "sources": f.sources[:20],
-                "targets": f.targets[:20],
-                "ports": f.ports[:20],
-                "event_count": f.event_count,
-            }
-            for f in session.scalars(statement.limit(max(1, min(limit, MAX_PAGE))))
-        ]
 
 
 def host_count(db: Database) -> int:

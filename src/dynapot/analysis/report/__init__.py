@@ -6,7 +6,7 @@ text (rich tables), JSON, CSV (one flat table, a `section` column first) or a
 self-contained HTML page with inline SVG charts.
 """
 
-from dynapot.analysis.report.queries import ReportData, build_report
+from dynapot.analysis.report.queries import ReportData, build_report, events_by_kind
 from dynapot.analysis.report.render_data import render_csv, render_json
 from dynapot.analysis.report.render_html import render_html
 from dynapot.analysis.report.render_text import render_text
@@ -24,4 +24,13 @@ def render(data: ReportData, fmt: str) -> str:
     return renderer(data)
 
 
-__all__ = ["FORMATS", "ReportData", "build_report", "render", "render_csv", "render_html", "render_json"]
+__all__ = [
+    "FORMATS",
+    "ReportData",
+    "build_report",
+    "events_by_kind",
+    "render",
+    "render_csv",
+    "render_html",
+    "render_json",
+]

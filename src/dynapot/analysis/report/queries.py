@@ -503,6 +503,21 @@ class _Query:
         ]
 
 
+def events_by_kind(db: Database, since: datetime, until: datetime) -> dict[str, int]:
+    """Events of [since, until) per kind (a folded noise row counts as the packets it stands for),
+    the most frequent first; sensor notices (no flow) left out, as in the report's totals."""
+    e = HoneypotEvent
+    events = _events().label("events")
+    with db.session() as session:
+        rows = session.execute(
+            select(e.kind, events)
+            .where(e.time >= since, e.time < until, e.src_ip != NO_FLOW_ADDRESS)
+            .group_by(e.kind)
+            .order_by(events.desc(), e.kind)
+        ).all()
+    return {kind: int(count) for kind, count in rows}
+
+
 def build_report(
     db: Database,
     since: datetime,
