@@ -305,7 +305,7 @@ def create_app(web: WebContext, *, stream_seconds: float = STREAM_SECONDS) -> An
 
         return StreamingResponse(messages(), media_type="text/event-stream")
 
-    return Guard(app, web.db, web.cookie_name, web.tls)
+    return Guard(app, web.db, web.cookie_name, web.tls, web.allowed_hosts)
 
 
 def _send_test_alerts(web: WebContext, actor: str) -> list[tuple[str, str]]:

@@ -11,6 +11,7 @@ import uvicorn
 
 from dynapot.web.app import create_app
 from dynapot.web.context import WebContext
+from dynapot.web.hosts import allowed_hosts
 from dynapot.web.tls import self_signed
 
 __all__ = ["Listen", "parse_listen", "serve"]
@@ -48,6 +49,7 @@ def serve(web: WebContext, listen: Listen, *, cert: Path | None = None, key: Pat
         if cert is None or key is None:
             cert, key = self_signed(web.settings.web.data_dir, listen.host)
         ssl = {"ssl_certfile": str(cert), "ssl_keyfile": str(key)}
+    web.allowed_hosts = allowed_hosts(web.settings.web.allowed_hosts, listen.host, cert)
     scheme = "https" if web.tls else "http"
     host = f"[{listen.host}]" if ":" in listen.host else listen.host
     log.info("dynapot web on %s://%s:%d/", scheme, host, listen.port)
