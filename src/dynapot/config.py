@@ -242,6 +242,23 @@ class DaemonSettings(_Section):
     )
 
 
+def split_listen(text: str) -> tuple[str, int]:
+    """`127.0.0.1:8443`, `[::1]:8443` or `localhost:8443` as (host, port); ValueError says what is wrong."""
+    host, sep, port_text = text.rpartition(":")
+    if not sep or not host or not port_text.isdigit() or len(port_text) > 5:
+        raise ValueError(f"{text!r} is not HOST:PORT (e.g. 127.0.0.1:8443)")
+    port = int(port_text)
+    if not 0 < port < 65536:
+        raise ValueError(f"{text!r}: the port must be 1-65535")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if host != "localhost":
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            raise ValueError(f"{text!r}: {host!r} is not an IP address (or localhost)") from None
+    return host, port
+
+
 class WebSettings(_Section):
     """[web]: the admin interface (`dynapot web`): sessions, login limits, where its certificate lives."""
 
@@ -272,6 +289,12 @@ class WebSettings(_Section):
     user: str = Field(
         "dynapot", description="the web child of `dynapot run` drops root to this user once it listens"
     )
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, value: str) -> str:
+        split_listen(value)
+        return value
 
     @field_validator("allowed_hosts")
     @classmethod

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
-from dynapot.config import load_settings
+from dynapot.config import ConfigError, load_settings
 from dynapot.daemon.engine import Daemon
 from dynapot.db.models import Finding, HoneypotEvent, Host
 from dynapot.discovery.observation import Observation, OsGuess, PortObservation
@@ -351,3 +351,28 @@ def test_a_settings_file_with_two_networks_is_refused_and_the_running_network_st
     path.write_text(path.read_text() + '\n[[networks]]\ncidr = "198.18.5.0/24"\n')
     assert daemon.reload_policy(force=True) is False
     assert str(daemon.network.cidr) == "198.18.0.0/24" and "exactly one network" in daemon.status.errors[-1]
+
+
+def test_the_web_child_is_started_only_when_enabled_unprivileged_and_without_secrets_in_argv(
+    make_daemon, tmp_path
+):
+    assert make_daemon().web is None  # off by default
+    path = tmp_path / "dynapot.toml"
+    path.write_text(
+        path.read_text()
+        + '\n[web]\nenabled = true\nlisten = "127.0.0.1:9443"\nuser = "nobody"\n'
+        + '\n[database]\nurl = "postgresql+psycopg://dynapot:s3cret@127.0.0.1/dynapot"\n'
+    )
+    web = make_daemon().web
+    assert web is not None
+    command = " ".join(web.command)
+    assert "-P" in web.command and "web --listen 127.0.0.1:9443 --user nobody" in command
+    assert f"--config {path}" in command and "s3cret" not in command
+    assert "s3cret" in web.environment["DYNAPOT_DB"]
+
+
+def test_a_bad_web_listen_address_is_refused_with_one_line(tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text('[web]\nlisten = "example.com:8443"\n')
+    with pytest.raises(ConfigError, match=r"web\.listen.*not an IP address"):
+        load_settings(path, environ={})

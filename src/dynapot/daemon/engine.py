@@ -30,6 +30,7 @@ from dynapot.collector import Collector
 from dynapot.config import ConfigError, NetworkSettings, Settings, load_settings
 from dynapot.daemon.liveness import arp_requests, sweep
 from dynapot.daemon.sensor_process import SensorProcess
+from dynapot.daemon.web_process import WebProcess
 from dynapot.db import Database
 from dynapot.db.models import HoneypotEvent, Host
 from dynapot.deploy import Deployer, load_catalog
@@ -109,6 +110,12 @@ class Daemon:
         self.compromise = CompromiseWatch(settings.correlation.compromise)  # from the Sebek rows
         # The Sebek collector ([collector] enabled): records from high-interaction honeypots.
         self.collector = Collector(db, settings.collector) if settings.collector.enabled else None
+        # The admin interface ([web] enabled): a child that drops root before it serves anything.
+        self.web = (
+            WebProcess(settings, state_dir=self.state_dir, settings_path=settings_path)
+            if settings.web.enabled
+            else None
+        )
         self.status = DaemonStatus(mode=self.mode, network=str(self.network.cidr))
         self.virtual: dict[str, str] = {}  # deployed address -> MAC
         self._virtual_macs: set[bytes] = set()
@@ -152,6 +159,8 @@ class Daemon:
         self._deployed(await asyncio.to_thread(self.deployer.write_current, self.config_path))
         self._resumed = bool(self.virtual)
         self.sensor.start()
+        if self.web is not None:
+            self.web.start()
         loop = asyncio.get_running_loop()
         loop.add_reader(self._raw.fileno(), self._on_frames)
         tasks = [
@@ -177,6 +186,8 @@ class Daemon:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await asyncio.to_thread(self.sensor.stop)
+            if self.web is not None:
+                await asyncio.to_thread(self.web.stop)
             self._raw.close()
             self._write_status()
 
@@ -502,6 +513,8 @@ class Daemon:
     async def _status_loop(self, stop: asyncio.Event) -> None:
         while await self._every(stop, STATUS_INTERVAL):
             self.sensor.check()
+            if self.web is not None:
+                self.web.check()
             self._write_status()
 
     def _write_status(self) -> None:
@@ -512,6 +525,7 @@ class Daemon:
             "sensor_running": self.sensor.running,
             "sensor_starts": self.sensor.starts,
             "collector": self.collector.status() if self.collector is not None else None,
+            "web": self.web.status() if self.web is not None else None,
         }
         try:
             write_atomically(self.state_dir / "daemon-status.json", json.dumps(data))

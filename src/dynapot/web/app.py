@@ -62,6 +62,8 @@ def _templates() -> Jinja2Templates:
         undefined=jinja2.StrictUndefined,
     )
     env.filters["when"] = _when
+    for name in env.list_templates():  # compiled now: a syntax error stops the start, and the
+        env.get_template(name)  # compiler's codecs are not loaded after root is dropped
     return Jinja2Templates(env=env)
 
 
