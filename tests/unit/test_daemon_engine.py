@@ -376,3 +376,12 @@ def test_a_bad_web_listen_address_is_refused_with_one_line(tmp_path):
     path.write_text('[web]\nlisten = "example.com:8443"\n')
     with pytest.raises(ConfigError, match=r"web\.listen.*not an IP address"):
         load_settings(path, environ={})
+
+
+def test_a_daemon_turned_passive_after_a_scan_plans_without_a_warm_up(make_daemon, tmp_path):
+    daemon = make_daemon("hybrid")
+    daemon.status.last_scan = 1.0
+    path = tmp_path / "dynapot.toml"
+    path.write_text(path.read_text().replace('mode = "hybrid"', 'mode = "passive"'))
+    assert daemon.reload_policy(force=True) and daemon.mode == "passive"
+    assert daemon._may_plan()

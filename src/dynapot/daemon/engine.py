@@ -412,11 +412,11 @@ class Daemon:
 
     def _may_plan(self) -> bool:
         """Plan only on a full picture: after the first scan, or the passive warm-up, or a restart."""
-        if self._resumed:
-            return True
+        if self._resumed or self.status.last_scan is not None:
+            return True  # (a scan done before the mode became passive is a full picture too)
         if self.mode == "passive":
             return time.time() - self.status.started >= self.settings.daemon.warmup
-        return self.status.last_scan is not None
+        return False
 
     def _deployed(self, plan: Any) -> None:
         self.virtual = {vh.ip: vh.mac for vh in plan.virtual_hosts}
