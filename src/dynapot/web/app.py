@@ -45,6 +45,7 @@ from dynapot.web.settings_store import (
     mask_url,
     update_settings,
 )
+from dynapot.web.users import register as register_users
 
 __all__ = ["create_app"]
 
@@ -284,6 +285,8 @@ def create_app(web: WebContext, *, stream_seconds: float = STREAM_SECONDS) -> An
         results = await run_in_threadpool(_send_test_alerts, web, who.name)
         notice = "" if results else "no alert URLs are set"
         return settings_page(request, notice=notice, results=results)
+
+    register_users(app, render, web)
 
     @app.get("/events/stream", include_in_schema=False)
     async def event_stream(request: Request) -> Any:
