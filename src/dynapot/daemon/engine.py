@@ -129,9 +129,8 @@ class Daemon:
         self.settings_path = settings_path
         self._settings_mtime = _mtime(settings_path)
         self._stop: asyncio.Event | None = None  # set while running: the mode's loops are started with it
-        self._discovery: list[
-            asyncio.Task[None]
-        ] = []  # the scan and liveness loops, in active and hybrid mode
+        # The scan and liveness loops, in active and hybrid mode.
+        self._discovery: list[asyncio.Task[None]] = []
         self._redeploy = False  # the network changed: write a configuration at the next re-plan
 
     def _watched(self, configured: NetworkSettings) -> NetworkSettings:
