@@ -242,6 +242,23 @@ class DaemonSettings(_Section):
     )
 
 
+def split_listen(text: str) -> tuple[str, int]:
+    """`127.0.0.1:8443`, `[::1]:8443` or `localhost:8443` as (host, port); ValueError says what is wrong."""
+    host, sep, port_text = text.rpartition(":")
+    if not sep or not host or not port_text.isdigit() or len(port_text) > 5:
+        raise ValueError(f"{text!r} is not HOST:PORT (e.g. 127.0.0.1:8443)")
+    port = int(port_text)
+    if not 0 < port < 65536:
+        raise ValueError(f"{text!r}: the port must be 1-65535")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if host != "localhost":
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            raise ValueError(f"{text!r}: {host!r} is not an IP address (or localhost)") from None
+    return host, port
+
+
 class WebSettings(_Section):
     """[web]: the admin interface (`dynapot web`): sessions, login limits, where its certificate lives."""
 
@@ -259,6 +276,42 @@ class WebSettings(_Section):
         10, ge=1, le=10_000, description="login attempts one client address may make a minute (any account)"
     )
     session_hours: float = Field(8.0, gt=0, le=24 * 30, description="a login lasts this long")
+    allowed_hosts: tuple[str, ...] = Field(
+        (),
+        description="Host header names the interface answers (DNS rebinding protection); empty: the "
+        "listen address, localhost, 127.0.0.1, ::1 and the certificate's names",
+    )
+    enabled: bool = Field(False, description="`dynapot run` also serves the interface, in a child process")
+    listen: str = Field("127.0.0.1:8443", description="HOST:PORT `dynapot run` serves the interface on")
+    tls: bool = Field(True, description="HTTPS (false: plain HTTP, behind a TLS proxy)")
+    cert: Path | None = Field(None, description="PEM certificate (with key); none: a self-signed one")
+    key: Path | None = Field(None, description="PEM private key of cert")
+    user: str = Field(
+        "dynapot", description="the web child of `dynapot run` drops root to this user once it listens"
+    )
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, value: str) -> str:
+        split_listen(value)
+        return value
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _hosts(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        names = tuple(name.strip().lower().rstrip(".") for name in value)
+        for name in names:
+            if not name or len(name) > 253 or not re.fullmatch(r"[a-z0-9.:_-]+", name):
+                raise ValueError(f"{name!r} is not a host name or address")
+        return names
+
+    @model_validator(mode="after")
+    def _pair(self) -> WebSettings:
+        if (self.cert is None) != (self.key is None):
+            raise ValueError("cert and key go together")
+        if not self.tls and self.cert is not None:
+            raise ValueError("tls = false and a cert contradict each other")
+        return self
 
 
 MIB = 1 << 20

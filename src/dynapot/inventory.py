@@ -358,6 +358,16 @@ def service_scripts(db: Database) -> dict[tuple[str, str], str]:
         return {(r.protocol, r.service): r.script for r in session.scalars(select(ServiceScript))}
 
 
+def release_outside(db: Database, network: ipaddress.IPv4Network) -> int:
+    """Forget the virtual hosts deployed outside `network` (it changed); how many there were."""
+    with db.session() as session:
+        rows = session.scalars(select(Host.ip).where(Host.is_virtual.is_(True))).all()
+        outside = [ip for ip in rows if not _in_network(ip, network)]
+        if outside:
+            session.execute(delete(Host).where(Host.is_virtual.is_(True), Host.ip.in_(outside)))
+    return len(outside)
+
+
 def current_deployment(db: Database, network: ipaddress.IPv4Network) -> list[VirtualHost]:
     """The virtual hosts we deployed in `network`, as the planner describes them."""
     result = []

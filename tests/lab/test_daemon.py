@@ -122,6 +122,11 @@ retry_delay = 0.5
 
 [correlation]
 window = 120
+
+[web]
+enabled = true
+listen = "127.0.0.1:8089"
+data_dir = "{workdir / "web"}"
 """
 
 
@@ -314,6 +319,59 @@ def test_a_new_policy_is_applied_to_the_running_sensor(running):
     finally:
         settings.write_text(text)
     assert wait_for(lambda: len(running.plan()) == before, 20)
+
+
+def test_new_exclusions_and_mode_reach_the_running_daemon(running):
+    """Addresses excluded on the fly are released at the next re-plan and never claimed; passive
+    mode stops the scan loop, hybrid starts it again (a new scan); no restart."""
+    settings = running.workdir / "dynapot.toml"
+    text = settings.read_text()
+    pid, before = running.process.pid, len(running.plan())
+    fenced = {f"198.18.0.{n}" for n in range(100, 120)}
+    assert fenced & set(running.plan())  # some of them are honeypots now
+    settings.write_text(
+        text.replace(
+            '"198.18.0.3-198.18.0.9"', '"198.18.0.3-198.18.0.9", "198.18.0.100-198.18.0.119"'
+        ).replace('mode = "hybrid"', 'mode = "passive"')
+    )
+    try:
+        assert wait_for(lambda: not fenced & set(running.plan()), 30), running.output()
+        assert wait_for(lambda: running.status().get("mode") == "passive", 10)
+        assert not running.query(
+            "SELECT ip FROM hosts WHERE is_virtual = 1 AND ip BETWEEN '198.18.0.100' AND '198.18.0.119'"
+        )
+        scanned = running.status()["last_scan"]
+    finally:
+        settings.write_text(text)
+    assert wait_for(lambda: running.status().get("mode") == "hybrid", 10)
+    assert wait_for(lambda: running.status().get("last_scan", 0) > scanned, 240), running.output()
+    assert wait_for(lambda: len(running.plan()) == before, 30)
+    assert running.process.poll() is None and running.process.pid == pid
+
+
+def test_dynapot_run_serves_the_web_interface_as_an_unprivileged_child(running, lab):
+    """[web] enabled: `dynapot run` starts `dynapot web` (TLS, self-signed), which answers /health
+    and the login page, runs as the dynapot user, and comes back when it is killed."""
+    import os
+    import pwd
+    import re
+
+    def web() -> dict:
+        return running.status().get("web") or {}
+
+    def answers(path: str, expect: str) -> bool:
+        got = lab.exec(lab.sensor, ["curl", "-sk", "--max-time", "5", f"https://127.0.0.1:8089{path}"])
+        return got.returncode == 0 and expect in got.stdout
+
+    assert wait_for(lambda: web().get("running") and answers("/health", '"ok"'), 60), running.output()
+    assert answers("/login", 'name="login_csrf"')
+    first = web()["pid"]
+    status = Path(f"/proc/{first}/status").read_text()
+    uids = {int(x) for x in re.search(r"^Uid:\s+(.*)$", status, re.M).group(1).split()}
+    assert uids == {pwd.getpwnam("dynapot").pw_uid}
+    os.kill(first, 9)
+    assert wait_for(lambda: web().get("pid") not in (None, first) and answers("/health", '"ok"'), 60)
+    assert web()["starts"] == 2 and web()["last_error"].startswith("exited with -9")
 
 
 def test_the_web_interface_shows_a_live_probe_and_its_setting_reaches_the_running_daemon(running, lab):

@@ -5,14 +5,17 @@ The daemon is built on the loopback interface (nothing is opened or sent until `
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
 
-from dynapot.config import load_settings
+from dynapot.config import ConfigError, load_settings
 from dynapot.daemon.engine import Daemon
-from dynapot.db.models import Finding, HoneypotEvent
+from dynapot.db.models import Finding, HoneypotEvent, Host
+from dynapot.discovery.observation import Observation, OsGuess, PortObservation
+from dynapot.inventory import record_observations, release_outside
 
 SETTINGS = """
 [[networks]]
@@ -76,7 +79,7 @@ def test_a_changed_settings_file_changes_the_policy_and_a_bad_one_changes_nothin
     assert "fill_ratio" in daemon.status.errors[-1]
 
 
-def test_scanning_and_expiry_settings_apply_without_a_restart_but_the_mode_does_not(make_daemon, tmp_path):
+def test_scanning_expiry_and_mode_settings_apply_without_a_restart(make_daemon, tmp_path):
     daemon = make_daemon()
     path = tmp_path / "dynapot.toml"
     text = path.read_text().replace('mode = "hybrid"', 'mode = "passive"')
@@ -87,7 +90,7 @@ def test_scanning_and_expiry_settings_apply_without_a_restart_but_the_mode_does_
     active = daemon.settings.discovery.active
     assert (active.parallel, active.interval, active.polite) == (3, 5.0, True)
     assert daemon.settings.expiry.hosts == 2
-    assert daemon.mode == "hybrid" and daemon.settings.discovery.mode == "hybrid"  # needs a restart
+    assert daemon.mode == daemon.status.mode == daemon.settings.discovery.mode == "passive"
 
 
 def test_the_first_plan_waits_for_a_full_picture(make_daemon):
@@ -248,3 +251,137 @@ def test_a_collector_address_in_use_stops_the_daemon_before_anything_starts(make
         with pytest.raises(ConfigError, match=f'collector.listen = "127.0.0.1:{port}" in .*: cannot listen'):
             asyncio.run(daemon.run(asyncio.Event()))
     assert daemon._raw is None and not daemon.sensor.running
+
+
+def linux_host(db, ip: str = "198.18.0.2") -> None:
+    linux = OsGuess("Linux 5.4", 98, "Linux", "Linux", "5.X", "general purpose")
+    ssh = PortObservation("tcp", 22, "open", "ssh", "OpenSSH", "8.9p1")
+    observed = Observation(ip=ip, seen_at=datetime.now(UTC), tool="nmap", alive=True, os=linux, ports=(ssh,))
+    record_observations(db, [observed])
+
+
+def virtual_ips(db) -> set[str]:
+    with db.session() as session:
+        return set(session.scalars(select(Host.ip).where(Host.is_virtual.is_(True))))
+
+
+def test_a_new_mode_starts_or_stops_the_scan_loops_of_the_running_daemon(make_daemon, tmp_path):
+    daemon = make_daemon("passive")
+    path = tmp_path / "dynapot.toml"
+    started: list[str] = []
+
+    async def loop(name: str, stop: asyncio.Event) -> None:
+        started.append(name)
+        await stop.wait()
+
+    daemon._scan_loop = lambda stop: loop("scan", stop)  # no nmap here: only what is started
+    daemon._liveness_loop = lambda stop: loop("liveness", stop)
+
+    async def scenario() -> list[str]:
+        daemon._stop = stop = asyncio.Event()
+        daemon._apply_mode()
+        assert daemon._discovery == []  # passive: no scanning
+        path.write_text(path.read_text().replace('mode = "passive"', 'mode = "hybrid"'))
+        assert daemon.reload_policy(force=True) is True
+        await asyncio.sleep(0)
+        running = list(daemon._discovery)
+        assert [t.get_name() for t in running] == ["scan", "liveness"] and not any(t.done() for t in running)
+        assert daemon.reload_policy(force=True) is False  # the same mode again: nothing more started
+        path.write_text(path.read_text().replace('mode = "hybrid"', 'mode = "passive"'))
+        assert daemon.reload_policy(force=True) is True
+        await asyncio.gather(*running, return_exceptions=True)
+        assert all(t.cancelled() for t in running) and daemon._discovery == []
+        stop.set()
+        return started
+
+    assert asyncio.run(scenario()) == ["scan", "liveness"]
+    assert daemon.mode == "passive" and daemon.status.mode == "passive"
+
+
+def test_new_exclusions_release_virtual_hosts_at_the_next_plan_and_never_claim_them(
+    make_daemon, db, tmp_path
+):
+    path = tmp_path / "dynapot.toml"
+    path.write_text(
+        SETTINGS.format(mode="hybrid", state=tmp_path / "state").replace("198.18.0.0/24", "198.18.0.0/28")
+    )
+    daemon = make_daemon()
+    linux_host(db)
+    first = daemon.deployer.deploy(daemon.config_path)
+    deployed = {vh.ip for vh in first.plan.virtual_hosts}
+    assert {"198.18.0.5", "198.18.0.6"} <= deployed
+    path.write_text(
+        path.read_text().replace(
+            'cidr = "198.18.0.0/28"', 'cidr = "198.18.0.0/28"\nexclude = ["198.18.0.5-198.18.0.6"]'
+        )
+    )
+    assert daemon.reload_policy(force=True) is True
+    assert daemon.deployer.network.exclude[:1] == ("198.18.0.5-198.18.0.6",)
+    second = daemon.deployer.deploy(daemon.config_path)
+    assert {"198.18.0.5", "198.18.0.6"} <= set(second.plan.removed)
+    assert not {"198.18.0.5", "198.18.0.6"} & virtual_ips(db)
+    third = daemon.deployer.deploy(daemon.config_path)
+    assert not {"198.18.0.5", "198.18.0.6"} & {vh.ip for vh in third.plan.virtual_hosts}
+    assert "198.18.0.5 " not in daemon.config_path.read_text()
+
+
+def test_a_new_network_is_planned_and_the_old_ones_hosts_released(make_daemon, db, tmp_path):
+    path = tmp_path / "dynapot.toml"
+    path.write_text(
+        SETTINGS.format(mode="hybrid", state=tmp_path / "state").replace("198.18.0.0/24", "198.18.0.0/28")
+    )
+    daemon = make_daemon()
+    linux_host(db)
+    linux_host(db, "198.18.1.2")
+    daemon.deployer.deploy(daemon.config_path)
+    assert virtual_ips(db) and all(ip.startswith("198.18.0.") for ip in virtual_ips(db))
+    path.write_text(path.read_text().replace("198.18.0.0/28", "198.18.1.0/28"))
+    assert daemon.reload_policy(force=True) is True
+    assert str(daemon.network.cidr) == daemon.status.network == "198.18.1.0/28"
+    assert daemon._redeploy and daemon._replan.is_set()
+    assert release_outside(db, daemon.network.cidr) > 0
+    deployment = daemon.deployer.deploy(daemon.config_path, force=True)
+    assert deployment.plan.virtual_hosts and all(ip.startswith("198.18.1.") for ip in virtual_ips(db))
+    assert "198.18.0." not in daemon.config_path.read_text().split("\n", 1)[1]
+
+
+def test_a_settings_file_with_two_networks_is_refused_and_the_running_network_stays(make_daemon, tmp_path):
+    daemon = make_daemon()
+    path = tmp_path / "dynapot.toml"
+    path.write_text(path.read_text() + '\n[[networks]]\ncidr = "198.18.5.0/24"\n')
+    assert daemon.reload_policy(force=True) is False
+    assert str(daemon.network.cidr) == "198.18.0.0/24" and "exactly one network" in daemon.status.errors[-1]
+
+
+def test_the_web_child_is_started_only_when_enabled_unprivileged_and_without_secrets_in_argv(
+    make_daemon, tmp_path
+):
+    assert make_daemon().web is None  # off by default
+    path = tmp_path / "dynapot.toml"
+    path.write_text(
+        path.read_text()
+        + '\n[web]\nenabled = true\nlisten = "127.0.0.1:9443"\nuser = "nobody"\n'
+        + '\n[database]\nurl = "postgresql+psycopg://dynapot:s3cret@127.0.0.1/dynapot"\n'
+    )
+    web = make_daemon().web
+    assert web is not None
+    command = " ".join(web.command)
+    assert "-P" in web.command and "web --listen 127.0.0.1:9443 --user nobody" in command
+    assert f"--config {path}" in command and "s3cret" not in command
+    assert "s3cret" in web.environment["DYNAPOT_DB"]
+
+
+def test_a_bad_web_listen_address_is_refused_with_one_line(tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text('[web]\nlisten = "example.com:8443"\n')
+    with pytest.raises(ConfigError, match=r"web\.listen.*not an IP address"):
+        load_settings(path, environ={})
+
+
+def test_a_daemon_turned_passive_after_a_scan_plans_without_a_warm_up(make_daemon, tmp_path):
+    daemon = make_daemon("hybrid")
+    daemon.status.last_scan = 1.0
+    path = tmp_path / "dynapot.toml"
+    path.write_text(path.read_text().replace('mode = "hybrid"', 'mode = "passive"'))
+    assert daemon.reload_policy(force=True) and daemon.mode == "passive"
+    assert daemon._may_plan()

@@ -35,7 +35,7 @@ def site(tmp_path, db_url):
 
 
 def client(app) -> TestClient:
-    return TestClient(app, base_url="https://testserver", follow_redirects=False)
+    return TestClient(app, base_url="https://localhost", follow_redirects=False)
 
 
 def logged_in(app, name=ADMIN) -> tuple[TestClient, str]:
@@ -289,7 +289,7 @@ def test_a_server_started_without_a_settings_file_shows_but_does_not_change(tmp_
     db, _ = make_database(tmp_path)
     try:
         app = create_app(WebContext(db, load_settings(None, environ={}), None, tls=False))
-        browser = TestClient(app, follow_redirects=False)
+        browser = TestClient(app, base_url="http://localhost", follow_redirects=False)
         form = browser.get("/login")
         assert "secure" not in form.headers["set-cookie"].lower()
         token = re.search(r'name="login_csrf" value="([^"]+)"', form.text).group(1)
@@ -365,7 +365,7 @@ def test_a_cross_origin_change_is_refused_even_with_the_token(site):
     same = browser.post(
         "/settings",
         data={"csrf_token": csrf, "planner.fill_ratio": "0.1"},
-        headers={"Origin": "https://testserver"},
+        headers={"Origin": "https://localhost"},
     )
     assert same.status_code == 303
 

@@ -103,7 +103,7 @@ def site(tmp_path, db_url):
 
 
 def logged_in(app, name=ADMIN) -> TestClient:
-    browser = TestClient(app, base_url="https://testserver", follow_redirects=False)
+    browser = TestClient(app, base_url="https://localhost", follow_redirects=False)
     form = browser.get("/login")
     token = re.search(r'name="login_csrf" value="([^"]+)"', form.text).group(1)
     done = browser.post("/login", data={"login_csrf": token, "username": name, "password": PASSWORD})
@@ -112,7 +112,7 @@ def logged_in(app, name=ADMIN) -> TestClient:
 
 
 def bearer(app, name=ADMIN) -> dict[str, str]:
-    client = TestClient(app, base_url="https://testserver")
+    client = TestClient(app, base_url="https://localhost")
     token = client.post("/api/v1/token", data={"username": name, "password": PASSWORD}).json()
     return {"Authorization": f"Bearer {token['access_token']}"}
 
@@ -226,7 +226,7 @@ def test_the_html_and_json_exports_escape_what_attackers_wrote(site):
 
 def test_the_api_reports_json_and_csv_and_refuses_a_bad_period(site):
     app, _ = site
-    api = TestClient(app, base_url="https://testserver")
+    api = TestClient(app, base_url="https://localhost")
     headers = bearer(app, VIEWER)
     report = api.get("/api/v1/reports", params={"since": "2h"}, headers=headers)
     assert report.status_code == 200 and report.json()["totals"]["events"] == 35
@@ -286,7 +286,7 @@ def test_a_finding_shows_its_events_escaped(site):
     assert browser.get("/findings/999999").status_code == 404
     assert browser.get("/findings/nope").status_code == 404
     assert browser.get(f"/findings/{'9' * 40}").status_code == 404
-    api = TestClient(app, base_url="https://testserver")
+    api = TestClient(app, base_url="https://localhost")
     detail = api.get(f"/api/v1/findings/{first}", headers=bearer(app, VIEWER)).json()
     assert [e["id"] for e in detail["events"]] == [1, 2, 3] and detail["details"]["note"] == HOSTILE
 
@@ -321,7 +321,7 @@ def test_a_replay_shows_typed_and_shown_text_in_order_with_control_characters_vi
     assert HOSTILE not in text and "echo &#39;&lt;script&gt;alert(1)&lt;/script&gt;&#39;" in text
     assert text.index("ls -la") < text.index("total 0") < text.index("echo &#39;")
     assert browser.get("/sessions/424242").status_code == 404
-    api = TestClient(app, base_url="https://testserver")
+    api = TestClient(app, base_url="https://localhost")
     replay = api.get(f"/api/v1/sessions/{session_id(web)}", headers=bearer(app, VIEWER)).json()
     assert [s["what"] for s in replay["steps"]] == ["shown", "typed", "shown", "typed", "shown"]
     assert replay["steps"][3]["lost_before"] == 3 and replay["session"]["commands"][0] == "ls -la"
@@ -363,7 +363,7 @@ def test_a_long_replay_is_cut_into_bounded_pages(site):
 
 def test_anonymous_callers_get_nothing_and_a_viewer_reads_everything(site):
     app, web = site
-    anonymous = TestClient(app, base_url="https://testserver", follow_redirects=False)
+    anonymous = TestClient(app, base_url="https://localhost", follow_redirects=False)
     sid = session_id(web)
     pages = [
         "/reports",
@@ -392,7 +392,7 @@ def test_anonymous_callers_get_nothing_and_a_viewer_reads_everything(site):
 
 def test_the_findings_api_pages_by_keyset_and_filters_by_kind(site):
     app, _ = site
-    api = TestClient(app, base_url="https://testserver")
+    api = TestClient(app, base_url="https://localhost")
     headers = bearer(app, VIEWER)
     seen: list[int] = []
     after = None

@@ -25,7 +25,9 @@ from dynapot.web.context import WebContext
 def served(tmp_path_factory):
     folder = tmp_path_factory.mktemp("schemathesis")
     db, settings_path = make_database(folder)
-    app = create_app(WebContext(db, load_settings(settings_path), settings_path, tls=False))
+    web = WebContext(db, load_settings(settings_path), settings_path, tls=False)
+    web.allowed_hosts = frozenset({"testserver"})  # the Host schemathesis' ASGI transport sends
+    app = create_app(web)
     token = TestClient(app).post("/api/v1/token", data={"username": ADMIN, "password": PASSWORD}).json()
     yield app, {"Authorization": f"Bearer {token['access_token']}"}, settings_path
     db.dispose()

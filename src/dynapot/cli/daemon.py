@@ -102,6 +102,12 @@ def _echo_daemon(daemon: dict[str, Any] | None) -> None:
     )
     for error in daemon.get("errors", []):
         click.echo(f"  error: {shown(error)}")
+    web = daemon.get("web")
+    if isinstance(web, dict):
+        state = "running" if web.get("running") else "not running"
+        click.echo(f"  web interface: {state} on {shown(web.get('listen'))}, {web.get('starts')} start(s)")
+        if web.get("last_error"):
+            click.echo(f"  web error: {shown(web['last_error'])}")
     collector = daemon.get("collector")
     if isinstance(collector, dict):
         malformed = sum((collector.get("malformed") or {}).values())

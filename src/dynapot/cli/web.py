@@ -40,11 +40,19 @@ def _listen(ctx: click.Context, param: click.Parameter, value: str) -> object:
 @click.option("--no-tls", is_flag=True, help="Plain HTTP (cookies then lose their Secure flag).")
 @click.option("--cert", type=EXISTING_FILE, help="PEM certificate (with --key).", show_default="self-signed")
 @click.option("--key", type=EXISTING_FILE, help="PEM private key of --cert.")
+@click.option(
+    "--user",
+    help="When started as root: drop root to this user once the socket listens, the TLS key is read "
+    "and the database is open (`dynapot run` starts it so, as web.user).",
+)
 @command_options
-def web_command(ctx: Context, listen: object, no_tls: bool, cert: Path | None, key: Path | None) -> None:
+def web_command(
+    ctx: Context, listen: object, no_tls: bool, cert: Path | None, key: Path | None, user: str | None
+) -> None:
     """Serve the admin web interface."""
+    from dynapot.sensor.privileges import PrivilegeError
     from dynapot.web.context import WebContext
-    from dynapot.web.server import serve
+    from dynapot.web.server import ListenError, serve
 
     if (cert is None) != (key is None):
         raise UserError("--cert and --key go together")
@@ -52,4 +60,9 @@ def web_command(ctx: Context, listen: object, no_tls: bool, cert: Path | None, k
         raise UserError("--no-tls and --cert contradict each other")
     database = ctx.database(Access.WRITE)
     web = WebContext(database, ctx.settings, ctx.settings_path, tls=not no_tls)
-    serve(web, listen, cert=cert, key=key)  # type: ignore[arg-type]
+    try:
+        serve(web, listen, cert=cert, key=key, user=user)  # type: ignore[arg-type]
+    except ListenError as exc:
+        raise click.ClickException(str(exc)) from None
+    except PrivilegeError as exc:
+        raise UserError(f"--user {user}: {exc}") from None

@@ -30,6 +30,7 @@ from dynapot.collector import Collector
 from dynapot.config import ConfigError, NetworkSettings, Settings, load_settings
 from dynapot.daemon.liveness import arp_requests, sweep
 from dynapot.daemon.sensor_process import SensorProcess
+from dynapot.daemon.web_process import WebProcess
 from dynapot.db import Database
 from dynapot.db.models import HoneypotEvent, Host
 from dynapot.deploy import Deployer, load_catalog
@@ -38,7 +39,7 @@ from dynapot.discovery.p0f import DEFAULT_DATABASE, P0fDatabase, P0fMatcher
 from dynapot.discovery.passive import PassiveObserver
 from dynapot.events import Kind
 from dynapot.files import write_atomically
-from dynapot.inventory import expire, record_observations
+from dynapot.inventory import expire, record_observations, release_outside
 from dynapot.sensor.rawsock import RawSocket, interface_addresses
 
 log = logging.getLogger("dynapot.daemon")
@@ -91,12 +92,7 @@ class Daemon:
         _state_folder(self.state_dir)
         self.config_path = self.state_dir / "honeyd.conf"
         self.own_addresses = interface_addresses(self.interface)
-        configured = settings.networks[0]
-        own = tuple(a for a in self.own_addresses if ipaddress.IPv4Address(a) in configured.cidr)
-        # The sensor's own address is never a honeypot, whatever the database says.
-        self.network = NetworkSettings(
-            cidr=configured.cidr, gateway=configured.gateway, exclude=(*configured.exclude, *own)
-        )
+        self.network = self._watched(settings.networks[0])
         self.deployer = Deployer(
             db, self.network, settings.planner, load_catalog(settings), backends=settings.backends
         )
@@ -114,6 +110,12 @@ class Daemon:
         self.compromise = CompromiseWatch(settings.correlation.compromise)  # from the Sebek rows
         # The Sebek collector ([collector] enabled): records from high-interaction honeypots.
         self.collector = Collector(db, settings.collector) if settings.collector.enabled else None
+        # The admin interface ([web] enabled): a child that drops root before it serves anything.
+        self.web = (
+            WebProcess(settings, state_dir=self.state_dir, settings_path=settings_path)
+            if settings.web.enabled
+            else None
+        )
         self.status = DaemonStatus(mode=self.mode, network=str(self.network.cidr))
         self.virtual: dict[str, str] = {}  # deployed address -> MAC
         self._virtual_macs: set[bytes] = set()
@@ -126,6 +128,18 @@ class Daemon:
         self._notices: deque[tuple[str, str, str]] = deque()  # storage budgets reached: key, title, body
         self.settings_path = settings_path
         self._settings_mtime = _mtime(settings_path)
+        self._stop: asyncio.Event | None = None  # set while running: the mode's loops are started with it
+        # The scan and liveness loops, in active and hybrid mode.
+        self._discovery: list[asyncio.Task[None]] = []
+        self._redeploy = False  # the network changed: write a configuration at the next re-plan
+
+    def _watched(self, configured: NetworkSettings) -> NetworkSettings:
+        """The network as the daemon looks after it: the sensor's own address is never a honeypot,
+        whatever the database says."""
+        own = tuple(a for a in self.own_addresses if ipaddress.IPv4Address(a) in configured.cidr)
+        return NetworkSettings(
+            cidr=configured.cidr, gateway=configured.gateway, exclude=(*configured.exclude, *own)
+        )
 
     # ------------------------------------------------------------------ running
 
@@ -144,6 +158,8 @@ class Daemon:
         self._deployed(await asyncio.to_thread(self.deployer.write_current, self.config_path))
         self._resumed = bool(self.virtual)
         self.sensor.start()
+        if self.web is not None:
+            self.web.start()
         loop = asyncio.get_running_loop()
         loop.add_reader(self._raw.fileno(), self._on_frames)
         tasks = [
@@ -156,21 +172,39 @@ class Daemon:
         ]
         if self.collector is not None:
             tasks.append(asyncio.create_task(self.collector.run(stop), name="collector"))
-        if self.mode in ("active", "hybrid"):
-            tasks.append(asyncio.create_task(self._scan_loop(stop), name="scan"))
-            if self.settings.daemon.liveness_interval > 0:
-                tasks.append(asyncio.create_task(self._liveness_loop(stop), name="liveness"))
+        self._stop = stop
+        self._apply_mode()
         log.info("running: %s mode on %s (%s)", self.mode, self.interface, self.network.cidr)
         try:
             await stop.wait()
         finally:
             loop.remove_reader(self._raw.fileno())
+            tasks += self._discovery
+            self._stop, self._discovery = None, []
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await asyncio.to_thread(self.sensor.stop)
+            if self.web is not None:
+                await asyncio.to_thread(self.web.stop)
             self._raw.close()
             self._write_status()
+
+    def _apply_mode(self) -> None:
+        """Run the scan and liveness loops in active and hybrid mode, stop them in passive mode
+        (the sniffer reads `mode` on every frame). Before `run` there is nothing to start."""
+        stop = self._stop
+        if stop is None:
+            return
+        scanning = self.mode in ("active", "hybrid")
+        if scanning and not self._discovery:
+            self._discovery = [asyncio.create_task(self._scan_loop(stop), name="scan")]
+            if self.settings.daemon.liveness_interval > 0:
+                self._discovery.append(asyncio.create_task(self._liveness_loop(stop), name="liveness"))
+        elif not scanning and self._discovery:
+            for task in self._discovery:
+                task.cancel()  # a scan under way finishes in its thread; its result is dropped
+            self._discovery = []
 
     async def _every(self, stop: asyncio.Event, seconds: float) -> bool:
         """Sleep `seconds` unless stopped first; True means go on."""
@@ -282,13 +316,17 @@ class Daemon:
             self.reload_policy()
             if not self._may_plan():
                 continue
+            force, self._redeploy = self._redeploy, False
             try:
-                deployment = await asyncio.to_thread(self.deployer.deploy, self.config_path)
+                if force:  # a new network: the virtual hosts outside it are ours no more
+                    await asyncio.to_thread(release_outside, self.db, self.network.cidr)
+                deployment = await asyncio.to_thread(self.deployer.deploy, self.config_path, force=force)
             except Exception as exc:
+                self._redeploy = self._redeploy or force
                 self._error("re-plan", exc)
                 continue
             self.status.last_replan = time.time()
-            if deployment.moved:
+            if deployment.moved or force:
                 self._deployed(deployment.plan)
                 self.sensor.reload()
                 self.status.replans += 1
@@ -305,12 +343,14 @@ class Daemon:
                 self._counts(deployment.plan)
 
     def reload_policy(self, *, force: bool = False) -> bool:
-        """Take the admin's new planner, alert, correlation, scanning (N, D, polite) and expiry
-        policy from the settings file.
+        """Take the admin's new planner, alert, correlation, discovery (mode; N, D, polite) and
+        expiry policy, network and exclusions from the settings file.
 
         Read when the file changes (or on SIGHUP with `force`); a file that does not validate
-        is logged and the running policy stays. Discovery mode, network, database and daemon
-        settings need a restart: they decide what the daemon is, not how it plans.
+        (or names other than one network) is logged and the running policy stays. A new mode
+        starts or stops the scan loops; a new network is scanned from the next round, and the
+        next re-plan releases the virtual hosts on excluded addresses or outside the network.
+        Database and daemon settings need a restart: they decide what the daemon is.
         """
         if self.settings_path is None:
             return False
@@ -321,6 +361,7 @@ class Daemon:
         try:
             new = load_settings(self.settings_path)
             channels = [Channel(url) for url in new.alerts.urls]  # an unknown URL refuses it all
+            check_settings(new.model_copy(update={"daemon": self.settings.daemon}))
         except ValueError as exc:
             self._error("settings reload (the running policy stays)", exc)
             return False
@@ -338,16 +379,29 @@ class Daemon:
             changed.append("correlation")
         if new.discovery.active != self.settings.discovery.active:
             changed.append("discovery.active")  # the next scan uses it
+        if new.discovery.fusion != self.settings.discovery.fusion:
+            changed.append("discovery.fusion")  # the next observations recorded use it
         if new.expiry != self.settings.expiry:
             changed.append("expiry")  # the next expiry run uses it
-        discovery = self.settings.discovery.model_copy(update={"active": new.discovery.active})
+        network = self._watched(new.networks[0])
+        if network != self.network:
+            self.network = network  # the next scan and plan use it
+            self.deployer.watch(network)
+            self.status.network = str(network.cidr)
+            self._redeploy = True  # hosts outside it are dropped from the configuration written
+            changed.append("networks")
+        if new.discovery.mode != self.mode:
+            self.mode = self.status.mode = new.discovery.mode
+            self._apply_mode()
+            changed.append("discovery.mode")
         self.settings = self.settings.model_copy(
             update={
                 "planner": new.planner,
                 "alerts": new.alerts,
                 "correlation": new.correlation,
-                "discovery": discovery,
+                "discovery": new.discovery,
                 "expiry": new.expiry,
+                "networks": new.networks,
             }
         )
         if changed:
@@ -357,11 +411,11 @@ class Daemon:
 
     def _may_plan(self) -> bool:
         """Plan only on a full picture: after the first scan, or the passive warm-up, or a restart."""
-        if self._resumed:
-            return True
+        if self._resumed or self.status.last_scan is not None:
+            return True  # (a scan done before the mode became passive is a full picture too)
         if self.mode == "passive":
             return time.time() - self.status.started >= self.settings.daemon.warmup
-        return self.status.last_scan is not None
+        return False
 
     def _deployed(self, plan: Any) -> None:
         self.virtual = {vh.ip: vh.mac for vh in plan.virtual_hosts}
@@ -458,6 +512,8 @@ class Daemon:
     async def _status_loop(self, stop: asyncio.Event) -> None:
         while await self._every(stop, STATUS_INTERVAL):
             self.sensor.check()
+            if self.web is not None:
+                self.web.check()
             self._write_status()
 
     def _write_status(self) -> None:
@@ -468,6 +524,7 @@ class Daemon:
             "sensor_running": self.sensor.running,
             "sensor_starts": self.sensor.starts,
             "collector": self.collector.status() if self.collector is not None else None,
+            "web": self.web.status() if self.web is not None else None,
         }
         try:
             write_atomically(self.state_dir / "daemon-status.json", json.dumps(data))

@@ -52,13 +52,19 @@ class Deployer:
         backends: Sequence[BackendSettings] = (),
         health: BackendHealth | None = None,
     ) -> None:
-        inside = tuple(str(b.address) for b in backends if b.address in network.cidr)
-        if inside:  # a backend's address is a real machine's: never free for a virtual host
-            network = network.model_copy(update={"exclude": (*network.exclude, *inside)})
-        self.db, self.network, self.planner, self.catalog = db, network, planner, catalog
+        self.db, self.planner, self.catalog = db, planner, catalog
+        self._backend_addresses = tuple(b.address for b in backends)
+        self.watch(network)
         self.backends = tuple(Backend(b.name, str(b.address), b.os, b.ports) for b in backends)
         self.health = health or BackendHealth(backends)
         self._written: object = None  # the redirects in the configuration last written
+
+    def watch(self, network: NetworkSettings) -> None:
+        """Plan `network` from now on (the daemon's network changed in the settings)."""
+        inside = tuple(str(a) for a in self._backend_addresses if a in network.cidr)
+        if inside:  # a backend's address is a real machine's: never free for a virtual host
+            network = network.model_copy(update={"exclude": (*network.exclude, *inside)})
+        self.network = network
 
     def _with_backends(self, result: Plan) -> Plan:
         """The plan's redirects: its ports the healthy backends of the same OS serve."""

@@ -17,27 +17,30 @@ import hashlib
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from dynapot.db import Database
 from dynapot.db.models import ApiToken, AuditEntry, User, WebSession, utcnow
 
 __all__ = [
+    "DISABLED",
     "ROLES",
     "AccountError",
     "Identity",
     "LoginRefused",
     "audit",
+    "audit_entries",
     "authenticate",
     "create_token",
     "create_user",
     "delete_user",
+    "disable_user",
     "end_session",
     "generate_password",
     "list_tokens",
@@ -45,6 +48,7 @@ __all__ = [
     "revoke_token",
     "session_identity",
     "set_password",
+    "set_role",
     "start_session",
     "token_identity",
     "unlock_user",
@@ -55,6 +59,10 @@ Role = Literal["admin", "viewer"]
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 MIN_PASSWORD = 12
 MAX_PASSWORD = 1024  # argon2 hashes any length; a bound keeps a login from costing more than it should
+
+#: `locked_until` of a disabled account: locked for good, until an admin unlocks it (no login,
+#: its sessions ended and its tokens revoked when it was disabled).
+DISABLED = datetime(9999, 12, 31, tzinfo=UTC)
 
 _hasher = PasswordHasher()
 # Verified against when the name is unknown, so that a login takes as long for any name.
@@ -141,8 +149,10 @@ def create_user(db: Database, name: str, password: str, role: str, *, actor: str
     audit(db, actor, "user.create", name, None, role)
 
 
-def list_users(db: Database) -> list[dict[str, object]]:
-    """Every account: name, role, failed logins in a row, locked until, created, last login."""
+def list_users(db: Database, *, now: datetime | None = None) -> list[dict[str, object]]:
+    """Every account: name, role, failed logins in a row, locked until, created, last login, and
+    whether it is locked now or disabled."""
+    now = now or utcnow()
     with db.session() as session:
         return [
             {
@@ -152,8 +162,77 @@ def list_users(db: Database) -> list[dict[str, object]]:
                 "locked_until": u.locked_until,
                 "created_at": u.created_at,
                 "last_login": u.last_login,
+                "locked": u.locked_until is not None and u.locked_until > now,
+                "disabled": u.locked_until is not None and u.locked_until >= DISABLED,
             }
             for u in session.scalars(select(User).order_by(User.name))
+        ]
+
+
+def _keep_an_admin(session: Session, user: User, what: str) -> None:
+    """AccountError when `user` is the last admin able to log in (it would leave nobody to admin)."""
+    if user.role != "admin":
+        return
+    others = session.scalar(
+        select(func.count())
+        .select_from(User)
+        .where(
+            User.role == "admin",
+            User.id != user.id,
+            (User.locked_until.is_(None)) | (User.locked_until < DISABLED),
+        )
+    )
+    if not others:
+        raise AccountError(f"{user.name!r} is the last admin: {what} would leave nobody to administer")
+
+
+def set_role(db: Database, name: str, role: str, *, actor: str = "cli") -> None:
+    """Make `name` an admin or a viewer (at once: every request reads the role); never the last admin."""
+    if role not in ROLES:
+        raise AccountError(f"{role!r} is not a role ({', '.join(ROLES)})")
+    with db.session() as session:
+        user = _user(session, name)
+        old = user.role
+        if old == role:
+            return
+        _keep_an_admin(session, user, "making it a viewer")
+        user.role = role
+    audit(db, actor, "user.role", name, old, role)
+
+
+def disable_user(db: Database, name: str, *, actor: str = "cli") -> None:
+    """No more logins for `name` (until unlocked); its sessions end and its API tokens are revoked."""
+    now = utcnow()
+    with db.session() as session:
+        user = _user(session, name)
+        _keep_an_admin(session, user, "disabling it")
+        user.locked_until, user.failed_logins = DISABLED, 0
+        session.execute(delete(WebSession).where(WebSession.user_id == user.id))
+        session.execute(
+            update(ApiToken)
+            .where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
+            .values(revoked_at=now)
+        )
+    audit(db, actor, "user.disable", name)
+
+
+def audit_entries(db: Database, *, before: int | None = None, limit: int = 50) -> list[dict[str, object]]:
+    """The audit log, newest first: `limit` rows with an id below `before` (keyset pages)."""
+    query = select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit)
+    if before is not None:
+        query = query.where(AuditEntry.id < before)
+    with db.session() as session:
+        return [
+            {
+                "id": a.id,
+                "time": a.time.isoformat(),
+                "actor": a.actor,
+                "action": a.action,
+                "target": a.target,
+                "old": a.old_value,
+                "new": a.new_value,
+            }
+            for a in session.scalars(query)
         ]
 
 
@@ -167,7 +246,7 @@ def _user(session: Session, name: str) -> User:
 def delete_user(db: Database, name: str, *, actor: str = "cli") -> None:
     """Remove an account with its tokens and sessions."""
     with db.session() as session:
-        session.delete(_user(session, name))
+        session.delete(_user(session, name))  # root's CLI may: `create-user` makes another admin
     audit(db, actor, "user.delete", name)
 
 
@@ -207,6 +286,8 @@ def authenticate(
             with contextlib.suppress(VerificationError):
                 _hasher.verify(_DUMMY_HASH, password)
             raise LoginRefused("wrong user name or password")
+        if user.locked_until is not None and user.locked_until >= DISABLED:
+            raise LoginRefused("this account is disabled")
         if user.locked_until is not None and user.locked_until > now:
             raise LoginRefused(f"this account is locked until {user.locked_until:%Y-%m-%d %H:%M:%S} UTC")
         try:

@@ -45,6 +45,7 @@ from dynapot.web.settings_store import (
     mask_url,
     update_settings,
 )
+from dynapot.web.users import register as register_users
 
 __all__ = ["create_app"]
 
@@ -62,6 +63,8 @@ def _templates() -> Jinja2Templates:
         undefined=jinja2.StrictUndefined,
     )
     env.filters["when"] = _when
+    for name in env.list_templates():  # compiled now: a syntax error stops the start, and the
+        env.get_template(name)  # compiler's codecs are not loaded after root is dropped
     return Jinja2Templates(env=env)
 
 
@@ -284,6 +287,7 @@ def create_app(web: WebContext, *, stream_seconds: float = STREAM_SECONDS) -> An
         return settings_page(request, notice=notice, results=results)
 
     pages_reports.register(app, render, web)  # reports, findings, sessions
+    register_users(app, render, web)  # users and the audit log (admins)
 
     @app.get("/events/stream", include_in_schema=False)
     async def event_stream(request: Request) -> Any:
@@ -307,7 +311,7 @@ def create_app(web: WebContext, *, stream_seconds: float = STREAM_SECONDS) -> An
 
         return StreamingResponse(messages(), media_type="text/event-stream")
 
-    return Guard(app, web.db, web.cookie_name, web.tls)
+    return Guard(app, web.db, web.cookie_name, web.tls, web.allowed_hosts)
 
 
 def _send_test_alerts(web: WebContext, actor: str) -> list[tuple[str, str]]:

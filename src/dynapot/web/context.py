@@ -7,6 +7,7 @@ from pathlib import Path
 
 from dynapot.config import ConfigError, Settings, load_settings
 from dynapot.db import Database
+from dynapot.web.hosts import allowed_hosts
 from dynapot.web.security import LoginLimiter
 
 __all__ = ["WebContext"]
@@ -21,9 +22,12 @@ class WebContext:
     settings_path: Path | None = None  # the file the daemon reads; None: settings cannot be changed
     tls: bool = True
     limiter: LoginLimiter = field(init=False)
+    #: Host header names answered (`web.hosts`); `serve` adds the listen address and the certificate's.
+    allowed_hosts: frozenset[str] = field(init=False)
 
     def __post_init__(self) -> None:
         self.limiter = LoginLimiter(self.settings.web.login_attempts_per_minute)
+        self.allowed_hosts = allowed_hosts(self.settings.web.allowed_hosts)
 
     @property
     def cookie_name(self) -> str:

@@ -22,8 +22,14 @@ __all__ = ["COUNT_CAP", "next_batch", "sse_message"]
 COUNT_CAP = 100_000
 
 
-def _count_after(db: Database, after: int) -> int:
-    inner = select(HoneypotEvent.id).where(HoneypotEvent.id > after).limit(COUNT_CAP).subquery()
+def _count_after(db: Database, after: int, upto: int) -> int:
+    """Events in (after, upto]: those inserted meanwhile are the next batch's, counted once there."""
+    inner = (
+        select(HoneypotEvent.id)
+        .where(HoneypotEvent.id > after, HoneypotEvent.id <= upto)
+        .limit(COUNT_CAP)
+        .subquery()
+    )
     with db.session() as session:
         return int(session.scalar(select(func.count()).select_from(inner)) or 0)
 
@@ -35,7 +41,7 @@ def next_batch(db: Database, after: int, show: int = 50) -> tuple[dict[str, Any]
         return None, after
     shown = event_rows(db, before=newest + 1, limit=show)
     shown = [row for row in shown if row["id"] > after]
-    total = _count_after(db, after)
+    total = _count_after(db, after, newest)
     more = max(0, total - len(shown))
     return {"events": shown, "more": more, "capped": total >= COUNT_CAP, "cursor": newest}, newest
 

@@ -5,6 +5,9 @@ token in `Authorization`, else the session cookie) and denies by default: only `
 paths (login, static files, /health, the token endpoint) are served without one; an API path
 answers 401, a page redirects to /login. So a route added later is protected without saying so.
 
+Before anything else it refuses (400) a request whose Host header is not one of ours
+(`web.hosts`: DNS rebinding protection).
+
 CSRF: the synchronizer-token pattern (and, in depth, a browser's Origin header must name this
 host on every state-changing request). Each browser session has its own random token, kept
 server-side with the session; every state-changing request made with the cookie must carry it
@@ -30,6 +33,7 @@ import anyio.to_thread
 
 from dynapot.db import Database
 from dynapot.web.accounts import Identity, session_identity, token_identity
+from dynapot.web.hosts import host_name
 
 __all__ = [
     "PUBLIC",
@@ -120,6 +124,8 @@ class Guard:
     db: Database
     cookie_name: str
     tls: bool
+    allowed_hosts: frozenset[str]
+    refused_hosts: int = 0
     _headers: list[tuple[bytes, bytes]] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -131,6 +137,10 @@ class Guard:
             return
         path: str = scope["path"]
         is_static = path.startswith("/static/")
+        if not self._host_allowed(scope):  # DNS rebinding: before anything else, even static files
+            self.refused_hosts += 1
+            await _plain(send, 400, b"400: unknown Host", "text/plain", self._headers)
+            return
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -157,6 +167,10 @@ class Guard:
             )
             return
         await self.app(scope, receive, send_with_headers)
+
+    def _host_allowed(self, scope: Scope) -> bool:
+        hosts = [value for key, value in scope.get("headers", ()) if key == b"host"]
+        return len(hosts) == 1 and host_name(hosts[0].decode("latin-1")) in self.allowed_hosts
 
     def _identify(self, scope: Scope) -> Identity | None:
         authorization = _header(scope, b"authorization")

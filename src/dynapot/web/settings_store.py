@@ -73,8 +73,8 @@ EDITABLE: tuple[Field, ...] = (
     Field("alerts.urls", "Alert URLs", "urls", help="apprise URLs, one a line; shown masked"),
 )
 BY_NAME = {field.dotted: field for field in EDITABLE}
-#: Settings the running daemon takes only when it restarts (the rest apply within seconds).
-RESTART = frozenset({"discovery.mode", "networks"})
+#: Settings the running daemon takes only when it restarts (none now: all apply within seconds).
+RESTART: frozenset[str] = frozenset()
 
 _lock = threading.Lock()  # one read-modify-write of the file at a time in this process
 
