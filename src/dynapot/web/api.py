@@ -20,6 +20,7 @@ from pydantic import BaseModel
 from dynapot.daemon.status import gather_status
 from dynapot.web import queries
 from dynapot.web.accounts import Identity, LoginRefused, audit, authenticate, create_token
+from dynapot.web.api_plan import router as plan_router
 from dynapot.web.context import WebContext
 from dynapot.web.settings_store import EDITABLE, RESTART, SettingsRefused, current_values, update_settings
 
@@ -176,3 +177,6 @@ def patch_settings(
     for change in made:
         audit(web.db, who.name, "setting.change", change.dotted, change.old, change.new)
     return SettingsChanged(changed=[{"setting": c.dotted, "old": c.old, "new": c.new} for c in made])
+
+
+router.include_router(plan_router)  # /plan, /plan/apply, /virtual-hosts
