@@ -23,7 +23,7 @@ from dynapot.web.pages_plan import apply_plan
 __all__ = ["router"]
 
 _bearer = OAuth2PasswordBearer(tokenUrl="/api/v1/token", auto_error=False)
-router = APIRouter(prefix="/api/v1", tags=["plan"])
+router = APIRouter(tags=["plan"])  # under api.router, whose prefix is /api/v1
 
 
 def _context(request: Request) -> WebContext:
