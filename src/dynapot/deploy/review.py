@@ -131,6 +131,17 @@ def describe(plan: Plan, deployed: Sequence[VirtualHost], before: Mapping[str, A
     }
 
 
+def _supersede(row: PlanReview, note: str) -> None:
+    """Mark `row` superseded; its list of real hosts goes (only the latest applied plan's is read)."""
+    row.status, row.note = "superseded", note
+    _slim(row)
+
+
+def _slim(row: PlanReview) -> None:
+    if row.summary and "real" in row.summary:
+        row.summary = {k: v for k, v in row.summary.items() if k != "real"}
+
+
 def _last_applied(session: Any, network: str) -> PlanReview | None:
     return session.scalars(
         select(PlanReview)
@@ -171,8 +182,7 @@ def hold(
         if any(row.digest == digest for row in current):
             return digest, False
         for row in current:
-            row.note = CHANGED_NOTE if row.status == "approved" else "a newer plan replaced it"
-            row.status = "superseded"
+            _supersede(row, CHANGED_NOTE if row.status == "approved" else "a newer plan replaced it")
         before = _last_applied(session, network)
         session.add(
             PlanReview(
@@ -191,12 +201,10 @@ def hold(
 def settle(db: Database, network: str, note: str = "nothing to change any more") -> int:
     """Supersede the network's pending or approved plan (a new plan moves nothing); how many."""
     with db.session() as session:
-        result = session.execute(
-            update(PlanReview)
-            .where(PlanReview.network == network, PlanReview.status.in_(OPEN))
-            .values(status="superseded", note=note)
-        )
-        return int(result.rowcount or 0)
+        rows = _open(session, network)
+        for row in rows:
+            _supersede(row, note)
+        return len(rows)
 
 
 def approved_digest(db: Database, network: str | None = None) -> str | None:
@@ -244,9 +252,9 @@ def record_applied(
             if candidate.digest == digest and candidate.status == "approved" and row is None:
                 row = candidate
             else:
-                candidate.status, candidate.note = "superseded", "another plan was deployed"
+                _supersede(candidate, "another plan was deployed")
+        before = _last_applied(session, network)
         if row is None:
-            before = _last_applied(session, network)
             row = PlanReview(
                 network=network,
                 digest=digest,
@@ -256,6 +264,8 @@ def record_applied(
             )
             session.add(row)
         row.status, row.applied_at = "applied", now
+        if before is not None:
+            _slim(before)
         session.flush()
         _prune(session, network)
     return digest
