@@ -185,3 +185,18 @@ def test_plan_and_virtual_hosts_need_a_login(site):
     assert anonymous.post("/plan/apply", data={"digest": "0" * 64}).status_code == 303
     for path in ("/api/v1/plan", "/api/v1/virtual-hosts"):
         assert anonymous.get(path).status_code == 401
+
+
+def test_activity_counts_the_newest_events_only_and_says_so(site, monkeypatch):
+    app, web, _ = site
+    from dynapot.web import plan_queries
+
+    settings = web.current_settings()
+    full = plan_queries.virtual_hosts(web.db, settings)
+    assert full["virtual_hosts"][0]["events"] == 30 and full["activity_capped"] is False
+    monkeypatch.setattr(plan_queries, "ACTIVITY_EVENTS", 10)
+    capped = plan_queries.virtual_hosts(web.db, settings)
+    assert capped["virtual_hosts"][0]["events"] == 10 and capped["activity_capped"] is True
+    assert capped["virtual_hosts"][0]["last_event"] == full["virtual_hosts"][0]["last_event"]
+    browser, _ = logged_in(app)
+    assert 'id="capped"' in browser.get("/virtual-hosts").text

@@ -21,14 +21,17 @@ from dynapot.db import Database
 from dynapot.db.models import HoneypotEvent, Host, OperatingSystem, PlanReview, utcnow
 from dynapot.planner import ip_key
 
-__all__ = ["ACTIVITY_HOURS", "PAGE_HOSTS", "PAGE_VIRTUAL", "plan_view", "virtual_hosts"]
+__all__ = ["ACTIVITY_EVENTS", "ACTIVITY_HOURS", "PAGE_HOSTS", "PAGE_VIRTUAL", "plan_view", "virtual_hosts"]
 
 #: Virtual hosts the API lists (more than the widest network planned by default).
 PAGE_VIRTUAL = 70_000
 #: Virtual hosts the page lists; the API lists them all.
 PAGE_HOSTS = 5_000
-#: The window of "recent activity": events to each virtual host in the last day.
+#: The window of "recent activity": events to each virtual host in the last day ...
 ACTIVITY_HOURS = 24
+#: ... among the newest this many events (by id: the primary key), so that the page costs the
+#: same however busy the day was; the answer says when the cap cut the window short.
+ACTIVITY_EVENTS = 100_000
 HISTORY = 10
 
 
@@ -107,11 +110,20 @@ def virtual_hosts(db: Database, settings: Settings, *, limit: int = PAGE_VIRTUAL
             .limit(limit)
         ).all()
         os_rows = {row.id: row for row in session.scalars(select(OperatingSystem))}
+        # Events are stored in the order they happen: the window is a range of ids (the primary
+        # key), found by one probe of the time index; a grouped count over that range only.
+        newest = int(session.scalar(select(func.max(HoneypotEvent.id))) or 0)
+        first = session.scalar(
+            select(HoneypotEvent.id).where(HoneypotEvent.time >= since).order_by(HoneypotEvent.time).limit(1)
+        )
+        start = newest + 1 if first is None else int(first)
+        capped = start <= newest - ACTIVITY_EVENTS
+        start = max(start, newest - ACTIVITY_EVENTS + 1)
         activity = {
             ip: (int(count), last)
             for ip, count, last in session.execute(
                 select(HoneypotEvent.dst_ip, func.count(), func.max(HoneypotEvent.time))
-                .where(HoneypotEvent.time >= since)
+                .where(HoneypotEvent.id >= start)
                 .group_by(HoneypotEvent.dst_ip)
             )
         }
@@ -153,6 +165,8 @@ def virtual_hosts(db: Database, settings: Settings, *, limit: int = PAGE_VIRTUAL
         "virtual_hosts": rows,
         "total": total,
         "activity_hours": ACTIVITY_HOURS,
+        "activity_capped": capped,  # the day had more events than the newest ACTIVITY_EVENTS counted
+        "activity_events": ACTIVITY_EVENTS,
         "redirects_known": redirects is not None,
         "backends": [
             {"name": b.name, "address": str(b.address), "os": b.os, "ports": list(b.ports)}
