@@ -155,3 +155,17 @@ def test_a_bad_apply_mode_is_refused(tmp_path):
     path.write_text(SETTINGS.format(apply="later", state=tmp_path))
     with pytest.raises((ConfigError, ValueError), match="apply"):
         load_settings(path, environ={})
+
+
+def test_dynapot_status_says_a_plan_is_held(daemon, db, tmp_path):
+    from click.testing import CliRunner
+
+    from dynapot.cli import main
+
+    real_host(db, "198.18.0.2")
+    held = daemon.replan_once()
+    daemon._write_status()
+    url = db.engine.url.render_as_string(hide_password=False)
+    result = CliRunner().invoke(main, ["status", "--db", url, "--config", str(tmp_path / "dynapot.toml")])
+    assert result.exit_code == 0, result.output
+    assert f"a new plan is held for review ({held.held[:12]})" in result.output

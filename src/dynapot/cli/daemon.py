@@ -102,6 +102,11 @@ def _echo_daemon(daemon: dict[str, Any] | None) -> None:
     )
     for error in daemon.get("errors", []):
         click.echo(f"  error: {shown(error)}")
+    if daemon.get("held"):
+        click.echo(
+            f"  a new plan is held for review ({shown(str(daemon['held'])[:12])}): "
+            "apply it on the web interface's plan page"
+        )
     collector = daemon.get("collector")
     if isinstance(collector, dict):
         malformed = sum((collector.get("malformed") or {}).values())
