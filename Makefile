@@ -83,6 +83,7 @@ bench: setup
 	$(BIN)/python bench/bench_agent.py
 	$(BIN)/python bench/bench_web.py
 	$(BIN)/python bench/bench_web_feed.py
+	$(BIN)/python bench/bench_web_plan.py
 
 # The abuse suite: each script builds a lab, attacks the sensor and prints one line per check.
 abuse: setup

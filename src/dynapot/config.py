@@ -144,6 +144,11 @@ class PlannerSettings(_Section):
     min_os_accuracy: int = Field(
         0, ge=0, le=100, description="OS answers below this accuracy count as unknown"
     )
+    apply: Literal["auto", "hold"] = Field(
+        "auto",
+        description='"auto": the daemon deploys each new plan itself; "hold": it stores the plan as '
+        "pending and deploys it only when an admin applies it (the web interface's plan page)",
+    )
 
     @field_validator("unknown_os", mode="before")
     @classmethod

@@ -108,6 +108,11 @@ def _echo_daemon(daemon: dict[str, Any] | None) -> None:
         click.echo(f"  web interface: {state} on {shown(web.get('listen'))}, {web.get('starts')} start(s)")
         if web.get("last_error"):
             click.echo(f"  web error: {shown(web['last_error'])}")
+    if daemon.get("held"):
+        click.echo(
+            f"  a new plan is held for review ({shown(str(daemon['held'])[:12])}): "
+            "apply it on the web interface's plan page"
+        )
     collector = daemon.get("collector")
     if isinstance(collector, dict):
         malformed = sum((collector.get("malformed") or {}).values())

@@ -33,13 +33,14 @@ from dynapot.daemon.sensor_process import SensorProcess
 from dynapot.daemon.web_process import WebProcess
 from dynapot.db import Database
 from dynapot.db.models import HoneypotEvent, Host
-from dynapot.deploy import Deployer, load_catalog
+from dynapot.deploy import Deployer, Deployment, load_catalog
 from dynapot.discovery.active import run_scan, scan_options
 from dynapot.discovery.p0f import DEFAULT_DATABASE, P0fDatabase, P0fMatcher
 from dynapot.discovery.passive import PassiveObserver
 from dynapot.events import Kind
 from dynapot.files import write_atomically
 from dynapot.inventory import expire, record_observations, release_outside
+from dynapot.planner import Plan
 from dynapot.sensor.rawsock import RawSocket, interface_addresses
 
 log = logging.getLogger("dynapot.daemon")
@@ -68,6 +69,9 @@ class DaemonStatus:
     alerts: dict[str, int] = field(default_factory=dict)
     frames_sniffed: int = 0
     errors: list[str] = field(default_factory=list)
+    held: str | None = None  # the digest of the plan held for review (planner.apply = "hold")
+    # virtual address -> TCP port (as text) -> the backend it is redirected to, as deployed now
+    redirects: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
 def check_settings(settings: Settings) -> None:
@@ -320,7 +324,7 @@ class Daemon:
             try:
                 if force:  # a new network: the virtual hosts outside it are ours no more
                     await asyncio.to_thread(release_outside, self.db, self.network.cidr)
-                deployment = await asyncio.to_thread(self.deployer.deploy, self.config_path, force=force)
+                deployment = await asyncio.to_thread(self.replan_once, force)
             except Exception as exc:
                 self._redeploy = self._redeploy or force
                 self._error("re-plan", exc)
@@ -332,15 +336,25 @@ class Daemon:
                 self.status.replans += 1
                 self.status.last_apply = time.time()
                 plan = deployment.plan
-                log.info(
-                    "re-planned: +%d -%d ~%d (%d virtual hosts)",
-                    len(plan.added),
-                    len(plan.removed),
-                    len(plan.changed),
-                    len(plan.virtual_hosts),
-                )
+                log.info("re-planned: +%d -%d ~%d (%d virtual hosts)", *_moves(plan), len(plan.virtual_hosts))
             else:
                 self._counts(deployment.plan)
+
+    def replan_once(self, force: bool = False) -> Deployment:
+        """Plan and deploy (auto mode), or hold the plan for an admin (hold mode). A worker thread's.
+        `force`: write the configuration even if no host moves (the network changed)."""
+        hold = self.settings.planner.apply == "hold"
+        deployment = self.deployer.replan(self.config_path, hold=hold, force=force)
+        if deployment.held and deployment.held != self.status.held:
+            log.info(
+                "holding a new plan for review: +%d -%d ~%d (%s)",
+                *_moves(deployment.held_plan),
+                deployment.held[:12],
+            )
+        elif self.status.held and deployment.moved:
+            log.info("deployed a new plan; the one held (%s) is done", self.status.held[:12])
+        self.status.held = deployment.held
+        return deployment
 
     def reload_policy(self, *, force: bool = False) -> bool:
         """Take the admin's new planner, alert, correlation, discovery (mode; N, D, polite) and
@@ -426,6 +440,9 @@ class Daemon:
         self.status.virtual_hosts = len(plan.virtual_hosts)
         self.status.real_hosts = plan.real_hosts
         self.status.free_addresses = plan.free_ips
+        self.status.redirects = {
+            ip: {str(p): b for p, b in ports.items()} for ip, ports in plan.redirects.items()
+        }
 
     # ------------------------------------------------------------------ correlation and alerts
 
@@ -530,6 +547,10 @@ class Daemon:
             write_atomically(self.state_dir / "daemon-status.json", json.dumps(data))
         except OSError as exc:
             log.warning("cannot write status: %s", exc)
+
+
+def _moves(plan: Plan) -> tuple[int, int, int]:
+    return len(plan.added), len(plan.removed), len(plan.changed)
 
 
 def _storage_notice(data: Any) -> tuple[str, str, str]:

@@ -360,3 +360,26 @@ class AuditEntry(Base):
     target: Mapped[str] = mapped_column(String(255))  # the setting or account it touched
     old_value: Mapped[str | None] = mapped_column(Text)
     new_value: Mapped[str | None] = mapped_column(Text)
+
+
+class PlanReview(Base):
+    """A plan the daemon computed in hold mode (`planner.apply = "hold"`), and what became of it.
+
+    The daemon writes a row per distinct plan (`digest`) it holds; an admin's apply marks it
+    approved (who, when); the daemon deploys it when its own plan still has that digest, else it
+    is superseded ("the plan changed, review again"). Deployments it made are rows too (applied),
+    so that the next plan can say which real hosts joined or left since.
+    """
+
+    __tablename__ = "plan_reviews"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    network: Mapped[str] = mapped_column(String(64), index=True)  # the CIDR the plan is for
+    digest: Mapped[str] = mapped_column(String(64))  # sha256 of the hosts it deploys and its diff
+    status: Mapped[str] = mapped_column(String(16), index=True)  # pending approved applied superseded
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    summary: Mapped[dict] = mapped_column(JSON)  # the diff and the real hosts it was planned for
+    approved_by: Mapped[str | None] = mapped_column(String(64))
+    approved_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    applied_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    note: Mapped[str | None] = mapped_column(Text)  # why it was superseded

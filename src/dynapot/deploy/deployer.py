@@ -7,6 +7,7 @@ sensor reads. The nmap databases are loaded once: the daemon re-plans every few 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -15,6 +16,7 @@ from pathlib import Path
 from dynapot.config import BackendSettings, ConfigError, NetworkSettings, PlannerSettings, Settings
 from dynapot.db import Database
 from dynapot.db.models import utcnow
+from dynapot.deploy import review
 from dynapot.deploy.health import BackendHealth
 from dynapot.deploy.honeyd_export import plan_to_honeyd
 from dynapot.files import staged_write, write_atomically  # the sensor reads it after dropping root
@@ -28,8 +30,10 @@ from dynapot.redirects import Backend, assign_backends
 
 @dataclass(frozen=True, slots=True)
 class Deployment:
-    plan: Plan
+    plan: Plan  # what is deployed now
     moved: bool  # hosts were added, removed or changed
+    held: str | None = None  # hold mode: the digest of the plan waiting for an admin's apply
+    held_plan: Plan | None = None  # and that plan
 
 
 def load_catalog(settings: Settings) -> PersonalityCatalog:
@@ -95,10 +99,11 @@ class Deployer:
         self._written = result.redirects
         return result
 
-    def deploy(self, config_path: Path, *, force: bool = False) -> Deployment:
-        """Plan, record and write the configuration; a plan that moves nothing writes nothing (a
-        backend going up or down changes the redirects: that is written, the hosts stay)."""
-        result = self.plan()
+    def deploy(self, config_path: Path, *, force: bool = False, result: Plan | None = None) -> Deployment:
+        """Plan (or take `result`, a plan just made by `plan`), record and write the configuration;
+        a plan that moves nothing writes nothing (a backend going up or down changes the
+        redirects: that is written, the hosts stay)."""
+        result = self.plan() if result is None else result
         moved = bool(result.added or result.removed or result.changed)
         if moved or force or not config_path.exists():
             now = utcnow()
@@ -111,6 +116,31 @@ class Deployer:
             write_atomically(config_path, self.render(result))
             self._written = result.redirects
         return Deployment(result, moved)
+
+    def replan(self, config_path: Path, *, hold: bool = False, force: bool = False) -> Deployment:
+        """Plan; deploy what moves hosts (auto), or (`hold`) store it for an admin's review and deploy
+        it only once approved and still the same plan (`review`): the plan is made again at apply
+        time, so the planner's rules (never an address a real host uses) hold then. Every deployment
+        that moves hosts is recorded in the review history. `force` writes the configuration even
+        when nothing moves (held: the current plan's)."""
+        network = str(self.network.cidr)
+        result = self.plan()
+        if not (result.added or result.removed or result.changed):
+            review.settle(self.db, network)
+            return self.deploy(config_path, result=result, force=force)
+        current = self.current()
+        if hold:
+            digest, _ = review.hold(self.db, network, result, current.virtual_hosts)
+            if review.approved_digest(self.db, network) != digest:
+                stale = self.backends and current.redirects != self._written
+                if force or not config_path.exists() or stale:
+                    write_atomically(config_path, self.render(current))
+                    self._written = current.redirects
+                kept = dataclasses.replace(current, real_hosts=result.real_hosts, free_ips=result.free_ips)
+                return Deployment(kept, False, digest, result)
+        deployment = self.deploy(config_path, result=result, force=force)
+        review.record_applied(self.db, network, result, current.virtual_hosts)
+        return deployment
 
     def render(self, result: Plan) -> str:
         return render_config(

@@ -20,6 +20,7 @@ from pydantic import BaseModel
 from dynapot.daemon.status import gather_status
 from dynapot.web import queries, report_queries
 from dynapot.web.accounts import Identity, LoginRefused, audit, authenticate, create_token
+from dynapot.web.api_plan import router as plan_router
 from dynapot.web.api_reports import router as reports_router
 from dynapot.web.context import WebContext
 from dynapot.web.settings_store import EDITABLE, RESTART, SettingsRefused, current_values, update_settings
@@ -185,3 +186,4 @@ def patch_settings(
 
 
 router.include_router(reports_router)  # reports, findings/{id}, sessions: web/api_reports.py
+router.include_router(plan_router)  # /plan, /plan/apply, /virtual-hosts

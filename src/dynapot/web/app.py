@@ -30,7 +30,7 @@ from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from dynapot.web import pages_reports, queries
+from dynapot.web import pages_plan, pages_reports, queries
 from dynapot.web.accounts import Identity, LoginRefused, audit, authenticate, end_session, start_session
 from dynapot.web.api import router as api_router
 from dynapot.web.charts import paired_bars, simple_bars
@@ -116,6 +116,8 @@ def create_app(web: WebContext, *, stream_seconds: float = STREAM_SECONDS) -> An
     @app.get("/health", include_in_schema=False)
     def health() -> Any:
         return {"status": "ok"}
+
+    pages_plan.register(app, render, web)
 
     # --- login and logout ---------------------------------------------------------------------
 

@@ -64,6 +64,13 @@ EDITABLE: tuple[Field, ...] = (
         help="one network a line: CIDR [gateway=ADDRESS] [exclude=RANGE,RANGE,...]",
     ),
     Field("planner.fill_ratio", "Planner fill ratio (0-1)", "float"),
+    Field(
+        "planner.apply",
+        "New plans",
+        "choice",
+        ("auto", "hold"),
+        help="auto: the daemon deploys each new plan; hold: it waits for an admin's Apply on the plan page",
+    ),
     Field("expiry.hosts", "Expire hosts after (days)", "float"),
     Field("expiry.ports", "Expire ports after (days)", "float"),
     Field("expiry.honeypot_events", "Expire events after (days)", "float"),
