@@ -334,7 +334,7 @@ class TcpConnection:
         self.rcv_unconsumed = 0
         self.window_sent = 0
         # The connection's own IP ID counter where the personality numbers per connection, else -1.
-        self.ip_id = random.getrandbits(16) if getattr(personality, "connection_ip_ids", False) else -1
+        self.ip_id = random.getrandbits(16) if personality.connection_ip_ids else -1
         self.owner: _Owner | None = None  # told of changes made through the application API
 
     def __repr__(self) -> str:
