@@ -37,6 +37,11 @@ SAME = {
     ("ftp", "banner"),
     ("ftp", "syst"),
     ("ftp", "unknown-command"),
+    # telnet's nmap-sV is not here: nmap names the real BusyBox telnetd only when its login
+    # screen leaves in the same segment as its requests, 2 times in 10 (so does dynapot's).
+    ("telnet", "negotiation"),
+    ("telnet", "ayt"),
+    ("telnet", "escape-sequence"),
     ("mysql", "nmap-sV"),
     ("mysql", "wrong-password"),
     ("smtp", "nmap-sV"),

@@ -24,7 +24,7 @@ set linux personality "Linux 5.4"
 set linux default tcp action reset
 add linux tcp port 21 "ftp vsftpd|3.0.5"
 add linux tcp port 22 "ssh OpenSSH|8.9p1 Ubuntu 3ubuntu0.10"
-add linux tcp port 23 "telnet"
+add linux tcp port 23 "telnet Linux telnetd"
 add linux tcp port 25 "smtp Postfix smtpd"
 add linux tcp port 80 "http Apache httpd|2.4.52"
 add linux tcp port 3306 "mysql MySQL|8.0.35-0ubuntu0.22.04.1"

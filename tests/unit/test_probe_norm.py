@@ -48,6 +48,12 @@ def test_host_names_found_in_greetings() -> None:
     assert text == "220 <host> ESMTP Postfix\\r\\n [open]"
 
 
+def test_a_telnet_prompts_name_after_a_carriage_return() -> None:
+    # BusyBox prints the issue with LF CR, so the name follows an escaped "\r"; "vmx" is not "vm".
+    text = probe_norm.plain_answer(b"\r\r\nDebian GNU/Linux 12\r\n\rvm login: vmx", "198.18.0.9", ("vm",))
+    assert text == "\\r\\r\\nDebian GNU/Linux 12\\r\\n\\r<host> login: vmx"
+
+
 def test_mysql_greeting_without_thread_id_and_scramble() -> None:
     def greeting(thread: bytes, salt: bytes) -> bytes:
         body = b"\x0a5.5.5-10.11\x00" + thread + salt[:8] + b"\x00" + b"\xfe\xf7\x08\x02\x00\xff\x81\x15"

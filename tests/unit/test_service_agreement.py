@@ -146,7 +146,7 @@ def smb_names(info: ConnectionInfo) -> tuple[str, str]:
 
 def telnet_shell(info: ConnectionInfo, *commands: str) -> list[str]:
     """Log in over telnet as the telnet service does (sans-IO), run commands, return their outputs."""
-    session = TelnetSession(info, TelnetConfig(fail_delay=0, negotiation_wait=0))
+    session = TelnetSession(info, TelnetConfig(accept="all", fail_delay=0, negotiation_wait=0))
     session.start()
     session.receive(b"root\r\n")  # a bot that types before negotiating
     login = session.receive(b"root\r\n")

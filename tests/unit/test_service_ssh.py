@@ -518,3 +518,15 @@ def test_broken_packets_before_the_key_exchange_get_sshd_s_reaction(tmp_path: Pa
     assert packets[1].startswith("KEXINIT ") and end == "closed"
     assert packets[2:] == ([f"DISCONNECT 2 {answer.decode()}"] if answer else [])
     assert ("bad-request", "key exchange") in [(r[0], r[1].split(":")[0]) for r in reports]
+
+
+def test_the_banner_waits_as_the_imitated_sshd_does() -> None:
+    from dynapot.services.ssh import banner_delay
+    from dynapot.services.ssh_profiles import profile_for
+
+    profile = profile_for(DEBIAN.removeprefix("SSH-2.0-"))
+    assert profile is not None
+    low, high = banner_delay(SSHConfig(), profile)
+    assert 0 < low <= high < 0.1  # sshd's fork and re-exec: milliseconds, not none
+    assert banner_delay(SSHConfig(banner_delay=(0.0, 0.0)), profile) == (0.0, 0.0)  # configurable
+    assert banner_delay(SSHConfig(), None) == (0.0, 0.0)  # a server we have no recording of

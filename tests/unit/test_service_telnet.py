@@ -25,6 +25,7 @@ from dynapot.services.telnet import (
     SB_LIMIT,
     SE,
     SGA,
+    TELNET_PAIRS,
     TTYPE,
     WILL,
     WONT,
@@ -43,18 +44,21 @@ pytestmark = pytest.mark.timeout(30)
 
 needs_telnet = needs("telnet", "the telnet client")
 
-FAST = TelnetConfig(fail_delay=0.0, negotiation_wait=2.0)
+FAST = TelnetConfig(fail_delay=0.0, negotiation_wait=2.0, accept=TELNET_PAIRS)
+NETKIT = "Linux telnetd"  # nmap's name for netkit's telnetd; a Linux host without it runs BusyBox's
 
 
-def info(personality: str | None = "Linux 5.4", dst: str = "198.18.0.20", product: str | None = None):
+def info(personality: str | None = "Linux 5.4", dst: str = "198.18.0.20", product: str | None = NETKIT):
     return ConnectionInfo("tcp", "198.18.0.3", 40000, dst, 23, personality, "t", product)
 
 
-def telnet_server(config: TelnetConfig = FAST, personality: str | None = "Linux 5.4") -> ServiceServer:
+def telnet_server(
+    config: TelnetConfig = FAST, personality: str | None = "Linux 5.4", product: str | None = NETKIT
+) -> ServiceServer:
     """The telnet handler on a loopback port; each connection's info names its real client."""
     return ServiceServer(
         make_handler(config),
-        lambda peer: ConnectionInfo("tcp", peer[0], peer[1], "198.18.0.20", 23, personality, "t"),
+        lambda peer: ConnectionInfo("tcp", peer[0], peer[1], "198.18.0.20", 23, personality, "t", product),
     )
 
 
@@ -225,7 +229,8 @@ def test_environment_is_recorded() -> None:
 @pytest.mark.parametrize(
     ("personality", "product", "first", "screen"),
     [
-        ("Linux 5.4", None, b"\xff\xfd\x18\xff\xfd \xff\xfd#\xff\xfd'", b"Ubuntu 22.04.3 LTS\r\nsrv-"),
+        ("Linux 5.4", NETKIT, b"\xff\xfd\x18\xff\xfd \xff\xfd#\xff\xfd'", b"Ubuntu 22.04.3 LTS\r\nsrv-"),
+        ("Linux 5.4", None, b"\xff\xfd\x01\xff\xfd\x1f\xff\xfb\x01\xff\xfb\x03", b"LTS\r\n\rsrv-"),
         (
             "Cisco 2811 router (IOS 12.4)",
             None,
@@ -238,22 +243,25 @@ def test_environment_is_recorded() -> None:
             b"\xff\xfd%\xff\xfb\x01\xff\xfb\x03\xff\xfd'\xff\xfd\x1f\xff\xfd\x00\xff\xfb\x00",
             b"Welcome to Microsoft Telnet Service \r\n\r\nlogin: ",
         ),
-        ("Linux 2.6.32", "BusyBox telnetd", b"\xff\xfd\x1f\xff\xfd!\xff\xfb\x01\xff\xfb\x03", b" login: "),
+        ("Linux 2.6.32", "BusyBox telnetd", b"\xff\xfd\x01\xff\xfd\x1f\xff\xfb\x01\xff\xfb\x03", b" login: "),
     ],
 )
 def test_each_os_has_its_own_screen(personality, product, first, screen) -> None:
     session = TelnetSession(info(personality, product=product), TelnetConfig(fail_delay=0))
-    opening = session.start().send
+    start = session.start()
+    opening = start.send
     assert opening.startswith(first)  # the negotiation nmap's service probes recognise
-    shown = opening + (session.settle().send if session.negotiating else b"")
+    shown = opening + start.later + (session.settle().send if session.negotiating else b"")
     assert screen in shown
 
 
 def test_server_choice() -> None:
-    assert telnetd_for(info("Apple iOS 14")).kind == "linux"
-    assert telnetd_for(info("Cisco Catalyst 2960 switch (IOS 12.2)")).kind == "cisco"
+    assert telnetd_for(info("Apple iOS 14", product=None)).kind == "busybox"
+    assert telnetd_for(info("Linux 5.4", product=None)).kind == "busybox"  # nmap named nothing
+    assert telnetd_for(info("Linux 5.4")).kind == "linux"
+    assert telnetd_for(info("Cisco Catalyst 2960 switch (IOS 12.2)", product=None)).kind == "cisco"
     assert telnetd_for(info(None, product="Microsoft Windows XP telnetd")).kind == "windows"
-    assert telnetd_for(info("FreeBSD 12.1-RELEASE")).kind == "bsd"
+    assert telnetd_for(info("FreeBSD 12.1-RELEASE", product=None)).kind == "bsd"
     assert telnetd_for(info("Linux 2.6.32", product="BusyBox telnetd")).kind == "busybox"
     assert telnetd_for(info("Microsoft Windows 7 SP1", product="Linux telnetd")).kind == "linux"  # nmap first
 
@@ -366,7 +374,7 @@ def test_login_timeout() -> None:
 
 
 def test_telnetlib_windows_host() -> None:
-    server = telnet_server(personality="Microsoft Windows Server 2008 R2")
+    server = telnet_server(personality="Microsoft Windows Server 2008 R2", product=None)
     try:
         with telnetlib.Telnet("127.0.0.1", server.port, timeout=5) as client:
             screen = client.read_until(b"login: ", 5)
@@ -396,7 +404,7 @@ def test_telnetlib_windows_host() -> None:
 
 
 def test_cisco_exec() -> None:
-    server = telnet_server(personality="Cisco 2911 router (IOS 15.4)")
+    server = telnet_server(personality="Cisco 2911 router (IOS 15.4)", product=None)
     client = RawClient(server.port)
     try:
         client.expect(b"Username: ")

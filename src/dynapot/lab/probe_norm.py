@@ -73,7 +73,8 @@ def _clip(text: str) -> str:
 def _identity(text: str, ip: str, names: tuple[str, ...]) -> str:
     text = text.replace(ip, "<ip>")
     for name in sorted((n for n in names if n), key=len, reverse=True):
-        text = re.sub(rf"(?<![A-Za-z0-9]){re.escape(name)}(?![A-Za-z0-9-])", "<host>", text)
+        # After a non-alphanumeric, or after an escape ("\\r" before a telnet prompt's name).
+        text = re.sub(rf"(?:(?<![A-Za-z0-9])|(?<=\\[rnt])){re.escape(name)}(?![A-Za-z0-9-])", "<host>", text)
     return text
 
 

@@ -159,6 +159,12 @@ def _telnet() -> list[Probe]:
         raw("ctrl-c", b"\x03"),
         raw("garbage", _garbage(64)),
         raw("http-get", b"GET / HTTP/1.0\r\n\r\n"),
+        raw("ctrl-d", b"\x04"),
+        raw("ctrl-backslash", b"\x1c"),
+        raw("empty-user", b"\r\n"),
+        raw("iac-ip-in-line", b"ab\xff\xf4cd\r\n"),
+        raw("ttype-subnegotiation", b"\xff\xfa\x18\x00VT100\xff\xf0"),
+        raw("long-line", b"A" * 5000 + b"\r\n"),
     ]
 
 
@@ -296,6 +302,8 @@ SHORT: frozenset[tuple[str, str]] = frozenset(
         ("smtp", "banner"),
         ("smtp", "relay"),
         ("telnet", "negotiation"),
+        ("telnet", "ayt"),
+        ("telnet", "escape-sequence"),
         ("mysql", "wrong-password"),
     }
 )

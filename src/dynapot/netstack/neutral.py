@@ -33,6 +33,8 @@ class NeutralPersonality:
 
     __slots__ = ("_ip_id", "_mss", "_rng", "_ts_offset", "_ttl", "_window", "_wscale", "name")
 
+    connection_ip_ids = False  # one host-wide counter for everything
+
     def __init__(
         self,
         seed: int | None = None,

@@ -64,6 +64,9 @@ class Personality(Protocol):
     """One virtual host's TCP/IP behaviour. `now` is a monotonic time in seconds."""
 
     name: str  # the nmap-os-db Fingerprint name
+    #: Whether a connection's own segments number their IP IDs on a counter of the connection's
+    #: (Linux's inet_id: a random start, +1 a segment) rather than on the host's TI sequence.
+    connection_ip_ids: bool
 
     def syn_ack(self, syn: TcpSegment, isn: int, now: float) -> TcpReply | None:
         """Reply to a SYN for a listening port (a SYN/ACK, or None to stay silent); `isn` is ours."""

@@ -36,6 +36,7 @@ unwrapped around the expected value), so comparisons are plain ``<``.
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from enum import IntEnum
@@ -255,6 +256,7 @@ class TcpConnection:
         "cwnd",
         "dupacks",
         "fin_queued",
+        "ip_id",
         "irs",
         "iss",
         "last_rx",
@@ -331,6 +333,8 @@ class TcpConnection:
         self.recover = 0  # NewReno: SND.MAX when fast retransmit began, 0 outside recovery
         self.rcv_unconsumed = 0
         self.window_sent = 0
+        # The connection's own IP ID counter where the personality numbers per connection, else -1.
+        self.ip_id = random.getrandbits(16) if personality.connection_ip_ids else -1
         self.owner: _Owner | None = None  # told of changes made through the application API
 
     def __repr__(self) -> str:
@@ -828,6 +832,10 @@ class TcpConnection:
     def _emit(self, flags: int, seq: int, payload: bytes, now: float, out: list[Output]) -> None:
         p = self.personality
         shape = p.segment_shape(now, self.ts_recent if self.ts_ok else None)
+        ip_id = shape.ip_id
+        if self.ip_id >= 0:
+            ip_id = self.ip_id
+            self.ip_id = (ip_id + 1) & 0xFFFF
         w = self._window_field(shape.window)
         self.window_sent = w << self.rcv_wscale
         packet = build_tcp_packet(
@@ -840,7 +848,7 @@ class TcpConnection:
             flags,
             w,
             p.ttl,
-            shape.ip_id,
+            ip_id,
             shape.df,
             shape.options,
             payload,

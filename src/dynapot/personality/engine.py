@@ -546,7 +546,11 @@ class HostPersonality:
         """
         seq = _Chooser(rng, tests["SEQ"], {})
         counter = _Counter(rng.randrange(1024, 30000))
-        self._ti = _ipid_class(seq.pick("TI"), counter, rng)
+        ti = seq.pick("TI")
+        self._ti = _ipid_class(ti, counter, rng)
+        # TI=Z is Linux's: a SYN/ACK (sent before the socket exists) carries ID 0, and the
+        # connection's own segments then count from a random inet_id of their own, never 0 all along.
+        self.connection_ip_ids = ti == "Z"
         self._ci = _ipid_class(seq.pick("CI"), counter, rng)
         ss = seq.pick("SS") if "SS" in tests["SEQ"] else "S"
         self._icmp_counter = counter if ss == "S" else _Counter(rng.randrange(1024, 30000))

@@ -115,6 +115,8 @@ class SSHConfig:
     max_startups: tuple[int, int, int] = (10, 30, 100)  # sshd's MaxStartups start:rate:full, per host
     # Seconds before a wrong password is turned down (low, high); None: the imitated server's own.
     fail_delay: tuple[float, float] | None = None
+    # Seconds from the connection to our identification (low, high); None: the imitated server's own.
+    banner_delay: tuple[float, float] | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # further asyncssh server options
 
 
@@ -432,6 +434,13 @@ def _imitated_version(info: ConnectionInfo) -> str | None:
     return version if version != line and version.isprintable() and len(version) < 200 else None
 
 
+def banner_delay(config: SSHConfig, profile: SSHProfile | None) -> tuple[float, float]:
+    """Seconds (low, high) to wait before the identification: configured, else the profile's, else none."""
+    if config.banner_delay is not None:
+        return config.banner_delay
+    return profile.banner_delay if profile is not None else (0.0, 0.0)
+
+
 def _version(config: SSHConfig, info: ConnectionInfo) -> str:
     """The software part of the identification string: nmap's product, the configuration's, the OS's."""
     chosen = config.server_version or choose(VERSIONS, info).what
@@ -495,7 +504,10 @@ def make_handler(config: SSHConfig | None = None) -> Handler:
     ) -> None:
         version = _version(config, info)
         profile = profile_for(version)
-        # sshd speaks first and at once, then reads the client's identification itself.
+        # sshd speaks first, once its per-connection process is up, then reads the client's.
+        low, high = banner_delay(config, profile)
+        if high > 0:
+            await asyncio.sleep(random.uniform(low, high))
         writer.write(f"SSH-2.0-{version}\r\n".encode("ascii", "replace"))
         wait = min(config.login_timeout, config.lifetime)
         try:
