@@ -37,9 +37,15 @@ SAME = {
     ("ftp", "banner"),
     ("ftp", "syst"),
     ("ftp", "unknown-command"),
+    ("ftp", "bad-login"),  # root/toor: vsftpd refuses root (ftpusers) after its delay
+    ("ftp", "anonymous-login"),  # no anonymous FTP, as Debian's vsftpd.conf ships
     ("mysql", "nmap-sV"),
     ("mysql", "wrong-password"),
     ("smtp", "nmap-sV"),
+    ("smtp", "banner"),
+    ("smtp", "relay"),  # 454 Relay access denied
+    ("smtp", "unknown-user"),  # 550 5.1.1 ... User unknown in local recipient table
+    ("smtp", "bdat"),  # CHUNKING
     ("apache", "nmap-sV"),
     ("apache", "not-found"),
     ("apache", "unknown-method"),
