@@ -55,9 +55,9 @@ LIFETIME = 600.0
 _MAIL = re.compile(r"FROM:\s*(?:<([^<>]*)>|(\S+))\s*(.*)", re.IGNORECASE)
 _RCPT = re.compile(r"TO:\s*(?:<([^<>]*)>|(\S+))\s*(.*)", re.IGNORECASE)
 _SIZE = re.compile(r"(?:^|\s)SIZE=(\d{1,20})", re.IGNORECASE)
-# Commands only some servers know (`MailServer.commands`); to the others they are unknown.
 # MAIL's ESMTP parameters Postfix knows (RFC 1870, 6152, 3461, 4954, 6531); SIZE= is read.
 MAIL_OPTIONS = frozenset({"SIZE", "BODY", "RET", "ENVID", "AUTH", "SMTPUTF8"})
+# Commands only some servers know (`MailServer.commands`); to the others they are unknown.
 OPTIONAL_COMMANDS = frozenset({"etrn", "bdat", "xclient", "xforward"})
 _BDAT = re.compile(r"(\d{1,20})(?:\s+(LAST))?", re.IGNORECASE)
 
