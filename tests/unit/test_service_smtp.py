@@ -14,6 +14,7 @@ from loopback import ServiceServer, needs_nmap, nmap_service_scan
 
 from dynapot.services import http, smtp
 from dynapot.services.contract import ConnectionInfo
+from dynapot.services.identity import identity_for
 from dynapot.services.smtp import (
     HARD_ERROR_LIMIT,
     MAX_LINE,
@@ -21,6 +22,7 @@ from dynapot.services.smtp import (
     SmtpConfig,
     SmtpSession,
     local_domains,
+    local_users,
     make_handler,
     serve_smtp,
     server_for,
@@ -354,6 +356,14 @@ def test_relay_is_an_option():
         "250 2.1.5 Ok",  # relayed
         "550 5.1.1 <nosuchuser>: Recipient address rejected: User unknown in local recipient table",
     ]
+
+
+def test_local_users_follow_the_hosts_system():
+    ubuntu = info().identity
+    assert ubuntu.distribution.id == "ubuntu"
+    assert "root" in local_users(ubuntu) and "ubuntu" in local_users(ubuntu)
+    debian = identity_for("198.18.0.41", "Linux 5.4", hint="OpenSSH 9.2p1 Debian 2+deb12u3")
+    assert debian.distribution.id == "debian" and "ubuntu" not in local_users(debian)
 
 
 def test_local_domains_are_the_hosts_names():

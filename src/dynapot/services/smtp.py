@@ -370,6 +370,13 @@ def _subject(head: bytes) -> str:
 COMMAND, DATA, AUTH_PLAIN, AUTH_USER, AUTH_PASSWORD, CHUNK = range(6)
 
 
+def local_users(identity: HostIdentity) -> frozenset[str]:
+    """The accounts a host's mail server delivers to: its system's base accounts, and the login
+    its distribution's images make (Ubuntu's "ubuntu", which its shell's /etc/passwd shows too)."""
+    default_login = {"ubuntu": "ubuntu"}.get(identity.distribution.id)
+    return LOCAL_USERS | {default_login} if default_login else LOCAL_USERS
+
+
 def local_domains(identity: HostIdentity) -> frozenset[str]:
     """The domains a host's mail server takes mail for: Postfix's mydestination as Debian writes it
     ($myhostname, $myhostname.localdomain, localhost), with the host's DNS name."""
@@ -871,6 +878,7 @@ def make_handler(config: SmtpConfig | None = None) -> Handler:
             report,
             relay=config.relay,
             domains=local_domains(identity),
+            users=local_users(identity),
         )
         await _serve(session, reader, writer)
 
