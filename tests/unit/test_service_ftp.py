@@ -160,6 +160,14 @@ def test_login_policies(user: str, password: str, config: FtpConfig, accepted: b
     assert reply.lines == (["230 Login successful."] if accepted else ["530 Login incorrect."])
 
 
+def test_only_vsftpd_hangs_up_on_an_overlong_line() -> None:
+    line = b"USER " + b"A" * 5000
+    vsftpd = FtpSession(info(), ANON).command(line, overlong=True)
+    assert vsftpd.lines == ["500 Input line too long."] and vsftpd.close
+    proftpd = FtpSession(info(product="ProFTPD"), ANON).command(line[:4095], overlong=True)
+    assert proftpd.lines[0].startswith("331 ") and not proftpd.close  # cut, and on it goes
+
+
 def test_vsftpd_answers_a_failed_login_after_its_own_delay() -> None:
     session = FtpSession(info(), FtpConfig())  # fail_delay None: the imitated server's
     delays = []

@@ -293,11 +293,14 @@ class FtpServer:
     # Seconds (at least, at most) before a failed login is answered.
     fail_delay: tuple[float, float] = (1.0, 1.0)
     denied: frozenset[str] = frozenset()  # accounts that never log in (ftpusers)
+    long_line_hangs_up: bool = False  # vsftpd: "500 Input line too long." and goodbye; others cut it
 
 
 # Debian's vsftpd: delay_failed_login=1, then pam_unix's own delay of about 2 s (recorded: 2.9 to
 # 3.5 s); root and the other system accounts are in /etc/ftpusers.
-_VSFTPD_SERVER = FtpServer("vsftpd", "220 (vsFTPd {version})", fail_delay=(2.5, 3.5), denied=FTPUSERS)
+_VSFTPD_SERVER = FtpServer(
+    "vsftpd", "220 (vsFTPd {version})", fail_delay=(2.5, 3.5), denied=FTPUSERS, long_line_hangs_up=True
+)
 _IIS_SERVER = FtpServer("iis", "220 Microsoft FTP Service", windows=True)
 # nmap's product first, then the host's system: vsftpd unless it is a Windows host.
 SERVERS: tuple[Profile[FtpServer], ...] = (
@@ -687,7 +690,7 @@ class FtpSession:
         events: list[Event] = []
         if overlong:
             events.append((Kind.BAD_REQUEST, "command line too long", {"bytes": len(raw)}))
-            if "too_long" in self._text:
+            if self.server.long_line_hangs_up:
                 return Reply([self._say("too_long")], events, close=True)
         elif not line.isprintable():
             events.append((Kind.BAD_REQUEST, "unprintable command", {"line": clip(line)}))
