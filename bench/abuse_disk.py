@@ -158,13 +158,13 @@ class Sensor:
         self.output = workdir / "sensor.out"
         self.status = workdir / "status" / "status.json"
         self.settings: Path | None = None
-        if settings is not None:
-            self.use_settings(settings)
+        self.use_settings(settings or "")
         self.process: subprocess.Popen[str] | None = None
 
     def use_settings(self, text: str) -> None:
         self.settings = self.workdir / "dynapot.toml"
-        self.settings.write_text(text)
+        # The flood uploads as an anonymous FTP user: on, unlike the imitated vsftpd's default.
+        self.settings.write_text(text + "\n[services]\nftp_anonymous = true\n")
 
     def db_used(self) -> int:
         """Bytes the database holds, as the sensor measures it (pages in use)."""

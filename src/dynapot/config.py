@@ -365,6 +365,32 @@ class StorageSettings(_Section):
     )
 
 
+class ServiceSettings(_Section):
+    """[services]: what the emulated services let attackers do, beyond what the imitated server would.
+
+    The defaults answer as the imitated daemons do out of the box (vsftpd as Debian ships it:
+    no anonymous FTP; Postfix: no relaying), so one probe does not tell a honeypot. Each
+    option trades some of that for what the honeypot captures.
+    """
+
+    ftp_logins: Literal["any", "weak", "none"] = Field(
+        "weak",
+        description="FTP logins that succeed: weak (a few common user/password pairs, different on "
+        "each host, keyed with the deployment's secret), any (every login: shows what comes next, "
+        "but a probe with random credentials sees a honeypot), none",
+    )
+    ftp_anonymous: bool = Field(
+        False,
+        description="anonymous FTP (USER anonymous or ftp, any password) with a writable incoming/ "
+        "for catching uploads; off as in Debian's and Ubuntu's vsftpd.conf",
+    )
+    smtp_relay: bool = Field(
+        False,
+        description="an open mail relay that takes mail for any recipient, to capture whole spam "
+        "runs; off: local users only, others refused as Postfix does (454 Relay access denied)",
+    )
+
+
 class BackendSettings(_Section):
     """[[backends]]: one real high-interaction honeypot the sensor may send attackers to.
 
@@ -646,6 +672,7 @@ class Settings(_Section):
     alerts: AlertSettings = AlertSettings()
     correlation: CorrelationSettings = CorrelationSettings()
     storage: StorageSettings = StorageSettings()
+    services: ServiceSettings = ServiceSettings()
     backends: tuple[BackendSettings, ...] = ()
     redirect: RedirectSettings = RedirectSettings()
     collector: CollectorSettings = CollectorSettings()

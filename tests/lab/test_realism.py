@@ -37,6 +37,8 @@ SAME = {
     ("ftp", "banner"),
     ("ftp", "syst"),
     ("ftp", "unknown-command"),
+    ("ftp", "bad-login"),  # root/toor: vsftpd refuses root (ftpusers) after its delay
+    ("ftp", "anonymous-login"),  # no anonymous FTP, as Debian's vsftpd.conf ships
     # telnet's nmap-sV is not here: nmap names the real BusyBox telnetd only when its login
     # screen leaves in the same segment as its requests, 2 times in 10 (so does dynapot's).
     ("telnet", "negotiation"),
@@ -45,6 +47,10 @@ SAME = {
     ("mysql", "nmap-sV"),
     ("mysql", "wrong-password"),
     ("smtp", "nmap-sV"),
+    ("smtp", "banner"),
+    ("smtp", "relay"),  # 454 Relay access denied
+    ("smtp", "unknown-user"),  # 550 5.1.1 ... User unknown in local recipient table
+    ("smtp", "bdat"),  # CHUNKING
     ("apache", "nmap-sV"),
     ("apache", "not-found"),
     ("apache", "unknown-method"),

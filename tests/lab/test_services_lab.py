@@ -80,7 +80,9 @@ def attacker(lab, *argv: str, timeout: float = 120, **kwargs) -> subprocess.Comp
 @pytest.fixture(scope="module")
 def sensor(lab, tmp_path_factory):
     workdir = tmp_path_factory.mktemp("services")
-    with running_sensor(lab, CONFIG, workdir) as running:
+    settings = workdir / "dynapot.toml"
+    settings.write_text("[services]\nftp_anonymous = true\n")  # the upload test logs in anonymously
+    with running_sensor(lab, CONFIG, workdir, extra_args=("--settings", str(settings))) as running:
         yield running
 
 

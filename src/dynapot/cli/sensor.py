@@ -130,6 +130,7 @@ def sensor_command(
             journal_path=journal_path,
             backends=ctx.settings.backends,
             redirect=ctx.settings.redirect,
+            service_settings=ctx.settings.services,
         )
     except PrivilegeError as exc:
         raise UserError(f"--user {user}: {exc}") from None

@@ -141,6 +141,10 @@ def _ftp() -> list[Probe]:
         raw("garbage", _garbage(64)),
         raw("telnet-ip", b"\xff\xf4\xff\xf2ABOR\r\n"),
         raw("quit", b"QUIT\r\n"),
+        raw("ftp-user-login", b"USER ftp\r\n", b"PASS ftp\r\n"),
+        raw("random-login", b"USER Kx7qU2\r\n", b"PASS v9!Lw2pQ\r\n", b"SYST\r\n"),
+        raw("three-bad-logins", *(b"USER admin\r\n", b"PASS x\r\n") * 3),
+        raw("overlong-line", b"USER " + b"A" * 5000 + b"\r\n"),
     ]
 
 
@@ -196,6 +200,26 @@ def _smtp() -> list[Probe]:
         raw("bad-mail-syntax", ehlo, b"MAIL FROM: a@@example\r\n"),
         raw("garbage", _garbage(64)),
         raw("quit", b"QUIT\r\n"),
+        raw(
+            "bdat",
+            ehlo,
+            b"MAIL FROM:<a@example.com>\r\n",
+            b"RCPT TO:<postmaster>\r\n",
+            b"BDAT 5 LAST\r\nhello",
+        ),
+        raw("bdat-bad-size", ehlo, b"BDAT x\r\n"),
+        raw("data-without-recipient", ehlo, b"MAIL FROM:<a@example.com>\r\n", b"DATA\r\n"),
+        raw("vrfy-unknown", b"VRFY nosuchuser\r\n"),
+        raw("vrfy-remote", b"VRFY someone@example.org\r\n"),
+        raw("mail-unknown-option", ehlo, b"MAIL FROM:<a@example.com> FOO=bar\r\n"),
+        raw("rcpt-bad-syntax", ehlo, b"MAIL FROM:<a@example.com>\r\n", b"RCPT TO:<>\r\n"),
+        raw("auth-plain", ehlo, b"AUTH PLAIN AGFkbWluAGFkbWlu\r\n"),
+        raw("xclient", b"XCLIENT NAME=probe\r\n"),
+        raw("rset-argument", b"RSET now\r\n"),
+        raw("long-command", b"NOOP " + b"a" * 5000 + b"\r\n"),
+        raw("bad-utf8", b"\x01\x02garbage\x9f\r\n"),
+        raw("non-letter-command", b"\x16\x03\x01\x00\x05hello\r\n"),
+        raw("http-get", b"GET / HTTP/1.0\r\n\r\n"),
     ]
 
 
@@ -297,10 +321,14 @@ SHORT: frozenset[tuple[str, str]] = frozenset(
         ("ftp", "banner"),
         ("ftp", "syst"),
         ("ftp", "unknown-command"),
+        ("ftp", "bad-login"),
+        ("ftp", "anonymous-login"),
         ("http", "not-found"),
         ("http", "unknown-method"),
         ("smtp", "banner"),
         ("smtp", "relay"),
+        ("smtp", "unknown-user"),
+        ("smtp", "bdat"),
         ("telnet", "negotiation"),
         ("telnet", "ayt"),
         ("telnet", "escape-sequence"),

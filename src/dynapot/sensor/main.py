@@ -30,7 +30,7 @@ from typing import Any
 
 from sqlalchemy.exc import ProgrammingError
 
-from dynapot.config import BackendSettings, RedirectSettings, SensorSettings, StorageSettings
+from dynapot.config import BackendSettings, RedirectSettings, SensorSettings, ServiceSettings, StorageSettings
 from dynapot.db import Database
 from dynapot.discovery.observation import Observation
 from dynapot.discovery.p0f import DEFAULT_DATABASE, P0fDatabase, P0fDatabaseError, P0fMatcher
@@ -49,7 +49,7 @@ from dynapot.sensor.rawsock import RawSocket, interface_addresses, interface_net
 from dynapot.sensor.runtime import Sensor
 from dynapot.sensor.secret import DEFAULT_SECRET, load_or_create_secret
 from dynapot.sensor.storage import StorageGuard, database_bytes
-from dynapot.services import REGISTRY, UDP_REGISTRY, ftp
+from dynapot.services import REGISTRY, UDP_REGISTRY, ftp, smtp
 from dynapot.services import preload as preload_services
 from dynapot.services.contract import Handler
 from dynapot.services.ssh import DEFAULT_KEY_DIR
@@ -164,6 +164,7 @@ def run_sensor(
     journal_path: Path | None = DEFAULT_JOURNAL,
     backends: tuple[BackendSettings, ...] = (),
     redirect: RedirectSettings | None = None,
+    service_settings: ServiceSettings | None = None,
 ) -> dict[str, Any]:
     """Run the sensor until SIGINT/SIGTERM; returns its counters."""
     limits = _within_open_files(limits or SensorSettings())
@@ -189,7 +190,7 @@ def run_sensor(
         raw,
         events,
         p0f=_load_p0f(p0f_path),
-        services=_services(storage, uploads),
+        services=_services(storage, uploads, service_settings or ServiceSettings()),
         udp_services=dict(UDP_REGISTRY),
         scripts=ScriptRunner(),
         on_conflict=_conflict_recorder(db, loop),
@@ -299,12 +300,22 @@ def _upload_store(storage: StorageSettings) -> UploadStore:
     return store
 
 
-def _services(storage: StorageSettings, uploads: UploadStore) -> dict[str, Handler]:
-    """The TCP services, those that keep files given the sensor's upload store."""
+def _services(
+    storage: StorageSettings, uploads: UploadStore, settings: ServiceSettings
+) -> dict[str, Handler]:
+    """The TCP services, those that keep files given the sensor's upload store, those with options
+    given the settings' choices."""
     services = dict(REGISTRY)
     services["ftp"] = ftp.make_handler(
-        ftp.FtpConfig(upload_dir=storage.upload_dir, max_upload=storage.max_upload, uploads=uploads)
+        ftp.FtpConfig(
+            upload_dir=storage.upload_dir,
+            max_upload=storage.max_upload,
+            uploads=uploads,
+            accept=settings.ftp_logins,
+            anonymous=settings.ftp_anonymous,
+        )
     )
+    services["smtp"] = smtp.make_handler(smtp.SmtpConfig(relay=settings.smtp_relay))
     return services
 
 

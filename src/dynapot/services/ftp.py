@@ -8,7 +8,10 @@ receive an upload). `serve_ftp` is the thin IO loop around it; data connections 
 What an attacker sees per virtual host: the banner and reply wording of the server the host
 imitates (`SERVERS`: `info.product`/`info.version`, else its OS), a small believable file tree
 of its own (names, sizes and dates drawn from its identity; its /etc/issue its distribution's),
-anonymous login, and an accept policy for other accounts. Reported events (`report(kind, detail, data)`):
+and a login policy (`FtpConfig.accept`, `FtpConfig.anonymous`): by default the few weak pairs of
+`logins.weak_pairs` drawn for this host succeed, and anything else, root and anonymous included,
+gets the imitated server's refusal after its delay (vsftpd: "530 Login incorrect." after about 3 s,
+hanging up at the third). Reported events (`report(kind, detail, data)`):
   login    "user:password"  {"user", "password", "accepted"}
   command  the command line (never PASS)
   upload   the file name    {"name", "path", "size", "sha256", "truncated", "stored", "duplicate", "dropped"}
@@ -35,22 +38,27 @@ from typing import Any
 
 from dynapot.events import Kind
 from dynapot.services.contract import ConnectionInfo, Handler, PassiveListener, Report, Service, clip, guarded
+from dynapot.services.logins import LoginPolicy, weak_pairs
 from dynapot.services.profiles import Profile, choose
-from dynapot.services.ssh import WEAK_PAIRS, AcceptPolicy
+from dynapot.services.ssh import WEAK_PAIRS
 from dynapot.services.systems import UBUNTU_22_04
 from dynapot.services.uploads import MAX_UPLOAD, UploadStore
 
 log = logging.getLogger(__name__)
 
 DEFAULT_UPLOAD_DIR = Path("/var/lib/dynapot/uploads")
-MAX_LINE = 4096  # vsftpd's VSFTP_MAX_COMMAND_LINE
+MAX_LINE = 4095  # bytes before the LF: vsftpd reads a line of at most VSFTP_MAX_COMMAND_LINE (4096)
 _CHUNK = 64 * 1024
 
-# Pairs FTP brute-forcers try first, on top of SSH's: accepting them shows us what comes next.
+# Pairs FTP brute-forcers try first, on top of SSH's: a fixed list to accept (`FtpConfig.accept`).
 FTP_PAIRS: frozenset[tuple[str, str]] = WEAK_PAIRS | frozenset(
     {("ftp", "ftp"), ("ftpuser", "ftpuser"), ("admin", "password"), ("user", "password")}
 )
 ANONYMOUS = frozenset({"anonymous", "ftp"})
+# Accounts Debian's vsftpd refuses whatever the password (/etc/ftpusers, through PAM).
+FTPUSERS = frozenset(
+    ["root", "daemon", "bin", "sys", "sync", "games", "man", "lp", "mail", "news", "uucp", "nobody"]
+)
 
 
 @dataclass(frozen=True)
@@ -60,10 +68,15 @@ class FtpConfig:
     # Where uploads go, with its quotas (the sensor's, from its settings); without one, a store of
     # upload_dir and max_upload without quotas, shared by the handler's connections.
     uploads: UploadStore | None = None
-    accept: AcceptPolicy = FTP_PAIRS
-    anonymous: bool = True
+    # Which logins succeed: "weak" (a few common pairs, drawn per host: `logins.weak_pairs`),
+    # "any", "none", or a fixed set of (user, password) pairs.
+    accept: LoginPolicy | frozenset[tuple[str, str]] = "weak"
+    # Anonymous FTP (USER anonymous or ftp, any password). Off, as in the vsftpd.conf Debian and
+    # Ubuntu ship (anonymous_enable=NO): a real server refuses it with "530 Login incorrect.".
+    anonymous: bool = False
     max_login_fails: int = 3  # vsftpd's max_login_fails: then hang up
-    fail_delay: float = 1.0  # vsftpd's delay_failed_login
+    # Seconds before a failed login is answered; None: the imitated server's own (`FtpServer`).
+    fail_delay: float | None = None
     idle_timeout: float = 120.0
     data_timeout: float = 30.0  # waiting for, and idling on, a data connection
     lifetime: float = 900.0
@@ -136,6 +149,7 @@ _VSFTPD: dict[str, str] = {
     "abor": "225 No transfer to ABOR.",
     "site_bad": "500 Unknown SITE command.",
     "timeout": "421 Timeout.",
+    "too_long": "500 Input line too long.",  # then vsftpd hangs up
     # vsftpd lists UTF8 only with utf8_filesystem=YES, which no distribution's default sets
     # (recorded: Debian 12's vsftpd 3.0.3 with its own vsftpd.conf).
     "feat": "211-Features:\n EPRT\n EPSV\n MDTM\n PASV\n REST STREAM\n SIZE\n TVFS\n211 End",
@@ -276,9 +290,17 @@ class FtpServer:
     dialect: str
     greeting: str  # a template: {version}, {host}, {dst}
     windows: bool = False
+    # Seconds (at least, at most) before a failed login is answered.
+    fail_delay: tuple[float, float] = (1.0, 1.0)
+    denied: frozenset[str] = frozenset()  # accounts that never log in (ftpusers)
+    long_line_hangs_up: bool = False  # vsftpd: "500 Input line too long." and goodbye; others cut it
 
 
-_VSFTPD_SERVER = FtpServer("vsftpd", "220 (vsFTPd {version})")
+# Debian's vsftpd: delay_failed_login=1, then pam_unix's own delay of about 2 s (recorded: 2.9 to
+# 3.5 s); root and the other system accounts are in /etc/ftpusers.
+_VSFTPD_SERVER = FtpServer(
+    "vsftpd", "220 (vsFTPd {version})", fail_delay=(2.5, 3.5), denied=FTPUSERS, long_line_hangs_up=True
+)
 _IIS_SERVER = FtpServer("iis", "220 Microsoft FTP Service", windows=True)
 # nmap's product first, then the host's system: vsftpd unless it is a Windows host.
 SERVERS: tuple[Profile[FtpServer], ...] = (
@@ -631,6 +653,7 @@ class FtpSession:
         self.epsv_all = False
         self.commands = 0
         self._epsv_pending = False
+        self._weak: frozenset[tuple[str, str]] | None = None  # this host's weak pairs, once needed
 
     # helpers ----------------------------------------------------------------------------------------
 
@@ -667,6 +690,8 @@ class FtpSession:
         events: list[Event] = []
         if overlong:
             events.append((Kind.BAD_REQUEST, "command line too long", {"bytes": len(raw)}))
+            if self.server.long_line_hangs_up:
+                return Reply([self._say("too_long")], events, close=True)
         elif not line.isprintable():
             events.append((Kind.BAD_REQUEST, "unprintable command", {"line": clip(line)}))
         self.commands += 1
@@ -761,10 +786,7 @@ class FtpSession:
             return self._reply("need_user")
         user, self.user = self.user, None
         anonymous = user.lower() in ANONYMOUS and self.config.anonymous
-        policy = self.config.accept
-        accepted = (
-            anonymous or policy == "all" or (not isinstance(policy, str) and (user, password) in policy)
-        )
+        accepted = anonymous or self._accepts(user, password)
         clipped_user, clipped_pw = clip(user), clip(password)
         event: Event = (
             Kind.LOGIN,
@@ -774,7 +796,7 @@ class FtpSession:
         if not accepted:
             self.fails += 1
             close = self.fails >= self.config.max_login_fails
-            return Reply([self._say("login_bad")], [event], close=close, delay=self.config.fail_delay)
+            return Reply([self._say("login_bad")], [event], close=close, delay=self._fail_delay())
         self.logged_in = True
         self.anonymous = anonymous
         tree_user = None if anonymous or self.server.windows else user
@@ -783,6 +805,27 @@ class FtpSession:
         self.cwd = self.tree.home
         key = "login_anon" if anonymous else "login"
         return Reply([self._say(key, user=clipped_user)], [event])
+
+    def _accepts(self, user: str, password: str) -> bool:
+        """Whether the login policy lets `user` in with `password` (anonymous aside)."""
+        if user in self.server.denied or (user.lower() in ANONYMOUS and not self.config.anonymous):
+            return False
+        policy = self.config.accept
+        if policy == "any":
+            return True
+        if policy == "none":
+            return False
+        if policy == "weak":
+            if self._weak is None:
+                self._weak = weak_pairs(self.info.identity, "ftp")
+            policy = self._weak
+        return (user, password) in policy
+
+    def _fail_delay(self) -> float:
+        if self.config.fail_delay is not None:
+            return self.config.fail_delay
+        low, high = self.server.fail_delay
+        return random.uniform(low, high)
 
     def _opts(self, arg: str) -> Reply:
         if arg.strip().upper() in ("UTF8 ON", "UTF-8 ON"):

@@ -1,14 +1,21 @@
-"""SMTP emulator: a mail server that takes every message and refuses every login.
+"""SMTP emulator: a mail server that keeps what it is sent for its local users and refuses logins.
 
 `SmtpSession` is the protocol, sans-IO: `greeting()` and `feed(bytes) -> reply bytes`, with
-`closed` set once the server hangs up. It speaks as Postfix (Linux, BSD: the default), Exim
-or Microsoft's IIS SMTP service (Windows), chosen from the product nmap found on the real
-hosts, else from the OS (`SERVERS`): banner, EHLO extensions, reply texts and queue ids all
-match the imitated server. `serve_smtp` runs a session over an asyncio stream pair.
+`closed` set once the server hangs up and `delay` the seconds the server waits before its reply
+(Postfix slows down a client that keeps making errors). It speaks as Postfix (Linux, BSD: the
+default), Exim or Microsoft's IIS SMTP service (Windows), chosen from the product nmap found on
+the real hosts, else from the OS (`smtp_profiles`): banner, EHLO extensions, reply texts, queue ids and
+the commands each knows (Postfix's ETRN, BDAT/CHUNKING, XCLIENT) match the imitated server; a
+`MailServer` is data, another version is another row.
 
-Spam runs and relay tests are what SMTP honeypots see most, so mail is accepted ("250
-queued as ...") and kept as an excerpt; AUTH PLAIN and LOGIN are offered (without TLS,
-like a misconfigured server) and always fail with 535. Reported events:
+Like a default installation, the server takes mail only for its own users (`LOCAL_USERS`, and
+postmaster, at its own names: `local_domains`) and refuses to relay ("454 4.7.1 <...>: Relay
+access denied"); a recipient it has no user for gets Postfix's "550 5.1.1 ... User unknown in
+local recipient table". Spam runs and relay tests are what SMTP honeypots see most, so
+`SmtpConfig.relay` (off by default) makes the server an open relay that takes every recipient,
+to capture whole spam runs. Postfix offers no AUTH by default (it says "authentication not
+enabled"); Exim and Microsoft's service offer PLAIN and LOGIN, which always fail with 535.
+Reported events:
   command      the command line (AUTH lines excepted: their credentials go to "login")
   login        "user:password"  {"user", "password", "accepted": False, "mechanism"}
   message      "from -> to"     {"from", "to", "subject", "size", "id", "helo", "excerpt"}
@@ -25,17 +32,20 @@ import binascii
 import random
 import re
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from dynapot.events import Kind
-from dynapot.services.contract import ConnectionInfo, Report, Service, excerpt, printable
-from dynapot.services.profiles import Profile, choose
+from dynapot.services.contract import ConnectionInfo, Handler, Report, Service, excerpt, printable
+from dynapot.services.identity import HostIdentity
+from dynapot.services.smtp_profiles import MESSAGE_LIMIT, MailServer, server_for
 
-MAX_LINE = 2048  # Postfix's line_length_limit
+MAX_LINE = 2048  # Postfix's line_length_limit: a longer command line is cut there
 MAX_RECIPIENTS = 100
-MESSAGE_LIMIT = 10_240_000  # the SIZE we advertise (Postfix's default message_size_limit)
 MESSAGE_KEEP = 64 * 1024  # bytes of each message kept for the report
 HARD_ERROR_LIMIT = 20  # Postfix's smtpd_hard_error_limit
+SOFT_ERROR_LIMIT = 10  # Postfix's smtpd_soft_error_limit: past it, each error reply waits ...
+ERROR_SLEEP = 1.0  # ... smtpd_error_sleep_time seconds
+MAX_CHUNK = 1 << 40  # the largest BDAT size we parse (bytes past MESSAGE_KEEP are only counted)
 MAX_REPORTED = 100  # command events per connection
 MAX_BYTES = 32 * 1024 * 1024  # read from one connection in all
 IDLE = 60.0
@@ -44,218 +54,28 @@ LIFETIME = 600.0
 _MAIL = re.compile(r"FROM:\s*(?:<([^<>]*)>|(\S+))\s*(.*)", re.IGNORECASE)
 _RCPT = re.compile(r"TO:\s*(?:<([^<>]*)>|(\S+))\s*(.*)", re.IGNORECASE)
 _SIZE = re.compile(r"(?:^|\s)SIZE=(\d{1,20})", re.IGNORECASE)
+# MAIL's ESMTP parameters Postfix knows (RFC 1870, 6152, 3461, 4954, 6531); SIZE= is read.
+MAIL_OPTIONS = frozenset({"SIZE", "BODY", "RET", "ENVID", "AUTH", "SMTPUTF8"})
+# Commands only some servers know (`MailServer.commands`); to the others they are unknown.
+OPTIONAL_COMMANDS = frozenset({"etrn", "bdat", "xclient", "xforward"})
+_BDAT = re.compile(r"(\d{1,20})(?:\s+(LAST))?", re.IGNORECASE)
+
+# The accounts of a Debian or Ubuntu base system (and of the daemons dynapot's hosts run): whom a
+# default Postfix delivers to (local_recipient_maps = unix:passwd.byname). postmaster is always taken.
+_BASE_ACCOUNTS = (
+    "root daemon bin sys sync games man lp mail news uucp proxy www-data backup list irc nobody "
+    "_apt systemd-network systemd-resolve systemd-timesync messagebus sshd postfix ftp mysql"
+)
+LOCAL_USERS = frozenset(_BASE_ACCOUNTS.split())
 
 
 @dataclass(frozen=True, slots=True)
-class MailServer:
-    """One mail server's words. Templates take {host}, {client}, {helo}, {arg}, {id}, {date}
-    (and the banner {version}, filled in by `server_for`)."""
+class SmtpConfig:
+    """What the deployment decides (not the imitated server): whether mail is relayed."""
 
-    name: str
-    banner: str
-    ehlo: tuple[str, ...]  # the EHLO reply lines; the first is the greeting line
-    helo: str
-    replies: dict[str, str]
-    needs_helo: bool = True
-    forbid_http: bool = False  # Postfix hangs up on HTTP requests (smtpd_forbidden_commands)
-
-
-POSTFIX_REPLIES = {
-    "mail": "250 2.1.0 Ok",
-    "rcpt": "250 2.1.5 Ok",
-    "data": "354 End data with <CR><LF>.<CR><LF>",
-    "queued": "250 2.0.0 Ok: queued as {id}",
-    "rset": "250 2.0.0 Ok",
-    "noop": "250 2.0.0 Ok",
-    "vrfy": "252 2.0.0 {arg}",
-    "quit": "221 2.0.0 Bye",
-    "unknown": "502 5.5.2 Error: command not recognized",
-    "bad_syntax": "500 5.5.2 Error: bad syntax",
-    "line_too_long": "500 5.5.2 Error: line too long",
-    "need_helo": "503 5.5.1 Error: send HELO/EHLO first",
-    "need_mail": "503 5.5.1 Error: need MAIL command",
-    "need_rcpt": "503 5.5.1 Error: need RCPT command",
-    "nested_mail": "503 5.5.1 Error: nested MAIL command",
-    "syntax_helo": "501 Syntax: HELO hostname",
-    "syntax_ehlo": "501 Syntax: EHLO hostname",
-    "syntax_mail": "501 5.5.4 Syntax: MAIL FROM:<address>",
-    "syntax_rcpt": "501 5.5.4 Syntax: RCPT TO:<address>",
-    "syntax_vrfy": "501 5.5.4 Syntax: VRFY address",
-    "syntax_data": "501 5.5.4 Syntax: DATA",
-    "too_many_rcpt": "452 4.5.3 Error: too many recipients",
-    "too_big": "552 5.3.4 Message size exceeds fixed limit",
-    "auth_failed": "535 5.7.8 Error: authentication failed: authentication failure",
-    "auth_mechanism": "535 5.7.8 Error: authentication failed: Invalid authentication mechanism",
-    "auth_aborted": "501 5.7.0 Authentication aborted",
-    "auth_decode": "501 5.5.2 Cannot decode response",
-    "auth_in_mail": "503 5.5.1 Error: MAIL transaction in progress",
-    "not_implemented": "502 5.5.1 Error: command not implemented",
-    "too_many_errors": "421 4.7.0 {host} Error: too many errors",
-    "timeout": "421 4.4.2 {host} Error: timeout exceeded",
-    "http": "221 2.7.0 Error: I can break rules, too. Goodbye.",
-}
-
-EXIM_REPLIES = {
-    **POSTFIX_REPLIES,
-    "mail": "250 OK",
-    "rcpt": "250 Accepted",
-    "data": '354 Enter message, ending with "." on a line by itself',
-    "queued": "250 OK id={id}",
-    "rset": "250 Reset OK",
-    "noop": "250 OK",
-    "vrfy": "252 Administrative prohibition",
-    "quit": "221 {host} closing connection",
-    "unknown": "500 unrecognized command",
-    "bad_syntax": "500 unrecognized command",
-    "line_too_long": "500 Command line too long",
-    "need_mail": "503 sender not yet given",
-    "need_rcpt": "503 valid RCPT command must precede DATA",
-    "nested_mail": "503 sender already given",
-    "syntax_helo": "501 Syntactically invalid HELO argument(s)",
-    "syntax_ehlo": "501 Syntactically invalid EHLO argument(s)",
-    "syntax_mail": "501 MAIL must have an address operand",
-    "syntax_rcpt": "501 RCPT must have an address operand",
-    "syntax_vrfy": "501 VRFY must have an address argument",
-    "syntax_data": "501 DATA must have no arguments",
-    "too_many_rcpt": "452 too many recipients",
-    "too_big": "552 Message size exceeds maximum permitted",
-    "auth_failed": "535 Incorrect authentication data",
-    "auth_mechanism": "504 Unsupported authentication mechanism",
-    "auth_aborted": "501 Authentication cancelled",
-    "auth_decode": "501 Invalid base64 data",
-    "auth_in_mail": "503 AUTH command used when not advertised",
-    "not_implemented": "500 unrecognized command",
-    "too_many_errors": "421 {host} Too many syntax or protocol errors",
-    "timeout": "421 {host} SMTP incoming data timeout - closing connection.",
-}
-
-MICROSOFT_REPLIES = {
-    **POSTFIX_REPLIES,
-    "mail": "250 2.1.0 {arg}....Sender OK",
-    "rcpt": "250 2.1.5 {arg} ",
-    "data": "354 Start mail input; end with <CRLF>.<CRLF>",
-    "queued": "250 2.6.0 <{id}@{host}> Queued mail for delivery",
-    "rset": "250 2.0.0 Resetting",
-    "noop": "250 2.0.0 OK",
-    "vrfy": "252 2.1.5 Cannot VRFY user, but will take message for <{arg}@{host}>",
-    "quit": "221 2.0.0 {host} Service closing transmission channel",
-    "unknown": "500 5.3.3 Unrecognized command",
-    "bad_syntax": "500 5.3.3 Unrecognized command",
-    "line_too_long": "500 5.5.2 Line too long",
-    "need_helo": "503 5.5.2 Send hello first",
-    "need_mail": "503 5.5.2 Need mail command",
-    "need_rcpt": "503 5.5.2 Need rcpt command",
-    "nested_mail": "503 5.5.2 Sender already specified",
-    "syntax_helo": "501 5.5.4 Invalid Address",
-    "syntax_ehlo": "501 5.5.4 Invalid Address",
-    "syntax_mail": "501 5.5.4 Invalid Address",
-    "syntax_rcpt": "501 5.5.4 Invalid Address",
-    "syntax_vrfy": "501 5.5.4 Invalid Address",
-    "syntax_data": "501 5.5.4 Invalid Address",
-    "too_many_rcpt": "452 4.5.3 Too many recipients",
-    "too_big": "552 5.3.4 Message size exceeds fixed maximum message size",
-    "auth_failed": "535 5.7.3 Authentication unsuccessful",
-    "auth_mechanism": "504 5.7.4 Unrecognized authentication type",
-    "auth_aborted": "501 5.7.0 Authentication aborted",
-    "auth_decode": "501 5.5.4 Invalid arguments",
-    "auth_in_mail": "503 5.5.2 Send hello first",
-    "not_implemented": "500 5.3.3 Unrecognized command",
-    "too_many_errors": "421 4.7.0 Too many errors on this connection, closing transmission channel",
-    "timeout": "421 4.4.2 {host} Connection dropped due to timeout",
-}
-
-
-def _exim(comment: str) -> MailServer:
-    return MailServer(
-        "exim",
-        f"220 {{host}} ESMTP Exim {{version}}{comment} {{date}}",
-        (
-            "250-{host} Hello {helo} [{client}]",
-            "250-SIZE 52428800",
-            "250-8BITMIME",
-            "250-PIPELINING",
-            "250-AUTH PLAIN LOGIN",
-            "250 HELP",
-        ),
-        "250 {host} Hello {helo} [{client}]",
-        EXIM_REPLIES,
-        needs_helo=False,
-    )
-
-
-MICROSOFT = MailServer(
-    "microsoft",
-    "220 {host} Microsoft ESMTP MAIL Service, Version: {version} ready at  {date}",
-    (
-        "250-{host} Hello [{client}]",
-        "250-SIZE 2097152",
-        "250-PIPELINING",
-        "250-DSN",
-        "250-ENHANCEDSTATUSCODES",
-        "250-8bitmime",
-        "250-VRFY",
-        "250-AUTH LOGIN",
-        "250-AUTH=LOGIN",
-        "250 OK",
-    ),
-    "250 {host} Hello [{client}]",
-    MICROSOFT_REPLIES,
-)
-
-
-def _postfix(comment: str) -> MailServer:
-    return MailServer(
-        "postfix",
-        f"220 {{host}} ESMTP Postfix{comment}",
-        (
-            "250-{host}",
-            "250-PIPELINING",
-            f"250-SIZE {MESSAGE_LIMIT}",
-            "250-VRFY",
-            "250-AUTH PLAIN LOGIN",
-            "250-ENHANCEDSTATUSCODES",
-            "250-8BITMIME",
-            "250-DSN",
-            "250 SMTPUTF8",
-        ),
-        "250 {host}",
-        POSTFIX_REPLIES,
-        forbid_http=True,
-    )
-
-
-# nmap's product first, then the host's system: Microsoft's SMTP service on Windows, Postfix
-# elsewhere (as Debian and Ubuntu build it, it names the distribution).
-SERVERS: tuple[Profile[MailServer], ...] = (
-    Profile(_exim(" Ubuntu"), "exim", default_version="4.95"),
-    Profile(MICROSOFT, "microsoft"),
-    Profile(MICROSOFT, "exchange"),
-    Profile(_postfix(" (Ubuntu)"), "postfix", os="ubuntu"),
-    Profile(_postfix(" (Debian/GNU)"), "postfix", os="debian"),
-    Profile(_postfix(""), "postfix"),
-    Profile(MICROSOFT, os="windows"),
-    Profile(_postfix(" (Ubuntu)"), os="ubuntu"),
-    Profile(_postfix(" (Debian/GNU)"), os="debian"),
-    Profile(_postfix("")),
-)
-# What the Windows SMTP service (IIS's) of each release says in its banner.
-_IIS_SMTP = {"xp": "6.0.2600.5512", "2003": "6.0.3790.3959", "vista": "7.0.6002.18264"}
-_IIS_SMTP |= dict.fromkeys(("2008", "7", "2008r2"), "7.5.7601.17514")
-_IIS_SMTP |= dict.fromkeys(("8", "8.1", "2012", "2012r2"), "8.5.9600.16384")
-MICROSOFT_VERSIONS: tuple[Profile[str], ...] = (
-    *(Profile(version, os=f"windows-{release}") for release, version in _IIS_SMTP.items()),
-    Profile("10.0.17763.1"),
-)
-
-
-def server_for(info: ConnectionInfo) -> MailServer:
-    """The mail server this host runs, its banner claiming nmap's version or the row's."""
-    row = choose(SERVERS, info)
-    version = row.version(info)
-    if row.what is MICROSOFT and not version:
-        version = choose(MICROSOFT_VERSIONS, info).what
-    # A version never holds braces (`profiles.version_of`): the other fields stay templates.
-    return replace(row.what, banner=row.what.banner.replace("{version}", version))
+    # True: an open relay that takes every recipient, to capture whole spam runs (a real server
+    # refuses, so relay tests see a honeypot); False: Postfix's default, local users only.
+    relay: bool = False
 
 
 _B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
@@ -291,32 +111,65 @@ def _subject(head: bytes) -> str:
 
 
 # Session states.
-COMMAND, DATA, AUTH_PLAIN, AUTH_USER, AUTH_PASSWORD = range(5)
+COMMAND, DATA, AUTH_PLAIN, AUTH_USER, AUTH_PASSWORD, CHUNK = range(6)
+
+
+def local_users(identity: HostIdentity) -> frozenset[str]:
+    """The accounts a host's mail server delivers to: its system's base accounts, and the login
+    its distribution's images make (Ubuntu's "ubuntu", which its shell's /etc/passwd shows too)."""
+    default_login = {"ubuntu": "ubuntu"}.get(identity.distribution.id)
+    return LOCAL_USERS | {default_login} if default_login else LOCAL_USERS
+
+
+def local_domains(identity: HostIdentity) -> frozenset[str]:
+    """The domains a host's mail server takes mail for: Postfix's mydestination as Debian writes it
+    ($myhostname, $myhostname.localdomain, localhost), with the host's DNS name."""
+    names = {identity.hostname, f"{identity.hostname}.localdomain", identity.fqdn, "localhost"}
+    return frozenset(name.lower() for name in names)
 
 
 class SmtpSession:
     """One SMTP conversation, without IO: feed it what the client sent, send what it returns."""
 
     def __init__(
-        self, server: MailServer, host: str, client: str, report: Report, rng: random.Random | None = None
+        self,
+        server: MailServer,
+        host: str,
+        client: str,
+        report: Report,
+        rng: random.Random | None = None,
+        *,
+        relay: bool = False,
+        domains: frozenset[str] | None = None,
+        users: frozenset[str] = LOCAL_USERS,
     ) -> None:
         self.server = server
         self.host = host
         self.client = client
         self.report = report
         self.rng = rng or random.Random()  # queue ids: no secret
+        self.relay = relay
+        self.domains = domains if domains is not None else frozenset({host.lower(), "localhost"})
+        self.users = users
         self.closed = False
+        self.delay = 0.0  # seconds to wait before sending what the last `feed` returned
         self.errors = 0
         self._reported = 0
         self._buf = bytearray()
-        self._skipping = False  # inside an over-long command line
+        self._cut: bytes | None = None  # the head of an over-long command line whose rest is skipped
         self._state = COMMAND
         self._helo: str | None = None
         self._sender: str | None = None
         self._recipients: list[str] = []
         self._message = bytearray()
         self._size = 0
+        self._declared = 0  # MAIL's SIZE=; like Postfix's, it outlives a refused MAIL until RSET
         self._line_start = True  # the next DATA bytes begin a line (for "." and dot-stuffing)
+        self._last_byte = b""  # of the message so far (BDAT: Postfix ends an unended last line)
+        self._bdat = False  # this transaction's message comes in BDAT chunks
+        self._chunk_left = 0
+        self._chunk_last = False
+        self._chunk_error: str | None = None  # the reply to a chunk that is only skipped
         self._auth_user = ""
         self._mechanism = ""
 
@@ -335,34 +188,39 @@ class SmtpSession:
         """Consume client bytes; return the replies (several when the client pipelines)."""
         if self.closed:
             return b""
+        errors_before = self.errors
         self._buf += data
         out: list[bytes] = []
         pos = 0  # lines are taken by position and the buffer cut once: no quadratic copying
         while not self.closed:
-            end = self._buf.find(b"\n", pos)
-            if end < 0:
-                if len(self._buf) - pos > MAX_LINE:
-                    if self._state == DATA:
-                        self._data_bytes(bytes(self._buf[pos:]), complete=False)
-                    else:
-                        self._skipping = True
-                    pos = len(self._buf)
-                break
-            line = bytes(self._buf[pos : end + 1])
-            pos = end + 1
-            if self._state == DATA:
-                reply = self._data_line(line)
-            elif self._skipping or len(line) > MAX_LINE + 2:
-                self._skipping, self._state = False, COMMAND  # an AUTH dialogue ends here too
-                reply = self._error("line_too_long")
+            if self._state == CHUNK:
+                take = min(self._chunk_left, len(self._buf) - pos)
+                self._chunk_bytes(bytes(self._buf[pos : pos + take]))
+                pos += take
+                if self._chunk_left:
+                    break
+                reply = self._chunk_done()
             else:
-                reply = self._line(line.rstrip(b"\r\n").decode("latin-1"))
+                end = self._buf.find(b"\n", pos)
+                if end < 0:
+                    if len(self._buf) - pos > MAX_LINE:
+                        if self._state == DATA:
+                            self._data_bytes(bytes(self._buf[pos:]), complete=False)
+                        elif self._cut is None:
+                            self._cut = bytes(self._buf[pos : pos + MAX_LINE])
+                        pos = len(self._buf)
+                    break
+                line = bytes(self._buf[pos : end + 1])
+                pos = end + 1
+                reply = self._data_line(line) if self._state == DATA else self._command_line(line)
             if reply:
                 out.append(reply)
             if self.errors >= HARD_ERROR_LIMIT and not self.closed:
                 self.closed = True
                 out.append(self._fmt(self.server.replies["too_many_errors"]))
         del self._buf[:pos]
+        slow = self.server.error_sleep and errors_before >= SOFT_ERROR_LIMIT and self.errors > errors_before
+        self.delay = ERROR_SLEEP if slow else 0.0
         return b"".join(out)
 
     # -- helpers --------------------------------------------------------------------------------------
@@ -389,23 +247,56 @@ class SmtpSession:
         self._recipients = []
         self._message = bytearray()
         self._size = 0
+        self._declared = 0
+        self._bdat = False
+        self._last_byte = b""
+
+    def _check_recipient(self, address: str) -> str | None:
+        """Why this server refuses `address` as a recipient (a reply key), or None."""
+        local, at, domain = address.rpartition("@")
+        if not at:
+            local, domain = address, ""
+        if domain and domain.lower().rstrip(".") not in self.domains:
+            return None if self.relay else "relay_denied"
+        if not self.server.check_users:
+            return None
+        user = local.lower().split("+", 1)[0]  # recipient_delimiter = +
+        return None if user == "postmaster" or user in self.users else "unknown_user"
 
     # -- commands -------------------------------------------------------------------------------------
 
-    def _line(self, text: str) -> bytes:
+    def _command_line(self, line: bytes) -> bytes:
+        if self._cut is not None or len(line) > MAX_LINE + 2:
+            head = self._cut if self._cut is not None else line[:MAX_LINE]
+            self._cut = None
+            if not self.server.cut_long_lines or self._state != COMMAND:
+                self._state = COMMAND  # an AUTH dialogue ends here too
+                return self._error("line_too_long")
+            line = head
+        raw = line.rstrip(b"\r\n")
         if self._state in (AUTH_PLAIN, AUTH_USER, AUTH_PASSWORD):
-            return self._auth_step(text.strip())
-        verb, _, arg = text.strip().partition(" ")
-        verb, arg = verb.upper(), arg.strip()
-        if not verb:
+            return self._auth_step(raw.decode("latin-1").strip())
+        if self.server.forbid_http:
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError:
+                return self._error("bad_utf8")
+        return self._line(raw.decode("latin-1"))
+
+    def _line(self, text: str) -> bytes:
+        words = text.strip(" \t").split(None, 1)
+        if not words:
             return self._error("bad_syntax")
-        if self.server.forbid_http and (verb in ("GET", "POST", "CONNECT") or not verb[0].isalpha()):
+        verb, arg = words[0].upper(), words[1].strip() if len(words) > 1 else ""
+        if self.server.forbid_http and (verb in ("GET", "POST", "CONNECT") or not "A" <= verb[0] <= "Z"):
             self.report(Kind.BAD_REQUEST, printable(text), None)
             self.closed = True
             return self._reply("http")
         if verb != "AUTH":
             self._command_event(text)
         known = verb.isascii() and verb.isalpha() and len(verb) < 10
+        if verb.lower() in OPTIONAL_COMMANDS and verb.lower() not in self.server.commands:
+            known = False
         handler = getattr(self, f"_cmd_{verb.lower()}", None) if known else None
         if handler is None:
             return self._error("unknown")
@@ -433,36 +324,66 @@ class SmtpSession:
         match = _MAIL.fullmatch(arg)
         if match is None:
             return self._error("syntax_mail")
-        size = _SIZE.search(match.group(3))
-        if size and int(size.group(1)) > MESSAGE_LIMIT:
+        address = match.group(1) if match.group(1) is not None else match.group(2)
+        if self.server.strict:
+            refusal = _bad_sender(address) or self._mail_options(match.group(3))
+            if refusal:
+                return self._error(refusal[0], arg=refusal[1])
+        else:
+            size = _SIZE.search(match.group(3))
+            if size:
+                self._declared = int(size.group(1))
+        if self._declared > MESSAGE_LIMIT:
             return self._error("too_big")
-        self._sender = printable(match.group(1) if match.group(1) is not None else match.group(2))
+        self._sender = printable(address)
         return self._reply("mail", arg=self._sender or "<>")
+
+    def _mail_options(self, text: str) -> tuple[str, str] | None:
+        """Postfix's reading of MAIL's ESMTP parameters: the error, or None (SIZE= is kept)."""
+        for option in text.split():
+            name, _, value = option.partition("=")
+            name = name.upper()
+            if name == "SIZE":
+                if not value.isdigit() or len(value) > 20:
+                    return ("bad_size", "")
+                self._declared = int(value)
+            elif name not in MAIL_OPTIONS:
+                return ("bad_option", printable(option))
+        return None
 
     def _cmd_rcpt(self, arg: str) -> bytes:
         if self._sender is None:
             return self._error("need_mail")
         match = _RCPT.fullmatch(arg)
         address = match and (match.group(1) if match.group(1) is not None else match.group(2))
-        if not address:
+        if not address and not (self.server.strict and match):
             return self._error("syntax_rcpt")
+        if self.server.strict and _bad_recipient(address or ""):
+            return self._error("bad_address")
         if len(self._recipients) >= MAX_RECIPIENTS:
             return self._error("too_many_rcpt")
+        refusal = self._check_recipient(address or "")
+        if refusal:
+            return self._error(refusal, arg=printable(address or ""))
         self._recipients.append(printable(address))
         return self._reply("rcpt", arg=self._recipients[-1])
 
     def _cmd_data(self, arg: str) -> bytes:
+        if self._sender is None:
+            return self._error("data_without_mail")
+        if not self._recipients:
+            return self._error("no_recipients")
         if arg:
             return self._error("syntax_data")
-        if self._sender is None:
-            return self._error("need_mail")
-        if not self._recipients:
-            return self._error("need_rcpt")
+        if self._bdat:
+            return self._error("data_after_bdat")
         self._state = DATA
         self._line_start = True
         return self._reply("data")
 
     def _cmd_rset(self, arg: str) -> bytes:
+        if arg and self.server.strict:
+            return self._error("syntax_rset")
         self._reset()
         return self._reply("rset")
 
@@ -472,6 +393,17 @@ class SmtpSession:
     def _cmd_vrfy(self, arg: str) -> bytes:
         if not arg:
             return self._error("syntax_vrfy")
+        if self.server.check_users:
+            words = arg.split()
+            if len(words) == 2 and words[1].upper() == "SMTPUTF8":
+                words = words[:1]
+            address = words[0][1:-1] if words[0].startswith("<") and words[0].endswith(">") else words[0]
+            if len(words) != 1 or _bad_recipient(address):
+                return self._error("bad_address")
+            refusal = self._check_recipient(address)
+            if refusal:
+                return self._error(refusal, arg=printable(address))
+            return self._reply("vrfy", arg=printable(words[0]))
         return self._reply("vrfy", arg=printable(arg))
 
     def _cmd_quit(self, arg: str) -> bytes:
@@ -481,17 +413,67 @@ class SmtpSession:
     def _cmd_starttls(self, arg: str) -> bytes:
         return self._error("not_implemented")  # not offered: no TLS on this server
 
+    def _cmd_etrn(self, arg: str) -> bytes:
+        if len(arg.split()) != 1:
+            return self._error("syntax_etrn")
+        if self._sender is not None:
+            return self._error("etrn_in_mail")
+        domain = arg[1:] if arg[0] in "#@" else arg
+        return self._error("etrn", arg=printable(domain))  # fast_flush_domains: none
+
+    def _cmd_xclient(self, arg: str) -> bytes:
+        return self._error("xclient")  # smtpd_authorized_xclient_hosts: none
+
+    _cmd_xforward = _cmd_xclient
+
+    # -- BDAT (RFC 3030 CHUNKING) ---------------------------------------------------------------------
+
+    def _cmd_bdat(self, arg: str) -> bytes:
+        match = _BDAT.fullmatch(arg)
+        if match is None or int(match.group(1)) > MAX_CHUNK:
+            self.closed = True  # the size of what follows is unknown: Postfix hangs up
+            return self._error("syntax_bdat")
+        self._state, self._chunk_left = CHUNK, int(match.group(1))
+        self._chunk_last = bool(match.group(2))
+        self._chunk_error = None
+        if self._sender is None or not self._recipients:
+            self._chunk_error = "data_without_mail" if self._sender is None else "no_recipients"
+        return b""
+
+    def _chunk_bytes(self, chunk: bytes) -> None:
+        self._chunk_left -= len(chunk)
+        if chunk and self._chunk_error is None:
+            self._size += len(chunk)
+            if len(self._message) < MESSAGE_KEEP:
+                self._message += chunk[: MESSAGE_KEEP - len(self._message)]
+            self._last_byte = chunk[-1:]
+
+    def _chunk_done(self) -> bytes:
+        self._state = COMMAND
+        if self._chunk_error is not None:
+            return self._error(self._chunk_error)
+        self._bdat = True
+        if not self._chunk_last:
+            return self._reply("chunk", arg=str(self._size))
+        ended = self._size + (0 if self._last_byte == b"\n" else 2)  # an unended last line gets CRLF
+        return self._end_of_message(ended)
+
     # -- AUTH -----------------------------------------------------------------------------------------
 
     def _cmd_auth(self, arg: str) -> bytes:
         mechanism, _, initial = arg.partition(" ")
         mechanism, initial = mechanism.upper(), initial.strip()
         self._command_event(f"AUTH {mechanism}")
+        self._mechanism = mechanism
+        if not self.server.auth:
+            credentials = _plain(initial) if mechanism == "PLAIN" and initial else None
+            if credentials is not None:  # they came anyway: keep them
+                self._record_login(*credentials)
+            return self._error("auth_disabled")
         if self._helo is None:
             return self._error("need_helo")
         if self._sender is not None:
             return self._error("auth_in_mail")
-        self._mechanism = mechanism
         if mechanism == "PLAIN":
             if initial:
                 return self._auth_plain(initial)
@@ -527,25 +509,22 @@ class SmtpSession:
         return b"334 UGFzc3dvcmQ6\r\n"  # "Password:"
 
     def _auth_plain(self, text: str) -> bytes:
-        decoded = _b64(text)
-        if decoded is None:
+        credentials = _plain(text)
+        if credentials is None:
             return self._error("auth_decode")
-        # authzid NUL authcid NUL password; a broken client may leave out the authzid.
-        parts = decoded.split(b"\0")
-        if len(parts) >= 3:
-            user, password = parts[1], parts[2]
-        else:
-            user, password = parts[0], parts[1] if len(parts) == 2 else b""
-        return self._auth_failed(_text(user), _text(password))
+        return self._auth_failed(*credentials)
 
     def _auth_failed(self, user: str, password: str) -> bytes:
+        self._record_login(user, password)
+        return self._error("auth_failed")
+
+    def _record_login(self, user: str, password: str) -> None:
         user, password = printable(user), printable(password)
         self.report(
             Kind.LOGIN,
             f"{user}:{password}",
             {"user": user, "password": password, "accepted": False, "mechanism": self._mechanism},
         )
-        return self._error("auth_failed")
 
     # -- DATA -----------------------------------------------------------------------------------------
 
@@ -563,7 +542,8 @@ class SmtpSession:
             self._message += chunk[: MESSAGE_KEEP - len(self._message)]
         self._line_start = complete
 
-    def _end_of_message(self) -> bytes:
+    def _end_of_message(self, chunked: int | None = None) -> bytes:
+        """The message is complete (`chunked`: after BDAT LAST, the byte count Postfix reports)."""
         self._state = COMMAND
         message, size = bytes(self._message), self._size
         sender, recipients = self._sender or "", self._recipients
@@ -584,12 +564,37 @@ class SmtpSession:
                 "excerpt": excerpt(message),
             },
         )
+        if chunked is not None:
+            return self._reply("chunk_queued", arg=str(chunked), id=queue_id)
         return self._reply("queued", id=queue_id)
 
 
 def _text(raw: bytes) -> str:
     # latin-1 keeps every byte; printable then escapes what is not printable ASCII, losing nothing.
     return raw.decode("latin-1")
+
+
+def _bad_sender(address: str) -> tuple[str, str] | None:
+    return ("bad_sender", "") if any(c.isspace() for c in address) else None
+
+
+def _bad_recipient(address: str) -> bool:
+    """What Postfix's address parser refuses as a recipient: nothing, blanks, an empty domain."""
+    return not address or any(c.isspace() for c in address) or address.endswith("@")
+
+
+def _plain(text: str) -> tuple[str, str] | None:
+    """The user and password of a SASL PLAIN response; None when it is not base64."""
+    decoded = _b64(text)
+    if decoded is None:
+        return None
+    # authzid NUL authcid NUL password; a broken client may leave out the authzid.
+    parts = decoded.split(b"\0")
+    if len(parts) >= 3:
+        user, password = parts[1], parts[2]
+    else:
+        user, password = parts[0], parts[1] if len(parts) == 2 else b""
+    return _text(user), _text(password)
 
 
 def _b64(text: str) -> bytes | None:
@@ -602,10 +607,32 @@ def _b64(text: str) -> bytes | None:
         return None
 
 
-async def serve_smtp(
-    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, info: ConnectionInfo, report: Report
-) -> None:
-    session = SmtpSession(server_for(info), info.identity.hostname, info.src, report)
+def make_handler(config: SmtpConfig | None = None) -> Handler:
+    """The SMTP service with the deployment's choices (`SmtpConfig`)."""
+    config = config or SmtpConfig()
+
+    async def serve_smtp(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, info: ConnectionInfo, report: Report
+    ) -> None:
+        identity = info.identity
+        session = SmtpSession(
+            server_for(info),
+            identity.hostname,
+            info.src,
+            report,
+            relay=config.relay,
+            domains=local_domains(identity),
+            users=local_users(identity),
+        )
+        await _serve(session, reader, writer)
+
+    return serve_smtp
+
+
+serve_smtp = make_handler()
+
+
+async def _serve(session: SmtpSession, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     writer.write(session.greeting())
     try:
         await asyncio.wait_for(_converse(session, reader, writer), LIFETIME)
@@ -628,6 +655,8 @@ async def _converse(session: SmtpSession, reader: asyncio.StreamReader, writer: 
             break
         total += len(data)
         reply = session.feed(data)
+        if session.delay:
+            await asyncio.sleep(session.delay)
         if total > MAX_BYTES and not session.closed:
             reply += session.timeout()  # more than any message we accept: hang up
         writer.write(reply)
