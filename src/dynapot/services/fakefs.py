@@ -79,6 +79,51 @@ BIN = (
     "tail", "tar", "top", "touch", "tr", "true", "umount", "uname", "uniq", "uptime", "vi", "w", "wc",
     "wget", "which", "who", "whoami", "xargs",
 )  # fmt: skip
+# What stays in /bin where /usr is not merged (CentOS 6, Debian 11, Ubuntu 18.04).
+ROOT_BIN = frozenset(
+    [
+        "bash",
+        "cat",
+        "chgrp",
+        "chmod",
+        "chown",
+        "cp",
+        "date",
+        "dd",
+        "df",
+        "dmesg",
+        "echo",
+        "egrep",
+        "false",
+        "grep",
+        "gzip",
+        "hostname",
+        "kill",
+        "ln",
+        "ls",
+        "mkdir",
+        "mktemp",
+        "more",
+        "mount",
+        "mv",
+        "ping",
+        "ps",
+        "pwd",
+        "readlink",
+        "rm",
+        "rmdir",
+        "sed",
+        "sh",
+        "sleep",
+        "stat",
+        "su",
+        "tar",
+        "touch",
+        "true",
+        "umount",
+        "uname",
+    ]
+)
 SBIN = (
     "agetty", "blkid", "fdisk", "ifconfig", "init", "ip", "iptables", "mkfs", "reboot", "route", "shutdown",
     "sshd", "sysctl", "useradd", "userdel", "usermod",
@@ -118,8 +163,8 @@ def base_tree(machine: Machine) -> dict[str, Node]:
         add(f"/{link}", Node("l", 0o777, "root", "root", install, target=f"usr/{link}"))
     for name in ("/bin", "/sbin", "/lib", "/lib64") if not machine.merged_usr else ():
         add(name, _dir("root", "root", when(install, boot)))
-    bindir = "/bin" if not machine.merged_usr else "/usr/bin"
     for name in BIN:
+        bindir = "/bin" if not machine.merged_usr and name in ROOT_BIN else "/usr/bin"
         add(
             f"{bindir}/{name}",
             Node("-", 0o755, "root", "root", when(install, boot), size=rng.randint(18_000, 1_300_000)),

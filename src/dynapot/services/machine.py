@@ -526,6 +526,7 @@ _PEOPLE = (
     "sam",
     "webadmin",
 )
+_NAMED = frozenset({"debian", "ubuntu", "alex", "david", "michael", "chris", "andrew", "mark", "paul", "tom"})
 _EXTRA_USERS = ("deploy", "git", "jenkins", "backup", "support", "dev", "test", "oracle", "postgres")
 
 _DEB_BASE = (
@@ -972,7 +973,7 @@ class Machine:
         """This machine with `name` an account (an attacker may log in as anyone the policy accepts)."""
         if self.user(name) is not None:
             return self
-        uid = max(u.uid for u in self.users if 1000 <= u.uid < 60000) + 1
+        uid = max((u.uid for u in self.users if 500 <= u.uid < 60000), default=999) + 1
         user = User(name, uid, uid, "", f"/home/{name}", "/bin/bash")
         users = (*self.users, user)
         groups = (*self.groups, Group(name, uid))
@@ -1037,9 +1038,8 @@ def machine_for(identity: HostIdentity) -> Machine:
     ]
     for index, name in enumerate(people):
         uid = 1000 + index if not old else 500 + index
-        users.append(
-            User(name, uid, uid, "" if index else name.capitalize() + ",,,", f"/home/{name}", "/bin/bash")
-        )
+        gecos = name.capitalize() + ",,," if index == 0 and name in _NAMED else ""
+        users.append(User(name, uid, uid, gecos, f"/home/{name}", "/bin/bash"))
         groups[name] = Group(name, uid)
     for extra in flavour.admin_groups:
         group = groups.get(extra) or Group(extra, {"netdev": 106, "lxd": 110}.get(extra, 120))

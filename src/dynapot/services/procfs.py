@@ -217,8 +217,9 @@ def df(machine: Machine, human_readable: bool) -> str:
         if human_readable:
             shown = ["0" if c == 0 else s for c, s in zip(cells, shown, strict=True)]
         table.append((name, *shown, percent, mount))
-    widths = [max(len(row[i]) for row in table) for i in range(6)]
-    widths[0] = max(widths[0], 14)
+    # coreutils' least widths: 14 for the source, 5 for sizes, 4 for Use%
+    least = (14, 5, 5, 5, 4, 0)
+    widths = [max(least[i], *(len(row[i]) for row in table)) for i in range(6)]
     out = []
     for row in table:
         cells = [row[0].ljust(widths[0])] + [row[i].rjust(widths[i]) for i in range(1, 5)] + [row[5]]
@@ -382,7 +383,7 @@ def processes(machine: Machine, user: str, login: float, now: float, via: str = 
     else:
         session = [Process("root", base, 1, 0, 8_000, 3_500, "?", "Ss", login, "/usr/sbin/in.telnetd")]
         session.append(
-            Process("root", base + 1, base, 0, 10_000, 4_000, "pts/0", "Ss", login, f"/bin/login -h {via}")
+            Process("root", base + 1, base, 0, 10_000, 4_000, "pts/0", "Ss", login, "/bin/login -p --")
         )
     shell_pid = session[-1].pid + 1
     session.append(Process(user, shell_pid, session[-1].pid, 0, 8_900, 5_300, "pts/0", "Ss", login, "-bash"))
@@ -395,6 +396,11 @@ def _start(when: float, now: float) -> str:
     if time.gmtime(when).tm_year == time.gmtime(now).tm_year:
         return time.strftime("%b%d", time.gmtime(when))
     return time.strftime("%Y", time.gmtime(when))
+
+
+def _user(name: str) -> str:
+    """procps's USER/UID column: 8 wide, a longer name cut to 7 and a "+"."""
+    return f"{name:<8}" if len(name) <= 8 else name[:7] + "+"
 
 
 def _clock(seconds: int, long: bool) -> str:
@@ -422,7 +428,7 @@ def ps(rows: list[Process], style: str, machine: Machine, now: float, own: Proce
         lines = [f"UID      {'PID':>{w}} {'PPID':>{w}}  C STIME TTY          TIME CMD"]
         for r in (*rows, own):
             lines.append(
-                f"{r.user[:8]:<8} {r.pid:>{w}} {r.ppid:>{w}} {0:>2} {_start(r.start, now):>5} {r.tty:<8} {_clock(r.cpu_seconds, True):>8} {r.command}"
+                f"{_user(r.user)} {r.pid:>{w}} {r.ppid:>{w}} {0:>2} {_start(r.start, now):>5} {r.tty:<8} {_clock(r.cpu_seconds, True):>8} {r.command}"
             )
         return "\n".join(lines) + "\n"
     lines = [f"USER     {'PID':>{w}} %CPU %MEM    VSZ   RSS TTY      STAT START   TIME COMMAND"]
@@ -430,7 +436,7 @@ def ps(rows: list[Process], style: str, machine: Machine, now: float, own: Proce
         elapsed = max(1.0, now - r.start)
         cpu = min(99.9, 100 * r.cpu_seconds / elapsed)
         lines.append(
-            f"{r.user[:8]:<8} {r.pid:>{w}} {cpu:>4.1f} {100 * r.rss / mem:>4.1f} {r.vsz:>6} {r.rss:>5} "
+            f"{_user(r.user)} {r.pid:>{w}} {cpu:>4.1f} {100 * r.rss / mem:>4.1f} {r.vsz:>6} {r.rss:>5} "
             f"{r.tty:<8} {r.stat:<4} {_start(r.start, now):>5} {_clock(r.cpu_seconds, False):>6} {r.command}"
         )
     return "\n".join(lines) + "\n"

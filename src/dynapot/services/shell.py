@@ -428,8 +428,8 @@ class FakeShell:
             ("r", kernel.release),
             ("v", kernel.version),
             ("m", kernel.machine),
-            ("p", kernel.machine),
-            ("i", kernel.machine),
+            ("p", kernel.machine if kernel.platform else "unknown"),
+            ("i", kernel.machine if kernel.platform else "unknown"),
             ("o", "GNU/Linux"),
         ):
             if letter in flags:
@@ -540,7 +540,7 @@ class FakeShell:
         long, every, human, one = "l" in flags, "a" in flags, "h" in flags, "1" in flags or not self._tty
         almost = "A" in flags
         out: list[str] = []
-        files: list[tuple[str, Node]] = []
+        files: list[tuple[str, Node, str]] = []
         dirs: list[tuple[str, str]] = []
         for arg in paths:
             path = self._path(arg)
@@ -550,7 +550,7 @@ class FakeShell:
             elif node.is_dir and "d" not in flags:
                 dirs.append((arg, path))
             else:
-                files.append((arg, self.fs.lookup(self.fs.resolve(path)) or node))
+                files.append((arg, self.fs.lookup(self.fs.resolve(path)) or node, path))
         if files:
             out.append(self._listing(files, long, human, one, total=False))
         for arg, path in dirs:
@@ -558,28 +558,28 @@ class FakeShell:
             if node is not None and not self._readable(node):
                 self._error(f"ls: cannot open directory '{arg}': Permission denied\n", 2)
                 continue
-            entries = list(self.fs.children(path).items())
+            entries = [(n, e, posixpath.join(path, n)) for n, e in self.fs.children(path).items()]
             if not every:
-                entries = [(n, e) for n, e in entries if not n.startswith(".")]
-            if every and not almost:
-                parent = self.fs.get(posixpath.dirname(path)) or node
-                entries = [(".", node), ("..", parent), *entries]  # type: ignore[list-item]
+                entries = [e for e in entries if not e[0].startswith(".")]
+            if every and not almost and node is not None:
+                up = posixpath.dirname(path)
+                entries = [(".", node, path), ("..", self.fs.get(up) or node, up), *entries]
             if len(paths) > 1:
                 out.append(("\n" if out else "") + f"{arg}:\n")
-            out.append(self._listing(entries, long, human, one, total=True))  # type: ignore[arg-type]
+            out.append(self._listing(entries, long, human, one, total=True))
         return "".join(out)
 
     def _listing(
-        self, entries: list[tuple[str, Node]], long: bool, human: bool, one: bool, *, total: bool
+        self, entries: list[tuple[str, Node, str]], long: bool, human: bool, one: bool, *, total: bool
     ) -> str:
         entries = sorted(entries, key=lambda e: (e[0] not in (".", ".."), e[0]))
         if not long:
-            names = [n for n, _ in entries]
+            names = [e[0] for e in entries]
             return _columns(names, 80) if not one else "".join(n + "\n" for n in names)
         now = self.clock()
         rows = []
         blocks = 0
-        for name, node in entries:
+        for name, node, path in entries:
             size = node.length
             blocks += 0 if node.dynamic or node.kind == "l" else -(-size // 4096) * 4
             stamp = time.gmtime(node.mtime)
@@ -587,7 +587,9 @@ class FakeShell:
             when = time.strftime("%b %e %H:%M", stamp) if recent else time.strftime("%b %e  %Y", stamp)
             shown = procfs.human(size) if human else str(size)
             label = f"{name} -> {node.target}" if node.kind == "l" else name
-            links = node.nlink if not node.is_dir else max(node.nlink, 2)
+            links = node.nlink
+            if node.is_dir:  # its own entry, "." and each subdirectory's ".."
+                links = max(links, 2 + sum(1 for child in self.fs.children(path).values() if child.is_dir))
             rows.append((node.permissions(), str(links), node.owner, node.group, shown, when, label))
         widths = [max(len(r[i]) for r in rows) for i in range(5)] if rows else [0] * 5
         lines = [
@@ -746,9 +748,9 @@ class FakeShell:
             )
             self.events.append(
                 (
-                    Kind.COMMAND,
-                    clip(f"{tool} {url}"),
-                    {"tool": tool, "url": clip(url), "host": clip(host), "port": port, "fetched": False},
+                    Kind.DOWNLOAD,
+                    clip(url),
+                    {"tool": tool, "url": clip(url), "host": clip(host), "port": port},
                 )
             )
             address = re.fullmatch(r"\d{1,3}(\.\d{1,3}){3}", host) is not None
@@ -1019,6 +1021,24 @@ def _plain_all(rows: list[procfs.Process], own: procfs.Process, machine: object)
     for r in (*rows, own):
         lines.append(f"{r.pid:>7} {r.tty:<8} 00:00:00 {r.name}")
     return "\n".join(lines) + "\n"
+
+
+def paced(shell: Shell, text: str) -> list[tuple[str, float]]:
+    """A line's output as (text, seconds to wait after it): how the IO edge sends what `shell`
+    answered, its pauses applied (a shell without pauses: one piece)."""
+    pieces: list[tuple[str, float]] = []
+    start = 0
+    for offset, seconds in getattr(shell, "pauses", ()):
+        pieces.append((text[start:offset], seconds))
+        start = offset
+    pieces.append((text[start:], 0.0))
+    return pieces
+
+
+def take_events(shell: Shell) -> list[tuple[Kind, str | None, dict[str, Any] | None]]:
+    """What `shell` has to record since last asked (fetched URLs); none for shells that record none."""
+    take = getattr(shell, "take_events", None)
+    return take() if take is not None else []
 
 
 def uptime_line(now: float, up: float, users: int, load: tuple[float, float, float]) -> str:

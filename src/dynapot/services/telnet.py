@@ -31,7 +31,7 @@ from typing import Any
 from dynapot.events import Kind
 from dynapot.services.contract import ConnectionInfo, Handler, Report, Service, clip, guarded
 from dynapot.services.profiles import Profile, choose
-from dynapot.services.shell import Shell, shell_for
+from dynapot.services.shell import Shell, paced, shell_for, take_events
 from dynapot.services.ssh import WEAK_PAIRS, AcceptPolicy
 
 log = logging.getLogger(__name__)
@@ -508,7 +508,7 @@ class TelnetSession:
         return "\nLogin incorrect\n" + ("" if last else self._login_prompt())
 
     def _new_shell(self) -> Shell:
-        return shell_for(self.server.kind, self.info.identity, self.user, peer=self.info.src)
+        return shell_for(self.server.kind, self.info.identity, self.user, peer=self.info.src, via="telnet")
 
     # the terminal -------------------------------------------------------------------------------------
 
@@ -574,7 +574,12 @@ class TelnetSession:
         elif self.state == _SHELL and self.shell is not None:
             if line.strip():
                 out.events.append((Kind.COMMAND, clip(line), None))
-                out.add(self.shell.execute(line))
+                text = self.shell.execute(line)
+                out.events.extend(take_events(self.shell))
+                (first, wait), *rest = paced(self.shell, text)
+                out.add(first)  # then, after what takes the real tools time (wget, sleep), the rest
+                out.delay = sum(seconds for _, seconds in rest) + wait
+                out.add("".join(piece for piece, _ in rest))
             if self.shell.exited:
                 if self.server.kind in ("linux", "bsd", "busybox"):
                     out.add("logout\n")
