@@ -84,7 +84,7 @@ def test_ps_has_the_layout_of_procps() -> None:
     theirs, ours = real("ps", "aux").splitlines(), sh.execute("ps aux").splitlines()
     assert theirs[0].split() == ours[0].split()
     row = re.compile(
-        r"\S{1,8} +\d+ +\d+\.\d +\d+\.\d +\d+ +\d+ (?:\?|pts/\d+|tty\d+) +[RSDIZTs<NlL+]+ +"
+        r"\S{1,8} +\d+ +\d+(?:\.\d)? +\d+(?:\.\d)? +\d+ +\d+ (?:\?|pts/\d+|tty\d+) +[RSDIZTWXPKs<NlL+]+ +"
         r"(?:\d\d:\d\d|[A-Z][a-z]{2}\d\d|\d{4}) +\d+:\d\d \S.*"
     )
     for line in theirs[1:] + ours[1:]:

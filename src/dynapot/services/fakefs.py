@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import posixpath
 import random
-import time
 from dataclasses import dataclass, replace
 from functools import lru_cache
 
@@ -23,6 +22,7 @@ __all__ = ["MAX_CHANGES", "Node", "SessionFS", "base_tree"]
 
 MAX_CHANGES = 2000  # a session's own files and directories at most
 MAX_FILE = 64 * 1024  # bytes a session may write into one file
+MAX_PATH = 4096  # Linux's PATH_MAX: a longer path names nothing
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +38,7 @@ class Node:
     size: int | None = None  # None: the content's length (a directory: 4096)
     target: str = ""  # a symbolic link's
     dynamic: bool = False  # made when read (/proc): ls shows size 0
+    live: bool = False  # a log the machine keeps writing: made when read, its time a moment ago
     nlink: int = 1
 
     @property
@@ -265,14 +266,23 @@ def base_tree(machine: Machine) -> dict[str, Node]:
 
     for name in ("loadavg", "uptime", "cpuinfo", "meminfo", "version", "mounts", "stat"):
         add(f"/proc/{name}", Node("-", 0o444, "root", "root", boot, dynamic=True))
-    for name in (
-        ("auth.log", "syslog", "wtmp", "lastlog", "dpkg.log", "kern.log")
-        if distribution.id != "centos"
-        else ("secure", "messages", "wtmp", "lastlog", "yum.log", "cron")
-    ):
+    texts = (
+        ("auth.log", "syslog", "kern.log") if distribution.id != "centos" else ("secure", "messages", "cron")
+    )
+    for name in texts:  # written as the machine runs: made when read (`logs`)
+        add(f"/var/log/{name}", Node("-", 0o640, "root", "adm", boot, live=True))
+    binary = ("wtmp", "lastlog", "btmp")
+    for name in binary:
         add(
             f"/var/log/{name}",
-            Node("-", 0o640, "root", "adm", when(boot, boot + 3600), size=rng.randint(2_000, 900_000)),
+            Node(
+                "-",
+                0o664 if name != "btmp" else 0o660,
+                "root",
+                "utmp",
+                boot + 40,
+                size=rng.randint(3, 90) * 384,
+            ),
         )
     if any(p in machine.packages for p in ("apache2", "httpd", "nginx")):
         add("/var/www/html", _dir("root", "root", when(install, boot)))
@@ -310,14 +320,18 @@ class SessionFS:
     def __init__(self, base: dict[str, Node]) -> None:
         self.base = base
         self.changed: dict[str, Node | None] = {}  # None: removed here
+        self._removed: set[str] = set()  # paths removed here (and not made again)
 
     def resolve(self, path: str) -> str:
         """`path` with symbolic links of its directories followed (/bin/ls -> /usr/bin/ls)."""
+        if len(path) > MAX_PATH:
+            return path
         parts = [p for p in path.split("/") if p]
         out = "/"
         for i, part in enumerate(parts):
             candidate = posixpath.join(out, part)
-            node = self.lookup(candidate)
+            # only links matter here, and only the machine's own (a session makes none)
+            node = self.changed.get(candidate, self.base.get(candidate))
             if node is not None and node.kind == "l" and i < len(parts) - 1:
                 candidate = posixpath.normpath(posixpath.join(out, node.target))
             out = candidate
@@ -327,11 +341,15 @@ class SessionFS:
         """The node at `path` (no link followed), or None."""
         if path in self.changed:
             return self.changed[path]
-        parent = path
-        while parent != "/":  # something above it was removed in this session
-            parent = posixpath.dirname(parent)
-            if parent in self.changed and self.changed[parent] is None:
-                return None
+        if len(path) > MAX_PATH:
+            return None
+        removed = self._removed
+        if removed and (
+            any(path.startswith(r + "/") for r in removed)
+            if len(removed) < path.count("/")
+            else any(p in removed for p in _ancestors(path))
+        ):
+            return None  # something above it was removed in this session
         return self.base.get(path)
 
     def get(self, path: str) -> Node | None:
@@ -367,15 +385,16 @@ class SessionFS:
         if node.kind == "-" and len(node.content) > MAX_FILE:
             node = replace(node, content=node.content[:MAX_FILE])
         self.changed[path] = node
+        self._removed.discard(path)
         return True
 
     def remove(self, path: str) -> None:
         for candidate in [c for c in self.changed if c.startswith(path.rstrip("/") + "/")]:
             del self.changed[candidate]
         self.changed[path] = None
+        self._removed = {r for r in self._removed if not r.startswith(path.rstrip("/") + "/")} | {path}
 
 
-def now_node(kind: str, owner: str, now: float | None = None, content: str = "") -> Node:
-    """A node made by the session now (umask 022)."""
-    moment = time.time() if now is None else now
-    return Node(kind, 0o755 if kind == "d" else 0o644, owner, owner, moment, content)
+def _ancestors(path: str) -> list[str]:
+    parts = path.split("/")
+    return ["/".join(parts[:i]) for i in range(2, len(parts))]

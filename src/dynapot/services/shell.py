@@ -25,10 +25,10 @@ from dataclasses import replace
 from typing import Any, Protocol
 
 from dynapot.events import Kind
-from dynapot.services import procfs
+from dynapot.services import logs, procfs
 from dynapot.services.cmd_exe import CmdShell
 from dynapot.services.contract import clip
-from dynapot.services.fakefs import Node, SessionFS, base_tree
+from dynapot.services.fakefs import MAX_PATH, Node, SessionFS, base_tree
 from dynapot.services.identity import HostIdentity
 from dynapot.services.ios_exec import IosShell
 from dynapot.services.machine import machine_for
@@ -73,6 +73,7 @@ _SIX_MONTHS = 15_778_476  # seconds: ls shows the year of files older than this
 _PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _USER_PATH = "/usr/local/bin:/usr/bin:/bin:/usr/local/games:/usr/games"
 MAX_HISTORY = 1000
+MAX_VARIABLES = 500
 MAX_PAUSE = 30.0  # seconds of pauses one line may ask for
 RESOLVER_WAIT = 10.0  # glibc: two tries of 5 s at an unreachable name server
 
@@ -245,7 +246,8 @@ class FakeShell:
         if assignments == len(words):
             for word in words:
                 name, _, value = word.partition("=")
-                self.variables[name] = value[:4096]
+                if name in self.variables or len(self.variables) < MAX_VARIABLES:
+                    self.variables[name] = value[:4096]
             self.status = 0
             return None
         words = words[assignments:]
@@ -317,8 +319,10 @@ class FakeShell:
         node = self.fs.get(path)
         if node is None or node.is_dir:
             return None
+        if node.live:
+            return logs.text(self.machine, posixpath.basename(path), self.clock())
         if not node.dynamic:
-            return node.content if node.size is None or node.content else _filler(node)
+            return node.content
         now = self.clock()
         name = posixpath.basename(self.fs.resolve(path))
         if name == "uptime":
@@ -352,6 +356,21 @@ class FakeShell:
             return None
         return self._read(path) or ""
 
+    def _read_all(self, files: list[str], tool: str, stdin: str | None) -> str:
+        """The files' texts one after the other (stdin when none), at most MAX_OUTPUT of them."""
+        if not files:
+            return (stdin or "")[:MAX_OUTPUT]
+        out: list[str] = []
+        size = 0
+        for arg in files:
+            text = self._read_file(arg, tool)
+            if text is not None:
+                out.append(text)
+                size += len(text)
+                if size >= MAX_OUTPUT:
+                    break
+        return "".join(out)[:MAX_OUTPUT]
+
     def _write_file(self, arg: str, text: str, *, append: bool = False) -> None:
         path = self._path(arg)
         node = self.fs.get(path)
@@ -378,6 +397,18 @@ class FakeShell:
             return handler(args[1:], stdin)
         self._error(f"{args[0]}: applet not found\n", 127)
         return ""
+
+    def _cmd_sh(self, args: list[str], stdin: str | None) -> str:
+        """sh -c LINE, or the lines piped in (`curl ... | sh`), run in this shell (bounded depth)."""
+        if "-c" in args and args.index("-c") + 1 < len(args):
+            script = args[args.index("-c") + 1]
+        else:
+            script = stdin or ""
+        if not script.strip():
+            return ""
+        return self._substitute(script.replace("\n", ";"))
+
+    _cmd_bash = _cmd_sh
 
     def _cmd_pwd(self, args: list[str], stdin: str | None) -> str:
         return self.cwd + "\n"
@@ -484,6 +515,9 @@ class FakeShell:
             return ""
         fmt = _escapes(args[0])
         values = args[1:]
+        if re.search(r"%[-0-9.]*\d{4}", fmt):  # a width or precision that would make megabytes
+            self._error("bash: printf: field width too large\n", 1)
+            return ""
         try:
             count = len(re.findall(r"%[-0-9.]*[sdxo]", fmt))
             out = fmt.replace("%%", "\0") % tuple((values + [""] * count)[:count]) if count else fmt
@@ -580,6 +614,9 @@ class FakeShell:
         rows = []
         blocks = 0
         for name, node, path in entries:
+            if node.live:  # a log: as long as its text now, written a moment ago
+                text = logs.text(self.machine, posixpath.basename(path), now)
+                node = replace(node, size=len(text.encode()), mtime=logs.last_write(self.machine, now))
             size = node.length
             blocks += 0 if node.dynamic or node.kind == "l" else -(-size // 4096) * 4
             stamp = time.gmtime(node.mtime)
@@ -602,14 +639,7 @@ class FakeShell:
 
     def _cmd_cat(self, args: list[str], stdin: str | None) -> str:
         files = [a for a in args if a != "-" and not (a.startswith("-") and len(a) > 1)]
-        if not files:
-            return stdin or ""
-        out: list[str] = []
-        for arg in files:
-            text = self._read_file(arg, "cat")
-            if text is not None:
-                out.append(text)
-        return "".join(out)
+        return self._read_all(files, "cat", stdin)
 
     def _cmd_ps(self, args: list[str], stdin: str | None) -> str:
         now = self.clock()
@@ -670,7 +700,7 @@ class FakeShell:
             if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
                 self._error(f"bash: export: `{arg}': not a valid identifier\n", 1)
                 continue
-            if equals:
+            if equals and (name in self.variables or len(self.variables) < MAX_VARIABLES):
                 self.variables[name] = value[:4096]
             self.exported.add(name)
         return ""
@@ -785,6 +815,9 @@ class FakeShell:
         parents = "-p" in args
         for arg in (a for a in args if not a.startswith("-")):
             path = self._path(arg)
+            if len(path) > MAX_PATH:
+                self._error(f"mkdir: cannot create directory '{arg}': File name too long\n", 1)
+                continue
             if self.fs.get(path) is not None:
                 if not parents:
                     self._error(f"mkdir: cannot create directory '{arg}': File exists\n", 1)
@@ -797,11 +830,14 @@ class FakeShell:
                 self._error(f"mkdir: cannot create directory '{arg}': Permission denied\n", 1)
                 continue
             chain = []
-            while self.fs.get(path) is None and path != "/":
+            path = self.fs.resolve(path)
+            while self.fs.lookup(path) is None and path != "/":
                 chain.append(path)
                 path = posixpath.dirname(path)
             for made in reversed(chain):
-                self.fs.put(made, Node("d", 0o755, self.user, self.user, self.clock()))
+                if not self.fs.put(made, Node("d", 0o755, self.user, self.user, self.clock())):
+                    self._error(f"mkdir: cannot create directory '{arg}': No space left on device\n", 1)
+                    break
         return ""
 
     def _cmd_touch(self, args: list[str], stdin: str | None) -> str:
@@ -814,8 +850,8 @@ class FakeShell:
                 self._error(f"touch: cannot touch '{arg}': No such file or directory\n", 1)
             elif not self._writable_dir(posixpath.dirname(path)):
                 self._error(f"touch: cannot touch '{arg}': Permission denied\n", 1)
-            else:
-                self.fs.put(path, Node("-", 0o644, self.user, self.user, self.clock()))
+            elif not self.fs.put(path, Node("-", 0o644, self.user, self.user, self.clock())):
+                self._error(f"touch: cannot touch '{arg}': No space left on device\n", 1)
         return ""
 
     def _cmd_rm(self, args: list[str], stdin: str | None) -> str:
@@ -865,7 +901,7 @@ class FakeShell:
             )
             return ""
         pattern, files = operands[0], operands[1:]
-        text = "".join(t for t in (self._read_file(f, "grep") for f in files) if t) if files else stdin or ""
+        text = self._read_all(files, "grep", stdin)
         try:
             regex = re.compile(
                 pattern if "F" not in flags else re.escape(pattern), re.IGNORECASE if "i" in flags else 0
@@ -896,19 +932,19 @@ class FakeShell:
 
     def _cmd_head(self, args: list[str], stdin: str | None) -> str:
         count, files = self._count_arg(args)
-        text = "".join(t for t in (self._read_file(f, "head") for f in files) if t) if files else stdin or ""
+        text = self._read_all(files, "head", stdin)
         return "".join(line + "\n" for line in text.splitlines()[:count])
 
     def _cmd_tail(self, args: list[str], stdin: str | None) -> str:
         count, files = self._count_arg(args)
-        text = "".join(t for t in (self._read_file(f, "tail") for f in files) if t) if files else stdin or ""
+        text = self._read_all(files, "tail", stdin)
         lines = text.splitlines()
         return "".join(line + "\n" for line in lines[max(0, len(lines) - count) :])
 
     def _cmd_wc(self, args: list[str], stdin: str | None) -> str:
         flags = "".join(a[1:] for a in args if a.startswith("-"))
         files = [a for a in args if not a.startswith("-")]
-        text = "".join(t for t in (self._read_file(f, "wc") for f in files) if t) if files else stdin or ""
+        text = self._read_all(files, "wc", stdin)
         counts = {"l": text.count("\n"), "w": len(text.split()), "c": len(text.encode())}
         chosen = [counts[k] for k in "lwc" if k in flags] or [counts["l"], counts["w"], counts["c"]]
         if len(chosen) == 1 and not files:
@@ -968,11 +1004,6 @@ def _escapes(text: str) -> str:
         return table.get(body, "\\" + body)
 
     return re.sub(r"\\(x[0-9a-fA-F]{1,2}|0[0-7]{1,3}|.)", one, text)
-
-
-def _filler(node: Node) -> str:
-    """The text of a file known only by its size (a log, a binary): what cat shows of it."""
-    return "" if node.mode & 0o111 else "\n" * min(node.length // 80, 200)
 
 
 def _mode(spec: str, current: int) -> int | None:
