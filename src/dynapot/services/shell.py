@@ -76,6 +76,10 @@ MAX_HISTORY = 1000
 MAX_VARIABLES = 500
 MAX_PAUSE = 30.0  # seconds of pauses one line may ask for
 RESOLVER_WAIT = 10.0  # glibc: two tries of 5 s at an unreachable name server
+EXEC_COST = (0.0015, 0.004)  # seconds a program takes to start and finish, per host (fork, exec, exit)
+# Programs that take longer, as multiples of that (measured with bench/bench_shell.py's reference).
+_COSTS = {"ps": 6.0, "ls": 1.5, "w": 3.0, "free": 2.0, "lscpu": 3.0, "wget": 2.0, "curl": 2.0}
+_NO_COST = frozenset({"sleep", "exit", "logout", "busybox", "sh", "bash"})  # their own pause, or none
 
 
 class FakeShell:
@@ -139,6 +143,7 @@ class FakeShell:
             self.variables["SSH_TTY"] = "/dev/pts/0"
         self.exported = set(self.variables)
         self.variables["HOSTNAME"] = self.hostname
+        self._exec_cost = identity.rng("exec").uniform(*EXEC_COST)
         self._out: list[str] = []
         self._size = 0
         self._depth = 0
@@ -290,6 +295,9 @@ class FakeShell:
                 return ""
             self._error(f"bash: {cmd}: command not found\n", 127)
             return ""
+        if name not in _BUILTINS and name not in _NO_COST:
+            # a program: fork and exec, and its own work (ps reads all of /proc), on this host's CPU
+            self._pause(self._exec_cost * _COSTS.get(name, 1.0))
         return handler(args, stdin) or ""
 
     # -- files ----------------------------------------------------------------------------------------
@@ -1064,6 +1072,16 @@ def paced(shell: Shell, text: str) -> list[tuple[str, float]]:
         start = offset
     pieces.append((text[start:], 0.0))
     return pieces
+
+
+def one_pause(shell: Shell, text: str) -> tuple[str, float, str]:
+    """A line's output as (what to send now, seconds to wait, the rest): for an edge that waits
+    once, the whole wait at the longest pause (wget's resolver), the rest after it."""
+    pauses = list(getattr(shell, "pauses", ()))
+    if not pauses:
+        return text, 0.0, ""
+    offset = max(pauses, key=lambda p: p[1])[0]
+    return text[:offset], sum(seconds for _, seconds in pauses), text[offset:]
 
 
 def take_events(shell: Shell) -> list[tuple[Kind, str | None, dict[str, Any] | None]]:

@@ -31,7 +31,7 @@ from typing import Any
 from dynapot.events import Kind
 from dynapot.services.contract import ConnectionInfo, Handler, Report, Service, clip, guarded
 from dynapot.services.profiles import Profile, choose
-from dynapot.services.shell import Shell, paced, shell_for, take_events
+from dynapot.services.shell import Shell, one_pause, shell_for, take_events
 from dynapot.services.ssh import WEAK_PAIRS, AcceptPolicy
 
 log = logging.getLogger(__name__)
@@ -576,10 +576,10 @@ class TelnetSession:
                 out.events.append((Kind.COMMAND, clip(line), None))
                 text = self.shell.execute(line)
                 out.events.extend(take_events(self.shell))
-                (first, wait), *rest = paced(self.shell, text)
-                out.add(first)  # then, after what takes the real tools time (wget, sleep), the rest
-                out.delay = sum(seconds for _, seconds in rest) + wait
-                out.add("".join(piece for piece, _ in rest))
+                now, wait, later = one_pause(self.shell, text)
+                out.add(now)  # then, after what takes the real tools time (wget, sleep), the rest
+                out.delay = wait
+                out.add(later)
             if self.shell.exited:
                 if self.server.kind in ("linux", "bsd", "busybox"):
                     out.add("logout\n")
