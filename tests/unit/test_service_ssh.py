@@ -138,6 +138,10 @@ def test_accepted_login_exec_and_shell(tmp_path: Path) -> None:
     assert "/etc# /etc\n" in shell.stdout
     assert shell.stdout.startswith(f"root@{NAME}:~# ")
     assert "uid=0(root) gid=0(root)" in tty_out and "Welcome to Ubuntu" in tty_out
+    downloads = [r for r in reports if r[0] == "download"]  # recorded, never fetched
+    assert [(r[1], r[2]["tool"], r[2]["host"], r[2]["port"]) for r in downloads] == [
+        ("http://198.18.0.99/y", "wget", "198.18.0.99", 80)
+    ]
     commands = [r[1] for r in reports if r[0] == "command"]
     exec_and_shell = [
         "uname -a",

@@ -200,3 +200,15 @@ def test_wget_and_curl_fail_as_the_real_tools_do() -> None:
     )
     assert resolving.fullmatch(theirs[1]) and resolving.fullmatch(ours[1])
     assert ours[2] == theirs[2] == "wget: unable to resolve host address \u2018nonexistent.invalid\u2019"
+
+
+def test_w_and_uptime_as_procps() -> None:
+    sh = fake()
+    theirs, ours = real("w").splitlines(), sh.execute("w").splitlines()
+    assert theirs[1] == ours[1]  # the header, column for column
+    line = re.compile(
+        r" \d\d:\d\d:\d\d up (?:\d+ days?, )?(?:[ \d]\d:\d\d|\d+ min), +\d+ users?, +load average: "
+        r"\d+\.\d\d, \d+\.\d\d, \d+\.\d\d"
+    )
+    assert line.fullmatch(theirs[0]) and line.fullmatch(ours[0])
+    assert line.fullmatch(real("uptime").rstrip("\n")) and line.fullmatch(sh.execute("uptime").rstrip("\n"))
