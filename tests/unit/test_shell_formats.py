@@ -212,3 +212,14 @@ def test_w_and_uptime_as_procps() -> None:
     )
     assert line.fullmatch(theirs[0]) and line.fullmatch(ours[0])
     assert line.fullmatch(real("uptime").rstrip("\n")) and line.fullmatch(sh.execute("uptime").rstrip("\n"))
+
+
+def test_ls_fills_columns_as_coreutils_on_a_terminal(tmp_path: Path) -> None:
+    sh = fake()
+    for directory in ("/", "/etc", "/usr/bin", "/var/log", "/proc"):
+        names = sh.execute(f"ls -1 {directory}").split()
+        here = tmp_path / ("top" + directory.replace("/", "-"))
+        here.mkdir()
+        for name in names:
+            (here / name).touch()
+        assert sh.execute(f"ls {directory}") == real("ls", "-C", "-w", "80", str(here)), directory

@@ -399,7 +399,9 @@ class FakeShell:
         # Mirai-style bots probe with `/bin/busybox WORD` and read "applet not found" as "a shell
         # worth infecting"; "command not found" would end their session before the payload.
         if not args:
-            return "BusyBox v1.30.1 (Ubuntu 1:1.30.1-7ubuntu3) multi-call binary.\n"
+            distribution = self.identity.distribution
+            key = f"{distribution.id}-{distribution.version_id}"
+            return f"BusyBox {_BUSYBOX.get(key, _BUSYBOX['debian-12'])} multi-call binary.\n"
         handler = getattr(self, "_cmd_" + args[0], None) if re.fullmatch(r"[a-z][a-z0-9]*", args[0]) else None
         if handler is not None:
             return handler(args[1:], stdin)
@@ -976,6 +978,15 @@ _MOUNTS = (
     "/dev/sda1 / ext4 rw,relatime,errors=remount-ro 0 0\n"
     "proc /proc proc rw,nosuid,nodev,noexec,relatime 0 0\n"
 )
+# The busybox package of each distribution release (CentOS's from EPEL).
+_BUSYBOX = {
+    "debian-12": "v1.35.0 (Debian 1:1.35.0-4+b3)",
+    "debian-11": "v1.30.1 (Debian 1:1.30.1-6+b3)",
+    "ubuntu-22.04": "v1.30.1 (Ubuntu 1:1.30.1-7ubuntu3)",
+    "ubuntu-18.04": "v1.27.2 (Ubuntu 1:1.27.2-2ubuntu3.4)",
+    "centos-7": "v1.22.1 (2014-05-22 21:05:52 UTC)",
+    "centos-6": "v1.15.1 (2013-05-14 00:31:37 UTC)",
+}
 _ASSIGNMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=")
 _BUILTINS = frozenset(
     [
@@ -1037,21 +1048,40 @@ def _mode(spec: str, current: int) -> int | None:
 
 
 def _columns(names: list[str], width: int) -> str:
-    """GNU ls's columns on a terminal: filled top to bottom, as many as fit in `width`."""
+    """GNU ls's columns on a terminal: filled top to bottom, as many as fit in `width`, padded
+    with tabs (every 8) and spaces as coreutils pads them."""
     if not names:
         return ""
-    for columns in range(len(names), 0, -1):
+    for columns in range(min(len(names), width // 3), 0, -1):
         rows = -(-len(names) // columns)
-        cols = [names[i * rows : (i + 1) * rows] for i in range(columns)]
-        cols = [c for c in cols if c]
+        cols = [c for c in (names[i * rows : (i + 1) * rows] for i in range(columns)) if c]
         widths = [max(len(n) for n in c) + 2 for c in cols]
-        if sum(widths) - 2 <= width or columns == 1:
+        if sum(widths) - 2 < width or columns == 1:
             break
     lines = []
     for r in range(rows):
+        line, position = "", 0
         cells = [(c[r], w) for c, w in zip(cols, widths, strict=True) if r < len(c)]
-        lines.append("".join(n.ljust(w) for n, w in cells[:-1]) + cells[-1][0])
+        for index, (name, column_width) in enumerate(cells):
+            line += name
+            if index < len(cells) - 1:
+                line += _indent(position + len(name), position + column_width)
+            position += column_width
+        lines.append(line)
     return "\n".join(lines) + "\n"
+
+
+def _indent(start: int, end: int) -> str:
+    """coreutils' indent(): tabs to each tab stop (8) before `end`, then spaces."""
+    out = []
+    while start < end:
+        if end // 8 > (start + 1) // 8:
+            out.append("\t")
+            start += 8 - start % 8
+        else:
+            out.append(" ")
+            start += 1
+    return "".join(out)
 
 
 def _plain_all(rows: list[procfs.Process], own: procfs.Process, machine: object) -> str:
