@@ -269,10 +269,13 @@ class Process:
     stat: str
     start: float
     command: str  # the full command line; [name] for a kernel thread
+    comm: str = ""  # the program's name where the command line does not say it (/sbin/init: systemd)
 
     @property
     def name(self) -> str:
         """`ps`'s CMD: the program's name."""
+        if self.comm:
+            return self.comm
         if self.command.startswith("["):
             return self.command.strip("[]")
         head = self.command.split()[0].lstrip("-")
@@ -317,6 +320,7 @@ def processes(machine: Machine, user: str, login: float, now: float, via: str = 
             "Ss",
             boot,
             init,
+            "systemd" if machine.systemd else "",
         )
     ]
     pid = 2
@@ -413,13 +417,13 @@ def _clock(seconds: int, long: bool) -> str:
 
 
 def ps(rows: list[Process], style: str, machine: Machine, now: float, own: Process) -> str:
-    """procps-ng `ps` in "plain" (the session's), "aux" (BSD) or "ef" (System V) layout."""
+    """procps-ng `ps` in "plain" (the session's), "every" (-e), "aux" (BSD) or "ef" (System V) layout."""
     mem = machine.memory_kb
     # procps sizes PID columns from pid_max: 4194304 (7 digits) where systemd >= 243 raised it.
     distribution = machine.identity.distribution
     w = 7 if distribution.id in ("debian", "ubuntu") and distribution.version_id not in ("18.04",) else 5
-    if style == "plain":
-        mine = [r for r in rows if r.tty == "pts/0"] + [own]
+    if style in ("plain", "every"):  # ps; ps -e
+        mine = ([r for r in rows if r.tty == "pts/0"] if style == "plain" else list(rows)) + [own]
         lines = [f"{'PID':>{w}} TTY          TIME CMD"] + [
             f"{r.pid:>{w}} {r.tty:<8} {_clock(r.cpu_seconds, True):>8} {r.name}" for r in mine
         ]

@@ -672,11 +672,7 @@ class FakeShell:
         if "aux" in flags or ("a" in flags and "x" in flags):
             return procfs.ps(rows, "aux", self.machine, now, own)
         if "e" in flags or "A" in flags:
-            return (
-                procfs.ps(rows, "ef", self.machine, now, own)
-                if "f" in flags
-                else _plain_all(rows, own, self.machine)
-            )
+            return procfs.ps(rows, "ef" if "f" in flags else "every", self.machine, now, own)
         return procfs.ps(rows, "plain", self.machine, now, own)
 
     def _cmd_free(self, args: list[str], stdin: str | None) -> str:
@@ -1082,14 +1078,6 @@ def _indent(start: int, end: int) -> str:
             out.append(" ")
             start += 1
     return "".join(out)
-
-
-def _plain_all(rows: list[procfs.Process], own: procfs.Process, machine: object) -> str:
-    """`ps -e`/`ps -A`: every process in the plain layout."""
-    lines = ["    PID TTY          TIME CMD"]
-    for r in (*rows, own):
-        lines.append(f"{r.pid:>7} {r.tty:<8} 00:00:00 {r.name}")
-    return "\n".join(lines) + "\n"
 
 
 def paced(shell: Shell, text: str) -> list[tuple[str, float]]:
