@@ -227,42 +227,16 @@ def base_tree(machine: Machine) -> dict[str, Node]:
                 user.name, user.name, when(made, boot), 0o700 if identity.kernel.release[0] == "2" else 0o755
             ),
         )
-        for dot, text in (
-            (".bash_logout", "# ~/.bash_logout: executed by bash(1) when login shell exits.\n"),
-            (".bashrc", "# ~/.bashrc: executed by bash(1) for non-login shells.\n"),
-            (".profile", "# ~/.profile: executed by the command interpreter for login shells.\n"),
-        ):
-            add(f"{user.home}/{dot}", Node("-", 0o644, user.name, user.name, made, text, size=_SKEL.get(dot)))
+        for dot, text in _SKEL.items():  # the skeleton's files, as their length says
+            add(f"{user.home}/{dot}", Node("-", 0o644, user.name, user.name, made, text))
         if user == machine.admin:
             add(f"{user.home}/.ssh", _dir(user.name, user.name, when(made, boot), 0o700))
             add(
                 f"{user.home}/.bash_history",
                 Node("-", 0o600, user.name, user.name, when(made, boot), _HISTORY),
             )
-    add(
-        "/root/.bashrc",
-        Node(
-            "-",
-            0o644,
-            "root",
-            "root",
-            install,
-            "# ~/.bashrc: executed by bash(1) for non-login shells.\n",
-            size=571,
-        ),
-    )
-    add(
-        "/root/.profile",
-        Node(
-            "-",
-            0o644,
-            "root",
-            "root",
-            install,
-            "# ~/.profile: executed by Bourne-compatible login shells.\n",
-            size=161,
-        ),
-    )
+    for dot, text in _ROOT_DOTFILES.items():
+        add(f"/root/{dot}", Node("-", 0o644, "root", "root", install, text))
 
     for name in ("loadavg", "uptime", "cpuinfo", "meminfo", "version", "mounts", "stat"):
         add(f"/proc/{name}", Node("-", 0o444, "root", "root", boot, dynamic=True))
@@ -290,7 +264,41 @@ def base_tree(machine: Machine) -> dict[str, Node]:
     return tree
 
 
-_SKEL = {".bash_logout": 220, ".bashrc": 3526, ".profile": 807}
+# A home directory's dot files (what ls -la shows, with their sizes, and what cat shows).
+_SKEL = {
+    ".bash_logout": "# ~/.bash_logout: executed by bash(1) when login shell exits.\n\n"
+    "# when leaving the console clear the screen to increase privacy\n\n"
+    'if [ "$SHLVL" = 1 ]; then\n    [ -x /usr/bin/clear_console ] && /usr/bin/clear_console -q\nfi\n',
+    ".bashrc": "# ~/.bashrc: executed by bash(1) for non-login shells.\n\n"
+    "# If not running interactively, don't do anything\n"
+    "case $- in\n    *i*) ;;\n      *) return;;\nesac\n\n"
+    "HISTCONTROL=ignoreboth\nshopt -s histappend\nHISTSIZE=1000\nHISTFILESIZE=2000\n"
+    "shopt -s checkwinsize\n\n"
+    "if [ -x /usr/bin/dircolors ]; then\n"
+    '    test -r ~/.dircolors && eval "$(dircolors -b ~/.dircolors)" || eval "$(dircolors -b)"\n'
+    "    alias ls='ls --color=auto'\n    alias grep='grep --color=auto'\nfi\n\n"
+    "alias ll='ls -l'\nalias la='ls -A'\nalias l='ls -CF'\n\n"
+    "if [ -f ~/.bash_aliases ]; then\n    . ~/.bash_aliases\nfi\n",
+    ".profile": "# ~/.profile: executed by the command interpreter for login shells.\n\n"
+    "# if running bash\n"
+    'if [ -n "$BASH_VERSION" ]; then\n    # include .bashrc if it exists\n'
+    '    if [ -f "$HOME/.bashrc" ]; then\n\t. "$HOME/.bashrc"\n    fi\nfi\n\n'
+    "# set PATH so it includes user's private bin if it exists\n"
+    'if [ -d "$HOME/bin" ] ; then\n    PATH="$HOME/bin:$PATH"\nfi\n\n'
+    'if [ -d "$HOME/.local/bin" ] ; then\n    PATH="$HOME/.local/bin:$PATH"\nfi\n',
+}
+_ROOT_DOTFILES = {
+    ".bashrc": "# ~/.bashrc: executed by bash(1) for non-login shells.\n\n"
+    "# Note: PS1 and umask are already set in /etc/profile. You should not\n"
+    "# need this unless you want different defaults for root.\n"
+    "# PS1='${debian_chroot:+($debian_chroot)}\\h:\\w\\$ '\n# umask 022\n\n"
+    "# You may uncomment the following lines if you want `ls' to be colorized:\n"
+    "# export LS_OPTIONS='--color=auto'\n# eval \"$(dircolors)\"\n"
+    "# alias ls='ls $LS_OPTIONS'\n# alias ll='ls $LS_OPTIONS -l'\n",
+    ".profile": "# ~/.profile: executed by Bourne-compatible login shells.\n\n"
+    'if [ "$BASH" ]; then\n  if [ -f ~/.bashrc ]; then\n    . ~/.bashrc\n  fi\nfi\n\n'
+    "mesg n 2> /dev/null || true\n",
+}
 _HISTORY = "ls\nsudo apt update\nsudo apt upgrade -y\ndf -h\nsudo systemctl status ssh\nexit\n"
 _SALT = "./ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 
