@@ -51,6 +51,7 @@ class Kind(StrEnum):
     REQUEST = "request"
     BAD_REQUEST = "bad-request"
     UPLOAD = "upload"
+    DOWNLOAD = "download"
     MESSAGE = "message"
     TERMINAL = "terminal"
     ENVIRON = "environ"
@@ -211,6 +212,15 @@ CATALOGUE: dict[Kind, EventSpec] = dict(
             "stored",
             "duplicate",  # the same content was kept already: stored once
             "dropped",  # why not kept: "source quota", "spool budget", "database budget", "cannot write"
+        ),
+        _spec(
+            Kind.DOWNLOAD,
+            "a file a shell command asked for (wget, curl): recorded, never fetched",
+            "the command and URL",
+            "tool",
+            "url",
+            "host",
+            "port",
         ),
         _spec(
             Kind.MESSAGE,

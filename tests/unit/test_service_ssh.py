@@ -119,7 +119,7 @@ def test_accepted_login_exec_and_shell(tmp_path: Path) -> None:
             assert conn.get_extra_info("server_version") == DEFAULT_VERSION
             uname = await conn.run("uname -a", timeout=5)
             who = await conn.run("whoami", timeout=5)
-            missing = await conn.run("wget http://x/y", timeout=5)
+            missing = await conn.run("wget http://198.18.0.99/y", timeout=5)
             shell = await conn.run(input="uname -a\nwhoami\ncd /etc\npwd\nexit\n", timeout=5)
             tty = await conn.create_process(term_type="xterm")
             tty.stdin.write("id\r")
@@ -132,13 +132,28 @@ def test_accepted_login_exec_and_shell(tmp_path: Path) -> None:
     reports, uname, who, missing, shell, tty_out = run(main())
     assert uname.stdout.startswith(f"Linux {NAME} 5.15.0-91-generic ") and uname.exit_status == 0
     assert who.stdout == "root\n"
-    assert missing.stdout == "bash: wget: command not found\n" and missing.exit_status == 127
+    # wget fails as on a host whose firewall refuses; nothing is fetched
+    assert missing.stdout.endswith("Connecting to 198.18.0.99:80... failed: Connection refused.\n")
+    assert missing.exit_status == 4
     assert f"# Linux {NAME} " in shell.stdout and "# root\n" in shell.stdout
     assert "/etc# /etc\n" in shell.stdout
     assert shell.stdout.startswith(f"root@{NAME}:~# ")
     assert "uid=0(root) gid=0(root)" in tty_out and "Welcome to Ubuntu" in tty_out
+    downloads = [r for r in reports if r[0] == "download"]  # recorded, never fetched
+    assert [(r[1], r[2]["tool"], r[2]["host"], r[2]["port"]) for r in downloads] == [
+        ("http://198.18.0.99/y", "wget", "198.18.0.99", 80)
+    ]
     commands = [r[1] for r in reports if r[0] == "command"]
-    exec_and_shell = ["uname -a", "whoami", "wget http://x/y", "uname -a", "whoami", "cd /etc", "pwd", "exit"]
+    exec_and_shell = [
+        "uname -a",
+        "whoami",
+        "wget http://198.18.0.99/y",
+        "uname -a",
+        "whoami",
+        "cd /etc",
+        "pwd",
+        "exit",
+    ]
     assert commands == [*exec_and_shell, "id", "exit"]
 
 

@@ -115,8 +115,14 @@ class VirtualHost:
         # what its services say they are ("OpenSSH 9.2p1 Debian 2+deb12u3") names its distribution
         actions = [*definition.tcp.values(), *definition.udp.values()]
         hint = " ".join(f"{a.product} {a.version or ''}" for a in actions if a.product)
+        services = tuple(sorted({a.target for a in actions if a.kind == "service" and a.target}))
         identity = identity_for(
-            definition.address, personality, secret=secret, uptime=definition.uptime, hint=hint
+            definition.address,
+            personality,
+            secret=secret,
+            uptime=definition.uptime,
+            hint=hint,
+            services=services,
         )
         return cls(definition, identity)
 

@@ -49,6 +49,10 @@ class HostIdentity:
     dns_domain: str | None  # the AD domain; None for a workgroup member
     server_guid: bytes = field(repr=False)  # SMB's ServerGuid
     boots: int = 1  # how often it has booted (SNMP's snmpEngineBoots)
+    # What its services are: their names ("ssh", "ftp") and what they say they are (nmap -sV's
+    # products and versions): the software its shell shows installed and running.
+    services: tuple[str, ...] = ()
+    hint: str = ""
 
     @property
     def tag(self) -> str:
@@ -272,13 +276,15 @@ def identity_for(
     uptime: float | None = None,
     now: float | None = None,
     hint: str = "",
+    services: tuple[str, ...] = (),
 ) -> HostIdentity:
     """The identity of the host at `address` wearing `personality`.
 
     `uptime` (honeyd's `set T uptime N`) fixes the uptime at `now`; otherwise the host
     reboots every 20-60 days at its own phase, so its uptime keeps growing across sensor
     restarts as a real machine's does. `hint`: what the host's services say of themselves (nmap
-    -sV's products and versions), which names its distribution where they do.
+    -sV's products and versions), which names its distribution where they do; `services`: the
+    names of the services it runs.
     """
     moment = time.time() if now is None else now
     seed = _seed(secret, address, personality)
@@ -299,4 +305,6 @@ def identity_for(
         dns_domain=domain[1],
         server_guid=hashlib.blake2b(b"server-guid", key=seed[:64], digest_size=16).digest(),
         boots=boots,
+        services=services,
+        hint=hint,
     )

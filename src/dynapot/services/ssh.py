@@ -50,7 +50,7 @@ from dynapot.services.banner import banner_for
 from dynapot.services.contract import ConnectionInfo, Handler, Report, Service, clip, guarded
 from dynapot.services.profiles import Profile, choose
 from dynapot.services.reset import reset
-from dynapot.services.shell import shell_for
+from dynapot.services.shell import paced, shell_for, take_events
 from dynapot.services.ssh_admission import HandshakeBudget, StartupGate
 from dynapot.services.ssh_ident import IdentReader, IdentResult
 from dynapot.services.ssh_prekex import PreKexGuard, Verdict
@@ -326,11 +326,19 @@ async def _session(
     def out(text: str) -> None:
         process.stdout.write(text.replace("\n", "\r\n") if crlf else text)
 
+    async def run(line: str) -> None:
+        report(Kind.COMMAND, line, None)
+        text = shell.execute(line)
+        for kind, detail, data in take_events(shell):
+            report(kind, detail, data)
+        for piece, wait in paced(shell, text):  # what takes the real tools time (wget, sleep)
+            out(piece)
+            if wait > 0:
+                await asyncio.sleep(wait)
+
     try:
         if process.command is not None:
-            line = process.command[: config.max_line]
-            report(Kind.COMMAND, line, None)
-            out(shell.execute(line))
+            await run(process.command[: config.max_line])
             process.exit(shell.status)
             return
         if crlf:
@@ -338,8 +346,7 @@ async def _session(
         out(shell.prompt())
         async for line in _lines(process.stdin, config.max_line):
             if line.strip():
-                report(Kind.COMMAND, line, None)
-                out(shell.execute(line))
+                await run(line)
             if shell.exited:
                 out("logout\n")
                 break

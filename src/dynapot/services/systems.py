@@ -184,6 +184,9 @@ class Kernel:
     version: str  # "#101-Ubuntu SMP Tue Nov 14 13:30:08 UTC 2023"
     machine: str  # "x86_64", "amd64"
     gnu: bool = True  # GNU uname -a adds processor, platform and "GNU/Linux"
+    # Whether uname knows the processor and platform (Ubuntu's and Red Hat's patched coreutils);
+    # Debian's says "unknown" for them, and -a leaves them out.
+    platform: bool = True
 
     def describe(self, host: str) -> str:
         """sysname, node, release, version, machine: net-snmp's sysDescr, and BSD's `uname -a`."""
@@ -191,7 +194,9 @@ class Kernel:
 
     def uname(self, host: str) -> str:
         """`uname -a`."""
-        tail = f" {self.machine} {self.machine} GNU/Linux" if self.gnu else ""
+        if not self.gnu:
+            return self.describe(host)
+        tail = f" {self.machine} {self.machine} GNU/Linux" if self.platform else " GNU/Linux"
         return self.describe(host) + tail
 
 
@@ -367,7 +372,13 @@ UNIXES: tuple[tuple[str, Unix], ...] = (
 # (Debian)"): stronger evidence of the distribution than the TCP fingerprint, which only speaks
 # of the kernel's generation. (pattern in the lower-cased words, system); the first match wins.
 _DEBIAN_12 = Unix(
-    Kernel("Linux", "6.1.0-17-amd64", "#1 SMP PREEMPT_DYNAMIC Debian 6.1.69-1 (2023-12-30)", "x86_64"),
+    Kernel(
+        "Linux",
+        "6.1.0-17-amd64",
+        "#1 SMP PREEMPT_DYNAMIC Debian 6.1.69-1 (2023-12-30)",
+        "x86_64",
+        platform=False,
+    ),
     DEBIAN_12,
 )
 DISTRIBUTION_HINTS: tuple[tuple[str, Unix], ...] = (
@@ -375,7 +386,9 @@ DISTRIBUTION_HINTS: tuple[tuple[str, Unix], ...] = (
     (
         r"deb11|bullseye",
         Unix(
-            Kernel("Linux", "5.10.0-26-amd64", "#1 SMP Debian 5.10.197-1 (2023-09-29)", "x86_64"),
+            Kernel(
+                "Linux", "5.10.0-26-amd64", "#1 SMP Debian 5.10.197-1 (2023-09-29)", "x86_64", platform=False
+            ),
             DEBIAN_11,
         ),
     ),

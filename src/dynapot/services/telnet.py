@@ -32,7 +32,7 @@ from typing import Any, Literal
 from dynapot.events import Kind
 from dynapot.services.contract import ConnectionInfo, Handler, Report, Service, clip, guarded
 from dynapot.services.profiles import Profile, choose
-from dynapot.services.shell import Shell, shell_for
+from dynapot.services.shell import Shell, one_pause, shell_for, take_events
 from dynapot.services.ssh import WEAK_PAIRS, AcceptPolicy
 from dynapot.services.telnet_busybox import BusyboxTelnetd
 from dynapot.services.telnet_pty import Pty
@@ -556,7 +556,7 @@ class TelnetSession:
 
     def _new_shell(self) -> Shell:
         kind = "linux" if self.server.kind == "busybox" and not self.device else self.server.kind
-        return shell_for(kind, self.info.identity, self.user, peer=self.info.src)
+        return shell_for(kind, self.info.identity, self.user, peer=self.info.src, via="telnet")
 
     # the login's pty (BusyBox) ------------------------------------------------------------------------
 
@@ -670,7 +670,12 @@ class TelnetSession:
         elif self.state == _SHELL and self.shell is not None:
             if line.strip():
                 out.events.append((Kind.COMMAND, clip(line), None))
-                out.add(self.shell.execute(line))
+                text = self.shell.execute(line)
+                out.events.extend(take_events(self.shell))
+                now, wait, later = one_pause(self.shell, text)
+                out.add(now)  # then, after what takes the real tools time (wget, sleep), the rest
+                out.delay = wait
+                out.add(later)
             if self.shell.exited:
                 if self.server.kind in ("linux", "bsd", "busybox"):
                     out.add("logout\n")

@@ -1,0 +1,222 @@
+"""bash's command-line syntax, as far as bots' one-liners use it: lists, pipelines, words, redirections.
+
+`split_list(line)` cuts a line into pipelines joined by `;`, `&`, `&&` and `||`, and each
+pipeline into its commands (`|`), leaving quotes and `$(...)` whole. `expand(text, lookup,
+substitute)` then makes one command's words: quotes removed, `$NAME`, `${NAME}`, `$?`, `$$`
+and `$(...)` (or backquotes) expanded through the callbacks, redirections (`>`, `>>`, `<`,
+`2>`, `2>&1`, `&>`) taken out. An unterminated quote raises `SyntaxError`. Pure functions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+__all__ = ["Command", "expand", "split_list"]
+
+_TO_STDOUT = "2>&1"
+_REDIRECTIONS = (_TO_STDOUT, "2>>", "2>", "&>", ">>", ">", "<")  # longest first
+
+
+@dataclass(slots=True)
+class Command:
+    """One simple command: its words and where its output goes."""
+
+    words: list[str] = field(default_factory=list)
+    stdout: tuple[str, str] | None = None  # (">" or ">>", path)
+    stderr: str | None = None  # a path, "&1" (to stdout)
+    stdin: str | None = None
+
+
+def _skip_quoted(line: str, i: int) -> int:
+    """Index after the quoted part or $(...) starting at `i`; SyntaxError when it never ends."""
+    c = line[i]
+    if c in "'\"`":
+        j = i + 1
+        while j < len(line):
+            if line[j] == "\\" and c != "'":
+                j += 2
+                continue
+            if line[j] == c:
+                return j + 1
+            j += 1
+        raise SyntaxError("unexpected EOF while looking for matching `" + c + "'")
+    # $( ... )
+    depth, j = 0, i + 1
+    while j < len(line):
+        if line[j] in "'\"`":
+            j = _skip_quoted(line, j)
+            continue
+        if line[j] == "(":
+            depth += 1
+        elif line[j] == ")":
+            depth -= 1
+            if depth == 0:
+                return j + 1
+        j += 1
+    raise SyntaxError("unexpected EOF while looking for matching `)'")
+
+
+def split_list(line: str) -> list[tuple[str, list[str]]]:
+    """[(operator before it: "" ";" "&&" "||", [command text of each pipeline stage])]."""
+    out: list[tuple[str, list[str]]] = []
+    stages: list[str] = []
+    buf: list[str] = []
+    op = ""
+    i = 0
+    while i < len(line):
+        c = line[i]
+        if c == "\\" and i + 1 < len(line):
+            buf.append(line[i : i + 2])
+            i += 2
+            continue
+        if c in "'\"`" or line.startswith("$(", i):
+            j = _skip_quoted(line, i)
+            buf.append(line[i:j])
+            i = j
+            continue
+        two = line[i : i + 2]
+        if (
+            two in ("&&", "||")
+            or c in ";\n"
+            or (c == "&" and not line.startswith("&>", i) and (i == 0 or line[i - 1] != ">"))
+        ):
+            stages.append("".join(buf))
+            out.append((op, stages))
+            stages, buf = [], []
+            op = two if two in ("&&", "||") else ";"
+            i += 2 if two in ("&&", "||") else 1
+            continue
+        if c == "|":
+            stages.append("".join(buf))
+            buf = []
+            i += 1
+            continue
+        buf.append(c)
+        i += 1
+    stages.append("".join(buf))
+    out.append((op, stages))
+    return [(o, [s.strip() for s in st]) for o, st in out if any(s.strip() for s in st)]
+
+
+def expand(text: str, lookup: Callable[[str], str], substitute: Callable[[str], str]) -> Command:
+    """One command's words, expanded; redirections taken out of them."""
+    command = Command()
+    words: list[str] = []
+    buf: list[str] = []
+    started = False  # a word has begun (even an empty "")
+    redirect: str | None = None
+    i, n = 0, len(text)
+
+    def finish() -> None:
+        nonlocal buf, started, redirect
+        if not started:
+            return
+        word = "".join(buf)
+        if redirect is None:
+            words.append(word)
+        elif redirect in (">", ">>"):
+            command.stdout = (redirect, word)
+        elif redirect in ("2>", "2>>"):
+            command.stderr = word
+        elif redirect == "&>":
+            command.stdout, command.stderr = (">", word), "&1"
+        elif redirect == "<":
+            command.stdin = word
+        buf, started, redirect = [], False, None
+
+    def dollar(j: int) -> tuple[str, int]:
+        """Expand the $-form at text[j] ('$'); (value, index after it)."""
+        nxt = text[j + 1] if j + 1 < n else ""
+        if nxt == "(":
+            end = _skip_quoted(text, j)
+            return substitute(text[j + 2 : end - 1]).rstrip("\n"), end
+        if nxt == "{":
+            end = text.find("}", j)
+            if end < 0:
+                raise SyntaxError("bad substitution")
+            return lookup(text[j + 2 : end]), end + 1
+        if nxt in "?$#!0-" and nxt:
+            return lookup(nxt), j + 2
+        k = j + 1
+        while k < n and (text[k].isalnum() or text[k] == "_"):
+            k += 1
+        if k == j + 1:
+            return "$", j + 1
+        return lookup(text[j + 1 : k]), k
+
+    while i < n:
+        c = text[i]
+        if c in " \t":
+            finish()
+            i += 1
+            continue
+        if c == "\\":
+            buf.append(text[i + 1 : i + 2])
+            started = True
+            i += 2
+            continue
+        if c == "'":
+            end = _skip_quoted(text, i)
+            buf.append(text[i + 1 : end - 1])
+            started = True
+            i = end
+            continue
+        if c == '"':
+            end = _skip_quoted(text, i)
+            j = i + 1
+            while j < end - 1:
+                d = text[j]
+                if d == "\\" and j + 1 < end - 1 and text[j + 1] in '$`"\\':
+                    buf.append(text[j + 1])
+                    j += 2
+                elif d == "$":
+                    value, j = dollar(j)
+                    buf.append(value)
+                elif d == "`":
+                    stop = _skip_quoted(text, j)
+                    buf.append(substitute(text[j + 1 : stop - 1]).rstrip("\n"))
+                    j = stop
+                else:
+                    buf.append(d)
+                    j += 1
+            started = True
+            i = end
+            continue
+        if c == "`":
+            end = _skip_quoted(text, i)
+            buf.append(substitute(text[i + 1 : end - 1]).rstrip("\n"))
+            started = True
+            i = end
+            continue
+        if c == "$":
+            value, i = dollar(i)
+            buf.append(value)
+            started = True
+            continue
+        if (
+            c in "<>"
+            or (c == "&" and text.startswith("&>", i))
+            or (c == "2" and not started and text.startswith(("2>",), i))
+        ):
+            finish()
+            op = next(t for t in _REDIRECTIONS if text.startswith(t, i))
+            i += len(op)
+            if op == _TO_STDOUT:
+                command.stderr = "&1"
+                continue
+            if text.startswith("&1", i) and op == ">":
+                i += 2
+                continue
+            redirect = op
+            while i < n and text[i] in " \t":
+                i += 1
+            continue
+        buf.append(c)
+        started = True
+        i += 1
+    finish()
+    if redirect is not None:
+        raise SyntaxError("syntax error near unexpected token `newline'")
+    command.words = words
+    return command
