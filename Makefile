@@ -13,6 +13,7 @@ APT_PACKAGES := nmap p0f iproute2 iputils-ping ethtool procps postgresql openssh
 NETWORK ?=
 # The account the sensor drops root to: a system user of its own (no login shell, no home).
 SENSOR_USER := dynapot
+WEB_USER := dynapot-web
 DATA_DIR := /var/lib/dynapot
 
 .PHONY: setup system-deps system-user run demo test lint bench abuse realism clean
@@ -28,14 +29,20 @@ system-deps:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 
-# The sensor's account, made once; its folders are made for it (uploads, SSH host keys), and those
-# an older set-up left to nobody (the former default) are handed over. Nothing else is touched.
+# The sensor's account and the web interface's (apart, so that a compromised sensor cannot reach
+# the web process), made once; the sensor's folders are made for it (uploads, SSH host keys), and
+# those an older set-up left to nobody (the former default) are handed over. Nothing else is touched.
 system-user:
-	@if [ "$$(id -u)" != 0 ]; then echo "not root: the system account $(SENSOR_USER) is not made"; exit 0; fi; \
+	@if [ "$$(id -u)" != 0 ]; then echo "not root: the system accounts $(SENSOR_USER), $(WEB_USER) are not made"; exit 0; fi; \
 	if ! getent passwd $(SENSOR_USER) >/dev/null; then \
 	    echo "making the system account $(SENSOR_USER) (no login, no home) for the sensor"; \
 	    useradd --system --user-group --no-create-home --home-dir /nonexistent \
 	        --shell /usr/sbin/nologin --comment "dynapot sensor" $(SENSOR_USER); \
+	fi; \
+	if ! getent passwd $(WEB_USER) >/dev/null; then \
+	    echo "making the system account $(WEB_USER) (no login, no home) for the web interface"; \
+	    useradd --system --user-group --no-create-home --home-dir /nonexistent \
+	        --shell /usr/sbin/nologin --comment "dynapot web interface" $(WEB_USER); \
 	fi; \
 	[ -d $(DATA_DIR) ] || install -d -m 0755 $(DATA_DIR); \
 	for folder in uploads ssh-keys; do \

@@ -292,7 +292,10 @@ class WebSettings(_Section):
     cert: Path | None = Field(None, description="PEM certificate (with key); none: a self-signed one")
     key: Path | None = Field(None, description="PEM private key of cert")
     user: str = Field(
-        "dynapot", description="the web child of `dynapot run` drops root to this user once it listens"
+        "dynapot-web",
+        description=(
+            "the web child of `dynapot run` drops root to this user once it listens (not the sensor's)"
+        ),
     )
 
     @field_validator("listen")

@@ -351,7 +351,7 @@ def test_new_exclusions_and_mode_reach_the_running_daemon(running):
 
 def test_dynapot_run_serves_the_web_interface_as_an_unprivileged_child(running, lab):
     """[web] enabled: `dynapot run` starts `dynapot web` (TLS, self-signed), which answers /health
-    and the login page, runs as the dynapot user, and comes back when it is killed."""
+    and the login page, runs as the dynapot-web user (not the sensor's), and comes back when it is killed."""
     import os
     import pwd
     import re
@@ -368,7 +368,7 @@ def test_dynapot_run_serves_the_web_interface_as_an_unprivileged_child(running, 
     first = web()["pid"]
     status = Path(f"/proc/{first}/status").read_text()
     uids = {int(x) for x in re.search(r"^Uid:\s+(.*)$", status, re.M).group(1).split()}
-    assert uids == {pwd.getpwnam("dynapot").pw_uid}
+    assert uids == {pwd.getpwnam("dynapot-web").pw_uid}
     os.kill(first, 9)
     assert wait_for(lambda: web().get("pid") not in (None, first) and answers("/health", '"ok"'), 60)
     assert web()["starts"] == 2 and web()["last_error"].startswith("exited with -9")

@@ -312,7 +312,7 @@ bind 198.18.0.111 box
 
 def test_bad_configurations_are_refused_with_line_and_reason(lab, tmp_path):
     cases = {
-        'create a\nset a personality "Windows XP SP9000"\nbind 198.18.0.95 a\n': "closest",
+        'create a\nset a personality "Frobnitz OS 9000"\nbind 198.18.0.95 a\n': "not in the installed",
         "create a\nbind 198.18.0.2 a\n": "belongs to the sensor interface",
         "create a\nbind 198.18.0.95 nosuch\n": "nosuch",
         "create a\nbind 198.18.0.95 a\nbind 198.18.0.95 a\n": "198.18.0.95",

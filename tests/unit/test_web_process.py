@@ -19,8 +19,8 @@ from dynapot.config import load_settings
 from dynapot.daemon.web_process import WebProcess
 
 pytestmark = pytest.mark.skipif(
-    os.geteuid() != 0 or not any(e.pw_name == "dynapot" for e in pwd.getpwall()),
-    reason="needs root and the dynapot system account (make setup)",
+    os.geteuid() != 0 or not any(e.pw_name == "dynapot-web" for e in pwd.getpwall()),
+    reason="needs root and the dynapot-web system account (make setup)",
 )
 
 
@@ -81,7 +81,7 @@ def test_the_web_child_serves_tls_as_an_unprivileged_user_and_is_restarted(child
             return False
 
     assert wait_for(healthy, 60), process.output_path.read_text()
-    assert set(uids(process.process.pid)) == {pwd.getpwnam("dynapot").pw_uid}
+    assert set(uids(process.process.pid)) == {pwd.getpwnam("dynapot-web").pw_uid}
     with httpx.Client(base_url=base, verify=context, timeout=10) as browser:
         form = browser.get("/login")
         assert form.status_code == 200 and 'name="login_csrf"' in form.text

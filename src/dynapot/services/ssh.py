@@ -112,7 +112,7 @@ class SSHConfig:
     handshakes_per_second: float = 4.0  # new connections per source a second, on average
     handshake_burst: int = 10  # ... and at once
     handshake_max_wait: float = 10.0  # seconds a source's queue may hold
-    max_startups: tuple[int, int, int] = (10, 30, 100)  # sshd's MaxStartups start:rate:full, per host
+    max_startups: tuple[int, int, int] = (10, 30, 100)  # sshd's MaxStartups start:rate:full, per host+source
     # Seconds before a wrong password is turned down (low, high); None: the imitated server's own.
     fail_delay: tuple[float, float] | None = None
     # Seconds from the connection to our identification (low, high); None: the imitated server's own.
@@ -477,9 +477,10 @@ def make_handler(config: SSHConfig | None = None) -> Handler:
         reader: asyncio.StreamReader, writer: asyncio.StreamWriter, info: ConnectionInfo, report: Report
     ) -> None:
         sink = guarded(report, "ssh")
-        if not startups.admit(info.dst):
+        gate = (info.dst, info.src)  # MaxStartups per host and source: one source cannot lock out others
+        if not startups.admit(gate):
             # Too many unauthenticated connections to this host: dropped before the banner, as sshd does.
-            sink(Kind.REFUSED, "MaxStartups", {"limit": startups.pending(info.dst)})
+            sink(Kind.REFUSED, "MaxStartups", {"limit": startups.pending(gate)})
             writer.close()
             return
         pending = True
@@ -488,7 +489,7 @@ def make_handler(config: SSHConfig | None = None) -> Handler:
             nonlocal pending
             if pending:
                 pending = False
-                startups.done(info.dst)
+                startups.done(gate)
 
         try:
             delay = budget.wait(info.src, time.monotonic())

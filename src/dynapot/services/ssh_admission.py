@@ -7,10 +7,13 @@ the honeypot away (a real sshd serves a sequential scanner at any pace), so a so
 budget is *delayed*: its banner comes later, as from a busy machine. Only a source whose queue
 would exceed `max_wait` seconds is dropped, and then the way sshd drops one.
 
-`StartupGate` is sshd's MaxStartups "start:rate:full" (10:30:100 by default), counted per
-virtual host as each is its own sshd: with `start` or more connections not yet authenticated,
-a new one is dropped at random with a probability rising linearly from `rate`% to 100% at
-`full`, closed before the banner (sshd's `drop_connection`).
+`StartupGate` is sshd's MaxStartups "start:rate:full" (10:30:100 by default): with `start` or
+more connections not yet authenticated, a new one is dropped at random with a probability
+rising linearly from `rate`% to 100% at `full`, closed before the banner (sshd's
+`drop_connection`). sshd 9.2 counts all sources together, so one source holding 100 half-open
+connections locks everyone out; a honeypot must not let one attacker hide the others, so the
+count is per virtual host *and source*: what one source sees is sshd's behaviour, and only a
+prober comparing two sources' views could tell (sshd 9.8's PerSourceMaxStartups does the same).
 
 Both are pure: fed the time and a random draw, they answer; the service does the waiting.
 """
@@ -19,7 +22,7 @@ from __future__ import annotations
 
 import random
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 
 __all__ = ["HandshakeBudget", "StartupGate"]
 
@@ -51,9 +54,8 @@ class HandshakeBudget:
 
 
 class StartupGate:
-    """sshd's MaxStartups, per virtual host: `admit` on a new connection, `done` once it has
-    authenticated or ended (whichever comes first; a second call for one connection is ignored
-    by the caller holding a token)."""
+    """sshd's MaxStartups, per key (the service's: virtual host and source): `admit` on a new
+    connection, `done` once it has authenticated or ended (whichever comes first)."""
 
     def __init__(
         self, start: int = 10, rate: int = 30, full: int = 100, draw: Callable[[], float] = random.random
@@ -61,13 +63,14 @@ class StartupGate:
         if not (1 <= start <= full and 0 <= rate <= 100):
             raise ValueError("MaxStartups needs 1 <= start <= full and 0 <= rate <= 100")
         self.start, self.rate, self.full, self._draw = start, rate, full, draw
-        self._unauthenticated: dict[str, int] = {}
+        self._unauthenticated: dict[Hashable, int] = {}
 
-    def pending(self, host: str) -> int:
-        """Connections to `host` admitted and not yet authenticated or ended."""
+    def pending(self, host: Hashable) -> int:
+        """Connections to `host` (a virtual host and source) admitted and not yet authenticated
+        or ended."""
         return self._unauthenticated.get(host, 0)
 
-    def admit(self, host: str) -> bool:
+    def admit(self, host: Hashable) -> bool:
         """Whether a new connection to `host` is served (and then counted until `done`)."""
         startups = self.pending(host)
         if startups >= self.full:
@@ -81,7 +84,7 @@ class StartupGate:
         self._unauthenticated[host] = startups + 1
         return True
 
-    def done(self, host: str) -> None:
+    def done(self, host: Hashable) -> None:
         """A connection `admit` let in has authenticated or ended."""
         left = self.pending(host) - 1
         if left > 0:

@@ -286,7 +286,11 @@ def update_settings(path: Path, submitted: Mapping[str, Any]) -> list[Change]:
             dotted: after.value(dotted) for dotted in submitted if after.value(dotted) != before.value(dotted)
         }
         if new_values:
-            _write_document(path, document, new_values)
+            try:
+                _write_document(path, document, new_values)
+            except OSError as exc:  # e.g. the web child's account may not write the settings folder
+                reason = f"cannot write {path}: {for_display(exc.strerror or str(exc))[:200]}"
+                raise SettingsRefused({"settings": reason}) from None
     return [
         Change(dotted, _shown(BY_NAME[dotted], before.value(dotted)), _shown(BY_NAME[dotted], value))
         for dotted, value in new_values.items()
