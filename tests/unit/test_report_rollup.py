@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from sqlalchemy import delete, func, select
 
 from dynapot.analysis.report import build_report, events_by_kind
+from dynapot.analysis.report.queries import COMMANDS, LOGINS
 from dynapot.analysis.report.rollup import refresh_rollup, rollup_mark
 from dynapot.cli.reports import register
 from dynapot.config import ExpirySettings
@@ -78,10 +79,27 @@ def clear(db) -> None:
 
 def both_ways(db, since: datetime, until: datetime) -> None:
     """The report and events by kind through the roll-up equal those from the events alone."""
-    read = build_report(db, since, until, now=BASE, use_rollup=True).as_dict()
-    raw = build_report(db, since, until, now=BASE, use_rollup=False).as_dict()
-    assert read == raw
+    for limit, rows in ((50, 500), (2, 3)):  # whole lists, and cut ones (top lists, latest events)
+        read = build_report(db, since, until, now=BASE, limit=limit, rows=rows, use_rollup=True)
+        raw = build_report(db, since, until, now=BASE, limit=limit, rows=rows, use_rollup=False)
+        assert read.as_dict() == raw.as_dict()
+        # the latest events lists, against a plain query of the events (both ways share them)
+        for section, kinds in (("credentials", LOGINS), ("commands", COMMANDS)):
+            expected = latest(db, since, until, kinds, rows)
+            assert [(c["time"], c["src"], c["kind"]) for c in read.sections[section]] == expected
     assert events_by_kind(db, since, until) == events_by_kind(db, since, until, use_rollup=False)
+
+
+def latest(db, since: datetime, until: datetime, kinds: tuple[str, ...], rows: int) -> list[tuple]:
+    e = HoneypotEvent
+    with db.session() as session:
+        found = session.execute(
+            select(e.time, e.src_ip, e.kind)
+            .where(e.time >= since, e.time < until, e.src_ip != NO_FLOW_ADDRESS, e.kind.in_(kinds))
+            .order_by(e.time.desc(), e.id.desc())
+            .limit(rows)
+        ).all()
+    return [(time.isoformat(timespec="seconds"), src, kind) for time, src, kind in reversed(found)]
 
 
 def rollup_rows(db) -> list[tuple]:

@@ -321,13 +321,34 @@ class _Query:
 
     def _latest(self, kinds: tuple[str, ...]) -> list[HoneypotEvent]:
         e = HoneypotEvent
+        start = self._hours_holding(kinds)
+        if start is None:
+            return []
         rows = self.session.scalars(
             select(e)
-            .where(self.where, e.kind.in_(kinds))
+            .where(self.where, e.time >= start, e.kind.in_(kinds))
             .order_by(e.time.desc(), e.id.desc())
             .limit(self.rows)
         ).all()
         return list(reversed(rows))  # the most recent N, shown oldest first
+
+    def _hours_holding(self, kinds: tuple[str, ...]) -> datetime | None:
+        """From when the latest `rows` events of `kinds` are to be read (None: there are none):
+        the start of the latest hours that hold as many, counted in the report's rows, so that
+        the events are read back over those hours only, not over the whole period."""
+        u = self.u.c
+        hour = (u.epoch - u.epoch % HOUR).label("hour")
+        counts = self.session.execute(
+            select(hour, _sum(u.rows)).where(u.kind.in_(kinds)).group_by(hour).order_by(hour.desc())
+        )
+        total, start = 0, None
+        for key, count in counts:
+            total, start = total + int(count), int(key)
+            if total >= self.rows:
+                break
+        if start is None:
+            return None
+        return max(self.since, datetime.fromtimestamp(start, UTC))
 
     def _event(self, ev: HoneypotEvent) -> dict[str, Any]:
         """What every row of a single event shows: when, who, which honeypot and service, what kind."""
