@@ -21,6 +21,8 @@ from dynapot.config import ExpirySettings, NetworkSettings, PlannerSettings, par
 from dynapot.db import Database
 from dynapot.db.models import (
     EXPIRABLE,
+    EventRollup,
+    HoneypotEvent,
     Host,
     HostOsGuess,
     OperatingSystem,
@@ -28,6 +30,7 @@ from dynapot.db.models import (
     ServiceScript,
     utcnow,
 )
+from dynapot.db.rollup_mark import claim_mark
 from dynapot.discovery.fusion import DEFAULT_RULE, FusionPolicy, ToolGuess, fuse
 from dynapot.discovery.observation import Observation, OsGuess
 from dynapot.discovery.osinfer import (
@@ -463,7 +466,20 @@ def expire(db: Database, ages: ExpirySettings, *, now: datetime | None = None) -
             if model is Host:
                 statement = statement.where(Host.is_virtual.is_(False))  # our deployment is not stale data
             counts[table] = session.execute(statement).rowcount or 0
+            if model is HoneypotEvent:
+                counts["event_rollup"] = _expire_rollup(session, cutoff)
     return counts
+
+
+def _expire_rollup(session: Session, cutoff: datetime) -> int:
+    """Delete the hourly roll-up of the hours whose events are all older than `cutoff` (they went
+    with the events) and keep the cutoff, so that reports read the hour holding it from the events."""
+    hour = int(cutoff.timestamp()) // 3600 * 3600  # hours before this one ended by the cutoff
+    deleted = session.execute(delete(EventRollup).where(EventRollup.hour < hour)).rowcount or 0
+    mark = claim_mark(session)
+    if mark.expired_before is None or mark.expired_before < cutoff:
+        mark.expired_before = cutoff
+    return deleted
 
 
 def expiring_hosts(

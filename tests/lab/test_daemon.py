@@ -304,6 +304,15 @@ def test_scan_brute_force_and_worm_raise_three_findings_and_alerts(running, lab)
     assert len(running.mails()) == 3 and len(running.hooks()) == 3
     sent = running.query("SELECT status, count(*) FROM alerts GROUP BY status")
     assert dict(sent) == {"sent": 6}
+    # The daemon sums the events into the hourly roll-up the reports read: each flow event once.
+    summed = (
+        "SELECT (SELECT coalesce(sum(rows), 0) FROM event_rollup), (SELECT count(*) FROM honeypot_events"
+        " WHERE src_ip != '0.0.0.0' AND id <= (SELECT last_event_id FROM event_rollup_mark)),"
+        " (SELECT last_event_id FROM event_rollup_mark)"
+    )
+    assert wait_for(lambda: (running.query(summed)[0][2] or 0) > 0, 30), running.output()
+    rolled, stored, _ = running.query(summed)[0]
+    assert rolled == stored > 0
 
 
 def test_a_new_policy_is_applied_to_the_running_sensor(running):

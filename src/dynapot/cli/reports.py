@@ -69,6 +69,12 @@ def _period_options(func: Any) -> Any:
     show_default=True,
     help="Latest credentials, commands, findings and alerts shown.",
 )
+@click.option(
+    "--refresh",
+    is_flag=True,
+    help="First sum the events stored since into the hourly roll-up (the daemon does it as it runs; "
+    "the report is the same without, only slower over a big log).",
+)
 @command_options
 def report_command(
     ctx: Context,
@@ -78,11 +84,16 @@ def report_command(
     output: Path | None,
     limit: int,
     rows: int,
+    refresh: bool,
 ) -> None:
     """Who touched which honeypot, with what, and what it meant, over a period."""
     from dynapot.analysis.report import build_report, render
+    from dynapot.analysis.report.rollup import refresh_rollup
 
     _check_period(since, until)
+    if refresh:
+        summed = refresh_rollup(ctx.database(Access.WRITE))
+        click.echo(f"roll-up: {summed} new events summed", err=True)
     data = build_report(ctx.database(Access.READ), since, until, limit=limit, rows=rows)
     _write(output, render(data, fmt))
     if output is not None:

@@ -1,4 +1,4 @@
-"""The daemon's loops: sniff, scan, sweep, re-plan and apply, correlate and alert, expire.
+"""The daemon's loops: sniff, scan, sweep, re-plan and apply, correlate and alert, roll up, expire.
 
 Everything blocking (nmap, the planner, database writes) runs in worker threads so that
 the sniffer keeps up; every loop is paced by the settings and ends when `stop` is set.
@@ -25,6 +25,7 @@ from dynapot.analysis.alerts import Alerter, Channel
 from dynapot.analysis.compromise import CompromiseWatch
 from dynapot.analysis.correlate import Correlator
 from dynapot.analysis.findings import Finding, finding_ids, store_findings
+from dynapot.analysis.report.rollup import refresh_rollup
 from dynapot.analysis.stored import events_after
 from dynapot.collector import Collector
 from dynapot.config import ConfigError, NetworkSettings, Settings, load_settings
@@ -171,6 +172,7 @@ class Daemon:
             asyncio.create_task(self._replan_loop(stop), name="replan"),
             asyncio.create_task(self._correlate_loop(stop), name="correlate"),
             asyncio.create_task(self._expire_loop(stop), name="expire"),
+            asyncio.create_task(self._rollup_loop(stop), name="rollup"),
             asyncio.create_task(self._status_loop(stop), name="status"),
             asyncio.create_task(self.alerter.run(stop), name="alerts"),
         ]
@@ -514,6 +516,14 @@ class Daemon:
         write_atomically(self._cursor_path, json.dumps({"last_event_id": last_id}))
 
     # ------------------------------------------------------------------ upkeep
+
+    async def _rollup_loop(self, stop: asyncio.Event) -> None:
+        """Sum the new events into the hourly roll-up the reports read (bounded transactions)."""
+        while await self._every(stop, self.settings.daemon.correlate_interval):
+            try:
+                await asyncio.to_thread(refresh_rollup, self.db)
+            except Exception as exc:
+                self._error("roll-up", exc)
 
     async def _expire_loop(self, stop: asyncio.Event) -> None:
         while True:

@@ -180,6 +180,46 @@ class HoneypotEvent(Base):
     data: Mapped[dict | None] = mapped_column(JSON(none_as_null=True))  # no data is SQL NULL, not 'null'
 
 
+class EventRollup(Base):
+    """The honeyd log summed per hour, source, target, protocol, port and kind (the report's base).
+
+    `events` counts what happened (a folded noise row counts as the packets it stands for),
+    `rows` the log rows; `hour` is the hour's start in epoch seconds; `dst_port` is -1 for events
+    with no port (a unique key cannot hold NULL). Filled past `EventRollupMark.last_event_id`
+    by `analysis.report.rollup.refresh_rollup`; sensor notices (no flow) are left out.
+    """
+
+    __tablename__ = "event_rollup"
+    __table_args__ = (UniqueConstraint("hour", "src_ip", "dst_ip", "protocol", "dst_port", "kind"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    hour: Mapped[int] = mapped_column(BigInteger)
+    src_ip: Mapped[str] = mapped_column(String(45))
+    dst_ip: Mapped[str] = mapped_column(String(45))
+    protocol: Mapped[str] = mapped_column(String(8))
+    dst_port: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(32))
+    events: Mapped[int] = mapped_column(BigInteger)
+    rows: Mapped[int] = mapped_column(BigInteger)
+    first_seen: Mapped[datetime] = mapped_column(UtcDateTime)
+    last_seen: Mapped[datetime] = mapped_column(UtcDateTime)
+    attacker_os: Mapped[str | None] = mapped_column(String(255))  # the greatest of the hour's
+    scan_tool: Mapped[str | None] = mapped_column(String(64))
+
+
+class EventRollupMark(Base):
+    """How far `event_rollup` holds the log (one row, id 1): every event with an id up to
+    `last_event_id` is summed in it, none above; `expired_before` is the newest expiry cutoff of
+    events, whose hour is read from the events themselves (the roll-up still counts those expired)."""
+
+    __tablename__ = "event_rollup_mark"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    last_event_id: Mapped[int] = mapped_column(BigInteger)
+    expired_before: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
 class QuarantinedEvent(Base):
     """An event the database refused even after it was made safe: kept, never retried.
 

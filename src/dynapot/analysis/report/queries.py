@@ -17,10 +17,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import BigInteger, Integer, Row, and_, case, cast, distinct, func, select
+from sqlalchemy import Row, and_, case, distinct, func, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
+from dynapot.analysis.report.rollup import HOUR, epoch_seconds, report_rows, weight
 from dynapot.analysis.report.story import stories
 from dynapot.analysis.sessions import group_sessions
 from dynapot.db import Database
@@ -101,24 +102,14 @@ def bucket_size(since: datetime, until: datetime) -> int:
     return BUCKETS[-1]
 
 
-def _epoch_seconds(column: Any, dialect: str) -> ColumnElement[Any] | None:
-    # Bucketing in SQL keeps the timeline a GROUP BY; each backend spells epoch seconds its own way.
-    if dialect == "sqlite":
-        return cast(func.strftime("%s", column), Integer)
-    if dialect == "postgresql":
-        return cast(func.floor(func.extract("epoch", column)), BigInteger)
-    return None
-
-
-def _weight() -> ColumnElement[Any]:
-    """How many events a row stands for: a noise row's `count`, else one."""
-    e = HoneypotEvent
-    return case((e.kind.in_(NOISE), func.coalesce(e.data["count"].as_integer(), 1)), else_=1)
-
-
 def _events() -> ColumnElement[Any]:
-    """The events of a group of rows (an integer: SUM of nothing would be NULL)."""
-    return func.coalesce(func.sum(_weight()), 0)
+    """The events of a group of log rows (an integer: SUM of nothing would be NULL)."""
+    return func.coalesce(func.sum(weight()), 0)
+
+
+def _sum(column: Any) -> ColumnElement[Any]:
+    """The events (or rows) of a group of report rows."""
+    return func.coalesce(func.sum(column), 0)
 
 
 def _service_names(session: Session) -> dict[tuple[str, int], str]:
@@ -156,33 +147,46 @@ def _secret(kind: str, data: dict[str, Any]) -> str | None:
 
 
 class _Query:
-    """The report's queries over one period, sharing the base filter and the service names."""
+    """The report's queries over one period, sharing the base filter, the service names and the
+    rows they group (`rollup.report_rows`: the roll-up's whole hours and the events around them)."""
 
-    def __init__(self, session: Session, since: datetime, until: datetime, limit: int, rows: int) -> None:
+    def __init__(
+        self,
+        session: Session,
+        since: datetime,
+        until: datetime,
+        limit: int,
+        rows: int,
+        *,
+        use_rollup: bool = True,
+    ) -> None:
         self.session = session
         self.since, self.until = since, until
         self.limit, self.rows = limit, rows
+        self.use_rollup = use_rollup
         e = HoneypotEvent
         self.where = and_(e.time >= since, e.time < until, e.src_ip != NO_FLOW_ADDRESS)
+        self.u = report_rows(session, since, until, use_rollup=use_rollup)
         self.services = _service_names(session)
         self.dialect = session.get_bind().dialect.name
 
     def totals(self) -> dict[str, int]:
-        e = HoneypotEvent
-        events, sources = self.session.execute(
-            select(_events(), func.count(distinct(e.src_ip))).where(self.where)
+        u = self.u.c
+        events, sources, probes, honeypots = self.session.execute(
+            select(
+                _sum(u.events),
+                func.count(distinct(u.src_ip)),
+                _sum(case((u.kind == Kind.PROBE.value, u.events), else_=0)),
+                func.count(distinct(case((u.dst_ip != NO_FLOW_ADDRESS, u.dst_ip)))),
+            )
         ).one()
-        probes = self.session.scalar(select(_events()).where(self.where, e.kind == Kind.PROBE.value))
-        honeypots = self.session.scalar(
-            select(func.count(distinct(e.dst_ip))).where(self.where, e.dst_ip != NO_FLOW_ADDRESS)
-        )
-        by_kind = dict(
-            self.session.execute(
-                select(e.kind, func.count())
-                .where(self.where, e.kind.in_((*LOGINS, *COMMANDS)))
-                .group_by(e.kind)
-            ).all()
-        )
+        by_kind = {
+            kind: int(count)
+            for kind, count in self.session.execute(
+                select(u.kind, _sum(u.rows)).where(u.kind.in_((*LOGINS, *COMMANDS))).group_by(u.kind)
+            )
+        }
+        e = HoneypotEvent
         notices = self.session.scalar(
             select(func.count()).where(e.time >= self.since, e.time < self.until, e.src_ip == NO_FLOW_ADDRESS)
         )
@@ -211,26 +215,26 @@ class _Query:
         self, group: tuple[Any, ...], tie: Any, *columns: Any, where: tuple[Any, ...] = ()
     ) -> list[Row[Any]]:
         """The `limit` groups with the most events; a row is the group, its event count, `columns`."""
-        events = _events().label("events")
+        events = _sum(self.u.c.events).label("events")
         return list(
             self.session.execute(
                 select(*group, events, *columns)
-                .where(self.where, *where)
+                .where(*where)
                 .group_by(*group)
-                .order_by(events.desc(), tie)
+                .order_by(events.desc(), tie, *group)
                 .limit(self.limit)
             )
         )
 
     def honeypots(self) -> list[dict[str, Any]]:
-        e = HoneypotEvent
+        u = self.u.c
         rows = self._busiest(
-            (e.dst_ip,),
-            e.dst_ip,
-            func.count(distinct(e.src_ip)),
-            func.min(e.time),
-            func.max(e.time),
-            where=(e.dst_ip != NO_FLOW_ADDRESS,),
+            (u.dst_ip,),
+            u.dst_ip,
+            func.count(distinct(u.src_ip)),
+            func.min(u.first_seen),
+            func.max(u.last_seen),
+            where=(u.dst_ip != NO_FLOW_ADDRESS,),
         )
         addresses = [row[0] for row in rows]
         hosts = (
@@ -241,11 +245,11 @@ class _Query:
         ports: dict[str, list[tuple[int, str]]] = defaultdict(list)
         if addresses:
             for dst, proto, port, count in self.session.execute(
-                select(e.dst_ip, e.protocol, e.dst_port, _events())
-                .where(self.where, e.dst_ip.in_(addresses), e.dst_port.is_not(None))
-                .group_by(e.dst_ip, e.protocol, e.dst_port)
+                select(u.dst_ip, u.protocol, u.dst_port, _sum(u.events))
+                .where(u.dst_ip.in_(addresses), u.dst_port.is_not(None))
+                .group_by(u.dst_ip, u.protocol, u.dst_port)
             ):
-                ports[dst].append((-count, f"{port}/{proto}"))
+                ports[dst].append((-int(count), f"{port}/{proto}"))
         result = []
         for dst, count, sources, first, last in rows:
             host = hosts.get(dst)
@@ -267,17 +271,17 @@ class _Query:
         return result
 
     def sources(self) -> list[dict[str, Any]]:
-        e = HoneypotEvent
+        u = self.u.c
         rows = self._busiest(
-            (e.src_ip,),
-            e.src_ip,
-            func.count(distinct(case((e.dst_ip != NO_FLOW_ADDRESS, e.dst_ip)))),  # honeypots only
-            func.count(distinct(e.dst_port)),
-            func.sum(case((e.kind.in_(LOGINS), 1), else_=0)),
-            func.max(e.attacker_os),  # the sensor's p0f guess, one per source
-            func.max(e.scan_tool),
-            func.min(e.time),
-            func.max(e.time),
+            (u.src_ip,),
+            u.src_ip,
+            func.count(distinct(case((u.dst_ip != NO_FLOW_ADDRESS, u.dst_ip)))),  # honeypots only
+            func.count(distinct(u.dst_port)),
+            _sum(case((u.kind.in_(LOGINS), u.rows), else_=0)),
+            func.max(u.attacker_os),  # the sensor's p0f guess, one per source
+            func.max(u.scan_tool),
+            func.min(u.first_seen),
+            func.max(u.last_seen),
         )
         return [
             {
@@ -295,13 +299,13 @@ class _Query:
         ]
 
     def ports(self) -> list[dict[str, Any]]:
-        e = HoneypotEvent
+        u = self.u.c
         rows = self._busiest(
-            (e.protocol, e.dst_port),
-            e.dst_port,
-            func.count(distinct(e.src_ip)),
-            func.count(distinct(e.dst_ip)),
-            where=(e.dst_port.is_not(None),),
+            (u.protocol, u.dst_port),
+            u.dst_port,
+            func.count(distinct(u.src_ip)),
+            func.count(distinct(u.dst_ip)),
+            where=(u.dst_port.is_not(None),),
         )
         return [
             {
@@ -317,13 +321,34 @@ class _Query:
 
     def _latest(self, kinds: tuple[str, ...]) -> list[HoneypotEvent]:
         e = HoneypotEvent
+        start = self._hours_holding(kinds)
+        if start is None:
+            return []
         rows = self.session.scalars(
             select(e)
-            .where(self.where, e.kind.in_(kinds))
+            .where(self.where, e.time >= start, e.kind.in_(kinds))
             .order_by(e.time.desc(), e.id.desc())
             .limit(self.rows)
         ).all()
         return list(reversed(rows))  # the most recent N, shown oldest first
+
+    def _hours_holding(self, kinds: tuple[str, ...]) -> datetime | None:
+        """From when the latest `rows` events of `kinds` are to be read (None: there are none):
+        the start of the latest hours that hold as many, counted in the report's rows, so that
+        the events are read back over those hours only, not over the whole period."""
+        u = self.u.c
+        hour = (u.epoch - u.epoch % HOUR).label("hour")
+        counts = self.session.execute(
+            select(hour, _sum(u.rows)).where(u.kind.in_(kinds)).group_by(hour).order_by(hour.desc())
+        )
+        total, start = 0, None
+        for key, count in counts:
+            total, start = total + int(count), int(key)
+            if total >= self.rows:
+                break
+        if start is None:
+            return None
+        return max(self.since, datetime.fromtimestamp(start, UTC))
 
     def _event(self, ev: HoneypotEvent) -> dict[str, Any]:
         """What every row of a single event shows: when, who, which honeypot and service, what kind."""
@@ -460,23 +485,25 @@ class _Query:
         ]
 
     def timeline(self, size: int) -> list[dict[str, Any]]:
-        e = HoneypotEvent
+        # Buckets of whole hours group the roll-up's rows; shorter ones the events themselves.
+        u = self.u.c
+        if size % HOUR:
+            u = report_rows(self.session, self.since, self.until, use_rollup=False).c
         start = int(self.since.timestamp()) // size * size
         counts: dict[int, tuple[int, int]] = {}
-        epoch = _epoch_seconds(e.time, self.dialect)
-        if epoch is not None:
-            bucket = (epoch - epoch % size).label("bucket")
+        if epoch_seconds(HoneypotEvent.time, self.dialect) is not None:
+            bucket = (u.epoch - u.epoch % size).label("bucket")
             for key, count, sources in self.session.execute(
-                select(bucket, _events(), func.count(distinct(e.src_ip))).where(self.where).group_by(bucket)
+                select(bucket, _sum(u.events), func.count(distinct(u.src_ip))).group_by(bucket)
             ):
                 counts[int(key)] = (int(count), sources)
         else:  # another backend: bucket in Python, reading only the columns it needs
             seen: dict[int, set[str]] = defaultdict(set)
             totals: dict[int, int] = defaultdict(int)
-            rows = self.session.execute(select(e.time, e.src_ip, _weight()).where(self.where))
-            for moment, src, weight in rows:
+            rows = self.session.execute(select(u.first_seen, u.src_ip, u.events))
+            for moment, src, events in rows:
                 key = int(moment.timestamp()) // size * size
-                totals[key] += int(weight)
+                totals[key] += int(events)
                 seen[key].add(src)
             counts = {key: (totals[key], len(seen[key])) for key in totals}
         end = int(self.until.timestamp())
@@ -503,18 +530,15 @@ class _Query:
         ]
 
 
-def events_by_kind(db: Database, since: datetime, until: datetime) -> dict[str, int]:
+def events_by_kind(
+    db: Database, since: datetime, until: datetime, *, use_rollup: bool = True
+) -> dict[str, int]:
     """Events of [since, until) per kind (a folded noise row counts as the packets it stands for),
     the most frequent first; sensor notices (no flow) left out, as in the report's totals."""
-    e = HoneypotEvent
-    events = _events().label("events")
     with db.session() as session:
-        rows = session.execute(
-            select(e.kind, events)
-            .where(e.time >= since, e.time < until, e.src_ip != NO_FLOW_ADDRESS)
-            .group_by(e.kind)
-            .order_by(events.desc(), e.kind)
-        ).all()
+        u = report_rows(session, since, until, use_rollup=use_rollup).c
+        events = _sum(u.events).label("events")
+        rows = session.execute(select(u.kind, events).group_by(u.kind).order_by(events.desc(), u.kind)).all()
     return {kind: int(count) for kind, count in rows}
 
 
@@ -526,8 +550,11 @@ def build_report(
     limit: int = 50,
     rows: int = 500,
     now: datetime | None = None,
+    use_rollup: bool = True,
 ) -> ReportData:
-    """Everything the report shows for [since, until): `limit` rows per top list, `rows` per event list."""
+    """Everything the report shows for [since, until): `limit` rows per top list, `rows` per event list.
+    Whole hours are read from the roll-up (`rollup.report_rows`) unless `use_rollup` is False;
+    the report is the same either way."""
     now = now or datetime.now(UTC)
     until = until or now
     if since.tzinfo is None or until.tzinfo is None:
@@ -538,7 +565,7 @@ def build_report(
         raise ValueError("the report period is longer than ten years")
     size = bucket_size(since, until)
     with db.session() as session:
-        query = _Query(session, since, until, limit, rows)
+        query = _Query(session, since, until, limit, rows, use_rollup=use_rollup)
         data = ReportData(since, until, now, size, query.totals())
         data.sections = {
             "honeypots": query.honeypots(),
