@@ -15,8 +15,11 @@ from loopback import ServiceServer, needs_nmap, nmap_service_scan
 from dynapot.services import http, smtp
 from dynapot.services.contract import ConnectionInfo
 from dynapot.services.identity import identity_for
+from dynapot.services.machine import machine_for
+from dynapot.services.shell import FakeShell
 from dynapot.services.smtp import (
     HARD_ERROR_LIMIT,
+    LOCAL_USERS,
     MAX_LINE,
     SOFT_ERROR_LIMIT,
     SmtpConfig,
@@ -364,6 +367,16 @@ def test_local_users_follow_the_hosts_system():
     assert "root" in local_users(ubuntu) and "ubuntu" in local_users(ubuntu)
     debian = identity_for("198.18.0.41", "Linux 5.4", hint="OpenSSH 9.2p1 Debian 2+deb12u3")
     assert debian.distribution.id == "debian" and "ubuntu" not in local_users(debian)
+
+
+def test_the_mail_server_knows_the_users_the_shell_shows():
+    # One machine: whom VRFY and RCPT know is who /etc/passwd lists, its admin user included.
+    identity = identity_for("198.18.0.42", "Linux 5.4", hint="OpenSSH 9.2p1 Debian 2+deb12u3 Postfix")
+    passwd = FakeShell(identity, "root").execute("cat /etc/passwd")
+    names = {line.split(":")[0] for line in passwd.splitlines() if ":" in line}
+    assert local_users(identity) == names
+    admin = machine_for(identity).admin.name
+    assert admin in local_users(identity) and admin not in LOCAL_USERS  # a drawn name, not a base account
 
 
 def test_local_domains_are_the_hosts_names():

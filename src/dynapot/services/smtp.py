@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from dynapot.events import Kind
 from dynapot.services.contract import ConnectionInfo, Handler, Report, Service, excerpt, printable
 from dynapot.services.identity import HostIdentity
+from dynapot.services.machine import machine_for
 from dynapot.services.smtp_profiles import MESSAGE_LIMIT, MailServer, server_for
 
 MAX_LINE = 2048  # Postfix's line_length_limit: a longer command line is cut there
@@ -66,7 +67,7 @@ _BASE_ACCOUNTS = (
     "root daemon bin sys sync games man lp mail news uucp proxy www-data backup list irc nobody "
     "_apt systemd-network systemd-resolve systemd-timesync messagebus sshd postfix ftp mysql"
 )
-LOCAL_USERS = frozenset(_BASE_ACCOUNTS.split())
+LOCAL_USERS = frozenset(_BASE_ACCOUNTS.split())  # where no passwd file is known (Exchange)
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,10 +116,10 @@ COMMAND, DATA, AUTH_PLAIN, AUTH_USER, AUTH_PASSWORD, CHUNK = range(6)
 
 
 def local_users(identity: HostIdentity) -> frozenset[str]:
-    """The accounts a host's mail server delivers to: its system's base accounts, and the login
-    its distribution's images make (Ubuntu's "ubuntu", which its shell's /etc/passwd shows too)."""
-    default_login = {"ubuntu": "ubuntu"}.get(identity.distribution.id)
-    return LOCAL_USERS | {default_login} if default_login else LOCAL_USERS
+    """The accounts a Unix host's mail server delivers to: those of its /etc/passwd, as its shell
+    shows them (`services.machine`: the distribution's accounts, the daemons' and its admin),
+    so that VRFY and RCPT agree with what a login finds."""
+    return frozenset(user.name for user in machine_for(identity).users)
 
 
 def local_domains(identity: HostIdentity) -> frozenset[str]:
@@ -615,14 +616,16 @@ def make_handler(config: SmtpConfig | None = None) -> Handler:
         reader: asyncio.StreamReader, writer: asyncio.StreamWriter, info: ConnectionInfo, report: Report
     ) -> None:
         identity = info.identity
+        server = server_for(info)
         session = SmtpSession(
-            server_for(info),
+            server,
             identity.hostname,
             info.src,
             report,
             relay=config.relay,
             domains=local_domains(identity),
-            users=local_users(identity),
+            # Exchange's recipients are directory users, not a passwd file: the base accounts.
+            users=LOCAL_USERS if server.name == "microsoft" else local_users(identity),
         )
         await _serve(session, reader, writer)
 
