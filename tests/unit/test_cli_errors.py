@@ -256,6 +256,16 @@ CASES: dict[str, list[Case]] = {
         missing_database("alice"),
         Case(("nobody",), ("there is no user 'nobody'",), states=("existing",)),
     ],
+    "admin disable-user": [
+        *common("alice"),
+        missing_database("alice"),
+        Case(("nobody",), ("there is no user 'nobody'",), states=("existing",)),
+    ],
+    "admin enable-user": [
+        *common("alice"),
+        missing_database("alice"),
+        Case(("nobody",), ("there is no user 'nobody'",), states=("existing",)),
+    ],
     "admin create-token": [
         *common("ci", "--user", "alice"),
         missing_database("ci", "--user", "alice"),

@@ -5,7 +5,7 @@ Each test runs on SQLite and on PostgreSQL (the shared `db` fixture).
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from click.testing import CliRunner
@@ -180,3 +180,30 @@ def test_a_new_password_ends_the_sessions_and_the_old_one(db):
     with pytest.raises(LoginRefused):
         login(db)
     assert login(db, password="a brand new passphrase").name == "alice"
+
+
+def test_migration_0010_turns_the_old_endless_lock_into_a_disabled_account_and_back(db):
+    import sqlalchemy as sa
+    from alembic import command
+    from sqlalchemy import text
+
+    from dynapot.db.engine import alembic_config, upgrade
+
+    accounts.create_user(db, "alice", PASSWORD, "admin")
+    accounts.create_user(db, "bob", PASSWORD, "viewer")
+    command.downgrade(alembic_config(db.engine), "0009")
+    users = sa.table("users", sa.column("name"), sa.column("locked_until", sa.DateTime(timezone=True)))
+    forever = datetime(9999, 12, 31, tzinfo=UTC)  # how 0007-0009 disabled an account
+    with db.engine.begin() as connection:
+        connection.execute(users.update().where(users.c.name == "bob").values(locked_until=forever))
+    upgrade(db.engine)
+    users = {u["name"]: u for u in accounts.list_users(db)}
+    assert users["bob"]["disabled"] and users["bob"]["locked_until"] is None
+    assert not users["alice"]["disabled"]
+    with pytest.raises(LoginRefused, match="disabled"):
+        login(db, "bob")
+    command.downgrade(alembic_config(db.engine), "0009")
+    with db.engine.connect() as connection:
+        locked = connection.execute(text("SELECT name, locked_until FROM users ORDER BY name")).all()
+    assert [name for name, until in locked if until is not None] == ["bob"]
+    upgrade(db.engine)

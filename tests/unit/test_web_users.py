@@ -89,7 +89,7 @@ def test_role_changes_apply_at_once_and_never_remove_the_last_admin(site):
     assert act(viewer, viewer_csrf, action="role", name=VIEWER, role="viewer").status_code == 422
 
 
-def test_disable_ends_sessions_and_tokens_and_unlock_restores_the_login(site):
+def test_disable_ends_sessions_and_tokens_and_only_enable_restores_the_login(site):
     app, web, _ = site
     admin, csrf = logged_in(app)
     viewer, _ = logged_in(app, VIEWER)
@@ -101,10 +101,14 @@ def test_disable_ends_sessions_and_tokens_and_unlock_restores_the_login(site):
     assert viewer.get("/").status_code == 303  # its session is gone
     assert client(app).get("/api/v1/hosts", headers={"Authorization": f"Bearer {token}"}).status_code == 401
     assert not can_log_in(app, VIEWER, PASSWORD)
+    late = accounts.create_token(web.db, VIEWER, "made-after")  # e.g. by the CLI: worthless too
+    assert client(app).get("/api/v1/hosts", headers={"Authorization": f"Bearer {late}"}).status_code == 401
     assert act(admin, csrf, action="unlock", name=VIEWER).status_code == 200
+    assert not can_log_in(app, VIEWER, PASSWORD)  # unlocking clears a lockout, not a disable
+    assert act(admin, csrf, action="enable", name=VIEWER).status_code == 200
     assert can_log_in(app, VIEWER, PASSWORD)
     actions = [(a, t) for _, a, t, _, _ in audit_rows(web) if t == VIEWER]
-    assert ("user.disable", VIEWER) in actions and ("user.unlock", VIEWER) in actions
+    assert ("user.disable", VIEWER) in actions and ("user.enable", VIEWER) in actions
 
 
 def test_a_reset_password_replaces_the_old_one_and_a_token_is_revoked(site):

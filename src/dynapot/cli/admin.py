@@ -98,11 +98,16 @@ def list_users_command(ctx: Context) -> None:
     """Every account, its role, failed logins in a row and lockout."""
     from dynapot.web.accounts import list_users
 
-    table = Table("name", "role", "failed", "locked until", "last login")
+    table = Table("name", "role", "failed", "locked until", "disabled", "last login")
     for user in list_users(ctx.database(Access.READ)):
         table.add_row(
             *cells(
-                user["name"], user["role"], user["failed_logins"], user["locked_until"], user["last_login"]
+                user["name"],
+                user["role"],
+                user["failed_logins"],
+                user["locked_until"],
+                "yes" if user["disabled"] else "",
+                user["last_login"],
             )
         )
     print_wide(table)
@@ -124,6 +129,13 @@ def _account_command(name: str, action: str, done: str, help_text: str) -> None:
 
 _account_command("delete-user", "delete_user", "deleted", "Delete an account with its tokens and sessions.")
 _account_command("unlock-user", "unlock_user", "unlocked", "Clear an account's lockout.")
+_account_command(
+    "disable-user",
+    "disable_user",
+    "disabled",
+    "Turn an account off: its sessions end, its tokens are revoked.",
+)
+_account_command("enable-user", "enable_user", "enabled", "Let a disabled account log in again.")
 
 
 @admin.command("create-token")

@@ -341,7 +341,8 @@ class User(Base):
     """An account of the admin web interface: admin (may change settings) or viewer (reads only).
 
     Only an argon2 hash of the password is kept. `failed_logins` counts failures in a row;
-    past the settings' limit the account is locked until `locked_until`.
+    past the settings' limit the account is locked until `locked_until`. `disabled_at`: an
+    admin turned it off (its own state: unlocking does not turn it on again).
     """
 
     __tablename__ = "users"
@@ -354,6 +355,8 @@ class User(Base):
     locked_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     last_login: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # Set by an admin: no login, no session, no token until enabled again (apart from a lockout).
+    disabled_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
 
 class ApiToken(Base):

@@ -17,7 +17,7 @@ import hashlib
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Literal
 
 from argon2 import PasswordHasher
@@ -29,7 +29,6 @@ from dynapot.db import Database
 from dynapot.db.models import ApiToken, AuditEntry, User, WebSession, utcnow
 
 __all__ = [
-    "DISABLED",
     "ROLES",
     "AccountError",
     "Identity",
@@ -41,6 +40,7 @@ __all__ = [
     "create_user",
     "delete_user",
     "disable_user",
+    "enable_user",
     "end_session",
     "generate_password",
     "list_tokens",
@@ -60,9 +60,6 @@ NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 MIN_PASSWORD = 12
 MAX_PASSWORD = 1024  # argon2 hashes any length; a bound keeps a login from costing more than it should
 
-#: `locked_until` of a disabled account: locked for good, until an admin unlocks it (no login,
-#: its sessions ended and its tokens revoked when it was disabled).
-DISABLED = datetime(9999, 12, 31, tzinfo=UTC)
 
 _hasher = PasswordHasher()
 # Verified against when the name is unknown, so that a login takes as long for any name.
@@ -163,7 +160,7 @@ def list_users(db: Database, *, now: datetime | None = None) -> list[dict[str, o
                 "created_at": u.created_at,
                 "last_login": u.last_login,
                 "locked": u.locked_until is not None and u.locked_until > now,
-                "disabled": u.locked_until is not None and u.locked_until >= DISABLED,
+                "disabled": u.disabled_at is not None,
             }
             for u in session.scalars(select(User).order_by(User.name))
         ]
@@ -179,7 +176,7 @@ def _keep_an_admin(session: Session, user: User, what: str) -> None:
         .where(
             User.role == "admin",
             User.id != user.id,
-            (User.locked_until.is_(None)) | (User.locked_until < DISABLED),
+            User.disabled_at.is_(None),
         )
     )
     if not others:
@@ -201,12 +198,12 @@ def set_role(db: Database, name: str, role: str, *, actor: str = "cli") -> None:
 
 
 def disable_user(db: Database, name: str, *, actor: str = "cli") -> None:
-    """No more logins for `name` (until unlocked); its sessions end and its API tokens are revoked."""
+    """No more logins for `name` (until enabled); its sessions end and its API tokens are revoked."""
     now = utcnow()
     with db.session() as session:
         user = _user(session, name)
         _keep_an_admin(session, user, "disabling it")
-        user.locked_until, user.failed_logins = DISABLED, 0
+        user.disabled_at = user.disabled_at or now
         session.execute(delete(WebSession).where(WebSession.user_id == user.id))
         session.execute(
             update(ApiToken)
@@ -261,6 +258,16 @@ def set_password(db: Database, name: str, password: str, *, actor: str = "cli") 
     audit(db, actor, "user.password", name)
 
 
+def enable_user(db: Database, name: str, *, actor: str = "cli") -> None:
+    """Let a disabled account log in again (its old sessions and tokens stay ended)."""
+    with db.session() as session:
+        user = _user(session, name)
+        if user.disabled_at is None:
+            return
+        user.disabled_at, user.failed_logins = None, 0
+    audit(db, actor, "user.enable", name)
+
+
 def unlock_user(db: Database, name: str, *, actor: str = "cli") -> None:
     """Clear an account's lockout and failure count."""
     with db.session() as session:
@@ -286,7 +293,7 @@ def authenticate(
             with contextlib.suppress(VerificationError):
                 _hasher.verify(_DUMMY_HASH, password)
             raise LoginRefused("wrong user name or password")
-        if user.locked_until is not None and user.locked_until >= DISABLED:
+        if user.disabled_at is not None:
             raise LoginRefused("this account is disabled")
         if user.locked_until is not None and user.locked_until > now:
             raise LoginRefused(f"this account is locked until {user.locked_until:%Y-%m-%d %H:%M:%S} UTC")
@@ -370,6 +377,8 @@ def token_identity(db: Database, token: str, *, now: datetime | None = None) -> 
         row = session.scalar(select(ApiToken).where(ApiToken.token_hash == _digest(token[:200])))
         if row is None or row.revoked_at is not None or (row.expires_at and row.expires_at <= now):
             return None
+        if row.user.disabled_at is not None:  # a token made for it since it was disabled
+            return None
         if row.last_used is None or now - row.last_used > timedelta(minutes=1):
             row.last_used = now  # at most once a minute: a busy script does not write on every call
         return Identity(row.user.id, row.user.name, row.user.role)
@@ -401,7 +410,7 @@ def session_identity(db: Database, cookie: str, *, now: datetime | None = None) 
     now = now or utcnow()
     with db.session() as session:
         row = session.scalar(select(WebSession).where(WebSession.token_hash == _digest(cookie[:200])))
-        if row is None or row.expires_at <= now:
+        if row is None or row.expires_at <= now or row.user.disabled_at is not None:
             return None
         return Identity(row.user.id, row.user.name, row.user.role, row.csrf_token)
 

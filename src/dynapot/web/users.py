@@ -2,7 +2,7 @@
 
 /users lists the accounts (role, last login, locked or disabled) and the API tokens, and takes
 one action per form: create a user (its password generated and shown once), change a role,
-unlock, disable, reset a password (generated, shown once), revoke a token. Every action is a
+unlock, disable, enable, reset a password (generated, shown once), revoke a token. Every action is a
 POST carrying the session's CSRF token, is done by `accounts` (which refuses to leave no admin
 able to log in) and is written to the audit log. /audit pages through that log, newest first.
 """
@@ -24,7 +24,7 @@ from dynapot.web.security import check_csrf
 __all__ = ["AUDIT_PAGE", "register"]
 
 AUDIT_PAGE = 50
-ACTIONS = ("create", "role", "unlock", "disable", "password", "revoke")
+ACTIONS = ("create", "role", "unlock", "disable", "enable", "password", "revoke")
 MAX_ID = 2**62  # bigger ids in the query are nobody's, and no database error either
 
 Render = Callable[..., HTMLResponse]
@@ -52,6 +52,9 @@ def _perform(web: WebContext, actor: str, form: dict[str, str]) -> tuple[str, st
     if action == "disable":
         accounts.disable_user(db, name, actor=actor)
         return f"{name} is disabled: its sessions ended, its API tokens revoked", None
+    if action == "enable":
+        accounts.enable_user(db, name, actor=actor)
+        return f"{name} is enabled: it may log in again", None
     if action == "password":
         password = accounts.generate_password()
         accounts.set_password(db, name, password, actor=actor)
