@@ -113,13 +113,16 @@ def serve_into(folder: str, seconds: float) -> None:
     with receivers() as (smtp, hook):
         print(json.dumps({"smtp": smtp.url(), "webhook": hook.url()}), flush=True)
         deadline = time.monotonic() + seconds
-        written = (0, 0)
+        mails = hooks = 0  # how many of each are written
         while time.monotonic() < deadline:
-            for number, message in enumerate(smtp.messages[written[0] :], start=written[0]):
-                (out / f"mail-{number}.eml").write_bytes(message.as_bytes())
-            for number, body in enumerate(hook.bodies[written[1] :], start=written[1]):
-                (out / f"hook-{number}.json").write_text(json.dumps(body))
-            written = (len(smtp.messages), len(hook.bodies))
+            # Count what was written, not what has arrived by now: a message that arrives while
+            # these are written would otherwise be counted and never written.
+            for message in smtp.messages[mails:]:
+                (out / f"mail-{mails}.eml").write_bytes(message.as_bytes())
+                mails += 1
+            for body in hook.bodies[hooks:]:
+                (out / f"hook-{hooks}.json").write_text(json.dumps(body))
+                hooks += 1
             time.sleep(0.1)
 
 
