@@ -91,6 +91,7 @@ bench: setup
 	$(BIN)/python bench/bench_web.py
 	$(BIN)/python bench/bench_web_feed.py
 	$(BIN)/python bench/bench_web_plan.py
+	$(BIN)/python bench/bench_shell.py
 
 # The abuse suite: each script builds a lab, attacks the sensor and prints one line per check.
 abuse: setup
