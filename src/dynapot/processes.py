@@ -16,7 +16,8 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 KILL_WAIT = 10.0
 
@@ -37,6 +38,23 @@ def python_environment(environ: Mapping[str, str] | None = None) -> dict[str, st
         else:
             del env["PYTHONPATH"]
     return env
+
+
+def spawn_logged(
+    command: Sequence[str], environment: Mapping[str, str], output: Path
+) -> tuple[subprocess.Popen[bytes], int]:
+    """Start `command` with no input and its stdout and stderr appended to `output`: the process,
+    and where its output begins in that file."""
+    with output.open("ab") as out:
+        offset = out.tell()
+        process = subprocess.Popen(
+            list(command),
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=dict(environment),
+        )
+    return process, offset
 
 
 def terminate(process: subprocess.Popen | None, timeout: float) -> int | None:

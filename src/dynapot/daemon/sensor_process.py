@@ -9,7 +9,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from dynapot.processes import python_command, python_environment, terminate
+from dynapot.processes import python_command, python_environment, spawn_logged, terminate
 
 log = logging.getLogger(__name__)
 STOP_TIMEOUT = 30.0
@@ -63,14 +63,7 @@ class SensorProcess:
 
     def start(self) -> None:
         self._reload_pending = False
-        with self.output_path.open("ab") as out:
-            self.process = subprocess.Popen(
-                self.command,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env=self.environment,
-            )
+        self.process, _ = spawn_logged(self.command, self.environment, self.output_path)
         self.starts += 1
         log.info("sensor started (pid %d)", self.process.pid)
 

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from dynapot.config import Settings
-from dynapot.processes import python_command, python_environment, terminate
+from dynapot.processes import python_command, python_environment, spawn_logged, terminate
 from dynapot.textsafe import for_display
 
 __all__ = ["WebProcess", "settings_access"]
@@ -60,15 +60,7 @@ class WebProcess:
         return self.process is not None and self.process.poll() is None
 
     def start(self) -> None:
-        with self.output_path.open("ab") as out:
-            self._offset = out.tell()
-            self.process = subprocess.Popen(
-                self.command,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env=self.environment,
-            )
+        self.process, self._offset = spawn_logged(self.command, self.environment, self.output_path)
         self.starts += 1
         self._started_at = time.monotonic()
         log.info("web interface started on %s (pid %d)", self.listen, self.process.pid)
