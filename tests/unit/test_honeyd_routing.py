@@ -190,3 +190,43 @@ def test_a_routed_host_answers_ping_with_its_ttl_lowered_and_never_arp(catalog) 
     assert len(raw.sent) == sent and not s.claims.claimed(HOST)
     s.handle_frame(build_arp_frame(b"\xff" * 6, 1, ATTACKER_MAC, ATTACKER_IP, bytes(6), ENTRY))
     assert len(raw.sent) == sent + 1 and parse_ethernet(raw.sent[-1]).src == s.hosts[ENTRY].definition.mac
+
+
+def test_a_links_latency_is_a_minimum_even_when_the_loops_timers_fire_early() -> None:
+    """uvloop counts a timer from the clock it read at the start of the iteration, so it can
+    fire up to a millisecond early; the routed hosts wait out the rest (CI saw 99.6 ms for 100)."""
+    import asyncio
+    import time
+    from collections import Counter
+
+    from dynapot.sensor.routes import RoutedHosts
+
+    delivered: list[float] = []
+    hosts = RoutedHosts(
+        network(),
+        Counter(),
+        deliver=lambda ip, now: delivered.append(time.monotonic()),
+        send=lambda frame: None,
+        mac_of=lambda ip: None,
+        neighbour=lambda ip: None,
+        ttl_of=lambda ip: None,
+    )
+    source = int(IPv4Address("198.18.0.9"))
+    packet = parse_ipv4(build_udp_packet(source, HOST, 4000, 53, b"x", ttl=64, ident=1, df=False))
+
+    async def early_by_half() -> float:
+        loop = asyncio.get_running_loop()
+        real_call_later = loop.call_later
+        loop.call_later = lambda delay, callback, *args: real_call_later(delay / 2, callback, *args)
+        hosts.loop = loop
+        sent = time.monotonic()
+        hosts.receive(packet, sent)
+        for _ in range(200):
+            if delivered:
+                break
+            await asyncio.sleep(0.005)
+        return sent
+
+    sent = asyncio.run(early_by_half())
+    assert len(delivered) == 1 and hosts.delayed == 0
+    assert delivered[0] - sent >= 0.030  # the entry's 10 ms link, then the inner 20 ms one

@@ -122,8 +122,16 @@ class RoutedHosts:
             self.counters["routing: delay queue full"] += 1
             return
         self.delayed += 1
+        deadline = time.monotonic() + delay_ms / 1000.0
 
         def due() -> None:
+            # A loop's timers may fire up to a millisecond early (uvloop counts from the clock it
+            # read at the start of the iteration, asyncio rounds by its clock resolution); a link's
+            # latency is a minimum, as on a real wire, so wait out the rest.
+            remaining = deadline - time.monotonic()
+            if remaining > 0:
+                loop.call_later(remaining, due)
+                return
             self.delayed -= 1
             action(item, loop.time())
 
