@@ -11,7 +11,7 @@ from dynapot.planner import Plan, ServiceSpec, VirtualHost
 NETWORK = "198.18.0.0/24"
 
 
-def held_plan(db: Database, ip: str = "198.18.0.20") -> str:
+def held_plan(db: Database, ip: str = "198.18.0.20", hostile: str = HOSTILE) -> str:
     """Store a pending plan adding one Linux decoy (its banner and explanation hostile); its digest."""
     vh = VirtualHost(
         ip,
@@ -28,7 +28,7 @@ def held_plan(db: Database, ip: str = "198.18.0.20") -> str:
         (ip,),
         (),
         (),
-        explanations={ip: f"mirrors the OS of 198.18.0.3 {HOSTILE}"},
+        explanations={ip: f"mirrors the OS of 198.18.0.3 {hostile}"},
         groups={"198.18.0.2": "Microsoft Windows XP", "198.18.0.3": "Linux 2.6.X"},
     )
     digest, _ = review.hold(db, NETWORK, plan, [])

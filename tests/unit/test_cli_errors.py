@@ -280,6 +280,13 @@ CASES: dict[str, list[Case]] = {
         Case(("x",), ("'TOKEN_ID'", "'x'")),
         Case(("99",), ("there is no API token 99",), states=("existing",)),
     ],
+    "admin held-plan": [*common(), missing_database()],
+    "admin apply-plan": [
+        *common("0" * 64),
+        missing_database("0" * 64),
+        Case(("nonsense",), ("that is not a plan's digest", "admin held-plan"), states=("existing",)),
+        Case(("0" * 64,), ("no longer the one pending", "admin held-plan"), states=("existing",)),
+    ],
     "admin audit": [*common(), missing_database(), Case(("--limit", "0"), ("'--limit'", "0"))],
     # Every case fails before a socket is opened: were one ever accepted, the server would start.
     "web": [
@@ -457,6 +464,7 @@ def test_read_only_commands_never_write(tmp_path: Path, existing_database: Path)
         ["findings"],
         ["plan", *PLAN],
         ["honeyd-config", *PLAN],
+        ["admin", "held-plan"],
     ):
         result = invoke(*reader, "--db", url)
         assert result.exit_code == 0, (reader, result.output)

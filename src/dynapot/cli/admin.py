@@ -8,13 +8,14 @@ terminal; otherwise it is asked for twice; `--generate` makes a random one and p
 from __future__ import annotations
 
 import getpass
+import json
 import sys
 from datetime import timedelta
 
 import click
 from rich.table import Table
 
-from dynapot.cli.common import Context, UserError, cells, command_options, print_wide
+from dynapot.cli.common import Context, UserError, cells, command_options, print_wide, shown
 from dynapot.db import Access
 
 __all__ = ["register"]
@@ -180,6 +181,73 @@ def revoke_token_command(ctx: Context, token_id: int) -> None:
     except AccountError as exc:
         raise UserError(str(exc)) from None
     click.echo(f"revoked token {token_id}", err=True)
+
+
+#: Hosts of each part of a held plan's diff printed by `held-plan` (--json prints what is stored).
+SHOWN = 20
+
+
+@admin.command("held-plan")
+@click.option("--json", "as_json", is_flag=True, help="Print it as JSON, each part of the diff in full.")
+@command_options
+def held_plan_command(ctx: Context, as_json: bool) -> None:
+    """The plan waiting for an admin (planner.apply = "hold"): what it would change, and its digest."""
+    from dynapot.web.plan_queries import plan_view
+
+    view = plan_view(ctx.database(Access.READ), ctx.settings)
+    if as_json:
+        click.echo(json.dumps(view, indent=2))
+        return
+    pending = view["pending"]
+    click.echo(f"apply mode: {view['apply']}; virtual hosts deployed: {view['deployed_virtual_hosts']}")
+    if pending is None:
+        click.echo("no plan is waiting: nothing to change")
+        return
+    counts = ", ".join(f"{n} {part}" for part, n in pending["counts"].items() if n) or "no change"
+    click.echo(f"{pending['status']} plan for {pending['network']} since {pending['created_at']}: {counts}")
+    if pending["approved_by"]:
+        click.echo(f"approved by {pending['approved_by']} at {pending['approved_at']}")
+    for part in ("added", "removed", "changed", "joined", "left"):
+        rows = pending[part]
+        for row in rows[:SHOWN]:
+            click.echo(f"  {part:8} {shown(_plan_row(row))}")
+        if len(rows) > SHOWN:
+            click.echo(f"  {part:8} ... {len(rows) - SHOWN} more (--json lists them)")
+    for warning in pending["warnings"]:
+        click.echo(f"  warning  {shown(warning)}")
+    click.echo(f"digest: {pending['digest']}")
+    if pending["status"] == "pending":
+        click.echo(f"apply it with: dynapot admin apply-plan {pending['digest']}")
+
+
+def _plan_row(row: object) -> str:
+    """One host of a plan's diff on one line: address, personality, ports, and why."""
+    if not isinstance(row, dict):
+        return str(row)
+    services = [s for s in row.get("services") or [] if isinstance(s, dict)]
+    ports = ",".join(f"{s.get('port')}/{s.get('proto')}" for s in services)
+    parts = [str(row.get("ip", "?")), str(row.get("personality") or row.get("group") or "")]
+    if ports:
+        parts.append(f"[{ports}]")
+    if row.get("why"):
+        parts.append(f"({row['why']})")
+    return " ".join(part for part in parts if part)
+
+
+@admin.command("apply-plan")
+@click.argument("digest")
+@command_options
+def apply_plan_command(ctx: Context, digest: str) -> None:
+    """Approve the held plan with this DIGEST (`held-plan`): the daemon deploys it on its next round
+    if its plan is still the same; audited."""
+    from dynapot.deploy.review import PlanChanged
+    from dynapot.web.plan_actions import approve_plan
+
+    try:
+        row = approve_plan(ctx.database(Access.WRITE), _actor(), digest.strip().lower())
+    except PlanChanged as exc:
+        raise UserError(f"{exc} (`dynapot admin held-plan` shows the plan pending now)") from None
+    click.echo(f"approved the plan for {row['network']}: the daemon deploys it on its next round", err=True)
 
 
 @admin.command("audit")

@@ -111,7 +111,7 @@ def _echo_daemon(daemon: dict[str, Any] | None) -> None:
     if daemon.get("held"):
         click.echo(
             f"  a new plan is held for review ({shown(str(daemon['held'])[:12])}): "
-            "apply it on the web interface's plan page"
+            "apply it on the web interface's plan page or with `dynapot admin held-plan`"
         )
     collector = daemon.get("collector")
     if isinstance(collector, dict):

@@ -18,7 +18,7 @@ from dynapot.deploy.review import PlanChanged
 from dynapot.web import plan_queries
 from dynapot.web.accounts import Identity
 from dynapot.web.context import WebContext
-from dynapot.web.pages_plan import apply_plan
+from dynapot.web.plan_actions import approve_plan
 
 __all__ = ["router"]
 
@@ -76,7 +76,7 @@ def post_apply(web: Ctx, who: Annotated[Identity, Depends(_admin)], body: ApplyI
     """Approve the pending plan with this digest (admin, audited): the daemon deploys it on its next
     round if its plan is still the same. 409 when it is no longer the plan pending."""
     try:
-        return apply_plan(web, who, body.digest)
+        return approve_plan(web.db, who.name, body.digest)
     except PlanChanged as exc:
         return JSONResponse({"detail": str(exc)}, status_code=409)
 

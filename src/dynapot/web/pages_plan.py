@@ -3,7 +3,7 @@
 `register(app, render, web)` adds the routes to the application `create_app` builds. Apply and
 Hold are forms with the session's CSRF token, for admins only (a viewer sees the plan and no
 button; a forged POST gets 403); both are audited with the plan's digest. Apply approves the
-plan only while it is still the one pending (`dynapot.deploy.review.approve`): the daemon
+plan only while it is still the one pending (`dynapot.web.plan_actions.approve_plan`): the daemon
 deploys it on its next round, unless its plan changed meanwhile.
 """
 
@@ -16,31 +16,14 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse
 from starlette.concurrency import run_in_threadpool
 
-from dynapot.deploy.review import PlanChanged, approve
+from dynapot.deploy.review import PlanChanged
 from dynapot.web import plan_queries
 from dynapot.web.accounts import Identity, audit
 from dynapot.web.context import WebContext
+from dynapot.web.plan_actions import approve_plan
 from dynapot.web.security import check_csrf
 
-__all__ = ["apply_plan", "register"]
-
-DIGEST_LENGTH = 64
-
-
-def apply_plan(web: WebContext, who: Identity, digest: str) -> dict[str, Any]:
-    """Approve the pending plan `digest` for the daemon to deploy, audited; PlanChanged when it is
-    not the plan pending now."""
-    if len(digest) != DIGEST_LENGTH or any(c not in "0123456789abcdef" for c in digest):
-        raise PlanChanged("the plan changed, review again: that is not a plan's digest")
-    row = approve(web.db, digest, who.name)
-    audit(web.db, who.name, "plan.apply", row.network, None, digest)
-    return {
-        "status": row.status,
-        "digest": row.digest,
-        "network": row.network,
-        "approved_by": row.approved_by,
-        "approved_at": row.approved_at.isoformat() if row.approved_at else None,
-    }
+__all__ = ["register"]
 
 
 def register(app: Any, render: Any, web: WebContext) -> None:
@@ -75,7 +58,7 @@ def register(app: Any, render: Any, web: WebContext) -> None:
             return checked
         who, digest = checked
         try:
-            await run_in_threadpool(apply_plan, web, who, digest)
+            await run_in_threadpool(approve_plan, web.db, who.name, digest)
         except PlanChanged as exc:
             return plan_page(request, 409, error=str(exc))
         return RedirectResponse("/plan?" + urlencode({"done": "apply"}), status_code=303)
