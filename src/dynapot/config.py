@@ -245,6 +245,13 @@ class DaemonSettings(_Section):
         description="passive mode: seconds of listening before the first plan (active and hybrid wait "
         "for the first scan); a plan made on half a picture would move most honeypots soon after",
     )
+    log_max_mb: float = Field(
+        64.0,
+        ge=1,
+        le=1_000_000,
+        description="the logs in state_dir that attackers make grow (honeyd.log, sensor.out, web.out) "
+        "are cut at this size, the part before kept as NAME.1",
+    )
 
 
 def split_listen(text: str) -> tuple[str, int]:

@@ -66,6 +66,7 @@ def test_environment_overrides_file_and_cli_overrides_environment(tmp_path):
         ('[alerts]\nurls = ["nosuch://x"]\n', "alerts.urls", "scheme apprise does not know: nosuch://"),
         ("[services]\nftp_logins = 'all'\n", "services.ftp_logins", "'any', 'weak' or 'none'"),
         ("[services]\nsmtp_relay = 'maybe'\n", "services.smtp_relay", "bool"),
+        ("[daemon]\nlog_max_mb = 0.5\n", "daemon.log_max_mb", "greater than or equal to 1"),
     ],
 )
 def test_invalid_settings_name_the_field_and_reason(tmp_path, text, field, reason):

@@ -48,6 +48,7 @@ log = logging.getLogger("dynapot.daemon")
 ETH_P_ARP = b"\x08\x06"
 EVENT_BATCH = 20_000  # events read per correlation round
 STATUS_INTERVAL = 2.0
+LOG_CAP_INTERVAL = 30.0  # seconds between looks at the logs' sizes (a flood fills MBs, not GBs, in that time)
 FLUSH_INTERVAL = 0.25  # seconds between database writes of what the sniffer learned
 
 
@@ -174,6 +175,7 @@ class Daemon:
             asyncio.create_task(self._expire_loop(stop), name="expire"),
             asyncio.create_task(self._rollup_loop(stop), name="rollup"),
             asyncio.create_task(self._status_loop(stop), name="status"),
+            asyncio.create_task(self._log_cap_loop(stop), name="log-cap"),
             asyncio.create_task(self.alerter.run(stop), name="alerts"),
         ]
         if self.collector is not None:
@@ -535,6 +537,20 @@ class Daemon:
                 self._error("expiry", exc)
             if not await self._every(stop, self.settings.daemon.expire_interval):
                 return
+
+    async def _log_cap_loop(self, stop: asyncio.Event) -> None:
+        """Keep the state folder's logs under `daemon.log_max_mb` each (`logfiles.cap`)."""
+        while await self._every(stop, LOG_CAP_INTERVAL):
+            limit = int(self.settings.daemon.log_max_mb * 1024 * 1024)
+            try:
+                cut = await asyncio.to_thread(self.sensor.cap_logs, limit)
+                if self.web is not None:
+                    cut += await asyncio.to_thread(self.web.cap_logs, limit)
+            except OSError as exc:
+                self._error("log cut", exc)
+                continue
+            for path in cut:
+                log.info("%s reached %g MB: cut, the part before kept as %s.1", path, limit / 2**20, path)
 
     async def _status_loop(self, stop: asyncio.Event) -> None:
         while await self._every(stop, STATUS_INTERVAL):

@@ -9,6 +9,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from dynapot.logfiles import cap
 from dynapot.processes import python_command, python_environment, spawn_logged, terminate
 
 log = logging.getLogger(__name__)
@@ -31,6 +32,7 @@ class SensorProcess:
         # Its own folder: the sensor, once unprivileged, may write there and nowhere else.
         self.status_path = state_dir / "sensor" / "status.json"
         self.output_path = state_dir / "sensor.out"
+        self.log_path = state_dir / "honeyd.log"
         self.command = [
             *python_command("-m", "dynapot"),
             "sensor",
@@ -39,7 +41,7 @@ class SensorProcess:
             "--config",
             str(config_path),
             "--log",
-            str(state_dir / "honeyd.log"),
+            str(self.log_path),
             "--status",
             str(self.status_path),
             "--journal",
@@ -107,6 +109,10 @@ class SensorProcess:
         self._reload_pending = False
         self.process.send_signal(signal.SIGHUP)
         return True
+
+    def cap_logs(self, max_bytes: int) -> list[Path]:
+        """Cut its honeyd log and its output at `max_bytes` (`logfiles.cap`); the files cut."""
+        return [path for path in (self.log_path, self.output_path) if cap(path, max_bytes)]
 
     def stop(self) -> None:
         terminate(self.process, STOP_TIMEOUT)

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 from dynapot.config import Settings
+from dynapot.logfiles import cap
 from dynapot.processes import python_command, python_environment, spawn_logged, terminate
 from dynapot.textsafe import for_display
 
@@ -99,6 +100,13 @@ class WebProcess:
             "starts": self.starts,
             "last_error": self.last_error,
         }
+
+    def cap_logs(self, max_bytes: int) -> list[Path]:
+        """Cut its output at `max_bytes` (`logfiles.cap`); the files cut."""
+        if not cap(self.output_path, max_bytes):
+            return []
+        self._offset = 0  # this start's output now begins at the file's start
+        return [self.output_path]
 
     def stop(self) -> None:
         terminate(self.process, STOP_TIMEOUT)

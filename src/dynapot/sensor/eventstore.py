@@ -29,6 +29,7 @@ from sqlalchemy.exc import InterfaceError, InternalError, OperationalError, SQLA
 
 from dynapot.db import Database
 from dynapot.db.models import EventJournal, HoneypotEvent, QuarantinedEvent
+from dynapot.logfiles import append_locked
 from dynapot.sensor.eventformat import Event, decode, fields_of, honeyd_line, ip_text, raw_text
 from dynapot.sensor.journal import Position
 from dynapot.textsafe import TEXT_LIMIT, for_storage, json_for_storage
@@ -186,8 +187,8 @@ class EventSink:
             now = time.time()
             outcome.lag.update(lag_bucket(now - e.time) for e in batch)
         if self._log_file is not None:
-            self._log_file.write("".join(honeyd_line(e) + "\n" for e in batch))
-            self._log_file.flush()
+            # under the file's lock: the daemon's cut (logfiles.cap) then loses no line
+            append_locked(self._log_file, "".join(honeyd_line(e) + "\n" for e in batch))
         return outcome
 
     # ------------------------------------------------------------------ the database
