@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import IO
 
-__all__ = ["LOCK_WAIT", "append_locked", "cap"]
+__all__ = ["LOCK_WAIT", "append_locked", "cap", "flock_within"]
 
 #: Seconds the cut waits for a writer's lock before it leaves the file for the next round.
 LOCK_WAIT = 5.0
@@ -39,8 +39,8 @@ def append_locked(handle: IO[str], text: str) -> None:
         fcntl.flock(fd, fcntl.LOCK_UN)
 
 
-def _lock(fd: int, wait: float) -> bool:
-    """Take the exclusive lock within `wait` seconds (a writer holds it for one batch at most)."""
+def flock_within(fd: int, wait: float) -> bool:
+    """Take the exclusive flock on `fd` within `wait` seconds (polled: flock has no timeout)."""
     deadline = time.monotonic() + wait
     while True:
         try:
@@ -65,7 +65,7 @@ def cap(path: Path, max_bytes: int, *, wait: float = LOCK_WAIT) -> bool:
         return False
     try:
         info = os.fstat(fd)
-        if info.st_size <= max_bytes or not _lock(fd, wait):
+        if info.st_size <= max_bytes or not flock_within(fd, wait):  # a writer holds it for one batch at most
             return False
         older = path.with_name(path.name + ".1")
         aside = path.with_name(f".{path.name}.1.{os.getpid()}.tmp")

@@ -27,18 +27,18 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import logging
 import os
 import re
 import secrets
 import struct
 import threading
-import time
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+from dynapot.logfiles import flock_within
 
 log = logging.getLogger(__name__)
 
@@ -107,18 +107,10 @@ class Journal:
     def _lock(self, timeout: float) -> int:
         fd = os.open("lock", os.O_RDWR | os.O_CREAT | _OPEN, 0o600, dir_fd=self.dir_fd)
         self._chown(fd)
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return fd
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    os.close(fd)
-                    raise JournalError(
-                        f"event journal {self.folder} is in use (another sensor, or its event writer)"
-                    ) from None
-                time.sleep(0.05)
+        if flock_within(fd, timeout):
+            return fd
+        os.close(fd)
+        raise JournalError(f"event journal {self.folder} is in use (another sensor, or its event writer)")
 
     def _read_id(self) -> str:
         try:
