@@ -508,3 +508,38 @@ def test_exclusions_alone_do_not_stop_a_scan(make_daemon, tmp_path):
     asyncio.run(scenario())
     assert daemon.status.scan_stopped["reason"] == "the test is over"
     assert wait_all_dead(pids_in(pidfile), within=1.0) == []
+
+
+def test_a_new_nmap_program_takes_a_restart_and_root_runs_none_another_account_could_change(
+    make_daemon, tmp_path
+):
+    daemon = make_daemon()
+    path = tmp_path / "dynapot.toml"
+    path.write_text(path.read_text() + '\n[discovery.active]\nnmap_path = "/tmp/evil"\nparallel = 3\n')
+    assert daemon.reload_policy(force=True) is True
+    active = daemon.settings.discovery.active
+    assert active.parallel == 3 and active.nmap_path == "nmap"  # the policy taken, the program not
+
+
+def test_a_scan_refuses_an_nmap_another_account_could_change(make_daemon, db, tmp_path):
+    import os
+    import pwd
+
+    if os.geteuid() != 0:
+        pytest.skip("the check is root's")
+    nmap, pidfile, _ = half_done_nmap(tmp_path)
+    os.chown(nmap, pwd.getpwnam("nobody").pw_uid, -1)
+    slow_scan_settings(tmp_path, nmap)
+    daemon = make_daemon()
+
+    async def scenario() -> None:
+        daemon._stop = stop = asyncio.Event()
+        daemon._apply_mode()
+        assert await until(lambda: daemon.status.errors)
+        daemon._stop_discovery("the test is over")
+        await daemon.scans_ended()
+        stop.set()
+
+    asyncio.run(scenario())
+    assert "nmap_path" in daemon.status.errors[-1] and "other than root" in daemon.status.errors[-1]
+    assert not pidfile.exists() and hosts_in(db) == {}  # it never ran

@@ -42,6 +42,7 @@ from dynapot.events import Kind
 from dynapot.files import write_atomically
 from dynapot.inventory import expire, record_observations, release_outside
 from dynapot.planner import Plan
+from dynapot.processes import untrusted_program
 from dynapot.sensor.rawsock import RawSocket, interface_addresses
 
 log = logging.getLogger("dynapot.daemon")
@@ -291,6 +292,8 @@ class Daemon:
                 self.settings.discovery.active, interface=self.interface, virtual=dict(self.virtual)
             )
             try:
+                if os.geteuid() == 0 and (problem := untrusted_program(options.nmap_path)) is not None:
+                    raise ConfigError(f"{self.settings.describe('discovery.active.nmap_path')}: {problem}")
                 result = await self._scan(str(self.network.cidr), options)
                 stored = await self._record_scan(result.observations)
                 self.status.last_scan, self.status.last_scan_hosts = time.time(), stored
@@ -479,6 +482,15 @@ class Daemon:
             self.correlator = Correlator(new.correlation)
             self.compromise.rule = new.correlation.compromise
             changed.append("correlation")
+        running = self.settings.discovery.active.nmap_path
+        if new.discovery.active.nmap_path != running:
+            # The program root runs is not policy: a file the web account may write must not
+            # choose it. It takes a restart (and is checked to be root's: untrusted_program).
+            log.warning(
+                "discovery.active.nmap_path: a new program takes a restart; still running %s", running
+            )
+            active = new.discovery.active.model_copy(update={"nmap_path": running})
+            new = new.model_copy(update={"discovery": new.discovery.model_copy(update={"active": active})})
         if new.discovery.active != self.settings.discovery.active:
             changed.append("discovery.active")  # the next scan uses it
         if new.discovery.fusion != self.settings.discovery.fusion:
