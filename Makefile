@@ -95,6 +95,7 @@ bench: setup
 	$(BIN)/python bench/bench_correlate.py
 	$(BIN)/python bench/bench_services.py
 	$(BIN)/python bench/bench_daemon.py
+	$(BIN)/python bench/bench_scan_stop.py
 	$(BIN)/python bench/bench_redirect.py --lab
 	$(BIN)/python bench/bench_sebek.py
 	$(BIN)/python bench/bench_agent.py
