@@ -543,3 +543,28 @@ def test_a_scan_refuses_an_nmap_another_account_could_change(make_daemon, db, tm
     asyncio.run(scenario())
     assert "nmap_path" in daemon.status.errors[-1] and "other than root" in daemon.status.errors[-1]
     assert not pidfile.exists() and hosts_in(db) == {}  # it never ran
+
+
+def test_a_settings_file_others_may_write_may_not_make_a_child_root(make_daemon, tmp_path):
+    import os
+    import pwd
+
+    path = tmp_path / "dynapot.toml"
+    path.write_text(
+        SETTINGS.format(mode="passive", state=tmp_path / "state").replace(
+            'interface = "lo"', 'interface = "lo"\nsensor_user = "root"'
+        )
+    )
+    assert make_daemon().settings.daemon.sensor_user == "root"  # root's file: the admin's choice
+    if os.geteuid() != 0:
+        pytest.skip("giving the file to another group takes root")
+    os.chown(path, 0, pwd.getpwnam("nobody").pw_gid)
+    path.chmod(0o664)  # as after `dynapot admin settings-access --grant`
+    with pytest.raises(ConfigError, match=r"daemon\.sensor_user.*root, and .* is writable by the group"):
+        make_daemon()
+    path.write_text(
+        path.read_text().replace('sensor_user = "root"', 'sensor_user = "nobody"')
+        + '\n[web]\nenabled = true\nuser = "root"\n'
+    )
+    with pytest.raises(ConfigError, match=r"web\.user.*root"):
+        make_daemon()

@@ -19,7 +19,7 @@ import pytest
 from click.testing import CliRunner
 
 from dynapot.cli import main
-from dynapot.daemon.settings_access import AccessRefused, check, grant, settings_access
+from dynapot.daemon.settings_access import AccessRefused, check, grant, others_may_write, settings_access
 
 WEB = "dynapot-web"
 SETTINGS = '[web]\nuser = "dynapot-web"\n'
@@ -98,7 +98,9 @@ def test_the_grant_lets_the_web_account_replace_the_file_and_nothing_more(settin
         f"chmod g+rw,o-w {settings}",
     )
 
+    assert others_may_write(settings) is None  # root's alone, before
     done = grant(WEB, settings)
+    assert others_may_write(settings) == f"{settings} is writable by the group {group}"
     assert done == [
         f"chgrp {group} {folder}",
         f"chmod 775 {folder}",

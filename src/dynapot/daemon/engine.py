@@ -12,6 +12,7 @@ import ipaddress
 import json
 import logging
 import os
+import pwd
 import stat
 import time
 from collections import deque
@@ -31,6 +32,7 @@ from dynapot.collector import Collector
 from dynapot.config import ConfigError, NetworkSettings, Settings, load_settings
 from dynapot.daemon.liveness import arp_requests, sweep
 from dynapot.daemon.sensor_process import SensorProcess
+from dynapot.daemon.settings_access import others_may_write
 from dynapot.daemon.web_process import WebProcess
 from dynapot.db import Database
 from dynapot.db.models import HoneypotEvent, Host
@@ -91,9 +93,28 @@ def check_settings(settings: Settings) -> None:
         )
 
 
+def check_identities(settings: Settings, settings_path: Path | None) -> None:
+    """Raise ConfigError when a settings file another account may write (the web account, once
+    given it: `dynapot admin settings-access --grant`) would have a child run as root: that
+    account would have root at the next start."""
+    if settings_path is None or (writer := others_may_write(settings_path)) is None:
+        return
+    accounts = [("daemon.sensor_user", settings.daemon.sensor_user)]
+    if settings.web.enabled:
+        accounts.append(("web.user", settings.web.user))
+    for name, user in accounts:
+        with contextlib.suppress(KeyError):
+            if pwd.getpwnam(user).pw_uid == 0:
+                raise ConfigError(
+                    f"{settings.describe(name)}: {user} is root, and {writer}: whoever may write the "
+                    "settings file would choose what runs as root (name an unprivileged account)"
+                )
+
+
 class Daemon:
     def __init__(self, settings: Settings, db: Database, *, settings_path: Path | None = None) -> None:
         check_settings(settings)
+        check_identities(settings, settings_path)
         daemon = settings.daemon
         self.settings, self.db = settings, db
         self.interface = daemon.interface

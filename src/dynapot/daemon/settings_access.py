@@ -26,7 +26,7 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["AccessRefused", "SettingsAccess", "check", "grant", "settings_access"]
+__all__ = ["AccessRefused", "SettingsAccess", "check", "grant", "others_may_write", "settings_access"]
 
 _PRIVILEGE_NOTE = (
     "the web account can then change every setting in the file (the daemon, as root, applies the "
@@ -95,6 +95,23 @@ def settings_access(user: str, path: Path) -> str | None:
             f"{folder} is sticky and {path} is not {user}'s: it cannot rename a new file over it "
             f"(`dynapot admin settings-access --grant` clears the sticky bit)"
         )
+    return None
+
+
+def others_may_write(path: Path) -> str | None:
+    """Which account other than root may replace the file at `path` (it or its folder is not
+    root's, or is writable by a group or by others), said in a few words; None when none may."""
+    for target in (path, path.parent):
+        try:
+            info = os.stat(target)
+        except OSError:
+            continue
+        if info.st_uid != 0:
+            return f"{target} is {_owner(info.st_uid)}'s"
+        if info.st_mode & stat.S_IWGRP and info.st_gid != 0:
+            return f"{target} is writable by the group {_group_name(info.st_gid)}"
+        if info.st_mode & stat.S_IWOTH:
+            return f"{target} is world-writable"
     return None
 
 
