@@ -15,10 +15,12 @@ NETWORK ?=
 SENSOR_USER := dynapot
 WEB_USER := dynapot-web
 DATA_DIR := /var/lib/dynapot
+# The settings file `dynapot run` reads by default, which the web interface's settings page saves.
+SETTINGS_FILE := /etc/dynapot/dynapot.toml
 
-.PHONY: setup system-deps system-user run demo test lint bench abuse realism clean
+.PHONY: setup system-deps system-user settings-access run demo test lint bench abuse realism clean
 
-setup: system-deps system-user $(VENV)/.installed
+setup: system-deps system-user $(VENV)/.installed settings-access
 
 # Debian packages: only those missing are installed, so a prepared machine is left alone.
 system-deps:
@@ -50,6 +52,14 @@ system-user:
 	    if [ ! -e $$path ]; then install -d -o $(SENSOR_USER) -g $(SENSOR_USER) -m 0700 $$path; \
 	    elif [ "$$(stat -c %U $$path)" = nobody ]; then chown -R $(SENSOR_USER):$(SENSOR_USER) $$path; fi; \
 	done
+
+# The settings page saves the settings file as the web account: when the file is there, its folder
+# and the file go to that account's group (g+rwx, g+rw), or the reason they cannot is printed.
+settings-access: $(VENV)/.installed
+	@if [ "$$(id -u)" = 0 ] && [ -f $(SETTINGS_FILE) ]; then \
+	    $(BIN)/dynapot admin settings-access --config $(SETTINGS_FILE) --grant \
+	        || echo "the settings page cannot save $(SETTINGS_FILE) (see above); the rest of the set-up is done"; \
+	fi
 
 $(VENV)/.installed: pyproject.toml setup.py src/dynapot/_fastpath.c
 	$(PYTHON) -m venv $(VENV)
@@ -85,6 +95,7 @@ bench: setup
 	$(BIN)/python bench/bench_correlate.py
 	$(BIN)/python bench/bench_services.py
 	$(BIN)/python bench/bench_daemon.py
+	$(BIN)/python bench/bench_scan_stop.py
 	$(BIN)/python bench/bench_redirect.py --lab
 	$(BIN)/python bench/bench_sebek.py
 	$(BIN)/python bench/bench_agent.py

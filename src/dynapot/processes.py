@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
+import stat
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
@@ -38,6 +40,26 @@ def python_environment(environ: Mapping[str, str] | None = None) -> dict[str, st
         else:
             del env["PYTHONPATH"]
     return env
+
+
+def untrusted_program(name: str) -> str | None:
+    """Why root should not run the program `name` (a path, or a name found on PATH): the file or
+    a folder above it may be changed by an account other than root (owned by one, or writable
+    by group or others; a sticky folder, or one whose group is root's, is fine). None when only
+    root can change it, or when there is no such program (running it says that)."""
+    found = shutil.which(name)
+    if found is None:
+        return None
+    real = Path(os.path.realpath(found))
+    for path in (real, *real.parents):
+        try:
+            info = os.stat(path)
+        except OSError as exc:
+            return f"cannot check {path}: {exc.strerror}"
+        writable = info.st_mode & stat.S_IWOTH or (info.st_mode & stat.S_IWGRP and info.st_gid != 0)
+        if info.st_uid != 0 or (writable and not (path != real and info.st_mode & stat.S_ISVTX)):
+            return f"{path} may be changed by an account other than root: root does not run {real}"
+    return None
 
 
 def spawn_logged(

@@ -20,6 +20,8 @@ from dynapot.discovery.active import (
     NmapFailedError,
     NmapNotFoundError,
     NmapOutputError,
+    ScanCancel,
+    ScanCancelledError,
     ScanOptions,
     ScanProgress,
     build_nmap_command,
@@ -454,3 +456,91 @@ def test_batches_of_n_with_interval_between(tmp_path: Path) -> None:
     assert [r.done for r in detail_reports] == [0, 1, 2, 3]
     assert {r.total for r in detail_reports} == {3}
     assert {r.current for r in detail_reports[1:]} == {"127.0.0.1", "127.0.0.2", "127.0.0.3"}
+
+
+# --- stopping a scan from another thread (the daemon's mode, network or stop) -----------------
+
+
+def cancel_when(cancel: ScanCancel, ready, reason: str = "mode turned passive") -> threading.Thread:
+    """Cancel from another thread once `ready()` holds (bounded wait), as the daemon would."""
+
+    def run() -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not ready():
+            time.sleep(0.05)
+        cancel.cancel(reason)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+def pids_in(pidfile: Path) -> list[int]:
+    return [int(x) for x in pidfile.read_text().split()] if pidfile.exists() else []
+
+
+def test_a_cancelled_scan_kills_every_nmap_and_keeps_only_the_hosts_that_finished(tmp_path: Path) -> None:
+    pidfile = tmp_path / "pids"
+    detail = f'if [ "$ip" = 127.0.0.2 ]; then\n{hanging_detail(pidfile)}fi\n' + detail_xml_shell()
+    nmap = fake_nmap(tmp_path, sweep_shell("127.0.0.1", "127.0.0.2"), detail)
+    cancel = ScanCancel()
+    reports: list[ScanProgress] = []
+    canceller = cancel_when(
+        cancel, lambda: len(pids_in(pidfile)) >= 2 and any(r.current == "127.0.0.1" for r in reports)
+    )
+    with pytest.raises(ScanCancelledError) as info:
+        run_scan(
+            ["127.0.0.0/30"],
+            ScanOptions(nmap_path=nmap, parallel=2, host_timeout=1000),
+            reports.append,
+            cancel=cancel,
+        )
+    canceller.join(timeout=30)
+    stopped = info.value
+    assert stopped.reason == "mode turned passive" and "mode turned passive" in str(stopped)
+    assert [o.ip for o in stopped.partial.observations] == ["127.0.0.1"]  # its nmap ran to its end
+    assert stopped.partial.observations[0].ports  # the detailed result, not the sweep's
+    assert stopped.partial.live_hosts == ("127.0.0.1", "127.0.0.2")
+    assert stopped.unscanned == ("127.0.0.2",)  # killed: nothing of it is kept
+    pids = pids_in(pidfile)
+    assert len(pids) == 2  # the nmap and its child that ignores SIGTERM
+    assert wait_all_dead(pids, within=1.0) == []  # cancel returns once they are killed
+
+
+def test_a_scan_cancelled_in_its_sweep_keeps_nothing(tmp_path: Path) -> None:
+    pidfile = tmp_path / "pids"
+    nmap = fake_nmap(tmp_path, hanging_detail(pidfile), detail_xml_shell())
+    cancel = ScanCancel()
+    canceller = cancel_when(cancel, lambda: len(pids_in(pidfile)) >= 2, "the daemon stops")
+    with pytest.raises(ScanCancelledError) as info:
+        run_scan(["127.0.0.0/30"], ScanOptions(nmap_path=nmap), cancel=cancel)
+    canceller.join(timeout=30)
+    assert info.value.partial.observations == () and info.value.partial.live_hosts == ()
+    assert info.value.reason == "the daemon stops"
+    assert wait_all_dead(pids_in(pidfile), within=1.0) == []
+
+
+def test_a_scan_cancelled_before_it_starts_runs_no_nmap(tmp_path: Path) -> None:
+    ran = tmp_path / "ran"
+    nmap = fake_nmap(tmp_path, f'touch "{ran}"\n' + sweep_shell("127.0.0.1"), detail_xml_shell())
+    cancel = ScanCancel()
+    assert cancel.cancel("networks changed") == 0 and cancel.cancelled
+    with pytest.raises(ScanCancelledError, match="networks changed"):
+        run_scan(["127.0.0.1"], ScanOptions(nmap_path=nmap), cancel=cancel)
+    assert not ran.exists()
+
+
+def test_a_cancel_cuts_the_pause_between_batches_short(tmp_path: Path) -> None:
+    nmap = fake_nmap(tmp_path, sweep_shell("127.0.0.1", "127.0.0.2"), detail_xml_shell())
+    cancel = ScanCancel()
+    reports: list[ScanProgress] = []
+    canceller = cancel_when(cancel, lambda: any(r.current == "127.0.0.1" for r in reports))
+    started = time.monotonic()
+    with pytest.raises(ScanCancelledError) as info:
+        # D = an hour: only the cancel can end this scan before the test's timeout.
+        options = ScanOptions(nmap_path=nmap, parallel=1, interval=3600)
+        run_scan(["127.0.0.0/30"], options, reports.append, cancel=cancel)
+    canceller.join(timeout=30)
+    assert time.monotonic() - started < 600, "the pause D was not cut short"
+    assert [o.ip for o in info.value.partial.observations] == ["127.0.0.1"]
+    assert info.value.unscanned == ("127.0.0.2",)

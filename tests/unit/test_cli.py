@@ -188,3 +188,24 @@ def test_status_shows_the_sensors_drop_counters_like_a_kernel(tmp_path):
     )
     assert as_json["sensor"]["drops"]["fastpath: dropped"] == 5
     assert "send: no neighbour" not in as_json["sensor"]["drops"]
+
+
+def test_status_says_when_a_scan_was_stopped_and_how_long_its_nmaps_took_to_end(tmp_path):
+    state = tmp_path / "state"
+    state.mkdir()
+    stopped = {
+        "reason": "the discovery mode turned passive", "time": time.time(), "network": "198.18.0.0/24",
+        "nmaps_ended": 3, "seconds": 0.42, "hosts_kept": 2, "hosts_dropped": 5,
+    }  # fmt: skip
+    daemon = {"time": time.time(), "mode": "passive", "network": "198.18.0.0/24", "replans": 0}
+    (state / "daemon-status.json").write_text(json.dumps({**daemon, "scan_stopped": stopped}))
+    settings = tmp_path / "dynapot.toml"
+    settings.write_text(f'[daemon]\nstate_dir = "{state}"\n')
+    db = f"sqlite:///{tmp_path / 'd.db'}"
+    assert CliRunner().invoke(main, ["db", "upgrade", "--db", db]).exit_code == 0
+    result = CliRunner().invoke(main, ["status", "--db", db, "--config", str(settings)])
+    assert result.exit_code == 0, result.output
+    assert (
+        "(the discovery mode turned passive): 3 nmap(s) ended in 0.42 s; "
+        "2 host(s) scanned to the end kept, 5 dropped"
+    ) in result.output

@@ -288,6 +288,12 @@ CASES: dict[str, list[Case]] = {
         Case(("0" * 64,), ("no longer the one pending", "admin held-plan"), states=("existing",)),
     ],
     "admin audit": [*common(), missing_database(), Case(("--limit", "0"), ("'--limit'", "0"))],
+    "admin settings-access": [
+        *common(),
+        Case((), ("no settings file: give --config FILE",)),
+        # A folder shared with other files (this test's) is never handed to the web account.
+        Case(("--config", "{daemon_toml}", "--grant"), ("settings access not granted:",)),
+    ],
     # Every case fails before a socket is opened: were one ever accepted, the server would start.
     "web": [
         *common("--no-tls", "--listen", "127.0.0.1:1"),

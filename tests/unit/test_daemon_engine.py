@@ -6,10 +6,13 @@ The daemon is built on the loopback interface (nothing is opened or sent until `
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
+from test_active_scan import detail_xml_shell, fake_nmap, hanging_detail, pids_in, sweep_shell, wait_all_dead
 
 from dynapot.config import ConfigError, load_settings
 from dynapot.daemon.engine import Daemon
@@ -385,3 +388,183 @@ def test_a_daemon_turned_passive_after_a_scan_plans_without_a_warm_up(make_daemo
     path.write_text(path.read_text().replace('mode = "hybrid"', 'mode = "passive"'))
     assert daemon.reload_policy(force=True) and daemon.mode == "passive"
     assert daemon._may_plan()
+
+
+# --- a scan under way when the mode, the network or the daemon says stop -----------------------
+
+
+def slow_scan_settings(tmp_path, nmap: str, cidr: str = "198.18.0.0/24") -> None:
+    """Hybrid mode over a fake nmap (nothing leaves this machine); no liveness sweeps (no socket)."""
+    text = SETTINGS.format(mode="hybrid", state=tmp_path / "state").replace("198.18.0.0/24", cidr)
+    text = text.replace("warmup = 30", "warmup = 30\nliveness_interval = 0")
+    text += f'\n[discovery.active]\nnmap_path = "{nmap}"\nhost_timeout = 1000\nparallel = 2\n'
+    (tmp_path / "dynapot.toml").write_text(text)
+
+
+def half_done_nmap(tmp_path):
+    """A fake nmap: the sweep finds .10 and .11; .10's detailed scan ends at once (port 22 open),
+    .11's never does (with a child that ignores SIGTERM). Every command line goes to `calls`."""
+    pidfile, calls = tmp_path / "pids", tmp_path / "calls"
+    hang = f'if [ "$ip" = 198.18.0.11 ]; then\n{hanging_detail(pidfile)}fi\n'
+    nmap = fake_nmap(tmp_path, sweep_shell("198.18.0.10", "198.18.0.11"), hang + detail_xml_shell())
+    script = Path(nmap)
+    script.write_text(script.read_text().replace("#!/bin/sh\n", f'#!/bin/sh\necho "$*" >> "{calls}"\n', 1))
+    return nmap, pidfile, calls
+
+
+def hosts_in(db) -> dict[str, int]:
+    with db.session() as session:
+        return {host.ip: len(host.ports) for host in session.scalars(select(Host))}
+
+
+async def until(predicate, timeout: float = 30.0) -> bool:
+    """Poll `predicate` in the event loop until it holds or `timeout` passes (bounded)."""
+    deadline = time.monotonic() + timeout
+    while not predicate() and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    return bool(predicate())
+
+
+def test_passive_mode_ends_the_nmaps_of_a_scan_under_way_and_keeps_the_hosts_scanned_to_the_end(
+    make_daemon, db, tmp_path
+):
+    nmap, pidfile, _ = half_done_nmap(tmp_path)
+    slow_scan_settings(tmp_path, nmap)
+    daemon = make_daemon()
+    path = tmp_path / "dynapot.toml"
+
+    async def scenario() -> list[int]:
+        daemon._stop = stop = asyncio.Event()
+        daemon._apply_mode()
+        assert await until(lambda: len(pids_in(pidfile)) >= 2)  # .11's nmap and its child run
+        path.write_text(path.read_text().replace('mode = "hybrid"', 'mode = "passive"'))
+        assert daemon.reload_policy(force=True) is True
+        await daemon.scans_ended()
+        stop.set()
+        return pids_in(pidfile)
+
+    pids = asyncio.run(scenario())
+    assert len(pids) == 2 and wait_all_dead(pids, within=1.0) == []  # ended and reaped when it returns
+    stopped = daemon.status.scan_stopped
+    assert stopped["reason"] == "the discovery mode turned passive"
+    assert stopped["nmaps_ended"] == 1 and stopped["hosts_kept"] == 1 and stopped["hosts_dropped"] == 1
+    assert hosts_in(db) == {"198.18.0.10": 1}  # whole results only: .11's killed scan is not kept
+    assert daemon.status.last_scan is None  # the scan did not finish
+
+
+def test_a_new_network_drops_the_old_networks_scan_and_scans_the_new_one(make_daemon, db, tmp_path):
+    nmap, pidfile, calls = half_done_nmap(tmp_path)
+    slow_scan_settings(tmp_path, nmap)
+    daemon = make_daemon()
+    path = tmp_path / "dynapot.toml"
+
+    async def scenario() -> None:
+        daemon._stop = stop = asyncio.Event()
+        daemon._apply_mode()
+        assert await until(lambda: len(pids_in(pidfile)) >= 2)
+        first = list(daemon._discovery)
+        path.write_text(path.read_text().replace("198.18.0.0/24", "198.18.1.0/28"))
+        assert daemon.reload_policy(force=True) is True
+        await daemon.scans_ended()
+        assert all(t.done() for t in first) and wait_all_dead(pids_in(pidfile), within=1.0) == []
+        stopped = daemon.status.scan_stopped
+        assert stopped["reason"] == "the network changed to 198.18.1.0/28" and stopped["hosts_kept"] == 0
+        assert hosts_in(db) == {}  # the old network's result is unwanted: .10's, whole, is dropped too
+        assert daemon._discovery and not set(daemon._discovery) & set(first)  # a new scan loop
+        assert await until(lambda: "198.18.1.0/28" in calls.read_text())  # ... of the new network
+        daemon._stop_discovery("the test is over")
+        await daemon.scans_ended()
+        stop.set()
+
+    asyncio.run(scenario())
+    assert wait_all_dead(pids_in(pidfile), within=1.0) == []
+    assert "-sn -n -T3 -e lo -oX - 198.18.0.0/24" in calls.read_text()
+
+
+def test_exclusions_alone_do_not_stop_a_scan(make_daemon, tmp_path):
+    nmap, pidfile, _ = half_done_nmap(tmp_path)
+    slow_scan_settings(tmp_path, nmap)
+    daemon = make_daemon()
+    path = tmp_path / "dynapot.toml"
+
+    async def scenario() -> None:
+        daemon._stop = stop = asyncio.Event()
+        daemon._apply_mode()
+        assert await until(lambda: len(pids_in(pidfile)) >= 2)
+        running = list(daemon._discovery)
+        path.write_text(
+            path.read_text().replace(
+                'cidr = "198.18.0.0/24"', 'cidr = "198.18.0.0/24"\nexclude = ["198.18.0.11"]'
+            )
+        )
+        assert daemon.reload_policy(force=True) is True
+        await asyncio.sleep(0.2)
+        assert daemon._discovery == running and not any(t.done() for t in running)
+        assert daemon.status.scan_stopped is None
+        daemon._stop_discovery("the test is over")
+        await daemon.scans_ended()
+        stop.set()
+
+    asyncio.run(scenario())
+    assert daemon.status.scan_stopped["reason"] == "the test is over"
+    assert wait_all_dead(pids_in(pidfile), within=1.0) == []
+
+
+def test_a_new_nmap_program_takes_a_restart_and_root_runs_none_another_account_could_change(
+    make_daemon, tmp_path
+):
+    daemon = make_daemon()
+    path = tmp_path / "dynapot.toml"
+    path.write_text(path.read_text() + '\n[discovery.active]\nnmap_path = "/tmp/evil"\nparallel = 3\n')
+    assert daemon.reload_policy(force=True) is True
+    active = daemon.settings.discovery.active
+    assert active.parallel == 3 and active.nmap_path == "nmap"  # the policy taken, the program not
+
+
+def test_a_scan_refuses_an_nmap_another_account_could_change(make_daemon, db, tmp_path):
+    import os
+    import pwd
+
+    if os.geteuid() != 0:
+        pytest.skip("the check is root's")
+    nmap, pidfile, _ = half_done_nmap(tmp_path)
+    os.chown(nmap, pwd.getpwnam("nobody").pw_uid, -1)
+    slow_scan_settings(tmp_path, nmap)
+    daemon = make_daemon()
+
+    async def scenario() -> None:
+        daemon._stop = stop = asyncio.Event()
+        daemon._apply_mode()
+        assert await until(lambda: daemon.status.errors)
+        daemon._stop_discovery("the test is over")
+        await daemon.scans_ended()
+        stop.set()
+
+    asyncio.run(scenario())
+    assert "nmap_path" in daemon.status.errors[-1] and "other than root" in daemon.status.errors[-1]
+    assert not pidfile.exists() and hosts_in(db) == {}  # it never ran
+
+
+def test_a_settings_file_others_may_write_may_not_make_a_child_root(make_daemon, tmp_path):
+    import os
+    import pwd
+
+    path = tmp_path / "dynapot.toml"
+    path.write_text(
+        SETTINGS.format(mode="passive", state=tmp_path / "state").replace(
+            'interface = "lo"', 'interface = "lo"\nsensor_user = "root"'
+        )
+    )
+    assert make_daemon().settings.daemon.sensor_user == "root"  # root's file: the admin's choice
+    if os.geteuid() != 0:
+        pytest.skip("giving the file to another group takes root")
+    os.chown(path, 0, pwd.getpwnam("nobody").pw_gid)
+    path.chmod(0o664)  # as after `dynapot admin settings-access --grant`
+    with pytest.raises(ConfigError, match=r"daemon\.sensor_user.*root, and .* is writable by the group"):
+        make_daemon()
+    path.write_text(
+        path.read_text().replace('sensor_user = "root"', 'sensor_user = "nobody"')
+        + '\n[web]\nenabled = true\nuser = "root"\n'
+    )
+    with pytest.raises(ConfigError, match=r"web\.user.*root"):
+        make_daemon()

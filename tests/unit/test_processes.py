@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import dynapot
-from dynapot.processes import python_command, python_environment
+from dynapot.processes import python_command, python_environment, untrusted_program
 from dynapot.sensor.eventlog import Event, EventWriter
 
 SRC = Path(dynapot.__file__).parent
@@ -78,3 +78,28 @@ def test_relative_pythonpath_entries_are_left_out() -> None:
     env = python_environment({"PYTHONPATH": f"{os.pathsep}src{os.pathsep}/opt/x{os.pathsep}.", "A": "b"})
     assert env == {"PYTHONPATH": "/opt/x", "A": "b"}
     assert "PYTHONPATH" not in python_environment({"PYTHONPATH": "."})
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="ownership by other accounts takes root to set up")
+def test_root_runs_no_program_another_account_could_change(tmp_path: Path) -> None:
+    import pwd
+
+    nobody = pwd.getpwnam("nobody")
+    folder = tmp_path / "bin"
+    folder.mkdir(mode=0o755)
+    program = folder / "nmap"
+    program.write_text("#!/bin/sh\n")
+    program.chmod(0o755)
+    assert untrusted_program(str(program)) is None  # root's, in root's folders
+    assert untrusted_program("sh") is None and untrusted_program(str(folder / "missing")) is None
+    program.chmod(0o775)
+    os.chown(program, 0, nobody.pw_gid)
+    assert "may be changed by an account other than root" in (untrusted_program(str(program)) or "")
+    program.chmod(0o755)
+    os.chown(folder, nobody.pw_uid, -1)  # nobody could swap the file for another
+    assert str(folder) in (untrusted_program(str(program)) or "")
+    os.chown(folder, 0, -1)
+    link = tmp_path / "link"
+    os.chown(program, nobody.pw_uid, -1)
+    link.symlink_to(program)
+    assert str(program) in (untrusted_program(str(link)) or "")  # judged where the link leads

@@ -264,3 +264,40 @@ def audit_command(ctx: Context, limit: int) -> None:
         for row in session.scalars(select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit)):
             table.add_row(*cells(row.time, row.actor, row.action, row.target, row.old_value, row.new_value))
     print_wide(table)
+
+
+@admin.command("settings-access")
+@click.option(
+    "--grant",
+    is_flag=True,
+    help="Give the settings file to the web account's group (root only; refuses links and shared folders).",
+)
+@command_options
+def settings_access_command(ctx: Context, grant: bool) -> None:
+    """Whether the web interface (as `web.user`) can save the settings file (--config), and the
+    exact commands that let it; --grant runs them: the folder and the file to that account's
+    primary group, the folder g+rwx, the file g+rw, never o+w. Exit status 1: it cannot."""
+    from dynapot.daemon.settings_access import AccessRefused, check
+    from dynapot.daemon.settings_access import grant as give
+
+    if ctx.settings_path is None:
+        raise UserError("no settings file: give --config FILE (or DYNAPOT_CONFIG)")
+    user = ctx.settings.web.user
+    if grant:
+        try:
+            done = give(user, ctx.settings_path)
+        except (AccessRefused, OSError) as exc:
+            raise UserError(f"settings access not granted: {exc}") from None
+        for line in done:
+            click.echo(shown(line))
+    access = check(user, ctx.settings_path)
+    if access.problem is None:
+        click.echo(f"{shown(user)} can replace {shown(str(access.path))}: the settings page can save")
+        click.echo(f"note: {access.note}")
+        return
+    click.echo(shown(access.problem))
+    if access.commands:
+        click.echo("as root, `dynapot admin settings-access --grant` runs:")
+        for command in access.commands:
+            click.echo(f"  {shown(command)}")
+    raise SystemExit(1)

@@ -102,6 +102,14 @@ def _echo_daemon(daemon: dict[str, Any] | None) -> None:
     )
     for error in daemon.get("errors", []):
         click.echo(f"  error: {shown(error)}")
+    stopped = daemon.get("scan_stopped")
+    if isinstance(stopped, dict):
+        at = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(stopped.get("time") or 0))
+        click.echo(
+            f"  scan stopped {at} ({shown(stopped.get('reason'))}): {stopped.get('nmaps_ended')} nmap(s) "
+            f"ended in {stopped.get('seconds')} s; {stopped.get('hosts_kept')} host(s) scanned to the end "
+            f"kept, {stopped.get('hosts_dropped')} dropped"
+        )
     web = daemon.get("web")
     if isinstance(web, dict):
         state = "running" if web.get("running") else "not running"

@@ -12,6 +12,7 @@ import ipaddress
 import json
 import logging
 import os
+import pwd
 import stat
 import time
 from collections import deque
@@ -31,17 +32,19 @@ from dynapot.collector import Collector
 from dynapot.config import ConfigError, NetworkSettings, Settings, load_settings
 from dynapot.daemon.liveness import arp_requests, sweep
 from dynapot.daemon.sensor_process import SensorProcess
+from dynapot.daemon.settings_access import others_may_write
 from dynapot.daemon.web_process import WebProcess
 from dynapot.db import Database
 from dynapot.db.models import HoneypotEvent, Host
 from dynapot.deploy import Deployer, Deployment, load_catalog
-from dynapot.discovery.active import run_scan, scan_options
+from dynapot.discovery.active import ScanCancel, ScanCancelledError, ScanResult, run_scan, scan_options
 from dynapot.discovery.p0f import DEFAULT_DATABASE, P0fDatabase, P0fMatcher
 from dynapot.discovery.passive import PassiveObserver
 from dynapot.events import Kind
 from dynapot.files import write_atomically
 from dynapot.inventory import expire, record_observations, release_outside
 from dynapot.planner import Plan
+from dynapot.processes import untrusted_program
 from dynapot.sensor.rawsock import RawSocket, interface_addresses
 
 log = logging.getLogger("dynapot.daemon")
@@ -74,6 +77,9 @@ class DaemonStatus:
     held: str | None = None  # the digest of the plan held for review (planner.apply = "hold")
     # virtual address -> TCP port (as text) -> the backend it is redirected to, as deployed now
     redirects: dict[str, dict[str, str]] = field(default_factory=dict)
+    # The last active scan stopped before its end: why, when, how long its nmaps took to end,
+    # how many hosts' results were kept (whole ones only) and how many dropped.
+    scan_stopped: dict[str, Any] | None = None
 
 
 def check_settings(settings: Settings) -> None:
@@ -87,9 +93,28 @@ def check_settings(settings: Settings) -> None:
         )
 
 
+def check_identities(settings: Settings, settings_path: Path | None) -> None:
+    """Raise ConfigError when a settings file another account may write (the web account, once
+    given it: `dynapot admin settings-access --grant`) would have a child run as root: that
+    account would have root at the next start."""
+    if settings_path is None or (writer := others_may_write(settings_path)) is None:
+        return
+    accounts = [("daemon.sensor_user", settings.daemon.sensor_user)]
+    if settings.web.enabled:
+        accounts.append(("web.user", settings.web.user))
+    for name, user in accounts:
+        with contextlib.suppress(KeyError):
+            if pwd.getpwnam(user).pw_uid == 0:
+                raise ConfigError(
+                    f"{settings.describe(name)}: {user} is root, and {writer}: whoever may write the "
+                    "settings file would choose what runs as root (name an unprivileged account)"
+                )
+
+
 class Daemon:
     def __init__(self, settings: Settings, db: Database, *, settings_path: Path | None = None) -> None:
         check_settings(settings)
+        check_identities(settings, settings_path)
         daemon = settings.daemon
         self.settings, self.db = settings, db
         self.interface = daemon.interface
@@ -137,6 +162,9 @@ class Daemon:
         self._stop: asyncio.Event | None = None  # set while running: the mode's loops are started with it
         # The scan and liveness loops, in active and hybrid mode.
         self._discovery: list[asyncio.Task[None]] = []
+        self._scan_end_reason: str | None = None  # why the scan loop is being cancelled
+        # Cancelled discovery loops, and stopped scans whose nmaps are ending: `scans_ended` waits.
+        self._scan_endings: set[asyncio.Task[None]] = set()
         self._redeploy = False  # the network changed: write a configuration at the next re-plan
 
     def _watched(self, configured: NetworkSettings) -> NetworkSettings:
@@ -189,9 +217,11 @@ class Daemon:
             loop.remove_reader(self._raw.fileno())
             tasks += self._discovery
             self._stop, self._discovery = None, []
+            self._scan_end_reason = "the daemon stops"
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            await self.scans_ended()
             await asyncio.to_thread(self.sensor.stop)
             if self.web is not None:
                 await asyncio.to_thread(self.web.stop)
@@ -210,9 +240,21 @@ class Daemon:
             if self.settings.daemon.liveness_interval > 0:
                 self._discovery.append(asyncio.create_task(self._liveness_loop(stop), name="liveness"))
         elif not scanning and self._discovery:
-            for task in self._discovery:
-                task.cancel()  # a scan under way finishes in its thread; its result is dropped
-            self._discovery = []
+            self._stop_discovery(f"the discovery mode turned {self.mode}")
+
+    def _stop_discovery(self, reason: str) -> None:
+        """Cancel the scan and liveness loops; a scan under way has its nmaps ended (`_end_scan`)."""
+        self._scan_end_reason = reason
+        for task in self._discovery:
+            task.cancel()
+            self._scan_endings.add(task)  # until it has handed its nmaps to `_end_scan`
+            task.add_done_callback(self._scan_endings.discard)
+        self._discovery = []
+
+    async def scans_ended(self) -> None:
+        """Wait until the nmaps of every stopped scan are ended and reaped (bounded by the kill grace)."""
+        while self._scan_endings:
+            await asyncio.gather(*self._scan_endings, return_exceptions=True)
 
     async def _every(self, stop: asyncio.Event, seconds: float) -> bool:
         """Sleep `seconds` unless stopped first; True means go on."""
@@ -271,17 +313,83 @@ class Daemon:
                 self.settings.discovery.active, interface=self.interface, virtual=dict(self.virtual)
             )
             try:
-                result = await asyncio.to_thread(run_scan, [str(self.network.cidr)], options)
-                observations = [o for o in result.observations if o.ip not in self.own_addresses]
-                await asyncio.to_thread(
-                    record_observations, self.db, observations, self.settings.discovery.fusion
-                )
-                self.status.last_scan, self.status.last_scan_hosts = time.time(), len(observations)
+                if os.geteuid() == 0 and (problem := untrusted_program(options.nmap_path)) is not None:
+                    raise ConfigError(f"{self.settings.describe('discovery.active.nmap_path')}: {problem}")
+                result = await self._scan(str(self.network.cidr), options)
+                stored = await self._record_scan(result.observations)
+                self.status.last_scan, self.status.last_scan_hosts = time.time(), stored
                 self._replan.set()
             except Exception as exc:
                 self._error("active scan", exc)
             if not await self._every(stop, self.settings.daemon.scan_interval):
                 return
+
+    async def _scan(self, target: str, options: Any) -> ScanResult:
+        """One run_scan in a worker thread. Cancelled (passive mode, a new network, the daemon
+        stopping), it ends the scan's nmaps in a task of its own that outlives this one."""
+        cancel = ScanCancel()
+        work = asyncio.ensure_future(asyncio.to_thread(run_scan, [target], options, cancel=cancel))
+        try:
+            return await asyncio.shield(work)
+        except asyncio.CancelledError:
+            reason = self._scan_end_reason or "cancelled"
+            ending = asyncio.create_task(self._end_scan(cancel, work, target, reason), name="scan-end")
+            self._scan_endings.add(ending)
+            ending.add_done_callback(self._scan_endings.discard)
+            raise
+
+    async def _end_scan(
+        self, cancel: ScanCancel, work: asyncio.Future[ScanResult], target: str, reason: str
+    ) -> None:
+        """End a cancelled scan's nmaps (SIGTERM, SIGKILL after the grace, reaped) and settle what
+        it found: the hosts whose nmap ran to its end are stored, each a whole result, unless the
+        scan's network is no longer the one watched (then nothing is: those targets are unwanted);
+        a killed host's half-done result never is. Logged and shown by `dynapot status`."""
+        started = time.monotonic()
+        signalled = await asyncio.to_thread(cancel.cancel, reason)
+        try:
+            await work
+        except ScanCancelledError as exc:
+            partial, unscanned = exc.partial.observations, len(exc.unscanned)
+        except Exception as exc:  # it failed on its own meanwhile: nothing to keep
+            partial, unscanned = (), 0
+            self._error("active scan", exc)
+        else:  # it finished just before the signal: a whole scan
+            partial, unscanned = work.result().observations, 0
+        seconds = round(time.monotonic() - started, 3)
+        kept = 0
+        if target == str(self.network.cidr) and partial:
+            try:
+                kept = await self._record_scan(partial)
+            except Exception as exc:
+                self._error("recording a stopped scan", exc)
+            else:
+                self._replan.set()
+        self.status.scan_stopped = {
+            "reason": reason,
+            "time": time.time(),
+            "network": target,
+            "nmaps_ended": signalled,
+            "seconds": seconds,
+            "hosts_kept": kept,
+            "hosts_dropped": unscanned + (0 if kept else len(partial)),
+        }
+        log.info(
+            "active scan of %s stopped (%s): %d nmap(s) ended in %.2f s; %d host(s) scanned to the end "
+            "kept, %d dropped",
+            target,
+            reason,
+            signalled,
+            seconds,
+            kept,
+            self.status.scan_stopped["hosts_dropped"],
+        )
+
+    async def _record_scan(self, observations: Any) -> int:
+        """Store what a scan found (never the daemon's own addresses); how many were stored."""
+        mine = [o for o in observations if o.ip not in self.own_addresses]
+        await asyncio.to_thread(record_observations, self.db, mine, self.settings.discovery.fusion)
+        return len(mine)
 
     async def _liveness_loop(self, stop: asyncio.Event) -> None:
         """ARP-ask every real host we know and every free address nobody holds."""
@@ -395,6 +503,15 @@ class Daemon:
             self.correlator = Correlator(new.correlation)
             self.compromise.rule = new.correlation.compromise
             changed.append("correlation")
+        running = self.settings.discovery.active.nmap_path
+        if new.discovery.active.nmap_path != running:
+            # The program root runs is not policy: a file the web account may write must not
+            # choose it. It takes a restart (and is checked to be root's: untrusted_program).
+            log.warning(
+                "discovery.active.nmap_path: a new program takes a restart; still running %s", running
+            )
+            active = new.discovery.active.model_copy(update={"nmap_path": running})
+            new = new.model_copy(update={"discovery": new.discovery.model_copy(update={"active": active})})
         if new.discovery.active != self.settings.discovery.active:
             changed.append("discovery.active")  # the next scan uses it
         if new.discovery.fusion != self.settings.discovery.fusion:
@@ -403,6 +520,10 @@ class Daemon:
             changed.append("expiry")  # the next expiry run uses it
         network = self._watched(new.networks[0])
         if network != self.network:
+            if network.cidr != self.network.cidr and self._discovery:
+                # A scan of the old network is unwanted: end it; a new one starts below.
+                # (New exclusions only say where honeypots go, not what is scanned.)
+                self._stop_discovery(f"the network changed to {network.cidr}")
             self.network = network  # the next scan and plan use it
             self.deployer.watch(network)
             self.status.network = str(network.cidr)
@@ -410,8 +531,8 @@ class Daemon:
             changed.append("networks")
         if new.discovery.mode != self.mode:
             self.mode = self.status.mode = new.discovery.mode
-            self._apply_mode()
             changed.append("discovery.mode")
+        self._apply_mode()  # a new mode starts or stops the scans; a new network starts a new one
         self.settings = self.settings.model_copy(
             update={
                 "planner": new.planner,

@@ -9,16 +9,13 @@ kept for `dynapot status`, and it is stopped with the daemon.
 
 from __future__ import annotations
 
-import grp
 import logging
-import os
-import pwd
-import stat
 import subprocess
 import time
 from pathlib import Path
 
 from dynapot.config import Settings
+from dynapot.daemon.settings_access import settings_access
 from dynapot.logfiles import cap
 from dynapot.processes import python_command, python_environment, spawn_logged, terminate
 from dynapot.textsafe import for_display
@@ -110,36 +107,3 @@ class WebProcess:
 
     def stop(self) -> None:
         terminate(self.process, STOP_TIMEOUT)
-
-
-def settings_access(user: str, path: Path) -> str | None:
-    """Why `user` (the web child, once unprivileged) cannot read the settings file at `path`
-    or replace it (a new file in its folder, renamed over it), or None when it can.
-
-    The settings page writes the file the daemon reads; giving the folder and the file to the
-    web account's group (`chgrp dynapot-web`, `chmod g+rwx` the folder, `g+rw` the file) lets
-    it, without giving the sensor's account anything.
-    """
-    try:
-        account = pwd.getpwnam(user)
-    except KeyError:
-        return f"no user {user!r} (make setup makes it)"
-    groups = {account.pw_gid, *(g.gr_gid for g in grp.getgrall() if user in g.gr_mem)}
-
-    def allowed(target: Path, want: int) -> bool:
-        info = os.stat(target)
-        if account.pw_uid == 0:
-            return True
-        shift = 6 if info.st_uid == account.pw_uid else 3 if info.st_gid in groups else 0
-        return (stat.S_IMODE(info.st_mode) >> shift) & want == want
-
-    folder = path.parent
-    try:
-        if not allowed(folder, 0o3) or (path.exists() and not allowed(path, 0o4)):
-            return (
-                f"{user} cannot read {path} or write in {folder}: the settings page will refuse "
-                f"changes (chgrp {user} {folder} {path}; chmod g+rwx {folder}; chmod g+rw {path})"
-            )
-    except OSError as exc:
-        return f"cannot check {path}: {exc.strerror}"
-    return None

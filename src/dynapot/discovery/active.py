@@ -38,6 +38,8 @@ __all__ = [
     "NmapFailedError",
     "NmapNotFoundError",
     "NmapOutputError",
+    "ScanCancel",
+    "ScanCancelledError",
     "ScanOptions",
     "ScanProgress",
     "ScanResult",
@@ -98,6 +100,22 @@ class NmapOutputError(ActiveScanError):
 
 class SweepTimeoutError(ActiveScanError):
     """The ping sweep did not finish within its deadline and was killed."""
+
+
+class ScanCancelledError(ActiveScanError):
+    """The scan was stopped through its `ScanCancel` before it finished.
+
+    `partial` holds only what finished before the stop: the hosts whose detailed nmap ran to
+    its end (each a whole result). A host whose nmap was killed, or never started, is left out
+    of `partial.observations` and named in `unscanned`; `live_hosts` is what the sweep found
+    (empty when the sweep itself was stopped).
+    """
+
+    def __init__(self, reason: str, partial: ScanResult, unscanned: tuple[str, ...]) -> None:
+        super().__init__(f"scan stopped: {reason}")
+        self.reason = reason
+        self.partial = partial
+        self.unscanned = unscanned
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,6 +218,48 @@ class ScanResult:
     live_hosts: tuple[str, ...] = ()
     timed_out: tuple[str, ...] = ()
     errors: Mapping[str, ActiveScanError] = field(default_factory=lambda: MappingProxyType({}))
+    # The hosts whose detailed nmap ran to its end, by address (what a stopped scan keeps).
+    finished: Mapping[str, Observation] = field(default_factory=lambda: MappingProxyType({}), repr=False)
+
+
+class ScanCancel:
+    """Stops a running `run_scan` from another thread, promptly and bounded.
+
+    `cancel` SIGTERMs the process group of every nmap the scan has running, SIGKILLs each group
+    after a grace of a few seconds, and keeps the scan from starting another (nor pausing its D
+    seconds); the threads that started them reap them. `run_scan` then raises
+    `ScanCancelledError`. Cancelling before the scan starts stops it before its first nmap.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._event = threading.Event()
+        self._children: _Children | None = None
+        self.reason: str | None = None
+
+    @property
+    def cancelled(self) -> bool:
+        return self._event.is_set()
+
+    def cancel(self, reason: str) -> int:
+        """Stop the scan (blocks for at most the kill grace); the number of nmaps signalled."""
+        with self._lock:
+            if self.reason is None:
+                self.reason = reason
+            self._event.set()
+            children = self._children
+        return children.kill_all() if children is not None else 0
+
+    def _attach(self, children: _Children) -> None:
+        with self._lock:
+            self._children = children
+            cancelled = self._event.is_set()
+        if cancelled:
+            children.kill_all()
+
+    def _pause(self, seconds: float) -> None:
+        """Sleep `seconds` (the D pause), cut short by `cancel`."""
+        self._event.wait(seconds)
 
 
 def scan_options(active: Any, **extra: Any) -> ScanOptions:
@@ -291,6 +351,8 @@ def run_scan(
     targets: Sequence[str],
     options: ScanOptions,
     progress: Callable[[ScanProgress], None] | None = None,
+    *,
+    cancel: ScanCancel | None = None,
 ) -> ScanResult:
     """Sweep `targets` for live hosts, then scan each live host in detail.
 
@@ -298,19 +360,40 @@ def run_scan(
     missing, and NmapFailedError / NmapOutputError / SweepTimeoutError when the sweep
     fails; failures of single hosts go into ScanResult.errors, timeouts into
     ScanResult.timed_out. On any exception, KeyboardInterrupt included, every nmap
-    started here is killed before the exception propagates.
+    started here is killed before the exception propagates. `cancel` stops it from another
+    thread: ScanCancelledError, with what finished before (see there).
     """
     networks = parse_targets(targets, options.max_addresses)
     if shutil.which(options.nmap_path) is None:
         raise NmapNotFoundError(options.nmap_path)
     report = progress or (lambda _p: None)
+    cancel = cancel or ScanCancel()
     children = _Children()
+    cancel._attach(children)
+    sweep: dict[str, Observation] = {}
     try:
         sweep = _sweep(networks, options, children, report)
-        return _detail(sweep, options, children, report)
-    except BaseException:
+        result = _detail(sweep, options, children, report, cancel)
+    except BaseException as exc:
         children.kill_all()
+        if cancel.cancelled and isinstance(exc, ActiveScanError):
+            raise _cancelled(cancel, sweep, {}) from None
         raise
+    if cancel.cancelled:
+        raise _cancelled(cancel, sweep, result.finished)
+    return result
+
+
+def _cancelled(
+    cancel: ScanCancel, sweep: dict[str, Observation], finished: Mapping[str, Observation]
+) -> ScanCancelledError:
+    """The error for a stopped scan: only the hosts whose detailed nmap ran to its end."""
+    hosts = sorted(sweep, key=_address_key)
+    done = [ip for ip in hosts if ip in finished]
+    partial = ScanResult(observations=tuple(finished[ip] for ip in done), live_hosts=tuple(hosts))
+    return ScanCancelledError(
+        cancel.reason or "cancelled", partial, tuple(ip for ip in hosts if ip not in finished)
+    )
 
 
 # --- internals ---------------------------------------------------------------------------
@@ -347,9 +430,11 @@ def _detail(
     options: ScanOptions,
     children: _Children,
     report: Callable[[ScanProgress], None],
+    cancel: ScanCancel,
 ) -> ScanResult:
     hosts = sorted(sweep, key=_address_key)
     results: dict[str, Observation] = dict(sweep)
+    finished: dict[str, Observation] = {}
     timed_out: list[str] = []
     errors: dict[str, ActiveScanError] = {}
     done = 0
@@ -359,7 +444,9 @@ def _detail(
         for start in range(0, len(hosts), options.parallel):
             # The paper's batches: N scans at once, then a pause of D seconds.
             if start and options.interval:
-                time.sleep(options.interval)
+                cancel._pause(options.interval)
+            if cancel.cancelled:
+                break
             batch = hosts[start : start + options.parallel]
             futures = {pool.submit(_scan_host, ip, options, children): ip for ip in batch}
             # Progress is reported from this thread only, so callbacks need no locking.
@@ -373,7 +460,7 @@ def _detail(
                     if host_timed_out:
                         timed_out.append(ip)
                     if obs is not None:
-                        results[ip] = _merge(sweep[ip], obs)
+                        results[ip] = finished[ip] = _merge(sweep[ip], obs)
                 done += 1
                 report(ScanProgress("detail", done, len(hosts), ip))
     except BaseException:
@@ -388,6 +475,7 @@ def _detail(
         live_hosts=tuple(hosts),
         timed_out=tuple(sorted(timed_out, key=_address_key)),
         errors=MappingProxyType(dict(sorted(errors.items(), key=lambda kv: _address_key(kv[0])))),
+        finished=MappingProxyType(finished),
     )
 
 
@@ -467,11 +555,13 @@ class _Children:
         with self._lock:
             self._procs.discard(proc)
 
-    def kill_all(self) -> None:
+    def kill_all(self) -> int:
+        """Kill every running nmap and refuse new ones; how many were running."""
         with self._lock:
             self._closed = True
             procs = list(self._procs)
         _kill_groups(procs)
+        return len(procs)
 
 
 def _run_nmap(cmd: Sequence[str], timeout: float, children: _Children) -> _Outcome:
