@@ -53,12 +53,12 @@ system-user:
 	    elif [ "$$(stat -c %U $$path)" = nobody ]; then chown -R $(SENSOR_USER):$(SENSOR_USER) $$path; fi; \
 	done
 
-# The settings page saves the settings file as the web account: when the file is there, its folder
-# and the file go to that account's group (g+rwx, g+rw), or the reason they cannot is printed.
+# The web interface reads the settings file as its own account (the daemon writes it as root): when
+# the file is there, it goes to that account's group (g+r, never g+w), or the reason it cannot is printed.
 settings-access: $(VENV)/.installed
 	@if [ "$$(id -u)" = 0 ] && [ -f $(SETTINGS_FILE) ]; then \
 	    $(BIN)/dynapot admin settings-access --config $(SETTINGS_FILE) --grant \
-	        || echo "the settings page cannot save $(SETTINGS_FILE) (see above); the rest of the set-up is done"; \
+	        || echo "the web interface cannot read $(SETTINGS_FILE) (see above); the rest of the set-up is done"; \
 	fi
 
 $(VENV)/.installed: pyproject.toml setup.py src/dynapot/_fastpath.c

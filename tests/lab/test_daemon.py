@@ -383,6 +383,50 @@ def test_dynapot_run_serves_the_web_interface_as_an_unprivileged_child(running, 
     assert web()["starts"] == 2 and web()["last_error"].startswith("exited with -9")
 
 
+def test_the_web_childs_settings_change_is_written_by_the_daemon_as_root(running, lab):
+    """The web child (dynapot-web) may not write the settings file, and need not: a change through
+    its API is handed to the daemon, which validates it, writes the file as root, audits it and
+    takes it up; a setting the page does not edit is refused, the file untouched."""
+    import os
+
+    from dynapot.db import open_database
+    from dynapot.web.accounts import create_user
+
+    database = open_database(f"sqlite:///{running.db}")
+    try:
+        create_user(database, "labapi", "lab api password!", "admin")
+    finally:
+        database.dispose()
+    settings = running.workdir / "dynapot.toml"
+    text = settings.read_text()
+    os.chown(settings, 0, 0)
+    settings.chmod(0o644)  # root's: the web account reads it and cannot write it
+
+    def api(*argv: str) -> dict:
+        got = lab.exec(lab.sensor, ["curl", "-sk", "--max-time", "20", *argv])
+        return json.loads(got.stdout or "{}")
+
+    base = "https://127.0.0.1:8089/api/v1"
+    assert wait_for(lambda: (running.status().get("web") or {}).get("running"), 60), running.output()
+    assert wait_for(
+        lambda: "access_token" in api("-d", "username=labapi&password=lab api password!", f"{base}/token"), 60
+    )
+    token = api("-d", "username=labapi&password=lab api password!", f"{base}/token")["access_token"]
+    auth = ["-H", f"Authorization: Bearer {token}", "-H", "Content-Type: application/json"]
+    try:
+        changed = api("-X", "PATCH", *auth, "-d", '{"expiry.alerts": 12}', f"{base}/settings")
+        assert changed.get("changed") == [{"setting": "expiry.alerts", "old": "365", "new": "12.0"}], changed
+        assert "alerts = 12" in settings.read_text() and settings.stat().st_uid == 0
+        assert running.query("SELECT actor, new_value FROM audit_log WHERE target = 'expiry.alerts'") == [
+            ("labapi", "12.0")
+        ]
+        refused = api("-X", "PATCH", *auth, "-d", '{"daemon.sensor_user": "root"}', f"{base}/settings")
+        assert "daemon.sensor_user" in refused.get("errors", {}), refused
+        assert "sensor_user" not in settings.read_text()
+    finally:
+        settings.write_text(text)
+
+
 def test_the_web_interface_shows_a_live_probe_and_its_setting_reaches_the_running_daemon(running, lab):
     """Chromium (in the sensor's namespace) on `dynapot web`: an attacker's connection to a virtual
     host appears in the live feed without a reload; the fill ratio changed on the settings page is

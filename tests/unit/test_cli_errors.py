@@ -292,7 +292,12 @@ CASES: dict[str, list[Case]] = {
         *common(),
         Case((), ("no settings file: give --config FILE",)),
         # A folder shared with other files (this test's) is never handed to the web account.
-        Case(("--config", "{daemon_toml}", "--grant"), ("settings access not granted:",)),
+        Case(
+            ("--config", "{daemon_toml}", "--write", "--grant"),
+            ("settings access not granted:", "other files"),
+        ),
+        # Nor is the file when the account cannot reach its folder (pytest's is closed to others).
+        Case(("--config", "{daemon_toml}", "--grant"), ("settings access not granted:", "cannot enter")),
     ],
     # Every case fails before a socket is opened: were one ever accepted, the server would start.
     "web": [

@@ -1,5 +1,5 @@
-"""`dynapot admin settings-access`: whether the web account can replace the settings file, and
-the grant that lets it, with real files, real chgrp/chmod and the real web account (the tests
+"""`dynapot admin settings-access`: whether the web account can read (or replace) the settings
+file, and the grant that lets it, with real files, real chgrp/chmod and the real web account (the tests
 run as root); the proof is the account itself replacing the file the way the settings page does.
 """
 
@@ -87,9 +87,9 @@ def state(path: Path) -> tuple[int, int, int]:
 def test_the_grant_lets_the_web_account_replace_the_file_and_nothing_more(settings: Path) -> None:
     account = web_account()
     folder = settings.parent
-    assert settings_access(WEB, settings) is not None
+    assert settings_access(WEB, settings, write=True) is not None
     assert replace_as_web(settings).returncode != 0  # before: refused by the system itself
-    access = check(WEB, settings)
+    access = check(WEB, settings, write=True)
     assert access.problem and "--grant" in access.problem
     group = grp.getgrgid(account.pw_gid).gr_name
     assert access.commands == (
@@ -99,7 +99,7 @@ def test_the_grant_lets_the_web_account_replace_the_file_and_nothing_more(settin
     )
 
     assert others_may_write(settings) is None  # root's alone, before
-    done = grant(WEB, settings)
+    done = grant(WEB, settings, write=True)
     assert others_may_write(settings) == f"{settings} is writable by the group {group}"
     assert done == [
         f"chgrp {group} {folder}",
@@ -108,22 +108,27 @@ def test_the_grant_lets_the_web_account_replace_the_file_and_nothing_more(settin
         f"chmod 660 {settings}",
     ]
     assert state(folder) == (0, account.pw_gid, 0o775) and state(settings) == (0, account.pw_gid, 0o660)
-    assert settings_access(WEB, settings) is None and check(WEB, settings).problem is None
-    assert grant(WEB, settings) == []  # once is enough: nothing more to change
+    assert (
+        settings_access(WEB, settings, write=True) is None
+        and check(WEB, settings, write=True).problem is None
+    )
+    assert grant(WEB, settings, write=True) == []  # once is enough: nothing more to change
     replaced = replace_as_web(settings)
     assert replaced.returncode == 0, replaced.stderr
     assert settings.read_text() == SETTINGS + "# saved\n"
     assert settings.stat().st_uid == account.pw_uid  # its own file now, which a grant accepts
-    assert settings_access(WEB, settings) is None
-    grant(WEB, settings)
+    assert settings_access(WEB, settings, write=True) is None
+    grant(WEB, settings, write=True)
 
 
 def test_the_grant_takes_away_world_write_and_a_sticky_bit(settings: Path) -> None:
     account = web_account()
     settings.chmod(0o646)
     settings.parent.chmod(0o1755)
-    assert "sticky" not in (settings_access(WEB, settings) or "")  # it cannot write there at all yet
-    grant(WEB, settings)
+    assert "sticky" not in (
+        settings_access(WEB, settings, write=True) or ""
+    )  # it cannot write there at all yet
+    grant(WEB, settings, write=True)
     assert state(settings.parent) == (0, account.pw_gid, 0o775)
     assert state(settings) == (0, account.pw_gid, 0o664)
 
@@ -134,7 +139,7 @@ def test_a_sticky_folder_is_named_as_the_reason(settings: Path) -> None:
     settings.parent.chmod(0o1775)
     os.chown(settings, 0, account.pw_gid)
     settings.chmod(0o660)
-    assert "sticky" in (settings_access(WEB, settings) or "")
+    assert "sticky" in (settings_access(WEB, settings, write=True) or "")
     assert replace_as_web(settings).returncode != 0  # the system agrees
 
 
@@ -142,7 +147,7 @@ def refused(path: Path, match: str) -> None:
     folder = path.parent
     before = [state(p) for p in (folder, path) if os.path.lexists(p)]
     with pytest.raises(AccessRefused, match=match):
-        grant(WEB, path)
+        grant(WEB, path, write=True)
     assert [state(p) for p in (folder, path) if os.path.lexists(p)] == before  # nothing changed
 
 
@@ -197,27 +202,63 @@ def test_a_file_of_another_account_and_a_missing_file_are_refused(settings: Path
     os.chown(settings, pwd.getpwnam("nobody").pw_uid, -1)
     refused(settings, "nobody's, neither root's nor dynapot-web's")
     with pytest.raises(AccessRefused, match="no settings file"):
-        grant(WEB, settings.parent / "missing.toml")
+        grant(WEB, settings.parent / "missing.toml", write=True)
 
 
 def test_the_command_says_what_to_run_and_grants_it(settings: Path) -> None:
     web_account()
     runner = CliRunner()
-    told = runner.invoke(main, ["admin", "settings-access", "--config", str(settings)])
+    told = runner.invoke(main, ["admin", "settings-access", "--write", "--config", str(settings)])
     assert told.exit_code == 1, told.output
     assert "cannot read" in told.output and f"chmod g+rw,o-w {settings}" in told.output
-    given = runner.invoke(main, ["admin", "settings-access", "--config", str(settings), "--grant"])
+    given = runner.invoke(main, ["admin", "settings-access", "--write", "--config", str(settings), "--grant"])
     assert given.exit_code == 0, given.output
-    assert f"chmod 660 {settings}" in given.output and "the settings page can save" in given.output
+    assert f"chmod 660 {settings}" in given.output and "can replace" in given.output
     assert "every setting" in given.output  # what the grant means is said
-    again = runner.invoke(main, ["admin", "settings-access", "--config", str(settings)])
+    again = runner.invoke(main, ["admin", "settings-access", "--write", "--config", str(settings)])
     assert again.exit_code == 0 and "can replace" in again.output
 
 
 def test_the_command_refuses_with_one_line_and_status_2(settings: Path) -> None:
     web_account()
     (settings.parent / "other.conf").write_text("x")
-    result = CliRunner().invoke(main, ["admin", "settings-access", "--config", str(settings), "--grant"])
+    result = CliRunner().invoke(
+        main, ["admin", "settings-access", "--write", "--config", str(settings), "--grant"]
+    )
     assert result.exit_code == 2
     assert "settings access not granted" in result.output and "other.conf" in result.output
     assert len(result.output.strip().splitlines()) == 1
+
+
+def read_as_web(path: Path) -> subprocess.CompletedProcess[str]:
+    account = web_account()
+    return subprocess.run(
+        ["/bin/cat", str(path)],
+        user=account.pw_uid,
+        group=account.pw_gid,
+        extra_groups=[],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+
+
+def test_the_read_grant_lets_the_web_account_read_the_file_and_never_replace_it(settings: Path) -> None:
+    """Under `dynapot run` the daemon writes the file: its web account only reads it."""
+    account = web_account()
+    folder = settings.parent
+    (folder / "tls.key").write_text("secret")  # a shared folder is no reason to refuse a read grant
+    settings.chmod(0o620)  # a group write bit it must not keep
+    assert read_as_web(settings).returncode != 0 and settings_access(WEB, settings) is not None
+    group = grp.getgrgid(account.pw_gid).gr_name
+    assert check(WEB, settings).commands == (f"chgrp {group} {settings}", f"chmod g+r,g-w,o-w {settings}")
+    before = state(folder)
+    assert grant(WEB, settings) == [f"chgrp {group} {settings}", f"chmod 640 {settings}"]
+    assert state(settings) == (0, account.pw_gid, 0o640) and state(folder) == before
+    assert others_may_write(settings) is None  # the daemon's guard sees nothing to fear
+    assert settings_access(WEB, settings) is None
+    assert read_as_web(settings).stdout == SETTINGS
+    assert replace_as_web(settings).returncode != 0 and settings.read_text() == SETTINGS
+    given = CliRunner().invoke(main, ["admin", "settings-access", "--config", str(settings), "--grant"])
+    assert given.exit_code == 0 and "can read" in given.output and "writes the file as root" in given.output

@@ -272,11 +272,18 @@ def audit_command(ctx: Context, limit: int) -> None:
     is_flag=True,
     help="Give the settings file to the web account's group (root only; refuses links and shared folders).",
 )
+@click.option(
+    "--write",
+    is_flag=True,
+    help="For a standalone `dynapot web` that saves the file itself (the account can then change every "
+    "setting); by default read access only: under `dynapot run` the daemon writes the file.",
+)
 @command_options
-def settings_access_command(ctx: Context, grant: bool) -> None:
-    """Whether the web interface (as `web.user`) can save the settings file (--config), and the
-    exact commands that let it; --grant runs them: the folder and the file to that account's
-    primary group, the folder g+rwx, the file g+rw, never o+w. Exit status 1: it cannot."""
+def settings_access_command(ctx: Context, grant: bool, write: bool) -> None:
+    """Whether the web interface (as `web.user`) can read the settings file (--config; --write: save
+    it), and the exact commands that let it; --grant runs them: the file to that account's primary
+    group, g+r, never g+w or o+w (--write: the folder and the file, g+rwx and g+rw). Exit status 1:
+    it cannot."""
     from dynapot.daemon.settings_access import AccessRefused, check
     from dynapot.daemon.settings_access import grant as give
 
@@ -285,19 +292,21 @@ def settings_access_command(ctx: Context, grant: bool) -> None:
     user = ctx.settings.web.user
     if grant:
         try:
-            done = give(user, ctx.settings_path)
+            done = give(user, ctx.settings_path, write=write)
         except (AccessRefused, OSError) as exc:
             raise UserError(f"settings access not granted: {exc}") from None
         for line in done:
             click.echo(shown(line))
-    access = check(user, ctx.settings_path)
+    access = check(user, ctx.settings_path, write=write)
     if access.problem is None:
-        click.echo(f"{shown(user)} can replace {shown(str(access.path))}: the settings page can save")
+        can = "replace" if write else "read"
+        click.echo(f"{shown(user)} can {can} {shown(str(access.path))}")
         click.echo(f"note: {access.note}")
         return
     click.echo(shown(access.problem))
     if access.commands:
-        click.echo("as root, `dynapot admin settings-access --grant` runs:")
+        flags = "--write --grant" if write else "--grant"
+        click.echo(f"as root, `dynapot admin settings-access {flags}` runs:")
         for command in access.commands:
             click.echo(f"  {shown(command)}")
     raise SystemExit(1)

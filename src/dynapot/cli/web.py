@@ -3,7 +3,8 @@
 It binds 127.0.0.1 by default and speaks TLS with a certificate made at first start (kept in
 web.data_dir, the key 0600) unless --cert/--key name the admin's own, or --no-tls asks for plain
 HTTP (behind a TLS proxy, or for tests). The settings page changes the file given with
---config, which the daemon re-reads; without one, settings are shown and not changed.
+--config, which the daemon re-reads (with --settings-by-daemon it asks the running daemon to
+write it); without one, settings are shown and not changed.
 Accounts come from `dynapot admin create-user`: there is no default one.
 """
 
@@ -45,9 +46,21 @@ def _listen(ctx: click.Context, param: click.Parameter, value: str) -> object:
     help="When started as root: drop root to this user once the socket listens, the TLS key is read "
     "and the database is open (`dynapot run` starts it so, as web.user).",
 )
+@click.option(
+    "--settings-by-daemon",
+    is_flag=True,
+    help="Hand settings changes to the running `dynapot run`, which writes --config as root, instead "
+    "of writing the file (`dynapot run` starts it so: its web account only reads the file).",
+)
 @command_options
 def web_command(
-    ctx: Context, listen: object, no_tls: bool, cert: Path | None, key: Path | None, user: str | None
+    ctx: Context,
+    listen: object,
+    no_tls: bool,
+    cert: Path | None,
+    key: Path | None,
+    user: str | None,
+    settings_by_daemon: bool,
 ) -> None:
     """Serve the admin web interface."""
     from dynapot.sensor.privileges import PrivilegeError
@@ -59,7 +72,9 @@ def web_command(
     if no_tls and cert is not None:
         raise UserError("--no-tls and --cert contradict each other")
     database = ctx.database(Access.WRITE)
-    web = WebContext(database, ctx.settings, ctx.settings_path, tls=not no_tls)
+    web = WebContext(
+        database, ctx.settings, ctx.settings_path, tls=not no_tls, settings_by_daemon=settings_by_daemon
+    )
     try:
         serve(web, listen, cert=cert, key=key, user=user)  # type: ignore[arg-type]
     except ListenError as exc:

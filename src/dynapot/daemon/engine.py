@@ -30,6 +30,7 @@ from dynapot.analysis.report.rollup import refresh_rollup
 from dynapot.analysis.stored import events_after
 from dynapot.collector import Collector
 from dynapot.config import ConfigError, NetworkSettings, Settings, load_settings
+from dynapot.daemon import settings_requests
 from dynapot.daemon.liveness import arp_requests, sweep
 from dynapot.daemon.sensor_process import SensorProcess
 from dynapot.daemon.settings_access import others_may_write
@@ -51,6 +52,7 @@ log = logging.getLogger("dynapot.daemon")
 ETH_P_ARP = b"\x08\x06"
 EVENT_BATCH = 20_000  # events read per correlation round
 STATUS_INTERVAL = 2.0
+SETTINGS_POLL = 0.3  # seconds between looks for the web child's settings changes (the page waits)
 LOG_CAP_INTERVAL = 30.0  # seconds between looks at the logs' sizes (a flood fills MBs, not GBs, in that time)
 FLUSH_INTERVAL = 0.25  # seconds between database writes of what the sniffer learned
 
@@ -204,6 +206,7 @@ class Daemon:
             asyncio.create_task(self._rollup_loop(stop), name="rollup"),
             asyncio.create_task(self._status_loop(stop), name="status"),
             asyncio.create_task(self._log_cap_loop(stop), name="log-cap"),
+            asyncio.create_task(self._settings_request_loop(stop), name="settings-requests"),
             asyncio.create_task(self.alerter.run(stop), name="alerts"),
         ]
         if self.collector is not None:
@@ -658,6 +661,21 @@ class Daemon:
                 self._error("expiry", exc)
             if not await self._every(stop, self.settings.daemon.expire_interval):
                 return
+
+    async def _settings_request_loop(self, stop: asyncio.Event) -> None:
+        """Write the settings changes the web child hands over (`settings_requests`), as root,
+        and take them up at once (the web child only reads the settings file)."""
+        if self.web is None or self.settings_path is None:
+            return
+        while await self._every(stop, SETTINGS_POLL):
+            try:
+                answered = await asyncio.to_thread(settings_requests.settle, self.db, self.settings_path)
+            except Exception as exc:
+                self._error("settings change", exc)
+                continue
+            if answered:
+                log.info("settings: %d change(s) from the web interface answered", answered)
+                self.reload_policy()
 
     async def _log_cap_loop(self, stop: asyncio.Event) -> None:
         """Keep the state folder's logs under `daemon.log_max_mb` each (`logfiles.cap`)."""

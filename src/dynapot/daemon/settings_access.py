@@ -1,11 +1,15 @@
-"""Whether the web child may replace the settings file, and giving it that right, safely.
+"""Whether the web interface's account may read (or replace) the settings file; granting it, safely.
 
-The settings page runs in the web child as `web.user` (unprivileged). It changes the settings
-file the daemon reads by writing a new file in the same folder and renaming it over the old one
-(`files.write_atomically`), so the account must be able to write in the folder and read the
-file. `check` says whether it can, and what would make it; `grant` does it, as root: the folder
-and the file go to the account's primary group, the folder g+rwx, the file g+rw, neither o+w
-(a sticky bit on the folder, which would stop the rename, is cleared).
+The settings page runs as `web.user` (unprivileged). Under `dynapot run` it only **reads** the
+settings file: a change goes to the daemon, which writes the file as root
+(`daemon.settings_requests`); that is the default here (`write=False`): the file goes to the
+account's primary group, g+r, never g+w or o+w, the folder untouched (it must let the group in).
+
+A standalone `dynapot web` (no daemon) saves the file itself (`write=True`): it writes a new file
+in the same folder and renames it over the old one (`files.write_atomically`), so the account
+must be able to write in the folder and read the file: the folder and the file go to its group,
+the folder g+rwx, the file g+rw, neither o+w (a sticky bit on the folder, which would stop the
+rename, is cleared). `check` says whether it can, and what would make it; `grant` does it.
 
 Before it changes anything `grant` refuses what would hand out more than that one file: a link
 (symbolic, or a file with other hard links), a folder that is not root's or is world-writable,
@@ -13,8 +17,8 @@ a folder on a path others than root may change, a folder holding other files (th
 replace them too: the settings file needs a folder of its own), a file owned by someone else.
 Every change goes through file descriptors opened without following links.
 
-What the grant means: the web account can then write any setting in the file, and the daemon,
-as root, applies the policy at once and the rest at its next start. `check` says so.
+What the write grant means: the web account can then write any setting in the file, and a
+daemon, as root, would apply the policy at once and the rest at its next start. `check` says so.
 """
 
 from __future__ import annotations
@@ -29,8 +33,12 @@ from pathlib import Path
 __all__ = ["AccessRefused", "SettingsAccess", "check", "grant", "others_may_write", "settings_access"]
 
 _PRIVILEGE_NOTE = (
-    "the web account can then change every setting in the file (the daemon, as root, applies the "
-    "policy at once and the rest at its next start)"
+    "the web account can then change every setting in the file (a daemon, as root, would apply the "
+    "policy at once and the rest at its next start): for a standalone `dynapot web` only"
+)
+_READ_NOTE = (
+    "the web account reads the settings (alert URLs included); under `dynapot run` its changes go "
+    "to the daemon, which writes the file as root"
 )
 
 
@@ -64,9 +72,9 @@ def _group_name(gid: int) -> str:
         return str(gid)
 
 
-def settings_access(user: str, path: Path) -> str | None:
-    """Why `user` (the web child, once unprivileged) cannot replace the settings file at `path`
-    (read it, write a new file in its folder and rename it over it), or None when it can."""
+def settings_access(user: str, path: Path, *, write: bool = False) -> str | None:
+    """Why `user` (the web child, once unprivileged) cannot read the settings file at `path`
+    (`write`: nor replace it: write a new file in its folder and rename it over it), or None."""
     try:
         account = _account(user)
     except AccessRefused as exc:
@@ -85,15 +93,22 @@ def settings_access(user: str, path: Path) -> str | None:
         file_info = os.stat(path) if path.exists() else None
     except OSError as exc:
         return f"cannot check {path}: {exc.strerror}"
+    if not write:
+        if not allowed(folder_info, 0o1) or (file_info is not None and not allowed(file_info, 0o4)):
+            return (
+                f"{user} cannot read {path}: the web interface shows the settings it started with "
+                f"(`dynapot admin settings-access --grant` gives it read access)"
+            )
+        return None
     if not allowed(folder_info, 0o3) or (file_info is not None and not allowed(file_info, 0o4)):
         return (
             f"{user} cannot read {path} or write in {folder}: the settings page will refuse changes "
-            f"(`dynapot admin settings-access --grant` gives them to it)"
+            f"(`dynapot admin settings-access --write --grant` gives them to it)"
         )
     if folder_info.st_mode & stat.S_ISVTX and file_info is not None and file_info.st_uid != account.pw_uid:
         return (
             f"{folder} is sticky and {path} is not {user}'s: it cannot rename a new file over it "
-            f"(`dynapot admin settings-access --grant` clears the sticky bit)"
+            f"(`dynapot admin settings-access --write --grant` clears the sticky bit)"
         )
     return None
 
@@ -115,27 +130,30 @@ def others_may_write(path: Path) -> str | None:
     return None
 
 
-def check(user: str, path: Path) -> SettingsAccess:
-    """Whether `user` can replace the settings file at `path`, and the commands that would let it."""
+def check(user: str, path: Path, *, write: bool = False) -> SettingsAccess:
+    """Whether `user` can read (`write`: replace) the settings file at `path`, and the commands
+    that would let it."""
     path = Path(os.path.abspath(path))
     try:
         group = _group_name(_account(user).pw_gid)
     except AccessRefused:
         group = None
     folder = path.parent
-    commands = (
-        ()
-        if group is None
-        else (
+    if group is None:
+        commands: tuple[str, ...] = ()
+    elif write:
+        commands = (
             f"chgrp {group} {folder} {path}",
             f"chmod g+rwx,o-w,-t {folder}",
             f"chmod g+rw,o-w {path}",
         )
-    )
-    return SettingsAccess(user, group, path, settings_access(user, path), commands)
+    else:
+        commands = (f"chgrp {group} {path}", f"chmod g+r,g-w,o-w {path}")
+    note = _PRIVILEGE_NOTE if write else _READ_NOTE
+    return SettingsAccess(user, group, path, settings_access(user, path, write=write), commands, note)
 
 
-def _refusal(path: Path, account: pwd.struct_passwd) -> str | None:
+def _refusal(path: Path, account: pwd.struct_passwd, write: bool) -> str | None:
     """Why `grant` must not touch `path` and its folder (checked by path; re-checked on the
     descriptors it then changes)."""
     folder = path.parent
@@ -164,6 +182,13 @@ def _refusal(path: Path, account: pwd.struct_passwd) -> str | None:
         return f"{path} has {file_info.st_nlink} hard links: a change of its mode would change them all"
     if file_info.st_uid not in (0, account.pw_uid):
         return f"{path} is {_owner(file_info.st_uid)}'s, neither root's nor {account.pw_name}'s"
+    if not write:
+        # Only the file's group and mode change: other files stay as they are; but a folder on
+        # the way that shuts the account out would make the change useless.
+        closed = _closed_folder(folder, account)
+        return (
+            None if closed is None else f"{account.pw_name} cannot enter {closed}: the grant would not help"
+        )
     others = sorted(
         name
         for name in os.listdir(folder)
@@ -178,17 +203,28 @@ def _refusal(path: Path, account: pwd.struct_passwd) -> str | None:
     return None
 
 
-def grant(user: str, path: Path) -> list[str]:
-    """Let `user` replace the settings file at `path` (see the module); the changes made, as
-    commands would say them (empty when there was nothing to change). AccessRefused, changing
-    nothing, when it must not (see `_refusal`)."""
+def _closed_folder(folder: Path, account: pwd.struct_passwd) -> Path | None:
+    """The first folder from / to `folder` that `account` may not enter (search), or None."""
+    groups = {account.pw_gid, *(g.gr_gid for g in grp.getgrall() if account.pw_name in g.gr_mem)}
+    for parent in (*reversed(folder.parents), folder):
+        info = os.stat(parent)
+        shift = 6 if info.st_uid == account.pw_uid else 3 if info.st_gid in groups else 0
+        if not (stat.S_IMODE(info.st_mode) >> shift) & 0o1:
+            return parent
+    return None
+
+
+def grant(user: str, path: Path, *, write: bool = False) -> list[str]:
+    """Let `user` read (`write`: replace) the settings file at `path` (see the module); the
+    changes made, as commands would say them (empty when there was nothing to change).
+    AccessRefused, changing nothing, when it must not (see `_refusal`)."""
     account = _account(user)
     if account.pw_uid == 0:
         return []
     if os.geteuid() != 0:
         raise AccessRefused("only root can give the settings file to the web account's group")
     path = Path(os.path.abspath(path))
-    reason = _refusal(path, account)
+    reason = _refusal(path, account, write)
     if reason is not None:
         raise AccessRefused(reason)
     gid, group = account.pw_gid, _group_name(account.pw_gid)
@@ -200,8 +236,11 @@ def grant(user: str, path: Path) -> list[str]:
             info = os.fstat(file_fd)
             if not stat.S_ISREG(info.st_mode) or info.st_nlink > 1:  # changed since the check
                 raise AccessRefused(f"{path} changed while it was checked: try again")
-            done += _give(folder_fd, str(path.parent), gid, group, 0o070, stat.S_ISVTX)
-            done += _give(file_fd, str(path), gid, group, 0o060, 0)
+            if write:
+                done += _give(folder_fd, str(path.parent), gid, group, 0o070, stat.S_ISVTX)
+                done += _give(file_fd, str(path), gid, group, 0o060, 0)
+            else:
+                done += _give(file_fd, str(path), gid, group, 0o040, stat.S_IWGRP)
         finally:
             os.close(file_fd)
     finally:

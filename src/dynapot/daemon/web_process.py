@@ -39,7 +39,8 @@ class WebProcess:
         elif web.cert is not None and web.key is not None:
             self.command += ["--cert", str(web.cert), "--key", str(web.key)]
         if settings_path is not None:
-            self.command += ["--config", str(settings_path)]
+            # It only reads the file: its changes go to the daemon, which writes it as root.
+            self.command += ["--config", str(settings_path), "--settings-by-daemon"]
             problem = settings_access(web.user, settings_path)
             if problem is not None:
                 log.warning("web interface: %s", problem)

@@ -426,3 +426,24 @@ class PlanReview(Base):
     approved_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     applied_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     note: Mapped[str | None] = mapped_column(Text)  # why it was superseded
+
+
+class SettingsRequest(Base):
+    """A settings change the web child asks the daemon to write (`dynapot run` with `[web]`).
+
+    The web child runs as its own account and may not write the settings file the root daemon
+    reads (whoever writes it chooses the sensor's account, the state folder, ...). It stores the
+    admin's change here; the daemon validates it against the page's editable settings, writes the
+    file as root and answers in `result` (the changes made, or each field's reason). What was
+    submitted (alert URLs may hold passwords) is cleared once answered.
+    """
+
+    __tablename__ = "settings_requests"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    actor: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), index=True)  # pending working applied refused abandoned
+    submitted: Mapped[dict] = mapped_column(JSON)  # dotted setting -> value, as the page sent it
+    result: Mapped[dict | None] = mapped_column(JSON)  # {"changes": [...]} or {"errors": {...}}
+    done_at: Mapped[datetime | None] = mapped_column(UtcDateTime)

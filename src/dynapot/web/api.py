@@ -17,13 +17,14 @@ from fastapi.responses import JSONResponse
 from fastapi.security import OAuth2PasswordBearer, OAuth2PasswordRequestForm
 from pydantic import BaseModel
 
+from dynapot.daemon.settings_store import EDITABLE, RESTART, SettingsRefused, current_values
 from dynapot.daemon.status import gather_status
 from dynapot.web import queries, report_queries
-from dynapot.web.accounts import Identity, LoginRefused, audit, authenticate, create_token
+from dynapot.web.accounts import Identity, LoginRefused, authenticate, create_token
 from dynapot.web.api_plan import router as plan_router
 from dynapot.web.api_reports import router as reports_router
 from dynapot.web.context import WebContext
-from dynapot.web.settings_store import EDITABLE, RESTART, SettingsRefused, current_values, update_settings
+from dynapot.web.settings_change import change_settings
 
 __all__ = ["router"]
 
@@ -177,11 +178,9 @@ def patch_settings(
         raise HTTPException(409, "dynapot web was started without --config: no settings file to change")
     submitted = {k: ("" if v is None else v) for k, v in changes.items()}
     try:
-        made = update_settings(web.settings_path, submitted)
+        made = change_settings(web, submitted, who.name)
     except SettingsRefused as exc:
         return JSONResponse({"detail": "refused", "errors": exc.errors}, status_code=422)
-    for change in made:
-        audit(web.db, who.name, "setting.change", change.dotted, change.old, change.new)
     return SettingsChanged(changed=[{"setting": c.dotted, "old": c.old, "new": c.new} for c in made])
 
 

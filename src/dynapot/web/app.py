@@ -30,6 +30,13 @@ from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from dynapot.daemon.settings_store import (
+    EDITABLE,
+    RESTART,
+    SettingsRefused,
+    current_values,
+    mask_url,
+)
 from dynapot.web import pages_plan, pages_reports, queries
 from dynapot.web.accounts import Identity, LoginRefused, audit, authenticate, end_session, start_session
 from dynapot.web.api import router as api_router
@@ -37,14 +44,7 @@ from dynapot.web.charts import paired_bars, simple_bars
 from dynapot.web.context import WebContext
 from dynapot.web.live import next_batch, sse_message
 from dynapot.web.security import Guard, check_csrf
-from dynapot.web.settings_store import (
-    EDITABLE,
-    RESTART,
-    SettingsRefused,
-    current_values,
-    mask_url,
-    update_settings,
-)
+from dynapot.web.settings_change import change_settings
 from dynapot.web.users import register as register_users
 
 __all__ = ["create_app"]
@@ -266,14 +266,10 @@ def create_app(web: WebContext, *, stream_seconds: float = STREAM_SECONDS) -> An
             elif field.dotted in form:
                 submitted[field.dotted] = str(form[field.dotted])[:10_000]
         try:
-            made = await run_in_threadpool(update_settings, web.settings_path, submitted)
+            made = await run_in_threadpool(change_settings, web, submitted, who.name)
         except SettingsRefused as exc:
             shown = {k: v for k, v in submitted.items() if k != "alerts.urls"}
             return settings_page(request, 422, errors=exc.errors, values=shown)
-        for change in made:
-            await run_in_threadpool(
-                audit, web.db, who.name, "setting.change", change.dotted, change.old, change.new
-            )
         return RedirectResponse("/settings?" + urlencode({"saved": len(made)}), status_code=303)
 
     @app.post("/settings/test-alert", include_in_schema=False)

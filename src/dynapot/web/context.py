@@ -21,6 +21,8 @@ class WebContext:
     settings: Settings
     settings_path: Path | None = None  # the file the daemon reads; None: settings cannot be changed
     tls: bool = True
+    #: Changes go to the running daemon, which writes the file as root (`daemon.settings_requests`).
+    settings_by_daemon: bool = False
     limiter: LoginLimiter = field(init=False)
     #: Host header names answered (`web.hosts`); `serve` adds the listen address and the certificate's.
     allowed_hosts: frozenset[str] = field(init=False)

@@ -90,7 +90,7 @@ def preload() -> None:
     for name in ("unicode_escape", "raw_unicode_escape", "idna", "punycode", "latin_1", "ascii", "utf_8"):
         codecs.lookup(name)
     import dynapot.analysis.alerts  # noqa: F401 - the test alert's
-    from dynapot.web.settings_store import mask_url
+    from dynapot.daemon.settings_store import mask_url
 
     mask_url("json://localhost/")  # apprise loads its plugins on first use
 
