@@ -53,7 +53,7 @@ class Node:
             return 4096
         if self.kind == "l":
             return len(self.target)
-        return 0 if self.dynamic else len(self.content.encode())
+        return 0 if self.dynamic else len(self.content.encode("utf-8", "surrogateescape"))
 
     def permissions(self) -> str:
         """ls's "drwxr-xr-x"."""

@@ -17,22 +17,44 @@ to apply; URLs fetched are recorded in `events`, never fetched. Routers get an I
 
 from __future__ import annotations
 
+import hashlib
 import posixpath
 import re
 import time
+from collections import Counter
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from dynapot.events import Kind
 from dynapot.services import logs, procfs
 from dynapot.services.cmd_exe import CmdShell
 from dynapot.services.contract import clip
-from dynapot.services.fakefs import MAX_PATH, Node, SessionFS, base_tree
+from dynapot.services.fakefs import MAX_FILE, MAX_PATH, Node, SessionFS, base_tree
 from dynapot.services.identity import HostIdentity
 from dynapot.services.ios_exec import IosShell
 from dynapot.services.machine import machine_for
-from dynapot.services.shell_syntax import expand, split_list
+from dynapot.services.shell_binary import kind_of, runs_on
+from dynapot.services.shell_glob import glob, match
+from dynapot.services.shell_grammar import (
+    Case,
+    Connected,
+    For,
+    Function,
+    Group,
+    If,
+    Incomplete,
+    Loop,
+    Pipeline,
+    Redirected,
+    Sequence,
+    Simple,
+    parse,
+)
+from dynapot.services.shell_grammar import Node as Tree
+from dynapot.services.shell_syntax import Command, expand, literal
+from dynapot.services.shell_test import evaluate
+from dynapot.services.uploads import UploadStore
 
 MAX_OUTPUT = 64 * 1024
 
@@ -60,19 +82,35 @@ def shell_for(
     hostname: str | None = None,
     peer: str | None = None,
     via: str = "ssh",
+    password: str | None = None,
+    uploads: UploadStore | None = None,
 ) -> Shell:
-    """The shell of a host of this kind ("windows", "cisco", else a Unix shell); `via`: "ssh" or "telnet"."""
+    """The shell of a host of this kind ("windows", "cisco", else a Unix shell); `via`: "ssh" or "telnet".
+
+    `password`: the one the login used (sudo accepts it for a sudoer); `uploads`: where files the
+    session writes are kept (without one, only their digests are recorded).
+    """
     if kind == "windows":
         return CmdShell(identity, user)
     if kind == "cisco":
         return IosShell(identity)
-    return FakeShell(identity, user, hostname=hostname, peer=peer, via=via)
+    return FakeShell(
+        identity, user, hostname=hostname, peer=peer, via=via, password=password, uploads=uploads
+    )
 
 
 _SIX_MONTHS = 15_778_476  # seconds: ls shows the year of files older than this
 _PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _USER_PATH = "/usr/local/bin:/usr/bin:/bin:/usr/local/games:/usr/games"
 MAX_HISTORY = 1000
+MAX_STEPS = 10_000  # simple commands one line may run (loops, functions, scripts): then it stops
+MAX_ITERATIONS = 1000  # of one loop: then it ends as if its condition had failed
+MAX_DEPTH = 16  # nesting of $(...), sh -c, scripts and function calls
+MAX_FUNCTIONS = 100
+MAX_PENDING = 16 * 1024  # characters of an unfinished compound command kept for its next line
+MAX_UPLOADS = 100  # files one session's writes are recorded as uploads (more: counted)
+SUDO_DELAY = 2.0  # seconds pam_unix makes a wrong password wait (sudo)
+SU_DELAY = 3.0  # and su
 MAX_VARIABLES = 500
 MAX_PAUSE = 30.0  # seconds of pauses one line may ask for
 RESOLVER_WAIT = 10.0  # glibc: two tries of 5 s at an unreachable name server
@@ -98,8 +136,12 @@ class FakeShell:
         peer: str | None = None,
         clock: Callable[[], float] = time.time,
         via: str = "ssh",
+        password: str | None = None,
+        uploads: UploadStore | None = None,
     ) -> None:
         self.identity = identity
+        self.password = password  # the login's, if the service knows it: sudo accepts it
+        self.uploads = uploads
         self.hostname = hostname or identity.hostname
         self.user = user
         self.peer = peer  # the client's address, for `w` and `who`
@@ -148,10 +190,20 @@ class FakeShell:
         self._size = 0
         self._depth = 0
         self._quiet_errors = False
+        self._steps = 0
+        self._pending = ""  # an unfinished compound command: bash's `> ` prompt asks for the rest
+        self._asking: _Asking | None = None  # a password prompt (sudo, su) the next line answers
+        self._written: dict[str, str | None] = {}  # files the session wrote -> digest recorded
+        self.functions: dict[str, Tree] = {}
+        self.counters: Counter[str] = Counter()  # what was cut or not recorded (loops stopped, ...)
 
     # -- presentation -------------------------------------------------------------------------------------
 
     def prompt(self) -> str:
+        if self._asking is not None:
+            return self._asking.prompt
+        if self._pending:
+            return "> "
         where = "~" + self.cwd[len(self.home) :] if self.cwd.startswith(self.home) else self.cwd
         sign = "#" if self.user == "root" else "$"
         if self.identity.distribution.id == "centos":
@@ -169,14 +221,35 @@ class FakeShell:
 
     # -- running a line -----------------------------------------------------------------------------------
 
+    @property
+    def secret(self) -> bool:
+        """The next line answers a password prompt (sudo, su): not to be echoed, nor recorded as a command."""
+        return self._asking is not None
+
     def execute(self, line: str) -> str:
         """Run one command line. Sets `status`, `exited` and `pauses`."""
         self.pauses = []
         self._out, self._size = [], 0
-        if line.strip() and len(self.history) < MAX_HISTORY:
+        self._steps = 0
+        if self._asking is not None:
+            self._answer(line)
+            return self._finish_output()
+        if line.strip() and len(self.history) < MAX_HISTORY and not self._pending:
             self.history.append(line.strip())
-        self._run_line(line)
-        return "".join(self._out)[:MAX_OUTPUT]
+        text = self._pending + line
+        self._pending = ""
+        self._run_text(text, interactive=True)
+        if self.exited:
+            self._record_written("exit")
+        return self._finish_output()
+
+    def close(self) -> None:
+        """The session ends: what it wrote and has not recorded yet becomes `events` (take them after)."""
+        self._record_written("close")
+
+    def _finish_output(self) -> str:
+        # bytes written as escapes (\xff) travel as surrogates: the terminal gets U+FFFD for them
+        return "".join(self._out)[:MAX_OUTPUT].encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
     def _emit(self, text: str) -> None:
         if self._size < MAX_OUTPUT and text:
@@ -195,35 +268,282 @@ class FakeShell:
         if seconds > 0:
             self.pauses.append((self._size, seconds))
 
-    def _run_line(self, line: str) -> None:
+    def _run_text(self, text: str, *, interactive: bool = False, where: str = "") -> None:
+        """Parse and run a line or a script. `where`: how errors name it ("bash: -c: line 1: ")."""
         try:
-            parts = split_list(line)
-        except SyntaxError as exc:
-            self.status = 2
-            self._emit(f"bash: syntax error: {exc}\n")
+            tree = parse(text)
+        except Incomplete as exc:
+            if interactive and len(text) < MAX_PENDING:
+                self._pending = text + "\n"  # bash reads on, with its `> ` prompt
+                return
+            self._error(f"{where or 'bash: '}{exc}\n", 2)
             return
-        for op, stages in parts:
-            if self.exited or (op == "&&" and self.status != 0) or (op == "||" and self.status == 0):
+        except SyntaxError as exc:
+            self._error(f"{where or 'bash: '}{exc}\n", 2)
+            if where:
+                self._error(f"{where}`{text.strip()[:200]}'\n")
+            return
+        try:
+            self._run(tree)
+        except _Stop:
+            if self._depth:
+                raise
+        except (_Break, _Continue, _Return):
+            pass
+
+    def _run(self, node: Tree) -> None:
+        """Run one node of a parsed line; what it prints goes to the output."""
+        if self.exited:
+            return
+        if isinstance(node, Simple):
+            out = self._run_simple(node.text, None, last=True)
+            if out:
+                self._emit(out)
+        elif isinstance(node, Sequence):
+            for item in node.items:
+                self._run(item)
+        elif isinstance(node, Connected):
+            self._run(node.first)
+            for op, item in node.rest:
+                if (op == "&&") == (self.status == 0):
+                    self._run(item)
+        elif isinstance(node, Pipeline):
+            self._run_pipeline(node)
+        elif isinstance(node, For):
+            self._run_for(node)
+        elif isinstance(node, Loop):
+            self._run_loop(node)
+        elif isinstance(node, If):
+            for condition, body in node.branches:
+                self._run(condition)
+                if self.status == 0:
+                    self._run(body)
+                    return
+            self.status = 0
+            if node.otherwise is not None:
+                self._run(node.otherwise)
+        elif isinstance(node, Case):
+            self._run_case(node)
+        elif isinstance(node, Group):
+            self._run_group(node)
+        elif isinstance(node, Function):
+            if node.name in self.functions or len(self.functions) < MAX_FUNCTIONS:
+                self.functions[node.name] = node.body
+            self.status = 0
+        elif isinstance(node, Redirected):
+            self._run_redirected(node)
+
+    def _step(self) -> None:
+        """One more command run for this line: past MAX_STEPS the line stops (a loop without end)."""
+        self._steps += 1
+        if self._steps > MAX_STEPS:
+            self.counters["lines stopped"] += 1
+            raise _Stop
+
+    def _captured(self, node: Tree) -> str:
+        """What `node` prints, taken instead of shown (a pipeline's stage, a redirected compound)."""
+        saved = self._out, self._size
+        self._out, self._size = [], 0
+        try:
+            self._run(node)
+            return "".join(self._out)
+        finally:
+            self._out, self._size = saved
+
+    def _run_pipeline(self, node: Pipeline) -> None:
+        data: str | None = None
+        last = len(node.commands) - 1
+        for index, command in enumerate(node.commands):
+            if isinstance(command, Simple):
+                data = self._run_simple(command.text, data, last=index == last)
+                if index == last and data:
+                    self._emit(data)
+            elif index == last:
+                self._run(command)
+            else:
+                data = self._captured(command)
+        if node.negate:
+            self.status = 0 if self.status else 1
+
+    def _words(self, sources: list[str]) -> list[str]:
+        """Words' source texts expanded as a command's arguments are (variables, splitting, globbing)."""
+        words: list[str] = []
+        for source in sources:
+            words.extend(self._expand_words(expand(source, self._lookup, self._substitute)))
+        return words
+
+    def _expand_words(self, command: Command) -> list[str]:
+        """The command's words with each unquoted pattern replaced by the names it matches."""
+        if not command.patterns:
+            return command.words
+        words: list[str] = []
+        for index, word in enumerate(command.words):
+            pattern = command.patterns.get(index)
+            found = glob(pattern, self.cwd, self._names, self._exists) if pattern is not None else None
+            words.extend(found or [word])
+        return words
+
+    def _names(self, path: str) -> list[str] | None:
+        node = self.fs.get(path)
+        if node is None or not node.is_dir or not self._readable(node):
+            return None
+        return list(self.fs.children(path))
+
+    def _exists(self, path: str) -> bool:
+        return self.fs.get(path) is not None
+
+    def _run_for(self, node: For) -> None:
+        try:
+            items = self._words(node.words) if node.words is not None else []
+        except SyntaxError as exc:
+            self._error(f"bash: {exc}\n", 1)
+            return
+        self.status = 0
+        for item in items[:MAX_ITERATIONS]:
+            self._step()
+            self._set(node.name, item)
+            try:
+                self._run(node.body)
+            except _Break:
+                break
+            except _Continue:
                 continue
-            data: str | None = None
-            for index, stage in enumerate(stages):
-                data = self._run_simple(stage, data, last=index == len(stages) - 1)
-            if data:
-                self._emit(data)
+
+    def _run_loop(self, node: Loop) -> None:
+        status = 0
+        for _ in range(MAX_ITERATIONS):
+            self._step()
+            self._run(node.condition)
+            if (self.status == 0) == node.until:
+                break
+            try:
+                self._run(node.body)
+            except _Break:
+                status = self.status
+                break
+            except _Continue:
+                pass
+            status = self.status
+        else:
+            self.counters["loops stopped"] += 1
+        self.status = status
+
+    def _run_case(self, node: Case) -> None:
+        try:
+            subject = " ".join(expand(node.word, self._lookup, self._substitute).words)
+            self.status = 0
+            for patterns, body in node.items:
+                for source in patterns:
+                    command = expand(source, self._lookup, self._substitute)
+                    pattern = command.patterns.get(0, literal(command.words[0] if command.words else ""))
+                    if match(pattern, subject):
+                        self._run(body)
+                        return
+        except SyntaxError as exc:
+            self._error(f"bash: {exc}\n", 1)
+
+    def _run_group(self, node: Group) -> None:
+        if not node.subshell:
+            self._run(node.body)
+            return
+        saved = self.cwd, dict(self.variables), set(self.exported), dict(self.functions)
+        try:
+            self._run(node.body)
+        except (_Break, _Continue, _Return):
+            pass
+        finally:
+            self.cwd, self.variables, self.exported, self.functions = saved
+            self.exited = False if not self._depth else self.exited
+
+    def _run_redirected(self, node: Redirected) -> None:
+        quiet = self._quiet_errors
+        target: tuple[str, str] | None = None
+        try:
+            for op, source in node.redirections:
+                word = "".join(expand(source, self._lookup, self._substitute).words) if source else ""
+                if op in ("2>", "2>>") and word == "/dev/null":
+                    self._quiet_errors = True
+                elif op in (">", ">>", "1>", ">|", "&>", "&>>"):
+                    target = (">>" if op.endswith(">>") else ">", word)
+                    self._quiet_errors = self._quiet_errors or (op.startswith("&") and word == "/dev/null")
+        except SyntaxError as exc:
+            self._error(f"bash: {exc}\n", 1)
+            return
+        try:
+            if target is None:
+                self._run(node.command)
+                return
+            out = self._captured(node.command)
+            if target[1] != "/dev/null":
+                self._write_file(target[1], out, append=target[0] == ">>")
+        finally:
+            self._quiet_errors = quiet
+
+    def _set(self, name: str, value: str) -> None:
+        if name in self.variables or len(self.variables) < MAX_VARIABLES:
+            self.variables[name] = value[:4096]
 
     def _substitute(self, text: str) -> str:
         """$(...): the output of a nested line (bounded depth)."""
-        if self._depth >= 3:
+        if self._depth >= MAX_DEPTH:
             return ""
         saved_out, saved_size = self._out, self._size
         self._out, self._size = [], 0
         self._depth += 1
         try:
-            self._run_line(text)
+            self._run_text(text)
             return "".join(self._out)
         finally:
             self._depth -= 1
             self._out, self._size = saved_out, saved_size
+
+    def _nested(self, text: str, where: str, positional: list[str] | None = None) -> None:
+        """Run `text` (sh -c, a script, a function's body) one level deeper, its output shown."""
+        if self._depth >= MAX_DEPTH:
+            self.counters["too deep"] += 1
+            self.status = 1
+            return
+        saved = {k: self.variables.get(k) for k in _POSITIONAL} if positional is not None else None
+        if positional is not None:
+            for index, key in enumerate(_POSITIONAL[1:], 1):
+                self.variables[key] = positional[index - 1] if index <= len(positional) else ""
+            self.variables["#"] = str(len(positional))
+        self._depth += 1
+        try:
+            self._run_text(text, where=where)
+        except _Return:
+            pass
+        finally:
+            self._depth -= 1
+            if saved is not None:
+                for key, value in saved.items():
+                    if value is None:
+                        self.variables.pop(key, None)
+                    else:
+                        self.variables[key] = value
+
+    def _call(self, name: str, args: list[str]) -> None:
+        """A function the session defined, run with its arguments as $1 ... $9."""
+        if self._depth >= MAX_DEPTH:
+            self.counters["too deep"] += 1
+            self.status = 1
+            return
+        saved = {k: self.variables.get(k) for k in _POSITIONAL}
+        for index, key in enumerate(_POSITIONAL[1:], 1):
+            self.variables[key] = args[index - 1] if index <= len(args) else ""
+        self.variables["#"] = str(len(args))
+        self._depth += 1
+        try:
+            self._run(self.functions[name])
+        except _Return:
+            pass
+        finally:
+            self._depth -= 1
+            for key, value in saved.items():
+                if value is None:
+                    self.variables.pop(key, None)
+                else:
+                    self.variables[key] = value
 
     def _lookup(self, name: str) -> str:
         if name == "?":
@@ -233,26 +553,26 @@ class FakeShell:
         if name == "0":
             return "-bash"
         if name == "#":
-            return "0"
+            return self.variables.get("#", "0")
         return self.variables.get(name, "")
 
     def _run_simple(self, text: str, stdin: str | None, *, last: bool) -> str | None:
         """One command of a pipeline: its stdout (for the next stage, or the terminal)."""
+        self._step()
         try:
             command = expand(text, self._lookup, self._substitute)
         except SyntaxError as exc:
             self.status = 2
             self._emit(f"bash: {exc}\n")
             return None
-        words = command.words
+        words = self._expand_words(command)
         assignments = 0
         while assignments < len(words) and _ASSIGNMENT.match(words[assignments]):
             assignments += 1
         if assignments == len(words):
             for word in words:
                 name, _, value = word.partition("=")
-                if name in self.variables or len(self.variables) < MAX_VARIABLES:
-                    self.variables[name] = value[:4096]
+                self._set(name, value)
             self.status = 0
             return None
         words = words[assignments:]
@@ -264,7 +584,13 @@ class FakeShell:
         self._quiet_errors = quiet or command.stderr == "/dev/null"
         self._tty = last and command.stdout is None
         try:
-            out = self._dispatch(words, stdin)
+            if words[0] in self.functions:
+                if command.stdout is None:
+                    self._call(words[0], words[1:])
+                    return None
+                out = self._captured_call(words[0], words[1:])
+            else:
+                out = self._dispatch(words, stdin)
         finally:
             self._quiet_errors = quiet
         if command.stdout is not None:
@@ -274,12 +600,22 @@ class FakeShell:
             return None
         return out
 
+    def _captured_call(self, name: str, args: list[str]) -> str:
+        saved = self._out, self._size
+        self._out, self._size = [], 0
+        try:
+            self._call(name, args)
+            return "".join(self._out)
+        finally:
+            self._out, self._size = saved
+
     def _dispatch(self, words: list[str], stdin: str | None) -> str:
         cmd, args = words[0], words[1:]
         self.status = 0
         name = (
             cmd.rpartition("/")[2] if cmd.startswith(("/bin/", "/usr/bin/", "/sbin/", "/usr/sbin/")) else cmd
         )
+        name = _SPECIAL.get(name, name)
         handler = (
             getattr(self, "_cmd_" + name.replace("-", "_"), None)
             if re.fullmatch(r"[a-z][a-z0-9_]*", name)
@@ -287,12 +623,7 @@ class FakeShell:
         )
         if handler is None:
             if "/" in cmd:
-                node = self.fs.get(self._path(cmd))
-                if node is None:
-                    self._error(f"bash: {cmd}: No such file or directory\n", 127)
-                else:
-                    self._error(f"bash: {cmd}: Permission denied\n", 126)
-                return ""
+                return self._execute_file(cmd, args)
             self._error(f"bash: {cmd}: command not found\n", 127)
             return ""
         if name not in _BUILTINS and name not in _NO_COST:
@@ -392,6 +723,12 @@ class FakeShell:
         made = Node("-", node.mode if node else 0o644, self.user, self.user, self.clock(), before + text)
         if not self.fs.put(path, made):
             self._error(f"bash: {arg}: No space left on device\n", 1)
+            return
+        real = self.fs.resolve(path)
+        if real in self._written or len(self._written) < MAX_UPLOADS * 2:
+            self._written.setdefault(real, None)  # recorded when run, made executable, removed, or at the end
+        else:
+            self.counters["writes not recorded"] += 1
 
     # -- commands -------------------------------------------------------------------------------------
 
@@ -408,17 +745,327 @@ class FakeShell:
         self._error(f"{args[0]}: applet not found\n", 127)
         return ""
 
-    def _cmd_sh(self, args: list[str], stdin: str | None) -> str:
-        """sh -c LINE, or the lines piped in (`curl ... | sh`), run in this shell (bounded depth)."""
-        if "-c" in args and args.index("-c") + 1 < len(args):
-            script = args[args.index("-c") + 1]
-        else:
-            script = stdin or ""
-        if not script.strip():
+    def _cmd_sh(self, args: list[str], stdin: str | None, *, program: str = "sh") -> str:
+        """sh -c LINE, sh FILE, or the lines piped in (`curl ... | sh`), run in this shell (bounded depth)."""
+        operands = [a for a in args if not a.startswith("-") or a == "-c"]
+        if "-c" in operands:
+            at = operands.index("-c")
+            if at + 1 >= len(operands):
+                self._error(f"{program}: -c: option requires an argument\n", 2)
+                return ""
+            return self._script_output(operands[at + 1], f"{program}: -c: line 1: ", operands[at + 3 :])
+        if operands:
+            return self._run_script(operands[0], operands[1:], program)
+        if not (stdin or "").strip():
             return ""
-        return self._substitute(script.replace("\n", ";"))
+        return self._script_output(stdin or "", f"{program}: line 1: ", [])
 
-    _cmd_bash = _cmd_sh
+    def _cmd_bash(self, args: list[str], stdin: str | None) -> str:
+        return self._cmd_sh(args, stdin, program="bash")
+
+    def _script_output(self, text: str, where: str, positional: list[str]) -> str:
+        saved = self._out, self._size
+        self._out, self._size = [], 0
+        try:
+            self._nested(text, where, positional)
+            return "".join(self._out)
+        finally:
+            self._out, self._size = saved
+
+    def _script_text(self, arg: str, shell: str) -> str | None:
+        """A script's text to run (None: bash's error said already); ELF binaries are not scripts."""
+        path = self._path(arg)
+        node = self.fs.get(path)
+        if node is None or node.is_dir:
+            reason = "No such file or directory" if node is None else "Is a directory"
+            if shell == "sh" and node is None:
+                self._error(f"sh: 0: cannot open {arg}: No such file\n", 2)
+            else:
+                self._error(f"{shell}: {arg}: {reason}\n", 127 if node is None else 126)
+            return None
+        if not self._readable(node):
+            self._error(f"{shell}: {arg}: Permission denied\n", 126)
+            return None
+        self._record_written("run", self.fs.resolve(path))
+        text = self._read(path) or ""
+        if kind_of(_raw(text[:64]))[0] == "elf" or (not text and node.size):
+            self._error(f"{arg}: {arg}: cannot execute binary file\n", 126)
+            return None
+        return text
+
+    def _run_script(self, arg: str, positional: list[str], shell: str) -> str:
+        text = self._script_text(arg, shell)
+        if text is None:
+            return ""
+        return self._script_output(text, f"{arg}: line 1: ", positional)
+
+    def _cmd_source(self, args: list[str], stdin: str | None) -> str:
+        if not args:
+            self._error(
+                "bash: source: filename argument required\nsource: usage: source filename [arguments]\n", 2
+            )
+            return ""
+        text = self._script_text(args[0], "bash")
+        if text is None:
+            return ""
+        return self._script_output(text, f"{args[0]}: line 1: ", args[1:])
+
+    def _execute_file(self, cmd: str, args: list[str]) -> str:
+        """./FILE: an ELF of the host's architecture runs (and says nothing), another one fails as
+        exec does; a script runs its lines here."""
+        path = self._path(cmd)
+        node = self.fs.get(path)
+        if node is None:
+            self._error(f"bash: {cmd}: No such file or directory\n", 127)
+            return ""
+        if node.is_dir:
+            self._error(f"bash: {cmd}: Is a directory\n", 126)
+            return ""
+        if not node.mode & 0o111 or not self._readable(node) or (not node.content and node.size):
+            self._error(f"bash: {cmd}: Permission denied\n", 126)
+            return ""
+        self._record_written("run", self.fs.resolve(path))
+        text = self._read(path) or ""
+        kind, detail = kind_of(_raw(text[:64]))
+        if kind == "elf":
+            if runs_on(detail, self.identity.kernel.machine):
+                self._pause(self._exec_cost * 2)
+                return ""  # it ran: a bot's payload prints nothing, or its own secrets
+            self._error(f"bash: {cmd}: cannot execute binary file: Exec format error\n", 126)
+            return ""
+        if detail and posixpath.basename(detail) not in ("sh", "bash", "dash", "ash", "busybox"):
+            return ""  # python, perl: ran, said nothing
+        return self._script_output(text, f"{cmd}: line 1: ", args)
+
+    def _cmd_test(self, args: list[str], stdin: str | None, *, name: str = "test") -> str:
+        status, error = evaluate(args, self._file_test, name=name)
+        self.status = status
+        if error:
+            self._error(error, status)
+        return ""
+
+    def _cmd_bracket(self, args: list[str], stdin: str | None) -> str:
+        return self._cmd_test(args, stdin, name="[")
+
+    def _cmd_double_bracket(self, args: list[str], stdin: str | None) -> str:
+        return self._cmd_test(args, stdin, name="[[")
+
+    def _file_test(self, op: str, arg: str) -> bool:
+        path = self._path(arg)
+        node = self.fs.get(path)
+        if op in ("-L", "-h"):
+            link = self.fs.lookup(self.fs.resolve(path))
+            return link is not None and link.kind == "l"
+        if node is None:
+            return False
+        root = self.user == "root"
+        owner = node.owner == self.user
+        if op == "-f":
+            return node.kind == "-"
+        if op == "-d":
+            return node.is_dir
+        if op == "-s":
+            return node.length > 0
+        if op == "-r":
+            return self._readable(node)
+        if op == "-w":
+            return root or bool(node.mode & (0o200 if owner else 0o002))
+        if op == "-x":
+            if root:
+                return node.is_dir or bool(node.mode & 0o111)
+            return bool(node.mode & (0o100 if owner else 0o001))
+        if op == "-O":
+            return owner
+        if op in ("-u", "-g", "-k"):
+            return bool(node.mode & {"-u": 0o4000, "-g": 0o2000, "-k": 0o1000}[op])
+        return op == "-e"
+
+    def _cmd_break(self, args: list[str], stdin: str | None) -> str:
+        raise _Break
+
+    def _cmd_continue(self, args: list[str], stdin: str | None) -> str:
+        raise _Continue
+
+    def _cmd_return(self, args: list[str], stdin: str | None) -> str:
+        if not self._depth:
+            self._error("bash: return: can only `return' from a function or sourced script\n", 1)
+            return ""
+        self.status = int(args[0]) & 0xFF if args and args[0].isdigit() else self.status
+        raise _Return
+
+    def _cmd_read(self, args: list[str], stdin: str | None) -> str:
+        names = [a for a in args if not a.startswith("-")] or ["REPLY"]
+        if stdin is None:
+            self.status = 1  # no terminal input to give it here
+            return ""
+        line = stdin.split("\n", 1)[0]
+        values = line.split(None, len(names) - 1) if len(names) > 1 else [line.strip()]
+        for index, name in enumerate(names):
+            if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+                self._set(name, values[index] if index < len(values) else "")
+        self.status = 0 if stdin else 1
+        return ""
+
+    # -- privileges: sudo and su ask for a password (the next line), which is recorded as a login --------
+
+    def _cmd_sudo(self, args: list[str], stdin: str | None) -> str:
+        options: list[str] = []
+        while args and args[0].startswith("-"):
+            if args[0] in ("-u", "-g", "-C", "-p") and len(args) > 1:
+                options.append(args[0] + args[1])
+                args = args[2:]
+            else:
+                options.append(args[0])
+                args = args[1:]
+        if "-V" in options or "--version" in options:
+            return f"Sudo version {_SUDO.get(self.identity.distribution.id, '1.9.13p3')}\n"
+        if not args and not any(o in ("-l", "-i", "-s", "-v", "-k") for o in options):
+            self._error(_SUDO_USAGE, 1)
+            return ""
+        if "-k" in options and not args:
+            return ""
+        if self.user == "root":
+            return self._as_root(options, args, stdin)
+        if "-n" in options:
+            self._error("sudo: a password is required\n", 1)
+            return ""
+        self._asking = _Asking("sudo", f"[sudo] password for {self.user}: ", (options, args))
+        return ""
+
+    def _as_root(self, options: list[str], args: list[str], stdin: str | None) -> str:
+        """sudo as root (or with the right password): -l lists, a command runs, a shell is this one."""
+        if "-l" in options:
+            host = self.hostname.split(".")[0]
+            return (
+                f"Matching Defaults entries for {self.user} on {host}:\n"
+                "    env_reset, mail_badpass,\n"
+                "    secure_path=/usr/local/sbin\\:/usr/local/bin\\:/usr/sbin\\:/usr/bin\\:/sbin\\:/bin,\n"
+                "    use_pty\n\n"
+                f"User {self.user} may run the following commands on {host}:\n    (ALL : ALL) ALL\n"
+            )
+        if not args or args[0] in ("su", "bash", "sh", "-i", "-s"):
+            self._become_root()
+            return ""
+        if args[0] in self.functions or (not self._where(args[0]) and "/" not in args[0]):
+            self._error(f"sudo: {args[0]}: command not found\n", 1)
+            return ""
+        user = self.user
+        self._become_root(keep=True)
+        try:
+            return self._dispatch(args, stdin)
+        finally:
+            self._restore_user(user)
+
+    def _cmd_su(self, args: list[str], stdin: str | None) -> str:
+        target = next((a for a in args if not a.startswith("-")), "root")
+        if self.machine.user(target) is None:
+            self._error(
+                f"su: user {target} does not exist or the user entry does not contain all the "
+                "required fields\n",
+                1,
+            )
+            return ""
+        if self.user == "root":
+            return ""  # root's su asks nothing: a new shell, this one
+        self._asking = _Asking("su", "Password: ", target)
+        return ""
+
+    def _answer(self, line: str) -> None:
+        """The line typed at a password prompt: recorded as a login attempt, refused after PAM's delay."""
+        asking = self._asking
+        assert asking is not None
+        password = line.rstrip("\r\n")
+        target = asking.detail if asking.kind == "su" else self.user
+        accepted = (
+            asking.kind == "sudo"
+            and self.password is not None
+            and password == self.password
+            and self._sudoer()
+        )
+        self.events.append(
+            (
+                Kind.LOGIN,
+                f"{clip(str(target))}:{clip(password)}",
+                {
+                    "user": clip(str(target)),
+                    "password": clip(password),
+                    "accepted": accepted,
+                    "mechanism": asking.kind,
+                },
+            )
+        )
+        self._emit("\n")  # the Enter the terminal did not echo
+        if accepted:
+            self._asking = None
+            options, args = asking.detail
+            out = self._as_root(options, args, None)
+            self._emit(out)
+            return
+        if asking.kind == "su":
+            self._asking = None
+            self._pause(SU_DELAY)
+            self._error("su: Authentication failure\n", 1)
+            return
+        asking.tries += 1
+        self._pause(SUDO_DELAY)
+        if asking.tries < 3:
+            self._emit("Sorry, try again.\n")
+            return
+        self._asking = None
+        self._error(f"sudo: {asking.tries} incorrect password attempts\n", 1)
+
+    def _sudoer(self) -> bool:
+        return any(g.name in ("sudo", "wheel", "admin") for g in self.machine.groups_of(self.account))
+
+    def _become_root(self, *, keep: bool = False) -> None:
+        root = self.machine.user("root")
+        assert root is not None
+        self.user, self.account = "root", root
+        if not keep:
+            self.home = self.cwd = root.home
+            self.variables.update(HOME=root.home, USER="root", LOGNAME="root", PWD=root.home, PATH=_PATH)
+
+    def _restore_user(self, user: str) -> None:
+        account = self.machine.user(user)
+        assert account is not None
+        self.user, self.account = user, account
+
+    # -- what the session wrote: recorded as uploads ----------------------------------------------------
+
+    def _record_written(self, why: str, path: str | None = None) -> None:
+        """Record the files the session wrote (all of them, or `path`) as uploads, once per content."""
+        paths = [path] if path is not None else list(self._written)
+        for each in paths:
+            if each not in self._written:
+                continue
+            node = self.fs.get(each)
+            if node is None or node.is_dir:
+                self._written.pop(each, None)
+                continue
+            data = _raw(node.content)
+            digest = hashlib.sha256(data).hexdigest()
+            if self._written[each] == digest:
+                continue
+            self._written[each] = digest
+            if self.counters["uploads"] >= MAX_UPLOADS:
+                self.counters["uploads not recorded"] += 1
+                continue
+            self.counters["uploads"] += 1
+            record: dict[str, Any] = {
+                "path": clip(each),
+                "name": clip(posixpath.basename(each)),
+                "size": len(data),
+                "sha256": digest,
+                "truncated": len(node.content) >= MAX_FILE,
+                "stored": False,
+                "duplicate": False,
+            }
+            if self.uploads is not None:
+                incoming = self.uploads.begin(self.peer or "shell")
+                incoming.write(data)
+                kept = incoming.finish()
+                record.update(stored=kept.stored, duplicate=kept.duplicate, dropped=kept.dropped)
+            self.events.append((Kind.UPLOAD, clip(posixpath.basename(each)), record))
 
     def _cmd_pwd(self, args: list[str], stdin: str | None) -> str:
         return self.cwd + "\n"
@@ -873,7 +1520,11 @@ class FakeShell:
             elif not self._writable_dir(posixpath.dirname(path)):
                 self._error(f"rm: cannot remove '{arg}': Permission denied\n", 1)
             else:
-                self.fs.remove(self.fs.resolve(path))
+                real = self.fs.resolve(path)
+                self._record_written("rm", real)
+                for written in [w for w in self._written if w.startswith(real.rstrip("/") + "/")]:
+                    self._record_written("rm", written)
+                self.fs.remove(real)
         return ""
 
     def _cmd_chmod(self, args: list[str], stdin: str | None) -> str:
@@ -896,6 +1547,8 @@ class FakeShell:
                 self._error(f"chmod: invalid mode: '{mode}'\nTry 'chmod --help' for more information.\n", 1)
                 return ""
             self.fs.put(path, replace(node, mode=new))
+            if new & 0o111 and not node.mode & 0o111:
+                self._record_written("chmod", path)
         return ""
 
     def _cmd_grep(self, args: list[str], stdin: str | None) -> str:
@@ -951,7 +1604,7 @@ class FakeShell:
         flags = "".join(a[1:] for a in args if a.startswith("-"))
         files = [a for a in args if not a.startswith("-")]
         text = self._read_all(files, "wc", stdin)
-        counts = {"l": text.count("\n"), "w": len(text.split()), "c": len(text.encode())}
+        counts = {"l": text.count("\n"), "w": len(text.split()), "c": len(_raw(text))}
         chosen = [counts[k] for k in "lwc" if k in flags] or [counts["l"], counts["w"], counts["c"]]
         if len(chosen) == 1 and not files:
             return f"{chosen[0]}\n"
@@ -1003,6 +1656,11 @@ _BUILTINS = frozenset(
         "kill",
         "test",
         "read",
+        "bracket",
+        "double_bracket",
+        "break",
+        "continue",
+        "return",
     ]
 )
 
@@ -1013,12 +1671,62 @@ def _escapes(text: str) -> str:
     def one(found: re.Match[str]) -> str:
         body = found.group(1)
         if body.startswith("x"):
-            return chr(int(body[1:], 16))
+            return _byte(int(body[1:], 16))
         if body[0].isdigit() and len(body) > 1:
-            return chr(int(body, 8) & 0xFF)
+            return _byte(int(body, 8) & 0xFF)
         return table.get(body, "\\" + body)
 
     return re.sub(r"\\(x[0-9a-fA-F]{1,2}|0[0-7]{1,3}|.)", one, text)
+
+
+def _byte(value: int) -> str:
+    """One byte an escape wrote, as text: ASCII as itself, the rest as the surrogate `_raw` makes it again."""
+    return chr(value) if value < 0x80 else chr(0xDC00 + value)
+
+
+def _raw(text: str) -> bytes:
+    """A file's bytes: its text in UTF-8, escaped bytes (surrogates) as themselves."""
+    return text.encode("utf-8", "surrogateescape")
+
+
+class _Stop(Exception):
+    """The line ran MAX_STEPS commands: it stops where it is."""
+
+
+class _Break(Exception):
+    pass
+
+
+class _Continue(Exception):
+    pass
+
+
+class _Return(Exception):
+    pass
+
+
+@dataclass(slots=True)
+class _Asking:
+    """A password prompt: which program asks, its prompt, what it will run, the tries so far."""
+
+    kind: str  # "sudo", "su"
+    prompt: str
+    detail: Any
+    tries: int = 0
+
+
+_POSITIONAL = ("#", "1", "2", "3", "4", "5", "6", "7", "8", "9")
+_SPECIAL = {"[": "bracket", "[[": "double_bracket", ":": "true", ".": "source"}
+_SUDO = {"debian": "1.9.13p3", "ubuntu": "1.9.9", "centos": "1.8.23"}
+_SUDO_USAGE = (
+    "usage: sudo -h | -K | -k | -V\n"
+    "usage: sudo -v [-ABkNnS] [-g group] [-h host] [-p prompt] [-u user]\n"
+    "usage: sudo -l [-ABkNnS] [-g group] [-h host] [-p prompt] [-U user] [-u user] [command [arg ...]]\n"
+    "usage: sudo [-ABbEHkNnPS] [-r role] [-t type] [-C num] [-D directory] [-g group] [-h host] [-p\n"
+    "            prompt] [-R directory] [-T timeout] [-u user] [VAR=value] [-i | -s] [command [arg ...]]\n"
+    "usage: sudo -e [-ABkNnS] [-r role] [-t type] [-C num] [-D directory] [-g group] [-h host] [-p\n"
+    "            prompt] [-R directory] [-T timeout] [-u user] file ...\n"
+)
 
 
 def _mode(spec: str, current: int) -> int | None:

@@ -4,7 +4,10 @@
 pipeline into its commands (`|`), leaving quotes and `$(...)` whole. `expand(text, lookup,
 substitute)` then makes one command's words: quotes removed, `$NAME`, `${NAME}`, `$?`, `$$`
 and `$(...)` (or backquotes) expanded through the callbacks, redirections (`>`, `>>`, `<`,
-`2>`, `2>&1`, `&>`) taken out. An unterminated quote raises `SyntaxError`. Pure functions.
+`2>`, `2>&1`, `&>`) taken out. Unquoted expansions are split into words at blanks (bash's
+default IFS; not in an assignment). A word with an unquoted `*`, `?` or `[` also gets its
+pattern (`Command.patterns`: quoted characters backslash-escaped) for `shell_glob`. An
+unterminated quote raises `SyntaxError`. Pure functions.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-__all__ = ["Command", "expand", "split_list"]
+__all__ = ["Command", "expand", "literal", "split_list"]
 
 _TO_STDOUT = "2>&1"
 _REDIRECTIONS = (_TO_STDOUT, "2>>", "2>", "&>", ">>", ">", "<")  # longest first
@@ -26,6 +29,12 @@ class Command:
     stdout: tuple[str, str] | None = None  # (">" or ">>", path)
     stderr: str | None = None  # a path, "&1" (to stdout)
     stdin: str | None = None
+    patterns: dict[int, str] = field(default_factory=dict)  # word index -> glob pattern
+
+
+def literal(text: str) -> str:
+    """`text` as a glob pattern that matches only itself."""
+    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
 
 
 def _skip_quoted(line: str, i: int) -> int:
@@ -99,21 +108,52 @@ def split_list(line: str) -> list[tuple[str, list[str]]]:
     return [(o, [s.strip() for s in st]) for o, st in out if any(s.strip() for s in st)]
 
 
+def _is_assignment(word: str) -> bool:
+    name, equals, _ = word.partition("=")
+    return bool(equals) and name.isidentifier() and name.isascii()
+
+
 def expand(text: str, lookup: Callable[[str], str], substitute: Callable[[str], str]) -> Command:
     """One command's words, expanded; redirections taken out of them."""
     command = Command()
     words: list[str] = []
     buf: list[str] = []
+    pattern: list[str] = []  # the word as a glob pattern
+    magic = False  # it has an unquoted *, ? or [
     started = False  # a word has begun (even an empty "")
     redirect: str | None = None
     i, n = 0, len(text)
 
+    def quoted(value: str) -> None:
+        nonlocal started
+        buf.append(value)
+        pattern.append(literal(value))
+        started = True
+
+    def unquoted(value: str) -> None:
+        """An unquoted expansion: split at blanks, except in an assignment's value."""
+        nonlocal started
+        if redirect is not None or (not words and _is_assignment("".join(buf))):
+            quoted(value)
+            return
+        pieces = value.split()
+        if value[:1].isspace():
+            finish()
+        for index, piece in enumerate(pieces):
+            if index:
+                finish()
+            quoted(piece)
+        if value[-1:].isspace():
+            finish()
+
     def finish() -> None:
-        nonlocal buf, started, redirect
+        nonlocal buf, pattern, magic, started, redirect
         if not started:
             return
         word = "".join(buf)
         if redirect is None:
+            if magic:
+                command.patterns[len(words)] = "".join(pattern)
             words.append(word)
         elif redirect in (">", ">>"):
             command.stdout = (redirect, word)
@@ -123,7 +163,7 @@ def expand(text: str, lookup: Callable[[str], str], substitute: Callable[[str], 
             command.stdout, command.stderr = (">", word), "&1"
         elif redirect == "<":
             command.stdin = word
-        buf, started, redirect = [], False, None
+        buf, pattern, magic, started, redirect = [], [], False, False, None
 
     def dollar(j: int) -> tuple[str, int]:
         """Expand the $-form at text[j] ('$'); (value, index after it)."""
@@ -152,19 +192,19 @@ def expand(text: str, lookup: Callable[[str], str], substitute: Callable[[str], 
             i += 1
             continue
         if c == "\\":
-            buf.append(text[i + 1 : i + 2])
-            started = True
+            quoted(text[i + 1 : i + 2])
             i += 2
             continue
         if c == "'":
             end = _skip_quoted(text, i)
-            buf.append(text[i + 1 : end - 1])
-            started = True
+            quoted(text[i + 1 : end - 1])
             i = end
             continue
         if c == '"':
             end = _skip_quoted(text, i)
             j = i + 1
+            inside: list[str] = []
+            buf, outside = inside, buf
             while j < end - 1:
                 d = text[j]
                 if d == "\\" and j + 1 < end - 1 and text[j + 1] in '$`"\\':
@@ -180,19 +220,22 @@ def expand(text: str, lookup: Callable[[str], str], substitute: Callable[[str], 
                 else:
                     buf.append(d)
                     j += 1
-            started = True
+            buf = outside
+            quoted("".join(inside))
             i = end
             continue
         if c == "`":
             end = _skip_quoted(text, i)
-            buf.append(substitute(text[i + 1 : end - 1]).rstrip("\n"))
-            started = True
+            unquoted(substitute(text[i + 1 : end - 1]).rstrip("\n"))
             i = end
             continue
         if c == "$":
-            value, i = dollar(i)
-            buf.append(value)
-            started = True
+            value, after = dollar(i)
+            if value == "$" and after == i + 1:
+                quoted("$")
+            else:
+                unquoted(value)
+            i = after
             continue
         if (
             c in "<>"
@@ -213,6 +256,8 @@ def expand(text: str, lookup: Callable[[str], str], substitute: Callable[[str], 
                 i += 1
             continue
         buf.append(c)
+        pattern.append(c if c != "]" or magic else "\\]")
+        magic = magic or c in "*?["
         started = True
         i += 1
     finish()
