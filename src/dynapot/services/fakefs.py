@@ -73,8 +73,8 @@ def _file(content: str, mtime: float, mode: int = 0o644, owner: str = "root", gr
 
 # Commands a fresh install has in /usr/bin or /bin (ls /bin, which, type).
 BIN = (
-    "bash", "cat", "chgrp", "chmod", "chown", "cp", "curl", "cut", "date", "dd", "df", "dmesg", "echo",
-    "egrep", "env", "false", "free", "grep", "gzip", "head", "hostname", "id", "kill", "less", "ln",
+    "bash", "busybox", "cat", "chgrp", "chmod", "chown", "cp", "curl", "cut", "date", "dd", "df", "dmesg",
+    "echo", "egrep", "env", "false", "free", "grep", "gzip", "head", "hostname", "id", "kill", "less", "ln",
     "ls", "lscpu", "mkdir", "mktemp", "more", "mount", "mv", "nano", "nproc", "perl", "ping", "ps", "pwd",
     "python3", "readlink", "rm", "rmdir", "sed", "sh", "sleep", "sort", "ssh", "stat", "su", "sudo",
     "tail", "tar", "top", "touch", "tr", "true", "umount", "uname", "uniq", "uptime", "vi", "w", "wc",

@@ -243,6 +243,11 @@ class FakeShell:
             self._record_written("exit")
         return self._finish_output()
 
+    def interrupt(self) -> None:
+        """^C: forget an unfinished command (the `> ` prompt) or a password prompt, as bash and sudo do."""
+        self._pending = ""
+        self._asking = None
+
     def close(self) -> None:
         """The session ends: what it wrote and has not recorded yet becomes `events` (take them after)."""
         self._record_written("close")
@@ -296,7 +301,7 @@ class FakeShell:
         if self.exited:
             return
         if isinstance(node, Simple):
-            out = self._run_simple(node.text, None, last=True)
+            out = self._run_simple(node.text, node.heredoc, last=True)
             if out:
                 self._emit(out)
         elif isinstance(node, Sequence):
@@ -355,7 +360,8 @@ class FakeShell:
         last = len(node.commands) - 1
         for index, command in enumerate(node.commands):
             if isinstance(command, Simple):
-                data = self._run_simple(command.text, data, last=index == last)
+                stdin = command.heredoc if command.heredoc is not None else data
+                data = self._run_simple(command.text, stdin, last=index == last)
                 if index == last and data:
                     self._emit(data)
             elif index == last:

@@ -14,6 +14,7 @@ Pure: text in, a tree out.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 __all__ = [
@@ -71,6 +72,7 @@ _REDIRECTIONS = (
     ">|",
     "1>",
     "<<<",
+    "<<-",
     "<<",
     "<>",
     ">",
@@ -96,13 +98,15 @@ class Token:
     text: str
     start: int
     end: int
+    body: str | None = None  # a here-document's (`<<`): its lines
 
 
 @dataclass(slots=True)
 class Simple:
-    """A simple command: its source text (words, assignments, redirections)."""
+    """A simple command: its source text (words, assignments, redirections), a here-document's lines."""
 
     text: str
+    heredoc: str | None = None
 
 
 @dataclass(slots=True)
@@ -230,8 +234,25 @@ def _paren_end(text: str, i: int) -> int:
     raise Incomplete(f"unexpected EOF while looking for matching `{close}'")
 
 
+def _heredoc(text: str, i: int, delimiter: str, strip: bool) -> tuple[str, int]:
+    """The lines from `i` up to the delimiter's line: (body, index after that line)."""
+    lines: list[str] = []
+    while True:
+        end = text.find("\n", i)
+        if end < 0:
+            if (text[i:].lstrip("\t") if strip else text[i:]) == delimiter:
+                return "".join(lines), len(text)
+            raise Incomplete("syntax error: unexpected end of file")  # bash reads on for the rest
+        line = text[i:end]
+        i = end + 1
+        if (line.lstrip("\t") if strip else line) == delimiter:
+            return "".join(lines), i
+        lines.append((line.lstrip("\t") if strip else line) + "\n")
+
+
 def tokenize(text: str) -> list[Token]:
     tokens: list[Token] = []
+    waiting: list[tuple[Token, bool]] = []  # here-documents whose lines follow the next newline
     i, n = 0, len(text)
     while i < n:
         if len(tokens) >= MAX_TOKENS:
@@ -258,10 +279,18 @@ def tokenize(text: str) -> list[Token]:
         if operator is not None:
             tokens.append(Token("op", operator, i, i + len(operator)))
             i += len(operator)
+            for here, strip in waiting if operator == "\n" else ():
+                delimiter = re.sub(r"[\"'\\]", "", here.text)
+                here.body, i = _heredoc(text, i, delimiter, strip)
+            waiting = waiting if operator != "\n" else []
             continue
         end = _word_end(text, i)
         tokens.append(Token("word", text[i:end], i, end))
+        if len(tokens) > 1 and tokens[-2].kind == "redir" and tokens[-2].text in ("<<", "<<-"):
+            waiting.append((tokens[-1], tokens[-2].text == "<<-"))
         i = end
+    if waiting:
+        raise Incomplete("syntax error: unexpected end of file")
     return tokens
 
 
@@ -407,19 +436,22 @@ class _Parser:
         return found
 
     def simple(self) -> Simple:
-        start = self.peek()
-        assert start is not None
-        end = start
+        parts: list[str] = []
+        heredoc: str | None = None
         while (token := self.peek()) is not None and token.kind in ("word", "redir"):
             self.at += 1
-            end = token
             if token.kind == "redir" and token.text not in ("2>&1", ">&2", "1>&2"):
                 target = self.peek()
                 if target is None or target.kind != "word":
                     raise Unexpected("newline" if target is None else target.text)
                 self.at += 1
-                end = target
-        return Simple(self.text[start.start : end.end])
+                if token.text in ("<<", "<<-"):
+                    heredoc = target.body or ""
+                    continue
+                parts.append(self.text[token.start : target.end])
+                continue
+            parts.append(token.text)
+        return Simple(" ".join(parts), heredoc)
 
     def compound(self, word: str) -> Node:
         if word in ("then", "elif", "else", "fi", "do", "done", "esac", "}", "in"):

@@ -3,7 +3,7 @@
 `split_list(line)` cuts a line into pipelines joined by `;`, `&`, `&&` and `||`, and each
 pipeline into its commands (`|`), leaving quotes and `$(...)` whole. `expand(text, lookup,
 substitute)` then makes one command's words: quotes removed, `$NAME`, `${NAME}`, `$?`, `$$`
-and `$(...)` (or backquotes) expanded through the callbacks, redirections (`>`, `>>`, `<`,
+and `$(...)` (or backquotes) and `$((...))` expanded through the callbacks, redirections (`>`, `>>`, `<`,
 `2>`, `2>&1`, `&>`) taken out. Unquoted expansions are split into words at blanks (bash's
 default IFS; not in an assignment). A word with an unquoted `*`, `?` or `[` also gets its
 pattern (`Command.patterns`: quoted characters backslash-escaped) for `shell_glob`. An
@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+
+from dynapot.services.shell_arith import evaluate as arithmetic
 
 __all__ = ["Command", "expand", "literal", "split_list"]
 
@@ -168,6 +170,10 @@ def expand(text: str, lookup: Callable[[str], str], substitute: Callable[[str], 
     def dollar(j: int) -> tuple[str, int]:
         """Expand the $-form at text[j] ('$'); (value, index after it)."""
         nxt = text[j + 1] if j + 1 < n else ""
+        if text.startswith("$((", j):
+            end = _skip_quoted(text, j)
+            if text[end - 2 : end] == "))":
+                return arithmetic(text[j + 3 : end - 2], lookup), end
         if nxt == "(":
             end = _skip_quoted(text, j)
             return substitute(text[j + 2 : end - 1]).rstrip("\n"), end
