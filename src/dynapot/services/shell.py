@@ -34,6 +34,7 @@ from dynapot.services.fakefs import MAX_FILE, MAX_PATH, Node, SessionFS, base_tr
 from dynapot.services.identity import HostIdentity
 from dynapot.services.ios_exec import IosShell
 from dynapot.services.machine import machine_for
+from dynapot.services.shell_arith import ArithmeticFailure
 from dynapot.services.shell_binary import kind_of, runs_on
 from dynapot.services.shell_glob import glob, match
 from dynapot.services.shell_grammar import (
@@ -567,11 +568,17 @@ class FakeShell:
         self._step()
         try:
             command = expand(text, self._lookup, self._substitute)
+        except ArithmeticFailure as exc:  # bash gives up the whole line
+            self._error(f"bash: {exc}\n", 1)
+            raise _Stop from None
         except SyntaxError as exc:
             self.status = 2
             self._emit(f"bash: {exc}\n")
             return None
-        words = self._expand_words(command)
+        if not command.words:
+            self.status = 0
+            return None
+        words = self._expand_words(command) if command.words[:1] != ["[["] else _conditional(command)
         assignments = 0
         while assignments < len(words) and _ASSIGNMENT.match(words[assignments]):
             assignments += 1
@@ -1683,6 +1690,15 @@ def _escapes(text: str) -> str:
         return table.get(body, "\\" + body)
 
     return re.sub(r"\\(x[0-9a-fA-F]{1,2}|0[0-7]{1,3}|.)", one, text)
+
+
+def _conditional(command: Command) -> list[str]:
+    """`[[ ... ]]`'s words: not globbed; the right of `==` and `!=` a pattern (quoted parts literal)."""
+    words = list(command.words)
+    for index in range(2, len(words)):
+        if words[index - 1] in ("==", "=", "!="):
+            words[index] = command.patterns.get(index, literal(words[index]))
+    return words
 
 
 def _byte(value: int) -> str:

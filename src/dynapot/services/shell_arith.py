@@ -13,7 +13,7 @@ import ast
 import re
 from collections.abc import Callable
 
-__all__ = ["evaluate"]
+__all__ = ["ArithmeticFailure", "evaluate"]
 
 MAX_LENGTH = 1000
 _BITS = 1 << 64
@@ -32,9 +32,14 @@ def _number(text: str) -> int:
         return 0
 
 
+class ArithmeticFailure(SyntaxError):
+    """An expression bash refuses: it says why and gives up the whole command line."""
+
+
 class _Evaluator:
-    def __init__(self, lookup: Callable[[str], str]) -> None:
+    def __init__(self, lookup: Callable[[str], str], source: str) -> None:
         self.lookup = lookup
+        self.source = source
 
     def value(self, node: ast.AST) -> int:  # one case per node type
         if isinstance(node, ast.Expression):
@@ -78,7 +83,8 @@ class _Evaluator:
             op = node.op
             if isinstance(op, (ast.Div, ast.FloorDiv, ast.Mod)):
                 if b == 0:
-                    raise SyntaxError("division by 0")
+                    token = ast.get_source_segment(self.source, node.right) or "0"
+                    raise SyntaxError(f'division by 0 (error token is "{token.strip()}")')
                 quotient = abs(a) // abs(b) * (1 if (a < 0) == (b < 0) else -1)
                 return _wrap(quotient if not isinstance(op, ast.Mod) else a - b * quotient)
             if isinstance(op, ast.Pow):
@@ -107,14 +113,14 @@ def evaluate(expression: str, lookup: Callable[[str], str]) -> str:
     if not text:
         return "0"
     if len(text) > MAX_LENGTH:
-        raise SyntaxError(f"{text[:40]}: expression too long")
+        raise ArithmeticFailure(f"{text[:40]}: expression too long")
     python = re.sub(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?", r"\1", text)
     python = python.replace("&&", " and ").replace("||", " or ").replace("/", "//")
     python = re.sub(r"!(?!=)", " not ", python)
     try:
         tree = ast.parse(python, mode="eval")
-        return str(_Evaluator(lookup).value(tree))
+        return str(_Evaluator(lookup, python).value(tree))
     except (SyntaxError, RecursionError, ValueError) as exc:
         known = isinstance(exc, SyntaxError) and exc.msg.startswith(("division", "exponent"))
         reason = exc.msg if known else ""
-        raise SyntaxError(f"{text}: {reason or 'syntax error: invalid arithmetic operator'}") from None
+        raise ArithmeticFailure(f"{text}: {reason or 'syntax error: invalid arithmetic operator'}") from None
