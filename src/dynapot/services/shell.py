@@ -460,7 +460,7 @@ class FakeShell:
             pass
         finally:
             self.cwd, self.variables, self.exported, self.functions = saved
-            self.exited = False if not self._depth else self.exited
+            self.exited = False  # `(exit)` ends the subshell only
 
     def _run_redirected(self, node: Redirected) -> None:
         quiet = self._quiet_errors
@@ -766,24 +766,31 @@ class FakeShell:
             if at + 1 >= len(operands):
                 self._error(f"{program}: -c: option requires an argument\n", 2)
                 return ""
-            return self._script_output(operands[at + 1], f"{program}: -c: line 1: ", operands[at + 3 :])
+            where = f"{program}: -c: line 1: "
+            return self._script_output(operands[at + 1], where, operands[at + 3 :], subshell=True)
         if operands:
             return self._run_script(operands[0], operands[1:], program)
         if not (stdin or "").strip():
             return ""
-        return self._script_output(stdin or "", f"{program}: line 1: ", [])
+        return self._script_output(stdin or "", f"{program}: line 1: ", [], subshell=True)
 
     def _cmd_bash(self, args: list[str], stdin: str | None) -> str:
         return self._cmd_sh(args, stdin, program="bash")
 
-    def _script_output(self, text: str, where: str, positional: list[str]) -> str:
+    def _script_output(self, text: str, where: str, positional: list[str], *, subshell: bool = False) -> str:
+        """What a script prints; in a `subshell` (sh FILE, ./FILE, sh -c) its cd, variables and exit do
+        not last; sourced (`.`), they do."""
         saved = self._out, self._size
+        state = self.cwd, dict(self.variables), set(self.exported), dict(self.functions)
         self._out, self._size = [], 0
         try:
             self._nested(text, where, positional)
             return "".join(self._out)
         finally:
             self._out, self._size = saved
+            if subshell:
+                self.cwd, self.variables, self.exported, self.functions = state
+                self.exited = False
 
     def _script_text(self, arg: str, shell: str) -> str | None:
         """A script's text to run (None: bash's error said already); ELF binaries are not scripts."""
@@ -810,7 +817,7 @@ class FakeShell:
         text = self._script_text(arg, shell)
         if text is None:
             return ""
-        return self._script_output(text, f"{arg}: line 1: ", positional)
+        return self._script_output(text, f"{arg}: line 1: ", positional, subshell=True)
 
     def _cmd_source(self, args: list[str], stdin: str | None) -> str:
         if not args:
@@ -848,7 +855,7 @@ class FakeShell:
             return ""
         if detail and posixpath.basename(detail) not in ("sh", "bash", "dash", "ash", "busybox"):
             return ""  # python, perl: ran, said nothing
-        return self._script_output(text, f"{cmd}: line 1: ", args)
+        return self._script_output(text, f"{cmd}: line 1: ", args, subshell=True)
 
     def _cmd_test(self, args: list[str], stdin: str | None, *, name: str = "test") -> str:
         status, error = evaluate(args, self._file_test, name=name)
@@ -1183,7 +1190,7 @@ class FakeShell:
         if not args:
             self._error("printf: usage: printf [-v var] format [arguments]\n", 2)
             return ""
-        fmt = _escapes(args[0])
+        fmt = _escapes(args[0], printf=True)
         values = args[1:]
         if re.search(r"%[-0-9.]*\d{4}", fmt):  # a width or precision that would make megabytes
             self._error("bash: printf: field width too large\n", 1)
@@ -1678,18 +1685,20 @@ _BUILTINS = frozenset(
 )
 
 
-def _escapes(text: str) -> str:
+def _escapes(text: str, *, printf: bool = False) -> str:
+    """echo -e's escapes (octal as \\0NNN), or printf's (octal as \\NNN); bytes as `_byte` makes them."""
     table = {"n": "\n", "t": "\t", "\\": "\\", "r": "\r", "a": "\a", "e": "\x1b", "0": "\0"}
 
     def one(found: re.Match[str]) -> str:
         body = found.group(1)
         if body.startswith("x"):
             return _byte(int(body[1:], 16))
-        if body[0].isdigit() and len(body) > 1:
+        if body[0].isdigit() and (len(body) > 1 or printf):
             return _byte(int(body, 8) & 0xFF)
         return table.get(body, "\\" + body)
 
-    return re.sub(r"\\(x[0-9a-fA-F]{1,2}|0[0-7]{1,3}|.)", one, text)
+    octal = "[0-7]{1,3}" if printf else "0[0-7]{1,3}"
+    return re.sub(rf"\\(x[0-9a-fA-F]{{1,2}}|{octal}|.)", one, text)
 
 
 def _conditional(command: Command) -> list[str]:
