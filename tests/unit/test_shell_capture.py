@@ -109,9 +109,9 @@ def test_sudo_asks_three_times_and_records_each_password() -> None:
     sh = shell(user="guest")
     assert sh.execute("sudo -l") == "" and sh.prompt() == "[sudo] password for guest: "
     assert sh.secret  # the service neither echoes nor records the next line as a command
-    assert sh.execute("hunter2") == "\nSorry, try again.\n" and sh.pauses == [(1, SUDO_DELAY)]
+    assert sh.execute("hunter2") == "Sorry, try again.\n" and sh.pauses == [(0, SUDO_DELAY)]
     sh.execute("123456")
-    assert sh.execute("qwerty") == "\nsudo: 3 incorrect password attempts\n" and sh.status == 1
+    assert sh.execute("qwerty") == "sudo: 3 incorrect password attempts\n" and sh.status == 1
     assert not sh.secret and sh.prompt().endswith("$ ")
     logins = [data for kind, _, data in sh.take_events() if kind == Kind.LOGIN]
     assert [(d["user"], d["password"], d["accepted"], d["mechanism"]) for d in logins] == [
@@ -121,13 +121,16 @@ def test_sudo_asks_three_times_and_records_each_password() -> None:
     ]
     assert all(set(d) <= set(CATALOGUE[Kind.LOGIN].data) for d in logins)
     assert "hunter2" not in sh.history and sh.execute("sudo -n id") == "sudo: a password is required\n"
+    sh.terminal = False  # an exec request without a terminal: nothing to read a password from
+    assert sh.execute("sudo id").endswith("configure an askpass helper\nsudo: a password is required\n")
+    assert sh.execute("su") == "su: must be run from a terminal\n" and not sh.secret
 
 
 def test_su_fails_after_its_delay_and_sudo_takes_the_logins_password() -> None:
     sh = shell(user="guest")
     sh.execute("su -")
     assert sh.prompt() == "Password: "
-    assert sh.execute("toor") == "\nsu: Authentication failure\n" and sh.pauses == [(1, SU_DELAY)]
+    assert sh.execute("toor") == "su: Authentication failure\n" and sh.pauses == [(0, SU_DELAY)]
     login = {"user": "root", "password": "toor", "accepted": False, "mechanism": "su"}
     assert sh.take_events()[0][2] == login
     sh.execute("sudo id")
@@ -137,7 +140,7 @@ def test_su_fails_after_its_delay_and_sudo_takes_the_logins_password() -> None:
     assert admin is not None
     sudoer = shell(user=admin.name, password="s3cret")
     sudoer.execute("sudo -i")
-    assert sudoer.execute("s3cret") == "\n" and sudoer.prompt().startswith("root@")
+    assert sudoer.execute("s3cret") == "" and sudoer.prompt().startswith("root@")
     assert sudoer.execute("id -u") == "0\n"
     root = shell()
     assert root.execute("sudo id -u; sudo su; whoami") == "0\nroot\n" and not root.secret

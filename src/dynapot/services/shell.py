@@ -142,6 +142,7 @@ class FakeShell:
     ) -> None:
         self.identity = identity
         self.password = password  # the login's, if the service knows it: sudo accepts it
+        self.terminal = True  # the session has a terminal (sudo and su read passwords from it)
         self.uploads = uploads
         self.hostname = hostname or identity.hostname
         self.user = user
@@ -949,6 +950,13 @@ class FakeShell:
         if "-n" in options:
             self._error("sudo: a password is required\n", 1)
             return ""
+        if not self.terminal:
+            self._error(
+                "sudo: a terminal is required to read the password; either use the -S option to read "
+                "from standard input or configure an askpass helper\nsudo: a password is required\n",
+                1,
+            )
+            return ""
         self._asking = _Asking("sudo", f"[sudo] password for {self.user}: ", (options, args))
         return ""
 
@@ -987,6 +995,9 @@ class FakeShell:
             return ""
         if self.user == "root":
             return ""  # root's su asks nothing: a new shell, this one
+        if not self.terminal:
+            self._error("su: must be run from a terminal\n", 1)
+            return ""
         self._asking = _Asking("su", "Password: ", target)
         return ""
 
@@ -1014,7 +1025,6 @@ class FakeShell:
                 },
             )
         )
-        self._emit("\n")  # the Enter the terminal did not echo
         if accepted:
             self._asking = None
             options, args = asking.detail
@@ -1845,6 +1855,20 @@ def take_events(shell: Shell) -> list[tuple[Kind, str | None, dict[str, Any] | N
     """What `shell` has to record since last asked (fetched URLs); none for shells that record none."""
     take = getattr(shell, "take_events", None)
     return take() if take is not None else []
+
+
+def is_secret(shell: Shell) -> bool:
+    """Whether `shell` waits for a password (sudo, su): the edge does not echo the next line, nor
+    record it as a command (the shell records it as a login attempt)."""
+    return bool(getattr(shell, "secret", False))
+
+
+def finish(shell: Shell) -> list[tuple[Kind, str | None, dict[str, Any] | None]]:
+    """The session has ended: what `shell` still has to record (files written and never run)."""
+    close = getattr(shell, "close", None)
+    if close is not None:
+        close()
+    return take_events(shell)
 
 
 def uptime_line(now: float, up: float, users: int, load: tuple[float, float, float]) -> str:
