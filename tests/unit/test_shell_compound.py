@@ -128,3 +128,32 @@ def test_loops_and_a_fork_bomb_end() -> None:
     sh.execute("printf 'sh ./s\\n' > s; chmod +x s")
     assert sh.execute("./s; echo back") == "back\n"  # a script that runs itself: bounded depth
     assert sh.counters["too deep"] >= 1
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "f() " * 3000 + "{ :; }",
+        "(" * 5000,
+        "{ " * 5000,
+        "if " * 5000,
+        "! " * 5000 + "true",
+        "a|" * 5000 + "a",
+        "echo $((" + "(" * 3000 + "1" + ")" * 3000 + "))",
+        "x=$(( " + "1+" * 5000 + "1 ))",
+        "f() { $(f); }; f",
+        "f() { echo $(f) | f; }; f",
+        "for i in /*/*/*/*/*/*; do echo $i; done",
+        "case x in " + "a) ;; " * 3000 + "esac",
+        "cat <<A <<B",
+        "while :; do sleep 1; done",
+        "for i in " + "* " * 2000 + "; do echo $i; done",
+    ],
+)
+def test_hostile_compound_lines_are_bounded(line: str) -> None:
+    sh = shell()
+    out = sh.execute(line)
+    assert isinstance(out, str) and len(out) <= 64 * 1024
+    assert sum(seconds for _, seconds in sh.pauses) <= 30
+    sh.interrupt()
+    assert sh.execute("echo still here") == "still here\n"

@@ -279,6 +279,10 @@ class FakeShell:
         """Parse and run a line or a script. `where`: how errors name it ("bash: -c: line 1: ")."""
         try:
             tree = parse(text)
+        except RecursionError:  # bounded nesting should keep it from here: refuse, never crash
+            self.counters["lines refused"] += 1
+            self._error("bash: syntax error: expression nested too deeply\n", 2)
+            return
         except Incomplete as exc:
             if interactive and len(text) < MAX_PENDING:
                 self._pending = text + "\n"  # bash reads on, with its `> ` prompt

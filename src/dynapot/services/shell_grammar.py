@@ -58,6 +58,7 @@ _RESERVED = frozenset(
         "!",
     ]
 )
+_COMPOUND = frozenset(["{", "if", "for", "while", "until", "case"])  # what a function's body may be
 _ENDS = frozenset(["then", "elif", "else", "fi", "do", "done", "esac", "}"])  # end a list in a compound
 _OPERATORS = ("&&", "||", ";;", ";", "&", "|", "(", ")", "\n")
 _REDIRECTIONS = (
@@ -407,6 +408,9 @@ class _Parser:
             name = self.take().text
             self.at += 2
             self.newlines()
+            body = self.peek()
+            if body is None or not (self.op("(") or body.text in _COMPOUND):
+                raise self.unexpected()  # a function's body is a compound command
             return Function(name, self.command())
         else:
             return self.simple()
