@@ -36,7 +36,7 @@ from dynapot.services.ios_exec import IosShell
 from dynapot.services.machine import machine_for
 from dynapot.services.shell_arith import ArithmeticFailure
 from dynapot.services.shell_binary import kind_of, runs_on
-from dynapot.services.shell_glob import glob, match
+from dynapot.services.shell_glob import glob, has_magic, match
 from dynapot.services.shell_grammar import (
     Case,
     Connected,
@@ -104,7 +104,7 @@ _SIX_MONTHS = 15_778_476  # seconds: ls shows the year of files older than this
 _PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _USER_PATH = "/usr/local/bin:/usr/bin:/bin:/usr/local/games:/usr/games"
 MAX_HISTORY = 1000
-MAX_STEPS = 10_000  # simple commands one line may run (loops, functions, scripts): then it stops
+MAX_STEPS = 4000  # simple commands one line may run (loops, functions, scripts): then it stops
 MAX_ITERATIONS = 1000  # of one loop: then it ends as if its condition had failed
 MAX_DEPTH = 16  # nesting of $(...), sh -c, scripts and function calls
 MAX_FUNCTIONS = 100
@@ -193,6 +193,7 @@ class FakeShell:
         self._depth = 0
         self._quiet_errors = False
         self._steps = 0
+        self._paused = 0.0
         self._pending = ""  # an unfinished compound command: bash's `> ` prompt asks for the rest
         self._asking: _Asking | None = None  # a password prompt (sudo, su) the next line answers
         self._written: dict[str, str | None] = {}  # files the session wrote -> digest recorded
@@ -231,6 +232,7 @@ class FakeShell:
     def execute(self, line: str) -> str:
         """Run one command line. Sets `status`, `exited` and `pauses`."""
         self.pauses = []
+        self._paused = 0.0  # seconds of them
         self._out, self._size = [], 0
         self._steps = 0
         if self._asking is not None:
@@ -270,10 +272,10 @@ class FakeShell:
             self._emit(text)
 
     def _pause(self, seconds: float) -> None:
-        total = sum(p[1] for p in self.pauses)
-        seconds = min(seconds, MAX_PAUSE - total)
+        seconds = min(seconds, MAX_PAUSE - self._paused)
         if seconds > 0:
             self.pauses.append((self._size, seconds))
+            self._paused += seconds
 
     def _run_text(self, text: str, *, interactive: bool = False, where: str = "") -> None:
         """Parse and run a line or a script. `where`: how errors name it ("bash: -c: line 1: ")."""
@@ -391,7 +393,8 @@ class FakeShell:
         words: list[str] = []
         for index, word in enumerate(command.words):
             pattern = command.patterns.get(index)
-            found = glob(pattern, self.cwd, self._names, self._exists) if pattern is not None else None
+            magic = pattern is not None and has_magic(pattern)
+            found = glob(pattern, self.cwd, self._names, self._exists) if magic and pattern else None
             words.extend(found or [word])
         return words
 

@@ -35,13 +35,15 @@ _CLASSES = {
 
 
 def has_magic(pattern: str) -> bool:
-    """Whether `pattern` has an unescaped `*`, `?` or `[`."""
+    """Whether `pattern` has an unescaped `*` or `?`, or a `[` with its `]` (`[` alone is a word)."""
     i = 0
     while i < len(pattern):
         if pattern[i] == "\\":
             i += 2
             continue
-        if pattern[i] in "*?[":
+        if pattern[i] in "*?":
+            return True
+        if pattern[i] == "[" and "]" in pattern[i + 2 :]:
             return True
         i += 1
     return False
