@@ -107,6 +107,7 @@ pytestmark = pytest.mark.skipif(BASH is None, reason="needs bash")
             "x=5; case $x in [0-9]) echo digit;; esac",
             "[[ abc == a* ]] && echo match",
             "[[ -f a.sh ]]; echo $?",
+            "[[ -f a.sh && ( -d d || -d nope ) ]] && echo both",
         ],
         ["bash -c 'echo a; done'", "for i in; do echo x; done; echo $?", "echo `echo a b` $(echo *.txt)"],
     ],

@@ -404,6 +404,8 @@ class _Parser:
             node = self.compound(token.text)
         elif token.kind == "op":
             raise Unexpected("newline" if token.text == "\n" else token.text)
+        elif token.kind == "word" and token.text == "[[":
+            return self.conditional()
         elif self._is_function():
             name = self.take().text
             self.at += 2
@@ -438,6 +440,17 @@ class _Parser:
             self.at += 1
             found.append((token.text, target.text))
         return found
+
+    def conditional(self) -> Simple:
+        """`[[ ... ]]`: its words up to `]]`, `&&`, `||` and parentheses among them."""
+        start = self.take()
+        while (token := self.peek()) is not None and token.text != "\n":
+            self.at += 1
+            if token.kind == "word" and token.text == "]]":
+                return Simple(self.text[start.start : token.end])
+        if token is None:
+            raise Incomplete("syntax error: unexpected end of file")
+        raise Unexpected("newline")
 
     def simple(self) -> Simple:
         parts: list[str] = []
