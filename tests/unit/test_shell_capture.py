@@ -144,3 +144,22 @@ def test_su_fails_after_its_delay_and_sudo_takes_the_logins_password() -> None:
     assert sudoer.execute("id -u") == "0\n"
     root = shell()
     assert root.execute("sudo id -u; sudo su; whoami") == "0\nroot\n" and not root.secret
+
+
+def test_a_mirai_style_echo_loader_is_recorded_once() -> None:
+    # cp a program to get an executable file, empty it, append the binary in pieces, run it
+    sh = shell()
+    sh.execute("cd /tmp; cp /bin/busybox .e; >.e; chmod 777 .e; ls -l .e")
+    assert sh.execute("ls -l .e").startswith("-rwxrwxrwx 1 root root 0 ")
+    for start in range(0, len(ELF_X86_64), 8):
+        sh.execute(f"echo -ne '{escaped(ELF_X86_64[start : start + 8])}' >> .e")
+    assert sh.execute("./.e; echo $?; mv .e .f; ls .e .f") == (
+        "0\nls: cannot access '.e': No such file or directory\n.f\n"
+    )
+    assert sh.execute("cp; cp a") == (
+        "cp: missing file operand\nTry 'cp --help' for more information.\n"
+        "cp: missing destination file operand after 'a'\nTry 'cp --help' for more information.\n"
+    )
+    sh.execute("exit")
+    [upload] = uploads(sh)  # moved after it ran: the same content, not recorded again
+    assert upload["sha256"] == hashlib.sha256(ELF_X86_64).hexdigest() and upload["path"] == "/tmp/.e"

@@ -583,8 +583,10 @@ class FakeShell:
             self.status = 2
             self._emit(f"bash: {exc}\n")
             return None
-        if not command.words:
+        if not command.words:  # `> file` alone makes it empty, as droppers do before they append
             self.status = 0
+            if command.stdout is not None and command.stdout[1] != "/dev/null":
+                self._write_file(command.stdout[1], "", append=command.stdout[0] == ">>")
             return None
         words = self._expand_words(command) if command.words[:1] != ["[["] else _conditional(command)
         assignments = 0
@@ -849,8 +851,10 @@ class FakeShell:
         if node.is_dir:
             self._error(f"bash: {cmd}: Is a directory\n", 126)
             return ""
-        if not node.mode & 0o111 or not self._readable(node) or (not node.content and node.size):
+        if not node.mode & 0o111 or not self._readable(node):
             self._error(f"bash: {cmd}: Permission denied\n", 126)
+            return ""
+        if not node.content and node.size:  # one of the machine's programs we do not imitate (or a copy)
             return ""
         self._record_written("run", self.fs.resolve(path))
         text = self._read(path) or ""
@@ -1543,6 +1547,55 @@ class FakeShell:
             elif not self.fs.put(path, Node("-", 0o644, self.user, self.user, self.clock())):
                 self._error(f"touch: cannot touch '{arg}': No space left on device\n", 1)
         return ""
+
+    def _cmd_cp(self, args: list[str], stdin: str | None, *, tool: str = "cp") -> str:
+        """cp (and mv) of files: the copy is the session's, a written file's copy is written too."""
+        operands = [a for a in args if not a.startswith("-")]
+        if len(operands) < 2:
+            what = "missing file operand"
+            if operands:
+                what = f"missing destination file operand after '{operands[0]}'"
+            self._error(f"{tool}: {what}\nTry '{tool} --help' for more information.\n", 1)
+            return ""
+        *sources, target = operands
+        into = self.fs.get(self._path(target))
+        if len(sources) > 1 and (into is None or not into.is_dir):
+            self._error(f"{tool}: target '{target}' is not a directory\n", 1)
+            return ""
+        for source in sources:
+            path = self._path(source)
+            node = self.fs.get(path)
+            if node is None:
+                self._error(f"{tool}: cannot stat '{source}': No such file or directory\n", 1)
+                continue
+            if node.is_dir:
+                self._error(f"{tool}: -r not specified; omitting directory '{source}'\n", 1)
+                continue
+            if not self._readable(node):
+                self._error(f"{tool}: cannot open '{source}' for reading: Permission denied\n", 1)
+                continue
+            destination = self._path(target)
+            if into is not None and into.is_dir:
+                destination = posixpath.join(destination, posixpath.basename(path))
+            if not self._writable_dir(posixpath.dirname(destination)):
+                self._error(f"{tool}: cannot create regular file '{target}': Permission denied\n", 1)
+                continue
+            copy = replace(node, owner=self.user, group=self.user, mtime=self.clock(), live=False)
+            if node.live or node.dynamic:
+                copy = replace(copy, content=self._read(path) or "", dynamic=False, size=None)
+            if not self.fs.put(self.fs.resolve(destination), copy):
+                self._error(f"{tool}: error writing '{target}': No space left on device\n", 1)
+                continue
+            real, made = self.fs.resolve(path), self.fs.resolve(destination)
+            if real in self._written:  # the copy of a file the session wrote is one it wrote
+                self._written[made] = self._written[real]
+            if tool == "mv":
+                self.fs.remove(real)
+                self._written.pop(real, None)
+        return ""
+
+    def _cmd_mv(self, args: list[str], stdin: str | None) -> str:
+        return self._cmd_cp(args, stdin, tool="mv")
 
     def _cmd_rm(self, args: list[str], stdin: str | None) -> str:
         flags = "".join(a[1:] for a in args if a.startswith("-"))
