@@ -194,6 +194,7 @@ class FakeShell:
         self._quiet_errors = False
         self._steps = 0
         self._paused = 0.0
+        self._pipe: list[str] | None = None  # lines piped into a compound command, for `read`
         self._pending = ""  # an unfinished compound command: bash's `> ` prompt asks for the rest
         self._asking: _Asking | None = None  # a password prompt (sudo, su) the next line answers
         self._written: dict[str, str | None] = {}  # files the session wrote -> digest recorded
@@ -309,7 +310,7 @@ class FakeShell:
         if self.exited:
             return
         if isinstance(node, Simple):
-            out = self._run_simple(node.text, node.heredoc, last=True)
+            out = self._run_simple(node.text, self._heredoc(node), last=True)
             if out:
                 self._emit(out)
         elif isinstance(node, Sequence):
@@ -363,17 +364,32 @@ class FakeShell:
         finally:
             self._out, self._size = saved
 
+    def _heredoc(self, node: Simple) -> str | None:
+        """A here-document's lines, with $VAR and $(...) expanded when its delimiter was unquoted."""
+        body = node.heredoc
+        if body is None or not node.expand_heredoc or ("$" not in body and "`" not in body):
+            return body
+        quoted = '"' + re.sub(r'(?<!\\)"', r'\\"', body) + '"'
+        try:
+            return " ".join(expand(quoted, self._lookup, self._substitute).words)
+        except SyntaxError:
+            return body
+
     def _run_pipeline(self, node: Pipeline) -> None:
         data: str | None = None
         last = len(node.commands) - 1
         for index, command in enumerate(node.commands):
             if isinstance(command, Simple):
-                stdin = command.heredoc if command.heredoc is not None else data
+                stdin = self._heredoc(command) if command.heredoc is not None else data
                 data = self._run_simple(command.text, stdin, last=index == last)
                 if index == last and data:
                     self._emit(data)
             elif index == last:
-                self._run(command)
+                saved, self._pipe = self._pipe, (data or "").splitlines()[:MAX_ITERATIONS]
+                try:
+                    self._run(command)  # `... | while read line; do ...; done`: read takes its lines
+                finally:
+                    self._pipe = saved
             else:
                 data = self._captured(command)
         if node.negate:
@@ -927,6 +943,8 @@ class FakeShell:
 
     def _cmd_read(self, args: list[str], stdin: str | None) -> str:
         names = [a for a in args if not a.startswith("-")] or ["REPLY"]
+        if stdin is None and self._pipe:
+            stdin = self._pipe.pop(0) + "\n"
         if stdin is None:
             self.status = 1  # no terminal input to give it here
             return ""

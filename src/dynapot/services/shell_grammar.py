@@ -108,6 +108,7 @@ class Simple:
 
     text: str
     heredoc: str | None = None
+    expand_heredoc: bool = False  # its delimiter was unquoted: $VAR and $(...) expand in its lines
 
 
 @dataclass(slots=True)
@@ -455,6 +456,7 @@ class _Parser:
     def simple(self) -> Simple:
         parts: list[str] = []
         heredoc: str | None = None
+        expand_heredoc = False
         while (token := self.peek()) is not None and token.kind in ("word", "redir"):
             self.at += 1
             if token.kind == "redir" and token.text not in ("2>&1", ">&2", "1>&2"):
@@ -464,11 +466,12 @@ class _Parser:
                 self.at += 1
                 if token.text in ("<<", "<<-"):
                     heredoc = target.body or ""
+                    expand_heredoc = not any(c in target.text for c in "'\"\\")
                     continue
                 parts.append(self.text[token.start : target.end])
                 continue
             parts.append(token.text)
-        return Simple(" ".join(parts), heredoc)
+        return Simple(" ".join(parts), heredoc, expand_heredoc)
 
     def compound(self, word: str) -> Node:
         if word in ("then", "elif", "else", "fi", "do", "done", "esac", "}", "in"):
