@@ -163,3 +163,16 @@ def test_a_mirai_style_echo_loader_is_recorded_once() -> None:
     sh.execute("exit")
     [upload] = uploads(sh)  # moved after it ran: the same content, not recorded again
     assert upload["sha256"] == hashlib.sha256(ELF_X86_64).hexdigest() and upload["path"] == "/tmp/.e"
+
+
+def test_background_jobs_and_nohup() -> None:
+    sh = shell()
+    out = sh.execute("cd /tmp; nohup ./nothing >/dev/null 2>&1 & echo next")
+    assert out.startswith("[1] ") and out.endswith("\nnext\n")  # an interactive shell's job notice
+    assert sh.execute("nohup echo hi; cat nohup.out") == (
+        "nohup: ignoring input and appending output to 'nohup.out'\nhi\n"
+    )
+    sh.terminal = False  # an exec request: no job control, no terminal for nohup
+    assert sh.execute("sleep 1 & nohup echo hi") == "hi\n"
+    sh.close()
+    assert uploads(sh) == []  # nohup.out is not the attacker's file

@@ -38,6 +38,7 @@ from dynapot.services.shell_arith import ArithmeticFailure
 from dynapot.services.shell_binary import kind_of, runs_on
 from dynapot.services.shell_glob import glob, has_magic, match
 from dynapot.services.shell_grammar import (
+    Background,
     Case,
     Connected,
     For,
@@ -194,6 +195,7 @@ class FakeShell:
         self._quiet_errors = False
         self._steps = 0
         self._paused = 0.0
+        self._jobs = 0  # started with `&`
         self._pipe: list[str] | None = None  # lines piped into a compound command, for `read`
         self._pending = ""  # an unfinished compound command: bash's `> ` prompt asks for the rest
         self._asking: _Asking | None = None  # a password prompt (sudo, su) the next line answers
@@ -346,6 +348,13 @@ class FakeShell:
             self.status = 0
         elif isinstance(node, Redirected):
             self._run_redirected(node)
+        elif isinstance(node, Background):
+            if self.terminal and not self._depth:  # job control: an interactive shell's notice
+                self._jobs += 1
+                shell = procfs.processes(self.machine, self.user, self.login, self.clock(), self.via)[-1]
+                self._emit(f"[{self._jobs}] {shell.pid + 1 + len(self.history) + self._jobs}\n")
+            self._run(node.command)
+            self.status = 0
 
     def _step(self) -> None:
         """One more command run for this line: past MAX_STEPS the line stops (a loop without end)."""
@@ -749,7 +758,8 @@ class FakeShell:
                     break
         return "".join(out)[:MAX_OUTPUT]
 
-    def _write_file(self, arg: str, text: str, *, append: bool = False) -> None:
+    def _write_file(self, arg: str, text: str, *, append: bool = False, upload: bool = True) -> None:
+        """`> FILE`: written in the session's overlay, and (`upload`) recorded later as an upload."""
         path = self._path(arg)
         node = self.fs.get(path)
         if node is not None and node.is_dir:
@@ -764,6 +774,8 @@ class FakeShell:
             self._error(f"bash: {arg}: No space left on device\n", 1)
             return
         real = self.fs.resolve(path)
+        if not upload:
+            return
         if real in self._written or len(self._written) < MAX_UPLOADS * 2:
             self._written.setdefault(real, None)  # recorded when run, made executable, removed, or at the end
         else:
@@ -1610,6 +1622,24 @@ class FakeShell:
             if tool == "mv":
                 self.fs.remove(real)
                 self._written.pop(real, None)
+        return ""
+
+    def _cmd_nohup(self, args: list[str], stdin: str | None) -> str:
+        """nohup CMD: runs it; on a terminal its output goes to nohup.out, as it says."""
+        if not args:
+            self._error("nohup: missing operand\nTry 'nohup --help' for more information.\n", 125)
+            return ""
+        tty = self._tty and self.terminal
+        out = (
+            self._captured_call(args[0], args[1:])
+            if args[0] in self.functions
+            else self._dispatch(args, stdin)
+        )
+        if not tty:
+            return out
+        self._error("nohup: ignoring input and appending output to 'nohup.out'\n")
+        if out:
+            self._write_file("nohup.out", out, append=True, upload=False)
         return ""
 
     def _cmd_mv(self, args: list[str], stdin: str | None) -> str:

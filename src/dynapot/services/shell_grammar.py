@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 __all__ = [
     "MAX_NESTING",
     "MAX_TOKENS",
+    "Background",
     "Case",
     "Connected",
     "For",
@@ -178,7 +179,27 @@ class Redirected:
     redirections: list[tuple[str, str]]
 
 
-Node = Simple | Pipeline | Connected | Sequence | For | Loop | If | Case | Group | Function | Redirected
+@dataclass(slots=True)
+class Background:
+    """A command started with `&`: an interactive bash says its job number and process id."""
+
+    command: Node
+
+
+Node = (
+    Simple
+    | Pipeline
+    | Connected
+    | Sequence
+    | For
+    | Loop
+    | If
+    | Case
+    | Group
+    | Function
+    | Redirected
+    | Background
+)
 
 
 def _word_end(text: str, i: int) -> int:
@@ -362,7 +383,8 @@ class _Parser:
                 break
             items.append(self.and_or())
             if self.op(";", "&", "\n"):
-                self.at += 1
+                if self.take().text == "&":
+                    items[-1] = Background(items[-1])
                 continue
             break
         self.depth -= 1
