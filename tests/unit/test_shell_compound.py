@@ -91,6 +91,7 @@ pytestmark = pytest.mark.skipif(BASH is None, reason="needs bash")
         ["cat <<EOF", "one", "two", "EOF", "f() { echo in f $1; }; f arg; f"],
         ["V=val; cat <<EOF", 'v $V "q" $(echo sub) \\$x', "EOF", "cat <<'E'", "$V", "E"],
         ["printf 'a 1\\nb 2\\n' | while read x y; do echo \"got $y $x\"; done; echo end"],
+        ['A=1 B=$(echo x   y); echo "$B"; echo B=$(echo p  q)'],
         ["ls *.txt; rm -rf *; echo *", "echo .*"],
         ["echo $((7 / -2)) $((7 % -2)) $((2 ** 10)) $((1 << 4)) $((3 > 2 && 1))"],
         ["for i in 1 2 3 4; do [ $i = 2 ] && continue; [ $i = 4 ] && break; echo $i; done"],

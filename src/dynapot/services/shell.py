@@ -940,6 +940,9 @@ class FakeShell:
             return bool(node.mode & {"-u": 0o4000, "-g": 0o2000, "-k": 0o1000}[op])
         return op == "-e"
 
+    def _cmd_wait(self, args: list[str], stdin: str | None) -> str:
+        return ""  # the jobs `&` started have run already
+
     def _cmd_break(self, args: list[str], stdin: str | None) -> str:
         raise _Break
 
@@ -1798,6 +1801,7 @@ _BUILTINS = frozenset(
         "double_bracket",
         "break",
         "continue",
+        "wait",
         "return",
     ]
 )

@@ -135,7 +135,8 @@ def expand(text: str, lookup: Callable[[str], str], substitute: Callable[[str], 
     def unquoted(value: str) -> None:
         """An unquoted expansion: split at blanks, except in an assignment's value."""
         nonlocal started
-        if redirect is not None or (not words and _is_assignment("".join(buf))):
+        assigning = all(_is_assignment(w) for w in words) and _is_assignment("".join(buf))
+        if redirect is not None or assigning:
             quoted(value)
             return
         pieces = value.split()
