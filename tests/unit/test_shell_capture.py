@@ -58,7 +58,7 @@ def test_a_loader_that_appends_line_by_line_is_recorded_once_when_made_executabl
     [upload] = uploads(sh)
     assert upload["sha256"] == hashlib.sha256(payload).hexdigest() and upload["size"] == len(payload)
     # another architecture: exec fails as it does on a real x86-64 host
-    refused = "bash: /tmp/.x: cannot execute binary file: Exec format error\n126\n"
+    refused = "-bash: /tmp/.x: cannot execute binary file: Exec format error\n126\n"
     assert sh.execute("/tmp/.x; echo $?") == refused
 
 
@@ -87,7 +87,7 @@ def test_a_file_removed_before_it_ran_is_still_recorded_and_uploads_are_bounded(
 def test_scripts_run_their_lines() -> None:
     sh = shell()
     sh.execute("cd /tmp; printf '#!/bin/sh\\necho arg $1\\ncd /var\\n' > s.sh")
-    assert sh.execute("./s.sh x") == "bash: ./s.sh: Permission denied\n"  # not executable yet
+    assert sh.execute("./s.sh x") == "-bash: ./s.sh: Permission denied\n"  # not executable yet
     assert sh.execute("sh s.sh one; bash s.sh two; pwd") == "arg one\narg two\n/tmp\n"  # a child's cd
     assert sh.execute("cd /tmp; chmod +x s.sh; ./s.sh three") == "arg three\n"
     assert sh.execute(". /tmp/s.sh four; pwd") == "arg four\n/var\n"

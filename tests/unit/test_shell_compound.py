@@ -52,6 +52,7 @@ def real(lines: list[str], tmp: Path) -> str:
 
 def fake(lines: list[str]) -> str:
     sh = shell()
+    sh.name = "bash"  # as the bash run here names itself (a login shell over SSH says "-bash")
     sh.execute("mkdir -p /tmp/g && cd /tmp/g && touch " + " ".join(FILES) + " && mkdir " + " ".join(DIRS))
     out = []
     for line in lines:

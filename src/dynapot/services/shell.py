@@ -144,6 +144,7 @@ class FakeShell:
         self.identity = identity
         self.password = password  # the login's, if the service knows it: sudo accepts it
         self.terminal = True  # the session has a terminal (sudo and su read passwords from it)
+        self.name = "-bash"  # how bash names itself in its errors: a login shell's argv[0]
         self.uploads = uploads
         self.hostname = hostname or identity.hostname
         self.user = user
@@ -272,7 +273,12 @@ class FakeShell:
         if status is not None:
             self.status = status
         if not self._quiet_errors:
-            self._emit(text)
+            self._emit(self.name + text[4:] if text.startswith("bash: ") else text)
+
+    def command_mode(self) -> None:
+        """The shell runs one command line (an SSH exec request: sshd's `bash -c`), not a login's."""
+        self.name = "bash" if self.identity.distribution.id == "centos" else "bash: line 1"  # bash 4 / 5.1+
+        self.terminal = False
 
     def _pause(self, seconds: float) -> None:
         seconds = min(seconds, MAX_PAUSE - self._paused)
@@ -606,7 +612,7 @@ class FakeShell:
             raise _Stop from None
         except SyntaxError as exc:
             self.status = 2
-            self._emit(f"bash: {exc}\n")
+            self._error(f"bash: {exc}\n")
             return None
         if not command.words:  # `> file` alone makes it empty, as droppers do before they append
             self.status = 0
@@ -820,12 +826,16 @@ class FakeShell:
         not last; sourced (`.`), they do."""
         saved = self._out, self._size
         state = self.cwd, dict(self.variables), set(self.exported), dict(self.functions)
+        name = self.name
         self._out, self._size = [], 0
+        if subshell:
+            self.name = "bash"  # a child bash names itself so in its errors
         try:
             self._nested(text, where, positional)
             return "".join(self._out)
         finally:
             self._out, self._size = saved
+            self.name = name
             if subshell:
                 self.cwd, self.variables, self.exported, self.functions = state
                 self.exited = False
@@ -1973,6 +1983,13 @@ def is_secret(shell: Shell) -> bool:
     """Whether `shell` waits for a password (sudo, su): the edge does not echo the next line, nor
     record it as a command (the shell records it as a login attempt)."""
     return bool(getattr(shell, "secret", False))
+
+
+def interrupt(shell: Shell) -> None:
+    """^C: `shell` forgets an unfinished line or a password prompt (shells without either: nothing)."""
+    forget = getattr(shell, "interrupt", None)
+    if forget is not None:
+        forget()
 
 
 def finish(shell: Shell) -> list[tuple[Kind, str | None, dict[str, Any] | None]]:

@@ -50,7 +50,7 @@ from dynapot.services.banner import banner_for
 from dynapot.services.contract import ConnectionInfo, Handler, Report, Service, clip, guarded
 from dynapot.services.profiles import Profile, choose
 from dynapot.services.reset import reset
-from dynapot.services.shell import FakeShell, finish, is_secret, paced, shell_for, take_events
+from dynapot.services.shell import FakeShell, finish, interrupt, is_secret, paced, shell_for, take_events
 from dynapot.services.ssh_admission import HandshakeBudget, StartupGate
 from dynapot.services.ssh_ident import IdentReader, IdentResult
 from dynapot.services.ssh_prekex import PreKexGuard, Verdict
@@ -283,13 +283,19 @@ class _Server(asyncssh.SSHServer):
 # -- shell ----------------------------------------------------------------------------------------------
 
 
-async def _lines(stdin: asyncssh.SSHReader, max_line: int):
-    """Yield input lines, each at most `max_line` characters; excess of a line is dropped."""
+async def _lines(stdin: asyncssh.SSHReader, max_line: int, on_break: Callable[[], None] | None = None):
+    """Yield input lines, each at most `max_line` characters; excess of a line is dropped.
+    `on_break`: what ^C (the line editor's break) does."""
     buf = ""
     while True:
         try:
             chunk = await stdin.read(_BUFSIZE)
-        except (asyncssh.BreakReceived, asyncssh.SignalReceived, asyncssh.TerminalSizeChanged):
+        except asyncssh.BreakReceived:
+            if on_break is not None:
+                buf = ""
+                on_break()
+            continue
+        except (asyncssh.SignalReceived, asyncssh.TerminalSizeChanged):
             continue
         if not chunk:
             if buf.strip():
@@ -339,6 +345,8 @@ async def _session(
     crlf = process.get_terminal_type() is not None
     if isinstance(shell, FakeShell):
         shell.terminal = crlf  # without one, sudo and su refuse to ask for a password
+        if process.command is not None:
+            shell.command_mode()  # `bash -c`: its errors say "bash: line 1: "
     # the line editor's, in a session with a terminal (without one, the client's own terminal echoes)
     set_echo = getattr(process.channel, "set_echo", None) if crlf else None
 
@@ -365,7 +373,14 @@ async def _session(
         if crlf:
             out(shell.welcome(time.time()))
         out(shell.prompt())
-        async for line in _lines(process.stdin, config.max_line):
+
+        def interrupted() -> None:  # ^C: bash forgets the line (and sudo its prompt), a new prompt
+            interrupt(shell)
+            out("^C\n" + shell.prompt())
+            if set_echo is not None:
+                set_echo(True)
+
+        async for line in _lines(process.stdin, config.max_line, interrupted):
             if line.strip():
                 await run(line)
             if shell.exited:
