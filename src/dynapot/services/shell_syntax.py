@@ -12,10 +12,13 @@ unterminated quote raises `SyntaxError`. Pure functions.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from dynapot.services.shell_arith import evaluate as arithmetic
+from dynapot.services.shell_braces import expand_braces
+from dynapot.services.shell_glob import has_magic
 
 __all__ = ["Command", "expand", "literal", "split_list"]
 
@@ -36,7 +39,7 @@ class Command:
 
 def literal(text: str) -> str:
     """`text` as a glob pattern that matches only itself."""
-    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
+    return "".join("\\" + c if c in "*?[]\\{}," else c for c in text)
 
 
 def _skip_quoted(line: str, i: int) -> int:
@@ -122,6 +125,7 @@ def expand(text: str, lookup: Callable[[str], str], substitute: Callable[[str], 
     buf: list[str] = []
     pattern: list[str] = []  # the word as a glob pattern
     magic = False  # it has an unquoted *, ? or [
+    braced = False  # it has an unquoted {
     started = False  # a word has begun (even an empty "")
     redirect: str | None = None
     i, n = 0, len(text)
@@ -150,11 +154,17 @@ def expand(text: str, lookup: Callable[[str], str], substitute: Callable[[str], 
             finish()
 
     def finish() -> None:
-        nonlocal buf, pattern, magic, started, redirect
+        nonlocal buf, pattern, magic, braced, started, redirect
         if not started:
             return
         word = "".join(buf)
-        if redirect is None:
+        assignment = _is_assignment(word) and all(_is_assignment(w) for w in words)
+        if redirect is None and braced and not assignment:
+            for each in expand_braces("".join(pattern)):  # a{b,c} {1..5}: before the rest, as in bash
+                if has_magic(each):
+                    command.patterns[len(words)] = each
+                words.append(re.sub(r"\\(.)", r"\1", each, flags=re.DOTALL))
+        elif redirect is None:
             if magic:
                 command.patterns[len(words)] = "".join(pattern)
             words.append(word)
@@ -166,7 +176,7 @@ def expand(text: str, lookup: Callable[[str], str], substitute: Callable[[str], 
             command.stdout, command.stderr = (">", word), "&1"
         elif redirect == "<":
             command.stdin = word
-        buf, pattern, magic, started, redirect = [], [], False, False, None
+        buf, pattern, magic, braced, started, redirect = [], [], False, False, False, None
 
     def dollar(j: int) -> tuple[str, int]:
         """Expand the $-form at text[j] ('$'); (value, index after it)."""
@@ -265,6 +275,7 @@ def expand(text: str, lookup: Callable[[str], str], substitute: Callable[[str], 
         buf.append(c)
         pattern.append(c if c != "]" or magic else "\\]")
         magic = magic or c in "*?["
+        braced = braced or c == "{"
         started = True
         i += 1
     finish()
