@@ -145,6 +145,7 @@ class FakeShell:
         self.password = password  # the login's, if the service knows it: sudo accepts it
         self.terminal = True  # the session has a terminal (sudo and su read passwords from it)
         self.name = "-bash"  # how bash names itself in its errors: a login shell's argv[0]
+        self._lines: str | None = None  # in a script: how its errors name it and the line ("s.sh: line {}")
         self.uploads = uploads
         self.hostname = hostname or identity.hostname
         self.user = user
@@ -318,6 +319,8 @@ class FakeShell:
         if self.exited:
             return
         if isinstance(node, Simple):
+            if self._lines is not None:
+                self.name = self._lines.format(node.line)
             out = self._run_simple(node.text, self._heredoc(node), last=True)
             if out:
                 self._emit(out)
@@ -811,7 +814,10 @@ class FakeShell:
                 self._error(f"{program}: -c: option requires an argument\n", 2)
                 return ""
             where = f"{program}: -c: line 1: "
-            return self._script_output(operands[at + 1], where, operands[at + 3 :], subshell=True)
+            lines = f"{program}: line {{}}"
+            return self._script_output(
+                operands[at + 1], where, operands[at + 3 :], subshell=True, lines=lines
+            )
         if operands:
             return self._run_script(operands[0], operands[1:], program)
         if not (stdin or "").strip():
@@ -821,21 +827,30 @@ class FakeShell:
     def _cmd_bash(self, args: list[str], stdin: str | None) -> str:
         return self._cmd_sh(args, stdin, program="bash")
 
-    def _script_output(self, text: str, where: str, positional: list[str], *, subshell: bool = False) -> str:
+    def _script_output(
+        self,
+        text: str,
+        where: str,
+        positional: list[str],
+        *,
+        subshell: bool = False,
+        lines: str | None = None,
+    ) -> str:
         """What a script prints; in a `subshell` (sh FILE, ./FILE, sh -c) its cd, variables and exit do
-        not last; sourced (`.`), they do."""
+        not last; sourced (`.`), they do. `lines`: how its errors begin ("s.sh: line {}")."""
         saved = self._out, self._size
         state = self.cwd, dict(self.variables), set(self.exported), dict(self.functions)
-        name = self.name
+        name, numbered = self.name, self._lines
         self._out, self._size = [], 0
         if subshell:
             self.name = "bash"  # a child bash names itself so in its errors
+            self._lines = lines
         try:
             self._nested(text, where, positional)
             return "".join(self._out)
         finally:
             self._out, self._size = saved
-            self.name = name
+            self.name, self._lines = name, numbered
             if subshell:
                 self.cwd, self.variables, self.exported, self.functions = state
                 self.exited = False
@@ -865,7 +880,9 @@ class FakeShell:
         text = self._script_text(arg, shell)
         if text is None:
             return ""
-        return self._script_output(text, f"{arg}: line 1: ", positional, subshell=True)
+        return self._script_output(
+            text, f"{arg}: line 1: ", positional, subshell=True, lines=f"{arg}: line {{}}"
+        )
 
     def _cmd_source(self, args: list[str], stdin: str | None) -> str:
         if not args:
@@ -905,7 +922,7 @@ class FakeShell:
             return ""
         if detail and posixpath.basename(detail) not in ("sh", "bash", "dash", "ash", "busybox"):
             return ""  # python, perl: ran, said nothing
-        return self._script_output(text, f"{cmd}: line 1: ", args, subshell=True)
+        return self._script_output(text, f"{cmd}: line 1: ", args, subshell=True, lines=f"{cmd}: line {{}}")
 
     def _cmd_test(self, args: list[str], stdin: str | None, *, name: str = "test") -> str:
         status, error = evaluate(args, self._file_test, name=name)

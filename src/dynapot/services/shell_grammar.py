@@ -14,6 +14,7 @@ Pure: text in, a tree out.
 
 from __future__ import annotations
 
+import bisect
 import re
 from dataclasses import dataclass, field
 
@@ -110,6 +111,7 @@ class Simple:
     text: str
     heredoc: str | None = None
     expand_heredoc: bool = False  # its delimiter was unquoted: $VAR and $(...) expand in its lines
+    line: int = 1  # of the text parsed (bash names it in a script's errors)
 
 
 @dataclass(slots=True)
@@ -321,6 +323,7 @@ class _Parser:
     def __init__(self, text: str) -> None:
         self.text = text
         self.tokens = tokenize(text)
+        self.breaks = [i for i, c in enumerate(text) if c == "\n"]
         self.at = 0
         self.depth = 0
 
@@ -351,6 +354,9 @@ class _Parser:
         if token.text != word:
             raise Unexpected("newline" if token.text == "\n" else token.text)
         self.at += 1
+
+    def line(self, token: Token) -> int:
+        return bisect.bisect(self.breaks, token.start) + 1
 
     def newlines(self) -> None:
         while self.op("\n"):
@@ -470,12 +476,14 @@ class _Parser:
         while (token := self.peek()) is not None and token.text != "\n":
             self.at += 1
             if token.kind == "word" and token.text == "]]":
-                return Simple(self.text[start.start : token.end])
+                return Simple(self.text[start.start : token.end], line=self.line(start))
         if token is None:
             raise Incomplete("syntax error: unexpected end of file")
         raise Unexpected("newline")
 
     def simple(self) -> Simple:
+        first = self.peek()
+        assert first is not None
         parts: list[str] = []
         heredoc: str | None = None
         expand_heredoc = False
@@ -493,7 +501,7 @@ class _Parser:
                 parts.append(self.text[token.start : target.end])
                 continue
             parts.append(token.text)
-        return Simple(" ".join(parts), heredoc, expand_heredoc)
+        return Simple(" ".join(parts), heredoc, expand_heredoc, self.line(first))
 
     def compound(self, word: str) -> Node:
         if word in ("then", "elif", "else", "fi", "do", "done", "esac", "}", "in"):
