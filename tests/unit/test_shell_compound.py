@@ -92,7 +92,7 @@ pytestmark = pytest.mark.skipif(BASH is None, reason="needs bash")
         ["cat <<EOF", "one", "two", "EOF", "f() { echo in f $1; }; f arg; f"],
         [
             "printf 'echo a\\nfoo\\ncd /nope\\n' > s.sh; chmod +x s.sh; . ./s.sh; bash s.sh; ./s.sh",
-            'bash -c "echo; foo"; foo; bash -c \'for i in 1; do nope; done\'',
+            "bash -c \"echo; foo\"; foo; bash -c 'for i in 1; do nope; done'",
         ],
         ["V=val; cat <<EOF", 'v $V "q" $(echo sub) \\$x', "EOF", "cat <<'E'", "$V", "E"],
         ["printf 'a 1\\nb 2\\n' | while read x y; do echo \"got $y $x\"; done; echo end"],
