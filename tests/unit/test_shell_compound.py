@@ -98,6 +98,11 @@ pytestmark = pytest.mark.skipif(BASH is None, reason="needs bash")
         ["printf 'a 1\\nb 2\\n' | while read x y; do echo \"got $y $x\"; done; echo end"],
         ['A=1 B=$(echo x   y); echo "$B"; echo B=$(echo p  q)'],
         [
+            "f=archive.tar.gz; echo ${#f} ${f%.*} ${f%%.*} ${f#*.} ${f##*.} ${f/a/X} ${f//a/X} ${f:2}",
+            "echo ${f:2:3} ${f: -2} ${u:-def} ${u-def2} ${f:+alt} ${u:=set}; echo $u",
+            "echo ${nope:?missing}; echo after",
+        ],
+        [
             "echo {a,b} {a} {1..3} a{1..3}b {a..c}{1,2} \"{x,y}\" '{p,q}' \\{m,n} {01..10..3} {c..a}",
             "echo {a,{b,c}}d X={a,b} {1..5..-2} {z..x..2} *.{sh,txt} {,.}h*; X={a,b}; echo $X",
             "for i in {1..3}; do echo $i; done; cat {nope1,nope2}",

@@ -54,6 +54,7 @@ from dynapot.services.shell_grammar import (
     parse,
 )
 from dynapot.services.shell_grammar import Node as Tree
+from dynapot.services.shell_params import ParameterFailure, parameter
 from dynapot.services.shell_syntax import Command, expand, literal
 from dynapot.services.shell_test import evaluate
 from dynapot.services.uploads import UploadStore
@@ -595,6 +596,11 @@ class FakeShell:
                     self.variables[key] = value
 
     def _lookup(self, name: str) -> str:
+        if not _PARAMETER.fullmatch(name):  # ${x:-default}, ${#x}, ${x%.*}, ...
+            return parameter(name, self._get, self._set)
+        if name in ("@", "*"):
+            count = int(self.variables.get("#", "0") or 0)
+            return " ".join(self.variables.get(str(n), "") for n in range(1, min(count, 9) + 1))
         if name == "?":
             return str(self.status)
         if name == "$":
@@ -605,12 +611,18 @@ class FakeShell:
             return self.variables.get("#", "0")
         return self.variables.get(name, "")
 
+    def _get(self, name: str) -> str | None:
+        """A parameter's value, None when it is not set."""
+        if _PARAMETER.fullmatch(name) and not name[0].isalpha() and name[0] != "_":
+            return self._lookup(name)
+        return self.variables.get(name)
+
     def _run_simple(self, text: str, stdin: str | None, *, last: bool) -> str | None:
         """One command of a pipeline: its stdout (for the next stage, or the terminal)."""
         self._step()
         try:
             command = expand(text, self._lookup, self._substitute)
-        except ArithmeticFailure as exc:  # bash gives up the whole line
+        except (ArithmeticFailure, ParameterFailure) as exc:  # bash gives up the whole line
             self._error(f"bash: {exc}\n", 1)
             raise _Stop from None
         except SyntaxError as exc:
@@ -1805,6 +1817,7 @@ _BUSYBOX = {
     "centos-6": "v1.15.1 (2013-05-14 00:31:37 UTC)",
 }
 _ASSIGNMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=")
+_PARAMETER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|[0-9#?$!@*-]")
 _BUILTINS = frozenset(
     [
         "alias",
