@@ -7,12 +7,24 @@ for itself (mkdir, touch, rm, chmod, `>`), and agrees with everything else the h
 name, `uname`, /etc/os-release and /proc/version are its identity's, and `uptime`, `w`, `ps`
 and /proc/uptime count from the boot its SNMP sysUpTime and TCP timestamps count from.
 
-Command lines are parsed here (quotes, `$VAR`, `${VAR}`, `$?`, `$(...)`, `;`, `&&`, `||`, `|`,
-`>`, `>>`, `2>`): bashlex (GPL-3.0, a parser only: it neither expands nor runs) would not fit
-the MIT licence and would save little. What a real tool would take time for (wget's name
-resolution, `sleep`) is returned as `pauses`, (offset in the output, seconds), for the IO edge
-to apply; URLs fetched are recorded in `events`, never fetched. Routers get an IOS exec
-(`ios_exec`), Windows hosts cmd.exe (`cmd_exe`).
+A line is parsed as bash parses it (`shell_grammar`: lists, pipelines, `for`, `while`/`until`,
+`if`, `case`, `{ }`, `( )`, functions, here-documents; bash's syntax errors, and its `> `
+prompt for an unfinished line), its words expanded as bash expands them (`shell_syntax`:
+quotes, `$VAR`, `${...}` forms (`shell_params`), `$(...)`, `$((...))` (`shell_arith`), brace
+expansion (`shell_braces`), word splitting, globbing against the session's files
+(`shell_glob`)), and run here: builtins, `test`/`[ ]`/`[[ ]]` (`shell_test`), scripts (`sh
+FILE`, `./FILE`, `. FILE`, `bash -c`), and a binary by its ELF header (`shell_binary`: the
+host's architecture runs, another fails as exec does). bashlex (GPL-3.0, a parser only) would
+not fit the MIT licence. Everything is bounded: MAX_STEPS commands and MAX_ITERATIONS rounds
+of a loop per line, MAX_DEPTH nesting, MAX_OUTPUT; what is cut is counted in `counters`.
+
+What a real tool would take time for (wget's name resolution, `sleep`, a wrong password) is
+returned as `pauses`, (offset in the output, seconds), for the IO edge to apply; URLs fetched
+are recorded in `events`, never fetched; files the session writes are recorded as uploads
+(SHA-256, size; kept in the service's `UploadStore` if it has one) once they are made
+executable, run, removed, or when the session ends (`close`). sudo and su ask for a password
+(`secret`: the edge neither echoes nor records that line as a command; the shell records it
+as a login attempt). Routers get an IOS exec (`ios_exec`), Windows hosts cmd.exe (`cmd_exe`).
 """
 
 from __future__ import annotations

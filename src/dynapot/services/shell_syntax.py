@@ -1,13 +1,12 @@
-"""bash's command-line syntax, as far as bots' one-liners use it: lists, pipelines, words, redirections.
+"""bash's word expansion for one simple command (the grammar is `shell_grammar`'s).
 
-`split_list(line)` cuts a line into pipelines joined by `;`, `&`, `&&` and `||`, and each
-pipeline into its commands (`|`), leaving quotes and `$(...)` whole. `expand(text, lookup,
-substitute)` then makes one command's words: quotes removed, `$NAME`, `${NAME}`, `$?`, `$$`
-and `$(...)` (or backquotes) and `$((...))` expanded through the callbacks, redirections (`>`, `>>`, `<`,
-`2>`, `2>&1`, `&>`) taken out. Unquoted expansions are split into words at blanks (bash's
-default IFS; not in an assignment). A word with an unquoted `*`, `?` or `[` also gets its
-pattern (`Command.patterns`: quoted characters backslash-escaped) for `shell_glob`. An
-unterminated quote raises `SyntaxError`. Pure functions.
+`expand(text, lookup, substitute)` makes one command's words: quotes removed, `$NAME`,
+`${...}`, `$?`, `$$`, `$(...)` (or backquotes) and `$((...))` expanded through the callbacks
+and `shell_arith`, redirections (`>`, `>>`, `<`, `2>`, `2>&1`, `&>`) taken out. Unquoted
+expansions are split into words at blanks (bash's default IFS; not in an assignment); unquoted
+braces expand (`shell_braces`). A word with an unquoted `*`, `?` or `[` also gets its pattern
+(`Command.patterns`: quoted characters backslash-escaped) for `shell_glob`. An unterminated
+quote raises `SyntaxError`. Pure functions.
 """
 
 from __future__ import annotations
@@ -20,7 +19,7 @@ from dynapot.services.shell_arith import evaluate as arithmetic
 from dynapot.services.shell_braces import expand_braces
 from dynapot.services.shell_glob import has_magic
 
-__all__ = ["Command", "expand", "literal", "split_list"]
+__all__ = ["Command", "expand", "literal"]
 
 _TO_STDOUT = "2>&1"
 _REDIRECTIONS = (_TO_STDOUT, "2>>", "2>", "&>", ">>", ">", "<")  # longest first
@@ -69,48 +68,6 @@ def _skip_quoted(line: str, i: int) -> int:
                 return j + 1
         j += 1
     raise SyntaxError("unexpected EOF while looking for matching `)'")
-
-
-def split_list(line: str) -> list[tuple[str, list[str]]]:
-    """[(operator before it: "" ";" "&&" "||", [command text of each pipeline stage])]."""
-    out: list[tuple[str, list[str]]] = []
-    stages: list[str] = []
-    buf: list[str] = []
-    op = ""
-    i = 0
-    while i < len(line):
-        c = line[i]
-        if c == "\\" and i + 1 < len(line):
-            buf.append(line[i : i + 2])
-            i += 2
-            continue
-        if c in "'\"`" or line.startswith("$(", i):
-            j = _skip_quoted(line, i)
-            buf.append(line[i:j])
-            i = j
-            continue
-        two = line[i : i + 2]
-        if (
-            two in ("&&", "||")
-            or c in ";\n"
-            or (c == "&" and not line.startswith("&>", i) and (i == 0 or line[i - 1] != ">"))
-        ):
-            stages.append("".join(buf))
-            out.append((op, stages))
-            stages, buf = [], []
-            op = two if two in ("&&", "||") else ";"
-            i += 2 if two in ("&&", "||") else 1
-            continue
-        if c == "|":
-            stages.append("".join(buf))
-            buf = []
-            i += 1
-            continue
-        buf.append(c)
-        i += 1
-    stages.append("".join(buf))
-    out.append((op, stages))
-    return [(o, [s.strip() for s in st]) for o, st in out if any(s.strip() for s in st)]
 
 
 def _is_assignment(word: str) -> bool:
