@@ -4,6 +4,7 @@ real host would run them; sudo and su ask for a password that is recorded as a l
 
 from __future__ import annotations
 
+import base64
 import hashlib
 from pathlib import Path
 
@@ -176,3 +177,12 @@ def test_background_jobs_and_nohup() -> None:
     assert sh.execute("sleep 1 & nohup echo hi") == "hi\n"
     sh.close()
     assert uploads(sh) == []  # nohup.out is not the attacker's file
+
+
+def test_a_payload_decoded_from_base64_keeps_its_bytes() -> None:
+    sh = shell()
+    encoded = base64.b64encode(ELF_ARM + bytes(range(256))).decode()
+    assert sh.execute(f"echo {encoded} | base64 -d > /tmp/.b; chmod +x /tmp/.b") == ""
+    [upload] = uploads(sh)
+    assert upload["sha256"] == hashlib.sha256(ELF_ARM + bytes(range(256))).hexdigest()
+    assert sh.execute("base64 /tmp/.b | base64 -d | wc -c") == "276\n"

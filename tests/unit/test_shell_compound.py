@@ -98,6 +98,11 @@ pytestmark = pytest.mark.skipif(BASH is None, reason="needs bash")
         ["printf 'a 1\\nb 2\\n' | while read x y; do echo \"got $y $x\"; done; echo end"],
         ['A=1 B=$(echo x   y); echo "$B"; echo B=$(echo p  q)'],
         [
+            "seq 1 3; seq 5 -2 1; echo aGk= | base64 -d; echo; echo -n hi | base64; kill -9 99999",
+            'f() { local x=1; shift; echo $x $1 $#; }; f a b c; eval "echo hi; echo \\$((1+1))"',
+            "echo ZWNobyBmcm9tIGI2NA== | base64 -d | sh; for i in $(seq 2); do echo n$i; done",
+        ],
+        [
             "f=archive.tar.gz; echo ${#f} ${f%.*} ${f%%.*} ${f#*.} ${f##*.} ${f/a/X} ${f//a/X} ${f:2}",
             "echo ${f:2:3} ${f: -2} ${u:-def} ${u-def2} ${f:+alt} ${u:=set}; echo $u",
             "echo ${nope:?missing}; echo after",

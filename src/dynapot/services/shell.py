@@ -29,6 +29,8 @@ as a login attempt). Routers get an IOS exec (`ios_exec`), Windows hosts cmd.exe
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import posixpath
 import re
@@ -991,6 +993,85 @@ class FakeShell:
             return bool(node.mode & {"-u": 0o4000, "-g": 0o2000, "-k": 0o1000}[op])
         return op == "-e"
 
+    def _cmd_eval(self, args: list[str], stdin: str | None) -> str:
+        """eval WORDS: the words joined, run as a line of this shell (obfuscated droppers' favourite)."""
+        text = " ".join(args)
+        if not text.strip():
+            return ""
+        return self._script_output(text, "bash: eval: line 1: ", [])
+
+    def _cmd_exec(self, args: list[str], stdin: str | None) -> str:
+        """exec CMD: runs it (the shell it would replace is this one, which goes on)."""
+        if not args or args[0] in ("sh", "bash", "-bash", "/bin/sh", "/bin/bash"):
+            return ""
+        return self._dispatch(args, stdin)
+
+    def _cmd_base64(self, args: list[str], stdin: str | None) -> str:
+        """base64 [-d] [FILE]: payloads arrive so (`echo f0VMRg... | base64 -d > .x`); bytes kept."""
+        files = [a for a in args if not a.startswith("-")]
+        text = self._read_all(files, "base64", stdin)
+        if any(a in ("-d", "--decode", "-D") for a in args):
+            data = "".join(text.split())
+            try:
+                decoded = binascii.a2b_base64(data + "=" * (-len(data) % 4))
+            except binascii.Error:
+                self._error("base64: invalid input\n", 1)
+                return ""
+            return decoded.decode("utf-8", "surrogateescape")
+        encoded = base64.b64encode(_raw(text)).decode()
+        return "".join(encoded[i : i + 76] + "\n" for i in range(0, len(encoded), 76))
+
+    def _cmd_seq(self, args: list[str], stdin: str | None) -> str:
+        numbers = [a for a in args if re.fullmatch(r"-?\d{1,9}", a)]
+        if not numbers or len(numbers) != len(args):
+            self._error("seq: missing operand\nTry 'seq --help' for more information.\n", 1)
+            return ""
+        first, step, last = (
+            (1, 1, int(numbers[0]))
+            if len(numbers) == 1
+            else (int(numbers[0]), 1, int(numbers[1]))
+            if len(numbers) == 2
+            else (int(numbers[0]), int(numbers[1]), int(numbers[2]))
+        )
+        if step == 0:
+            self._error(f"seq: invalid Zero increment value: '{numbers[1]}'\n", 1)
+            return ""
+        values = range(first, last + (1 if step > 0 else -1), step)
+        return "".join(f"{v}\n" for v in values[: MAX_OUTPUT // 2])  # the output's own bound cuts the rest
+
+    def _cmd_shift(self, args: list[str], stdin: str | None) -> str:
+        count = int(self.variables.get("#", "0") or 0)
+        by = int(args[0]) if args and args[0].isdigit() else 1
+        if by > count:
+            self.status = 1
+            return ""
+        values = [self.variables.get(str(n), "") for n in range(1 + by, min(count, 9) + 1)]
+        for index, key in enumerate(_POSITIONAL[1:], 1):
+            self.variables[key] = values[index - 1] if index <= len(values) else ""
+        self.variables["#"] = str(count - by)
+        return ""
+
+    def _cmd_local(self, args: list[str], stdin: str | None) -> str:
+        if not self._depth:
+            self._error("bash: local: can only be used in a function\n", 1)
+            return ""
+        for arg in args:
+            name, _, value = arg.partition("=")
+            if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+                self._set(name, value)
+        return ""
+
+    def _cmd_ulimit(self, args: list[str], stdin: str | None) -> str:
+        return "1024\n" if "-n" in args else "unlimited\n"
+
+    def _cmd_kill(self, args: list[str], stdin: str | None) -> str:
+        for arg in (a for a in args if not a.startswith("-")):
+            if arg.isdigit():
+                self._error(f"bash: kill: ({arg}) - No such process\n", 1)
+            else:
+                self._error(f"bash: kill: {arg}: arguments must be process or job IDs\n", 1)
+        return ""
+
     def _cmd_wait(self, args: list[str], stdin: str | None) -> str:
         return ""  # the jobs `&` started have run already
 
@@ -1854,6 +1935,11 @@ _BUILTINS = frozenset(
         "break",
         "continue",
         "wait",
+        "eval",
+        "exec",
+        "shift",
+        "local",
+        "ulimit",
         "return",
     ]
 )
