@@ -10,8 +10,10 @@ from pathlib import Path
 
 from dynapot.events import CATALOGUE, Kind
 from dynapot.services.identity import identity_for
-from dynapot.services.shell import MAX_UPLOADS, SU_DELAY, SUDO_DELAY, FakeShell
+from dynapot.services.shell import FakeShell
 from dynapot.services.shell_binary import kind_of, runs_on
+from dynapot.services.shell_capture import MAX_UPLOADS
+from dynapot.services.shell_privileges import SU_DELAY, SUDO_DELAY
 from dynapot.services.uploads import UploadStore
 
 NOW = 1_700_000_000.0

@@ -31,25 +31,25 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import posixpath
 import re
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any, Protocol
 
 from dynapot.events import Kind
 from dynapot.services import logs, procfs
 from dynapot.services.cmd_exe import CmdShell
 from dynapot.services.contract import clip
-from dynapot.services.fakefs import MAX_FILE, MAX_PATH, Node, SessionFS, base_tree
+from dynapot.services.fakefs import MAX_PATH, Node, SessionFS, base_tree
 from dynapot.services.identity import HostIdentity
 from dynapot.services.ios_exec import IosShell
 from dynapot.services.machine import machine_for
 from dynapot.services.shell_arith import ArithmeticFailure
 from dynapot.services.shell_binary import kind_of, runs_on
+from dynapot.services.shell_capture import MAX_UPLOADS, Captures, byte, raw
 from dynapot.services.shell_glob import glob, has_magic, match
 from dynapot.services.shell_grammar import (
     Background,
@@ -69,6 +69,7 @@ from dynapot.services.shell_grammar import (
 )
 from dynapot.services.shell_grammar import Node as Tree
 from dynapot.services.shell_params import ParameterFailure, parameter
+from dynapot.services.shell_privileges import ROOT_PATH, Asking, Privileges
 from dynapot.services.shell_syntax import Command, expand, literal
 from dynapot.services.shell_test import evaluate
 from dynapot.services.uploads import UploadStore
@@ -117,7 +118,7 @@ def shell_for(
 
 
 _SIX_MONTHS = 15_778_476  # seconds: ls shows the year of files older than this
-_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+_PATH = ROOT_PATH
 _USER_PATH = "/usr/local/bin:/usr/bin:/bin:/usr/local/games:/usr/games"
 MAX_HISTORY = 1000
 MAX_STEPS = 4000  # simple commands one line may run (loops, functions, scripts): then it stops
@@ -125,9 +126,6 @@ MAX_ITERATIONS = 1000  # of one loop: then it ends as if its condition had faile
 MAX_DEPTH = 16  # nesting of $(...), sh -c, scripts and function calls
 MAX_FUNCTIONS = 100
 MAX_PENDING = 16 * 1024  # characters of an unfinished compound command kept for its next line
-MAX_UPLOADS = 100  # files one session's writes are recorded as uploads (more: counted)
-SUDO_DELAY = 2.0  # seconds pam_unix makes a wrong password wait (sudo)
-SU_DELAY = 3.0  # and su
 MAX_VARIABLES = 500
 MAX_PAUSE = 30.0  # seconds of pauses one line may ask for
 RESOLVER_WAIT = 10.0  # glibc: two tries of 5 s at an unreachable name server
@@ -137,7 +135,7 @@ _COSTS = {"ps": 6.0, "ls": 1.5, "w": 3.0, "free": 2.0, "lscpu": 3.0, "wget": 2.0
 _NO_COST = frozenset({"sleep", "exit", "logout", "busybox", "sh", "bash"})  # their own pause, or none
 
 
-class FakeShell:
+class FakeShell(Privileges, Captures):
     """A bash look-alike: `prompt()` and `execute(line) -> output` (output ends with a newline).
 
     After `execute`: `status` (of the last command), `exited`, `pauses` ((offset in the output,
@@ -215,7 +213,7 @@ class FakeShell:
         self._jobs = 0  # started with `&`
         self._pipe: list[str] | None = None  # lines piped into a compound command, for `read`
         self._pending = ""  # an unfinished compound command: bash's `> ` prompt asks for the rest
-        self._asking: _Asking | None = None  # a password prompt (sudo, su) the next line answers
+        self._asking: Asking | None = None  # a password prompt (sudo, su) the next line answers
         self._written: dict[str, str | None] = {}  # files the session wrote -> digest recorded
         self.functions: dict[str, Tree] = {}
         self.counters: Counter[str] = Counter()  # what was cut or not recorded (loops stopped, ...)
@@ -897,7 +895,7 @@ class FakeShell:
             return None
         self._record_written("run", self.fs.resolve(path))
         text = self._read(path) or ""
-        if kind_of(_raw(text[:64]))[0] == "elf" or (not text and node.size):
+        if kind_of(raw(text[:64]))[0] == "elf" or (not text and node.size):
             self._error(f"{arg}: {arg}: cannot execute binary file\n", 126)
             return None
         return text
@@ -939,7 +937,7 @@ class FakeShell:
             return ""
         self._record_written("run", self.fs.resolve(path))
         text = self._read(path) or ""
-        kind, detail = kind_of(_raw(text[:64]))
+        kind, detail = kind_of(raw(text[:64]))
         if kind == "elf":
             if runs_on(detail, self.identity.kernel.machine):
                 self._pause(self._exec_cost * 2)
@@ -1018,7 +1016,7 @@ class FakeShell:
                 self._error("base64: invalid input\n", 1)
                 return ""
             return decoded.decode("utf-8", "surrogateescape")
-        encoded = base64.b64encode(_raw(text)).decode()
+        encoded = base64.b64encode(raw(text)).decode()
         return "".join(encoded[i : i + 76] + "\n" for i in range(0, len(encoded), 76))
 
     def _cmd_seq(self, args: list[str], stdin: str | None) -> str:
@@ -1102,176 +1100,6 @@ class FakeShell:
                 self._set(name, values[index] if index < len(values) else "")
         self.status = 0 if stdin else 1
         return ""
-
-    # -- privileges: sudo and su ask for a password (the next line), which is recorded as a login --------
-
-    def _cmd_sudo(self, args: list[str], stdin: str | None) -> str:
-        options: list[str] = []
-        while args and args[0].startswith("-"):
-            if args[0] in ("-u", "-g", "-C", "-p") and len(args) > 1:
-                options.append(args[0] + args[1])
-                args = args[2:]
-            else:
-                options.append(args[0])
-                args = args[1:]
-        if "-V" in options or "--version" in options:
-            return f"Sudo version {_SUDO.get(self.identity.distribution.id, '1.9.13p3')}\n"
-        if not args and not any(o in ("-l", "-i", "-s", "-v", "-k") for o in options):
-            self._error(_SUDO_USAGE, 1)
-            return ""
-        if "-k" in options and not args:
-            return ""
-        if self.user == "root":
-            return self._as_root(options, args, stdin)
-        if "-n" in options:
-            self._error("sudo: a password is required\n", 1)
-            return ""
-        if not self.terminal:
-            self._error(
-                "sudo: a terminal is required to read the password; either use the -S option to read "
-                "from standard input or configure an askpass helper\nsudo: a password is required\n",
-                1,
-            )
-            return ""
-        self._asking = _Asking("sudo", f"[sudo] password for {self.user}: ", (options, args))
-        return ""
-
-    def _as_root(self, options: list[str], args: list[str], stdin: str | None) -> str:
-        """sudo as root (or with the right password): -l lists, a command runs, a shell is this one."""
-        if "-l" in options:
-            host = self.hostname.split(".")[0]
-            return (
-                f"Matching Defaults entries for {self.user} on {host}:\n"
-                "    env_reset, mail_badpass,\n"
-                "    secure_path=/usr/local/sbin\\:/usr/local/bin\\:/usr/sbin\\:/usr/bin\\:/sbin\\:/bin,\n"
-                "    use_pty\n\n"
-                f"User {self.user} may run the following commands on {host}:\n    (ALL : ALL) ALL\n"
-            )
-        if not args or args[0] in ("su", "bash", "sh", "-i", "-s"):
-            self._become_root()
-            return ""
-        if args[0] in self.functions or (not self._where(args[0]) and "/" not in args[0]):
-            self._error(f"sudo: {args[0]}: command not found\n", 1)
-            return ""
-        user = self.user
-        self._become_root(keep=True)
-        try:
-            return self._dispatch(args, stdin)
-        finally:
-            self._restore_user(user)
-
-    def _cmd_su(self, args: list[str], stdin: str | None) -> str:
-        target = next((a for a in args if not a.startswith("-")), "root")
-        if self.machine.user(target) is None:
-            self._error(
-                f"su: user {target} does not exist or the user entry does not contain all the "
-                "required fields\n",
-                1,
-            )
-            return ""
-        if self.user == "root":
-            return ""  # root's su asks nothing: a new shell, this one
-        if not self.terminal:
-            self._error("su: must be run from a terminal\n", 1)
-            return ""
-        self._asking = _Asking("su", "Password: ", target)
-        return ""
-
-    def _answer(self, line: str) -> None:
-        """The line typed at a password prompt: recorded as a login attempt, refused after PAM's delay."""
-        asking = self._asking
-        assert asking is not None
-        password = line.rstrip("\r\n")
-        target = asking.detail if asking.kind == "su" else self.user
-        accepted = (
-            asking.kind == "sudo"
-            and self.password is not None
-            and password == self.password
-            and self._sudoer()
-        )
-        self.events.append(
-            (
-                Kind.LOGIN,
-                f"{clip(str(target))}:{clip(password)}",
-                {
-                    "user": clip(str(target)),
-                    "password": clip(password),
-                    "accepted": accepted,
-                    "mechanism": asking.kind,
-                },
-            )
-        )
-        if accepted:
-            self._asking = None
-            options, args = asking.detail
-            out = self._as_root(options, args, None)
-            self._emit(out)
-            return
-        if asking.kind == "su":
-            self._asking = None
-            self._pause(SU_DELAY)
-            self._error("su: Authentication failure\n", 1)
-            return
-        asking.tries += 1
-        self._pause(SUDO_DELAY)
-        if asking.tries < 3:
-            self._emit("Sorry, try again.\n")
-            return
-        self._asking = None
-        self._error(f"sudo: {asking.tries} incorrect password attempts\n", 1)
-
-    def _sudoer(self) -> bool:
-        return any(g.name in ("sudo", "wheel", "admin") for g in self.machine.groups_of(self.account))
-
-    def _become_root(self, *, keep: bool = False) -> None:
-        root = self.machine.user("root")
-        assert root is not None
-        self.user, self.account = "root", root
-        if not keep:
-            self.home = self.cwd = root.home
-            self.variables.update(HOME=root.home, USER="root", LOGNAME="root", PWD=root.home, PATH=_PATH)
-
-    def _restore_user(self, user: str) -> None:
-        account = self.machine.user(user)
-        assert account is not None
-        self.user, self.account = user, account
-
-    # -- what the session wrote: recorded as uploads ----------------------------------------------------
-
-    def _record_written(self, why: str, path: str | None = None) -> None:
-        """Record the files the session wrote (all of them, or `path`) as uploads, once per content."""
-        paths = [path] if path is not None else list(self._written)
-        for each in paths:
-            if each not in self._written:
-                continue
-            node = self.fs.get(each)
-            if node is None or node.is_dir:
-                self._written.pop(each, None)
-                continue
-            data = _raw(node.content)
-            digest = hashlib.sha256(data).hexdigest()
-            if self._written[each] == digest:
-                continue
-            self._written[each] = digest
-            if self.counters["uploads"] >= MAX_UPLOADS:
-                self.counters["uploads not recorded"] += 1
-                continue
-            self.counters["uploads"] += 1
-            record: dict[str, Any] = {
-                "path": clip(each),
-                "name": clip(posixpath.basename(each)),
-                "size": len(data),
-                "sha256": digest,
-                "truncated": len(node.content) >= MAX_FILE,
-                "stored": False,
-                "duplicate": False,
-            }
-            if self.uploads is not None:
-                incoming = self.uploads.begin(self.peer or "shell")
-                incoming.write(data)
-                kept = incoming.finish()
-                record.update(stored=kept.stored, duplicate=kept.duplicate, dropped=kept.dropped)
-            self.events.append((Kind.UPLOAD, clip(posixpath.basename(each)), record))
 
     def _cmd_pwd(self, args: list[str], stdin: str | None) -> str:
         return self.cwd + "\n"
@@ -1877,7 +1705,7 @@ class FakeShell:
         flags = "".join(a[1:] for a in args if a.startswith("-"))
         files = [a for a in args if not a.startswith("-")]
         text = self._read_all(files, "wc", stdin)
-        counts = {"l": text.count("\n"), "w": len(text.split()), "c": len(_raw(text))}
+        counts = {"l": text.count("\n"), "w": len(text.split()), "c": len(raw(text))}
         chosen = [counts[k] for k in "lwc" if k in flags] or [counts["l"], counts["w"], counts["c"]]
         if len(chosen) == 1 and not files:
             return f"{chosen[0]}\n"
@@ -1952,9 +1780,9 @@ def _escapes(text: str, *, printf: bool = False) -> str:
     def one(found: re.Match[str]) -> str:
         body = found.group(1)
         if body.startswith("x"):
-            return _byte(int(body[1:], 16))
+            return byte(int(body[1:], 16))
         if body[0].isdigit() and (len(body) > 1 or printf):
-            return _byte(int(body, 8) & 0xFF)
+            return byte(int(body, 8) & 0xFF)
         return table.get(body, "\\" + body)
 
     octal = "[0-7]{1,3}" if printf else "0[0-7]{1,3}"
@@ -1968,16 +1796,6 @@ def _conditional(command: Command) -> list[str]:
         if words[index - 1] in ("==", "=", "!="):
             words[index] = command.patterns.get(index, literal(words[index]))
     return words
-
-
-def _byte(value: int) -> str:
-    """One byte an escape wrote, as text: ASCII as itself, the rest as the surrogate `_raw` makes it again."""
-    return chr(value) if value < 0x80 else chr(0xDC00 + value)
-
-
-def _raw(text: str) -> bytes:
-    """A file's bytes: its text in UTF-8, escaped bytes (surrogates) as themselves."""
-    return text.encode("utf-8", "surrogateescape")
 
 
 class _Stop(Exception):
@@ -1996,28 +1814,8 @@ class _Return(Exception):
     pass
 
 
-@dataclass(slots=True)
-class _Asking:
-    """A password prompt: which program asks, its prompt, what it will run, the tries so far."""
-
-    kind: str  # "sudo", "su"
-    prompt: str
-    detail: Any
-    tries: int = 0
-
-
 _POSITIONAL = ("#", "1", "2", "3", "4", "5", "6", "7", "8", "9")
 _SPECIAL = {"[": "bracket", "[[": "double_bracket", ":": "true", ".": "source"}
-_SUDO = {"debian": "1.9.13p3", "ubuntu": "1.9.9", "centos": "1.8.23"}
-_SUDO_USAGE = (
-    "usage: sudo -h | -K | -k | -V\n"
-    "usage: sudo -v [-ABkNnS] [-g group] [-h host] [-p prompt] [-u user]\n"
-    "usage: sudo -l [-ABkNnS] [-g group] [-h host] [-p prompt] [-U user] [-u user] [command [arg ...]]\n"
-    "usage: sudo [-ABbEHkNnPS] [-r role] [-t type] [-C num] [-D directory] [-g group] [-h host] [-p\n"
-    "            prompt] [-R directory] [-T timeout] [-u user] [VAR=value] [-i | -s] [command [arg ...]]\n"
-    "usage: sudo -e [-ABkNnS] [-r role] [-t type] [-C num] [-D directory] [-g group] [-h host] [-p\n"
-    "            prompt] [-R directory] [-T timeout] [-u user] file ...\n"
-)
 
 
 def _mode(spec: str, current: int) -> int | None:
