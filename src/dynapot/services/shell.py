@@ -657,6 +657,8 @@ class FakeShell(Privileges, Captures):
             self.status = 0
             return None
         words = words[assignments:]
+        if command.here is not None:
+            stdin = command.here
         if command.stdin is not None:
             stdin = self._read_file(command.stdin, "bash")
             if stdin is None:

@@ -22,7 +22,7 @@ from dynapot.services.shell_glob import has_magic
 __all__ = ["Command", "expand", "literal"]
 
 _TO_STDOUT = "2>&1"
-_REDIRECTIONS = (_TO_STDOUT, "2>>", "2>", "&>", ">>", ">", "<")  # longest first
+_REDIRECTIONS = (_TO_STDOUT, "2>>", "2>", "&>", ">>", ">", "<<<", "<")  # longest first
 
 
 @dataclass(slots=True)
@@ -33,6 +33,7 @@ class Command:
     stdout: tuple[str, str] | None = None  # (">" or ">>", path)
     stderr: str | None = None  # a path, "&1" (to stdout)
     stdin: str | None = None
+    here: str | None = None  # a here-string's text (`<<< word`)
     patterns: dict[int, str] = field(default_factory=dict)  # word index -> glob pattern
 
 
@@ -131,6 +132,8 @@ def expand(text: str, lookup: Callable[[str], str], substitute: Callable[[str], 
             command.stderr = word
         elif redirect == "&>":
             command.stdout, command.stderr = (">", word), "&1"
+        elif redirect == "<<<":
+            command.here = word + "\n"
         elif redirect == "<":
             command.stdin = word
         buf, pattern, magic, braced, started, redirect = [], [], False, False, False, None
