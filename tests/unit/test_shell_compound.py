@@ -98,6 +98,7 @@ pytestmark = pytest.mark.skipif(BASH is None, reason="needs bash")
         ["printf 'a 1\\nb 2\\n' | while read x y; do echo \"got $y $x\"; done; echo end"],
         ['A=1 B=$(echo x   y); echo "$B"; echo B=$(echo p  q)'],
         ['cat <<< hello; read x y <<< "a b"; echo $y; base64 -d <<< aGk=; echo'],
+        ["sh -c 'foo; cd /nope; echo x'; echo foo | sh", "printf 'foo\\n' > t.sh; sh t.sh; bash t.sh"],
         [
             "seq 1 3; seq 5 -2 1; echo aGk= | base64 -d; echo; echo -n hi | base64; kill -9 99999",
             'f() { local x=1; shift; echo $x $1 $#; }; f a b c; eval "echo hi; echo \\$((1+1))"',

@@ -158,6 +158,7 @@ class FakeShell(Privileges, Captures):
         self.password = password  # the login's, if the service knows it: sudo accepts it
         self.terminal = True  # the session has a terminal (sudo and su read passwords from it)
         self.name = "-bash"  # how bash names itself in its errors: a login shell's argv[0]
+        self._dash = False  # a script dash runs (sh on Debian and Ubuntu)
         self._lines: str | None = None  # in a script: how its errors name it and the line ("s.sh: line {}")
         self.uploads = uploads
         self.hostname = hostname or identity.hostname
@@ -707,7 +708,9 @@ class FakeShell(Privileges, Captures):
         if handler is None:
             if "/" in cmd:
                 return self._execute_file(cmd, args)
-            self._error(f"bash: {cmd}: command not found\n", 127)
+            self._error(
+                f"bash: {cmd}: not found\n" if self._dash else f"bash: {cmd}: command not found\n", 127
+            )
             return ""
         if name not in _BUILTINS and name not in _NO_COST:
             # a program: fork and exec, and its own work (ps reads all of /proc), on this host's CPU
@@ -840,15 +843,27 @@ class FakeShell(Privileges, Captures):
                 self._error(f"{program}: -c: option requires an argument\n", 2)
                 return ""
             where = f"{program}: -c: line 1: "
-            lines = f"{program}: line {{}}"
+            lines = f"{program}: {{}}" if self._is_dash(program) else f"{program}: line {{}}"
             return self._script_output(
-                operands[at + 1], where, operands[at + 3 :], subshell=True, lines=lines
+                operands[at + 1],
+                where,
+                operands[at + 3 :],
+                subshell=True,
+                lines=lines,
+                dash=self._is_dash(program),
             )
         if operands:
             return self._run_script(operands[0], operands[1:], program)
         if not (stdin or "").strip():
             return ""
-        return self._script_output(stdin or "", f"{program}: line 1: ", [], subshell=True)
+        lines = f"{program}: {{}}" if self._is_dash(program) else f"{program}: line {{}}"
+        return self._script_output(
+            stdin or "", f"{program}: line 1: ", [], subshell=True, lines=lines, dash=self._is_dash(program)
+        )
+
+    def _is_dash(self, program: str) -> bool:
+        """Whether `program` is dash here: /bin/sh on Debian and Ubuntu (bash on CentOS)."""
+        return program == "sh" and self.identity.distribution.id in ("debian", "ubuntu")
 
     def _cmd_bash(self, args: list[str], stdin: str | None) -> str:
         return self._cmd_sh(args, stdin, program="bash")
@@ -861,22 +876,24 @@ class FakeShell(Privileges, Captures):
         *,
         subshell: bool = False,
         lines: str | None = None,
+        dash: bool = False,
     ) -> str:
         """What a script prints; in a `subshell` (sh FILE, ./FILE, sh -c) its cd, variables and exit do
-        not last; sourced (`.`), they do. `lines`: how its errors begin ("s.sh: line {}")."""
+        not last; sourced (`.`), they do. `lines`: how its errors begin ("s.sh: line {}"); `dash`:
+        run by dash, whose errors say less ("sh: 1: foo: not found")."""
         saved = self._out, self._size
         state = self.cwd, dict(self.variables), set(self.exported), dict(self.functions)
-        name, numbered = self.name, self._lines
+        name, numbered, was_dash = self.name, self._lines, self._dash
         self._out, self._size = [], 0
         if subshell:
             self.name = "bash"  # a child bash names itself so in its errors
-            self._lines = lines
+            self._lines, self._dash = lines, dash
         try:
             self._nested(text, where, positional)
             return "".join(self._out)
         finally:
             self._out, self._size = saved
-            self.name, self._lines = name, numbered
+            self.name, self._lines, self._dash = name, numbered, was_dash
             if subshell:
                 self.cwd, self.variables, self.exported, self.functions = state
                 self.exited = False
@@ -906,8 +923,10 @@ class FakeShell(Privileges, Captures):
         text = self._script_text(arg, shell)
         if text is None:
             return ""
+        dash = self._is_dash(shell)
+        lines = f"{arg}: {{}}" if dash else f"{arg}: line {{}}"
         return self._script_output(
-            text, f"{arg}: line 1: ", positional, subshell=True, lines=f"{arg}: line {{}}"
+            text, f"{arg}: line 1: ", positional, subshell=True, lines=lines, dash=dash
         )
 
     def _cmd_source(self, args: list[str], stdin: str | None) -> str:
@@ -1247,6 +1266,9 @@ class FakeShell(Privileges, Captures):
             target = self._path(args[0]) if args else self.home
         node = self.fs.get(target)
         if node is None:
+            if self._dash:
+                self._error(f"bash: cd: can't cd to {args[0]}\n", 2)
+                return ""
             self._error(f"bash: cd: {args[0]}: No such file or directory\n", 1)
             return ""
         if not node.is_dir:
