@@ -231,10 +231,11 @@ def test_fake_shell() -> None:
     assert "auth.log" in sh.execute("ls")
     assert sh.execute("cat /etc/passwd").startswith("root:x:0:0:root:/root:/bin/bash\n")
     assert sh.execute("echo 'a  b' c") == "a  b c\n"
-    assert sh.execute("nope --x") == "bash: nope: command not found\n"
-    assert sh.execute("__init__") == "bash: __init__: command not found\n"
-    assert sh.execute("cd /nonexistent").startswith("bash: cd: /nonexistent:")
-    assert sh.execute("echo 'unterminated").startswith("bash: syntax error")
+    assert sh.execute("nope --x") == "-bash: nope: command not found\n"
+    assert sh.execute("__init__") == "-bash: __init__: command not found\n"
+    assert sh.execute("cd /nonexistent").startswith("-bash: cd: /nonexistent:")
+    assert sh.execute("echo 'unterminated") == "" and sh.prompt() == "> "  # bash reads on
+    assert sh.execute("'") == "unterminated\n\n"
     sh.execute("exit")
     assert sh.exited
 

@@ -53,7 +53,7 @@ class Node:
             return 4096
         if self.kind == "l":
             return len(self.target)
-        return 0 if self.dynamic else len(self.content.encode())
+        return 0 if self.dynamic else len(self.content.encode("utf-8", "surrogateescape"))
 
     def permissions(self) -> str:
         """ls's "drwxr-xr-x"."""
@@ -73,8 +73,8 @@ def _file(content: str, mtime: float, mode: int = 0o644, owner: str = "root", gr
 
 # Commands a fresh install has in /usr/bin or /bin (ls /bin, which, type).
 BIN = (
-    "bash", "cat", "chgrp", "chmod", "chown", "cp", "curl", "cut", "date", "dd", "df", "dmesg", "echo",
-    "egrep", "env", "false", "free", "grep", "gzip", "head", "hostname", "id", "kill", "less", "ln",
+    "bash", "busybox", "cat", "chgrp", "chmod", "chown", "cp", "curl", "cut", "date", "dd", "df", "dmesg",
+    "echo", "egrep", "env", "false", "free", "grep", "gzip", "head", "hostname", "id", "kill", "less", "ln",
     "ls", "lscpu", "mkdir", "mktemp", "more", "mount", "mv", "nano", "nproc", "perl", "ping", "ps", "pwd",
     "python3", "readlink", "rm", "rmdir", "sed", "sh", "sleep", "sort", "ssh", "stat", "su", "sudo",
     "tail", "tar", "top", "touch", "tr", "true", "umount", "uname", "uniq", "uptime", "vi", "w", "wc",

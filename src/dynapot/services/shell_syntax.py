@@ -1,21 +1,28 @@
-"""bash's command-line syntax, as far as bots' one-liners use it: lists, pipelines, words, redirections.
+"""bash's word expansion for one simple command (the grammar is `shell_grammar`'s).
 
-`split_list(line)` cuts a line into pipelines joined by `;`, `&`, `&&` and `||`, and each
-pipeline into its commands (`|`), leaving quotes and `$(...)` whole. `expand(text, lookup,
-substitute)` then makes one command's words: quotes removed, `$NAME`, `${NAME}`, `$?`, `$$`
-and `$(...)` (or backquotes) expanded through the callbacks, redirections (`>`, `>>`, `<`,
-`2>`, `2>&1`, `&>`) taken out. An unterminated quote raises `SyntaxError`. Pure functions.
+`expand(text, lookup, substitute)` makes one command's words: quotes removed, `$NAME`,
+`${...}`, `$?`, `$$`, `$(...)` (or backquotes) and `$((...))` expanded through the callbacks
+and `shell_arith`, redirections (`>`, `>>`, `<`, `2>`, `2>&1`, `&>`) taken out. Unquoted
+expansions are split into words at blanks (bash's default IFS; not in an assignment); unquoted
+braces expand (`shell_braces`). A word with an unquoted `*`, `?` or `[` also gets its pattern
+(`Command.patterns`: quoted characters backslash-escaped) for `shell_glob`. An unterminated
+quote raises `SyntaxError`. Pure functions.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-__all__ = ["Command", "expand", "split_list"]
+from dynapot.services.shell_arith import evaluate as arithmetic
+from dynapot.services.shell_braces import expand_braces
+from dynapot.services.shell_glob import has_magic
+
+__all__ = ["Command", "expand", "literal"]
 
 _TO_STDOUT = "2>&1"
-_REDIRECTIONS = (_TO_STDOUT, "2>>", "2>", "&>", ">>", ">", "<")  # longest first
+_REDIRECTIONS = (_TO_STDOUT, "2>>", "2>", "&>", ">>", ">", "<<<", "<")  # longest first
 
 
 @dataclass(slots=True)
@@ -26,6 +33,13 @@ class Command:
     stdout: tuple[str, str] | None = None  # (">" or ">>", path)
     stderr: str | None = None  # a path, "&1" (to stdout)
     stdin: str | None = None
+    here: str | None = None  # a here-string's text (`<<< word`)
+    patterns: dict[int, str] = field(default_factory=dict)  # word index -> glob pattern
+
+
+def literal(text: str) -> str:
+    """`text` as a glob pattern that matches only itself."""
+    return "".join("\\" + c if c in "*?[]\\{}," else c for c in text)
 
 
 def _skip_quoted(line: str, i: int) -> int:
@@ -57,46 +71,9 @@ def _skip_quoted(line: str, i: int) -> int:
     raise SyntaxError("unexpected EOF while looking for matching `)'")
 
 
-def split_list(line: str) -> list[tuple[str, list[str]]]:
-    """[(operator before it: "" ";" "&&" "||", [command text of each pipeline stage])]."""
-    out: list[tuple[str, list[str]]] = []
-    stages: list[str] = []
-    buf: list[str] = []
-    op = ""
-    i = 0
-    while i < len(line):
-        c = line[i]
-        if c == "\\" and i + 1 < len(line):
-            buf.append(line[i : i + 2])
-            i += 2
-            continue
-        if c in "'\"`" or line.startswith("$(", i):
-            j = _skip_quoted(line, i)
-            buf.append(line[i:j])
-            i = j
-            continue
-        two = line[i : i + 2]
-        if (
-            two in ("&&", "||")
-            or c in ";\n"
-            or (c == "&" and not line.startswith("&>", i) and (i == 0 or line[i - 1] != ">"))
-        ):
-            stages.append("".join(buf))
-            out.append((op, stages))
-            stages, buf = [], []
-            op = two if two in ("&&", "||") else ";"
-            i += 2 if two in ("&&", "||") else 1
-            continue
-        if c == "|":
-            stages.append("".join(buf))
-            buf = []
-            i += 1
-            continue
-        buf.append(c)
-        i += 1
-    stages.append("".join(buf))
-    out.append((op, stages))
-    return [(o, [s.strip() for s in st]) for o, st in out if any(s.strip() for s in st)]
+def _is_assignment(word: str) -> bool:
+    name, equals, _ = word.partition("=")
+    return bool(equals) and name.isidentifier() and name.isascii()
 
 
 def expand(text: str, lookup: Callable[[str], str], substitute: Callable[[str], str]) -> Command:
@@ -104,16 +81,50 @@ def expand(text: str, lookup: Callable[[str], str], substitute: Callable[[str], 
     command = Command()
     words: list[str] = []
     buf: list[str] = []
+    pattern: list[str] = []  # the word as a glob pattern
+    magic = False  # it has an unquoted *, ? or [
+    braced = False  # it has an unquoted {
     started = False  # a word has begun (even an empty "")
     redirect: str | None = None
     i, n = 0, len(text)
 
+    def quoted(value: str) -> None:
+        nonlocal started
+        buf.append(value)
+        pattern.append(literal(value))
+        started = True
+
+    def unquoted(value: str) -> None:
+        """An unquoted expansion: split at blanks, except in an assignment's value."""
+        nonlocal started
+        assigning = all(_is_assignment(w) for w in words) and _is_assignment("".join(buf))
+        if redirect is not None or assigning:
+            quoted(value)
+            return
+        pieces = value.split()
+        if value[:1].isspace():
+            finish()
+        for index, piece in enumerate(pieces):
+            if index:
+                finish()
+            quoted(piece)
+        if value[-1:].isspace():
+            finish()
+
     def finish() -> None:
-        nonlocal buf, started, redirect
+        nonlocal buf, pattern, magic, braced, started, redirect
         if not started:
             return
         word = "".join(buf)
-        if redirect is None:
+        assignment = _is_assignment(word) and all(_is_assignment(w) for w in words)
+        if redirect is None and braced and not assignment:
+            for each in expand_braces("".join(pattern)):  # a{b,c} {1..5}: before the rest, as in bash
+                if has_magic(each):
+                    command.patterns[len(words)] = each
+                words.append(re.sub(r"\\(.)", r"\1", each, flags=re.DOTALL))
+        elif redirect is None:
+            if magic:
+                command.patterns[len(words)] = "".join(pattern)
             words.append(word)
         elif redirect in (">", ">>"):
             command.stdout = (redirect, word)
@@ -121,13 +132,19 @@ def expand(text: str, lookup: Callable[[str], str], substitute: Callable[[str], 
             command.stderr = word
         elif redirect == "&>":
             command.stdout, command.stderr = (">", word), "&1"
+        elif redirect == "<<<":
+            command.here = word + "\n"
         elif redirect == "<":
             command.stdin = word
-        buf, started, redirect = [], False, None
+        buf, pattern, magic, braced, started, redirect = [], [], False, False, False, None
 
     def dollar(j: int) -> tuple[str, int]:
         """Expand the $-form at text[j] ('$'); (value, index after it)."""
         nxt = text[j + 1] if j + 1 < n else ""
+        if text.startswith("$((", j):
+            end = _skip_quoted(text, j)
+            if text[end - 2 : end] == "))":
+                return arithmetic(text[j + 3 : end - 2], lookup), end
         if nxt == "(":
             end = _skip_quoted(text, j)
             return substitute(text[j + 2 : end - 1]).rstrip("\n"), end
@@ -152,19 +169,19 @@ def expand(text: str, lookup: Callable[[str], str], substitute: Callable[[str], 
             i += 1
             continue
         if c == "\\":
-            buf.append(text[i + 1 : i + 2])
-            started = True
+            quoted(text[i + 1 : i + 2])
             i += 2
             continue
         if c == "'":
             end = _skip_quoted(text, i)
-            buf.append(text[i + 1 : end - 1])
-            started = True
+            quoted(text[i + 1 : end - 1])
             i = end
             continue
         if c == '"':
             end = _skip_quoted(text, i)
             j = i + 1
+            inside: list[str] = []
+            buf, outside = inside, buf
             while j < end - 1:
                 d = text[j]
                 if d == "\\" and j + 1 < end - 1 and text[j + 1] in '$`"\\':
@@ -180,19 +197,22 @@ def expand(text: str, lookup: Callable[[str], str], substitute: Callable[[str], 
                 else:
                     buf.append(d)
                     j += 1
-            started = True
+            buf = outside
+            quoted("".join(inside))
             i = end
             continue
         if c == "`":
             end = _skip_quoted(text, i)
-            buf.append(substitute(text[i + 1 : end - 1]).rstrip("\n"))
-            started = True
+            unquoted(substitute(text[i + 1 : end - 1]).rstrip("\n"))
             i = end
             continue
         if c == "$":
-            value, i = dollar(i)
-            buf.append(value)
-            started = True
+            value, after = dollar(i)
+            if value == "$" and after == i + 1:
+                quoted("$")
+            else:
+                unquoted(value)
+            i = after
             continue
         if (
             c in "<>"
@@ -213,6 +233,9 @@ def expand(text: str, lookup: Callable[[str], str], substitute: Callable[[str], 
                 i += 1
             continue
         buf.append(c)
+        pattern.append(c if c != "]" or magic else "\\]")
+        magic = magic or c in "*?["
+        braced = braced or c == "{"
         started = True
         i += 1
     finish()

@@ -50,11 +50,12 @@ from dynapot.services.banner import banner_for
 from dynapot.services.contract import ConnectionInfo, Handler, Report, Service, clip, guarded
 from dynapot.services.profiles import Profile, choose
 from dynapot.services.reset import reset
-from dynapot.services.shell import paced, shell_for, take_events
+from dynapot.services.shell import FakeShell, finish, interrupt, is_secret, paced, shell_for, take_events
 from dynapot.services.ssh_admission import HandshakeBudget, StartupGate
 from dynapot.services.ssh_ident import IdentReader, IdentResult
 from dynapot.services.ssh_prekex import PreKexGuard, Verdict
 from dynapot.services.ssh_profiles import SSHProfile, profile_for
+from dynapot.services.uploads import UploadStore
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +118,8 @@ class SSHConfig:
     fail_delay: tuple[float, float] | None = None
     # Seconds from the connection to our identification (low, high); None: the imitated server's own.
     banner_delay: tuple[float, float] | None = None
+    # Where files written in a shell session are kept (the sensor's store); None: digests only.
+    uploads: UploadStore | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # further asyncssh server options
 
 
@@ -203,6 +206,7 @@ class _Server(asyncssh.SSHServer):
         self._attempts = 0
         self._keys_seen: set[tuple[str, str]] = set()
         self._conn: asyncssh.SSHServerConnection | None = None
+        self.password: str | None = None  # the accepted login's: the shell's sudo takes it
 
     def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
         self._conn = conn
@@ -242,6 +246,8 @@ class _Server(asyncssh.SSHServer):
         accepted = policy == "all" or (not isinstance(policy, str) and (username, password) in policy)
         user, pw = clip(username), clip(password)
         self._report(Kind.LOGIN, f"{user}:{pw}", {"user": user, "password": pw, "accepted": accepted})
+        if accepted:
+            self.password = password
         if not accepted:
             # sshd answers a wrong password only after PAM's delay; an instant "no" is a tell.
             low, high = self._config.fail_delay or (self._profile.fail_delay if self._profile else (0.0, 0.0))
@@ -277,13 +283,19 @@ class _Server(asyncssh.SSHServer):
 # -- shell ----------------------------------------------------------------------------------------------
 
 
-async def _lines(stdin: asyncssh.SSHReader, max_line: int):
-    """Yield input lines, each at most `max_line` characters; excess of a line is dropped."""
+async def _lines(stdin: asyncssh.SSHReader, max_line: int, on_break: Callable[[], None] | None = None):
+    """Yield input lines, each at most `max_line` characters; excess of a line is dropped.
+    `on_break`: what ^C (the line editor's break) does."""
     buf = ""
     while True:
         try:
             chunk = await stdin.read(_BUFSIZE)
-        except (asyncssh.BreakReceived, asyncssh.SignalReceived, asyncssh.TerminalSizeChanged):
+        except asyncssh.BreakReceived:
+            if on_break is not None:
+                buf = ""
+                on_break()
+            continue
+        except (asyncssh.SignalReceived, asyncssh.TerminalSizeChanged):
             continue
         if not chunk:
             if buf.strip():
@@ -320,14 +332,31 @@ async def _session(
     user = process.get_extra_info("username") or "root"
     identity = info.identity
     # The host's own name (as its web page, SMTP banner and SNMP sysName say it) unless configured.
-    shell = shell_for(identity.system.family, identity, user, hostname=config.hostname, peer=info.src)
+    owner = process.channel.get_connection().get_owner()
+    shell = shell_for(
+        identity.system.family,
+        identity,
+        user,
+        hostname=config.hostname,
+        peer=info.src,
+        password=getattr(owner, "password", None),
+        uploads=config.uploads,
+    )
     crlf = process.get_terminal_type() is not None
+    if isinstance(shell, FakeShell):
+        shell.terminal = crlf  # without one, sudo and su refuse to ask for a password
+        if process.command is not None:
+            shell.command_mode()  # `bash -c`: its errors say "bash: line 1: "
+    # the line editor's, in a session with a terminal (without one, the client's own terminal echoes)
+    set_echo = getattr(process.channel, "set_echo", None) if crlf else None
 
     def out(text: str) -> None:
         process.stdout.write(text.replace("\n", "\r\n") if crlf else text)
 
     async def run(line: str) -> None:
-        report(Kind.COMMAND, line, None)
+        secret = is_secret(shell)  # a password typed at sudo's or su's prompt: recorded as a login
+        if not secret:
+            report(Kind.COMMAND, line, None)
         text = shell.execute(line)
         for kind, detail, data in take_events(shell):
             report(kind, detail, data)
@@ -344,16 +373,28 @@ async def _session(
         if crlf:
             out(shell.welcome(time.time()))
         out(shell.prompt())
-        async for line in _lines(process.stdin, config.max_line):
+
+        def interrupted() -> None:  # ^C: bash forgets the line (and sudo its prompt), a new prompt
+            interrupt(shell)
+            out("^C\n" + shell.prompt())
+            if set_echo is not None:
+                set_echo(True)
+
+        async for line in _lines(process.stdin, config.max_line, interrupted):
             if line.strip():
                 await run(line)
             if shell.exited:
                 out("logout\n")
                 break
             out(shell.prompt())
+            if set_echo is not None:
+                set_echo(not is_secret(shell))  # a password prompt is not echoed
         process.exit(0)
     except (asyncssh.Error, OSError, ConnectionError):
         process.close()
+    finally:
+        for kind, detail, data in finish(shell):  # what the session wrote and never ran
+            report(kind, detail, data)
 
 
 # -- the service ----------------------------------------------------------------------------------------
