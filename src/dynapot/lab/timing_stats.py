@@ -1,0 +1,171 @@
+"""Figures from `dynapot.lab.timing_run`'s lines, and the honest comparison of two hosts' timing.
+
+Pure functions. `spread` summarises samples (median, p90, min, max, n); `segment_pattern` turns a
+greeting's segments into comparable text (each segment normalised as the probe suite normalises
+an answer: the host's address and names, nothing else); `timing_rows` compares a real host with
+its imitation per service, as rows of the realism table:
+
+- a delay (`first_byte`, `greeting_end`, `fail_delay`) tells the two apart when either's median
+  lies outside the other's observed range (min to max, widened by `RESOLUTION`): a difference
+  within the real daemon's own spread is not a tell, one beyond it is;
+- the segmenting of the greeting tells them apart when the imitation shows a pattern the real
+  daemon never showed, or never shows the real daemon's most common one.
+"""
+
+from __future__ import annotations
+
+import base64
+import statistics
+from collections import Counter
+from collections.abc import Iterable
+from typing import Any
+
+from dynapot.lab.probe_norm import host_names, plain_answer
+
+__all__ = [
+    "METRICS",
+    "RESOLUTION",
+    "delay_differs",
+    "segment_pattern",
+    "spread",
+    "summary_lines",
+    "timing_rows",
+]
+
+#: What is timed per connection: (key in a line, the row's probe name).
+METRICS = (
+    ("first_byte", "timing-first-byte"),
+    ("greeting_end", "timing-greeting-end"),
+    ("fail_delay", "timing-failed-login"),
+)
+#: Differences below this are not counted (seconds): the sensor's userland TCP path adds about
+#: half a millisecond to every answer, pings included; that is the stack's figure
+#: (bench/bench_netstack.py, bench/synrtt.c), not a service's timing.
+RESOLUTION = 0.002
+
+
+def spread(samples: Iterable[float | None]) -> dict[str, float | int] | None:
+    """median, p90, min, max (seconds) and n of the samples that are not None; None if there are none."""
+    values = sorted(v for v in samples if v is not None)
+    if not values:
+        return None
+    p90 = values[min(len(values) - 1, max(0, round(0.9 * len(values)) - 1))]
+    return {
+        "median": statistics.median(values),
+        "p90": p90,
+        "min": values[0],
+        "max": values[-1],
+        "n": len(values),
+    }
+
+
+def delay_differs(real: dict[str, Any] | None, imitation: dict[str, Any] | None) -> bool:
+    """Whether either median lies outside the other's observed range (or only one side has figures)."""
+    if real is None or imitation is None:
+        return (real is None) != (imitation is None)
+    slack = RESOLUTION
+    return not (
+        real["min"] - slack <= imitation["median"] <= real["max"] + slack
+        and imitation["min"] - slack <= real["median"] <= imitation["max"] + slack
+    )
+
+
+def _shown(figures: dict[str, Any] | None) -> str:
+    if figures is None:
+        return "none"
+    ms = {k: round(1000 * figures[k], 1) for k in ("median", "p90", "min", "max")}
+    return f"median {ms['median']} ms, p90 {ms['p90']} ms, range {ms['min']}-{ms['max']} ms, n={figures['n']}"
+
+
+def segment_pattern(segments: list[str], ip: str, names: tuple[str, ...] = ()) -> str:
+    """A greeting's data segments (base64) as text: each normalised, joined by " | "."""
+    if not segments:
+        return "(no greeting)"
+    return " | ".join(plain_answer(base64.b64decode(s), ip, names) for s in segments)
+
+
+def _names(lines: list[dict[str, Any]]) -> tuple[str, ...]:
+    joined = [
+        {
+            "probe": "banner",
+            "steps": [base64.b64encode(b"".join(base64.b64decode(s) for s in line["segments"])).decode()],
+        }
+        for line in lines
+    ]
+    return host_names(joined)
+
+
+def _by_label(lines: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    found: dict[str, list[dict[str, Any]]] = {}
+    for line in lines:
+        found.setdefault(line["label"], []).append(line)
+    return found
+
+
+def _patterns(lines: list[dict[str, Any]], ip: str, names: tuple[str, ...]) -> Counter[str]:
+    return Counter(segment_pattern(line["segments"], ip, names) for line in lines)
+
+
+def _shown_patterns(counts: Counter[str]) -> str:
+    return " ;; ".join(f"{n}x {pattern}" for pattern, n in counts.most_common())
+
+
+def timing_rows(
+    real: list[dict[str, Any]], imitation: list[dict[str, Any]], real_ip: str, imitation_ip: str
+) -> list[dict[str, Any]]:
+    """Rows {service, probe, real, dynapot, differs} per service: delays and greeting segments."""
+    real_names, imitation_names = _names(real), _names(imitation)
+    theirs = _by_label(imitation)
+    rows = []
+    for label, ours in _by_label(real).items():
+        other = theirs.get(label, [])
+        for key, probe in METRICS:
+            a = spread(line.get(key) for line in ours)
+            b = spread(line.get(key) for line in other)
+            if a is None and b is None:
+                continue  # not timed for this service
+            rows.append(
+                {
+                    "service": label,
+                    "probe": probe,
+                    "real": _shown(a),
+                    "dynapot": _shown(b),
+                    "differs": delay_differs(a, b),
+                }
+            )
+        a_patterns = _patterns(ours, real_ip, real_names)
+        b_patterns = _patterns(other, imitation_ip, imitation_names)
+        common = a_patterns.most_common(1)[0][0]
+        differs = not b_patterns or common not in b_patterns or any(p not in a_patterns for p in b_patterns)
+        rows.append(
+            {
+                "service": label,
+                "probe": "timing-segments",
+                "real": _shown_patterns(a_patterns),
+                "dynapot": _shown_patterns(b_patterns),
+                "differs": differs,
+            }
+        )
+    return rows
+
+
+def summary_lines(real: list[dict[str, Any]], imitation: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Benchmark lines: per service and metric, the real daemon's figures beside dynapot's (seconds)."""
+    theirs = _by_label(imitation)
+    out = []
+    for label, ours in _by_label(real).items():
+        for key, _ in METRICS:
+            a = spread(line.get(key) for line in ours)
+            b = spread(line.get(key) for line in theirs.get(label, []))
+            if a is None and b is None:
+                continue
+            out.append(
+                {
+                    "name": f"{label} {key}",
+                    "unit": "s",
+                    "real": a,
+                    "dynapot": b,
+                    "differs": delay_differs(a, b),
+                }
+            )
+    return out

@@ -1,0 +1,89 @@
+"""The timing comparison counts a difference beyond the real daemon's own spread, and only that."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+
+from dynapot.lab import timing_run, timing_stats
+
+
+def _line(label: str, first: float | None, fail: float | None = None, *segments: bytes) -> dict:
+    return {
+        "label": label,
+        "protocol": label,
+        "first_byte": first,
+        "fail_delay": fail,
+        "segments": [base64.b64encode(s).decode() for s in segments],
+    }
+
+
+def test_spread_ignores_missing_samples() -> None:
+    figures = timing_stats.spread([0.3, None, 0.1, 0.2, 0.5])
+    assert figures == {"median": 0.25, "p90": 0.5, "min": 0.1, "max": 0.5, "n": 4}
+    assert timing_stats.spread([None, None]) is None
+
+
+@pytest.mark.parametrize(
+    ("real", "imitation", "differs"),
+    [
+        ([0.013, 0.027, 0.030, 0.058], [0.016, 0.020, 0.031], False),  # within each other's spread
+        ([0.013, 0.027, 0.030, 0.058], [0.0006, 0.0007, 0.0009], True),  # at once, where sshd takes 13 ms+
+        ([2.1, 2.4, 2.9], [2.0, 2.2, 2.3, 9.0], False),  # one outlier does not move the median out
+        ([0.010, 0.011, 0.012], [0.010, 0.500, 0.600], True),  # the imitation's median beyond the real range
+        ([0.02], [], True),  # only one side answered
+    ],
+)
+def test_delay_differs_beyond_the_real_spread(
+    real: list[float], imitation: list[float], differs: bool
+) -> None:
+    assert timing_stats.delay_differs(timing_stats.spread(real), timing_stats.spread(imitation)) is differs
+
+
+OPTIONS = b"\xff\xfd\x01\xff\xfd\x1f\xff\xfb\x01\xff\xfb\x03"
+
+
+def test_segments_compared_as_patterns_with_host_names_normalised() -> None:
+    def telnet(name: bytes, *cut: int) -> dict:
+        screen = b"\r\r\nDebian GNU/Linux 12\r\n\r" + name + b" login: "
+        whole = OPTIONS + screen
+        pieces, last = [], 0
+        for at in (*cut, len(whole)):
+            pieces.append(whole[last:at])
+            last = at
+        return _line("telnet", 0.001, None, *pieces)
+
+    three = (len(OPTIONS), len(OPTIONS) + 24)
+    real = [telnet(b"real", *three) for _ in range(8)] + [
+        telnet(b"real", len(OPTIONS) + 24) for _ in range(2)
+    ]
+    same = [telnet(b"srv-7", *three) for _ in range(9)] + [telnet(b"srv-7", len(OPTIONS) + 24)]
+    two = [telnet(b"srv-7", len(OPTIONS)) for _ in range(10)]  # issue and prompt in one segment
+    rows = {r["probe"]: r for r in timing_stats.timing_rows(real, same, "198.18.0.10", "198.18.0.70")}
+    assert not rows["timing-segments"]["differs"], rows["timing-segments"]
+    assert "<host> login: " in rows["timing-segments"]["real"]
+    rows = {r["probe"]: r for r in timing_stats.timing_rows(real, two, "198.18.0.10", "198.18.0.70")}
+    assert rows["timing-segments"]["differs"]
+
+
+def test_rows_per_service_and_metric() -> None:
+    real = [_line("ftp", 0.004 + i / 1000, 3.0 + i / 10, b"220 (vsFTPd 3.0.3)\r\n") for i in range(5)]
+    fast = [_line("ftp", 0.0005, 0.9, b"220 (vsFTPd 3.0.3)\r\n") for _ in range(5)]
+    rows = timing_stats.timing_rows(real, fast, "198.18.0.10", "198.18.0.70")
+    assert [(r["probe"], r["differs"]) for r in rows] == [
+        ("timing-first-byte", True),
+        ("timing-failed-login", True),
+        ("timing-segments", False),
+    ]
+    assert rows[0]["real"].startswith("median 6.0 ms")
+    lines = timing_stats.summary_lines(real, fast)
+    assert [line["name"] for line in lines] == ["ftp first_byte", "ftp fail_delay"]
+    json.dumps(lines)  # benchmark lines are JSON
+
+
+def test_timing_run_refuses_a_bad_spec(capsys: pytest.CaptureFixture[str]) -> None:
+    assert timing_run.main(["{not json"]) == 2
+    assert timing_run.main([]) == 2
+    assert "usage" in capsys.readouterr().err
