@@ -13,7 +13,7 @@ p90, min, max, n}, "dynapot": {...}, "differs"} and one per service's greeting s
 {"name": "<service> segments", "real": "...", "dynapot": "...", "differs"}. Needs root; the lab
 lives in 198.18.0.0/15 and is torn down whatever happens.
 
-    bench/bench_service_timing.py [--n 20] [--logins 5] [--service telnet ...]
+    bench/bench_service_timing.py [--n 20] [--logins 5] [--service telnet ...] [--raw FILE]
 """
 
 from __future__ import annotations
@@ -39,6 +39,9 @@ def main() -> int:
     parser.add_argument("--n", type=int, default=20, help="connections per service and host")
     parser.add_argument("--logins", type=int, default=5, help="of which this many try a wrong password")
     parser.add_argument("--service", action="append", default=[], choices=TIMED, help="only this service")
+    parser.add_argument(
+        "--raw", type=Path, help="also write every connection's line to this file (JSON lines)"
+    )
     args = parser.parse_args()
     if not 1 <= args.n <= 500 or not 0 <= args.logins <= args.n:
         parser.error("--n must be 1-500 and --logins 0..n")
@@ -55,6 +58,11 @@ def main() -> int:
         with running_sensor(lab, config, Path(tmp), database=False):
             real = time_host(lab, real_ip, labels=labels, n=args.n, logins=args.logins)
             imitation = time_host(lab, virtual_ip, labels=labels, n=args.n, logins=args.logins)
+    if args.raw:
+        with args.raw.open("w") as raw:
+            for host, lines in (("real", real), ("dynapot", imitation)):
+                for line in lines:
+                    raw.write(json.dumps({"host": host, **line}) + "\n")
     for line in summary_lines(real, imitation):
         print(json.dumps(line))
     for row in timing_rows(real, imitation, real_ip, virtual_ip):

@@ -14,12 +14,13 @@ How it measures (the method, so that the figures can be trusted):
   fork, reverse DNS, its start-up);
 - `greeting_end`: from the SYN/ACK to the greeting's last segment, when it came in several;
 - `segments`: the greeting's data segments, in order, each as its bytes (until the server is
-  quiet for `QUIET` seconds), for the caller to normalise (`timing_stats.segment_pattern`);
+  quiet for `QUIET` seconds), for the caller to normalise (`timing_stats.segment_pattern`), and
+  `offsets`: when each arrived, from the SYN/ACK;
 - `fail_delay`: from sending a wrong password (FTP, telnet) to the first segment of the
   refusal; SSH's is timed by an SSH client (asyncssh), from the password to the refusal.
 
-Each line: {"label", "protocol", "first_byte", "greeting_end", "segments": [base64, ...], "fail_delay"}; a value
-the connection could not give is null.
+Each line: {"label", "protocol", "first_byte", "greeting_end", "segments": [base64, ...],
+"offsets", "fail_delay"}; a value the connection could not give is null.
 """
 
 from __future__ import annotations
@@ -178,6 +179,8 @@ def _one(capture: Capture, ip: str, protocol: str, port: int, login: bool) -> di
             if len(greeting) > 1:
                 result["greeting_end"] = greeting[-1].at - synack.at
         result["segments"] = [base64.b64encode(s.data).decode() for s in greeting]
+        if synack is not None:
+            result["offsets"] = [s.at - synack.at for s in greeting]
         _drain(sock)
         if login and protocol in _LOGINS:
             steps, refusal = _LOGINS[protocol]
