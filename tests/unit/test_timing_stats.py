@@ -87,3 +87,17 @@ def test_timing_run_refuses_a_bad_spec(capsys: pytest.CaptureFixture[str]) -> No
     assert timing_run.main(["{not json"]) == 2
     assert timing_run.main([]) == 2
     assert "usage" in capsys.readouterr().err
+
+
+def test_sshd_failure_times_compared_by_their_doublings() -> None:
+    real_minimum, our_minimum = 0.0073450, 0.0061570  # each server's own, from its random secret
+    real = [_line("ssh", 0.01, real_minimum * (1 << k)) for k in (9,) * 11 + (8,)]
+    ours = [_line("ssh", 0.01, our_minimum * 512) for _ in range(12)]
+    assert timing_stats.doublings([v["fail_delay"] for v in real]) == [9] * 11 + [8]
+    rows = {r["probe"]: r for r in timing_stats.timing_rows(real, ours, "198.18.0.10", "198.18.0.70")}
+    row = rows["timing-failed-login"]
+    assert not row["differs"] and row["dynapot"] == "one per-user minimum x 2^k: k=9 12x"
+    spread_out = [_line("ssh", 0.01, 1.5 + i / 12) for i in range(12)]  # PAM's spread, no doubling
+    assert timing_stats.doublings([v["fail_delay"] for v in spread_out]) is None
+    rows = {r["probe"]: r for r in timing_stats.timing_rows(real, spread_out, "198.18.0.10", "198.18.0.70")}
+    assert rows["timing-failed-login"]["differs"]

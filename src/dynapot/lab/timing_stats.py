@@ -8,6 +8,8 @@ its imitation per service, as rows of the realism table:
 - a delay (`first_byte`, `greeting_end`, `fail_delay`) tells the two apart when either's median
   lies outside the other's observed range (min to max, widened by `RESOLUTION`): a difference
   within the real daemon's own spread is not a tell, one beyond it is;
+- sshd's failed-login times are one random per-server minimum doubled k times (`doublings`): they
+  are compared by k, not by the minimum;
 - the segmenting of the greeting tells them apart when the imitation shows a pattern the real
   daemon never showed, or never shows the real daemon's most common one.
 """
@@ -70,6 +72,31 @@ def delay_differs(real: dict[str, Any] | None, imitation: dict[str, Any] | None)
     )
 
 
+def doublings(samples: list[float], low: float = 0.005, high: float = 0.0093) -> list[int] | None:
+    """sshd's failure times as powers of two of one per-user minimum, when they are that.
+
+    OpenSSH (7.8+) answers a failed login at its per-user minimum (5-9.3 ms, from its random
+    timing secret) doubled k times until it covers PAM's delay. The minimum is a random field of
+    each server, k is not: when every sample (three at least) is one minimum (within 1 %) times a
+    power of two, the k of each; else None."""
+    if len(samples) < 3:
+        return None  # one or two values fit any minimum
+    found, base = [], None
+    for value in samples:
+        k = 0
+        while value / (1 << k) >= high and k < 20:
+            k += 1
+        minimum = value / (1 << k)
+        if not low <= minimum < high:
+            return None
+        if base is None:
+            base = minimum
+        elif abs(minimum - base) > 0.01 * base:
+            return None
+        found.append(k)
+    return found
+
+
 def _shown(figures: dict[str, Any] | None) -> str:
     if figures is None:
         return "none"
@@ -124,6 +151,9 @@ def timing_rows(
             b = spread(line.get(key) for line in other)
             if a is None and b is None:
                 continue  # not timed for this service
+            if key == "fail_delay" and (row := _doubling_row(label, probe, ours, other)) is not None:
+                rows.append(row)
+                continue
             rows.append(
                 {
                     "service": label,
@@ -147,6 +177,34 @@ def timing_rows(
             }
         )
     return rows
+
+
+def _doubling_row(
+    label: str, probe: str, ours: list[dict[str, Any]], other: list[dict[str, Any]]
+) -> dict[str, Any] | None:
+    """The failed-login row of a server whose failure times are one minimum doubled (sshd's):
+    compared by the doublings, the minimum being random per server. None when the real one's
+    are not that."""
+    a = doublings([v for line in ours if (v := line.get("fail_delay")) is not None])
+    if a is None:
+        return None
+    b_values = [v for line in other if (v := line.get("fail_delay")) is not None]
+    b = doublings(b_values)
+    if b is None:
+        shown = _shown(spread(b_values))
+        return {"service": label, "probe": probe, "real": _doubled(a), "dynapot": shown, "differs": True}
+    ka, kb = spread(a), spread(b)
+    differs = (
+        ka is None
+        or kb is None
+        or not (ka["min"] <= kb["median"] <= ka["max"] and kb["min"] <= ka["median"] <= kb["max"])
+    )
+    return {"service": label, "probe": probe, "real": _doubled(a), "dynapot": _doubled(b), "differs": differs}
+
+
+def _doubled(ks: list[int]) -> str:
+    counts = Counter(ks)
+    return "one per-user minimum x 2^k: " + ", ".join(f"k={k} {n}x" for k, n in sorted(counts.items()))
 
 
 def summary_lines(real: list[dict[str, Any]], imitation: list[dict[str, Any]]) -> list[dict[str, Any]]:

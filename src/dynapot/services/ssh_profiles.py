@@ -49,11 +49,11 @@ _OPENSSH_COMPRESSION = ("none", "zlib@openssh.com")
 _OPENSSH_KEYS = ("ssh-rsa", "ecdsa-sha2-nistp256", "ssh-ed25519")  # what ssh-keygen -A makes
 _PAM_DELAY = (1.5, 2.5)  # pam_unix's 2 s, +-25 %
 # sshd forks and re-executes itself for each connection and loads its host keys before it says
-# its identification: 7.5-12.8 ms after the SYN/ACK on the wire, median 9.7 ms, one connection
-# at a time (bench/bench_service_timing.py, 20 connections; 13-58 ms in session 6's busier lab:
-# it is CPU work, and grows with the machine's load). The pause is that less the sensor's own
-# path before the identification (about 2 ms).
-_SSHD_START = (0.006, 0.011)
+# its identification: after the SYN/ACK on the wire, one connection at a time, medians of 9.7 and
+# 15.6 ms in two runs of 20 (7.5-62 ms in all; bench/bench_service_timing.py; 13-58 ms in
+# session 6's busier lab: it is CPU work and grows with the machine's load). The pause is that
+# less the sensor's own path before the identification (about 1.5 ms).
+_SSHD_START = (0.007, 0.016)
 
 
 @dataclass(frozen=True, slots=True)
