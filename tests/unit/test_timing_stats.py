@@ -29,17 +29,32 @@ def test_spread_ignores_missing_samples() -> None:
 @pytest.mark.parametrize(
     ("real", "imitation", "differs"),
     [
-        ([0.013, 0.027, 0.030, 0.058], [0.016, 0.020, 0.031], False),  # within each other's spread
-        ([0.013, 0.027, 0.030, 0.058], [0.0006, 0.0007, 0.0009], True),  # at once, where sshd takes 13 ms+
-        ([2.1, 2.4, 2.9], [2.0, 2.2, 2.3, 9.0], False),  # one outlier does not move the median out
-        ([0.010, 0.011, 0.012], [0.010, 0.500, 0.600], True),  # the imitation's median beyond the real range
+        ([0.013, 0.027, 0.030, 0.058, 0.017], [0.016, 0.020, 0.031, 0.025, 0.022], False),  # one spread
+        ([0.013, 0.027, 0.030, 0.058, 0.017], [0.0006, 0.0007, 0.0009, 0.0008, 0.0007], True),  # too soon
+        ([2.1, 2.4, 2.9, 2.2, 2.6], [2.0, 2.2, 2.3, 9.0, 2.5], False),  # one outlier does not move the median
+        (  # the imitation's median beyond the real range, one value within it
+            [0.010, 0.011, 0.012, 0.0105, 0.0115, 0.0102, 0.0111, 0.0118],
+            [0.0108, 0.500, 0.600, 0.55, 0.7, 0.52, 0.61, 0.58],
+            True,
+        ),
+        ([0.013, 0.058, 0.030], [0.0006, 0.0007, 0.0009], False),  # three each: proves nothing either way
         ([0.02], [], True),  # only one side answered
     ],
 )
 def test_delay_differs_beyond_the_real_spread(
     real: list[float], imitation: list[float], differs: bool
 ) -> None:
-    assert timing_stats.delay_differs(timing_stats.spread(real), timing_stats.spread(imitation)) is differs
+    assert timing_stats.delay_differs(real, imitation) is differs
+
+
+def test_mann_whitney_exact_and_approximate() -> None:
+    apart = timing_stats.mann_whitney_p([1, 2, 3, 4, 5], [6, 7, 8, 9, 10])
+    assert apart == pytest.approx(2 / 252)  # the one ordering of 252 (and its mirror)
+    assert timing_stats.mann_whitney_p([1, 3, 5, 7, 9], [2, 4, 6, 8, 10]) > 0.5
+    big = timing_stats.mann_whitney_p(list(range(60)), [x + 0.5 for x in range(60)])
+    assert big > 0.5
+    assert timing_stats.mann_whitney_p(list(range(60)), [x + 100 for x in range(60)]) < 1e-9
+    assert timing_stats.mann_whitney_p([], [1.0]) == 1.0
 
 
 OPTIONS = b"\xff\xfd\x01\xff\xfd\x1f\xff\xfb\x01\xff\xfb\x03"

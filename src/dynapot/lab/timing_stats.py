@@ -6,8 +6,9 @@ an answer: the host's address and names, nothing else); `timing_rows` compares a
 its imitation per service, as rows of the realism table:
 
 - a delay (`first_byte`, `greeting_end`, `fail_delay`) tells the two apart when either's median
-  lies outside the other's observed range (min to max, widened by `RESOLUTION`): a difference
-  within the real daemon's own spread is not a tell, one beyond it is;
+  lies outside the other's observed range (min to max, widened by `RESOLUTION`) and the samples
+  are apart beyond chance (`mann_whitney_p`): a difference within the real daemon's own spread is
+  not a tell, one beyond it is, once there are enough samples to show it;
 - sshd's failed-login times are one random per-server minimum doubled k times (`doublings`): they
   are compared by k, not by the minimum;
 - the segmenting of the greeting tells them apart when the imitation shows a pattern the real
@@ -17,6 +18,7 @@ its imitation per service, as rows of the realism table:
 from __future__ import annotations
 
 import base64
+import math
 import statistics
 from collections import Counter
 from collections.abc import Iterable
@@ -28,6 +30,7 @@ __all__ = [
     "METRICS",
     "RESOLUTION",
     "delay_differs",
+    "mann_whitney_p",
     "segment_pattern",
     "spread",
     "summary_lines",
@@ -44,6 +47,7 @@ METRICS = (
 #: half a millisecond to every answer, pings included; that is the stack's figure
 #: (bench/bench_netstack.py, bench/synrtt.c), not a service's timing.
 RESOLUTION = 0.002
+SIGNIFICANCE = 0.01  # the chance of calling two samples of one distribution apart
 
 
 def spread(samples: Iterable[float | None]) -> dict[str, float | int] | None:
@@ -61,15 +65,50 @@ def spread(samples: Iterable[float | None]) -> dict[str, float | int] | None:
     }
 
 
-def delay_differs(real: dict[str, Any] | None, imitation: dict[str, Any] | None) -> bool:
-    """Whether either median lies outside the other's observed range (or only one side has figures)."""
-    if real is None or imitation is None:
-        return (real is None) != (imitation is None)
+def mann_whitney_p(a: list[float], b: list[float]) -> float:
+    """Two-sided p-value of the Mann-Whitney U test: how likely samples this far apart are when
+    both come from one distribution. Exact for small samples (no ties assumed: timings in
+    nanoseconds), else the normal approximation."""
+    n, m = len(a), len(b)
+    if not n or not m:
+        return 1.0
+    u = sum(1.0 if x > y else 0.5 if x == y else 0.0 for x in a for y in b)
+    if n * m > 2500:
+        mean, sd = n * m / 2, math.sqrt(n * m * (n + m + 1) / 12)
+        z = (abs(u - mean) - 0.5) / sd
+        return min(1.0, math.erfc(max(z, 0.0) / math.sqrt(2)))
+    # counts[i][j][k]: orderings of i values of a and j of b with U = k (a value counts the b's below it)
+    counts = [[[1]] * (m + 1)] + [[[1]] + [[] for _ in range(m)] for _ in range(n)]
+    for i in range(1, n + 1):
+        for j in range(1, m + 1):
+            # the largest value is a's (it beats all j of b's) or b's
+            with_a = [0] * j + counts[i - 1][j]
+            with_b = counts[i][j - 1]
+            size = max(len(with_a), len(with_b))
+            counts[i][j] = [
+                (with_a[k] if k < len(with_a) else 0) + (with_b[k] if k < len(with_b) else 0)
+                for k in range(size)
+            ]
+    table = counts[n][m]
+    total = sum(table)
+    low = sum(table[: math.floor(u) + 1]) / total
+    high = sum(table[math.ceil(u) :]) / total
+    return min(1.0, 2 * min(low, high))
+
+
+def delay_differs(real: list[float], imitation: list[float]) -> bool:
+    """Whether the imitation's delays tell it from the real daemon's: either's median lies outside
+    the other's observed range (widened by `RESOLUTION`), and the two samples are apart beyond
+    chance (Mann-Whitney, p < `SIGNIFICANCE`): a few samples prove nothing either way."""
+    a, b = spread(real), spread(imitation)
+    if a is None or b is None:
+        return (a is None) != (b is None)
     slack = RESOLUTION
-    return not (
-        real["min"] - slack <= imitation["median"] <= real["max"] + slack
-        and imitation["min"] - slack <= real["median"] <= imitation["max"] + slack
+    outside = not (
+        a["min"] - slack <= b["median"] <= a["max"] + slack
+        and b["min"] - slack <= a["median"] <= b["max"] + slack
     )
+    return outside and mann_whitney_p(real, imitation) < SIGNIFICANCE
 
 
 def doublings(samples: list[float], low: float = 0.005, high: float = 0.0093) -> list[int] | None:
@@ -122,6 +161,10 @@ def _names(lines: list[dict[str, Any]]) -> tuple[str, ...]:
     return host_names(joined)
 
 
+def _values(lines: list[dict[str, Any]], key: str) -> list[float]:
+    return [v for line in lines if (v := line.get(key)) is not None]
+
+
 def _by_label(lines: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     found: dict[str, list[dict[str, Any]]] = {}
     for line in lines:
@@ -147,9 +190,8 @@ def timing_rows(
     for label, ours in _by_label(real).items():
         other = theirs.get(label, [])
         for key, probe in METRICS:
-            a = spread(line.get(key) for line in ours)
-            b = spread(line.get(key) for line in other)
-            if a is None and b is None:
+            a_values, b_values = _values(ours, key), _values(other, key)
+            if not a_values and not b_values:
                 continue  # not timed for this service
             if key == "fail_delay" and (row := _doubling_row(label, probe, ours, other)) is not None:
                 rows.append(row)
@@ -158,9 +200,9 @@ def timing_rows(
                 {
                     "service": label,
                     "probe": probe,
-                    "real": _shown(a),
-                    "dynapot": _shown(b),
-                    "differs": delay_differs(a, b),
+                    "real": _shown(spread(a_values)),
+                    "dynapot": _shown(spread(b_values)),
+                    "differs": delay_differs(a_values, b_values),
                 }
             )
         a_patterns = _patterns(ours, real_ip, real_names)
@@ -213,17 +255,17 @@ def summary_lines(real: list[dict[str, Any]], imitation: list[dict[str, Any]]) -
     out = []
     for label, ours in _by_label(real).items():
         for key, _ in METRICS:
-            a = spread(line.get(key) for line in ours)
-            b = spread(line.get(key) for line in theirs.get(label, []))
-            if a is None and b is None:
+            a_values, b_values = _values(ours, key), _values(theirs.get(label, []), key)
+            if not a_values and not b_values:
                 continue
             out.append(
                 {
                     "name": f"{label} {key}",
                     "unit": "s",
-                    "real": a,
-                    "dynapot": b,
-                    "differs": delay_differs(a, b),
+                    "real": spread(a_values),
+                    "dynapot": spread(b_values),
+                    "p": round(mann_whitney_p(a_values, b_values), 6),
+                    "differs": delay_differs(a_values, b_values),
                 }
             )
     return out
