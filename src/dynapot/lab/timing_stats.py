@@ -73,7 +73,7 @@ def mann_whitney_p(a: list[float], b: list[float]) -> float:
     if not n or not m:
         return 1.0
     u = sum(1.0 if x > y else 0.5 if x == y else 0.0 for x in a for y in b)
-    if n * m > 2500:
+    if n * m > 400:
         mean, sd = n * m / 2, math.sqrt(n * m * (n + m + 1) / 12)
         z = (abs(u - mean) - 0.5) / sd
         return min(1.0, math.erfc(max(z, 0.0) / math.sqrt(2)))
