@@ -11,7 +11,11 @@ Prints one JSON line per probe {"service", "probe", "real", "dynapot", "differs"
 {"summary": {service: {"probes", "tells"}}, "probes", "tells"}. Needs root; the lab lives in
 198.18.0.0/15 and is torn down whatever happens. `--short`: a handful of probes per service.
 `--only-differences`: print only the rows that differ (the summary counts all). `--service
-NAME` (repeatable): only that service's probes, e.g. `--service smtp`.
+NAME` (repeatable): only that service's probes, e.g. `--service smtp`. `--timing N` (10; 0 for
+none): a timing section after the probes, N connections per service to each host, one at a time
+(`dynapot.lab.timing_run`): time to first byte, to the last segment of a greeting cut in several,
+from a wrong password to its refusal, and how the greeting is cut into segments, as rows
+"timing-..."; a delay beyond the real daemon's own spread is a tell (`dynapot.lab.timing_stats`).
 """
 
 from __future__ import annotations
@@ -32,8 +36,10 @@ from dynapot.lab.realism import (
     real_spec,
     summary,
     targets,
+    time_host,
 )
 from dynapot.lab.sensor import running_sensor
+from dynapot.lab.timing_stats import timing_rows
 
 VIRTUAL_OFFSET = 70
 PERSONALITY = "Linux 5.4"
@@ -46,7 +52,16 @@ def main() -> int:
     parser.add_argument(
         "--service", action="append", default=[], help="probe only this service (ssh, ftp, ...); repeatable"
     )
+    parser.add_argument(
+        "--timing",
+        type=int,
+        default=10,
+        metavar="N",
+        help="timing section: N connections per service and host, one at a time (0: none)",
+    )
     args = parser.parse_args()
+    if not 0 <= args.timing <= 200:
+        parser.error("--timing must be 0-200")
     try:
         chosen = targets(args.service)
     except ValueError as exc:
@@ -65,7 +80,13 @@ def main() -> int:
             virtual_nmap = nmap_services(lab, virtual_ip, ports)
             real = probe_host(lab, real_ip, short=args.short, labels=args.service)
             imitation = probe_host(lab, virtual_ip, short=args.short, labels=args.service)
-        rows = nmap_rows(real_nmap, virtual_nmap) + compare(real, imitation, real_ip, virtual_ip)
+            timed: list[dict] = []
+            if args.timing:
+                logins = min(5, args.timing)  # five each: enough for a difference to show (p < 0.01)
+                real_times = time_host(lab, real_ip, labels=args.service, n=args.timing, logins=logins)
+                virtual_times = time_host(lab, virtual_ip, labels=args.service, n=args.timing, logins=logins)
+                timed = timing_rows(real_times, virtual_times, real_ip, virtual_ip)
+        rows = nmap_rows(real_nmap, virtual_nmap) + compare(real, imitation, real_ip, virtual_ip) + timed
     for row in rows:
         if row["differs"] or not args.only_differences:
             print(json.dumps(row))

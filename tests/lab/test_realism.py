@@ -40,7 +40,8 @@ SAME = {
     ("ftp", "bad-login"),  # root/toor: vsftpd refuses root (ftpusers) after its delay
     ("ftp", "anonymous-login"),  # no anonymous FTP, as Debian's vsftpd.conf ships
     # telnet's nmap-sV is not here: nmap names the real BusyBox telnetd only when its login
-    # screen leaves in the same segment as its requests, 2 times in 10 (so does dynapot's).
+    # screen leaves in the same segment as its requests: 2 times in 10 in a busy lab, never in
+    # 50 connections one at a time (dynapot's never does; bench/bench_service_timing.py).
     ("telnet", "negotiation"),
     ("telnet", "ayt"),
     ("telnet", "escape-sequence"),

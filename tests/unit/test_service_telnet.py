@@ -251,7 +251,7 @@ def test_each_os_has_its_own_screen(personality, product, first, screen) -> None
     start = session.start()
     opening = start.send
     assert opening.startswith(first)  # the negotiation nmap's service probes recognise
-    shown = opening + start.later + (session.settle().send if session.negotiating else b"")
+    shown = start.data + (session.settle().send if session.negotiating else b"")
     assert screen in shown
 
 

@@ -9,7 +9,8 @@ printable text out. What is removed or replaced, and nothing else:
   the order of Allow (Apache's differs per process), the body of a 2xx answer and of an HTTP/0.9
   page (site content, not server software); error pages are compared in full;
 - SMTP: Postfix queue ids; FTP: the passive port; MySQL: thread id and scramble;
-- timings are put into coarse buckets (`delay_bucket`).
+- timings are put into coarse buckets (`delay_bucket`); the realism suite's timing section
+  compares them finely, against the real daemon's own spread (`dynapot.lab.timing_stats`).
 """
 
 from __future__ import annotations

@@ -32,6 +32,7 @@ __all__ = [
     "real_spec",
     "summary",
     "targets",
+    "time_host",
 ]
 
 #: (label, protocol, port) of each daemon the real host runs.
@@ -44,6 +45,8 @@ TARGETS: tuple[tuple[str, str, int], ...] = (
     ("nginx", "http", NGINX_PORT),
     ("mysql", "mysql", 3306),
 )
+#: The protocols whose timing is measured (`time_host`): those that speak first or ask for a login.
+TIMED_PROTOCOLS = frozenset({"ssh", "ftp", "telnet", "smtp"})
 REAL_SERVICES = ("ssh-debian", "ftp-debian", "telnet", "smtp", "apache", "nginx", "mysql")
 #: nmap's service names that dynapot's services answer to.
 _DYNAPOT_SERVICES = {"ssh", "ftp", "telnet", "smtp", "http", "mysql"}
@@ -111,6 +114,19 @@ def probe_host(
     result = lab.exec(lab.attacker, python_command("-m", "dynapot.lab.probe_run", spec), timeout=timeout)
     if result.returncode != 0:
         raise RuntimeError(f"probe run failed: {result.stderr.strip()[-2000:]}")
+    return [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
+
+
+def time_host(
+    lab: Lab, ip: str, *, labels: Collection[str] = (), n: int = 10, logins: int = 3, timeout: float = 1800
+) -> list[dict[str, Any]]:
+    """`dynapot.lab.timing_run`'s lines for `ip`: `n` connections to each service named by
+    `labels` (HTTP and MySQL are not timed), `logins` of them with a wrong password."""
+    chosen = [list(t) for t in targets(labels) if t[1] in TIMED_PROTOCOLS]
+    spec = json.dumps({"ip": ip, "targets": chosen, "n": n, "logins": logins})
+    result = lab.exec(lab.attacker, python_command("-m", "dynapot.lab.timing_run", spec), timeout=timeout)
+    if result.returncode != 0:
+        raise RuntimeError(f"timing run failed: {result.stderr.strip()[-2000:]}")
     return [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
 
 

@@ -2,11 +2,12 @@
 
 `SmtpSession` is the protocol, sans-IO: `greeting()` and `feed(bytes) -> reply bytes`, with
 `closed` set once the server hangs up and `delay` the seconds the server waits before its reply
-(Postfix slows down a client that keeps making errors). It speaks as Postfix (Linux, BSD: the
-default), Exim or Microsoft's IIS SMTP service (Windows), chosen from the product nmap found on
-the real hosts, else from the OS (`smtp_profiles`): banner, EHLO extensions, reply texts, queue ids and
-the commands each knows (Postfix's ETRN, BDAT/CHUNKING, XCLIENT) match the imitated server; a
-`MailServer` is data, another version is another row.
+(Postfix slows down a client that keeps making errors) or before its banner (its start-up). It
+speaks as Postfix (Linux, BSD: the default), Exim or Microsoft's IIS SMTP service (Windows),
+chosen from the product nmap found on the real hosts, else from the OS (`smtp_profiles`):
+banner, its timing, EHLO extensions, reply texts, queue ids and the commands each knows
+(Postfix's ETRN, BDAT/CHUNKING, XCLIENT) match the imitated server; a `MailServer` is data,
+another version is another row.
 
 Like a default installation, the server takes mail only for its own users (`LOCAL_USERS`, and
 postmaster, at its own names: `local_domains`) and refuses to relay ("454 4.7.1 <...>: Relay
@@ -177,6 +178,9 @@ class SmtpSession:
     # -- IO-facing ------------------------------------------------------------------------------------
 
     def greeting(self) -> bytes:
+        """The banner; `delay` is then the server's start-up time before it (`MailServer.banner_delay`)."""
+        low, high = self.server.banner_delay
+        self.delay = random.uniform(low, high) if high > 0 else 0.0
         date = time.strftime("%a, %d %b %Y %H:%M:%S +0000", time.gmtime())
         return self._fmt(self.server.banner, date=date)
 
@@ -636,8 +640,11 @@ serve_smtp = make_handler()
 
 
 async def _serve(session: SmtpSession, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    writer.write(session.greeting())
+    banner = session.greeting()
     try:
+        if session.delay:
+            await asyncio.sleep(session.delay)  # the server starts before it speaks
+        writer.write(banner)
         await asyncio.wait_for(_converse(session, reader, writer), LIFETIME)
     except (TimeoutError, ConnectionError):
         pass

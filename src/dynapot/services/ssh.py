@@ -54,7 +54,7 @@ from dynapot.services.shell import FakeShell, finish, interrupt, is_secret, pace
 from dynapot.services.ssh_admission import HandshakeBudget, StartupGate
 from dynapot.services.ssh_ident import IdentReader, IdentResult
 from dynapot.services.ssh_prekex import PreKexGuard, Verdict
-from dynapot.services.ssh_profiles import SSHProfile, profile_for
+from dynapot.services.ssh_profiles import SSHProfile, failure_time, profile_for, user_specific_delay
 from dynapot.services.uploads import UploadStore
 
 log = logging.getLogger(__name__)
@@ -198,8 +198,10 @@ class _Server(asyncssh.SSHServer):
         report: Report,
         profile: SSHProfile | None = None,
         authenticated: Callable[[], None] | None = None,
+        timing_secret: int = 0,
     ) -> None:
         self._config = config
+        self._timing_secret = timing_secret  # sshd's, for its per-user failure time
         self._authenticated = authenticated  # MaxStartups counts a connection until this
         self._report = report
         self._profile = profile
@@ -252,9 +254,16 @@ class _Server(asyncssh.SSHServer):
             # sshd answers a wrong password only after PAM's delay; an instant "no" is a tell.
             low, high = self._config.fail_delay or (self._profile.fail_delay if self._profile else (0.0, 0.0))
             if high > 0:
-                await asyncio.sleep(random.uniform(low, high))
+                await asyncio.sleep(self._failure_time(username, random.uniform(low, high)))
             self._count()
         return accepted
+
+    def _failure_time(self, username: str, pam: float) -> float:
+        """PAM's delay, then sshd's per-user minimum (OpenSSH 7.8+) when the profile has it."""
+        profile = self._profile
+        if self._config.fail_delay is not None or profile is None or not profile.minimum_fail_time:
+            return pam
+        return failure_time(pam, user_specific_delay(self._timing_secret, username))
 
     def validate_public_key(self, username: str, key: asyncssh.SSHKey) -> bool:
         accepted = self._config.accept == "all"
@@ -584,6 +593,7 @@ def make_handler(config: SSHConfig | None = None) -> Handler:
         else:  # first contact: an RSA key takes a moment to make, away from the event loop
             keys = await asyncio.to_thread(host_keys.get_all, info.dst, kinds)
         options = algorithm_options(profile) if profile is not None else {}
+        timing_secret = info.identity.rng("ssh-timing").getrandbits(64)  # sshd derives its own at start
         ours, theirs = socket.socketpair()
         conn: asyncssh.SSHServerConnection | None = None
 
@@ -592,7 +602,7 @@ def make_handler(config: SSHConfig | None = None) -> Handler:
             try:
                 conn = await asyncssh.run_server(
                     theirs,
-                    server_factory=lambda: _Server(config, sink, profile, authenticated),
+                    server_factory=lambda: _Server(config, sink, profile, authenticated, timing_secret),
                     server_host_keys=keys,
                     server_version=version,
                     process_factory=_make_process_factory(config, info, sink),

@@ -19,10 +19,11 @@ Other SSH servers (Windows', Cisco's) have no row yet and keep asyncssh's lists.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 
-__all__ = ["PROFILES", "SSHProfile", "profile_for"]
+__all__ = ["PROFILES", "SSHProfile", "failure_time", "profile_for", "user_specific_delay"]
 
 _OPENSSH_MACS = (
     "umac-64-etm@openssh.com",
@@ -48,8 +49,11 @@ _OPENSSH_COMPRESSION = ("none", "zlib@openssh.com")
 _OPENSSH_KEYS = ("ssh-rsa", "ecdsa-sha2-nistp256", "ssh-ed25519")  # what ssh-keygen -A makes
 _PAM_DELAY = (1.5, 2.5)  # pam_unix's 2 s, +-25 %
 # sshd forks and re-executes itself for each connection and loads its host keys before it says
-# its identification: medians of 17, 27 and 30 ms in the lab (Debian 12's sshd, 13-58 ms in all).
-_SSHD_START = (0.015, 0.035)
+# its identification: after the SYN/ACK on the wire, one connection at a time, medians of 9.7 and
+# 15.6 ms in two runs of 20 (7.5-62 ms in all; bench/bench_service_timing.py; 13-58 ms in
+# session 6's busier lab: it is CPU work and grows with the machine's load). The pause is that
+# less the sensor's own path before the identification (about 1.5 ms).
+_SSHD_START = (0.007, 0.016)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +75,9 @@ class SSHProfile:
     banner_delay: tuple[float, float] = _SSHD_START  # seconds from the connection to the identification
     strict_kex: bool = True  # kex-strict-s-v00@openssh.com after the kex list (the Terrapin fix)
     ext_info: bool = False  # ext-info-s after the kex list (OpenSSH 9.6 and later)
+    # OpenSSH 7.8 and later answer a failed authentication no sooner than a per-user minimum
+    # (`user_specific_delay`), doubled until it covers the time taken (`failure_time`).
+    minimum_fail_time: bool = True
 
 
 PROFILES: tuple[SSHProfile, ...] = (
@@ -138,8 +145,31 @@ PROFILES: tuple[SSHProfile, ...] = (
         compression=_OPENSSH_COMPRESSION,
         key_types=_OPENSSH_KEYS,
         strict_kex=False,
+        minimum_fail_time=False,
     ),
 )
+
+MIN_FAIL_DELAY = 0.005  # sshd's MIN_FAIL_DELAY_SECONDS
+
+
+def user_specific_delay(secret: int, user: str) -> float:
+    """sshd's per-user minimum time for a failed authentication (auth2.c): 5 ms plus 0-4.3 ms
+    from SHA-512 of the server's timing secret and the user name, the same for every try."""
+    digest = hashlib.sha512(f"{secret}{user}".encode("utf-8", "replace")).digest()
+    return MIN_FAIL_DELAY + int.from_bytes(digest[:4], "big") / 1e12
+
+
+def failure_time(elapsed: float, minimum: float) -> float:
+    """When sshd answers a failure that took `elapsed` seconds (PAM's delay): `minimum`, doubled
+    until it is no less than `elapsed` (auth2.c's ensure_minimum_time_since). A wrong password
+    for one user therefore always takes one of a few fixed times (7.14 ms x 256 = 1.83 s or
+    x 512 = 3.66 s for "probe" on the lab's sshd), never PAM's uniform spread."""
+    if minimum <= 0:
+        return elapsed
+    seconds = minimum
+    while seconds < elapsed:
+        seconds *= 2
+    return seconds
 
 
 def profile_for(software: str) -> SSHProfile | None:

@@ -293,8 +293,13 @@ class Telnetd:
     pty: bool = False  # the login runs on a pty (`telnet_pty.Pty`) that echoes and edits the line
     fail_delay: float = 2.0  # seconds before "Login incorrect"
     fail_jitter: float = 0.0  # the delay varies by this fraction either way (PAM's: 25 %)
-    opening_gap: float = 0.0  # seconds between the opening requests and the login screen
+    # Seconds (at least, at most) between the opening requests and the login screen.
+    opening_gap: tuple[float, float] = (0.0, 0.0)
     opening_merged: float = 0.0  # the share of connections where both leave in one segment
+    # Seconds (at least, at most) between the issue and the login prompt, each then a segment of
+    # its own: BusyBox telnetd's child prints the issue, then execs login, which prompts ...
+    prompt_gap: tuple[float, float] = (0.0, 0.0)
+    prompt_merged: float = 0.0  # ... except in this share of connections, where they leave together
 
 
 _LINUX = Telnetd(
@@ -320,13 +325,16 @@ _BUSYBOX = Telnetd(
     pty=True,
     fail_delay=3.0,
     fail_jitter=0.25,
-    # telnetd sends its requests at once; the issue and prompt follow from the forked login some
-    # milliseconds later, in segments of their own (3-14 ms in the lab), or now and then in the
-    # same segment (2 of 10 connections in the lab). nmap -sV names no product from the requests
-    # alone, "BusyBox telnetd 1.14.0 or later" when the login screen came with them: for the real
-    # daemon as for this one, in the same proportion.
-    opening_gap=0.004,
-    opening_merged=0.2,
+    # On the wire (bench/bench_service_timing.py, 50 connections to the lab's BusyBox 1.35 telnetd,
+    # one at a time): telnetd sends its four requests at once (0.1-0.3 ms after the SYN/ACK); its
+    # forked child writes the issue into the pty (0.4-8 ms, median 2.4), then execs login, whose
+    # prompt follows (2.7-11 ms after the SYN/ACK, median 3.3) in a segment of its own, or in the
+    # issue's in 9 of 50. The issue never joined the requests' segment in those 50 (2 of 10 in
+    # session 6's busier lab, when nmap -sV could name the product). The pauses below are those
+    # figures less the sensor's own path (about 0.8 ms from the SYN/ACK to a service's write).
+    opening_gap=(0.0002, 0.003),
+    prompt_gap=(0.0003, 0.0025),
+    prompt_merged=0.18,
 )
 _CISCO = Telnetd(
     "cisco",
@@ -382,17 +390,51 @@ def telnetd_for(info: ConnectionInfo) -> Telnetd:
 
 @dataclass(slots=True)
 class Output:
+    """What to send, as the IO edge writes it: `send` now, then after `delay` seconds `later`,
+    then each of `then` (seconds, bytes) after its pause. Each is a write of its own, and so a
+    segment of its own on the wire (the sensor's TCP sends each write at once)."""
+
     send: bytes = b""
     events: list[Event] = field(default_factory=list)
     close: bool = False
     delay: float = 0.0  # then send `later`
     later: bytes = b""
+    then: list[tuple[float, bytes]] = field(default_factory=list)
 
     def add(self, data: bytes | str) -> None:
-        if self.delay:
+        if self.then:
+            pause, text = self.then[-1]
+            self.then[-1] = (pause, text + _wire(data))
+        elif self.delay:
             self.later += _wire(data)
         else:
             self.send += _wire(data)
+
+    def pause(self, seconds: float) -> None:
+        """What is added next leaves `seconds` after what was added before, in a write of its own."""
+        if seconds <= 0:
+            return
+        if not self.delay and not self.later and not self.then:
+            self.delay = seconds
+        else:
+            self.then.append((seconds, b""))
+
+    @property
+    def data(self) -> bytes:
+        """Everything to send, in order, as one byte string."""
+        return b"".join(data for _, data in self.writes)
+
+    @property
+    def writes(self) -> list[tuple[float, bytes]]:
+        """Every write in order, as (pause before it, bytes): what `_emit` does. The pause before
+        an empty piece still passes, before the next write."""
+        found, pending = [], 0.0
+        for pause, data in [(0.0, self.send), (self.delay, self.later), *self.then]:
+            pending += pause
+            if data:
+                found.append((pending, data))
+                pending = 0.0
+        return found
 
 
 def _wire(data: bytes | str) -> bytes:
@@ -452,8 +494,9 @@ class TelnetSession:
                 out.add(bytes((IAC, verb, option)))  # asked, never tracked: BusyBox ignores answers
             else:
                 out.add(options.will(option) if verb == WILL else options.do(option))
-        if random.random() >= self.server.opening_merged:
-            out.delay = self.server.opening_gap
+        low, high = self.server.opening_gap
+        if high > 0 and random.random() >= self.server.opening_merged:
+            out.delay = random.uniform(low, high)
         if self.wait <= 0:
             self._banner(out)
         return out
@@ -508,6 +551,9 @@ class TelnetSession:
         elif kind == "busybox":
             # print_login_issue(): puts("\r"), then /etc/issue.net with each LF written as LF CR.
             self._say(out, "\r\n" + self.info.identity.issue_net().replace("\n", "\n\r"))
+            low, high = self.server.prompt_gap
+            if high > 0 and random.random() >= self.server.prompt_merged:
+                out.pause(random.uniform(low, high))  # login(1) starts, then prompts
         elif kind == "cisco":
             out.add("\n\nUser Access Verification\n\n")
         elif kind == "windows":
@@ -725,13 +771,10 @@ class TelnetSession:
 async def _emit(writer: asyncio.StreamWriter, out: Output, report: Report, timeout: float) -> None:
     for kind, detail, data in out.events:
         report(kind, detail, data)
-    if out.send:
-        writer.write(out.send)
-        await asyncio.wait_for(writer.drain(), timeout)
-    if out.delay > 0:
-        await asyncio.sleep(out.delay)
-    if out.later:
-        writer.write(out.later)
+    for pause, data in out.writes:
+        if pause > 0:
+            await asyncio.sleep(pause)
+        writer.write(data)
         await asyncio.wait_for(writer.drain(), timeout)
 
 
