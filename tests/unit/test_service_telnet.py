@@ -491,3 +491,34 @@ def test_debian_telnet_with_user_name(linux: ServiceServer) -> None:
         os.close(controller)
     assert ("environ", "USER", {"vars": {"USER": "root"}}) in linux.reports
     assert linux.kinds("login")[0][2] == {"user": "root", "password": "toor", "accepted": True}
+
+
+def test_a_sudo_password_is_neither_echoed_nor_a_command_and_written_files_are_kept(tmp_path) -> None:
+    """The shell's password prompts and file capture reach telnet as they reach SSH: what is typed at
+    sudo's prompt is not echoed and is recorded as a login attempt, ^C forgets the prompt, and a
+    file the session wrote and never ran is recorded (and kept) when the connection ends."""
+    import hashlib
+
+    from dynapot.services.uploads import UploadStore
+
+    store = UploadStore(tmp_path)
+    config = TelnetConfig(fail_delay=0, accept={("guest", "hunter2")}, uploads=store)
+    session = TelnetSession(info(), config)
+    session.start()
+    session.receive(b"guest\r\n")
+    assert session.receive(b"hunter2\r\n").data.endswith(b"$ ")
+    assert session.receive(b"sudo -l\r\n").data.endswith(b"[sudo] password for guest: ")
+    typed = session.receive(b"letmein\r\n")
+    assert b"letmein" not in typed.data and typed.data.startswith(b"\r\n")
+    assert [kind for kind, _, _ in typed.events] == ["login"]
+    assert typed.events[0][2]["mechanism"] == "sudo" and typed.events[0][2]["password"] == "letmein"
+    assert typed.data.endswith(b"[sudo] password for guest: ")  # try again
+    interrupted = session.receive(b"\x03")
+    assert interrupted.data.endswith(b"$ ") and b"password" not in interrupted.data.split(b"\n")[-1]
+    echoed = session.receive(b"echo -ne '\\x7fELF\\x02' > /tmp/.k\r\n")
+    assert b"/tmp/.k" in echoed.data and [e[0] for e in echoed.events] == ["command"]  # echoed again
+    uploads = [event for event in session.close() if event[0] == "upload"]
+    assert len(uploads) == 1 and uploads[0][2]["size"] == 5
+    digest = hashlib.sha256(b"\x7fELF\x02").hexdigest()
+    assert uploads[0][2]["sha256"] == digest and (tmp_path / digest).read_bytes() == b"\x7fELF\x02"
+    assert session.close() == []  # once

@@ -49,7 +49,7 @@ from dynapot.sensor.rawsock import RawSocket, interface_addresses, interface_net
 from dynapot.sensor.runtime import Sensor
 from dynapot.sensor.secret import DEFAULT_SECRET, load_or_create_secret
 from dynapot.sensor.storage import StorageGuard, database_bytes
-from dynapot.services import REGISTRY, UDP_REGISTRY, ftp, smtp, ssh
+from dynapot.services import REGISTRY, UDP_REGISTRY, ftp, smtp, ssh, telnet
 from dynapot.services import preload as preload_services
 from dynapot.services.contract import Handler
 from dynapot.services.ssh import DEFAULT_KEY_DIR
@@ -317,6 +317,7 @@ def _services(
     )
     services["smtp"] = smtp.make_handler(smtp.SmtpConfig(relay=settings.smtp_relay))
     services["ssh"] = ssh.make_handler(ssh.SSHConfig(uploads=uploads))  # files its shells' sessions write
+    services["telnet"] = telnet.make_handler(telnet.TelnetConfig(uploads=uploads))
     return services
 
 

@@ -32,10 +32,11 @@ from typing import Any, Literal
 from dynapot.events import Kind
 from dynapot.services.contract import ConnectionInfo, Handler, Report, Service, clip, guarded
 from dynapot.services.profiles import Profile, choose
-from dynapot.services.shell import Shell, one_pause, shell_for, take_events
+from dynapot.services.shell import Shell, finish, interrupt, is_secret, one_pause, shell_for, take_events
 from dynapot.services.ssh import WEAK_PAIRS, AcceptPolicy
 from dynapot.services.telnet_busybox import BusyboxTelnetd
 from dynapot.services.telnet_pty import Pty
+from dynapot.services.uploads import UploadStore
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +84,7 @@ class TelnetConfig:
     lifetime: float = 900.0
     max_line: int = 1024
     write_timeout: float = 30.0
+    uploads: UploadStore | None = None  # keeps the files its shells' sessions write (the sensor's store)
 
 
 Event = tuple[Kind, str | None, dict[str, Any] | None]
@@ -600,9 +602,21 @@ class TelnetSession:
             return "The handle is invalid.\n\nLogin Failed\n\n" + tail
         return "\nLogin incorrect\n" + ("" if last else self._login_prompt())
 
-    def _new_shell(self) -> Shell:
+    def _new_shell(self, password: str) -> Shell:
         kind = "linux" if self.server.kind == "busybox" and not self.device else self.server.kind
-        return shell_for(kind, self.info.identity, self.user, peer=self.info.src, via="telnet")
+        return shell_for(
+            kind,
+            self.info.identity,
+            self.user,
+            peer=self.info.src,
+            via="telnet",
+            password=password,  # sudo takes the login's own for a sudoer
+            uploads=self.config.uploads,
+        )
+
+    def close(self) -> list[Event]:
+        """The connection ends: what the shell still has to record (files written and never run)."""
+        return finish(self.shell) if self.shell is not None else []
 
     # the login's pty (BusyBox) ------------------------------------------------------------------------
 
@@ -655,7 +669,7 @@ class TelnetSession:
     # the terminal -------------------------------------------------------------------------------------
 
     def _echo(self, out: Output, data: bytes) -> None:
-        if self.state != _PASSWORD and self.options.echoing:
+        if self.state != _PASSWORD and self.options.echoing and not self._secret():
             out.add(data.replace(b"\xff", b"\xff\xff"))
 
     def _key(self, byte: int, out: Output) -> None:
@@ -671,8 +685,8 @@ class TelnetSession:
                 self._cr = False
                 return  # the LF of a CR LF
             self._cr = byte == 13
-            if self.options.echoing or self.state == _PASSWORD:
-                out.add(b"\r\n")  # the echoed line end, or login's own newline after a hidden password
+            if self.options.echoing or self.state == _PASSWORD or self._secret():
+                out.add(b"\r\n")  # the echoed line end, or the newline after a hidden password
             line = bytes(self._line).decode("utf-8", "replace")
             self._line.clear()
             self._enter(line, out)
@@ -689,6 +703,8 @@ class TelnetSession:
             self._line.clear()
         elif byte == 0x03:  # ^C
             self._line.clear()
+            if self.shell is not None:
+                interrupt(self.shell)  # bash forgets an unfinished line, sudo its password prompt
             if self.state in (_SHELL, _USER):
                 out.add("^C\n")
                 out.add(self.shell.prompt() if self.shell else self._login_prompt())
@@ -714,8 +730,10 @@ class TelnetSession:
         elif self.state == _PASSWORD:
             self._login(line, out)
         elif self.state == _SHELL and self.shell is not None:
-            if line.strip():
-                out.events.append((Kind.COMMAND, clip(line), None))
+            secret = is_secret(self.shell)  # a password typed at sudo's or su's prompt: a login event
+            if line.strip() or secret:
+                if not secret:
+                    out.events.append((Kind.COMMAND, clip(line), None))
                 text = self.shell.execute(line)
                 out.events.extend(take_events(self.shell))
                 now, wait, later = one_pause(self.shell, text)
@@ -729,6 +747,10 @@ class TelnetSession:
                 out.close = True
                 return
             out.add(self.shell.prompt())
+
+    def _secret(self) -> bool:
+        """Whether the shell waits for a password (sudo, su): not echoed, not recorded as a command."""
+        return self.state == _SHELL and self.shell is not None and is_secret(self.shell)
 
     def accepts(self, user: str, password: str) -> bool:
         """Whether the login policy lets this pair in on this host."""
@@ -746,7 +768,7 @@ class TelnetSession:
         )
         if accepted:
             self.state = _SHELL
-            self.shell = self._new_shell()
+            self.shell = self._new_shell(password)
             out.add(self._welcome())
             out.add(self.shell.prompt())
             return
@@ -821,6 +843,8 @@ def make_handler(config: TelnetConfig | None = None) -> Handler:
         except Exception:
             log.exception("telnet: serving %s -> %s failed", info.src, info.dst)  # a bug: say so
         finally:
+            for kind, detail, data in session.close():
+                sink(kind, detail, data)
             writer.close()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(writer.wait_closed(), 2.0)
