@@ -55,6 +55,7 @@ class Kind(StrEnum):
     MESSAGE = "message"
     TERMINAL = "terminal"
     ENVIRON = "environ"
+    SHELL_LIMITS = "shell-limits"
     TIMEOUT = "timeout"
     REFUSED = "refused"
     # --- honeyd's actions
@@ -237,6 +238,13 @@ CATALOGUE: dict[Kind, EventSpec] = dict(
         ),
         _spec(Kind.TERMINAL, "the terminal type a client announced", "the type", "type"),
         _spec(Kind.ENVIRON, "environment variables a client sent", "the variables", "vars"),
+        _spec(
+            Kind.SHELL_LIMITS,
+            "what a fake shell session cut or left unrecorded by its bounds (loops and lines stopped, "
+            "nesting too deep, uploads past the cap), said once at its end",
+            "the counts, as 'what N, ...'",
+            "counts",
+        ),
         _spec(Kind.TIMEOUT, "a session ended by a time limit", "None", "seconds", "lifetime"),
         _spec(Kind.REFUSED, "a connection turned away by a limit (handshake rate, sessions)", "why", "limit"),
         _spec(Kind.SCRIPT, "a honeyd script started for a connection", "the command line", "pid"),

@@ -188,3 +188,23 @@ def test_a_payload_decoded_from_base64_keeps_its_bytes() -> None:
     [upload] = uploads(sh)
     assert upload["sha256"] == hashlib.sha256(ELF_ARM + bytes(range(256))).hexdigest()
     assert sh.execute("base64 /tmp/.b | base64 -d | wc -c") == "276\n"
+
+
+def test_what_the_bounds_cut_is_said_once_at_the_end() -> None:
+    """Whatever is dropped is counted and shown: a stopped loop and a runaway line become one
+    `shell-limits` event when the session ends (none when nothing was cut)."""
+    from dynapot.services.shell import finish
+
+    quiet = shell()
+    quiet.execute("echo hello")
+    assert [kind for kind, _, _ in finish(quiet)] == []
+    busy = shell()
+    busy.execute("while true; do :; done")
+    assert len(busy.execute("seq 1 100000")) == 64 * 1024  # more than 64 KiB made, 64 KiB shown
+    limits = [event for event in finish(busy) if event[0] == Kind.SHELL_LIMITS]
+    assert len(limits) == 1 and set(limits[0][2]) <= set(CATALOGUE[Kind.SHELL_LIMITS].data)
+    counts = limits[0][2]["counts"]
+    assert set(counts) == {"loops stopped", "output characters cut"} and counts["loops stopped"] == 1
+    assert counts["output characters cut"] > 64 * 1024, counts
+    assert "loops stopped" in limits[0][1]
+    assert finish(busy) == []  # said once

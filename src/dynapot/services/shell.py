@@ -75,6 +75,7 @@ from dynapot.services.shell_test import evaluate
 from dynapot.services.uploads import UploadStore
 
 MAX_OUTPUT = 64 * 1024
+_RECORDED = frozenset({"uploads"})  # counters of what was kept, not of what a bound cut
 
 
 class Shell(Protocol):
@@ -218,6 +219,7 @@ class FakeShell(Privileges, Captures):
         self._written: dict[str, str | None] = {}  # files the session wrote -> digest recorded
         self.functions: dict[str, Tree] = {}
         self.counters: Counter[str] = Counter()  # what was cut or not recorded (loops stopped, ...)
+        self._limits_said = False
 
     # -- presentation -------------------------------------------------------------------------------------
 
@@ -272,17 +274,26 @@ class FakeShell(Privileges, Captures):
         self._asking = None
 
     def close(self) -> None:
-        """The session ends: what it wrote and has not recorded yet becomes `events` (take them after)."""
+        """The session ends: what it wrote and has not recorded yet becomes `events` (take them after),
+        and what its bounds cut is said once (a `shell-limits` event with the counts)."""
         self._record_written("close")
+        cut = {what: n for what, n in sorted(self.counters.items()) if what not in _RECORDED and n}
+        if cut and not self._limits_said:
+            self._limits_said = True
+            detail = ", ".join(f"{what} {n}" for what, n in cut.items())
+            self.events.append((Kind.SHELL_LIMITS, detail, {"counts": cut}))
 
     def _finish_output(self) -> str:
         # bytes written as escapes (\xff) travel as surrogates: the terminal gets U+FFFD for them
         return "".join(self._out)[:MAX_OUTPUT].encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
     def _emit(self, text: str) -> None:
-        if self._size < MAX_OUTPUT and text:
-            self._out.append(text)
-            self._size += len(text)
+        room = max(0, MAX_OUTPUT - self._size)
+        if text[:room]:
+            self._out.append(text[:room])
+            self._size += len(text[:room])
+        if len(text) > room:
+            self.counters["output characters cut"] += len(text) - room
 
     def _error(self, text: str, status: int | None = None) -> None:
         if status is not None:
