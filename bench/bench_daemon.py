@@ -35,12 +35,12 @@ import statistics
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from ipaddress import IPv4Address
 from pathlib import Path
 from typing import Any
 
+from dynapot.lab.procs import wait_for
 from dynapot.processes import python_command
 from dynapot.sensor.eventlog import Event, EventWriter
 
@@ -94,16 +94,6 @@ print(json.dumps({"answered": answered, "missing": sorted(targets.values())}))
 def emit(name: str, value: float | None, unit: str, **extra: object) -> None:
     shown = None if value is None else round(value, 4)
     print(json.dumps({"name": name, "value": shown, "unit": unit, **extra}), flush=True)
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float, step: float = 0.05) -> Any:
-    """Poll until `predicate()` is truthy (returned) or `timeout` passes (the last falsy value)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(step)
 
 
 def log_time(stamp: str) -> float:

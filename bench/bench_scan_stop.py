@@ -26,11 +26,11 @@ import statistics
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from dynapot.lab.procs import gone, nmaps, scanning_hosts, wait_for
 from dynapot.processes import python_command, terminate
 
 SETTINGS = """
@@ -62,42 +62,6 @@ liveness_interval = 0
 scan_interval = 3600
 """
 LOG_TIME = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) ")
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float, step: float = 0.02) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(step)
-
-
-def nmaps(pid: int) -> set[int]:
-    """The daemon's nmap children (the pid namespace is shared with the machine: not pgrep)."""
-    found = set()
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        name, rest = stat[stat.index("(") + 1 : stat.rindex(")")], stat[stat.rindex(")") + 2 :].split()
-        if name == "nmap" and int(rest[1]) == pid:
-            found.add(int(entry))
-    return found
-
-
-def detail(pids: set[int]) -> set[int]:
-    out = set()
-    for pid in pids:
-        try:
-            if b"-sn" not in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0"):
-                out.add(pid)
-        except OSError:
-            pass
-    return out
 
 
 class Daemon:
@@ -148,7 +112,7 @@ class Daemon:
 
 def scanning(daemon: Daemon) -> set[int]:
     assert daemon.process is not None
-    if not wait_for(lambda: len(detail(nmaps(daemon.process.pid))) >= 2, 240, 0.1):
+    if not wait_for(lambda: len(scanning_hosts(nmaps(daemon.process.pid))) >= 2, 240, 0.1):
         raise RuntimeError("no detailed scan started: " + (daemon.workdir / "daemon.out").read_text()[-2000:])
     return nmaps(daemon.process.pid)
 
@@ -160,7 +124,7 @@ def one_round(daemon: Daemon) -> tuple[float, dict[str, Any] | None, float | Non
     pid = daemon.process.pid
     running = scanning(daemon)
     written, asked = daemon.write("passive"), time.monotonic()
-    if not wait_for(lambda: not nmaps(pid) and not any(Path(f"/proc/{p}").exists() for p in running), 30):
+    if not wait_for(lambda: not nmaps(pid) and gone(running), 30, 0.02):
         raise RuntimeError("nmap still running 30 s after passive mode")
     took = time.monotonic() - asked
     stopped = wait_for(lambda: (daemon.status().get("scan_stopped") or {}).get("time", 0) >= written, 10, 0.2)
@@ -210,14 +174,14 @@ def run(rounds: int) -> None:
             figure("passive: the daemon's own signal-to-reaped time", own)
             running = scanning(daemon)
             with_scan = daemon.stop()
-            gone = wait_for(lambda: not any(Path(f"/proc/{p}").exists() for p in running), 30)
+            ended = wait_for(lambda: gone(running), 30, 0.02)
             daemon.start("passive")
             time.sleep(5)  # up and idle: no scan in passive mode
             without = daemon.stop()
             figure(
                 "stop: daemon exit with a scan under way",
                 [with_scan],
-                nmaps_gone=bool(gone),
+                nmaps_gone=bool(ended),
                 reference={"name": "the same daemon stopped in passive mode", "value": round(without, 3)},
             )
         finally:

@@ -25,13 +25,23 @@ import tempfile
 from pathlib import Path
 
 from dynapot.lab import LabSpec, lab_up
-from dynapot.lab.realism import imitation_config, nmap_services, real_spec, targets, time_host
+from dynapot.lab.realism import (
+    TARGETS,
+    TIMED_PROTOCOLS,
+    imitation_config,
+    nmap_services,
+    real_spec,
+    targets,
+    time_host,
+)
 from dynapot.lab.sensor import running_sensor
 from dynapot.lab.timing_stats import summary_lines, timing_rows
 
 VIRTUAL_OFFSET = 70
 PERSONALITY = "Linux 5.4"
-TIMED = ("ssh", "ftp", "telnet", "smtp")
+TIMED = tuple(
+    label for label, protocol, _ in TARGETS if protocol in TIMED_PROTOCOLS
+)  # ssh, ftp, telnet, smtp
 
 
 def main() -> int:

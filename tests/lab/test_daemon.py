@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from dynapot.honeyd import parse_config
+from dynapot.lab.procs import wait_for
 from dynapot.processes import python_command, terminate
 
 pytestmark = pytest.mark.lab
@@ -27,16 +28,6 @@ RECEIVERS = Path(__file__).parent.parent / "receivers.py"
 WEB_PROBE = Path(__file__).parent / "web_probe.py"
 WORM_SOURCES = ("198.18.0.5", "198.18.0.6", "198.18.0.7")
 HOLD_OFF = 10.0
-
-
-def wait_for(predicate, timeout: float, step: float = 0.2):
-    """Poll until `predicate()` is truthy (returned) or `timeout` passes (None); always bounded."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(step)
 
 
 class Running:

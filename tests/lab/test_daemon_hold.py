@@ -14,8 +14,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_daemon import Running, stop, wait_for
+from test_daemon import Running, stop
 
+from dynapot.lab.procs import wait_for
 from dynapot.processes import python_command
 
 pytestmark = pytest.mark.lab

@@ -10,15 +10,15 @@ the rest of the machine, where others may run nmap too, so `pgrep nmap` would no
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_daemon import Running, stop, wait_for
+from test_daemon import Running, stop
 
+from dynapot.lab.procs import gone, nmaps, scanning_hosts, wait_for
 from dynapot.processes import python_command
 
 pytestmark = pytest.mark.lab
@@ -54,44 +54,6 @@ scan_interval = 3600
 """
 
 
-def children(pid: int) -> dict[int, str]:
-    """The direct children of `pid`, by pid, with their command name."""
-    found = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        name, rest = stat[stat.index("(") + 1 : stat.rindex(")")], stat[stat.rindex(")") + 2 :].split()
-        if int(rest[1]) == pid:
-            found[int(entry)] = name
-    return found
-
-
-def nmaps(daemon: subprocess.Popen) -> set[int]:
-    return {pid for pid, name in children(daemon.pid).items() if name == "nmap"}
-
-
-def detail_nmaps(daemon: subprocess.Popen) -> set[int]:
-    """The nmaps scanning one host in detail (not the ping sweep)."""
-    found = set()
-    for pid in nmaps(daemon):
-        try:
-            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if b"-sn" not in argv:
-            found.add(pid)
-    return found
-
-
-def gone(pids: set[int]) -> bool:
-    """No such process at all: not running, not a zombie waiting to be reaped."""
-    return not any(Path(f"/proc/{pid}").exists() for pid in pids)
-
-
 def write_mode(handle: Running, mode: str) -> None:
     path = handle.workdir / "dynapot.toml"
     path.write_text(settings_text(handle.workdir, mode))
@@ -112,13 +74,13 @@ def scanning(lab, tmp_path) -> Iterator[Running]:
 def test_passive_mode_and_a_stop_end_the_scans_nmaps_at_once(scanning, lab):
     daemon = scanning.process
     # The sweep done, the detailed scans of the real hosts under way (N = 4 at once).
-    assert wait_for(lambda: len(detail_nmaps(daemon)) >= 2, 180), scanning.output()
-    running = nmaps(daemon)
+    assert wait_for(lambda: len(scanning_hosts(nmaps(daemon.pid))) >= 2, 180), scanning.output()
+    running = nmaps(daemon.pid)
 
     # 1. The mode turns passive: the scan's nmaps end, the daemon goes on.
     asked = time.monotonic()
     write_mode(scanning, "passive")
-    assert wait_for(lambda: gone(running) and not nmaps(daemon), BOUND, step=0.05), (
+    assert wait_for(lambda: gone(running) and not nmaps(daemon.pid), BOUND, step=0.05), (
         running,
         scanning.output(),
     )
@@ -139,13 +101,13 @@ def test_passive_mode_and_a_stop_end_the_scans_nmaps_at_once(scanning, lab):
     ).stdout
     assert "scan stopped" in shown and "(the discovery mode turned passive)" in shown, shown
     time.sleep(3)
-    assert not nmaps(daemon)  # and no new scan starts in passive mode
+    assert not nmaps(daemon.pid)  # and no new scan starts in passive mode
     print(json.dumps({"check": "nmap gone after passive", "seconds": round(took, 2), "daemon": stopped}))
 
     # 2. Active again: a new scan; then the daemon stops, and its nmaps with it.
     write_mode(scanning, "active")
-    assert wait_for(lambda: nmaps(daemon), 120), scanning.output()
-    running = nmaps(daemon)
+    assert wait_for(lambda: nmaps(daemon.pid), 120), scanning.output()
+    running = nmaps(daemon.pid)
     asked = time.monotonic()
     stop(daemon)
     took = time.monotonic() - asked

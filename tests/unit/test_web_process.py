@@ -8,7 +8,6 @@ import pwd
 import re
 import socket
 import ssl
-import time
 from pathlib import Path
 
 import httpx
@@ -17,6 +16,7 @@ from web_fixtures import ADMIN, PASSWORD, make_database
 
 from dynapot.config import load_settings
 from dynapot.daemon.web_process import WebProcess
+from dynapot.lab.procs import wait_for
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0 or not any(e.pw_name == "dynapot-web" for e in pwd.getpwall()),
@@ -28,16 +28,6 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
-
-
-def wait_for(predicate, timeout: float, step: float = 0.2):
-    """Poll until `predicate()` is truthy (returned) or `timeout` passes (None); always bounded."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(step)
 
 
 def uids(pid: int) -> list[int]:

@@ -81,11 +81,10 @@ def settings_access(user: str, path: Path, *, write: bool = False) -> str | None
         return str(exc)
     if account.pw_uid == 0:
         return None
-    groups = {account.pw_gid, *(g.gr_gid for g in grp.getgrall() if user in g.gr_mem)}
+    groups = _groups(account)
 
     def allowed(info: os.stat_result, want: int) -> bool:
-        shift = 6 if info.st_uid == account.pw_uid else 3 if info.st_gid in groups else 0
-        return (stat.S_IMODE(info.st_mode) >> shift) & want == want
+        return _may(account, groups, info, want)
 
     folder = path.parent
     try:
@@ -205,13 +204,23 @@ def _refusal(path: Path, account: pwd.struct_passwd, write: bool) -> str | None:
 
 def _closed_folder(folder: Path, account: pwd.struct_passwd) -> Path | None:
     """The first folder from / to `folder` that `account` may not enter (search), or None."""
-    groups = {account.pw_gid, *(g.gr_gid for g in grp.getgrall() if account.pw_name in g.gr_mem)}
+    groups = _groups(account)
     for parent in (*reversed(folder.parents), folder):
-        info = os.stat(parent)
-        shift = 6 if info.st_uid == account.pw_uid else 3 if info.st_gid in groups else 0
-        if not (stat.S_IMODE(info.st_mode) >> shift) & 0o1:
+        if not _may(account, groups, os.stat(parent), 0o1):
             return parent
     return None
+
+
+def _groups(account: pwd.struct_passwd) -> set[int]:
+    """The groups `account` is in: its own, and those that list it."""
+    return {account.pw_gid, *(g.gr_gid for g in grp.getgrall() if account.pw_name in g.gr_mem)}
+
+
+def _may(account: pwd.struct_passwd, groups: set[int], info: os.stat_result, want: int) -> bool:
+    """Whether `account` (in `groups`) has the `want` bits (0o4 read, 0o2 write, 0o1 search) on a file
+    with `info`: the owner's bits for its owner, the group's for its group, else the others'."""
+    shift = 6 if info.st_uid == account.pw_uid else 3 if info.st_gid in groups else 0
+    return (stat.S_IMODE(info.st_mode) >> shift) & want == want
 
 
 def grant(user: str, path: Path, *, write: bool = False) -> list[str]:

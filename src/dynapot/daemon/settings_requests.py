@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import asdict
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -130,7 +131,7 @@ def settle(db: Database, path: Path, *, limit: int = 20) -> int:
         made: list[Change] = []
         try:
             made = update_settings(path, _as_submitted(submitted))
-            status, result = "applied", {"changes": [vars_of(c) for c in made]}
+            status, result = "applied", {"changes": [asdict(c) for c in made]}
         except SettingsRefused as exc:
             status, result = "refused", {"errors": exc.errors}
         with db.session() as session:  # the answer and the audit log in one transaction
@@ -154,10 +155,6 @@ def settle(db: Database, path: Path, *, limit: int = 20) -> int:
     if answered:
         _prune(db)
     return answered
-
-
-def vars_of(change: Change) -> dict[str, str]:
-    return {"dotted": change.dotted, "old": change.old, "new": change.new}
 
 
 def _as_submitted(submitted: dict[Any, Any]) -> dict[str, Any]:

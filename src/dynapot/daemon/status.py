@@ -19,10 +19,11 @@ from dynapot.db import Database
 from dynapot.db.models import Finding, HoneypotEvent, Host
 from dynapot.inventory import network_picture
 
-__all__ = ["gather_status", "sensor_drops"]
+__all__ = ["gather_status", "read_json", "sensor_drops"]
 
 
-def _read_json(path: Path) -> dict[str, Any] | None:
+def read_json(path: Path) -> dict[str, Any] | None:
+    """A JSON file (a health file) as written, or None when it is missing or unreadable."""
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError):
@@ -58,8 +59,8 @@ def sensor_drops(sensor: dict[str, Any] | None) -> dict[str, int]:
 def gather_status(settings: Settings, db: Database) -> dict[str, Any]:
     """Real and virtual hosts, free addresses, last scan and the health of daemon and sensor."""
     state_dir = settings.daemon.state_dir
-    daemon = _read_json(state_dir / "daemon-status.json")
-    sensor = _read_json(state_dir / "sensor" / "status.json")
+    daemon = read_json(state_dir / "daemon-status.json")
+    sensor = read_json(state_dir / "sensor" / "status.json")
     now = time.time()
     with db.session() as session:
         hosts = session.scalars(select(Host).order_by(Host.ip)).all()

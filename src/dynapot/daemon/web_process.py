@@ -20,7 +20,7 @@ from dynapot.logfiles import cap
 from dynapot.processes import python_command, python_environment, spawn_logged, terminate
 from dynapot.textsafe import for_display
 
-__all__ = ["WebProcess", "settings_access"]
+__all__ = ["WebProcess"]
 
 log = logging.getLogger(__name__)
 STOP_TIMEOUT = 15.0

@@ -24,7 +24,7 @@ from dynapot.honeyd.render import render_config
 from dynapot.inventory import current_deployment, network_picture, save_deployment, service_scripts
 from dynapot.personality.catalog import MacVendors, PersonalityCatalog
 from dynapot.personality.osdb import load_osdb
-from dynapot.planner import Plan, Policy, plan
+from dynapot.planner import Plan, Policy, VirtualHost, plan
 from dynapot.redirects import Backend, assign_backends
 
 
@@ -76,21 +76,24 @@ class Deployer:
             return result
         return assign_backends(result, self.backends, self.health.healthy(), self.catalog.os_names)
 
-    def plan(self) -> Plan:
-        """The plan for the network as the database sees it now, relative to what is deployed."""
+    def plan(self, deployed: tuple[VirtualHost, ...] | None = None) -> Plan:
+        """The plan for the network as the database sees it now, relative to what is deployed
+        (`deployed`: the deployment already read, else read here)."""
         picture = network_picture(self.db, self.network, self.planner)
+        if deployed is None:
+            deployed = tuple(current_deployment(self.db, self.network.cidr))
         return self._with_backends(
             plan(
                 picture,
                 Policy(fill_ratio=self.planner.fill_ratio, service_scripts=service_scripts(self.db)),
-                current_deployment(self.db, self.network.cidr),
+                deployed,
                 self.catalog,
             )
         )
 
-    def current(self) -> Plan:
+    def current(self, deployed: tuple[VirtualHost, ...] | None = None) -> Plan:
         """What is deployed now, as a plan that moves nothing (a restart resumes it)."""
-        hosts = tuple(current_deployment(self.db, self.network.cidr))
+        hosts = tuple(current_deployment(self.db, self.network.cidr)) if deployed is None else deployed
         return self._with_backends(Plan(hosts, 0, 0, {}, (), (), ()))
 
     def write_current(self, config_path: Path) -> Plan:
@@ -124,11 +127,12 @@ class Deployer:
         that moves hosts is recorded in the review history. `force` writes the configuration even
         when nothing moves (held: the current plan's)."""
         network = str(self.network.cidr)
-        result = self.plan()
+        deployed = tuple(current_deployment(self.db, self.network.cidr))  # read once for both
+        result = self.plan(deployed)
         if not (result.added or result.removed or result.changed):
             review.settle(self.db, network)
             return self.deploy(config_path, result=result, force=force)
-        current = self.current()
+        current = self.current(deployed)
         if hold:
             digest, _ = review.hold(self.db, network, result, current.virtual_hosts)
             if review.approved_digest(self.db, network) != digest:

@@ -36,6 +36,7 @@ from dynapot.planner import Plan, VirtualHost, ip_key
 __all__ = [
     "KEEP",
     "LISTED",
+    "OPEN",
     "PlanChanged",
     "approve",
     "approved_digest",

@@ -14,6 +14,7 @@ import base64
 import json
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 from dynapot.lab.probes import Probe, probes_for
@@ -164,18 +165,24 @@ async def _run_all(spec: dict[str, Any]) -> None:
     await asyncio.gather(*tasks)
 
 
-def main(argv: list[str] | None = None) -> int:
+def run_spec(argv: list[str] | None, module: str, run: Callable[[Any], object]) -> int:
+    """The entry point of a runner started in a lab namespace: its one argument, a JSON spec,
+    handed to `run`; status 2 with the usage or the reason when there is no such argument."""
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
-        print("usage: python -m dynapot.lab.probe_run SPEC-JSON", file=sys.stderr)
+        print(f"usage: python -m {module} SPEC-JSON", file=sys.stderr)
         return 2
     try:
         spec = json.loads(args[0])
     except ValueError as exc:
         print(f"bad spec: {exc}", file=sys.stderr)
         return 2
-    asyncio.run(_run_all(spec))
+    run(spec)
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_spec(argv, "dynapot.lab.probe_run", lambda spec: asyncio.run(_run_all(spec)))
 
 
 if __name__ == "__main__":

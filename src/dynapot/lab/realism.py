@@ -110,11 +110,8 @@ def probe_host(
 ) -> list[dict[str, Any]]:
     """Every probe's raw result against `ip` (of the services named by `labels`, or all), sent
     from the attacker namespace."""
-    spec = json.dumps({"ip": ip, "targets": [list(t) for t in targets(labels)], "short": short})
-    result = lab.exec(lab.attacker, python_command("-m", "dynapot.lab.probe_run", spec), timeout=timeout)
-    if result.returncode != 0:
-        raise RuntimeError(f"probe run failed: {result.stderr.strip()[-2000:]}")
-    return [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
+    spec = {"ip": ip, "targets": [list(t) for t in targets(labels)], "short": short}
+    return _run_on_attacker(lab, "dynapot.lab.probe_run", spec, timeout, "probe run")
 
 
 def time_host(
@@ -123,10 +120,17 @@ def time_host(
     """`dynapot.lab.timing_run`'s lines for `ip`: `n` connections to each service named by
     `labels` (HTTP and MySQL are not timed), `logins` of them with a wrong password."""
     chosen = [list(t) for t in targets(labels) if t[1] in TIMED_PROTOCOLS]
-    spec = json.dumps({"ip": ip, "targets": chosen, "n": n, "logins": logins})
-    result = lab.exec(lab.attacker, python_command("-m", "dynapot.lab.timing_run", spec), timeout=timeout)
+    spec = {"ip": ip, "targets": chosen, "n": n, "logins": logins}
+    return _run_on_attacker(lab, "dynapot.lab.timing_run", spec, timeout, "timing run")
+
+
+def _run_on_attacker(
+    lab: Lab, module: str, spec: dict[str, Any], timeout: float, what: str
+) -> list[dict[str, Any]]:
+    """Run a runner module (`run_spec`) in the attacker namespace with `spec`; its JSON lines."""
+    result = lab.exec(lab.attacker, python_command("-m", module, json.dumps(spec)), timeout=timeout)
     if result.returncode != 0:
-        raise RuntimeError(f"timing run failed: {result.stderr.strip()[-2000:]}")
+        raise RuntimeError(f"{what} failed: {result.stderr.strip()[-2000:]}")
     return [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
 
 

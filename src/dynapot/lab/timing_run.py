@@ -36,6 +36,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from dynapot.lab.probe_run import run_spec
+
 __all__ = ["Capture", "main"]
 
 QUIET = 0.6  # the greeting is over after this long without a segment
@@ -232,17 +234,7 @@ def run(spec: dict[str, Any]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1:
-        print("usage: python -m dynapot.lab.timing_run SPEC-JSON", file=sys.stderr)
-        return 2
-    try:
-        spec = json.loads(args[0])
-    except ValueError as exc:
-        print(f"bad spec: {exc}", file=sys.stderr)
-        return 2
-    run(spec)
-    return 0
+    return run_spec(argv, "dynapot.lab.timing_run", run)
 
 
 if __name__ == "__main__":

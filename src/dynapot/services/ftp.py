@@ -40,7 +40,6 @@ from dynapot.events import Kind
 from dynapot.services.contract import ConnectionInfo, Handler, PassiveListener, Report, Service, clip, guarded
 from dynapot.services.logins import LoginPolicy, weak_pairs
 from dynapot.services.profiles import Profile, choose
-from dynapot.services.ssh import WEAK_PAIRS
 from dynapot.services.systems import UBUNTU_22_04
 from dynapot.services.uploads import MAX_UPLOAD, UploadStore
 
@@ -50,10 +49,6 @@ DEFAULT_UPLOAD_DIR = Path("/var/lib/dynapot/uploads")
 MAX_LINE = 4095  # bytes before the LF: vsftpd reads a line of at most VSFTP_MAX_COMMAND_LINE (4096)
 _CHUNK = 64 * 1024
 
-# Pairs FTP brute-forcers try first, on top of SSH's: a fixed list to accept (`FtpConfig.accept`).
-FTP_PAIRS: frozenset[tuple[str, str]] = WEAK_PAIRS | frozenset(
-    {("ftp", "ftp"), ("ftpuser", "ftpuser"), ("admin", "password"), ("user", "password")}
-)
 ANONYMOUS = frozenset({"anonymous", "ftp"})
 # Accounts Debian's vsftpd refuses whatever the password (/etc/ftpusers, through PAM).
 FTPUSERS = frozenset(
@@ -1348,7 +1343,6 @@ SERVICES = (Service(("ftp",), "tcp", serve_ftp),)
 
 __all__ = [
     "DEFAULT_UPLOAD_DIR",
-    "FTP_PAIRS",
     "SERVERS",
     "SERVICES",
     "FileTree",

@@ -12,14 +12,13 @@ after, at the price of being easy to spot), "weak" (the default) or "none" (ever
 
 from __future__ import annotations
 
-from typing import Literal, get_args
+from typing import Literal
 
 from dynapot.services.identity import HostIdentity
 
-__all__ = ["COMMON_PASSWORDS", "COMMON_USERS", "LOGIN_POLICIES", "LoginPolicy", "weak_pairs"]
+__all__ = ["COMMON_PASSWORDS", "COMMON_USERS", "LoginPolicy", "weak_pairs"]
 
 LoginPolicy = Literal["any", "weak", "none"]
-LOGIN_POLICIES: tuple[str, ...] = get_args(LoginPolicy)
 
 # The passwords brute-forcers try first (the head of the public leaked-password rankings).
 COMMON_PASSWORDS: tuple[str, ...] = (

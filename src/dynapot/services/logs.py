@@ -59,7 +59,7 @@ def text(machine: Machine, name: str, now: float) -> str:
                     lines.append(
                         (
                             hour + 900,
-                            "systemd[1]: Starting apt-daily.service - Daily apt download activities...",
+                            _APT_DAILY,
                         )
                     )
         hour += 3600

@@ -20,7 +20,7 @@ from functools import lru_cache
 
 from dynapot.services.identity import HostIdentity
 
-__all__ = ["Cpu", "Daemon", "Machine", "User", "machine_for"]
+__all__ = ["Cpu", "Daemon", "Machine", "User", "kernel_generation", "machine_for"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -279,7 +279,8 @@ CPUS: dict[str, tuple[Cpu, ...]] = {
 _MICROCODE = ("0x19", "0x1d", "0x42e", "0x5003604", "0xb000040", "0x2006e05", "0xf0", "0xde", "0x830107a")
 
 
-def _generation(release: str) -> str:
+def kernel_generation(release: str) -> str:
+    """The kernel's generation as the CPU and kernel-thread tables key it: "2.6", "3", "4", "5+"."""
     found = re.match(r"(\d+)\.(\d+)", release)
     major = int(found.group(1)) if found else 5
     return "2.6" if major == 2 else "3" if major == 3 else "4" if major == 4 else "5+"
@@ -981,7 +982,7 @@ class Machine:
 
 
 def _draw_cpu(identity: HostIdentity, rng: random.Random) -> Cpu:
-    model = rng.choice(CPUS[_generation(identity.kernel.release)])
+    model = rng.choice(CPUS[kernel_generation(identity.kernel.release)])
     cores = (
         rng.choice((1, 2, 2, 4, 4, 4, 8, 8, 16))
         if identity.kernel.release[0] != "2"

@@ -14,7 +14,7 @@ import math
 import time
 from dataclasses import dataclass
 
-from dynapot.services.machine import Machine
+from dynapot.services.machine import Machine, kernel_generation
 
 __all__ = ["Process", "cpuinfo", "df", "free", "human", "lscpu", "meminfo", "processes", "ps", "version"]
 
@@ -290,11 +290,6 @@ _KTHREADS = {
 }  # fmt: skip
 
 
-def _generation(release: str) -> str:
-    major = release.split(".", 1)[0]
-    return {"2": "2.6", "3": "3", "4": "4"}.get(major, "5+")
-
-
 def processes(machine: Machine, user: str, login: float, now: float, via: str = "ssh") -> list[Process]:
     """What runs on the machine: init, kernel threads, the daemons, and this session's own."""
     identity = machine.identity
@@ -304,8 +299,6 @@ def processes(machine: Machine, user: str, login: float, now: float, via: str = 
     release = identity.kernel.release
     if machine.systemd and identity.distribution.id == "centos":
         init = "/usr/lib/systemd/systemd --switched-root --system --deserialize 22"
-    elif machine.systemd:
-        init = "/sbin/init"
     else:
         init = "/sbin/init"
     rows = [
@@ -324,7 +317,7 @@ def processes(machine: Machine, user: str, login: float, now: float, via: str = 
         )
     ]
     pid = 2
-    for name in _KTHREADS[_generation(release)]:
+    for name in _KTHREADS[kernel_generation(release)]:
         rows.append(
             Process(
                 "root",
@@ -364,7 +357,6 @@ def processes(machine: Machine, user: str, login: float, now: float, via: str = 
             )
         )
     base = rng.randint(3000, 60000) + int((login - boot) / 40) % 30000
-    home_user = user
     if via == "ssh":
         session = [
             Process(
@@ -377,7 +369,7 @@ def processes(machine: Machine, user: str, login: float, now: float, via: str = 
                 "?",
                 "Ss",
                 login,
-                f"sshd: {home_user} [priv]" if user != "root" else f"sshd: {user}@pts/0",
+                f"sshd: {user} [priv]" if user != "root" else f"sshd: {user}@pts/0",
             ),
         ]
         if user != "root":

@@ -1382,9 +1382,8 @@ class FakeShell(Privileges, Captures):
             "pts/0",
             "R+",
             now,
-            "ps " + " ".join(args) if args else "ps",
+            ("ps " + " ".join(args)).strip(),
         )
-        own = replace(own, command=("ps " + " ".join(args)).strip())
         if "aux" in flags or ("a" in flags and "x" in flags):
             return procfs.ps(rows, "aux", self.machine, now, own)
         if "e" in flags or "A" in flags:

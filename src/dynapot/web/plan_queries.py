@@ -8,7 +8,6 @@ templates escape them.
 
 from __future__ import annotations
 
-import json
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -17,9 +16,12 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
 from dynapot.config import Settings
+from dynapot.daemon.status import read_json
 from dynapot.db import Database
 from dynapot.db.models import HoneypotEvent, Host, OperatingSystem, PlanReview, utcnow
+from dynapot.deploy.review import OPEN
 from dynapot.planner import ip_key
+from dynapot.web.queries import iso
 
 __all__ = ["ACTIVITY_EVENTS", "ACTIVITY_HOURS", "PAGE_HOSTS", "PAGE_VIRTUAL", "plan_view", "virtual_hosts"]
 
@@ -35,20 +37,16 @@ ACTIVITY_EVENTS = 100_000
 HISTORY = 10
 
 
-def _iso(value: Any) -> str | None:
-    return value.isoformat() if value is not None else None
-
-
 def _review(row: PlanReview, *, full: bool) -> dict[str, Any]:
     entry = {
         "id": row.id,
         "network": row.network,
         "digest": row.digest,
         "status": row.status,
-        "created_at": _iso(row.created_at),
+        "created_at": iso(row.created_at),
         "approved_by": row.approved_by,
-        "approved_at": _iso(row.approved_at),
-        "applied_at": _iso(row.applied_at),
+        "approved_at": iso(row.approved_at),
+        "applied_at": iso(row.applied_at),
         "note": row.note,
         "counts": dict((row.summary or {}).get("counts", {})),
     }
@@ -65,10 +63,7 @@ def plan_view(db: Database, settings: Settings) -> dict[str, Any]:
     the latest rows of the history."""
     with db.session() as session:
         pending = session.scalars(
-            select(PlanReview)
-            .where(PlanReview.status.in_(("pending", "approved")))
-            .order_by(PlanReview.id.desc())
-            .limit(1)
+            select(PlanReview).where(PlanReview.status.in_(OPEN)).order_by(PlanReview.id.desc()).limit(1)
         ).first()
         applied = session.scalars(
             select(PlanReview).where(PlanReview.status == "applied").order_by(PlanReview.id.desc()).limit(1)
@@ -86,10 +81,7 @@ def plan_view(db: Database, settings: Settings) -> dict[str, Any]:
 
 def _daemon_redirects(state_dir: Path) -> dict[str, dict[str, str]] | None:
     """The redirects the daemon has in effect, from its health file; None when it cannot be read."""
-    try:
-        data = json.loads((state_dir / "daemon-status.json").read_text())
-    except (OSError, ValueError):
-        return None
+    data = read_json(state_dir / "daemon-status.json")
     redirects = data.get("redirects") if isinstance(data, dict) else None
     return redirects if isinstance(redirects, dict) else None
 
@@ -144,7 +136,7 @@ def virtual_hosts(db: Database, settings: Settings, *, limit: int = PAGE_VIRTUAL
                         "generation": os_row.generation if os_row else None,
                         "device_type": os_row.device_type if os_row else None,
                     },
-                    "deployed_since": _iso(h.first_seen),
+                    "deployed_since": iso(h.first_seen),
                     "services": [
                         {
                             "proto": p.protocol,
@@ -157,7 +149,7 @@ def virtual_hosts(db: Database, settings: Settings, *, limit: int = PAGE_VIRTUAL
                         for p in sorted(h.ports, key=lambda p: (p.protocol, p.port))
                     ],
                     "events": count,
-                    "last_event": _iso(last),
+                    "last_event": iso(last),
                 }
             )
     rows.sort(key=lambda r: ip_key(r["ip"]))

@@ -25,6 +25,7 @@ __all__ = [
     "event_rows",
     "host_count",
     "hosts_with_evidence",
+    "iso",
     "latest_event_id",
     "os_mix",
     "recent_alerts",
@@ -37,7 +38,8 @@ MAX_HOSTS = 70_000
 PAGE_HOSTS = 5_000
 
 
-def _iso(value: Any) -> str | None:
+def iso(value: Any) -> str | None:
+    """A time as ISO 8601 text (None stays None)."""
     return value.isoformat() if value is not None else None
 
 
@@ -86,7 +88,7 @@ def recent_alerts(db: Database, limit: int = 10) -> list[dict[str, Any]]:
     with db.session() as session:
         rows = session.scalars(select(Alert).order_by(Alert.id.desc()).limit(min(limit, MAX_PAGE)))
         return [
-            {"id": a.id, "time": _iso(a.time), "channel": a.channel, "status": a.status, "message": a.message}
+            {"id": a.id, "time": iso(a.time), "channel": a.channel, "status": a.status, "message": a.message}
             for a in rows
         ]
 
@@ -94,7 +96,7 @@ def recent_alerts(db: Database, limit: int = 10) -> list[dict[str, Any]]:
 def _event(e: HoneypotEvent) -> dict[str, Any]:
     return {
         "id": e.id,
-        "time": _iso(e.time),
+        "time": iso(e.time),
         "kind": e.kind,
         "protocol": e.protocol,
         "src_ip": e.src_ip,
@@ -154,7 +156,7 @@ def hosts_with_evidence(db: Database, *, limit: int = MAX_HOSTS) -> list[dict[st
                     "os": os_names.get(g.os_id) if g.os_id is not None else None,
                     "detail": g.detail,
                     "confidence": g.confidence,
-                    "seen_at": _iso(g.seen_at),
+                    "seen_at": iso(g.seen_at),
                     "cpe": list(g.cpe or []),
                 }
             )
@@ -173,7 +175,7 @@ def hosts_with_evidence(db: Database, *, limit: int = MAX_HOSTS) -> list[dict[st
                 "tool": h.tool,
                 "reliability": h.reliability,
                 "personality": h.personality,
-                "last_seen": _iso(h.last_seen),
+                "last_seen": iso(h.last_seen),
                 "os_guesses": guesses.get(h.id, []),
                 "ports": [
                     {

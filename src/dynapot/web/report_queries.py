@@ -23,6 +23,7 @@ from dynapot.config import RISKS
 from dynapot.db import Database
 from dynapot.db.models import Finding, HoneypotEvent
 from dynapot.web.period import Period
+from dynapot.web.queries import iso
 
 __all__ = [
     "FINDINGS_PAGE",
@@ -46,10 +47,6 @@ SESSIONS_PAGE = 300
 STEPS_PAGE = 500
 STEP_TEXT = 4000
 TOP = 15  # rows of each top list on the page (exports keep the report's own limits)
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
 
 
 @dataclass(frozen=True)
@@ -97,8 +94,8 @@ def _finding(f: Finding) -> dict[str, Any]:
         "key": f.key,
         "kind": f.kind,
         "risk": f.risk,
-        "first_seen": _iso(f.first_seen),
-        "last_seen": _iso(f.last_seen),
+        "first_seen": iso(f.first_seen),
+        "last_seen": iso(f.last_seen),
         "summary": f.summary,
         "sources": [str(x) for x in (f.sources or [])[:20]],
         "source_count": len(f.sources or []),
@@ -165,7 +162,7 @@ def finding_detail(db: Database, finding_id: int) -> dict[str, Any] | None:
         row["events"] = [
             {
                 "id": e.id,
-                "time": _iso(e.time),
+                "time": iso(e.time),
                 "kind": e.kind,
                 "protocol": e.protocol,
                 "src_ip": e.src_ip,
@@ -190,8 +187,8 @@ def _session(found: HoneypotSession) -> dict[str, Any]:
         "honeypot": found.honeypot_ip,
         "attacker": found.src_ip,
         "root_pid": found.root_pid,
-        "start": _iso(found.start),
-        "end": _iso(found.end),
+        "start": iso(found.start),
+        "end": iso(found.end),
         "records": len(found.rows),
         "lost": found.lost,
         "uids": sorted(found.users)[:20],
@@ -230,7 +227,7 @@ def replay_page(db: Database, session_id: int, page: int = 0) -> dict[str, Any] 
         previous = row.time
         steps.append(
             {
-                "time": _iso(row.time),
+                "time": iso(row.time),
                 "delay": round(delay, 3),
                 "what": "typed" if typed else "shown" if shown else "other",
                 "pid": row.pid,
