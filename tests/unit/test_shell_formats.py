@@ -223,3 +223,16 @@ def test_ls_fills_columns_as_coreutils_on_a_terminal(tmp_path: Path) -> None:
         for name in names:
             (here / name).touch()
         assert sh.execute(f"ls {directory}") == real("ls", "-C", "-w", "80", str(here)), directory
+
+
+def test_a_merged_usr_link_lists_its_target_as_ls_does() -> None:
+    """Debian 12 has /bin -> usr/bin: `ls /bin` lists the programs, `ls -ld /bin` shows the link."""
+    if not os.path.islink("/bin"):
+        pytest.skip("this machine's /bin is not a link")
+    assert real("ls", "-ld", "/bin").startswith("lrwxrwxrwx") and "bash" in real("ls", "/bin").split()
+    shell = fake()
+    assert shell.execute("ls -ld /bin").startswith("lrwxrwxrwx") and "/bin -> usr/bin" in shell.execute(
+        "ls -ld /bin"
+    )
+    listed = shell.execute("ls /bin").split()
+    assert "bash" in listed and listed == shell.execute("ls /usr/bin").split()

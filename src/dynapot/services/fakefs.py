@@ -371,7 +371,7 @@ class SessionFS:
     def children(self, path: str) -> dict[str, Node]:
         """A directory's entries, name -> node, sorted by name."""
         real = self.resolve(path)
-        node = self.get(real)
+        node = self.lookup(real)  # not `get`: the link itself, whose target holds the entries
         if node is not None and node.kind == "l":
             real = posixpath.normpath(posixpath.join(posixpath.dirname(real), node.target))
         prefix = real.rstrip("/") + "/"
